@@ -1,0 +1,74 @@
+/**
+ * Every failure leaves the server as an OperationOutcome with the status the FHIR specification gives it.
+ * Fastify's own errors (bad media type, body too large, malformed JSON) are translated here too, so a client
+ * never sees Fastify's default error shape, and a 5xx never leaks internals (the detail goes to the log only).
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { FhirError, errors, issue, operationOutcome } from '../fhir/outcome.js';
+
+/** Fastify error codes whose message is safe and useful to show, with the FHIR issue type that fits. */
+const FASTIFY_ERRORS: Record<string, { status: number; code: 'invalid' | 'too-costly' | 'not-supported' | 'structure' }> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'not-supported' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'invalid' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'too-costly' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'invalid' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'structure' },
+  FST_ERR_BAD_URL: { status: 400, code: 'invalid' },
+  FST_ERR_VALIDATION: { status: 400, code: 'invalid' },
+};
+
+export interface ErrorOptions {
+  /** Resource types the server hosts, named in the 404 for an unknown type. */
+  resourceTypes: readonly string[];
+  /** FHIR base path ('' or '/fhir'), to recognise "/[base]/[Type]" requests. */
+  basePath: string;
+  bodyLimit: number;
+}
+
+function toFhirError(error: FastifyError, options: ErrorOptions, request: FastifyRequest): FhirError {
+  if (error instanceof FhirError) return error;
+  const known = error.code ? FASTIFY_ERRORS[error.code] : undefined;
+  if (known) {
+    let diagnostics = error.message;
+    if (known.status === 413) diagnostics = `The request body is larger than the limit of ${options.bodyLimit} bytes`;
+    if (known.status === 415) {
+      diagnostics = `Content-Type ${request.headers['content-type'] ?? '(none)'} is not supported; send application/fhir+json`;
+    }
+    return new FhirError(known.status, issue('error', known.code, diagnostics));
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) return new FhirError(status, issue('error', 'invalid', error.message));
+  return errors.internal('The server could not complete the request; the incident was logged');
+}
+
+function notFound(request: FastifyRequest, options: ErrorOptions): FhirError {
+  const path = request.url.split('?')[0];
+  const relative = path.startsWith(options.basePath) ? path.slice(options.basePath.length) : path;
+  const first = relative.split('/').filter(Boolean)[0];
+  if (first && /^[A-Z][A-Za-z]+$/.test(first) && !options.resourceTypes.includes(first)) {
+    return errors.notFound(
+      `Resource type ${first} is not supported by this server; supported types: ${options.resourceTypes.join(', ')}`,
+    );
+  }
+  return errors.notFound(`No FHIR interaction answers ${request.method} ${path}`);
+}
+
+async function errorPlugin(fastify: FastifyInstance, options: ErrorOptions): Promise<void> {
+  fastify.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const fhirError = toFhirError(error, options, request);
+    if (fhirError.status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ status: fhirError.status, code: fhirError.outcome.issue?.[0]?.code }, 'request refused');
+    if (!reply.getHeader('content-type')?.toString().includes('json')) reply.type('application/fhir+json; charset=utf-8');
+    reply.code(fhirError.status).headers(fhirError.headers).send(fhirError.outcome);
+  });
+
+  fastify.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const fhirError = notFound(request, options);
+    reply.code(404).type('application/fhir+json; charset=utf-8').send(fhirError.outcome);
+  });
+}
+
+export default fp(errorPlugin, { name: 'fhir-errors' });
+
+export { operationOutcome };

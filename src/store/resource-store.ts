@@ -1,0 +1,201 @@
+/**
+ * Persistence of FHIR resource versions in MongoDB.
+ *
+ * Two collections:
+ * - `resource_versions`: one document per version, ever. `_id` is "Type/id/versionId", so the primary key itself
+ *   arbitrates between concurrent writers: two writers that both read version N and both try to write N+1 cannot
+ *   both insert "Type/id/N+1". The version document also carries the ledger's pending-anchor state, so a version
+ *   can never exist without its anchor bookkeeping.
+ * - `resources`: one document per resource (its current version, or the tombstone of a deleted one), with the
+ *   search index values. Reads and searches touch only this collection; it is a projection of the newest version.
+ *
+ * A write inserts the version first (the arbiter), then moves the head from N to N+1 with a compare-and-set on
+ * its versionId. On a deployment with transactions both happen in one transaction. On a standalone mongod a crash
+ * between the two steps leaves a version whose head still says N; the next writer of that resource finds the
+ * version, rolls the head forward to it (the same update the crashed writer would have made), and reports a
+ * conflict to its own client, so the head never goes backwards and no version is lost.
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import { MongoServerError, type ClientSession, type Collection, type Db, type Document } from 'mongodb';
+
+export const VERSIONS_COLLECTION = 'resource_versions';
+export const HEADS_COLLECTION = 'resources';
+
+/** The error code mongod answers for a unique-index violation. */
+const DUPLICATE_KEY = 11000;
+
+export interface VersionDocument {
+  _id: string;
+  type: string;
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  deleted: boolean;
+  /** The version exactly as served to clients (meta.versionId and meta.lastUpdated included). */
+  resource: Resource;
+  /** Search index values of this version, kept so a head can be rebuilt from its version alone. */
+  idx?: Document;
+  /** Version of the index definitions that produced idx (reindexing touches only stale rows). */
+  idxVersion?: number;
+  /** Ledger state; written with the version and owned by the ledger. */
+  anchor?: Document;
+}
+
+export interface HeadDocument {
+  _id: string;
+  type: string;
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  deleted: boolean;
+  resource: Resource;
+  idx?: Document;
+  idxVersion?: number;
+}
+
+/** What the FHIR layer hands the store: a complete version, numbered and stamped. */
+export interface NewVersion {
+  type: string;
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  deleted: boolean;
+  resource: Resource;
+  idx?: Document;
+  idxVersion?: number;
+  anchor?: Document;
+}
+
+/** Another writer got there first: the version the caller based its write on is no longer current. */
+export class VersionConflictError extends Error {
+  constructor(
+    readonly type: string,
+    readonly id: string,
+    readonly attemptedVersion: number,
+  ) {
+    super(`${type}/${id} was changed by another request (version ${attemptedVersion} already exists)`);
+    this.name = 'VersionConflictError';
+  }
+}
+
+export const versionKey = (type: string, id: string, versionId: number): string => `${type}/${id}/${versionId}`;
+export const headKey = (type: string, id: string): string => `${type}/${id}`;
+
+function isDuplicateKey(error: unknown): boolean {
+  return error instanceof MongoServerError && error.code === DUPLICATE_KEY;
+}
+
+function headFromVersion(version: NewVersion | VersionDocument): HeadDocument {
+  const head: HeadDocument = {
+    _id: headKey(version.type, version.id),
+    type: version.type,
+    id: version.id,
+    versionId: version.versionId,
+    lastUpdated: version.lastUpdated,
+    deleted: version.deleted,
+    resource: version.resource,
+  };
+  if (version.idx !== undefined) head.idx = version.idx;
+  if (version.idxVersion !== undefined) head.idxVersion = version.idxVersion;
+  return head;
+}
+
+export class ResourceStore {
+  readonly versions: Collection<VersionDocument>;
+  readonly heads: Collection<HeadDocument>;
+
+  constructor(
+    readonly db: Db,
+    readonly supportsTransactions: boolean,
+  ) {
+    this.versions = db.collection<VersionDocument>(VERSIONS_COLLECTION);
+    this.heads = db.collection<HeadDocument>(HEADS_COLLECTION);
+  }
+
+  /** Creates the indexes every query relies on. Idempotent: createIndexes with identical specs is a no-op. */
+  async ensureIndexes(): Promise<void> {
+    await this.versions.createIndexes([
+      // Instance history, newest first; vread is by _id.
+      { key: { type: 1, id: 1, versionId: -1 }, name: 'type_id_version', unique: true },
+      // Type-level and system-level history, by time.
+      { key: { type: 1, lastUpdated: -1 }, name: 'type_lastUpdated' },
+      { key: { lastUpdated: -1 }, name: 'lastUpdated' },
+    ]);
+    await this.heads.createIndexes([
+      { key: { type: 1, id: 1 }, name: 'type_id', unique: true },
+      { key: { type: 1, lastUpdated: -1 }, name: 'type_lastUpdated' },
+    ]);
+  }
+
+  /** The current version of a resource (a deleted resource's tombstone included), by one indexed lookup. */
+  async readCurrent(type: string, id: string, session?: ClientSession): Promise<HeadDocument | null> {
+    return this.heads.findOne({ _id: headKey(type, id) }, { session });
+  }
+
+  /** One version of a resource, by one indexed lookup. */
+  async readVersion(type: string, id: string, versionId: number, session?: ClientSession): Promise<VersionDocument | null> {
+    return this.versions.findOne({ _id: versionKey(type, id, versionId) }, { session });
+  }
+
+  /**
+   * Stores a new version. `version.versionId` must be the current version + 1 (1 for a new resource).
+   * Throws VersionConflictError when another writer stored that version first.
+   * Pass a session to join a caller's transaction (transaction Bundles); otherwise the store makes its own
+   * transaction where the deployment has them.
+   */
+  async writeVersion(version: NewVersion, session?: ClientSession): Promise<void> {
+    if (session) {
+      await this.writeSteps(version, session);
+      return;
+    }
+    if (!this.supportsTransactions) {
+      await this.writeSteps(version, undefined);
+      return;
+    }
+    const ownSession = this.db.client.startSession();
+    try {
+      await ownSession.withTransaction(() => this.writeSteps(version, ownSession));
+    } finally {
+      await ownSession.endSession();
+    }
+  }
+
+  private async writeSteps(version: NewVersion, session: ClientSession | undefined): Promise<void> {
+    const document: VersionDocument = { _id: versionKey(version.type, version.id, version.versionId), ...version };
+    try {
+      await this.versions.insertOne(document, { session });
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      if (!session) await this.rollForward(version.type, version.id, version.versionId);
+      throw new VersionConflictError(version.type, version.id, version.versionId);
+    }
+    const head = headFromVersion(version);
+    if (version.versionId === 1) {
+      try {
+        await this.heads.insertOne(head, { session });
+      } catch (error) {
+        // Only a roll-forward by another writer can have inserted this head: it holds our version already.
+        if (!isDuplicateKey(error)) throw error;
+      }
+      return;
+    }
+    const { _id, ...fields } = head;
+    await this.heads.updateOne({ _id, versionId: version.versionId - 1 }, { $set: fields }, { session });
+    // matchedCount 0 means a roll-forward already moved the head to this very version; nothing to do.
+  }
+
+  /** Brings the head up to a version that exists in the history but was never applied (crash between steps). */
+  private async rollForward(type: string, id: string, versionId: number): Promise<void> {
+    const stranded = await this.readVersion(type, id, versionId);
+    if (!stranded) return;
+    const head = headFromVersion(stranded);
+    if (versionId === 1) {
+      await this.heads.updateOne({ _id: head._id }, { $setOnInsert: head }, { upsert: true }).catch((error: unknown) => {
+        if (!isDuplicateKey(error)) throw error;
+      });
+      return;
+    }
+    const { _id, ...fields } = head;
+    await this.heads.updateOne({ _id, versionId: versionId - 1 }, { $set: fields });
+  }
+}

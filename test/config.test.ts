@@ -1,0 +1,64 @@
+import t from 'tap';
+import { ConfigError, describeVariables, loadConfig } from '../src/config.js';
+
+t.test('defaults give a loopback server with an embedded database', async (t) => {
+  const config = loadConfig({});
+  t.equal(config.port, 8080);
+  t.equal(config.host, '127.0.0.1');
+  t.equal(config.basePath, '');
+  t.equal(config.baseUrl, 'http://127.0.0.1:8080');
+  t.equal(config.mongodbUri, undefined);
+  t.equal(config.mongodbDb, 'fhir');
+  t.equal(config.dataDir, './data');
+  t.equal(config.logLevel, 'info');
+  t.equal(config.bodyLimit, 16 * 1024 * 1024);
+});
+
+t.test('values are read, coerced and trimmed; empty strings count as unset', async (t) => {
+  const config = loadConfig({
+    PORT: ' 9090 ',
+    HOST: '0.0.0.0',
+    FHIR_BASE_PATH: '/fhir',
+    MONGODB_URI: 'mongodb://db1,db2,db3/?replicaSet=rs0',
+    MONGODB_DB: 'hospital',
+    BODY_LIMIT: '2048',
+    LOG_LEVEL: 'warn',
+    DATA_DIR: '',
+  });
+  t.equal(config.port, 9090);
+  t.equal(config.baseUrl, 'http://localhost:9090/fhir', 'BASE_URL is derived from host, port and path');
+  t.equal(config.mongodbUri, 'mongodb://db1,db2,db3/?replicaSet=rs0');
+  t.equal(config.mongodbDb, 'hospital');
+  t.equal(config.bodyLimit, 2048);
+  t.equal(config.logLevel, 'warn');
+  t.equal(config.dataDir, './data');
+});
+
+t.test('BASE_URL wins over the derived one', async (t) => {
+  t.equal(loadConfig({ BASE_URL: 'https://fhir.example.org/r4' }).baseUrl, 'https://fhir.example.org/r4');
+});
+
+t.test('every error names the variable and what it should be', async (t) => {
+  try {
+    loadConfig({ PORT: 'eighty', LOG_LEVEL: 'loud', BASE_URL: 'ftp://x/', MONGODB_URI: 'postgres://x', FHIR_BASE_PATH: 'fhir/' });
+    t.fail('should throw');
+  } catch (error) {
+    t.ok(error instanceof ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    t.match(problems, /PORT="eighty" is invalid: it should be an integer from 0 to 65535/);
+    t.match(problems, /LOG_LEVEL="loud" is invalid: it should be one of fatal, error/);
+    t.match(problems, /BASE_URL="ftp:\/\/x\/" is invalid: it should be an absolute http\(s\) URL/);
+    t.match(problems, /MONGODB_URI="postgres:\/\/x" is invalid/);
+    t.match(problems, /FHIR_BASE_PATH="fhir\/" is invalid/);
+    t.equal((error as ConfigError).problems.length, 5, 'all problems at once, not one per start');
+  }
+  t.throws(() => loadConfig({ PORT: '70000' }), /PORT="70000"/);
+  t.throws(() => loadConfig({ BODY_LIMIT: '10' }), /BODY_LIMIT="10" is invalid: it should be a size in bytes/);
+});
+
+t.test('the variables are described for documentation', async (t) => {
+  const names = describeVariables().map((v) => v.name);
+  for (const name of ['PORT', 'HOST', 'BASE_URL', 'MONGODB_URI', 'MONGODB_DB', 'DATA_DIR', 'LOG_LEVEL', 'BODY_LIMIT']) {
+    t.ok(names.includes(name), name);
+  }
+});

@@ -1,0 +1,40 @@
+/** Builds the real app on a fresh database for a test, and tears both down with the test. */
+import type { FastifyInstance } from 'fastify';
+import type { Test } from 'tap';
+import { buildApp, type AppConfig } from '../../src/app.js';
+import { connectMongo, type MongoConnection } from '../../src/store/mongo.js';
+import { ResourceStore } from '../../src/store/resource-store.js';
+import { stopTestMongo, testMongo, uniqueDbName } from './mongo.js';
+
+export interface TestApp {
+  app: FastifyInstance;
+  store: ResourceStore;
+  connection: MongoConnection;
+}
+
+export const TEST_CONFIG: AppConfig = {
+  basePath: '',
+  baseUrl: 'http://127.0.0.1:8080',
+  bodyLimit: 1024 * 1024,
+  logLevel: 'silent',
+};
+
+export async function startTestApp(t: Test, overrides: Partial<AppConfig> = {}): Promise<TestApp> {
+  const mongo = await testMongo();
+  const connection = await connectMongo(mongo.uri, uniqueDbName());
+  const store = new ResourceStore(connection.db, connection.supportsTransactions);
+  await store.ensureIndexes();
+  const app = await buildApp({ ...TEST_CONFIG, ...overrides }, { store, logger: false });
+  await app.ready();
+  t.teardown(async () => {
+    await app.close();
+    await connection.db.dropDatabase().catch(() => undefined);
+    await connection.close();
+  });
+  return { app, store, connection };
+}
+
+/** Register once per test file, after the tests: stops the per-process MongoDB. */
+export function stopMongoAtEnd(t: Test): void {
+  t.teardown(stopTestMongo);
+}

@@ -1,0 +1,186 @@
+/**
+ * The FHIR essentials every later interaction stands on: CapabilityStatement, content negotiation, and errors as
+ * OperationOutcome with the right status, while the server keeps serving.
+ */
+import { connect } from 'node:net';
+import t, { type Test } from 'tap';
+import { startTestApp, stopMongoAtEnd } from '../helpers/app.js';
+
+stopMongoAtEnd(t);
+
+interface Outcome {
+  resourceType: string;
+  issue: Array<{ severity: string; code: string; diagnostics?: string }>;
+}
+
+function assertOutcome(t: Test, body: string, code: string, diagnostics?: RegExp): void {
+  const outcome = JSON.parse(body) as Outcome;
+  t.equal(outcome.resourceType, 'OperationOutcome');
+  t.equal(outcome.issue[0].severity, 'error');
+  t.equal(outcome.issue[0].code, code);
+  if (diagnostics) t.match(outcome.issue[0].diagnostics, diagnostics);
+}
+
+t.test('GET /metadata answers a CapabilityStatement generated from what the server supports', async (t) => {
+  const { app } = await startTestApp(t);
+  const res = await app.inject({ method: 'GET', url: '/metadata' });
+  t.equal(res.statusCode, 200);
+  t.match(res.headers['content-type'], /^application\/fhir\+json; charset=utf-8/);
+  const statement = res.json();
+  t.equal(statement.resourceType, 'CapabilityStatement');
+  t.equal(statement.fhirVersion, '4.0.1');
+  t.equal(statement.kind, 'instance');
+  t.equal(statement.status, 'active');
+  t.same(statement.format, ['application/fhir+json', 'json'], 'JSON only: XML is not claimed');
+  t.equal(statement.implementation.url, 'http://127.0.0.1:8080');
+  t.same(
+    statement.rest[0].resource.map((r: { type: string }) => r.type),
+    ['Patient', 'Encounter', 'MedicationRequest'],
+  );
+  t.ok(res.headers['x-request-id'], 'every response carries a request id');
+});
+
+t.test('content negotiation: _format, Accept, _pretty', async (t) => {
+  const { app } = await startTestApp(t);
+  let res = await app.inject({ url: '/metadata', headers: { accept: 'application/json' } });
+  t.equal(res.statusCode, 200);
+  t.match(res.headers['content-type'], /^application\/json/, 'application/json is honoured');
+
+  res = await app.inject({ url: '/metadata', headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
+  t.equal(res.statusCode, 200, 'a browser gets JSON through */*');
+  t.match(res.headers['content-type'], /^application\/fhir\+json/);
+
+  res = await app.inject({ url: '/metadata?_format=json' });
+  t.equal(res.statusCode, 200);
+  t.match(res.headers['content-type'], /^application\/fhir\+json/);
+
+  res = await app.inject({ url: '/metadata?_format=application/fhir%2Bjson' });
+  t.equal(res.statusCode, 200);
+
+  res = await app.inject({ url: '/metadata?_format=xml' });
+  t.equal(res.statusCode, 406);
+  assertOutcome(t, res.body, 'not-supported', /JSON only/);
+
+  res = await app.inject({ url: '/metadata', headers: { accept: 'application/fhir+xml' } });
+  t.equal(res.statusCode, 406);
+  assertOutcome(t, res.body, 'not-supported', /XML is not supported/);
+
+  res = await app.inject({ url: '/metadata', headers: { accept: 'application/fhir+json;q=0, text/plain' } });
+  t.equal(res.statusCode, 406, 'q=0 means not acceptable');
+
+  res = await app.inject({ url: '/metadata?_pretty=true' });
+  t.match(res.body, /^\{\n {2}"resourceType": "CapabilityStatement"/, '_pretty indents');
+  res = await app.inject({ url: '/metadata' });
+  t.notMatch(res.body, /\n/, 'compact by default');
+});
+
+t.test('unknown routes and types are 404 OperationOutcomes', async (t) => {
+  const { app } = await startTestApp(t);
+  let res = await app.inject({ url: '/Observation/123' });
+  t.equal(res.statusCode, 404);
+  assertOutcome(t, res.body, 'not-found', /Observation is not supported.*Patient, Encounter, MedicationRequest/);
+
+  res = await app.inject({ url: '/no/such/thing' });
+  t.equal(res.statusCode, 404);
+  assertOutcome(t, res.body, 'not-found', /GET \/no\/such\/thing/);
+  t.match(res.headers['content-type'], /application\/fhir\+json/);
+});
+
+t.test('a method the URL does not support is 405 with Allow', async (t) => {
+  const { app } = await startTestApp(t);
+  for (const method of ['PUT', 'DELETE', 'PATCH'] as const) {
+    const res = await app.inject({ method, url: '/metadata' });
+    t.equal(res.statusCode, 405, method);
+    t.equal(res.headers.allow, 'GET, HEAD');
+    assertOutcome(t, res.body, 'not-supported', new RegExp(`${method} is not allowed on /metadata`));
+  }
+});
+
+t.test('bodies: 415 for a wrong Content-Type, 413 over BODY_LIMIT, 400 for malformed or hostile JSON', async (t) => {
+  const { app } = await startTestApp(t, { bodyLimit: 2048 });
+  const post = (payload: string, contentType = 'application/fhir+json') =>
+    app.inject({ method: 'POST', url: '/metadata', payload, headers: { 'content-type': contentType } });
+
+  let res = await post('<Patient/>', 'application/fhir+xml');
+  t.equal(res.statusCode, 415);
+  assertOutcome(t, res.body, 'not-supported', /Content-Type application\/fhir\+xml is not supported/);
+
+  res = await post('hello', 'text/plain');
+  t.equal(res.statusCode, 415);
+
+  res = await post(JSON.stringify({ resourceType: 'Patient', text: 'x'.repeat(4096) }));
+  t.equal(res.statusCode, 413);
+  assertOutcome(t, res.body, 'too-costly', /larger than the limit of 2048 bytes/);
+
+  res = await post('{"resourceType": "Patient",');
+  t.equal(res.statusCode, 400);
+  assertOutcome(t, res.body, 'invalid', /not valid JSON/);
+
+  res = await post('');
+  t.equal(res.statusCode, 400);
+
+  res = await post('{"resourceType":"Patient","__proto__":{"polluted":true}}');
+  t.equal(res.statusCode, 400);
+  assertOutcome(t, res.body, 'invalid', /forbidden key/);
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was polluted');
+
+  res = await post('{"a":{"constructor":{"prototype":{"polluted":true}}}}');
+  t.equal(res.statusCode, 400);
+
+  res = await post('['.repeat(500) + ']'.repeat(500));
+  t.equal(res.statusCode, 400);
+  assertOutcome(t, res.body, 'invalid', /nests deeper than 100 levels/);
+
+  res = await post('{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"["}');
+  t.equal(res.statusCode, 405, 'brackets inside strings do not count as nesting: the body parses and the route answers');
+
+  res = await app.inject({ url: '/metadata' });
+  t.equal(res.statusCode, 200, 'the server keeps serving after bad input');
+});
+
+t.test('a malformed HTTP request on a real socket gets a 400 and the server keeps serving', async (t) => {
+  const { app } = await startTestApp(t);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  const raw = await new Promise<string>((resolve, reject) => {
+    const socket = connect(address.port, '127.0.0.1', () => socket.write('GARBAGE \x00\x01 HTTP/9.9\r\n\r\n'));
+    let data = '';
+    socket.on('data', (chunk) => (data += chunk.toString()));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+    socket.setTimeout(5000, () => reject(new Error('no answer')));
+  });
+  t.match(raw, /^HTTP\/1\.1 400/);
+  t.match(raw, /"resourceType":"OperationOutcome"/);
+  const res = await fetch(`http://127.0.0.1:${address.port}/metadata`);
+  t.equal(res.status, 200);
+});
+
+t.test('a configured base path moves the FHIR base; health stays at the root', async (t) => {
+  const { app } = await startTestApp(t, { basePath: '/fhir', baseUrl: 'https://example.org/fhir' });
+  let res = await app.inject({ url: '/fhir/metadata' });
+  t.equal(res.statusCode, 200);
+  t.equal(res.json().implementation.url, 'https://example.org/fhir');
+  res = await app.inject({ url: '/metadata' });
+  t.equal(res.statusCode, 404);
+  res = await app.inject({ url: '/healthz' });
+  t.equal(res.statusCode, 200);
+});
+
+t.test('/healthz and /readyz', async (t) => {
+  const { app, connection } = await startTestApp(t);
+  let res = await app.inject({ url: '/healthz' });
+  t.equal(res.statusCode, 200);
+  t.same(res.json(), { status: 'ok' });
+  res = await app.inject({ url: '/readyz' });
+  t.equal(res.statusCode, 200);
+  t.same(res.json(), { status: 'ready', mongodb: 'ok' });
+
+  await connection.close();
+  res = await app.inject({ url: '/readyz' });
+  t.equal(res.statusCode, 503, 'not ready when MongoDB does not answer');
+  assertOutcome(t, res.body, 'transient', /MongoDB does not answer/);
+  res = await app.inject({ url: '/healthz' });
+  t.equal(res.statusCode, 200, 'but still alive');
+});

@@ -2,26 +2,32 @@
  * buildApp: the Fastify instance, with its plugins registered in one readable order.
  * It does not listen and owns no connections: main.ts (or a test) supplies the dependencies and listens.
  */
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { ServerConfig } from './config.js';
 import { Capabilities } from './fhir/capability-statement.js';
+import type { FhirContext } from './fhir/context.js';
 import { issue, operationOutcome } from './fhir/outcome.js';
 import { SUPPORTED_RESOURCE_TYPES } from './fhir/resource-types.js';
 import errorPlugin from './http/errors.js';
 import { FHIR_JSON, registerFhirFormat } from './http/fhir-format.js';
 import healthPlugin from './http/health.js';
 import { registerMetadataRoute } from './http/routes/metadata.js';
+import { registerResourceRoutes } from './http/routes/resource-routes.js';
 import { SOFTWARE } from './software.js';
 import type { ResourceStore } from './store/resource-store.js';
+import type { ResourceValidator } from './fhir/validation/index.js';
 
 export interface AppDependencies {
   store: ResourceStore;
+  /** Built once per process (loading the R4 definitions takes a moment). */
+  validator: ResourceValidator;
   /** Overrides the logger (tests pass false to silence it). */
   logger?: FastifyServerOptions['logger'];
 }
 
-export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel'>;
+export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy'>;
 
 /**
  * Log lines carry method, path and status, never query strings or bodies: a search such as ?name=Smith&birthdate=…
@@ -73,6 +79,19 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
   });
 
   const capabilities = new Capabilities(SUPPORTED_RESOURCE_TYPES).addFormat(FHIR_JSON).addFormat('json');
+  const context: FhirContext = {
+    store: deps.store,
+    validator: deps.validator,
+    baseUrl: config.baseUrl,
+    resourceTypes: SUPPORTED_RESOURCE_TYPES,
+    referencePolicy: config.referencePolicy,
+    now: () => new Date(),
+    newId: () => randomUUID(),
+  };
+  for (const [url, profile] of deps.validator.profiles) {
+    if (url.includes('|') || !profile.type || !SUPPORTED_RESOURCE_TYPES.includes(profile.type as never)) continue;
+    if (profile.kind === 'resource' && profile.derivation === 'constraint') capabilities.addSupportedProfile(profile.type, url);
+  }
   const software = { ...SOFTWARE, baseUrl: config.baseUrl, startedAt: new Date() };
 
   app.addHook('onSend', async (request, reply) => {
@@ -92,6 +111,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     async (fhir) => {
       registerFhirFormat(fhir, { bodyLimit: config.bodyLimit });
       registerMetadataRoute(fhir, capabilities, software);
+      registerResourceRoutes(fhir, context, capabilities);
     },
     { prefix: config.basePath },
   );

@@ -26,6 +26,10 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
+  /** strict: references to hosted types must resolve to stored resources; lenient: stored as given. */
+  referencePolicy: 'strict' | 'lenient';
+  /** Profiles every resource of a type must conform to (resourceType -> canonical URLs). */
+  requiredProfiles: Partial<Record<string, string[]>>;
   /** How long to wait for a real mongod (mongodb-memory-server) before falling back to the embedded server. */
   mongodStartTimeoutMs: number;
 }
@@ -63,6 +67,14 @@ const VARIABLES = {
   BODY_LIMIT: {
     description: 'a size in bytes from 1024 to 1073741824',
     schema: { type: 'integer', minimum: 1024, maximum: 1073741824, default: 16 * 1024 * 1024 },
+  },
+  REFERENCE_POLICY: {
+    description: 'strict (references to Patient, Encounter and MedicationRequest must resolve) or lenient',
+    schema: { type: 'string', enum: ['strict', 'lenient'], default: 'strict' },
+  },
+  REQUIRED_PROFILES: {
+    description: 'a comma-separated list of Type=canonical-url, e.g. Patient=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient',
+    schema: { type: 'string', pattern: '^\\s*[A-Z][A-Za-z]+=\\S+(\\s*,\\s*[A-Z][A-Za-z]+=\\S+)*\\s*$' },
   },
   MONGOD_START_TIMEOUT_MS: {
     description: 'milliseconds from 0 to 600000',
@@ -120,8 +132,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     dataDir: input.DATA_DIR as string,
     logLevel: input.LOG_LEVEL as LogLevel,
     bodyLimit: input.BODY_LIMIT as number,
+    referencePolicy: input.REFERENCE_POLICY as 'strict' | 'lenient',
+    requiredProfiles: parseRequiredProfiles(input.REQUIRED_PROFILES as string | undefined),
     mongodStartTimeoutMs: input.MONGOD_START_TIMEOUT_MS as number,
   };
+}
+
+function parseRequiredProfiles(value: string | undefined): Partial<Record<string, string[]>> {
+  const result: Partial<Record<string, string[]>> = {};
+  for (const pair of (value ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [type, url] = pair.split('=', 2);
+    (result[type] ??= []).push(url);
+  }
+  return result;
 }
 
 /** The variables, their meaning and defaults, for the README table and `--help` output. */

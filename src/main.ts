@@ -3,11 +3,14 @@
  * listen, and shut down cleanly on SIGINT/SIGTERM (drain in-flight requests, then close MongoDB).
  */
 import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { provideMongo } from './dev/provide-mongo.js';
 import { connectMongo } from './store/mongo.js';
 import { ResourceStore } from './store/resource-store.js';
+import { createResourceValidator } from './fhir/validation/index.js';
+import { PROJECT_ROOT } from './software.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -27,7 +30,12 @@ async function main(): Promise<void> {
   const store = new ResourceStore(connection.db, connection.supportsTransactions);
   await store.ensureIndexes();
 
-  const app = await buildApp(config, { store });
+  const validator = await createResourceValidator({
+    profilesDir: fileURLToPath(new URL('profiles', PROJECT_ROOT)),
+    requiredProfiles: config.requiredProfiles,
+    log: (message) => bootLog(`validation: ${message}`),
+  });
+  const app = await buildApp(config, { store, validator });
   app.log.info(
     { mongodb: mongo.kind, transactions: connection.supportsTransactions },
     `MongoDB in use: ${mongo.description}`,

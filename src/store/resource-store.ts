@@ -21,6 +21,9 @@ import { MongoServerError, type ClientSession, type Collection, type Db, type Do
 export const VERSIONS_COLLECTION = 'resource_versions';
 export const HEADS_COLLECTION = 'resources';
 
+/** The HTTP method that made a version, for history entries' request element. */
+export type WriteMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
 /** The error code mongod answers for a unique-index violation. */
 const DUPLICATE_KEY = 11000;
 
@@ -31,6 +34,7 @@ export interface VersionDocument {
   versionId: number;
   lastUpdated: Date;
   deleted: boolean;
+  method: WriteMethod;
   /** The version exactly as served to clients (meta.versionId and meta.lastUpdated included). */
   resource: Resource;
   /** Search index values of this version, kept so a head can be rebuilt from its version alone. */
@@ -60,6 +64,7 @@ export interface NewVersion {
   versionId: number;
   lastUpdated: Date;
   deleted: boolean;
+  method: WriteMethod;
   resource: Resource;
   idx?: Document;
   idxVersion?: number;

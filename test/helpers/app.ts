@@ -1,9 +1,11 @@
 /** Builds the real app on a fresh database for a test, and tears both down with the test. */
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
 import { buildApp, type AppConfig } from '../../src/app.js';
 import { connectMongo, type MongoConnection } from '../../src/store/mongo.js';
 import { ResourceStore } from '../../src/store/resource-store.js';
+import { createResourceValidator, type ResourceValidator } from '../../src/fhir/validation/index.js';
 import { stopTestMongo, testMongo, uniqueDbName } from './mongo.js';
 
 export interface TestApp {
@@ -17,14 +19,23 @@ export const TEST_CONFIG: AppConfig = {
   baseUrl: 'http://127.0.0.1:8080',
   bodyLimit: 1024 * 1024,
   logLevel: 'silent',
+  referencePolicy: 'lenient',
 };
+
+let validator: Promise<ResourceValidator> | undefined;
+
+/** One validator per test process: loading the R4 definitions takes a moment. */
+export function testValidator(): Promise<ResourceValidator> {
+  validator ??= createResourceValidator({ profilesDir: fileURLToPath(new URL('../../profiles', import.meta.url)), log: () => {} });
+  return validator;
+}
 
 export async function startTestApp(t: Test, overrides: Partial<AppConfig> = {}): Promise<TestApp> {
   const mongo = await testMongo();
   const connection = await connectMongo(mongo.uri, uniqueDbName());
   const store = new ResourceStore(connection.db, connection.supportsTransactions);
   await store.ensureIndexes();
-  const app = await buildApp({ ...TEST_CONFIG, ...overrides }, { store, logger: false });
+  const app = await buildApp({ ...TEST_CONFIG, ...overrides }, { store, validator: await testValidator(), logger: false });
   await app.ready();
   t.teardown(async () => {
     await app.close();

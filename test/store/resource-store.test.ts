@@ -30,7 +30,7 @@ function patientVersion(id: string, versionId: number, family: string): NewVersi
     meta: { versionId: String(versionId), lastUpdated: lastUpdated.toISOString() },
     name: [{ family }],
   };
-  return { type: 'Patient', id, versionId, lastUpdated, deleted: false, resource, anchor: { state: 'pending' } };
+  return { type: 'Patient', id, versionId, lastUpdated, deleted: false, method: versionId === 1 ? 'POST' : 'PUT', resource, anchor: { state: 'pending' } };
 }
 
 for (const mode of ['deployment default', 'no transactions (standalone mongod)'] as const) {

@@ -1,0 +1,22 @@
+/**
+ * What every FHIR interaction needs, passed explicitly: the store, the validator, the clock and the server's
+ * identity. Interactions are functions over this context, free of HTTP, so the same code serves single requests
+ * and the entries of a transaction Bundle.
+ */
+import type { ResourceStore } from '../store/resource-store.js';
+import type { ResourceValidator } from './validation/index.js';
+
+export type ReferencePolicy = 'strict' | 'lenient';
+
+export interface FhirContext {
+  store: ResourceStore;
+  validator: ResourceValidator;
+  /** Absolute URL of the FHIR base, for Location headers, fullUrl and recognising our own absolute references. */
+  baseUrl: string;
+  /** Resource types hosted here. */
+  resourceTypes: readonly string[];
+  /** strict: a reference to a hosted type must resolve to a stored resource; lenient: stored as given. */
+  referencePolicy: ReferencePolicy;
+  now(): Date;
+  newId(): string;
+}

@@ -1,0 +1,46 @@
+/**
+ * delete: records a deletion as a new version (the history keeps everything before it). Deleting a resource that
+ * is already deleted changes nothing and succeeds, so a retried DELETE is harmless; an id never seen is a 404.
+ */
+import { VersionConflictError } from '../../store/resource-store.js';
+import type { FhirContext } from '../context.js';
+import { errors } from '../outcome.js';
+import { checkIfMatch } from './update.js';
+import { ID_PATTERN, storeNextVersion, tombstone, viewOf, type VersionView } from './versions.js';
+
+const MAX_ATTEMPTS = 5;
+
+export interface DeleteResult {
+  version: VersionView;
+  /** False when the resource was already deleted. */
+  changed: boolean;
+}
+
+export async function deleteResource(
+  ctx: FhirContext,
+  type: string,
+  id: string,
+  options: { ifMatch?: number } = {},
+): Promise<DeleteResult> {
+  for (let attempt = 1; ; attempt++) {
+    const head = ID_PATTERN.test(id) ? await ctx.store.readCurrent(type, id) : null;
+    if (!head) throw errors.notFound(`${type}/${id} is not known`);
+    if (head.deleted) return { version: viewOf(head), changed: false };
+    checkIfMatch(head, options.ifMatch, type, id);
+    try {
+      const version = await storeNextVersion(ctx, {
+        type,
+        id,
+        previous: head,
+        resource: tombstone(type, id),
+        deleted: true,
+        method: 'DELETE',
+      });
+      return { version, changed: true };
+    } catch (error) {
+      if (!(error instanceof VersionConflictError)) throw error;
+      if (options.ifMatch !== undefined) throw errors.preconditionFailed(`${type}/${id} changed during the delete`);
+      if (attempt >= MAX_ATTEMPTS) throw errors.conflict(`${type}/${id} is being changed by other requests; try again`);
+    }
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * history: instance ([type]/[id]/_history), type ([type]/_history) and system (/_history) level.
+ * Newest first. Paging is by keyset (a cursor naming the last entry shown), not by offset, so versions written
+ * while a client pages appear on no page it has yet to read twice and push nothing off the pages ahead: no
+ * duplicates, no gaps.
+ * _since: versions made at or after the instant. _at: versions that were current at some point during the
+ * period the value denotes (a version is current from its lastUpdated until the next version's).
+ */
+import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
+import type { Document, Filter } from 'mongodb';
+import type { VersionDocument } from '../../store/resource-store.js';
+import type { FhirContext } from '../context.js';
+import { parseDateRange } from '../dates.js';
+import { errors } from '../outcome.js';
+
+export const DEFAULT_HISTORY_COUNT = 50;
+export const MAX_HISTORY_COUNT = 1000;
+
+export interface HistoryScope {
+  type?: string;
+  id?: string;
+}
+
+export interface HistoryParams {
+  _count?: string;
+  _since?: string;
+  _at?: string;
+  _cursor?: string;
+}
+
+interface Cursor {
+  t: number;
+  k: string;
+}
+
+function encodeCursor(version: VersionDocument): string {
+  return Buffer.from(JSON.stringify({ t: version.lastUpdated.getTime(), k: version._id })).toString('base64url');
+}
+
+function decodeCursor(value: string): Cursor {
+  try {
+    const cursor = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Cursor;
+    if (typeof cursor.t === 'number' && typeof cursor.k === 'string') return cursor;
+  } catch {
+    // fall through to the error below
+  }
+  throw errors.badRequest('_cursor is not a cursor this server issued; follow the Bundle links to page');
+}
+
+function parseCount(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_HISTORY_COUNT;
+  if (!/^\d+$/.test(value)) throw errors.badRequest(`_count=${value} is not a non-negative integer`);
+  return Math.min(Number(value), MAX_HISTORY_COUNT);
+}
+
+function parseInstantParam(name: string, value: string) {
+  const range = parseDateRange(value);
+  if (!range) throw errors.badRequest(`${name}=${value} is not a FHIR date, dateTime or instant`);
+  return range;
+}
+
+/** Entries strictly after the cursor in (lastUpdated desc, _id desc) order. */
+function afterCursor(cursor: Cursor | undefined): Filter<VersionDocument> {
+  if (!cursor) return {};
+  const t = new Date(cursor.t);
+  return { $or: [{ lastUpdated: { $lt: t } }, { lastUpdated: t, _id: { $lt: cursor.k } }] };
+}
+
+function scopeFilter(scope: HistoryScope): Filter<VersionDocument> {
+  const filter: Filter<VersionDocument> = {};
+  if (scope.type) filter.type = scope.type;
+  if (scope.id) filter.id = scope.id;
+  return filter;
+}
+
+const SORT = { lastUpdated: -1, _id: -1 } as const;
+
+/** Versions current at the period's start but made before it: the newest version of each resource before `low`. */
+async function versionsCurrentAtStart(
+  ctx: FhirContext,
+  scope: HistoryScope,
+  low: Date,
+  cursor: Cursor | undefined,
+  limit: number,
+): Promise<VersionDocument[]> {
+  const pipeline: Document[] = [
+    { $match: { ...scopeFilter(scope), lastUpdated: { $lt: low } } },
+    { $sort: { type: 1, id: 1, versionId: -1 } },
+    { $group: { _id: { type: '$type', id: '$id' }, version: { $first: '$$ROOT' } } },
+    { $replaceRoot: { newRoot: '$version' } },
+  ];
+  const after = afterCursor(cursor);
+  if (Object.keys(after).length > 0) pipeline.push({ $match: after });
+  pipeline.push({ $sort: SORT }, { $limit: limit });
+  return ctx.store.versions.aggregate<VersionDocument>(pipeline).toArray();
+}
+
+function entryFor(ctx: FhirContext, version: VersionDocument): BundleEntry {
+  const url = `${version.type}/${version.id}`;
+  const entry: BundleEntry = {
+    fullUrl: `${ctx.baseUrl}/${url}`,
+    request: { method: version.method, url: version.method === 'POST' ? version.type : url },
+    response: {
+      status: version.deleted ? '204' : version.versionId === 1 || version.method === 'POST' ? '201' : '200',
+      etag: `W/"${version.versionId}"`,
+      lastModified: version.lastUpdated.toISOString(),
+    },
+  };
+  if (!version.deleted) entry.resource = version.resource as Resource;
+  return entry;
+}
+
+function historyPath(scope: HistoryScope): string {
+  if (scope.type && scope.id) return `${scope.type}/${scope.id}/_history`;
+  if (scope.type) return `${scope.type}/_history`;
+  return '_history';
+}
+
+function linkUrl(ctx: FhirContext, scope: HistoryScope, params: Record<string, string | undefined>): string {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) if (value !== undefined) query.set(name, value);
+  const text = query.toString();
+  return `${ctx.baseUrl}/${historyPath(scope)}${text ? `?${text}` : ''}`;
+}
+
+export async function history(ctx: FhirContext, scope: HistoryScope, params: HistoryParams): Promise<Bundle> {
+  const count = parseCount(params._count);
+  const since = params._since !== undefined ? parseInstantParam('_since', params._since).low : undefined;
+  const at = params._at !== undefined ? parseInstantParam('_at', params._at) : undefined;
+  const cursor = params._cursor !== undefined ? decodeCursor(params._cursor) : undefined;
+
+  if (scope.type && scope.id && !(await ctx.store.readCurrent(scope.type, scope.id))) {
+    throw errors.notFound(`${scope.type}/${scope.id} is not known`);
+  }
+
+  const filter: Filter<VersionDocument> = { ...scopeFilter(scope), ...afterCursor(cursor) };
+  const time: { $gte?: Date; $lte?: Date } = {};
+  if (since) time.$gte = since;
+  if (at) {
+    time.$lte = at.high;
+    if (!since || at.low > since) time.$gte = at.low;
+  }
+  if (Object.keys(time).length > 0) filter.lastUpdated = time;
+
+  // One more than a page tells whether a next page exists.
+  let versions = await ctx.store.versions.find(filter).sort(SORT).limit(count + 1).toArray();
+  if (at && versions.length <= count) {
+    const earlier = await versionsCurrentAtStart(ctx, scope, at.low, cursor, count + 1 - versions.length);
+    versions = versions.concat(since ? earlier.filter((v) => v.lastUpdated >= since) : earlier);
+  }
+  const page = versions.slice(0, count);
+  const base = { _count: params._count, _since: params._since, _at: params._at };
+  const link: BundleLink[] = [{ relation: 'self', url: linkUrl(ctx, scope, { ...base, _cursor: params._cursor }) }];
+  if (params._cursor !== undefined) link.push({ relation: 'first', url: linkUrl(ctx, scope, base) });
+  if (versions.length > count && page.length > 0) {
+    link.push({ relation: 'next', url: linkUrl(ctx, scope, { ...base, _cursor: encodeCursor(page[page.length - 1]) }) });
+  }
+  return {
+    resourceType: 'Bundle',
+    type: 'history',
+    link,
+    entry: page.map((version) => entryFor(ctx, version)),
+  };
+}

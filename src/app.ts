@@ -11,7 +11,7 @@ import type { FhirContext } from './fhir/context.js';
 import { issue, operationOutcome } from './fhir/outcome.js';
 import { SUPPORTED_RESOURCE_TYPES } from './fhir/resource-types.js';
 import errorPlugin from './http/errors.js';
-import { FHIR_JSON, registerFhirFormat } from './http/fhir-format.js';
+import { FHIR_JSON, JSON_PATCH, registerFhirFormat } from './http/fhir-format.js';
 import healthPlugin from './http/health.js';
 import { registerMetadataRoute } from './http/routes/metadata.js';
 import { registerResourceRoutes } from './http/routes/resource-routes.js';
@@ -79,6 +79,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
   });
 
   const capabilities = new Capabilities(SUPPORTED_RESOURCE_TYPES).addFormat(FHIR_JSON).addFormat('json');
+  capabilities.addPatchFormat(JSON_PATCH).addPatchFormat(FHIR_JSON);
   const context: FhirContext = {
     store: deps.store,
     validator: deps.validator,

@@ -10,6 +10,7 @@ import secureJson from 'secure-json-parse';
 import { errors } from '../fhir/outcome.js';
 
 export const FHIR_JSON = 'application/fhir+json';
+export const JSON_PATCH = 'application/json-patch+json';
 const JSON_TYPES = new Set([FHIR_JSON, 'application/json', 'application/json+fhir']);
 const XML_TYPES = new Set(['application/fhir+xml', 'application/xml', 'text/xml', 'application/xml+fhir']);
 /** _format shorthands defined by the FHIR specification (http.html#mime-type). */
@@ -114,7 +115,7 @@ function isTrue(value: unknown): boolean {
 export function registerFhirFormat(fastify: FastifyInstance, options: { bodyLimit: number }): void {
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser(
-    [...JSON_TYPES],
+    [...JSON_TYPES, JSON_PATCH],
     { parseAs: 'string', bodyLimit: options.bodyLimit },
     (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
       try {

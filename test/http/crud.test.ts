@@ -236,3 +236,30 @@ t.test('invalid resources are refused with 400 and nothing is written', async (t
   t.equal(await store.heads.countDocuments({}), 0);
   t.equal((await app.inject({ url: '/metadata' })).statusCode, 200, 'the server keeps serving');
 });
+
+t.test('concurrent updates: If-Match lets exactly one win; without it every update lands as its own version', async (t) => {
+  const { app } = await startTestApp(t);
+  const created = (await app.inject({ method: 'POST', url: '/Patient', headers: json, payload: patient('Race') })).json() as Patient;
+  const id = created.id!;
+  const guarded = await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      app.inject({
+        method: 'PUT',
+        url: `/Patient/${id}`,
+        headers: { ...json, 'if-match': 'W/"1"' },
+        payload: { ...created, name: [{ family: `Guarded${i}` }] },
+      }),
+    ),
+  );
+  const statuses = guarded.map((r) => r.statusCode).sort();
+  t.same(statuses, [200, ...Array(9).fill(412)], 'one 200, nine 412');
+
+  const unguarded = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      app.inject({ method: 'PUT', url: `/Patient/${id}`, headers: json, payload: { ...created, name: [{ family: `Free${i}` }] } }),
+    ),
+  );
+  t.ok(unguarded.every((r) => r.statusCode === 200), 'all succeed');
+  const versions = unguarded.map((r) => Number(r.json().meta.versionId)).sort((a, b) => a - b);
+  t.same(versions, [3, 4, 5, 6, 7, 8, 9, 10], 'each update its own version, none lost');
+});

@@ -5,10 +5,8 @@
 import { VersionConflictError } from '../../store/resource-store.js';
 import type { FhirContext } from '../context.js';
 import { errors } from '../outcome.js';
-import { checkIfMatch } from './update.js';
+import { MAX_WRITE_ATTEMPTS, backoff, checkIfMatch } from './update.js';
 import { ID_PATTERN, storeNextVersion, tombstone, viewOf, type VersionView } from './versions.js';
-
-const MAX_ATTEMPTS = 5;
 
 export interface DeleteResult {
   version: VersionView;
@@ -40,7 +38,8 @@ export async function deleteResource(
     } catch (error) {
       if (!(error instanceof VersionConflictError)) throw error;
       if (options.ifMatch !== undefined) throw errors.preconditionFailed(`${type}/${id} changed during the delete`);
-      if (attempt >= MAX_ATTEMPTS) throw errors.conflict(`${type}/${id} is being changed by other requests; try again`);
+      if (attempt >= MAX_WRITE_ATTEMPTS) throw errors.conflict(`${type}/${id} is being changed by other requests; try again`);
+      await backoff(attempt);
     }
   }
 }

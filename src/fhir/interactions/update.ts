@@ -7,7 +7,7 @@
  *   no new version and answers 200 with the current one. A version that changes nothing would tell a reader of
  *   the history that something happened, and would cost a ledger leaf for nothing (Blaze and HAPI do the same).
  * - Without If-Match, a concurrent writer is not an error: the update is re-applied on top of the newer version
- *   (last writer wins), a few times at most.
+ *   (last writer wins), up to MAX_WRITE_ATTEMPTS times, then 409.
  */
 import type { Resource } from '@medplum/fhirtypes';
 import { VersionConflictError, type HeadDocument, type WriteMethod } from '../../store/resource-store.js';
@@ -15,7 +15,13 @@ import type { FhirContext } from '../context.js';
 import { errors } from '../outcome.js';
 import { ID_PATTERN, contentKey, requireResourceBody, storeNextVersion, validateForWrite, viewOf, type WriteResult } from './versions.js';
 
-const MAX_ATTEMPTS = 5;
+/** Attempts before a write under heavy contention gives up with 409; each retry waits a little longer. */
+export const MAX_WRITE_ATTEMPTS = 20;
+
+/** Random, growing pause between retries, so contending writers stop colliding in lockstep. */
+export function backoff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 * attempt)));
+}
 
 export interface UpdateOptions {
   /** From If-Match: the version the client based its change on. */
@@ -64,7 +70,8 @@ export async function writeUpdate(
       if (options.ifMatch !== undefined) {
         throw errors.preconditionFailed(`${type}/${id} changed while this update was applied; If-Match W/"${options.ifMatch}" no longer holds`);
       }
-      if (attempt >= MAX_ATTEMPTS) throw errors.conflict(`${type}/${id} is being changed by other requests; try again`);
+      if (attempt >= MAX_WRITE_ATTEMPTS) throw errors.conflict(`${type}/${id} is being changed by other requests; try again`);
+      await backoff(attempt);
     }
   }
 }

@@ -27,48 +27,36 @@ export type WriteMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 /** The error code mongod answers for a unique-index violation. */
 const DUPLICATE_KEY = 11000;
 
-export interface VersionDocument {
-  _id: string;
+/** What a head (current version) and a version document share. */
+interface StoredVersionFields {
   type: string;
   id: string;
   versionId: number;
   lastUpdated: Date;
   deleted: boolean;
-  method: WriteMethod;
   /** The version exactly as served to clients (meta.versionId and meta.lastUpdated included). */
   resource: Resource;
-  /** Search index values of this version, kept so a head can be rebuilt from its version alone. */
+  /** Search index values; kept on versions too, so a head can be rebuilt from its version alone. */
   idx?: Document;
   /** Version of the index definitions that produced idx (reindexing touches only stale rows). */
-  idxVersion?: number;
-  /** Ledger state; written with the version and owned by the ledger. */
-  anchor?: Document;
-}
-
-export interface HeadDocument {
-  _id: string;
-  type: string;
-  id: string;
-  versionId: number;
-  lastUpdated: Date;
-  deleted: boolean;
-  resource: Resource;
-  idx?: Document;
   idxVersion?: number;
 }
 
 /** What the FHIR layer hands the store: a complete version, numbered and stamped. */
-export interface NewVersion {
-  type: string;
-  id: string;
-  versionId: number;
-  lastUpdated: Date;
-  deleted: boolean;
+export interface NewVersion extends StoredVersionFields {
   method: WriteMethod;
-  resource: Resource;
-  idx?: Document;
-  idxVersion?: number;
+  /** Ledger state; written with the version and owned by the ledger. */
   anchor?: Document;
+}
+
+/** One document per version, ever, in `resource_versions`. */
+export interface VersionDocument extends NewVersion {
+  _id: string;
+}
+
+/** One document per resource, its current version, in `resources`. */
+export interface HeadDocument extends StoredVersionFields {
+  _id: string;
 }
 
 /** Another writer got there first: the version the caller based its write on is no longer current. */

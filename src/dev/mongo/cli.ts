@@ -1,0 +1,51 @@
+/**
+ * Command-line entry point:
+ *   node dist/src/dev/mongo/cli.js --port 27017 --host 127.0.0.1 --data-dir ./data/mongo
+ * Prints the connection string and runs until SIGINT/SIGTERM.
+ */
+import { parseArgs } from 'node:util';
+import { startEmbeddedMongo } from './index.js';
+
+const USAGE = 'usage: cli.js [--host 127.0.0.1] [--port 27017] [--data-dir DIR] [--quiet]';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '27017' },
+      'data-dir': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${values.port}\n${USAGE}`);
+  const log = values.quiet ? undefined : (msg: string) => console.error(`[embedded-mongo] ${msg}`);
+  const server = await startEmbeddedMongo({ host: values.host, port, dataDir: values['data-dir'], log });
+  console.log(server.uri);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log?.(`received ${signal}, shutting down`);
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

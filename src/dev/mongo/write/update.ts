@@ -1,0 +1,195 @@
+/**
+ * Applying an update specification (operators, replacement or pipeline) to
+ * a document, and building the document an upsert inserts. The operators
+ * themselves are mingo's; this module adds what is specific to mongod's
+ * update command: $setOnInsert, _id immutability, and upsert seeding from
+ * the query's equality predicates.
+ */
+import { ObjectId, type Document } from 'bson';
+import { Aggregator } from 'mingo/aggregator';
+import { update as mingoUpdate } from 'mingo/updater';
+import { cloneDeep } from 'mingo/util';
+import { encodeValue } from '../bson/keystring.js';
+import { formatValue } from '../bson/format.js';
+import { isPlainObject } from '../bson/values.js';
+import { CommandError, ErrorCode } from '../errors.js';
+import { extractPredicates } from '../query/bounds.js';
+import { mingoOptions } from '../query/mingo-context.js';
+import { setPath } from '../query/paths.js';
+
+export type UpdateSpec =
+  | { kind: 'replacement'; doc: Document }
+  | { kind: 'operators'; ops: Document }
+  | { kind: 'pipeline'; stages: Document[] };
+
+const UPDATE_OPERATORS = new Set([
+  '$set',
+  '$unset',
+  '$inc',
+  '$mul',
+  '$rename',
+  '$min',
+  '$max',
+  '$currentDate',
+  '$push',
+  '$addToSet',
+  '$pop',
+  '$pull',
+  '$pullAll',
+  '$bit',
+  '$setOnInsert',
+]);
+
+const PIPELINE_UPDATE_STAGES = new Set(['$addFields', '$set', '$project', '$unset', '$replaceRoot', '$replaceWith']);
+
+export function parseUpdate(u: unknown): UpdateSpec {
+  if (Array.isArray(u)) {
+    for (const stage of u) {
+      const name = isPlainObject(stage) ? Object.keys(stage)[0] : undefined;
+      if (!name || !PIPELINE_UPDATE_STAGES.has(name)) {
+        throw new CommandError(
+          ErrorCode.InvalidOptions,
+          `${name ?? 'stage'} is not allowed to be used within an update`,
+        );
+      }
+    }
+    return { kind: 'pipeline', stages: u as Document[] };
+  }
+  if (!isPlainObject(u)) throw new CommandError(ErrorCode.FailedToParse, 'Update argument must be either an object or an array');
+  const keys = Object.keys(u);
+  if (keys.length > 0 && keys[0]!.startsWith('$')) {
+    for (const k of keys) {
+      if (!UPDATE_OPERATORS.has(k)) {
+        throw new CommandError(
+          ErrorCode.FailedToParse,
+          `Unknown modifier: ${k}. Expected a valid update modifier or pipeline-style update specified as an array`,
+        );
+      }
+      if (!isPlainObject(u[k])) {
+        throw new CommandError(ErrorCode.FailedToParse, `Modifiers operate on fields but we found type ${typeof u[k]} instead.`);
+      }
+    }
+    return { kind: 'operators', ops: u };
+  }
+  for (const k of keys) {
+    if (k.startsWith('$')) {
+      throw new CommandError(ErrorCode.DollarPrefixedFieldName, `The dollar ($) prefixed field '${k}' in '${k}' is not allowed in the context of an update's replacement document.`);
+    }
+  }
+  return { kind: 'replacement', doc: u };
+}
+
+export interface ApplyOptions {
+  query: Document;
+  arrayFilters?: Document[];
+  /** The update runs for an upsert's insert ($setOnInsert applies). */
+  inserting: boolean;
+  variables?: Document;
+}
+
+function idFirst(doc: Document): Document {
+  if (!('_id' in doc) || Object.keys(doc)[0] === '_id') return doc;
+  const { _id, ...rest } = doc;
+  return { _id, ...rest };
+}
+
+function checkIdUnchanged(before: Document, after: Document): void {
+  if (!('_id' in before)) return;
+  if (!('_id' in after) || encodeValue(before._id) !== encodeValue(after._id)) {
+    throw new CommandError(
+      ErrorCode.ImmutableField,
+      `Performing an update on the path '_id' would modify the immutable field '_id'`,
+    );
+  }
+}
+
+function mingoFailure(err: unknown): CommandError {
+  if (err instanceof CommandError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (/immutable field/i.test(message)) return new CommandError(ErrorCode.ImmutableField, message);
+  if (/conflict/i.test(message)) return new CommandError(ErrorCode.ConflictingUpdateOperators, message);
+  return new CommandError(ErrorCode.BadValue, message);
+}
+
+/** A new document; the input is never modified. */
+export function applyUpdate(doc: Document, spec: UpdateSpec, opts: ApplyOptions): Document {
+  switch (spec.kind) {
+    case 'replacement': {
+      const next: Document = { ...spec.doc };
+      if ('_id' in next) {
+        if ('_id' in doc && encodeValue(next._id) !== encodeValue(doc._id)) {
+          throw new CommandError(
+            ErrorCode.ImmutableField,
+            `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${formatValue(next._id)}`,
+          );
+        }
+      }
+      if ('_id' in doc) next._id = doc._id;
+      return idFirst(next);
+    }
+    case 'operators': {
+      const next = cloneDeep(doc) as Document;
+      const ops: Document = { ...spec.ops };
+      const onInsert = ops.$setOnInsert as Document | undefined;
+      delete ops.$setOnInsert;
+      try {
+        if (Object.keys(ops).length) {
+          mingoUpdate(next, ops, opts.arrayFilters, opts.query, {
+            cloneMode: 'deep',
+            queryOptions: mingoOptions({ variables: opts.variables }),
+          });
+        }
+        if (opts.inserting && onInsert && Object.keys(onInsert).length) {
+          mingoUpdate(next, { $set: onInsert }, undefined, undefined, { cloneMode: 'deep', queryOptions: mingoOptions() });
+        }
+      } catch (err) {
+        throw mingoFailure(err);
+      }
+      checkIdUnchanged(doc, next);
+      return idFirst(next);
+    }
+    case 'pipeline': {
+      let out: Document[];
+      try {
+        out = new Aggregator(spec.stages, mingoOptions({ variables: opts.variables })).run([cloneDeep(doc) as Document]);
+      } catch (err) {
+        throw mingoFailure(err);
+      }
+      const next = out[0] ?? {};
+      if (!('_id' in next) && '_id' in doc) next._id = doc._id;
+      checkIdUnchanged(doc, next);
+      return idFirst(next);
+    }
+  }
+}
+
+/**
+ * The document an upsert starts from: equality predicates of the query
+ * (mongod ignores operators other than $eq there), then the update.
+ */
+export function upsertDocument(query: Document, spec: UpdateSpec, opts: Omit<ApplyOptions, 'inserting'>): Document {
+  let seed: Document = {};
+  if (spec.kind !== 'replacement') {
+    for (const [path, preds] of extractPredicates(query)) {
+      const eq = preds.find((p) => p.op === '$eq');
+      if (eq) setPath(seed, path, cloneDeep(eq.value));
+    }
+  } else if (Object.prototype.hasOwnProperty.call(query, '_id') && !isPlainObject(query._id)) {
+    seed = { _id: query._id };
+  } else if (isPlainObject(query._id) && Object.keys(query._id).length === 1 && '$eq' in query._id) {
+    seed = { _id: query._id.$eq };
+  }
+  let doc: Document;
+  if (spec.kind === 'replacement') {
+    doc = { ...seed, ...spec.doc };
+  } else {
+    // The seed has no _id check: an upsert may set _id through $set or $setOnInsert.
+    const base = seed;
+    doc = applyUpdate(base, spec, { ...opts, inserting: true });
+    if ('_id' in seed && encodeValue(seed._id) !== encodeValue(doc._id)) {
+      throw new CommandError(ErrorCode.ImmutableField, `Performing an update on the path '_id' would modify the immutable field '_id'`);
+    }
+  }
+  if (!('_id' in doc)) doc = { _id: new ObjectId(), ...doc };
+  return idFirst(doc);
+}

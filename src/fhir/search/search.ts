@@ -1,0 +1,329 @@
+/**
+ * The search interaction: type level (GET [type]?..., POST [type]/_search), system level (GET [base]?_type=...)
+ * and Patient compartment (GET Patient/[id]/[type]). Parses the parameters, resolves chains, reads one page by
+ * keyset, counts when asked (or when cheap), follows _include/_revinclude and renders the searchset Bundle.
+ *
+ * Choices worth knowing:
+ * - Default order: by resource key (type/id). Keys never change, so a resource updated while a client pages
+ *   keeps its place: no duplicates, no gaps. _sort orders by index values, with the key as tie-breaker.
+ * - total: `_total=accurate` always counts; `_total=none` never does; by default (and for `estimate`) the total
+ *   is given when it is cheap: free when the first page holds every match, else a count bounded at
+ *   CHEAP_TOTAL_LIMIT matches, omitted when the bound is reached.
+ * - Links: self, first, next, previous and last, all keyset cursors bound to the query.
+ */
+import type { Bundle, BundleEntry, BundleLink, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import type { Document } from 'mongodb';
+import type { HeadDocument } from '../../store/resource-store.js';
+import { fullSort, type SortValue } from '../../store/search/compile.js';
+import {
+  countMatches,
+  explainSearch,
+  findHeadsByKeys,
+  findPage,
+  findReferencing,
+  positionOf,
+  resolveSubSearches,
+  type PagePosition,
+} from '../../store/search/execute.js';
+import { SubSearchTooLargeError, type Condition, type StoreQuery } from '../../store/search/query.js';
+import type { FhirContext } from '../context.js';
+import { FhirError, issue, operationOutcome } from '../outcome.js';
+import { shortenResource } from '../summary.js';
+import { decodeCursor, encodeCursor, queryFingerprint } from './cursor.js';
+import { idxPath } from './fields.js';
+import { parseSearch, type IncludeSpec, type ParsedSearch } from './parse.js';
+import { searchRegistry, type SearchRegistry } from './registry.js';
+
+export interface SearchSettings {
+  /** _count when the client gives none. */
+  defaultCount: number;
+  /** Largest page; a larger _count is reduced to it. */
+  maxCount: number;
+}
+
+export const DEFAULT_SEARCH_SETTINGS: SearchSettings = { defaultCount: 20, maxCount: 1000 };
+
+/** Counting stops here for the default total: beyond it the Bundle has no total (ask _total=accurate). */
+export const CHEAP_TOTAL_LIMIT = 10_000;
+/** At most this many resources are added by _include/_revinclude to one page. */
+export const MAX_INCLUDED = 1000;
+/** _include:iterate follows references this many rounds at most. */
+const MAX_INCLUDE_ROUNDS = 4;
+
+export interface SearchScope {
+  types: string[];
+  /** The search's path under the base, for links: "Patient", "" (system), "Patient/123/Encounter". */
+  path: string;
+  /** Restricts the search to the Patient compartment of this patient. */
+  compartmentPatient?: string;
+}
+
+export interface SearchRequest {
+  params: Array<[string, string]>;
+  /** Prefer: handling=strict: unknown or malformed parameters are an error rather than ignored. */
+  strict: boolean;
+}
+
+/** The condition that puts a resource of `type` in Patient/`id`'s compartment (none when the type is not in it). */
+export function compartmentCondition(registry: SearchRegistry, type: string, patientId: string): Condition {
+  const reference = `Patient/${patientId}`;
+  const branches: Condition[] = (registry.patientCompartment.get(type) ?? []).map((param) => ({
+    op: 'in',
+    field: idxPath(param),
+    values: [reference],
+  }));
+  // The patient belongs to its own compartment.
+  if (type === 'Patient') branches.push({ op: 'in', field: '_id', values: [reference] });
+  return branches.length === 1 ? branches[0] : { op: 'or', of: branches };
+}
+
+function toFhirError(error: unknown): unknown {
+  if (error instanceof SubSearchTooLargeError) {
+    return new FhirError(400, issue('error', 'too-costly', `${error.message} (at most ${error.limit} resources per chained search)`));
+  }
+  return error;
+}
+
+/** Parses a search for a scope, throwing 400 for problems under strict handling. */
+export function parseForScope(
+  ctx: FhirContext,
+  settings: SearchSettings,
+  scope: SearchScope,
+  request: SearchRequest,
+): ParsedSearch {
+  const registry = searchRegistry();
+  const parsed = parseSearch(scope.types, request.params, {
+    registry,
+    baseUrl: ctx.baseUrl,
+    hostedTypes: ctx.resourceTypes,
+    defaultCount: settings.defaultCount,
+    maxCount: settings.maxCount,
+    now: ctx.now(),
+    systemLevel: scope.path === '',
+  });
+  if (request.strict && parsed.problems.length > 0) {
+    throw new FhirError(
+      400,
+      parsed.problems.map((p) => ({ ...p, severity: 'error' as const, diagnostics: p.diagnostics?.replace(' ignored:', ':') })),
+    );
+  }
+  if (scope.compartmentPatient !== undefined) {
+    const patient = scope.compartmentPatient;
+    const perType = scope.types.map((type) => compartmentCondition(registry, type, patient));
+    const compartment: Condition =
+      scope.types.length === 1
+        ? perType[0]
+        : { op: 'or', of: scope.types.map((t, i) => ({ op: 'and', of: [{ op: 'in', field: 'type', values: [t] }, perType[i]] })) };
+    parsed.where = { op: 'and', of: [compartment, parsed.where] };
+  }
+  return parsed;
+}
+
+/** The store query of a parsed search, with chains resolved into ids. */
+export async function storeQueryOf(ctx: FhirContext, parsed: ParsedSearch): Promise<StoreQuery> {
+  try {
+    return { types: parsed.types, where: await resolveSubSearches(ctx.store, parsed.where), sort: parsed.sort };
+  } catch (error) {
+    throw toFhirError(error);
+  }
+}
+
+/** Query component encoding that keeps the characters FHIR parameters are made of readable (: , / $). */
+function encodeQueryPart(text: string): string {
+  return encodeURIComponent(text).replace(/%3A/g, ':').replace(/%2C/g, ',').replace(/%2F/g, '/').replace(/%24/g, '$');
+}
+
+function linkUrl(ctx: FhirContext, scope: SearchScope, params: Array<[string, string]>): string {
+  const query = params.map(([name, value]) => `${encodeQueryPart(name)}=${encodeQueryPart(value)}`).join('&');
+  const path = scope.path ? `/${scope.path}` : '';
+  return `${ctx.baseUrl}${path}${query ? `?${query}` : ''}`;
+}
+
+function referencesOf(head: HeadDocument, param: string): string[] {
+  const value = (head.idx as Record<string, unknown> | undefined)?.[param];
+  const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  return values.filter((v): v is string => typeof v === 'string');
+}
+
+function referenceParams(registry: SearchRegistry, type: string, spec: IncludeSpec): string[] {
+  if (spec.param !== '*') return [spec.param];
+  return registry
+    .paramsOf(type)
+    .filter((d) => d.type === 'reference')
+    .map((d) => d.code);
+}
+
+interface Included {
+  heads: HeadDocument[];
+  truncated: boolean;
+}
+
+/** _include and _revinclude (with :iterate): the resources the page's matches refer to, or that refer to them. */
+async function includeResources(ctx: FhirContext, parsed: ParsedSearch, matches: HeadDocument[]): Promise<Included> {
+  const registry = searchRegistry();
+  const hosted = ctx.resourceTypes;
+  const seen = new Set(matches.map((m) => m._id));
+  const included: HeadDocument[] = [];
+  let sources = matches;
+  let truncated = false;
+  for (let round = 0; round < MAX_INCLUDE_ROUNDS && sources.length > 0 && !truncated; round++) {
+    const includes = parsed.include.filter((s) => round === 0 || s.iterate);
+    const revincludes = parsed.revinclude.filter((s) => round === 0 || s.iterate);
+    const found: HeadDocument[] = [];
+    const add = (heads: HeadDocument[]): void => {
+      for (const head of heads) {
+        if (seen.has(head._id)) continue;
+        if (included.length + found.length >= MAX_INCLUDED) {
+          truncated = true;
+          return;
+        }
+        seen.add(head._id);
+        found.push(head);
+      }
+    };
+
+    const keys = new Set<string>();
+    for (const spec of includes) {
+      for (const source of sources) {
+        if (spec.sourceType !== '*' && source.type !== spec.sourceType) continue;
+        for (const param of referenceParams(registry, source.type, spec)) {
+          for (const reference of referencesOf(source, param)) {
+            const type = reference.split('/')[0];
+            if (!hosted.includes(type) || (spec.targetType && type !== spec.targetType)) continue;
+            if (!seen.has(reference)) keys.add(reference);
+          }
+        }
+      }
+    }
+    add(await findHeadsByKeys(ctx.store, [...keys], MAX_INCLUDED + 1));
+
+    for (const spec of revincludes) {
+      const types = spec.sourceType === '*' ? [...hosted] : [spec.sourceType];
+      for (const type of types) {
+        for (const param of referenceParams(registry, type, spec)) {
+          const def = registry.get(type, param);
+          const targets = sources
+            .filter((s) => (!spec.targetType || s.type === spec.targetType) && (!def?.targets.length || def.targets.includes(s.type)))
+            .map((s) => s._id);
+          if (targets.length === 0) continue;
+          add(await findReferencing(ctx.store, type, idxPath(param), targets, MAX_INCLUDED + 1));
+        }
+      }
+    }
+    included.push(...found);
+    sources = found;
+  }
+  return { heads: included, truncated };
+}
+
+function entryOf(ctx: FhirContext, head: HeadDocument, mode: 'match' | 'include', parsed: ParsedSearch): BundleEntry {
+  return {
+    fullUrl: `${ctx.baseUrl}/${head.type}/${head.id}`,
+    resource: shortenResource(head.resource as Resource, parsed.summary, parsed.elements),
+    search: { mode },
+  };
+}
+
+async function totalOf(
+  ctx: FhirContext,
+  parsed: ParsedSearch,
+  query: StoreQuery,
+  firstPageComplete: number | undefined,
+): Promise<number | undefined> {
+  const mode = parsed.summary === 'count' ? 'accurate' : (parsed.total ?? 'estimate');
+  if (mode === 'none') return undefined;
+  if (mode === 'accurate') return countMatches(ctx.store, query);
+  if (firstPageComplete !== undefined) return firstPageComplete;
+  const bounded = await countMatches(ctx.store, query, CHEAP_TOTAL_LIMIT);
+  return bounded < CHEAP_TOTAL_LIMIT ? bounded : undefined;
+}
+
+/** Runs a search and renders its searchset Bundle. */
+export async function search(ctx: FhirContext, settings: SearchSettings, scope: SearchScope, request: SearchRequest): Promise<Bundle> {
+  const parsed = parseForScope(ctx, settings, scope, request);
+  const query = await storeQueryOf(ctx, parsed);
+  const sort = fullSort(parsed.sort);
+  // A cursor is bound to what decides membership and order; page size and presentation may change between pages.
+  const presentation = new Set(['_count', '_summary', '_elements', '_include', '_revinclude', '_total']);
+  const fingerprint = queryFingerprint([scope.types, scope.path, parsed.accepted.filter(([name]) => !presentation.has(name.split(':')[0]))]);
+  const cursor = parsed.cursor !== undefined ? decodeCursor(parsed.cursor, fingerprint, sort.length) : undefined;
+  const count = parsed.summary === 'count' ? 0 : parsed.count;
+
+  let heads: HeadDocument[] = [];
+  let more = false;
+  if (count > 0) {
+    const position: PagePosition = !cursor
+      ? { kind: 'first' }
+      : cursor.direction === 'last'
+        ? { kind: 'last' }
+        : { kind: cursor.direction, values: cursor.values };
+    ({ heads, more } = await findPage(ctx.store, query, count, position));
+  }
+  const complete = !cursor && count > 0 && !more ? heads.length : undefined;
+  const total = await totalOf(ctx, parsed, query, complete);
+
+  const link: BundleLink[] = [];
+  const self: Array<[string, string]> = parsed.cursor !== undefined ? [...parsed.accepted, ['_cursor', parsed.cursor]] : parsed.accepted;
+  link.push({ relation: 'self', url: linkUrl(ctx, scope, self) });
+  if (count > 0) {
+    const at = (direction: 'after' | 'before' | 'last', values: SortValue[] = []): string =>
+      linkUrl(ctx, scope, [...parsed.accepted, ['_cursor', encodeCursor(fingerprint, { direction, values })]]);
+    // Positions around this page: its first and last entries, or (an empty page) the cursor it was read from.
+    const start = heads.length > 0 ? positionOf(heads[0], query) : cursor?.values;
+    const end = heads.length > 0 ? positionOf(heads[heads.length - 1], query) : cursor?.values;
+    const readForward = !cursor || cursor.direction === 'after';
+    const hasNext = readForward ? more : cursor?.direction === 'before';
+    const hasPrevious = readForward ? cursor !== undefined : more;
+    link.push({ relation: 'first', url: linkUrl(ctx, scope, parsed.accepted) });
+    if (hasPrevious && start?.length) link.push({ relation: 'previous', url: at('before', start) });
+    if (hasNext && end?.length) link.push({ relation: 'next', url: at('after', end) });
+    if (hasNext || cursor?.direction === 'last') link.push({ relation: 'last', url: at('last') });
+  }
+
+  const entry: BundleEntry[] = heads.map((head) => entryOf(ctx, head, 'match', parsed));
+  const warnings: OperationOutcomeIssue[] = [...parsed.problems];
+  if (heads.length > 0 && (parsed.include.length > 0 || parsed.revinclude.length > 0)) {
+    const included = await includeResources(ctx, parsed, heads);
+    entry.push(...included.heads.map((head) => entryOf(ctx, head, 'include', parsed)));
+    if (included.truncated) {
+      warnings.push(issue('warning', 'too-costly', `_include/_revinclude stopped after ${MAX_INCLUDED} resources; narrow the search or page it`));
+    }
+  }
+  if (warnings.length > 0) entry.push({ resource: operationOutcome(warnings), search: { mode: 'outcome' } });
+
+  const bundle: Bundle = { resourceType: 'Bundle', type: 'searchset' };
+  if (total !== undefined) bundle.total = total;
+  bundle.link = link;
+  if (entry.length > 0) bundle.entry = entry;
+  return bundle;
+}
+
+/** Live resources of `type` matching conditional criteria (a query string), at most `limit` (strict parsing). */
+export async function findByCriteria(
+  ctx: FhirContext,
+  type: string,
+  criteria: Array<[string, string]>,
+  limit: number,
+): Promise<HeadDocument[]> {
+  const control = criteria.filter(([name]) => name.startsWith('_') && ['_count', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_cursor'].includes(name.split(':')[0]));
+  if (control.length > 0) {
+    throw new FhirError(400, issue('error', 'invalid', `Conditional criteria cannot use ${control.map(([n]) => n).join(', ')}`));
+  }
+  if (criteria.filter(([name]) => !['_format', '_pretty'].includes(name)).length === 0) {
+    throw new FhirError(400, issue('error', 'invalid', 'Conditional criteria are empty; give at least one search parameter'));
+  }
+  const parsed = parseForScope(ctx, { defaultCount: limit, maxCount: limit }, { types: [type], path: type }, { params: criteria, strict: true });
+  const query = await storeQueryOf(ctx, parsed);
+  const { heads } = await findPage(ctx.store, query, limit, { kind: 'first' });
+  return heads;
+}
+
+/** The query plan MongoDB picks for the first page of a search (index tests and diagnostics). */
+export async function explainFhirSearch(
+  ctx: FhirContext,
+  scope: SearchScope,
+  params: Array<[string, string]>,
+): Promise<Document> {
+  const parsed = parseForScope(ctx, DEFAULT_SEARCH_SETTINGS, scope, { params, strict: true });
+  return explainSearch(ctx.store, { types: parsed.types, where: parsed.where, sort: parsed.sort }, parsed.count);
+}

@@ -1,0 +1,171 @@
+/**
+ * Search over HTTP: GET [type]?..., POST [type]/_search (form body), GET [base]?_type=... and POST
+ * [base]/_search (system level), GET Patient/[id]/[type] and Patient/[id]/* (Patient compartment), and the
+ * conditional writes: POST [type] with If-None-Exist, PUT [type]?criteria, DELETE [type]?criteria.
+ *
+ * Handlers turn the request into name=value pairs (query string first, then a form body, in order, so repeated
+ * parameters keep their meaning) and hand them to fhir/search; they hold no search rules of their own.
+ */
+import type { CapabilityStatementRestResourceSearchParam } from '@medplum/fhirtypes';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
+import type { Capabilities } from '../../fhir/capability-statement.js';
+import type { FhirContext } from '../../fhir/context.js';
+import { conditionalCreate, conditionalDelete, conditionalUpdate, parseCriteria } from '../../fhir/search/conditional.js';
+import { searchRegistry } from '../../fhir/search/registry.js';
+import { search, type SearchScope, type SearchSettings } from '../../fhir/search/search.js';
+import { createResource } from '../../fhir/interactions/create.js';
+import { parseVersionTag } from '../../fhir/interactions/versions.js';
+import { errors } from '../../fhir/outcome.js';
+import { sendWriteResult } from '../respond.js';
+import { registerRouteFamily } from '../route-family.js';
+
+const FORM = 'application/x-www-form-urlencoded';
+
+/** The query string's parameters, in order, repeated ones kept. */
+export function queryParams(request: FastifyRequest): Array<[string, string]> {
+  const url = request.raw.url ?? request.url;
+  const at = url.indexOf('?');
+  return at < 0 ? [] : [...new URLSearchParams(url.slice(at + 1)).entries()];
+}
+
+function formParams(request: FastifyRequest): Array<[string, string]> {
+  return typeof request.body === 'string' ? [...new URLSearchParams(request.body).entries()] : [];
+}
+
+/** Prefer: handling=strict (RFC 7240 as FHIR uses it); lenient otherwise. */
+function strictHandling(request: FastifyRequest): boolean {
+  const header = request.headers.prefer;
+  const value = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return /(?:^|[,;\s])handling\s*=\s*"?strict"?/i.test(value);
+}
+
+function ifMatchOf(request: FastifyRequest): number | undefined {
+  const header = request.headers['if-match'];
+  return typeof header === 'string' ? parseVersionTag(header, 'If-Match') : undefined;
+}
+
+export interface SearchHandlers {
+  /** GET [type] */
+  search: (type: string) => RouteHandlerMethod;
+  /** POST [type]: a create, conditional when If-None-Exist is given. */
+  create: (type: string) => RouteHandlerMethod;
+  /** PUT [type]?criteria */
+  conditionalUpdate: (type: string) => RouteHandlerMethod;
+  /** DELETE [type]?criteria */
+  conditionalDelete: (type: string) => RouteHandlerMethod;
+}
+
+function runSearch(ctx: FhirContext, settings: SearchSettings, scope: SearchScope, request: FastifyRequest, params: Array<[string, string]>) {
+  return search(ctx, settings, scope, { params, strict: strictHandling(request) });
+}
+
+/** Handlers for the shared /[type] URL, which resource-routes registers together with its other methods. */
+export function searchHandlers(ctx: FhirContext, settings: SearchSettings): SearchHandlers {
+  return {
+    search: (type) => async (request) => runSearch(ctx, settings, { types: [type], path: type }, request, queryParams(request)),
+    create: (type) => async (request, reply) => {
+      const header = request.headers['if-none-exist'];
+      if (typeof header === 'string' && header.trim() !== '') {
+        return sendWriteResult(request, reply, ctx.baseUrl, await conditionalCreate(ctx, type, request.body, parseCriteria(header.trim())));
+      }
+      return sendWriteResult(request, reply, ctx.baseUrl, await createResource(ctx, type, request.body));
+    },
+    conditionalUpdate: (type) => async (request, reply) => {
+      const criteria = queryParams(request);
+      if (criteria.length === 0) throw errors.badRequest(`PUT ${type} needs an id (PUT ${type}/[id]) or search criteria (PUT ${type}?...)`);
+      return sendWriteResult(request, reply, ctx.baseUrl, await conditionalUpdate(ctx, type, request.body, criteria, { ifMatch: ifMatchOf(request) }));
+    },
+    conditionalDelete: (type) => async (request, reply: FastifyReply) => {
+      const criteria = queryParams(request);
+      if (criteria.length === 0) throw errors.badRequest(`DELETE ${type} needs an id (DELETE ${type}/[id]) or search criteria (DELETE ${type}?...)`);
+      const result = await conditionalDelete(ctx, type, criteria, { ifMatch: ifMatchOf(request) });
+      if (result?.changed) reply.header('etag', `W/"${result.version.versionId}"`);
+      return reply.code(204).send();
+    },
+  };
+}
+
+function typesOf(value: string | undefined, hosted: readonly string[]): string[] {
+  if (value === undefined || value.trim() === '') return [...hosted];
+  const types = [...new Set(value.split(',').map((t) => t.trim()).filter(Boolean))];
+  for (const type of types) {
+    if (!hosted.includes(type)) throw errors.badRequest(`_type=${type}: this server hosts ${hosted.join(', ')}`);
+  }
+  return types;
+}
+
+/** The searchParam list of a type for the CapabilityStatement: every registry parameter, with its documentation. */
+function capabilitySearchParams(type: string): CapabilityStatementRestResourceSearchParam[] {
+  return searchRegistry()
+    .paramsOf(type)
+    .map((def) => ({ name: def.code, definition: def.url, type: def.type, documentation: def.description }));
+}
+
+/**
+ * Registers the search routes that have URLs of their own (the /[type] URL is shared with create and is
+ * registered by resource-routes through searchHandlers), and declares search in the CapabilityStatement.
+ * Runs in its own encapsulated scope: the form body parser applies to these routes only.
+ */
+export async function registerSearchRoutes(
+  fastify: FastifyInstance,
+  ctx: FhirContext,
+  capabilities: Capabilities,
+  settings: SearchSettings,
+): Promise<void> {
+  await fastify.register(async (scope) => {
+    scope.addContentTypeParser(FORM, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+    const hosted = ctx.resourceTypes;
+
+    for (const type of hosted) {
+      registerRouteFamily(scope, `/${type}/_search`, {
+        POST: async (request) => runSearch(ctx, settings, { types: [type], path: type }, request, [...queryParams(request), ...formParams(request)]),
+      });
+    }
+
+    const system = (request: FastifyRequest, params: Array<[string, string]>) => {
+      const typeParam = params.filter(([name]) => name === '_type').map(([, v]) => v).join(',');
+      const types = typesOf(typeParam || undefined, hosted);
+      const kept: Array<[string, string]> = params.filter(([name]) => name !== '_type');
+      if (typeParam) kept.unshift(['_type', types.join(',')]);
+      return runSearch(ctx, settings, { types, path: '' }, request, kept);
+    };
+    // GET [base]?... (registered on its own: POST [base] belongs to batch/transaction).
+    scope.get('/', async (request) => system(request, queryParams(request)));
+    registerRouteFamily(scope, '/_search', {
+      POST: async (request) => system(request, [...queryParams(request), ...formParams(request)]),
+    });
+
+    const compartmentTypes = hosted.filter((t) => searchRegistry().patientCompartment.has(t) || t === 'Patient');
+    registerRouteFamily(scope, '/Patient/:id/:compartmentType', {
+      GET: async (request) => {
+        const { id, compartmentType } = request.params as { id: string; compartmentType: string };
+        const types = compartmentType === '*' ? compartmentTypes : [compartmentType];
+        if (!types.every((t) => compartmentTypes.includes(t))) {
+          throw errors.notFound(`${compartmentType} is not in the Patient compartment here (${compartmentTypes.join(', ')}, or *)`);
+        }
+        return runSearch(ctx, settings, { types, path: `Patient/${id}/${compartmentType}`, compartmentPatient: id }, request, queryParams(request));
+      },
+    });
+  });
+
+  for (const type of ctx.resourceTypes) {
+    capabilities.addInteraction(type, 'search-type');
+    for (const param of capabilitySearchParams(type)) capabilities.addSearchParam(type, param);
+    const registry = searchRegistry();
+    const references = registry.paramsOf(type).filter((d) => d.type === 'reference');
+    const revincludes = ctx.resourceTypes.flatMap((source) =>
+      registry
+        .paramsOf(source)
+        .filter((d) => d.type === 'reference' && (d.targets.length === 0 || d.targets.includes(type)))
+        .map((d) => `${source}:${d.code}`),
+    );
+    capabilities.setResourceDetails(type, {
+      conditionalCreate: true,
+      conditionalUpdate: true,
+      conditionalDelete: 'single',
+      searchInclude: ['*', ...references.map((d) => `${type}:${d.code}`)],
+      searchRevInclude: revincludes,
+    });
+  }
+  capabilities.addSystemInteraction('search-system');
+}

@@ -1,0 +1,154 @@
+/**
+ * Running compiled searches against the `resources` collection: chained and reverse-chained sub-searches
+ * (each one indexed query returning ids, bounded), pages by keyset, counts, and the lookups _include and
+ * _revinclude need. Every function here is one MongoDB query (or one per sub-search).
+ */
+import type { Document, Filter } from 'mongodb';
+import type { HeadDocument, ResourceStore } from '../resource-store.js';
+import { compileFilter, fullSort, keysetAfter, reverseSort, sortDocument, sortValueOf, type SortValue } from './compile.js';
+import { SubSearchTooLargeError, type Condition, type StoreQuery, type SubSearch } from './query.js';
+
+/** At most this many ids travel from a chained (or _has) sub-search into the outer query's $in. */
+export const MAX_SUBSEARCH_IDS = 5000;
+
+async function subSearchIds(store: ResourceStore, search: SubSearch): Promise<string[]> {
+  const where = await resolveSubSearches(store, search.where);
+  const filter = compileFilter({ types: search.types, where });
+  const docs = await store.heads
+    .find(filter as Filter<HeadDocument>, { projection: { _id: 1 } })
+    .limit(MAX_SUBSEARCH_IDS + 1)
+    .toArray();
+  if (docs.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
+  return docs.map((d) => d._id);
+}
+
+function valuesAt(document: Document, path: string): unknown[] {
+  let values: unknown[] = [document];
+  for (const part of path.split('.')) {
+    const next: unknown[] = [];
+    for (const value of values) {
+      if (value === null || typeof value !== 'object') continue;
+      const child = (value as Document)[part];
+      if (Array.isArray(child)) next.push(...child);
+      else if (child !== undefined) next.push(child);
+    }
+    values = next;
+  }
+  return values;
+}
+
+async function referencedIds(store: ResourceStore, search: SubSearch, field: string, targetType: string): Promise<string[]> {
+  const where = await resolveSubSearches(store, search.where);
+  const filter = compileFilter({ types: search.types, where: { op: 'and', of: [where, { op: 'exists', field, value: true }] } });
+  const docs = await store.heads
+    .find(filter as Filter<HeadDocument>, { projection: { [field]: 1 } })
+    .limit(MAX_SUBSEARCH_IDS + 1)
+    .toArray();
+  if (docs.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
+  const ids = new Set<string>();
+  for (const doc of docs) {
+    for (const value of valuesAt(doc, field)) {
+      if (typeof value === 'string' && value.startsWith(`${targetType}/`)) ids.add(value);
+    }
+  }
+  return [...ids];
+}
+
+/** Replaces chain and _has conditions by the ids their sub-searches find (innermost first). */
+export async function resolveSubSearches(store: ResourceStore, condition: Condition): Promise<Condition> {
+  switch (condition.op) {
+    case 'and':
+    case 'or':
+      return { op: condition.op, of: await Promise.all(condition.of.map((c) => resolveSubSearches(store, c))) };
+    case 'chain': {
+      const ids = await subSearchIds(store, condition.search);
+      return ids.length === 0 ? { op: 'none' } : { op: 'in', field: condition.field, values: ids };
+    }
+    case 'has': {
+      const ids = await referencedIds(store, condition.search, condition.referenceField, condition.targetType);
+      return ids.length === 0 ? { op: 'none' } : { op: 'in', field: '_id', values: ids };
+    }
+    default:
+      return condition;
+  }
+}
+
+/** Where a page starts: after (next) or before (previous) a position, or the last page. */
+export type PagePosition =
+  | { kind: 'first' }
+  | { kind: 'after'; values: SortValue[] }
+  | { kind: 'before'; values: SortValue[] }
+  | { kind: 'last' };
+
+export interface Page {
+  heads: HeadDocument[];
+  /** More entries exist beyond the page in the direction it was read (after it for first/after, before it for before/last). */
+  more: boolean;
+}
+
+/** One page of a (resolved) search, read by keyset: count + 1 entries tell whether more exist. */
+export async function findPage(store: ResourceStore, query: StoreQuery, count: number, position: PagePosition): Promise<Page> {
+  const sort = fullSort(query.sort);
+  const backwards = position.kind === 'before' || position.kind === 'last';
+  const order = backwards ? reverseSort(sort) : sort;
+  const filter = compileFilter(query);
+  if (position.kind === 'after' || position.kind === 'before') {
+    filter.$and = [...((filter.$and as Document[] | undefined) ?? []), keysetAfter(order, position.values)];
+  }
+  const heads = await store.heads
+    .find(filter as Filter<HeadDocument>)
+    .sort(sortDocument(order))
+    .limit(count + 1)
+    .toArray();
+  const more = heads.length > count;
+  const page = heads.slice(0, count);
+  if (backwards) page.reverse();
+  return { heads: page, more };
+}
+
+/** The position of a head in the full sort order of a query (its sort values, _id last). */
+export function positionOf(head: HeadDocument, query: StoreQuery): SortValue[] {
+  return fullSort(query.sort).map((key) => sortValueOf(head as unknown as Document, key.field));
+}
+
+/** Number of matches; with `limit`, counting stops there (the answer is then "at least limit"). */
+export async function countMatches(store: ResourceStore, query: StoreQuery, limit?: number): Promise<number> {
+  const filter = compileFilter(query) as Filter<HeadDocument>;
+  return store.heads.countDocuments(filter, limit !== undefined ? { limit } : {});
+}
+
+/** Live heads by their keys ("Type/id"), at most `limit`. */
+export async function findHeadsByKeys(store: ResourceStore, keys: string[], limit: number): Promise<HeadDocument[]> {
+  if (keys.length === 0) return [];
+  return store.heads
+    .find({ _id: { $in: keys.slice(0, limit) }, deleted: false })
+    .limit(limit)
+    .toArray();
+}
+
+/** Live heads of `type` whose reference field holds one of `references`, at most `limit`. */
+export async function findReferencing(
+  store: ResourceStore,
+  type: string,
+  field: string,
+  references: string[],
+  limit: number,
+): Promise<HeadDocument[]> {
+  if (references.length === 0) return [];
+  const filter = compileFilter({ types: [type], where: { op: 'in', field, values: references } });
+  return store.heads
+    .find(filter as Filter<HeadDocument>)
+    .sort({ _id: 1 })
+    .limit(limit)
+    .toArray();
+}
+
+/** The winning plan MongoDB chose for a search's first page (tests assert it uses an index). */
+export async function explainSearch(store: ResourceStore, query: StoreQuery, count = 20): Promise<Document> {
+  const resolved = { ...query, where: await resolveSubSearches(store, query.where) };
+  return store.heads
+    .find(compileFilter(resolved) as Filter<HeadDocument>)
+    .sort(sortDocument(fullSort(query.sort)))
+    .limit(count + 1)
+    .explain('queryPlanner');
+}

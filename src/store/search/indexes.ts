@@ -1,0 +1,62 @@
+/**
+ * The MongoDB indexes that back searches on `resources`. Each is PARTIAL on {type, deleted: false}: it holds
+ * only the live resources of one type, so it is small, and whether one of its paths is multikey (an array in
+ * some document) is decided by that type's documents alone. Every search filters on exactly type and
+ * deleted:false, so it implies the partial filter and can use them.
+ *
+ * Which ones: the searches clients make all day (identifier lookups, name prefixes, birth date ranges, a
+ * patient's encounters in a period, a patient's active prescriptions, newest encounters first). Each ends with
+ * _id when it should also deliver the default order (by key) or a _sort without a blocking sort. A compound
+ * index may hold at most one array per document: token parameters are arrays (their variants), so they pair
+ * with single-valued (scalar) parameters only: gender + birthdate, patient + status.
+ *
+ * Parameters without an index here are still answered by MongoDB with the (type, lastUpdated) index narrowing
+ * to the type, i.e. by scanning that type's heads; add an index here when such a search becomes common.
+ * createIndexes is idempotent for identical specifications; changing the keys of an existing name needs a
+ * drop first (MongoDB refuses a different spec under the same name).
+ */
+import type { IndexDescription } from 'mongodb';
+
+interface SearchIndex {
+  type: string;
+  name: string;
+  key: Record<string, 1 | -1>;
+}
+
+const SEARCH_INDEXES: SearchIndex[] = [
+  // Patient
+  { type: 'Patient', name: 'identifier', key: { 'idx.identifier': 1, _id: 1 } },
+  { type: 'Patient', name: 'family', key: { 'idx.family': 1, _id: 1 } },
+  { type: 'Patient', name: 'given', key: { 'idx.given': 1, _id: 1 } },
+  { type: 'Patient', name: 'name', key: { 'idx.name': 1, _id: 1 } },
+  { type: 'Patient', name: 'birthdate_lo', key: { 'idx.birthdate.lo': 1, _id: 1 } },
+  { type: 'Patient', name: 'birthdate_hi', key: { 'idx.birthdate.hi': 1, _id: 1 } },
+  { type: 'Patient', name: 'gender_birthdate', key: { 'idx.gender': 1, 'idx.birthdate.lo': 1 } },
+  // Encounter
+  { type: 'Encounter', name: 'identifier', key: { 'idx.identifier': 1, _id: 1 } },
+  { type: 'Encounter', name: 'patient_date', key: { 'idx.patient': 1, 'idx.date.lo': 1 } },
+  { type: 'Encounter', name: 'subject_date', key: { 'idx.subject': 1, 'idx.date.lo': 1 } },
+  { type: 'Encounter', name: 'date_lo', key: { 'idx.date.lo': 1, _id: 1 } },
+  { type: 'Encounter', name: 'date_hi', key: { 'idx.date.hi': -1, _id: -1 } },
+  // MedicationRequest
+  { type: 'MedicationRequest', name: 'identifier', key: { 'idx.identifier': 1, _id: 1 } },
+  { type: 'MedicationRequest', name: 'patient_status', key: { 'idx.patient': 1, 'idx.status': 1 } },
+  { type: 'MedicationRequest', name: 'subject_status', key: { 'idx.subject': 1, 'idx.status': 1 } },
+  { type: 'MedicationRequest', name: 'encounter', key: { 'idx.encounter': 1, _id: 1 } },
+  { type: 'MedicationRequest', name: 'code', key: { 'idx.code': 1, _id: 1 } },
+  { type: 'MedicationRequest', name: 'authoredon', key: { 'idx.authoredon.lo': 1, _id: 1 } },
+];
+
+/** Index descriptions for createIndexes on the heads collection. */
+export function searchIndexDescriptions(): IndexDescription[] {
+  return SEARCH_INDEXES.map((index) => ({
+    key: index.key,
+    name: `search_${index.type}_${index.name}`,
+    partialFilterExpression: { type: index.type, deleted: false },
+  }));
+}
+
+/** The names of the search indexes (the index test asserts each typical search uses one of them). */
+export function searchIndexNames(): string[] {
+  return searchIndexDescriptions().map((d) => d.name!);
+}

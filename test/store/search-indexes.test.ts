@@ -1,0 +1,105 @@
+/**
+ * The typical searches use an index: each is run through MongoDB's explain() and the test FAILS when its plan
+ * stops using one of the search indexes (an IXSCAN on search_*), or needs a collection scan, or (for sorted
+ * and default-ordered searches where the index can deliver the order) a blocking sort.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Document } from 'mongodb';
+import t from 'tap';
+import type { FhirContext } from '../../src/fhir/context.js';
+import { SUPPORTED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
+import { explainFhirSearch } from '../../src/fhir/search/search.js';
+import { searchIndexNames } from '../../src/store/search/indexes.js';
+import { BASE, create } from '../fhir/search/helpers.js';
+import { startTestApp, stopMongoAtEnd, testValidator } from '../helpers/app.js';
+
+stopMongoAtEnd(t);
+
+function stages(plan: Document, out: Document[] = []): Document[] {
+  // MongoDB 7+ (slot-based engine) nests the classic-shaped tree under queryPlan.
+  if (plan.queryPlan) return stages(plan.queryPlan as Document, out);
+  out.push(plan);
+  if (plan.inputStage) stages(plan.inputStage as Document, out);
+  for (const input of (plan.inputStages as Document[] | undefined) ?? []) stages(input, out);
+  return out;
+}
+
+t.test('typical searches run on the search indexes', async (t) => {
+  const { app, store } = await startTestApp(t);
+  const ctx: FhirContext = {
+    store,
+    validator: await testValidator(),
+    baseUrl: BASE,
+    resourceTypes: SUPPORTED_RESOURCE_TYPES,
+    referencePolicy: 'lenient',
+    now: () => new Date(),
+    newId: () => randomUUID(),
+  };
+  // Enough data for the planner to have choices, with arrays where real data has them (multikey paths).
+  const patients: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    const p = await create(app, {
+      resourceType: 'Patient',
+      identifier: [{ system: 'urn:mrn', value: `M${i}` }, { system: 'urn:ssn', value: `S${i}` }],
+      name: [{ family: `Fam${i % 7}`, given: [`G${i}`, 'X'] }],
+      gender: i % 2 ? 'male' : 'female',
+      birthDate: `19${50 + (i % 40)}-0${1 + (i % 9)}-1${i % 10}`,
+    });
+    patients.push(p.id);
+    const e = await create(app, {
+      resourceType: 'Encounter',
+      status: 'finished',
+      class: { code: 'AMB' },
+      identifier: [{ value: `E${i}` }],
+      subject: { reference: `Patient/${p.id}` },
+      period: { start: `2024-0${1 + (i % 9)}-01`, end: `2024-0${1 + (i % 9)}-02` },
+    });
+    await create(app, {
+      resourceType: 'MedicationRequest',
+      status: i % 3 ? 'active' : 'stopped',
+      intent: 'order',
+      identifier: [{ value: `R${i}` }],
+      subject: { reference: `Patient/${p.id}` },
+      encounter: { reference: `Encounter/${e.id}` },
+      medicationCodeableConcept: { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: `${1000 + (i % 5)}` }] },
+      authoredOn: `2024-0${1 + (i % 9)}-0${1 + (i % 8)}`,
+    });
+  }
+  const p0 = patients[0];
+  const names = [...searchIndexNames(), '_id_', 'type_id'];
+  const cases: Array<{ type: string; query: string; index: RegExp; sortFromIndex?: boolean }> = [
+    { type: 'Patient', query: 'identifier=urn:mrn|M5', index: /^search_Patient_identifier$/, sortFromIndex: true },
+    { type: 'Patient', query: 'identifier=M5', index: /^search_Patient_identifier$/ },
+    { type: 'Patient', query: 'family=fam3', index: /^search_Patient_family$/ },
+    { type: 'Patient', query: 'given=g1', index: /^search_Patient_given$/ },
+    { type: 'Patient', query: 'name=fam3', index: /^search_Patient_name$/ },
+    { type: 'Patient', query: 'birthdate=1975', index: /^search_Patient_(birthdate_lo|birthdate_hi|gender_birthdate)$/ },
+    { type: 'Patient', query: 'birthdate=ge1980&birthdate=lt1985', index: /^search_Patient_birthdate_(lo|hi)$/ },
+    { type: 'Patient', query: 'gender=female&birthdate=1975', index: /^search_Patient_gender_birthdate$/ },
+    { type: 'Patient', query: '_sort=birthdate', index: /^search_Patient_birthdate_lo$/, sortFromIndex: true },
+    { type: 'Encounter', query: `patient=${p0}&date=ge2024-01-01&date=le2024-06-30`, index: /^search_Encounter_patient_date$/ },
+    { type: 'Encounter', query: `subject=Patient/${p0}&date=2024-01`, index: /^search_Encounter_subject_date$/ },
+    { type: 'Encounter', query: 'identifier=E3', index: /^search_Encounter_identifier$/ },
+    { type: 'Encounter', query: '_sort=-date', index: /^search_Encounter_date_hi$/, sortFromIndex: true },
+    { type: 'Encounter', query: 'date=ge2024-05&_sort=-date', index: /^search_Encounter_date_hi$/, sortFromIndex: true },
+    { type: 'MedicationRequest', query: `patient=${p0}&status=active`, index: /^search_MedicationRequest_patient_status$/ },
+    { type: 'MedicationRequest', query: `subject=Patient/${p0}&status=active`, index: /^search_MedicationRequest_subject_status$/ },
+    { type: 'MedicationRequest', query: 'identifier=R7', index: /^search_MedicationRequest_identifier$/ },
+    { type: 'MedicationRequest', query: 'code=http://www.nlm.nih.gov/research/umls/rxnorm|1002', index: /^search_MedicationRequest_code$/ },
+    { type: 'MedicationRequest', query: 'encounter.patient.identifier=urn:mrn|M5', index: /^search_MedicationRequest_encounter$/ },
+    { type: 'MedicationRequest', query: 'authoredon=2024-03', index: /^search_MedicationRequest_authoredon$/ },
+    // Reverse chains end as a lookup of the referenced resources by key: the primary key index.
+    { type: 'Encounter', query: '_has:MedicationRequest:encounter:identifier=R7', index: /^_id_$/, sortFromIndex: true },
+    { type: 'Patient', query: `_id=${p0}`, index: /^_id_$|^type_id$/ },
+  ];
+  for (const c of cases) {
+    const params = [...new URLSearchParams(c.query).entries()];
+    const explain = await explainFhirSearch(ctx, { types: [c.type], path: c.type }, params);
+    const plan = stages(explain.queryPlanner.winningPlan as Document);
+    const scans = plan.filter((s) => s.stage === 'IXSCAN').map((s) => s.indexName as string);
+    const summary = plan.map((s) => (s.stage === 'IXSCAN' ? `IXSCAN(${s.indexName})` : s.stage)).join(' < ');
+    t.notOk(plan.some((s) => s.stage === 'COLLSCAN'), `${c.type}?${c.query}: no collection scan [${summary}]`);
+    t.ok(scans.length > 0 && scans.every((name) => names.includes(name) && c.index.test(name)), `${c.type}?${c.query}: uses ${c.index} [${summary}]`);
+    if (c.sortFromIndex) t.notOk(plan.some((s) => s.stage === 'SORT'), `${c.type}?${c.query}: the index delivers the order [${summary}]`);
+  }
+});

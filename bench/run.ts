@@ -89,6 +89,42 @@ async function main(): Promise<void> {
       await (await call('GET', `/Patient/${ids[i]}/_history`)).arrayBuffer();
     }),
   );
+  // Searches, each through its index (test/store/search-indexes.test.ts asserts the plans).
+  results.push(
+    await measure('search Patient by identifier', count, concurrency, async (i) => {
+      await (await call('GET', `/Patient?identifier=urn:oid:1.2.36.146.595.217.0.1|MRN-${i}`)).arrayBuffer();
+    }),
+  );
+  results.push(
+    await measure('search Patient by family prefix', count, concurrency, async (i) => {
+      await (await call('GET', `/Patient?family=Family${i % 500}`)).arrayBuffer();
+    }),
+  );
+  results.push(
+    await measure('search Patient gender + birthdate year', count, concurrency, async (i) => {
+      await (await call('GET', `/Patient?gender=female&birthdate=19${String(40 + (i % 60)).padStart(2, '0')}`)).arrayBuffer();
+    }),
+  );
+  results.push(
+    await measure('search Encounter of a patient, _sort=-date', count, concurrency, async (i) => {
+      await (await call('GET', `/Encounter?patient=${ids[i]}&_sort=-date`)).arrayBuffer();
+    }),
+  );
+  results.push(
+    await measure('search Encounter chained patient.identifier', count, concurrency, async (i) => {
+      await (await call('GET', `/Encounter?patient.identifier=urn:oid:1.2.36.146.595.217.0.1|MRN-${i}`)).arrayBuffer();
+    }),
+  );
+  results.push(
+    await measure('page through all Patients (_count=100)', Math.max(1, Math.floor(count / 200)), 1, async () => {
+      let next: string | undefined = '/Patient?_count=100';
+      while (next) {
+        const bundle = (await (await call('GET', next)).json()) as { link?: Array<{ relation: string; url: string }> };
+        const url = bundle.link?.find((l) => l.relation === 'next')?.url;
+        next = url ? url.slice(url.indexOf('/Patient')) : undefined;
+      }
+    }),
+  );
 
   await app.close();
   await connection.db.dropDatabase();

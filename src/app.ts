@@ -15,6 +15,10 @@ import { FHIR_JSON, JSON_PATCH, registerFhirFormat } from './http/fhir-format.js
 import healthPlugin from './http/health.js';
 import { registerMetadataRoute } from './http/routes/metadata.js';
 import { registerResourceRoutes } from './http/routes/resource-routes.js';
+import { registerSearchRoutes, searchHandlers } from './http/routes/search-routes.js';
+import { DEFAULT_SEARCH_SETTINGS, type SearchSettings } from './fhir/search/search.js';
+import { registerLedgerRoutes } from './http/routes/ledger-routes.js';
+import type { LedgerService } from './ledger/ledger-service.js';
 import { SOFTWARE } from './software.js';
 import type { ResourceStore } from './store/resource-store.js';
 import type { ResourceValidator } from './fhir/validation/index.js';
@@ -25,9 +29,12 @@ export interface AppDependencies {
   validator: ResourceValidator;
   /** Overrides the logger (tests pass false to silence it). */
   logger?: FastifyServerOptions['logger'];
+  /** The ledger's read side ($verify, $proof, Provenance); without it those routes are not registered. */
+  ledger?: LedgerService;
 }
 
-export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy'>;
+export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy'> &
+  Partial<Pick<ServerConfig, 'search'>>;
 
 /**
  * Log lines carry method, path and status, never query strings or bodies: a search such as ?name=Smith&birthdate=…
@@ -112,7 +119,10 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     async (fhir) => {
       registerFhirFormat(fhir, { bodyLimit: config.bodyLimit });
       registerMetadataRoute(fhir, capabilities, software);
-      registerResourceRoutes(fhir, context, capabilities);
+      const search: SearchSettings = config.search ?? DEFAULT_SEARCH_SETTINGS;
+      registerResourceRoutes(fhir, context, capabilities, searchHandlers(context, search));
+      await registerSearchRoutes(fhir, context, capabilities, search);
+      if (deps.ledger) registerLedgerRoutes(fhir, context, capabilities, deps.ledger);
     },
     { prefix: config.basePath },
   );

@@ -32,13 +32,55 @@ export interface ServerConfig {
   requiredProfiles: Partial<Record<string, string[]>>;
   /** How long to wait for a real mongod (mongodb-memory-server) before falling back to the embedded server. */
   mongodStartTimeoutMs: number;
+  /** The anchoring of versions on Hedera (HEDERA_* and LEDGER_* variables). */
+  ledger: LedgerConfig;
+  /** Search paging: _count when none is given, and the largest page (SEARCH_DEFAULT_COUNT, SEARCH_MAX_COUNT). */
+  search: { defaultCount: number; maxCount: number };
 }
+
+/** Public Hedera networks, and `local`: the project's own Hedera-compatible network (src/dev/hedera), NOT Hedera. */
+export type HederaNetworkName = 'testnet' | 'mainnet' | 'previewnet' | 'local';
+
+export interface LedgerConfig {
+  /** False: no anchoring worker and no ledger routes; versions keep their pending anchors until it is enabled. */
+  enabled: boolean;
+  network: HederaNetworkName;
+  /** Payer and submit key of the topic; both unset on `local`, where the local network's operator is used. */
+  operatorId: string | undefined;
+  /** Never logged. */
+  operatorKey: string | undefined;
+  /** The HCS topic; unset means "create one (submit key = operator key) and remember it in MongoDB". */
+  topicId: string | undefined;
+  /** Mirror node REST base URL; unset on `local` (the local network supplies its own). */
+  mirrorUrl: string | undefined;
+  /** A batch closes when it holds this many versions... */
+  batchMaxLeaves: number;
+  /** ...or when its oldest version has waited this long. */
+  batchIntervalMs: number;
+  /** How long the anchoring lease lasts without renewal; another process takes over after it. */
+  leaseTtlMs: number;
+  /** Upper bound of the exponential backoff between retries while Hedera or the mirror node is unreachable. */
+  retryMaxMs: number;
+  /** Test hook: the worker exits the process right after submitting a batch (crash-recovery tests only). */
+  testCrashAfterSubmit: boolean;
+}
+
+/** Mirror node REST API of each public network (docs.hedera.com, "Mirror Node REST API"). */
+export const DEFAULT_MIRROR_URLS: Record<Exclude<HederaNetworkName, 'local'>, string> = {
+  testnet: 'https://testnet.mirrornode.hedera.com',
+  mainnet: 'https://mainnet.mirrornode.hedera.com',
+  previewnet: 'https://previewnet.mirrornode.hedera.com',
+};
 
 /** One entry per environment variable: its schema and how it maps onto ServerConfig. */
 interface VariableSpec {
   description: string;
   schema: Record<string, unknown>;
+  /** A secret (a private key): error messages name the variable but never echo its value. */
+  secret?: boolean;
 }
+
+const ENTITY_ID_PATTERN = '^\\d{1,10}\\.\\d{1,10}\\.\\d{1,10}$';
 
 const VARIABLES = {
   PORT: { description: 'an integer from 0 to 65535', schema: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 } },
@@ -80,6 +122,56 @@ const VARIABLES = {
     description: 'milliseconds from 0 to 600000',
     schema: { type: 'integer', minimum: 0, maximum: 600000, default: 5000 },
   },
+  SEARCH_DEFAULT_COUNT: {
+    description: 'an integer from 1 to 10000 (search page size when _count is not given; at most SEARCH_MAX_COUNT)',
+    schema: { type: 'integer', minimum: 1, maximum: 10000, default: 20 },
+  },
+  SEARCH_MAX_COUNT: {
+    description: 'an integer from 1 to 10000 (largest search page; a larger _count is reduced to it)',
+    schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+  },
+  HEDERA_NETWORK: {
+    description: "one of testnet, mainnet, previewnet, local (default: testnet when an operator is configured, else local)",
+    schema: { type: 'string', enum: ['testnet', 'mainnet', 'previewnet', 'local'] },
+  },
+  HEDERA_OPERATOR_ID: {
+    description: 'a Hedera account id such as 0.0.12345',
+    schema: { type: 'string', pattern: ENTITY_ID_PATTERN },
+  },
+  HEDERA_OPERATOR_KEY: {
+    description: 'the operator private key, DER-encoded hex (302e... for ED25519, 3030... for ECDSA)',
+    schema: { type: 'string', pattern: '^(0x)?[0-9a-fA-F]{64,}$' },
+    secret: true,
+  },
+  HEDERA_TOPIC_ID: {
+    description: 'a Hedera topic id such as 0.0.12345',
+    schema: { type: 'string', pattern: ENTITY_ID_PATTERN },
+  },
+  HEDERA_MIRROR_URL: {
+    description: 'an absolute http(s) URL of a mirror node REST API, without a trailing slash or /api/v1',
+    schema: { type: 'string', pattern: '^https?://[^\\s/]+(/[^\\s]*[^\\s/])?$' },
+  },
+  LEDGER_ENABLED: { description: 'true or false', schema: { type: 'boolean', default: true } },
+  LEDGER_BATCH_MAX_LEAVES: {
+    description: 'an integer from 1 to 100000 (versions per batch)',
+    schema: { type: 'integer', minimum: 1, maximum: 100000, default: 10000 },
+  },
+  LEDGER_BATCH_INTERVAL_MS: {
+    description: 'milliseconds from 10 to 3600000',
+    schema: { type: 'integer', minimum: 10, maximum: 3600000, default: 1000 },
+  },
+  LEDGER_LEASE_TTL_MS: {
+    description: 'milliseconds from 1000 to 600000',
+    schema: { type: 'integer', minimum: 1000, maximum: 600000, default: 15000 },
+  },
+  LEDGER_RETRY_MAX_MS: {
+    description: 'milliseconds from 100 to 3600000',
+    schema: { type: 'integer', minimum: 100, maximum: 3600000, default: 60000 },
+  },
+  LEDGER_TEST_CRASH_AFTER_SUBMIT: {
+    description: 'true or false (test hook: exit right after submitting a batch)',
+    schema: { type: 'boolean', default: false },
+  },
 } satisfies Record<string, VariableSpec>;
 
 type VariableName = keyof typeof VARIABLES;
@@ -99,9 +191,9 @@ const validateEnvironment = ajv.compile({
 
 function describeError(error: ErrorObject, input: Record<string, unknown>): string {
   const name = error.instancePath.replace(/^\//, '') as VariableName;
-  const spec = VARIABLES[name];
-  const value = input[name];
-  return spec ? `${name}=${JSON.stringify(value)} is invalid: it should be ${spec.description}` : `${name}: ${error.message ?? 'invalid'}`;
+  const spec: VariableSpec | undefined = VARIABLES[name];
+  const value = spec?.secret ? '(value hidden)' : JSON.stringify(input[name]);
+  return spec ? `${name}=${value} is invalid: it should be ${spec.description}` : `${name}: ${error.message ?? 'invalid'}`;
 }
 
 /**
@@ -135,6 +227,56 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     referencePolicy: input.REFERENCE_POLICY as 'strict' | 'lenient',
     requiredProfiles: parseRequiredProfiles(input.REQUIRED_PROFILES as string | undefined),
     mongodStartTimeoutMs: input.MONGOD_START_TIMEOUT_MS as number,
+    ledger: ledgerConfig(input),
+    search: searchConfig(input),
+  };
+}
+
+function searchConfig(input: Record<string, unknown>): ServerConfig['search'] {
+  const defaultCount = input.SEARCH_DEFAULT_COUNT as number;
+  const maxCount = input.SEARCH_MAX_COUNT as number;
+  if (defaultCount > maxCount) {
+    throw new ConfigError([`SEARCH_DEFAULT_COUNT=${defaultCount} is larger than SEARCH_MAX_COUNT=${maxCount}; it must not be`]);
+  }
+  return { defaultCount, maxCount };
+}
+
+/**
+ * The ledger variables, with the rules that span several of them: a public network needs an operator (id and
+ * key together), and `local` means the project's own network with its own operator, so one configured here
+ * would be silently ignored — refused instead.
+ */
+function ledgerConfig(input: Record<string, unknown>): LedgerConfig {
+  const operatorId = input.HEDERA_OPERATOR_ID as string | undefined;
+  const operatorKey = input.HEDERA_OPERATOR_KEY as string | undefined;
+  const network = (input.HEDERA_NETWORK as HederaNetworkName | undefined) ?? (operatorId || operatorKey ? 'testnet' : 'local');
+  const problems: string[] = [];
+  if ((operatorId === undefined) !== (operatorKey === undefined)) {
+    problems.push('HEDERA_OPERATOR_ID and HEDERA_OPERATOR_KEY must be set together (the account and its private key)');
+  }
+  if (network === 'local') {
+    if (operatorId !== undefined || operatorKey !== undefined) {
+      problems.push('HEDERA_NETWORK=local uses the project\'s own local network and its operator: unset HEDERA_OPERATOR_ID and HEDERA_OPERATOR_KEY');
+    }
+    if (input.HEDERA_MIRROR_URL !== undefined) {
+      problems.push('HEDERA_NETWORK=local serves its own mirror REST API: unset HEDERA_MIRROR_URL');
+    }
+  } else if (operatorId === undefined && operatorKey === undefined) {
+    problems.push(`HEDERA_NETWORK=${network} needs HEDERA_OPERATOR_ID and HEDERA_OPERATOR_KEY (an account that pays for the messages)`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    enabled: input.LEDGER_ENABLED as boolean,
+    network,
+    operatorId,
+    operatorKey,
+    topicId: input.HEDERA_TOPIC_ID as string | undefined,
+    mirrorUrl: network === 'local' ? undefined : ((input.HEDERA_MIRROR_URL as string | undefined) ?? DEFAULT_MIRROR_URLS[network]),
+    batchMaxLeaves: input.LEDGER_BATCH_MAX_LEAVES as number,
+    batchIntervalMs: input.LEDGER_BATCH_INTERVAL_MS as number,
+    leaseTtlMs: input.LEDGER_LEASE_TTL_MS as number,
+    retryMaxMs: input.LEDGER_RETRY_MAX_MS as number,
+    testCrashAfterSubmit: input.LEDGER_TEST_CRASH_AFTER_SUBMIT as boolean,
   };
 }
 

@@ -1,24 +1,77 @@
 /**
  * Entry point: read the configuration, bring up MongoDB (configured, a real mongod, or the embedded server),
- * listen, and shut down cleanly on SIGINT/SIGTERM (drain in-flight requests, then close MongoDB).
+ * bring up the ledger (a configured Hedera network, or the project's LOCAL network when no operator is
+ * configured), listen, start the anchoring worker, and shut down cleanly on SIGINT/SIGTERM (drain in-flight
+ * requests, stop the worker, then close the ledger and MongoDB).
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, type ServerConfig } from './config.js';
+import { startLocalHedera, type LocalHedera } from './dev/hedera/index.js';
 import { provideMongo } from './dev/provide-mongo.js';
+import type { LedgerLogger } from './ledger/anchor-worker.js';
+import { LedgerRuntime, type LedgerEndpoint } from './ledger/ledger-runtime.js';
+import { LOCAL_NETWORK_LABEL } from './ledger/network.js';
 import { connectMongo } from './store/mongo.js';
 import { ResourceStore } from './store/resource-store.js';
 import { createResourceValidator } from './fhir/validation/index.js';
-import { PROJECT_ROOT } from './software.js';
+import { PROJECT_ROOT, SOFTWARE } from './software.js';
+
+/** Exit code of the LEDGER_TEST_CRASH_AFTER_SUBMIT hook, so a test can tell the crash from other exits. */
+const TEST_CRASH_EXIT_CODE = 86;
+
+/**
+ * Where the ledger is: the configured public network, or — with no operator configured — the project's local
+ * Hedera-compatible network, started here with its state under DATA_DIR/local-hedera. The log says which,
+ * plainly, because proofs from the local network prove nothing about Hedera.
+ */
+async function provideLedgerEndpoint(
+  config: ServerConfig,
+  log: (level: number, message: string) => void,
+): Promise<{ endpoint: LedgerEndpoint; local?: LocalHedera }> {
+  const ledger = config.ledger;
+  if (ledger.network !== 'local') {
+    log(30, `Ledger: Hedera ${ledger.network}, operator ${ledger.operatorId}, mirror node ${ledger.mirrorUrl}`);
+    return {
+      endpoint: { network: ledger.network, operatorId: ledger.operatorId!, operatorKey: ledger.operatorKey!, mirrorUrl: ledger.mirrorUrl! },
+    };
+  }
+  const dataDir = join(config.dataDir, 'local-hedera');
+  const local = await startLocalHedera({
+    dataDir,
+    // Its per-transaction lines are debug detail; its start and stop lines say what it is.
+    log: (message) => log(/LOCAL ledger|cut \d+ bytes/.test(message) ? 30 : 20, `local-hedera: ${message}`),
+  });
+  log(
+    40,
+    `Ledger: no HEDERA_OPERATOR_ID/HEDERA_OPERATOR_KEY configured, so versions are anchored on the project's LOCAL ` +
+      `Hedera-compatible network, NOT on Hedera (state in ${dataDir}, mirror REST ${local.mirrorUrl}). ` +
+      `Proofs say "network": "${LOCAL_NETWORK_LABEL}". Configure HEDERA_NETWORK, HEDERA_OPERATOR_ID and HEDERA_OPERATOR_KEY for testnet or mainnet.`,
+  );
+  return {
+    local,
+    endpoint: {
+      network: 'local',
+      operatorId: local.operatorId,
+      operatorKey: local.operatorKey,
+      mirrorUrl: local.mirrorUrl,
+      grpcEndpoint: local.grpcEndpoint,
+      nodeAccountId: local.nodeAccountId,
+    },
+  };
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
   if (!config.mongodbUri) await mkdir(config.dataDir, { recursive: true });
 
-  const bootLog = (message: string): void => {
-    if (config.logLevel !== 'silent') console.log(JSON.stringify({ level: 30, time: Date.now(), msg: message }));
+  const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+  const levelLog = (level: number, message: string): void => {
+    if (level >= LEVELS[config.logLevel]!) console.log(JSON.stringify({ level, time: Date.now(), msg: message }));
   };
+  const bootLog = (message: string): void => levelLog(30, message);
   const mongo = await provideMongo({
     uri: config.mongodbUri,
     dataDir: config.dataDir,
@@ -35,7 +88,40 @@ async function main(): Promise<void> {
     requiredProfiles: config.requiredProfiles,
     log: (message) => bootLog(`validation: ${message}`),
   });
-  const app = await buildApp(config, { store, validator });
+  let local: LocalHedera | undefined;
+  let ledger: LedgerRuntime | undefined;
+  // The worker logs through the app's logger, which exists only once the app is built.
+  let ledgerLogger: LedgerLogger | undefined;
+  const ledgerLog: LedgerLogger = {
+    debug: (fields, message) => ledgerLogger?.debug(fields, message),
+    info: (fields, message) => ledgerLogger?.info(fields, message),
+    warn: (fields, message) => ledgerLogger?.warn(fields, message),
+    error: (fields, message) => ledgerLogger?.error(fields, message),
+  };
+  if (config.ledger.enabled) {
+    const provided = await provideLedgerEndpoint(config, levelLog);
+    local = provided.local;
+    ledger = new LedgerRuntime({
+      db: connection.db,
+      config: config.ledger,
+      endpoint: provided.endpoint,
+      baseUrl: config.baseUrl,
+      software: SOFTWARE.name,
+      log: ledgerLog,
+      afterSubmit: config.ledger.testCrashAfterSubmit
+        ? (batch) => {
+            console.log(JSON.stringify({ level: 50, time: Date.now(), msg: `LEDGER_TEST_CRASH_AFTER_SUBMIT: exiting after submitting batch ${batch}` }));
+            process.exit(TEST_CRASH_EXIT_CODE);
+          }
+        : undefined,
+    });
+    await ledger.init();
+  } else {
+    bootLog('Ledger: LEDGER_ENABLED=false, nothing is anchored; new versions keep pending anchors until it is enabled');
+  }
+
+  const app = await buildApp(config, { store, validator, ledger: ledger?.service });
+  ledgerLogger = app.log;
   app.log.info(
     { mongodb: mongo.kind, transactions: connection.supportsTransactions },
     `MongoDB in use: ${mongo.description}`,
@@ -48,6 +134,8 @@ async function main(): Promise<void> {
     app.log.info({ signal }, 'shutting down: draining in-flight requests');
     try {
       await app.close();
+      await ledger?.stop();
+      await local?.close();
       await connection.close();
       await mongo.stop();
       process.exit(0);
@@ -61,6 +149,7 @@ async function main(): Promise<void> {
 
   await app.listen({ port: config.port, host: config.host });
   app.log.info(`FHIR base: ${config.baseUrl} (CapabilityStatement at ${config.baseUrl}/metadata)`);
+  ledger?.start();
 }
 
 main().catch((error: unknown) => {

@@ -48,7 +48,15 @@ export class Capabilities {
   private readonly patchFormats = new Set<string>();
 
   constructor(readonly resourceTypes: readonly string[]) {
-    for (const type of resourceTypes) {
+    for (const type of resourceTypes) this.addResourceType(type);
+  }
+
+  /**
+   * Declares a resource type served besides the hosted ones (e.g. derived, read-only Provenance). It gets an
+   * entry of its own in rest.resource; the statement's documentation keeps naming the hosted types only.
+   */
+  addResourceType(type: string): this {
+    if (!this.resources.has(type)) {
       this.resources.set(type, {
         interactions: new Set(),
         operations: new Map(),
@@ -57,6 +65,7 @@ export class Capabilities {
         extra: {},
       });
     }
+    return this;
   }
 
   private forType(type: string): ResourceCapabilities {

@@ -336,3 +336,36 @@ export function verifyConsistency(
   // 7.
   return hashEqual(fr, oldRoot) && hashEqual(sr, newRoot) && sn === 0;
 }
+
+/**
+ * The root that `path` leads to from `leafHash` at `index` in a tree of `treeSize` leaves: the same fold as
+ * verifyInclusion (RFC 9162 2.1.3.2 steps 1-5), returning the computed root instead of comparing it, so that a
+ * verifier can show which root a proof leads to and compare it with the root published on the ledger. Returns
+ * null where verifyInclusion would fail before comparing (malformed input, index out of range, wrong path
+ * length). Never throws.
+ */
+export function rootFromInclusionPath(leafHash: Buffer, index: number, treeSize: number, path: readonly Buffer[]): Buffer | null {
+  if (!isHash(leafHash) || !isSize(index) || !isSize(treeSize)) return null;
+  if (!Array.isArray(path) || !path.every(isHash)) return null;
+  if (index >= treeSize) return null;
+  let fn = index;
+  let sn = treeSize - 1;
+  let r: Buffer = Buffer.from(leafHash);
+  for (const p of path) {
+    if (sn === 0) return null;
+    if (lsb(fn) || fn === sn) {
+      r = sha256(NODE_PREFIX, p, r);
+      if (!lsb(fn)) {
+        while (!lsb(fn) && fn !== 0) {
+          fn = shr(fn);
+          sn = shr(sn);
+        }
+      }
+    } else {
+      r = sha256(NODE_PREFIX, r, p);
+    }
+    fn = shr(fn);
+    sn = shr(sn);
+  }
+  return sn === 0 ? r : null;
+}

@@ -15,6 +15,7 @@ export {
   leafHash,
   merkleRoot,
   nodeHash,
+  rootFromInclusionPath,
   verifyConsistency,
   verifyInclusion,
 } from './merkle.js';

@@ -17,6 +17,7 @@
  */
 import type { Resource } from '@medplum/fhirtypes';
 import { MongoServerError, type ClientSession, type Collection, type Db, type Document } from 'mongodb';
+import { searchIndexDescriptions } from './search/indexes.js';
 
 export const VERSIONS_COLLECTION = 'resource_versions';
 export const HEADS_COLLECTION = 'resources';
@@ -93,6 +94,12 @@ function headFromVersion(version: NewVersion | VersionDocument): HeadDocument {
   return head;
 }
 
+/** Moves a head to a version; a version without index values (a deletion) leaves none of the previous ones. */
+function headUpdate(fields: Omit<HeadDocument, '_id'>): Document {
+  if (fields.idx !== undefined) return { $set: fields };
+  return { $set: fields, $unset: { idx: '', idxVersion: '' } };
+}
+
 export class ResourceStore {
   readonly versions: Collection<VersionDocument>;
   readonly heads: Collection<HeadDocument>;
@@ -117,6 +124,8 @@ export class ResourceStore {
     await this.heads.createIndexes([
       { key: { type: 1, id: 1 }, name: 'type_id', unique: true },
       { key: { type: 1, lastUpdated: -1 }, name: 'type_lastUpdated' },
+      // Searches: partial indexes over idx fields, per type (see store/search/indexes.ts).
+      ...searchIndexDescriptions(),
     ]);
   }
 
@@ -173,7 +182,7 @@ export class ResourceStore {
       return;
     }
     const { _id, ...fields } = head;
-    await this.heads.updateOne({ _id, versionId: version.versionId - 1 }, { $set: fields }, { session });
+    await this.heads.updateOne({ _id, versionId: version.versionId - 1 }, headUpdate(fields), { session });
     // matchedCount 0 means a roll-forward already moved the head to this very version; nothing to do.
   }
 
@@ -189,6 +198,6 @@ export class ResourceStore {
       return;
     }
     const { _id, ...fields } = head;
-    await this.heads.updateOne({ _id, versionId: versionId - 1 }, { $set: fields });
+    await this.heads.updateOne({ _id, versionId: versionId - 1 }, headUpdate(fields));
   }
 }

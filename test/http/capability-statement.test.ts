@@ -18,7 +18,7 @@ t.test('GET /metadata validates against the R4 CapabilityStatement definition', 
   const patient = statement.rest?.[0].resource?.find((r) => r.type === 'Patient');
   t.same(
     patient?.interaction?.map((i) => i.code).sort(),
-    ['create', 'delete', 'history-instance', 'history-type', 'patch', 'read', 'update', 'vread'],
+    ['create', 'delete', 'history-instance', 'history-type', 'patch', 'read', 'search-type', 'update', 'vread'],
     'every interaction this server serves, and no other',
   );
   t.equal(patient?.versioning, 'versioned-update');
@@ -26,7 +26,7 @@ t.test('GET /metadata validates against the R4 CapabilityStatement definition', 
     patient?.supportedProfile?.includes('http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient'),
     'profiles loaded from profiles/ are listed',
   );
-  t.same(statement.rest?.[0].interaction?.map((i) => i.code), ['history-system']);
+  t.same(statement.rest?.[0].interaction?.map((i) => i.code).sort(), ['history-system', 'search-system']);
 
   // Each interaction it claims answers something other than 404/405.
   const json = { 'content-type': 'application/fhir+json' };
@@ -41,6 +41,7 @@ t.test('GET /metadata validates against the R4 CapabilityStatement definition', 
       (await app.inject({ method: 'PATCH', url: `/Patient/${id}`, headers: { 'content-type': 'application/json-patch+json' }, payload: [{ op: 'add', path: '/active', value: false }] })).statusCode,
     'history-instance': async () => (await app.inject({ url: `/Patient/${id}/_history` })).statusCode,
     'history-type': async () => (await app.inject({ url: '/Patient/_history' })).statusCode,
+    'search-type': async () => (await app.inject({ url: `/Patient?_id=${id}` })).statusCode,
     delete: async () => (await app.inject({ method: 'DELETE', url: `/Patient/${id}` })).statusCode,
   };
   for (const code of patient?.interaction?.map((i) => i.code) ?? []) {

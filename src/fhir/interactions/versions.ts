@@ -8,6 +8,8 @@ import { canonicalJson } from '../../ledger/canonical-json.js';
 import type { HeadDocument, VersionDocument, WriteMethod } from '../../store/resource-store.js';
 import type { FhirContext } from '../context.js';
 import { FhirError, errors, issue } from '../outcome.js';
+import { extractIndex } from '../search/extract.js';
+import { searchRegistry } from '../search/registry.js';
 import { checkReferences } from './references.js';
 
 /** A stored version as interactions see it. */
@@ -85,7 +87,10 @@ function nextTimestamp(ctx: FhirContext, previous: HeadDocument | null): Date {
   return now;
 }
 
-/** Stamps meta, computes the pending anchor and stores the version after `previous`. */
+/**
+ * Stamps meta, extracts the search index values (a deletion has none), computes the pending anchor and stores
+ * the version after `previous`: the version, its index values and its anchor state go to the store together.
+ */
 export async function storeNextVersion(
   ctx: FhirContext,
   args: { type: string; id: string; previous: HeadDocument | null; resource: Resource; deleted: boolean; method: WriteMethod },
@@ -99,6 +104,7 @@ export async function storeNextVersion(
     id: args.id,
     meta: { ...meta, versionId: String(versionId), lastUpdated: lastUpdated.toISOString() },
   } as Resource;
+  const index = args.deleted ? undefined : extractIndex(searchRegistry(), stamped, ctx.baseUrl);
   await ctx.store.writeVersion({
     type: args.type,
     id: args.id,
@@ -107,6 +113,7 @@ export async function storeNextVersion(
     deleted: args.deleted,
     method: args.method,
     resource: stamped,
+    ...(index ? { idx: index.idx, idxVersion: index.idxVersion } : {}),
     anchor: pendingAnchorFor(stamped),
   });
   return { type: args.type, id: args.id, versionId, lastUpdated, deleted: args.deleted, resource: stamped };

@@ -22,6 +22,7 @@ import { readResourceVersion } from '../../fhir/interactions/vread.js';
 import { parseElements, parseSummary, shortenResource } from '../../fhir/summary.js';
 import { notModified, sendWriteResult, setVersionHeaders } from '../respond.js';
 import { registerRouteFamily } from '../route-family.js';
+import type { SearchHandlers } from './search-routes.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -68,11 +69,31 @@ function historyParams(query: Query): HistoryParams {
   };
 }
 
-export function registerResourceRoutes(fastify: FastifyInstance, ctx: FhirContext, capabilities: Capabilities): void {
+/**
+ * `search` supplies the handlers that share the /[type] URL with create: search (GET), conditional create
+ * (POST with If-None-Exist), conditional update (PUT) and conditional delete (DELETE); see search-routes.ts.
+ */
+export function registerResourceRoutes(
+  fastify: FastifyInstance,
+  ctx: FhirContext,
+  capabilities: Capabilities,
+  search?: SearchHandlers,
+): void {
   for (const type of ctx.resourceTypes) {
-    registerRouteFamily(fastify, `/${type}`, {
-      POST: async (request, reply) => sendWriteResult(request, reply, ctx.baseUrl, await createResource(ctx, type, request.body)),
-    });
+    registerRouteFamily(
+      fastify,
+      `/${type}`,
+      search
+        ? {
+            GET: search.search(type),
+            POST: search.create(type),
+            PUT: search.conditionalUpdate(type),
+            DELETE: search.conditionalDelete(type),
+          }
+        : {
+            POST: async (request, reply) => sendWriteResult(request, reply, ctx.baseUrl, await createResource(ctx, type, request.body)),
+          },
+    );
 
     registerRouteFamily(fastify, `/${type}/:id`, {
       GET: async (request, reply) => {

@@ -1,0 +1,225 @@
+/**
+ * The ledger's HTTP face:
+ *
+ *   GET [type]/[id]/_history/[vid]/$verify   is this version what the ledger anchored? (Parameters)
+ *   GET [type]/[id]/$proof                   proof package for every version (JSON, "fhir-ledger-proof" v1)
+ *   GET [type]/[id]/_history/[vid]/$proof    proof package for one version
+ *   GET Provenance?target=[type]/[id]{/_history/[vid]}   derived Provenance per version (searchset Bundle)
+ *   GET Provenance/[id]                      one derived Provenance
+ *
+ * Why "$verify" on the version and why GET: FHIR operations are invoked with POST, or with GET when the
+ * operation does not change anything (affectsState = false) and its parameters are primitive — both hold here:
+ * it only reads, and it takes no parameters at all. It is an instance-version-level operation because what is
+ * verified is one version exactly as served (meta.versionId and meta.lastUpdated included); the URL names that
+ * version the way vread does. $proof follows the same reasoning at instance level (all versions) and at
+ * version level; its answer is a JSON document meant to be saved and checked offline, not a FHIR resource.
+ */
+import type { Bundle, Parameters, ParametersParameter } from '@medplum/fhirtypes';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Capabilities } from '../../fhir/capability-statement.js';
+import type { FhirContext } from '../../fhir/context.js';
+import { ID_PATTERN } from '../../fhir/interactions/versions.js';
+import { FhirError, errors, issue } from '../../fhir/outcome.js';
+import { consensusTimestampToInstant } from '../../ledger/hedera-ids.js';
+import type { LedgerService, VersionReport } from '../../ledger/ledger-service.js';
+import { parseProvenanceId } from '../../ledger/provenance.js';
+import { registerRouteFamily } from '../route-family.js';
+
+const OPERATION_BASE = 'urn:fhir-ledger-server:OperationDefinition';
+
+function versionParams(request: FastifyRequest): { id: string; versionId: number } {
+  const { id, vid } = request.params as { id: string; vid?: string };
+  if (!ID_PATTERN.test(id)) throw errors.badRequest(`${id} is not a valid resource id`);
+  if (vid === undefined) return { id, versionId: 0 };
+  if (!/^[1-9]\d{0,8}$/.test(vid)) throw errors.notFound(`${vid} is not a version of this resource`);
+  return { id, versionId: Number(vid) };
+}
+
+const hexOf = (b: Buffer | null | undefined): string | undefined => (b ? b.toString('hex') : undefined);
+
+/** The $verify answer. Every hash in it is recomputed or read from the mirror node, never echoed from storage. */
+export function verifyParameters(report: VersionReport): Parameters {
+  const v = report.verification;
+  const p: ParametersParameter[] = [];
+  const add = (name: string, value: Omit<ParametersParameter, 'name'> | undefined): void => {
+    if (value) p.push({ name, ...value });
+  };
+  const str = (value: string | undefined) => (value === undefined ? undefined : { valueString: value });
+  const int = (value: number | undefined) => (value === undefined ? undefined : { valueInteger: value });
+
+  add('status', { valueCode: v.status });
+  for (const reason of v.reasons) add('reason', { valueString: reason });
+  // A failure found without the ledger stands; say that the ledger side was not checked.
+  if (report.mirrorUnavailable) add('note', { valueString: `the ledger was not read: ${report.mirrorUnavailable}` });
+  add('network', { valueString: report.network });
+  if (report.mirrorUrl) add('mirrorUrl', { valueUri: report.mirrorUrl });
+  add('commitment', str(hexOf(v.commitment)));
+  add('salt', str(hexOf(report.anchor?.salt)));
+  const anchor = report.anchor;
+  if (anchor?.state === 'batched') add('batch', int(anchor.batch));
+  if (anchor?.state === 'anchored') {
+    add('batch', int(anchor.batch));
+    add('leafIndex', int(anchor.leafIndex));
+    add('treeSize', int(anchor.treeSize));
+    for (const hash of anchor.auditPath ?? []) add('auditPath', { valueString: hash.toString('hex') });
+    // The root the audit path leads to (recomputed), then what the ledger published.
+    add('root', str(hexOf(v.computedRoot)));
+    add('publishedRoot', str(hexOf(v.published?.root)));
+    add('topic', str(anchor.topicId));
+    add('sequenceNumber', int(anchor.sequenceNumber));
+    const timestamp = v.published?.consensusTimestamp;
+    add('consensusTimestamp', str(timestamp));
+    const instant = timestamp ? consensusTimestampToInstant(timestamp) : null;
+    if (instant) add('consensusTime', { valueInstant: instant });
+    add('runningHash', str(hexOf(v.published?.runningHash)));
+    add('runningHashVersion', int(v.published?.runningHashVersion));
+    add('transactionId', str(anchor.transactionId));
+  }
+  if (report.hashscan) {
+    add('hashscan', { valueUri: report.hashscan.transaction });
+    add('hashscanTopic', { valueUri: report.hashscan.topic });
+  }
+  for (const check of v.checks) {
+    p.push({
+      name: 'check',
+      part: [
+        { name: 'name', valueCode: check.name },
+        { name: 'ok', valueBoolean: check.ok },
+        { name: 'detail', valueString: check.detail },
+      ],
+    });
+  }
+  p.push({
+    name: 'history',
+    part: [
+      { name: 'status', valueCode: report.history.ok ? 'complete' : 'incomplete' },
+      ...report.history.missing.map((m) => ({ name: 'missingVersion', valueInteger: m })),
+      { name: 'detail', valueString: report.history.detail },
+    ],
+  });
+  return { resourceType: 'Parameters', parameter: p };
+}
+
+function sendPackage(reply: FastifyReply, name: string, body: unknown): FastifyReply {
+  reply.type('application/json; charset=utf-8');
+  reply.header('content-disposition', `inline; filename="${name}.proof.json"`);
+  return reply.send(body);
+}
+
+/** Target values: Type/id or Type/id/_history/vid, relative or under our base URL; comma-separated = or. */
+function parseTargets(value: string | string[] | undefined, ctx: FhirContext): Array<{ type: string; id: string; versionId?: number }> {
+  const raw = (Array.isArray(value) ? value : value === undefined ? [] : [value]).flatMap((v) => v.split(','));
+  if (raw.length === 0) throw errors.badRequest('Provenance here is derived per resource version: search with target=[type]/[id], e.g. Provenance?target=Patient/123');
+  return raw.map((text) => {
+    const relative = text.startsWith(`${ctx.baseUrl}/`) ? text.slice(ctx.baseUrl.length + 1) : text;
+    const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/(\d{1,9}))?$/.exec(relative.trim());
+    if (!m) throw errors.badRequest(`target=${text} is not a reference such as Patient/123 or Patient/123/_history/2`, 'target');
+    return { type: m[1]!, id: m[2]!, versionId: m[3] === undefined ? undefined : Number(m[3]) };
+  });
+}
+
+export function registerLedgerRoutes(fastify: FastifyInstance, ctx: FhirContext, capabilities: Capabilities, ledger: LedgerService): void {
+  for (const type of ctx.resourceTypes) {
+    registerRouteFamily(fastify, `/${type}/:id/_history/:vid/$verify`, {
+      GET: async (request, reply) => {
+        const { id, versionId } = versionParams(request);
+        const report = await ledger.verifyVersion(type, id, versionId);
+        if (!report) throw errors.notFound(`${type}/${id} has no version ${versionId}`);
+        if (report.mirrorUnavailable && report.verification.status !== 'failed') {
+          // Not a finding about the record: the ledger could not be read, so nothing can be said yet.
+          throw new FhirError(
+            503,
+            issue(
+              'error',
+              'transient',
+              `The ledger could not be read, so ${type}/${id}/_history/${versionId} cannot be verified now (${report.mirrorUnavailable}). ` +
+                `The checks that need no ledger passed: ${report.verification.checks.map((c) => c.name).join(', ')}.`,
+            ),
+          );
+        }
+        return reply.send(verifyParameters(report));
+      },
+    });
+
+    registerRouteFamily(fastify, `/${type}/:id/$proof`, {
+      GET: async (request, reply) => {
+        const { id } = versionParams(request);
+        const body = await ledger.proofPackage(type, id);
+        if (!body) throw errors.notFound(`${type}/${id} is not known`);
+        return sendPackage(reply, `${type}-${id}`, body);
+      },
+    });
+
+    registerRouteFamily(fastify, `/${type}/:id/_history/:vid/$proof`, {
+      GET: async (request, reply) => {
+        const { id, versionId } = versionParams(request);
+        const body = await ledger.proofPackage(type, id, versionId);
+        if (!body) throw errors.notFound(`${type}/${id} has no version ${versionId}`);
+        return sendPackage(reply, `${type}-${id}-${versionId}`, body);
+      },
+    });
+
+    capabilities.addOperation(
+      type,
+      'verify',
+      `${OPERATION_BASE}:verify`,
+      'GET [type]/[id]/_history/[vid]/$verify: recomputes the version\'s commitment, folds its Merkle audit path and compares the root with the HCS message on the mirror node; Parameters with status anchored | pending | failed',
+    );
+    capabilities.addOperation(
+      type,
+      'proof',
+      `${OPERATION_BASE}:proof`,
+      'GET [type]/[id]/$proof (all versions) or [type]/[id]/_history/[vid]/$proof: a self-contained proof package (JSON, format fhir-ledger-proof v1) for the fhir-ledger-verify CLI',
+    );
+  }
+
+  registerRouteFamily(fastify, '/Provenance', {
+    GET: async (request) => {
+      const query = request.query as Record<string, string | string[] | undefined>;
+      const targets = parseTargets(query.target, ctx);
+      const resources = [];
+      for (const target of targets) {
+        if (!ctx.resourceTypes.includes(target.type)) continue;
+        resources.push(...(await ledger.provenance(target.type, target.id, target.versionId)));
+      }
+      const bundle: Bundle = {
+        resourceType: 'Bundle',
+        type: 'searchset',
+        total: resources.length,
+        link: [{ relation: 'self', url: `${ctx.baseUrl}/Provenance?target=${targets.map((t) => encodeURIComponent(`${t.type}/${t.id}${t.versionId ? `/_history/${t.versionId}` : ''}`)).join(',')}` }],
+        entry: resources.map((resource) => ({ fullUrl: `${ctx.baseUrl}/Provenance/${resource.id}`, resource, search: { mode: 'match' } })),
+      };
+      return bundle;
+    },
+  });
+
+  registerRouteFamily(fastify, '/Provenance/:id', {
+    GET: async (request) => {
+      const { id } = request.params as { id: string };
+      const parsed = parseProvenanceId(id);
+      if (!parsed || !ctx.resourceTypes.includes(parsed.type)) {
+        throw errors.notFound(
+          `Provenance/${id} is not known. Provenance here is derived per version: Provenance/[type]-[versionId]-[id], or search Provenance?target=[type]/[id]`,
+        );
+      }
+      const [provenance] = await ledger.provenance(parsed.type, parsed.id, parsed.versionId);
+      if (!provenance || provenance.id !== id) throw errors.notFound(`Provenance/${id} is not known`);
+      return provenance;
+    },
+  });
+
+  capabilities.addResourceType('Provenance');
+  capabilities.addInteraction('Provenance', 'read').addInteraction('Provenance', 'search-type');
+  capabilities.addSearchParam('Provenance', {
+    name: 'target',
+    type: 'reference',
+    definition: 'http://hl7.org/fhir/SearchParameter/Provenance-target',
+    documentation: 'Required. [type]/[id] (every version) or [type]/[id]/_history/[vid]; comma-separated for several',
+  });
+  capabilities.setResourceDetails('Provenance', {
+    versioning: 'no-version',
+    readHistory: false,
+    documentation: 'Derived, read-only: one Provenance per stored version of Patient, Encounter and MedicationRequest, with its ledger anchor in the extension ' +
+      'urn:fhir-ledger-server:StructureDefinition:ledger-anchor.',
+  });
+}

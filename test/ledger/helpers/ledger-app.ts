@@ -1,0 +1,152 @@
+/**
+ * The real app with the real ledger for end-to-end tests: a local Hedera network (the real @hashgraph/sdk talks
+ * to it over gRPC), a fresh MongoDB database, the anchoring runtime and buildApp with the ledger routes.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Test } from 'tap';
+import { buildApp } from '../../../src/app.js';
+import { startLocalHedera, type LocalHedera, type LocalHederaOptions } from '../../../src/dev/hedera/index.js';
+import type { LedgerLogger } from '../../../src/ledger/anchor-worker.js';
+import { LedgerRuntime, type LedgerRuntimeOptions } from '../../../src/ledger/ledger-runtime.js';
+import { connectMongo, type MongoConnection } from '../../../src/store/mongo.js';
+import { ResourceStore } from '../../../src/store/resource-store.js';
+import { TEST_CONFIG, testValidator } from '../../helpers/app.js';
+import { testMongo, uniqueDbName } from '../../helpers/mongo.js';
+
+export interface LogLine {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+  fields: object;
+}
+
+export function collectingLogger(lines: LogLine[]): LedgerLogger {
+  const push = (level: LogLine['level']) => (fields: object, message: string) => {
+    lines.push({ level, message, fields });
+  };
+  return { debug: push('debug'), info: push('info'), warn: push('warn'), error: push('error') };
+}
+
+export interface LedgerTestApp {
+  app: FastifyInstance;
+  runtime: LedgerRuntime;
+  net: LocalHedera;
+  store: ResourceStore;
+  connection: MongoConnection;
+  logs: LogLine[];
+}
+
+/** Everything a test may change about the runtime; config fields one by one. */
+export type RuntimeOverrides = Omit<Partial<LedgerRuntimeOptions>, 'config'> & { config?: Partial<LedgerRuntimeOptions['config']> };
+
+export const LEDGER_TEST_CONFIG = { topicId: undefined, batchMaxLeaves: 10000, batchIntervalMs: 100, leaseTtlMs: 5000, retryMaxMs: 500 };
+
+/** A local network for one test, closed at its end. */
+export async function startTestNetwork(t: Test, options: LocalHederaOptions = {}): Promise<LocalHedera> {
+  const net = await startLocalHedera({ log: () => {}, ...options });
+  t.teardown(() => net.close());
+  return net;
+}
+
+export function runtimeFor(
+  net: LocalHedera,
+  connection: MongoConnection,
+  logs: LogLine[],
+  overrides: RuntimeOverrides = {},
+): LedgerRuntime {
+  return new LedgerRuntime({
+    db: connection.db,
+    endpoint: {
+      network: 'local',
+      operatorId: net.operatorId,
+      operatorKey: net.operatorKey,
+      mirrorUrl: net.mirrorUrl,
+      grpcEndpoint: net.grpcEndpoint,
+      nodeAccountId: net.nodeAccountId,
+    },
+    baseUrl: TEST_CONFIG.baseUrl,
+    software: 'fhir-ledger-server',
+    log: collectingLogger(logs),
+    grpcDeadlineMs: 2000,
+    requestTimeoutMs: 5000,
+    retryMinMs: 50,
+    ...overrides,
+    config: { ...LEDGER_TEST_CONFIG, ...overrides.config },
+  });
+}
+
+/** App + ledger on a fresh database; `net` may be shared or restarted by the test. Worker not started. */
+export async function startLedgerApp(
+  t: Test,
+  net: LocalHedera,
+  overrides: RuntimeOverrides = {},
+  dbName = uniqueDbName('ledger'),
+): Promise<LedgerTestApp> {
+  const mongo = await testMongo();
+  const connection = await connectMongo(mongo.uri, dbName);
+  const store = new ResourceStore(connection.db, connection.supportsTransactions);
+  await store.ensureIndexes();
+  const logs: LogLine[] = [];
+  const runtime = runtimeFor(net, connection, logs, overrides);
+  await runtime.init();
+  const app = await buildApp(TEST_CONFIG, { store, validator: await testValidator(), logger: false, ledger: runtime.service });
+  await app.ready();
+  t.teardown(async () => {
+    await runtime.stop();
+    await app.close();
+    await connection.db.dropDatabase().catch(() => undefined);
+    await connection.close();
+  });
+  return { app, runtime, net, store, connection, logs };
+}
+
+export const patient = (family: string) => ({ resourceType: 'Patient', name: [{ family, given: ['Test'] }], gender: 'female', birthDate: '1980-01-02' });
+
+export async function createPatient(app: FastifyInstance, family: string): Promise<{ id: string; versionId: string }> {
+  const res = await app.inject({ method: 'POST', url: '/Patient', payload: patient(family), headers: { 'content-type': 'application/fhir+json' } });
+  if (res.statusCode !== 201) throw new Error(`create: ${res.statusCode} ${res.body}`);
+  const body = res.json() as { id: string; meta: { versionId: string } };
+  return { id: body.id, versionId: body.meta.versionId };
+}
+
+export async function updatePatient(app: FastifyInstance, id: string, family: string): Promise<string> {
+  const res = await app.inject({
+    method: 'PUT',
+    url: `/Patient/${id}`,
+    payload: { ...patient(family), id },
+    headers: { 'content-type': 'application/fhir+json' },
+  });
+  if (res.statusCode !== 200) throw new Error(`update: ${res.statusCode} ${res.body}`);
+  return (res.json() as { meta: { versionId: string } }).meta.versionId;
+}
+
+/** Polls until no version in the database is pending or batched, or fails after timeoutMs (bounded). */
+export async function waitAnchored(connection: MongoConnection, timeoutMs: number): Promise<void> {
+  const versions = connection.db.collection('resource_versions');
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; Date.now() < deadline && i < 10_000; i++) {
+    const open = await versions.countDocuments({ 'anchor.state': { $ne: 'anchored' } });
+    if (open === 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const open = await versions.find({ 'anchor.state': { $ne: 'anchored' } }, { projection: { _id: 1, 'anchor.state': 1 } }).toArray();
+  throw new Error(`not anchored after ${timeoutMs} ms: ${JSON.stringify(open.slice(0, 5))}`);
+}
+
+export interface ParameterLike {
+  name: string;
+  valueCode?: string;
+  valueString?: string;
+  valueInteger?: number;
+  valueUri?: string;
+  valueInstant?: string;
+  valueBoolean?: boolean;
+  part?: ParameterLike[];
+}
+
+export function param(body: { parameter?: ParameterLike[] }, name: string): ParameterLike | undefined {
+  return body.parameter?.find((p) => p.name === name);
+}
+
+export function params(body: { parameter?: ParameterLike[] }, name: string): ParameterLike[] {
+  return body.parameter?.filter((p) => p.name === name) ?? [];
+}

@@ -79,7 +79,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
   const app = Fastify({
     logger: deps.logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimit,
-    ignoreTrailingSlash: true,
+    routerOptions: { ignoreTrailingSlash: true },
     requestIdHeader: 'x-request-id',
     return503OnClosing: true,
     clientErrorHandler: answerMalformedRequest,

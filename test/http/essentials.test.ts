@@ -184,3 +184,10 @@ t.test('/healthz and /readyz', async (t) => {
   res = await app.inject({ url: '/healthz' });
   t.equal(res.statusCode, 200, 'but still alive');
 });
+
+t.test('a trailing slash reaches the same route', async (t) => {
+  const { app } = await startTestApp(t);
+  const res = await app.inject({ url: '/metadata/' });
+  t.equal(res.statusCode, 200);
+  t.equal(res.json().resourceType, 'CapabilityStatement');
+});

@@ -7,16 +7,10 @@ import {
   initialRunningHash,
   type EntityNumbers,
 } from '../../../src/dev/hedera/running-hash.js';
+import type { MirrorTopicMessage } from '../../../src/ledger/mirror-client.js';
 
-interface FixtureMessage {
-  consensus_timestamp: string;
-  message: string;
-  payer_account_id: string;
-  running_hash: string;
-  running_hash_version: number;
-  sequence_number: number;
-  topic_id: string;
-}
+/** The fixture holds messages exactly as the mirror node serves them. */
+type FixtureMessage = MirrorTopicMessage;
 
 const fixture = JSON.parse(
   readFileSync(new URL('../../fixtures/hedera/testnet-topic-0.0.4603900.json', import.meta.url), 'utf8'),

@@ -13,7 +13,6 @@
  *   npm run bench:ledger -- --count 2000 --concurrency 8 --backlog 10000
  */
 import { appendFile } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Db } from 'mongodb';
@@ -26,7 +25,7 @@ import { LedgerRuntime } from '../src/ledger/ledger-runtime.js';
 import { PROJECT_ROOT } from '../src/software.js';
 import { connectMongo } from '../src/store/mongo.js';
 import { ResourceStore } from '../src/store/resource-store.js';
-import { markdownTable, measure, type Measurement } from './measure.js';
+import { machineDescription, markdownTable, measure, type Measurement } from './measure.js';
 
 const { values } = parseArgs({
   options: {
@@ -142,11 +141,10 @@ async function main(): Promise<void> {
   await connection.close();
   await mongo.stop();
 
-  const cpu = cpus();
   const section = [
     `## ${new Date().toISOString()} — ledger anchoring (bench/ledger.ts)`,
     '',
-    `Machine: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; MongoDB: ${mongo.description}. ` +
+    `Machine: ${machineDescription()}; MongoDB: ${mongo.description}. ` +
       `Ledger: the project's LOCAL Hedera-compatible network in the same process (not Hedera). LEDGER_BATCH_MAX_LEAVES=10000, LEDGER_BATCH_INTERVAL_MS=${intervalMs}.`,
     '',
     markdownTable(results),

@@ -1,4 +1,5 @@
 /** Latency and throughput of a bounded number of operations run with fixed concurrency. */
+import { cpus, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 export interface Measurement {
@@ -62,4 +63,10 @@ export function markdownTable(rows: Measurement[]): string {
     );
   }
   return lines.join('\n');
+}
+
+/** The machine a run was measured on, for the heading of a docs/benchmarks.md section. */
+export function machineDescription(): string {
+  const cpu = cpus();
+  return `${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}`;
 }

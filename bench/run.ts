@@ -5,7 +5,6 @@
  *   npm run bench -- --count 2000 --concurrency 8
  */
 import { appendFile, mkdir } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildApp } from '../src/app.js';
@@ -14,7 +13,7 @@ import { createResourceValidator } from '../src/fhir/validation/index.js';
 import { PROJECT_ROOT } from '../src/software.js';
 import { connectMongo } from '../src/store/mongo.js';
 import { ResourceStore } from '../src/store/resource-store.js';
-import { markdownTable, measure, type Measurement } from './measure.js';
+import { machineDescription, markdownTable, measure, type Measurement } from './measure.js';
 
 const { values } = parseArgs({
   options: {
@@ -131,11 +130,10 @@ async function main(): Promise<void> {
   await connection.close();
   await mongo.stop();
 
-  const cpu = cpus();
   const section = [
     `## ${new Date().toISOString()}`,
     '',
-    `Machine: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; MongoDB: ${mongo.description}.`,
+    `Machine: ${machineDescription()}; MongoDB: ${mongo.description}.`,
     '',
     markdownTable(results),
     '',

@@ -6,7 +6,8 @@
  * acquire() first inserts the lease if there is none (a duplicate key means it exists), then takes it with one
  * findOneAndUpdate that matches only if the lease is ours or has expired: MongoDB applies it atomically, so of
  * two processes racing for an expired lease exactly one matches. (Two steps rather than one upsert with an $or
- * filter: the project's embedded MongoDB drops the $set fields of such an upsert.) The holder renews the
+ * filter: such an upsert answers a duplicate-key error, not "no match", whenever the lease is held by another
+ * process, so the error would have to be told apart from real ones.) The holder renews the
  * lease while it works (well before expiry); a process that dies stops renewing and another takes over once
  * expiresAt passes. release() expires it at once on a clean shutdown.
  *

@@ -49,8 +49,18 @@ t.test('a crash after submitting leaves nothing unanchored and no batch number w
   const localNote = waitForOutput(first, /LOCAL Hedera-compatible network, NOT on Hedera/, 60_000);
   const base1 = (await waitForOutput(first, /Server listening at (http:\/\/127\.0\.0\.1:\d+)/, 90_000))[1]!;
   await localNote;
+  // The batch may close (and the server exit) before all five creates on a slow machine: keep the ones that were
+  // acknowledged; those are the versions that must come out anchored.
   const ids: string[] = [];
-  for (let i = 0; i < 5; i++) ids.push(await create(base1, `Crash${i}`));
+  for (let i = 0; i < 5 && first.exitCode === null; i++) {
+    try {
+      ids.push(await create(base1, `Crash${i}`));
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // fetch's TypeError: the connection closed, the server is gone
+      break;
+    }
+  }
+  t.ok(ids.length >= 1, `${ids.length} version(s) acknowledged before the crash`);
   const crashed = waitForOutput(first, /LEDGER_TEST_CRASH_AFTER_SUBMIT: exiting after submitting batch 1/, 30_000);
   t.equal(await waitForExit(first, 30_000), TEST_CRASH_EXIT_CODE, 'the worker exited right after submitting');
   await crashed.catch(() => undefined);

@@ -87,6 +87,9 @@ await forEachBackend(t, async (t, { db, backend }) => {
     t.equal((await c.findOne({ key: 'new' }))?.created, true, '$setOnInsert only applies on insert');
     r = await c.updateOne({ _id: 99 }, { $set: { v: 1 } }, { upsert: true });
     t.equal(r.upsertedId, 99);
+    // An upsert whose filter the seed cannot satisfy ($or, ranges) still applies its $set (mongod does).
+    await c.updateOne({ _id: 100, $or: [{ v: { $exists: false } }, { v: { $lt: 5 } }] }, { $set: { v: 5, w: 1 }, $setOnInsert: { x: 1 } }, { upsert: true });
+    t.same(await c.findOne({ _id: 100 }), { _id: 100, v: 5, w: 1, x: 1 });
     const replaced = await c.replaceOne({ _id: 2 }, { only: 'this' });
     t.equal(replaced.modifiedCount, 1);
     t.same(await c.findOne({ _id: 2 }), { _id: 2, only: 'this' });

@@ -172,9 +172,12 @@ async function executeUpdate(ctx: CommandContext, name: string, st: UpdateStatem
   let nModified = 0;
   for (const original of found) {
     let current: Document | undefined = original;
+    // The query just matched `original`; only a document re-read after a lock wait needs the filter again.
+    // (Re-checking every match made updateMany with a large $in quadratic: mingo's $in is a linear scan.)
+    let recheck = false;
     for (;;) {
       const coll = ctx.instance.collection(ctx.db, name);
-      if (!coll || !current || (matcher && !matcher(current))) break;
+      if (!coll || !current || (recheck && matcher && !matcher(current))) break;
       const next = applyUpdate(current, st.spec, applyOptions);
       n++;
       if (encodeValue(next) === encodeValue(current)) break;
@@ -189,6 +192,7 @@ async function executeUpdate(ctx: CommandContext, name: string, st: UpdateStatem
         n--;
         await err.until;
         current = ctx.instance.source(ns, ctx.instance.collection(ctx.db, name), ctx.txn).get(idKeyOf(original));
+        recheck = true;
       }
     }
   }

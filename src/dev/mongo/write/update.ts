@@ -112,6 +112,13 @@ function mingoFailure(err: unknown): CommandError {
 }
 
 /** A new document; the input is never modified. */
+/** Whether an update path uses the positional `$` (as in "grades.$.score"), which needs the query. */
+function usesPositionalOperator(ops: Document): boolean {
+  return Object.values(ops).some(
+    (fields) => isPlainObject(fields) && Object.keys(fields).some((path) => /(^|\.)\$(\.|$)/.test(path)),
+  );
+}
+
 export function applyUpdate(doc: Document, spec: UpdateSpec, opts: ApplyOptions): Document {
   switch (spec.kind) {
     case 'replacement': {
@@ -134,7 +141,12 @@ export function applyUpdate(doc: Document, spec: UpdateSpec, opts: ApplyOptions)
       delete ops.$setOnInsert;
       try {
         if (Object.keys(ops).length) {
-          mingoUpdate(next, ops, opts.arrayFilters, opts.query, {
+          // mingo applies an update only when `condition` matches, compiling it on every call. The caller has
+          // matched the document already, so the condition is passed only where mingo needs it: to resolve the
+          // positional $ of an existing document. (Passing it always made an upsert whose seed cannot satisfy
+          // an $or drop its $set, and made updateMany with a large $in quadratic.)
+          const condition = !opts.inserting && usesPositionalOperator(ops) ? opts.query : undefined;
+          mingoUpdate(next, ops, opts.arrayFilters, condition, {
             cloneMode: 'deep',
             queryOptions: mingoOptions({ variables: opts.variables }),
           });

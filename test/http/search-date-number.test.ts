@@ -146,7 +146,7 @@ t.test('date, number and quantity search', async (t) => {
     t.equal(bad.status, 400);
   });
 
-  await t.test('quantities: value with system and code (no unit conversion)', async (t) => {
+  await t.test('quantities: value with system and code (unit conversion: test/fhir/search-quantity.test.ts)', async (t) => {
     const enc = (length: Encounter['length']) =>
       create<Encounter>(app, { resourceType: 'Encounter', status: 'planned', class: { code: 'AMB' }, length });
     const ucum = 'http://unitsofmeasure.org';
@@ -159,7 +159,7 @@ t.test('date, number and quantity search', async (t) => {
     t.same(await q('gt60||min'), [ninety], 'code without system matches code or unit');
     t.same(await q('2||h'), [two]);
     t.same(await q('lt100'), sorted([ninety, two]));
-    t.same(await q(`ge90|${ucum}|min`), [ninety]);
+    t.same(await q(`ge90|${ucum}|min`), sorted([ninety, two]), '2 h >= 90 min (UCUM conversion)');
     t.same(await ids(app, '/Encounter?status=planned&length:missing=false'), sorted([ninety, two]));
   });
 });

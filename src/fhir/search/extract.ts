@@ -15,7 +15,8 @@
  *   identifier tokens for :identifier.
  * - date: {lo, hi}, the first and last millisecond a value denotes at its precision (dates.ts); Period
  *   start..end (open ends unbounded); Timing the outer limits of its events and bounds.
- * - number: the number; quantity {v, s, c, u} (value, system, code, unit); uri: as given.
+ * - number: the number; quantity {v, s, c, u} (value, system, code, unit), plus {cv, cc} (value in UCUM base
+ *   units and their dimension, see units.ts) when the system is UCUM and the code converts; uri: as given.
  */
 import { evalFhirPathTyped, toTypedValue, type TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
@@ -24,6 +25,7 @@ import { parseLocalReference } from '../interactions/references.js';
 import { MAX_DATE, MIN_DATE, SUFFIX, idxKey } from './fields.js';
 import { foldString, soundexWords, tokenVariants } from './normalise.js';
 import type { SearchParamDef, SearchRegistry, TypeBinding } from './registry.js';
+import { UCUM_SYSTEM, canonicalUnit, toCanonical } from './units.js';
 
 export interface DateValue {
   lo: Date;
@@ -35,6 +37,10 @@ export interface QuantityValue {
   s?: string;
   c?: string;
   u?: string;
+  /** The value in UCUM base units (UCUM quantities whose unit converts by a factor). */
+  cv?: number;
+  /** The dimension of cv ("s", "g", "g.m-3", "1"): quantities compare by cv only within one dimension. */
+  cc?: string;
 }
 
 export interface ExtractedIndex {
@@ -257,6 +263,11 @@ function quantityValue(typed: TypedValue): QuantityValue | undefined {
   if (str(element.system)) quantity.s = element.system as string;
   if (str(element.code)) quantity.c = element.code as string;
   if (str(element.unit)) quantity.u = element.unit as string;
+  const canonical = quantity.s === UCUM_SYSTEM && quantity.c ? canonicalUnit(quantity.c) : undefined;
+  if (canonical && Number.isFinite(element.value)) {
+    quantity.cv = toCanonical(element.value, canonical);
+    quantity.cc = canonical.unit;
+  }
   return quantity;
 }
 

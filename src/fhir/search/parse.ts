@@ -17,8 +17,11 @@ import { SUFFIX, idxPath } from './fields.js';
 import { normaliseReference } from './extract.js';
 import { foldString, soundexWords } from './normalise.js';
 import type { SearchParamDef, SearchRegistry, TypeBinding } from './registry.js';
+import { UCUM_SYSTEM, canonicalUnit, toCanonical } from './units.js';
+import { subsumedVariants, valueSetVariants } from './valuesets.js';
 import {
   ParamError,
+  RejectedParamError,
   alternatives,
   parseNumber,
   parseQuantity,
@@ -85,6 +88,10 @@ interface Ctx {
 
 function fail(message: string): never {
   throw new ParamError(message);
+}
+
+function reject(message: string): never {
+  throw new RejectedParamError(message);
 }
 
 const field = (def: SearchParamDef, suffix: '' | (typeof SUFFIX)[keyof typeof SUFFIX] = ''): string =>
@@ -174,12 +181,25 @@ function tokenCondition(def: SearchParamDef, modifier: string | undefined, raw: 
       return { op: 'in', field: field(def, SUFFIX.ofType), values: keys };
     }
     case 'in':
-    case 'not-in':
+    case 'not-in': {
+      const variants = new Set<string>();
+      for (const value of values) for (const variant of valueSetVariants(unescapeValue(value))) variants.add(variant);
+      return { op: modifier === 'in' ? 'in' : 'nin', field: field(def), values: [...variants] };
+    }
     case 'above':
-    case 'below':
-      return fail(`modifier :${modifier} needs terminology services, which this server does not have`);
+    case 'below': {
+      const variants = new Set<string>();
+      for (const value of values) {
+        const token = parseToken(value);
+        if (!token.system || !token.code) reject(`${def.code}:${modifier}=${value} must be system|code`);
+        for (const variant of subsumedVariants(token.system, token.code, modifier)) variants.add(variant);
+      }
+      return { op: 'in', field: field(def), values: [...variants] };
+    }
     default:
-      return fail(`modifier :${modifier} is not supported on token parameter ${def.code} (supported: not, text, of-type, missing)`);
+      return fail(
+        `modifier :${modifier} is not supported on token parameter ${def.code} (supported: not, text, of-type, in, not-in, below, above, missing)`,
+      );
   }
 }
 
@@ -264,6 +284,16 @@ function numberCondition(def: SearchParamDef, binding: TypeBinding, modifier: st
         condition.quantity = {};
         if (system) condition.quantity.system = system;
         if (code) condition.quantity.code = code;
+        // A UCUM unit (given with its system: a bare code may be anything) compares in base units.
+        const unit = system === UCUM_SYSTEM && code ? canonicalUnit(code) : undefined;
+        if (unit) {
+          condition.quantity.canonical = {
+            unit: unit.unit,
+            value: toCanonical(parsed.value, unit),
+            lo: toCanonical(lo, unit),
+            hi: toCanonical(hi, unit),
+          };
+        }
       }
       return condition;
     }),
@@ -311,7 +341,12 @@ function parameterCondition(type: string, name: string, value: string, ctx: Ctx)
   const links = parseLinks(name);
   const first = links[0];
   const def = ctx.options.registry.get(type, first.code);
-  if (!def) fail(`${type} has no search parameter "${first.code}"`);
+  if (!def) {
+    if (ctx.options.registry.isComposite(type, first.code)) {
+      reject(`${first.code} is a composite search parameter of ${type}; composite parameters are not supported by this server`);
+    }
+    fail(`${type} has no search parameter "${first.code}"`);
+  }
   const binding = def.bindings.get(type)!;
   if (links.length > 1) return chainCondition(type, def, links, value, ctx);
   if (first.modifier === 'missing') return missingCondition(def, value);
@@ -383,13 +418,16 @@ function hasCondition(type: string, name: string, value: string, ctx: Ctx): Cond
 // ------------------------------------------------------------------------------- result parameters
 
 /** The head field a sort on `def` uses, for one type. */
-function sortField(def: SearchParamDef, binding: TypeBinding, direction: 1 | -1): string {
-  if (def.headField === 'id') return '_id';
-  if (def.headField === 'lastUpdated') return 'lastUpdated';
-  if (!binding.single || def.type === 'token' || def.phonetic) return idxPath(def.code, direction === 1 ? SUFFIX.asc : SUFFIX.desc);
-  if (def.type === 'date') return `${idxPath(def.code)}.${direction === 1 ? 'lo' : 'hi'}`;
-  if (def.type === 'quantity') return `${idxPath(def.code)}.v`;
-  return idxPath(def.code);
+/** The head fields a sort on `def` uses, for one type (most parameters: one). */
+function sortFields(def: SearchParamDef, binding: TypeBinding, direction: 1 | -1): string[] {
+  if (def.headField === 'id') return ['_id'];
+  if (def.headField === 'lastUpdated') return ['lastUpdated'];
+  if (!binding.single || def.type === 'token' || def.phonetic) return [idxPath(def.code, direction === 1 ? SUFFIX.asc : SUFFIX.desc)];
+  if (def.type === 'date') return [`${idxPath(def.code)}.${direction === 1 ? 'lo' : 'hi'}`];
+  // UCUM quantities in order of their value in base units (2 h after 90 min), then by the value as written
+  // (which alone orders the quantities that have no base-unit value).
+  if (def.type === 'quantity') return [`${idxPath(def.code)}.cv`, `${idxPath(def.code)}.v`];
+  return [idxPath(def.code)];
 }
 
 function parseSort(types: string[], value: string, registry: SearchRegistry): SortKey[] {
@@ -398,14 +436,15 @@ function parseSort(types: string[], value: string, registry: SearchRegistry): So
     if (!item) fail('_sort has an empty key');
     const direction: 1 | -1 = item.startsWith('-') ? -1 : 1;
     const code = item.replace(/^-/, '');
-    const fields = new Set<string>();
-    for (const type of types) {
+    const perType = types.map((type) => {
       const def = registry.get(type, code);
       if (!def) fail(`_sort: ${type} has no search parameter "${code}"`);
-      fields.add(sortField(def, def.bindings.get(type)!, direction));
+      return sortFields(def, def.bindings.get(type)!, direction);
+    });
+    if (new Set(perType.map((f) => f.join('\n'))).size > 1) {
+      fail(`_sort=${code} is stored differently by ${types.join(', ')}; sort on one type at a time`);
     }
-    if (fields.size > 1) fail(`_sort=${code} is stored differently by ${types.join(', ')}; sort on one type at a time`);
-    keys.push({ field: [...fields][0], direction });
+    for (const field of perType[0]) keys.push({ field, direction });
   }
   return keys;
 }
@@ -500,6 +539,9 @@ export function parseSearch(types: string[], params: Array<[string, string]>, op
       }
       parsed.accepted.push([name, value]);
     } catch (error) {
+      if (error instanceof RejectedParamError) {
+        throw new FhirError(400, issue('error', 'not-supported', `Parameter ${name}: ${error.message}`, name));
+      }
       if (error instanceof ParamError) parsed.problems.push(problem(name, error.message));
       else if (error instanceof FhirError) parsed.problems.push(problem(name, error.message));
       else throw error;

@@ -26,7 +26,7 @@ import { loadBaseDefinitions } from '../validation/definitions.js';
  * Bump when the extractor's output changes for the same definitions (normalisation, layout, key names): every
  * head's idxVersion then becomes stale and `npm run reindex` recomputes it.
  */
-export const EXTRACTOR_VERSION = 1;
+export const EXTRACTOR_VERSION = 2; // 2: UCUM quantities carry their canonical value {cv, cc}
 
 export type SearchParamType = 'number' | 'date' | 'string' | 'token' | 'reference' | 'quantity' | 'uri';
 const SUPPORTED_TYPES = new Set<string>(['number', 'date', 'string', 'token', 'reference', 'quantity', 'uri']);
@@ -201,6 +201,12 @@ function bindingFor(def: SearchParameter, type: string): TypeBinding | undefined
 
 export class SearchRegistry {
   private readonly byType = new Map<string, Map<string, SearchParamDef>>();
+  /**
+   * Composite parameters (type -> codes). Not supported, but known, so that a search naming one is refused
+   * clearly rather than ignored as unknown. Neither R4 core, US Core nor Medplum defines one for the hosted
+   * types (they are Observation's code-value-quantity and the like), so this stays empty here.
+   */
+  private readonly composites = new Map<string, Set<string>>();
   /** Patient compartment: resource type -> the parameters that link a resource to its patient. */
   readonly patientCompartment = new Map<string, string[]>();
   /** Changes whenever the definitions or the extractor change; combined with the base URL into idxVersion. */
@@ -213,6 +219,7 @@ export class SearchRegistry {
       const bundle = readJson(file) as Bundle<SearchParameter>;
       for (const entry of bundle.entry ?? []) {
         const sp = entry.resource;
+        if (sp?.resourceType === 'SearchParameter' && sp.type === 'composite' && sp.code) this.noteComposite(sp);
         if (!sp || sp.resourceType !== 'SearchParameter' || !sp.code || !sp.expression || !SUPPORTED_TYPES.has(sp.type ?? '')) continue;
         for (const type of resourceTypes) {
           const params = this.byType.get(type)!;
@@ -249,6 +256,20 @@ export class SearchRegistry {
       if (resourceTypes.includes(resource.code) && resource.param?.length) this.patientCompartment.set(resource.code, [...resource.param]);
     }
     this.fingerprint = fingerprint.digest('hex');
+  }
+
+  private noteComposite(sp: SearchParameter): void {
+    for (const type of this.resourceTypes) {
+      if (!(sp.base ?? []).some((b) => b === type || COMMON_BASES.has(b))) continue;
+      let codes = this.composites.get(type);
+      if (!codes) this.composites.set(type, (codes = new Set()));
+      codes.add(sp.code!);
+    }
+  }
+
+  /** True when `code` is a composite parameter of `type` (which this server does not support). */
+  isComposite(type: string, code: string): boolean {
+    return this.composites.get(type)?.has(code) ?? false;
   }
 
   /** The parameter `code` of `type`, or undefined when the type has no such parameter. */

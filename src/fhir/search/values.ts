@@ -11,6 +11,19 @@ export class ParamError extends Error {
   }
 }
 
+/**
+ * A parameter the server understands but cannot evaluate as asked (a value set it cannot expand, a code
+ * system without the hierarchy :below needs, a composite parameter). Unlike a ParamError it is never ignored
+ * under lenient handling: dropping the parameter would silently widen the result to resources outside the set
+ * the client asked for, so the search is refused with a 400 whatever Prefer says.
+ */
+export class RejectedParamError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RejectedParamError';
+  }
+}
+
 /** Splits on a separator not escaped with a backslash; keeps escapes for a later unescape. */
 export function splitUnescaped(value: string, separator: string, limit = Infinity): string[] {
   const parts: string[] = [];

@@ -38,6 +38,8 @@ interface CodeSystemIndex {
   readonly cs: CodeSystem;
   /** code -> direct children codes */
   readonly children: Map<string, string[]>;
+  /** code -> direct parent codes (a concept may have several, by properties) */
+  readonly parents: Map<string, string[]>;
   readonly all: string[];
   readonly allSet: ReadonlySet<string>;
   readonly complete: boolean;
@@ -107,6 +109,20 @@ export class Terminology {
     const expanded = this.expandValueSet(vs, new Set());
     this.expansions.set(canonical, expanded);
     return expanded;
+  }
+
+  /**
+   * Subsumption in a code system we hold completely (search's :below / :above): the code with every code
+   * below it, or above it, in the system's hierarchy (nesting or parent/subsumedBy properties). Undefined when
+   * the system is not held completely or does not define the code, so a caller can refuse rather than guess.
+   */
+  subsumption(system: string, code: string, direction: 'above' | 'below'): ReadonlySet<string> | undefined {
+    const cs = this.codeSystemIndex(this.codeSystems.get(system));
+    if (!cs?.complete || !cs.allSet.has(code)) {
+      return undefined;
+    }
+    const related = direction === 'below' ? descendants(cs, code) : ancestors(cs, code);
+    return new Set([code, ...related]);
   }
 
   private codeSystemIndex(cs: CodeSystem | undefined): CodeSystemIndex | undefined {
@@ -349,14 +365,19 @@ function flattenContains(
 
 function indexCodeSystem(cs: CodeSystem): CodeSystemIndex {
   const children = new Map<string, string[]>();
+  const parents = new Map<string, string[]>();
   const all: string[] = [];
-  const addChild = (parent: string, child: string): void => {
-    const list = children.get(parent);
+  const push = (map: Map<string, string[]>, key: string, value: string): void => {
+    const list = map.get(key);
     if (list) {
-      list.push(child);
+      list.push(value);
     } else {
-      children.set(parent, [child]);
+      map.set(key, [value]);
     }
+  };
+  const addChild = (parent: string, child: string): void => {
+    push(children, parent, child);
+    push(parents, child, parent);
   };
   // Depth-first in document order (the stack is filled in reverse), so allowed-code lists read naturally.
   const stack: { concept: CodeSystemConcept; parent?: string }[] = (cs.concept ?? []).map((concept) => ({ concept })).reverse();
@@ -382,19 +403,28 @@ function indexCodeSystem(cs: CodeSystem): CodeSystemIndex {
     }
   }
   const complete = cs.content === 'complete' && all.length > 0;
-  return { cs, children, all, allSet: new Set(all), complete };
+  return { cs, children, parents, all, allSet: new Set(all), complete };
 }
 
 function descendants(cs: CodeSystemIndex, code: string): Set<string> {
+  return reachable(cs.children, code);
+}
+
+function ancestors(cs: CodeSystemIndex, code: string): Set<string> {
+  return reachable(cs.parents, code);
+}
+
+/** Every code reachable from `code` along `edges` (excluding `code` unless a cycle leads back to it). */
+function reachable(edges: Map<string, string[]>, code: string): Set<string> {
   const out = new Set<string>();
-  const stack = [...(cs.children.get(code) ?? [])];
+  const stack = [...(edges.get(code) ?? [])];
   while (stack.length) {
     const c = stack.pop() as string;
     if (out.has(c)) {
       continue;
     }
     out.add(c);
-    stack.push(...(cs.children.get(c) ?? []));
+    stack.push(...(edges.get(c) ?? []));
   }
   return out;
 }

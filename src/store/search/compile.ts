@@ -147,11 +147,19 @@ function compileNumber(c: Extract<Condition, { op: 'number' }>): Document {
     return c.layout === 'scalar' ? render(tree, () => c.field) : someScalar(c.field, tree);
   }
   const parts: Tree[] = [numberTree(c.cmp, c.value, c.lo, c.hi, 'v')];
-  const { system, code } = c.quantity;
+  const { system, code, canonical } = c.quantity;
   if (system) parts.push({ path: 's', op: '$eq', value: system });
   if (system && code) parts.push({ path: 'c', op: '$eq', value: code });
   if (!system && code) parts.push({ or: [{ path: 'c', op: '$eq', value: code }, { path: 'u', op: '$eq', value: code }] });
-  const tree: Tree = { and: parts };
+  let tree: Tree = { and: parts };
+  if (canonical) {
+    // Same dimension: compare in base units. The exact branch still serves values indexed before canonical
+    // values existed (until a reindex); for values in the searched unit both branches agree.
+    const converted: Tree = {
+      and: [{ path: 'cc', op: '$eq', value: canonical.unit }, numberTree(c.cmp, canonical.value, canonical.lo, canonical.hi, 'cv')],
+    };
+    tree = { or: [converted, tree] };
+  }
   return c.layout === 'scalar' ? render(tree, (p) => `${c.field}.${p}`) : someElement(c.field, tree);
 }
 

@@ -32,8 +32,10 @@ export type Condition =
    */
   | { op: 'date'; field: string; layout: Layout | 'point'; cmp: Comparator; lo: Date; hi: Date }
   /**
-   * Numbers (layout scalar/array of numbers) or quantities (field holds {v, s, c, u}; `quantity` set): `value`
-   * for gt/lt/ge/le/sa/eb, the precision range [lo, hi) for eq/ne, [lo, hi] widened for ap.
+   * Numbers (layout scalar/array of numbers) or quantities (field holds {v, s, c, u, cv, cc}; `quantity` set):
+   * `value` for gt/lt/ge/le/sa/eb, the precision range [lo, hi) for eq/ne, [lo, hi] widened for ap. With
+   * `quantity.canonical`, stored values of that canonical unit compare by `cv` against the canonical numbers,
+   * and values without one by `v` with the exact system and code.
    */
   | {
       op: 'number';
@@ -43,7 +45,7 @@ export type Condition =
       value: number;
       lo: number;
       hi: number;
-      quantity?: { system?: string; code?: string };
+      quantity?: { system?: string; code?: string; canonical?: CanonicalQuantity };
     }
   /** The field holds a reference to one of the resources a sub-search finds (chaining). */
   | { op: 'chain'; field: string; search: SubSearch }
@@ -52,6 +54,14 @@ export type Condition =
    * by a reference "Type/id" equal to its own _id.
    */
   | { op: 'has'; referenceField: string; targetType: string; search: SubSearch };
+
+/** A quantity search value converted to base units (the same conversion as the stored cv/cc). */
+export interface CanonicalQuantity {
+  unit: string;
+  value: number;
+  lo: number;
+  hi: number;
+}
 
 export interface SubSearch {
   types: string[];

@@ -173,7 +173,7 @@ t.test('quantities, numbers and uris', async (t) => {
     length: { value: 90, unit: 'min', system: 'http://unitsofmeasure.org', code: 'min' },
     meta: { profile: ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter'], source: 'http://example.org/ehr#1' },
   });
-  t.same(encounter.length, { v: 90, s: 'http://unitsofmeasure.org', c: 'min', u: 'min' });
+  t.same(encounter.length, { v: 90, s: 'http://unitsofmeasure.org', c: 'min', u: 'min', cv: 5400, cc: 's' }, 'with the value in UCUM base units');
   t.same(encounter._profile, ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter']);
   t.equal(encounter._source, 'http://example.org/ehr#1');
   const request = idxOf({ resourceType: 'MedicationRequest', status: 'active', intent: 'order', priority: 'stat', subject: { reference: 'Patient/p' }, medicationCodeableConcept: { text: 'x' } });

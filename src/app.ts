@@ -18,6 +18,9 @@ import { registerResourceRoutes } from './http/routes/resource-routes.js';
 import { registerSearchRoutes, searchHandlers } from './http/routes/search-routes.js';
 import { DEFAULT_SEARCH_SETTINGS, type SearchSettings } from './fhir/search/search.js';
 import { registerLedgerRoutes } from './http/routes/ledger-routes.js';
+import { DEFAULT_BUNDLE_SETTINGS, registerBundleRoutes } from './http/routes/bundle-routes.js';
+import { registerOperationRoutes } from './http/routes/operation-routes.js';
+import { DEFAULT_BULK_EXPORT_SETTINGS, registerBulkExportRoutes, type BulkExportDependencies } from './http/routes/bulk-export-routes.js';
 import type { LedgerService } from './ledger/ledger-service.js';
 import { SOFTWARE } from './software.js';
 import type { ResourceStore } from './store/resource-store.js';
@@ -31,10 +34,12 @@ export interface AppDependencies {
   logger?: FastifyServerOptions['logger'];
   /** The ledger's read side ($verify, $proof, Provenance); without it those routes are not registered. */
   ledger?: LedgerService;
+  /** Bulk Data export: where its files go and its runner; without it $export is not offered. */
+  bulkExport?: BulkExportDependencies;
 }
 
 export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy'> &
-  Partial<Pick<ServerConfig, 'search'>>;
+  Partial<Pick<ServerConfig, 'search' | 'bundle' | 'bulkExport'>>;
 
 /**
  * Log lines carry method, path and status, never query strings or bodies: a search such as ?name=Smith&birthdate=…
@@ -123,9 +128,22 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
       registerResourceRoutes(fhir, context, capabilities, searchHandlers(context, search));
       await registerSearchRoutes(fhir, context, capabilities, search);
       if (deps.ledger) registerLedgerRoutes(fhir, context, capabilities, deps.ledger);
+      await registerBundleRoutes(fhir, context, capabilities, { bundle: config.bundle ?? DEFAULT_BUNDLE_SETTINGS, search });
+      registerOperationRoutes(fhir, context, capabilities, search);
     },
     { prefix: config.basePath },
   );
+  // Beside the FHIR scope, not in it: the Bulk Data IG negotiates its own formats (NDJSON files, JSON manifests).
+  if (deps.bulkExport) {
+    await registerBulkExportRoutes(app, {
+      basePath: config.basePath,
+      ctx: context,
+      capabilities,
+      settings: config.bulkExport ?? DEFAULT_BULK_EXPORT_SETTINGS,
+      deps: deps.bulkExport,
+      log: app.log,
+    });
+  }
 
   return app;
 }

@@ -36,6 +36,10 @@ export interface ServerConfig {
   ledger: LedgerConfig;
   /** Search paging: _count when none is given, and the largest page (SEARCH_DEFAULT_COUNT, SEARCH_MAX_COUNT). */
   search: { defaultCount: number; maxCount: number };
+  /** Bulk Data export: how long finished exports are kept, and the most resources per NDJSON file (BULK_EXPORT_*). */
+  bulkExport: { retentionHours: number; maxResourcesPerFile: number };
+  /** Batch and transaction Bundles (POST [base]): most entries, and largest body in bytes (BUNDLE_*). */
+  bundle: { maxEntries: number; bodyLimit: number };
 }
 
 /** Public Hedera networks, and `local`: the project's own Hedera-compatible network (src/dev/hedera), NOT Hedera. */
@@ -129,6 +133,22 @@ const VARIABLES = {
   SEARCH_MAX_COUNT: {
     description: 'an integer from 1 to 10000 (largest search page; a larger _count is reduced to it)',
     schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+  },
+  BUNDLE_MAX_ENTRIES: {
+    description: 'an integer from 1 to 1000000 (most entries in a batch or transaction Bundle; more is a 413)',
+    schema: { type: 'integer', minimum: 1, maximum: 1000000, default: 10000 },
+  },
+  BUNDLE_BODY_LIMIT: {
+    description: 'a size in bytes from 1024 to 1073741824 (largest batch or transaction Bundle, POST [base] only)',
+    schema: { type: 'integer', minimum: 1024, maximum: 1073741824, default: 50 * 1024 * 1024 },
+  },
+  BULK_EXPORT_RETENTION_HOURS: {
+    description: 'a number of hours from 0.01 to 8760 (completed bulk exports and their files are removed after it)',
+    schema: { type: 'number', minimum: 0.01, maximum: 8760, default: 24 },
+  },
+  BULK_EXPORT_FILE_MAX_RESOURCES: {
+    description: 'an integer from 1 to 10000000 (most resources in one bulk export NDJSON file)',
+    schema: { type: 'integer', minimum: 1, maximum: 10000000, default: 100000 },
   },
   HEDERA_NETWORK: {
     description: "one of testnet, mainnet, previewnet, local (default: testnet when an operator is configured, else local)",
@@ -229,6 +249,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     mongodStartTimeoutMs: input.MONGOD_START_TIMEOUT_MS as number,
     ledger: ledgerConfig(input),
     search: searchConfig(input),
+    bulkExport: {
+      retentionHours: input.BULK_EXPORT_RETENTION_HOURS as number,
+      maxResourcesPerFile: input.BULK_EXPORT_FILE_MAX_RESOURCES as number,
+    },
+    bundle: { maxEntries: input.BUNDLE_MAX_ENTRIES as number, bodyLimit: input.BUNDLE_BODY_LIMIT as number },
   };
 }
 

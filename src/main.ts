@@ -6,7 +6,6 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type ServerConfig } from './config.js';
 import { startLocalHedera, type LocalHedera } from './dev/hedera/index.js';
@@ -14,10 +13,8 @@ import { provideMongo } from './dev/provide-mongo.js';
 import type { LedgerLogger } from './ledger/anchor-worker.js';
 import { LedgerRuntime, type LedgerEndpoint } from './ledger/ledger-runtime.js';
 import { LOCAL_NETWORK_LABEL } from './ledger/network.js';
-import { connectMongo } from './store/mongo.js';
-import { ResourceStore } from './store/resource-store.js';
-import { createResourceValidator } from './fhir/validation/index.js';
-import { PROJECT_ROOT, SOFTWARE } from './software.js';
+import { SOFTWARE } from './software.js';
+import { openStoreAndValidator } from './wiring.js';
 
 /** Exit code of the LEDGER_TEST_CRASH_AFTER_SUBMIT hook, so a test can tell the crash from other exits. */
 const TEST_CRASH_EXIT_CODE = 86;
@@ -79,15 +76,7 @@ async function main(): Promise<void> {
     allowDownload: true,
     log: bootLog,
   });
-  const connection = await connectMongo(mongo.uri, config.mongodbDb);
-  const store = new ResourceStore(connection.db, connection.supportsTransactions);
-  await store.ensureIndexes();
-
-  const validator = await createResourceValidator({
-    profilesDir: fileURLToPath(new URL('profiles', PROJECT_ROOT)),
-    requiredProfiles: config.requiredProfiles,
-    log: (message) => bootLog(`validation: ${message}`),
-  });
+  const { connection, store, validator } = await openStoreAndValidator(mongo.uri, config, bootLog);
   let local: LocalHedera | undefined;
   let ledger: LedgerRuntime | undefined;
   // The worker logs through the app's logger, which exists only once the app is built.
@@ -120,7 +109,13 @@ async function main(): Promise<void> {
     bootLog('Ledger: LEDGER_ENABLED=false, nothing is anchored; new versions keep pending anchors until it is enabled');
   }
 
-  const app = await buildApp(config, { store, validator, ledger: ledger?.service });
+  const app = await buildApp(config, {
+    store,
+    validator,
+    ledger: ledger?.service,
+    // Export files live beside the other local state; the jobs themselves are in MongoDB.
+    bulkExport: { dir: join(config.dataDir, 'exports') },
+  });
   ledgerLogger = app.log;
   app.log.info(
     { mongodb: mongo.kind, transactions: connection.supportsTransactions },

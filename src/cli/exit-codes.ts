@@ -21,3 +21,19 @@ export const EXIT = {
 export interface Output {
   write(text: string): unknown;
 }
+
+/** Exit codes of fhir-import (README "Importing data"). */
+export const IMPORT_EXIT = {
+  /** Everything was imported or unchanged (resources of types the server does not host are skipped, not failures). */
+  OK: 0,
+  /** Some lines or entries were rejected (each is in the report); the rest was imported. */
+  REJECTED: 1,
+  /** Bad arguments, an unreadable input or checkpoint, or a target that is not a FHIR server. */
+  USAGE: 2,
+  /** The target (server URL or MongoDB) could not be reached; the checkpoint keeps what was done. */
+  UNREACHABLE: 3,
+  /** A bug in the importer itself (the stack trace goes to stderr). */
+  INTERNAL_ERROR: 70,
+  /** Interrupted (Ctrl-C): the chunks in flight were finished and recorded; run the same command to resume. */
+  INTERRUPTED: 130,
+} as const;

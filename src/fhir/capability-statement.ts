@@ -46,6 +46,7 @@ export class Capabilities {
   private readonly systemOperations = new Map<string, CapabilityStatementRestResourceOperation>();
   private readonly formats = new Set<string>();
   private readonly patchFormats = new Set<string>();
+  private readonly instantiates = new Set<string>();
 
   constructor(readonly resourceTypes: readonly string[]) {
     for (const type of resourceTypes) this.addResourceType(type);
@@ -113,6 +114,12 @@ export class Capabilities {
     return this;
   }
 
+  /** Canonical URL of a CapabilityStatement this server also implements (e.g. the Bulk Data IG's). */
+  addInstantiates(canonical: string): this {
+    this.instantiates.add(canonical);
+    return this;
+  }
+
   addPatchFormat(mimeType: string): this {
     this.patchFormats.add(mimeType);
     return this;
@@ -155,6 +162,7 @@ export class Capabilities {
       rest,
     };
     if (this.patchFormats.size > 0) statement.patchFormat = [...this.patchFormats];
+    if (this.instantiates.size > 0) statement.instantiates = [...this.instantiates];
     return statement;
   }
 }

@@ -3,6 +3,7 @@
  * identity. Interactions are functions over this context, free of HTTP, so the same code serves single requests
  * and the entries of a transaction Bundle.
  */
+import type { ClientSession } from 'mongodb';
 import type { ResourceStore } from '../store/resource-store.js';
 import type { ResourceValidator } from './validation/index.js';
 
@@ -19,4 +20,9 @@ export interface FhirContext {
   referencePolicy: ReferencePolicy;
   now(): Date;
   newId(): string;
+  /**
+   * Set while the entries of a transaction Bundle run: every read and write joins this MongoDB transaction, so
+   * entries see each other's writes and nothing is committed unless all succeed.
+   */
+  session?: ClientSession;
 }

@@ -26,7 +26,7 @@ t.test('GET /metadata validates against the R4 CapabilityStatement definition', 
     patient?.supportedProfile?.includes('http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient'),
     'profiles loaded from profiles/ are listed',
   );
-  t.same(statement.rest?.[0].interaction?.map((i) => i.code).sort(), ['history-system', 'search-system']);
+  t.same(statement.rest?.[0].interaction?.map((i) => i.code).sort(), ['batch', 'history-system', 'search-system', 'transaction']);
 
   // Each interaction it claims answers something other than 404/405.
   const json = { 'content-type': 'application/fhir+json' };

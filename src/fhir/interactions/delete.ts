@@ -21,7 +21,7 @@ export async function deleteResource(
   options: { ifMatch?: number } = {},
 ): Promise<DeleteResult> {
   for (let attempt = 1; ; attempt++) {
-    const head = ID_PATTERN.test(id) ? await ctx.store.readCurrent(type, id) : null;
+    const head = ID_PATTERN.test(id) ? await ctx.store.readCurrent(type, id, ctx.session) : null;
     if (!head) throw errors.notFound(`${type}/${id} is not known`);
     if (head.deleted) return { version: viewOf(head), changed: false };
     checkIfMatch(head, options.ifMatch, type, id);
@@ -37,6 +37,8 @@ export async function deleteResource(
       return { version, changed: true };
     } catch (error) {
       if (!(error instanceof VersionConflictError)) throw error;
+      // Inside a transaction the snapshot would show the same stale head again: the whole transaction retries.
+      if (ctx.session) throw error;
       if (options.ifMatch !== undefined) throw errors.preconditionFailed(`${type}/${id} changed during the delete`);
       if (attempt >= MAX_WRITE_ATTEMPTS) throw errors.conflict(`${type}/${id} is being changed by other requests; try again`);
       await backoff(attempt);

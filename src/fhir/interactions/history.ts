@@ -92,7 +92,7 @@ async function versionsCurrentAtStart(
   const after = afterCursor(cursor);
   if (Object.keys(after).length > 0) pipeline.push({ $match: after });
   pipeline.push({ $sort: SORT }, { $limit: limit });
-  return ctx.store.versions.aggregate<VersionDocument>(pipeline).toArray();
+  return ctx.store.versions.aggregate<VersionDocument>(pipeline, { session: ctx.session }).toArray();
 }
 
 function entryFor(ctx: FhirContext, version: VersionDocument): BundleEntry {
@@ -129,7 +129,7 @@ export async function history(ctx: FhirContext, scope: HistoryScope, params: His
   const at = params._at !== undefined ? parseInstantParam('_at', params._at) : undefined;
   const cursor = params._cursor !== undefined ? decodeCursor(params._cursor) : undefined;
 
-  if (scope.type && scope.id && !(await ctx.store.readCurrent(scope.type, scope.id))) {
+  if (scope.type && scope.id && !(await ctx.store.readCurrent(scope.type, scope.id, ctx.session))) {
     throw errors.notFound(`${scope.type}/${scope.id} is not known`);
   }
 
@@ -143,7 +143,7 @@ export async function history(ctx: FhirContext, scope: HistoryScope, params: His
   if (Object.keys(time).length > 0) filter.lastUpdated = time;
 
   // One more than a page tells whether a next page exists.
-  let versions = await ctx.store.versions.find(filter).sort(SORT).limit(count + 1).toArray();
+  let versions = await ctx.store.versions.find(filter, { session: ctx.session }).sort(SORT).limit(count + 1).toArray();
   if (at && versions.length <= count) {
     const earlier = await versionsCurrentAtStart(ctx, scope, at.low, cursor, count + 1 - versions.length);
     versions = versions.concat(since ? earlier.filter((v) => v.lastUpdated >= since) : earlier);

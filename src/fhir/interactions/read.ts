@@ -4,7 +4,7 @@ import { errors } from '../outcome.js';
 import { ID_PATTERN, viewOf, type VersionView } from './versions.js';
 
 export async function readResource(ctx: FhirContext, type: string, id: string): Promise<VersionView> {
-  const head = ID_PATTERN.test(id) ? await ctx.store.readCurrent(type, id) : null;
+  const head = ID_PATTERN.test(id) ? await ctx.store.readCurrent(type, id, ctx.session) : null;
   if (!head) throw errors.notFound(`${type}/${id} is not known`);
   if (head.deleted) throw errors.gone(`${type}/${id} was deleted (version ${head.versionId})`);
   return viewOf(head);

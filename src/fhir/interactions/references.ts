@@ -71,10 +71,15 @@ export async function checkReferences(ctx: FhirContext, resource: Resource): Pro
   const versionIds = [
     ...new Set(references.filter((r) => r.versionId !== undefined).map((r) => versionKey(r.type, r.id, r.versionId!))),
   ];
-  const [heads, versions] = await Promise.all([
-    headIds.length > 0 ? ctx.store.heads.find({ _id: { $in: headIds } }, { projection: { _id: 1, deleted: 1 } }).toArray() : [],
-    versionIds.length > 0 ? ctx.store.versions.find({ _id: { $in: versionIds } }, { projection: { _id: 1 } }).toArray() : [],
-  ]);
+  const session = ctx.session;
+  const findHeads = () =>
+    headIds.length > 0 ? ctx.store.heads.find({ _id: { $in: headIds } }, { projection: { _id: 1, deleted: 1 }, session }).toArray() : [];
+  const findVersions = () =>
+    versionIds.length > 0 ? ctx.store.versions.find({ _id: { $in: versionIds } }, { projection: { _id: 1 }, session }).toArray() : [];
+  // Statements of one transaction go one after the other (the driver does not order concurrent ones).
+  const [heads, versions] = session
+    ? [await findHeads(), await findVersions()]
+    : await Promise.all([findHeads(), findVersions()]);
   const liveHeads = new Set(heads.filter((h) => !h.deleted).map((h) => h._id));
   const storedVersions = new Set(versions.map((v) => v._id));
   const issues: OperationOutcomeIssue[] = [];

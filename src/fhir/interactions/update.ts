@@ -49,7 +49,7 @@ export async function writeUpdate(
   options: UpdateOptions,
 ): Promise<WriteResult> {
   for (let attempt = 1; ; attempt++) {
-    const head = await ctx.store.readCurrent(type, id);
+    const head = await ctx.store.readCurrent(type, id, ctx.session);
     checkIfMatch(head, options.ifMatch, type, id);
     const { resource, warnings } = await produce(head);
     if (head && !head.deleted && contentKey(head.resource) === contentKey(resource)) {
@@ -67,6 +67,8 @@ export async function writeUpdate(
       return { version, created: !head || head.deleted, changed: true, warnings };
     } catch (error) {
       if (!(error instanceof VersionConflictError)) throw error;
+      // Inside a transaction the snapshot would show the same stale head again: the whole transaction retries.
+      if (ctx.session) throw error;
       if (options.ifMatch !== undefined) {
         throw errors.preconditionFailed(`${type}/${id} changed while this update was applied; If-Match W/"${options.ifMatch}" no longer holds`);
       }

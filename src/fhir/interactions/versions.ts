@@ -115,7 +115,7 @@ export async function storeNextVersion(
     resource: stamped,
     ...(index ? { idx: index.idx, idxVersion: index.idxVersion } : {}),
     anchor: pendingAnchorFor(stamped),
-  });
+  }, ctx.session);
   return { type: args.type, id: args.id, versionId, lastUpdated, deleted: args.deleted, resource: stamped };
 }
 

@@ -62,7 +62,7 @@ async function guarded<T>(
   const key = criteriaKey(type, criteria);
   const deadline = Date.now() + GUARD_WAIT_MS;
   for (let attempt = 1; ; attempt++) {
-    const held: HeldKey | undefined = await keys.tryAcquire(key);
+    const held: HeldKey | undefined = await keys.tryAcquire(key, new Date(), ctx.session);
     if (held) {
       try {
         const matches = await findByCriteria(ctx, type, criteria, 2);

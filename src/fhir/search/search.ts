@@ -122,7 +122,7 @@ export function parseForScope(
 /** The store query of a parsed search, with chains resolved into ids. */
 export async function storeQueryOf(ctx: FhirContext, parsed: ParsedSearch): Promise<StoreQuery> {
   try {
-    return { types: parsed.types, where: await resolveSubSearches(ctx.store, parsed.where), sort: parsed.sort };
+    return { types: parsed.types, where: await resolveSubSearches(ctx.store, parsed.where, ctx.session), sort: parsed.sort };
   } catch (error) {
     throw toFhirError(error);
   }
@@ -195,7 +195,7 @@ async function includeResources(ctx: FhirContext, parsed: ParsedSearch, matches:
         }
       }
     }
-    add(await findHeadsByKeys(ctx.store, [...keys], MAX_INCLUDED + 1));
+    add(await findHeadsByKeys(ctx.store, [...keys], MAX_INCLUDED + 1, ctx.session));
 
     for (const spec of revincludes) {
       const types = spec.sourceType === '*' ? [...hosted] : [spec.sourceType];
@@ -206,7 +206,7 @@ async function includeResources(ctx: FhirContext, parsed: ParsedSearch, matches:
             .filter((s) => (!spec.targetType || s.type === spec.targetType) && (!def?.targets.length || def.targets.includes(s.type)))
             .map((s) => s._id);
           if (targets.length === 0) continue;
-          add(await findReferencing(ctx.store, type, idxPath(param), targets, MAX_INCLUDED + 1));
+          add(await findReferencing(ctx.store, type, idxPath(param), targets, MAX_INCLUDED + 1, ctx.session));
         }
       }
     }
@@ -232,9 +232,9 @@ async function totalOf(
 ): Promise<number | undefined> {
   const mode = parsed.summary === 'count' ? 'accurate' : (parsed.total ?? 'estimate');
   if (mode === 'none') return undefined;
-  if (mode === 'accurate') return countMatches(ctx.store, query);
+  if (mode === 'accurate') return countMatches(ctx.store, query, undefined, ctx.session);
   if (firstPageComplete !== undefined) return firstPageComplete;
-  const bounded = await countMatches(ctx.store, query, CHEAP_TOTAL_LIMIT);
+  const bounded = await countMatches(ctx.store, query, CHEAP_TOTAL_LIMIT, ctx.session);
   return bounded < CHEAP_TOTAL_LIMIT ? bounded : undefined;
 }
 
@@ -257,7 +257,7 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
       : cursor.direction === 'last'
         ? { kind: 'last' }
         : { kind: cursor.direction, values: cursor.values };
-    ({ heads, more } = await findPage(ctx.store, query, count, position));
+    ({ heads, more } = await findPage(ctx.store, query, count, position, ctx.session));
   }
   const complete = !cursor && count > 0 && !more ? heads.length : undefined;
   const total = await totalOf(ctx, parsed, query, complete);
@@ -314,7 +314,7 @@ export async function findByCriteria(
   }
   const parsed = parseForScope(ctx, { defaultCount: limit, maxCount: limit }, { types: [type], path: type }, { params: criteria, strict: true });
   const query = await storeQueryOf(ctx, parsed);
-  const { heads } = await findPage(ctx.store, query, limit, { kind: 'first' });
+  const { heads } = await findPage(ctx.store, query, limit, { kind: 'first' }, ctx.session);
   return heads;
 }
 

@@ -3,7 +3,7 @@
  * (each one indexed query returning ids, bounded), pages by keyset, counts, and the lookups _include and
  * _revinclude need. Every function here is one MongoDB query (or one per sub-search).
  */
-import type { Document, Filter } from 'mongodb';
+import type { ClientSession, Document, Filter } from 'mongodb';
 import type { HeadDocument, ResourceStore } from '../resource-store.js';
 import { compileFilter, fullSort, keysetAfter, reverseSort, sortDocument, sortValueOf, type SortValue } from './compile.js';
 import { SubSearchTooLargeError, type Condition, type StoreQuery, type SubSearch } from './query.js';
@@ -11,11 +11,11 @@ import { SubSearchTooLargeError, type Condition, type StoreQuery, type SubSearch
 /** At most this many ids travel from a chained (or _has) sub-search into the outer query's $in. */
 export const MAX_SUBSEARCH_IDS = 5000;
 
-async function subSearchIds(store: ResourceStore, search: SubSearch): Promise<string[]> {
-  const where = await resolveSubSearches(store, search.where);
+async function subSearchIds(store: ResourceStore, search: SubSearch, session?: ClientSession): Promise<string[]> {
+  const where = await resolveSubSearches(store, search.where, session);
   const filter = compileFilter({ types: search.types, where });
   const docs = await store.heads
-    .find(filter as Filter<HeadDocument>, { projection: { _id: 1 } })
+    .find(filter as Filter<HeadDocument>, { projection: { _id: 1 }, session })
     .limit(MAX_SUBSEARCH_IDS + 1)
     .toArray();
   if (docs.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
@@ -37,11 +37,17 @@ function valuesAt(document: Document, path: string): unknown[] {
   return values;
 }
 
-async function referencedIds(store: ResourceStore, search: SubSearch, field: string, targetType: string): Promise<string[]> {
-  const where = await resolveSubSearches(store, search.where);
+async function referencedIds(
+  store: ResourceStore,
+  search: SubSearch,
+  field: string,
+  targetType: string,
+  session?: ClientSession,
+): Promise<string[]> {
+  const where = await resolveSubSearches(store, search.where, session);
   const filter = compileFilter({ types: search.types, where: { op: 'and', of: [where, { op: 'exists', field, value: true }] } });
   const docs = await store.heads
-    .find(filter as Filter<HeadDocument>, { projection: { [field]: 1 } })
+    .find(filter as Filter<HeadDocument>, { projection: { [field]: 1 }, session })
     .limit(MAX_SUBSEARCH_IDS + 1)
     .toArray();
   if (docs.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
@@ -54,18 +60,25 @@ async function referencedIds(store: ResourceStore, search: SubSearch, field: str
   return [...ids];
 }
 
-/** Replaces chain and _has conditions by the ids their sub-searches find (innermost first). */
-export async function resolveSubSearches(store: ResourceStore, condition: Condition): Promise<Condition> {
+/**
+ * Replaces chain and _has conditions by the ids their sub-searches find (innermost first). With a session (a
+ * transaction) the sub-searches run one after the other: statements of one transaction must not overlap.
+ */
+export async function resolveSubSearches(store: ResourceStore, condition: Condition, session?: ClientSession): Promise<Condition> {
   switch (condition.op) {
     case 'and':
-    case 'or':
-      return { op: condition.op, of: await Promise.all(condition.of.map((c) => resolveSubSearches(store, c))) };
+    case 'or': {
+      if (!session) return { op: condition.op, of: await Promise.all(condition.of.map((c) => resolveSubSearches(store, c))) };
+      const of: Condition[] = [];
+      for (const c of condition.of) of.push(await resolveSubSearches(store, c, session));
+      return { op: condition.op, of };
+    }
     case 'chain': {
-      const ids = await subSearchIds(store, condition.search);
+      const ids = await subSearchIds(store, condition.search, session);
       return ids.length === 0 ? { op: 'none' } : { op: 'in', field: condition.field, values: ids };
     }
     case 'has': {
-      const ids = await referencedIds(store, condition.search, condition.referenceField, condition.targetType);
+      const ids = await referencedIds(store, condition.search, condition.referenceField, condition.targetType, session);
       return ids.length === 0 ? { op: 'none' } : { op: 'in', field: '_id', values: ids };
     }
     default:
@@ -87,7 +100,13 @@ export interface Page {
 }
 
 /** One page of a (resolved) search, read by keyset: count + 1 entries tell whether more exist. */
-export async function findPage(store: ResourceStore, query: StoreQuery, count: number, position: PagePosition): Promise<Page> {
+export async function findPage(
+  store: ResourceStore,
+  query: StoreQuery,
+  count: number,
+  position: PagePosition,
+  session?: ClientSession,
+): Promise<Page> {
   const sort = fullSort(query.sort);
   const backwards = position.kind === 'before' || position.kind === 'last';
   const order = backwards ? reverseSort(sort) : sort;
@@ -96,7 +115,7 @@ export async function findPage(store: ResourceStore, query: StoreQuery, count: n
     filter.$and = [...((filter.$and as Document[] | undefined) ?? []), keysetAfter(order, position.values)];
   }
   const heads = await store.heads
-    .find(filter as Filter<HeadDocument>)
+    .find(filter as Filter<HeadDocument>, { session })
     .sort(sortDocument(order))
     .limit(count + 1)
     .toArray();
@@ -112,16 +131,16 @@ export function positionOf(head: HeadDocument, query: StoreQuery): SortValue[] {
 }
 
 /** Number of matches; with `limit`, counting stops there (the answer is then "at least limit"). */
-export async function countMatches(store: ResourceStore, query: StoreQuery, limit?: number): Promise<number> {
+export async function countMatches(store: ResourceStore, query: StoreQuery, limit?: number, session?: ClientSession): Promise<number> {
   const filter = compileFilter(query) as Filter<HeadDocument>;
-  return store.heads.countDocuments(filter, limit !== undefined ? { limit } : {});
+  return store.heads.countDocuments(filter, limit !== undefined ? { limit, session } : { session });
 }
 
 /** Live heads by their keys ("Type/id"), at most `limit`. */
-export async function findHeadsByKeys(store: ResourceStore, keys: string[], limit: number): Promise<HeadDocument[]> {
+export async function findHeadsByKeys(store: ResourceStore, keys: string[], limit: number, session?: ClientSession): Promise<HeadDocument[]> {
   if (keys.length === 0) return [];
   return store.heads
-    .find({ _id: { $in: keys.slice(0, limit) }, deleted: false })
+    .find({ _id: { $in: keys.slice(0, limit) }, deleted: false }, { session })
     .limit(limit)
     .toArray();
 }
@@ -133,11 +152,12 @@ export async function findReferencing(
   field: string,
   references: string[],
   limit: number,
+  session?: ClientSession,
 ): Promise<HeadDocument[]> {
   if (references.length === 0) return [];
   const filter = compileFilter({ types: [type], where: { op: 'in', field, values: references } });
   return store.heads
-    .find(filter as Filter<HeadDocument>)
+    .find(filter as Filter<HeadDocument>, { session })
     .sort({ _id: 1 })
     .limit(limit)
     .toArray();

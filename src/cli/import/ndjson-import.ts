@@ -1,0 +1,150 @@
+/**
+ * One NDJSON file (Bulk Data output: a resource per line), streamed line by line: lines are gathered into chunks
+ * of `batchSize` resources of hosted types, up to `concurrency` chunks are in flight, and the checkpoint advances
+ * over the prefix of chunks all acknowledged. Lines of types the server does not host are skipped and counted;
+ * a line that is not a JSON resource is rejected with its line number without being sent.
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import { rewriteReferences } from './bundle-filter.js';
+import type { ImportContext } from './context.js';
+import { readLines } from './lines.js';
+import type { ReferenceRewrites, Rejection } from './report.js';
+import { sendItems, type Item } from './send.js';
+
+interface Chunk {
+  items: Item[];
+  skipped: Map<string, number>;
+  localRejections: Rejection[];
+  rewrites: ReferenceRewrites;
+  /** Where the checkpoint may point once this chunk and all before it are acknowledged. */
+  end: number;
+  nextLine: number;
+  /** Lines read into this chunk (blank, skipped and rejected ones included). */
+  lines: number;
+  acknowledged: boolean;
+}
+
+const NO_ENTRIES = new Map<string, never>();
+/** Lines per chunk, as a multiple of the batch size, when most are skipped or rejected locally. */
+const SKIPPED_LINES_PER_SEND = 20;
+
+function newChunk(end: number, nextLine: number): Chunk {
+  const rewrites = { logical: 0, typeOnly: 0, conditional: 0 };
+  return { items: [], skipped: new Map(), localRejections: [], rewrites, end, nextLine, lines: 0, acknowledged: false };
+}
+
+/** The line as a resource, or why it is not one. */
+function parseLine(text: string): { resource: Resource } | { problem: string; resourceType?: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return { problem: `not valid JSON: ${(error as Error).message}` };
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return { problem: 'not a JSON object' };
+  const resourceType = (value as { resourceType?: unknown }).resourceType;
+  if (typeof resourceType !== 'string' || resourceType === '') return { problem: 'not a FHIR resource (no resourceType)' };
+  return { resource: value as Resource };
+}
+
+/** True when the whole file is done; false when interrupted. */
+export async function importNdjson(ctx: ImportContext, file: string, size: number): Promise<boolean> {
+  const name = ctx.displayName(file);
+  const saved = ctx.checkpoint.progress(file, size);
+  if (saved?.done) {
+    ctx.report.resumed.push(`${name}: done in an earlier run`);
+    ctx.advance(size);
+    return true;
+  }
+  const startOffset = saved?.offset ?? 0;
+  const startLine = saved?.line ?? 1;
+  if (startOffset > 0) {
+    ctx.report.resumed.push(`${name}: from line ${startLine} (byte ${startOffset})`);
+    ctx.advance(startOffset);
+  }
+
+  const queue: Chunk[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  let recorded = startOffset;
+
+  const acknowledge = async (chunk: Chunk, verdicts: Awaited<ReturnType<typeof sendItems>>): Promise<void> => {
+    for (const [type, count] of chunk.skipped) ctx.report.count(type, 'skipped', count);
+    for (const rejection of chunk.localRejections) ctx.report.reject(rejection);
+    ctx.report.addRewrites(chunk.rewrites);
+    chunk.items.forEach((item, i) => {
+      const verdict = verdicts[i];
+      const type = item.resource.resourceType;
+      if (verdict.outcome === 'rejected') {
+        ctx.report.reject({
+          file: name,
+          line: item.line,
+          resourceType: type,
+          id: item.resource.id,
+          status: verdict.status,
+          diagnostics: verdict.diagnostics,
+        });
+      } else ctx.report.count(type, verdict.outcome);
+    });
+    chunk.acknowledged = true;
+    let head: Chunk | undefined;
+    while (queue[0]?.acknowledged) head = queue.shift();
+    if (head) {
+      ctx.advance(head.end - recorded);
+      recorded = head.end;
+      await ctx.checkpoint.record(file, { size, offset: head.end, line: head.nextLine, done: false });
+    }
+    ctx.afterChunk?.();
+  };
+
+  const dispatch = async (chunk: Chunk): Promise<void> => {
+    queue.push(chunk);
+    const running = sendItems(ctx.target, ctx.capabilities, chunk.items)
+      .then((verdicts) => acknowledge(chunk, verdicts))
+      .catch((error: unknown) => {
+        failure ??= error;
+      })
+      .finally(() => inFlight.delete(running));
+    inFlight.add(running);
+    while (inFlight.size >= ctx.concurrency) await Promise.race(inFlight);
+  };
+
+  let chunk = newChunk(startOffset, startLine);
+  let interrupted = false;
+  for await (const line of readLines(file, startOffset, startLine)) {
+    if (failure !== undefined) break;
+    if (ctx.signal?.aborted) {
+      interrupted = true;
+      break;
+    }
+    chunk.end = line.end;
+    chunk.nextLine = line.number + 1;
+    chunk.lines++;
+    if (line.text.trim() === '') continue;
+    const parsed = parseLine(line.text);
+    if ('problem' in parsed) {
+      chunk.localRejections.push({ file: name, line: line.number, diagnostics: [`Line ${line.number} is ${parsed.problem}`] });
+    } else if (!ctx.capabilities.hostedTypes.has(parsed.resource.resourceType)) {
+      const type = parsed.resource.resourceType;
+      chunk.skipped.set(type, (chunk.skipped.get(type) ?? 0) + 1);
+    } else {
+      // Bulk output (Synthea's among others) refers to Practitioner/Organization by conditional reference, which
+      // only a transaction can resolve and this server cannot for types it does not host: made logical, as in Bundles.
+      rewriteReferences(parsed.resource, NO_ENTRIES, ctx.capabilities.hostedTypes, chunk.rewrites);
+      chunk.items.push({ resource: parsed.resource, line: line.number });
+    }
+    // Long runs of skipped lines also close a chunk, so the checkpoint moves through them too.
+    if (chunk.items.length >= ctx.batchSize || chunk.lines >= ctx.batchSize * SKIPPED_LINES_PER_SEND) {
+      await dispatch(chunk);
+      chunk = newChunk(line.end, line.number + 1);
+    }
+  }
+  if (!interrupted && failure === undefined && ctx.signal?.aborted) interrupted = true;
+  if (!interrupted && failure === undefined && chunk.lines > 0) await dispatch(chunk);
+  await Promise.all(inFlight);
+  if (failure !== undefined) throw failure;
+  if (interrupted) return false;
+  ctx.advance(size - recorded);
+  await ctx.checkpoint.record(file, { size, offset: size, line: chunk.nextLine, done: true });
+  return true;
+}

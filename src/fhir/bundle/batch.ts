@@ -1,0 +1,49 @@
+/**
+ * Batch Bundles (http.html#transaction): each entry is processed on its own, as if it were a separate request;
+ * one failing entry does not affect the others, and its response entry carries the status and the
+ * OperationOutcome. Entries must not depend on each other, so a reference to another entry's fullUrl
+ * (urn:uuid:…) is an error of that entry; conditional references are resolved per entry. Entries run in the
+ * transaction processing order (DELETE, POST, PUT/PATCH, GET/HEAD) so that both kinds of Bundle behave alike.
+ */
+import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import type { FhirContext } from '../context.js';
+import { FhirError, errors } from '../outcome.js';
+import type { BundleRequest, BundleRequestEntry } from './bundle-request.js';
+import { errorEntry, runEntry, type BundleOptions } from './entry.js';
+import { rewriteActionReferences, type ReferenceRewriteOptions } from './references.js';
+import { namedError, processingOrder } from './transaction.js';
+
+async function runBatchEntry(
+  ctx: FhirContext,
+  entry: BundleRequestEntry,
+  options: BundleOptions,
+  references: ReferenceRewriteOptions,
+  onUnexpectedError: (error: unknown, index: number) => void,
+): Promise<BundleEntry> {
+  if (entry.error) return errorEntry(entry.error);
+  const action = entry.action!;
+  try {
+    const resolved = await rewriteActionReferences(ctx, entry.index, action, references);
+    return (await runEntry(ctx, resolved, entry.method!, options)).entry;
+  } catch (error) {
+    if (error instanceof FhirError) return errorEntry(namedError(entry.index, error, 'resource' in action ? action.resource.resourceType : action.type));
+    onUnexpectedError(error, entry.index);
+    return errorEntry(errors.internal(`Bundle.entry[${entry.index}]: the server could not process this entry; the incident was logged`));
+  }
+}
+
+export async function runBatch(
+  ctx: FhirContext,
+  request: BundleRequest,
+  options: BundleOptions,
+  onUnexpectedError: (error: unknown, index: number) => void = () => {},
+): Promise<Bundle> {
+  const responses = new Array<BundleEntry>(request.entries.length);
+  const references: ReferenceRewriteOptions = { placeholders: new Map(), allowPlaceholders: false, conditionalCache: new Map() };
+  for (const entry of processingOrder(request.entries)) {
+    // A conditional reference resolved for one entry may no longer hold for the next (entries are separate requests).
+    references.conditionalCache.clear();
+    responses[entry.index] = await runBatchEntry(ctx, entry, options, references, onUnexpectedError);
+  }
+  return { resourceType: 'Bundle', type: 'batch-response', entry: responses };
+}

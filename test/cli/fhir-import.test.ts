@@ -1,0 +1,369 @@
+// The import CLI, run in-process (its main function with buffers for output) against a test app: --mongodb mode on
+// the test's MongoDB, --url mode against the app listening on a socket. NDJSON from a Bulk Data export (a subset of
+// ../shared/corpora/bulk-ndjson-10-patients) and Synthea transaction Bundles (test/fixtures/synthea).
+import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Bundle, Encounter, MedicationRequest, Resource } from '@medplum/fhirtypes';
+import type { FastifyInstance } from 'fastify';
+import t, { type Test } from 'tap';
+import { rewriteReferences } from '../../src/cli/import/bundle-filter.js';
+import { runImport, type ImportOptions, type ImportResult } from '../../src/cli/import/command.js';
+import { startTestApp, stopMongoAtEnd, TEST_CONFIG, testValidator, type TestApp } from '../helpers/app.js';
+import { testMongo } from '../helpers/mongo.js';
+
+const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+const NDJSON_DIR = join(FIXTURES, 'bulk-ndjson');
+const SYNTHEA_DIR = join(FIXTURES, 'synthea');
+const HOSTED = ['Patient', 'Encounter', 'MedicationRequest'];
+/** Resources of hosted types in the NDJSON fixtures. */
+const TOTAL = 4 + 68 + 14;
+/** The CLI builds the app from the environment like the server: the strict policy makes import order matter. */
+const ENV = { BASE_URL: TEST_CONFIG.baseUrl, REFERENCE_POLICY: 'strict', LOG_LEVEL: 'silent' };
+
+interface Run extends ImportResult {
+  stdout: string;
+  stderr: string;
+}
+
+async function run(args: string[], options: ImportOptions = {}): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const result = await runImport(
+    args,
+    ENV,
+    { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } },
+    { validator: await testValidator(), ...options },
+  );
+  return { ...result, stdout, stderr };
+}
+
+async function tmp(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'fhir-import-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function mongoArgs(test: TestApp): Promise<string[]> {
+  return ['--mongodb', (await testMongo()).uri, '--db', test.connection.db.databaseName];
+}
+
+async function ndjsonResources(file: string): Promise<Resource[]> {
+  return (await readFile(join(NDJSON_DIR, file), 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Resource);
+}
+
+const expectedRewrites = { logical: 0, typeOnly: 0, conditional: 0 };
+
+/** What the import stores for a source resource: conditional references to unhosted types made logical. */
+function asImported(resource: Resource): Resource {
+  const copy = structuredClone(resource);
+  rewriteReferences(copy, new Map(), new Set(HOSTED), expectedRewrites);
+  return withoutServerMeta(copy);
+}
+
+/** A resource without the meta the server stamps (versionId, lastUpdated); an emptied meta goes too. */
+function withoutServerMeta(resource: Resource): Resource {
+  const copy = structuredClone(resource);
+  if (copy.meta) {
+    delete copy.meta.versionId;
+    delete copy.meta.lastUpdated;
+    if (Object.keys(copy.meta).length === 0) delete copy.meta;
+  }
+  return copy;
+}
+
+async function read(app: FastifyInstance, type: string, id: string): Promise<Resource | undefined> {
+  const res = await app.inject({ method: 'GET', url: `/${type}/${id}` });
+  return res.statusCode === 200 ? (res.json() as Resource) : undefined;
+}
+
+async function versionCount(test: TestApp): Promise<number> {
+  return test.connection.db.collection('resource_versions').countDocuments({});
+}
+
+t.test('NDJSON into MongoDB in-process: counts, resources read back equal apart from meta, pending anchors', async (t) => {
+  const dir = await tmp(t);
+  const test = await startTestApp(t);
+  const reportFile = join(dir, 'report.json');
+  const result = await run([
+    ...(await mongoArgs(test)),
+    '--batch-size',
+    '40',
+    '--quiet',
+    '--checkpoint',
+    join(dir, 'state.json'),
+    '--report',
+    reportFile,
+    NDJSON_DIR,
+  ]);
+  t.equal(result.code, 0, result.stdout + result.stderr);
+  const totals = result.report!.totals;
+  t.same(totals.Patient, { imported: 4, unchanged: 0, skipped: 0, rejected: 0 });
+  t.same(totals.Encounter, { imported: 68, unchanged: 0, skipped: 0, rejected: 0 });
+  t.same(totals.MedicationRequest, { imported: 14, unchanged: 0, skipped: 0, rejected: 0 });
+  t.same(totals.Device, { imported: 0, unchanged: 0, skipped: 3, rejected: 0 });
+  t.same(JSON.parse(await readFile(reportFile, 'utf8')).sum, result.report!.sum, '--report writes the same report');
+  t.match(result.stdout, /Encounter\s+68\s+0\s+0\s+0/);
+  t.match(result.stdout, /import complete/);
+
+  for (const type of HOSTED) {
+    const originals = await ndjsonResources(`${type}.000.ndjson`);
+    const stored = await Promise.all(originals.map((r) => read(test.app, type, r.id!)));
+    t.same(stored.map((r) => r && withoutServerMeta(r)), originals.map(asImported), `every ${type} stored, equal apart from meta`);
+    t.ok(stored.every((r) => r?.meta?.versionId === '1'), `every ${type} at version 1`);
+  }
+  t.ok(expectedRewrites.conditional > 0);
+  t.same(result.report!.referenceRewrites, expectedRewrites, 'Organization?/Practitioner?/Location? references made logical, counted');
+  const mr = (await ndjsonResources('MedicationRequest.000.ndjson'))[0] as MedicationRequest;
+  const storedMr = (await read(test.app, 'MedicationRequest', mr.id!)) as MedicationRequest;
+  t.match(mr.requester?.reference, /^Practitioner\?identifier=http:\/\/hl7\.org\/fhir\/sid\/us-npi\|\d+$/);
+  t.same(storedMr.requester, {
+    type: 'Practitioner',
+    identifier: { system: 'http://hl7.org/fhir/sid/us-npi', value: mr.requester!.reference!.split('|')[1] },
+    ...(mr.requester?.display ? { display: mr.requester.display } : {}),
+  });
+  t.equal(await versionCount(test), TOTAL, 'one version per resource');
+  t.equal(
+    await test.connection.db.collection('resource_versions').countDocuments({ 'anchor.state': 'pending' }),
+    TOTAL,
+    'every imported version awaits its anchor',
+  );
+  const search = await test.app.inject({ method: 'GET', url: '/Encounter?subject=Patient/3af3708d-41f1-cd80-f3dd-ec5ac76072bf&_summary=count' });
+  t.equal(search.json().total, 20, 'imported resources are indexed for search');
+});
+
+t.test('interrupted after 2 chunks, then re-run: resumes from the checkpoint, no duplicates, all present', async (t) => {
+  const dir = await tmp(t);
+  const test = await startTestApp(t);
+  const checkpoint = join(dir, 'state.json');
+  const args = [...(await mongoArgs(test)), '--batch-size', '20', '--concurrency', '2', '--quiet', '--checkpoint', checkpoint, NDJSON_DIR];
+  const controller = new AbortController();
+  let chunks = 0;
+  const first = await run(args, {
+    signal: controller.signal,
+    afterChunk: () => {
+      if (++chunks === 2) controller.abort();
+    },
+  });
+  t.equal(first.code, 130, first.stdout + first.stderr);
+  t.match(first.stdout, /import interrupted/);
+  const state = JSON.parse(await readFile(checkpoint, 'utf8'));
+  const encounterState = Object.entries(state.files).find(([file]) => file.endsWith('Encounter.000.ndjson'));
+  t.ok(encounterState, 'the checkpoint records the file in progress');
+  const stored = await versionCount(test);
+  t.ok(stored > 0 && stored < TOTAL, `part stored (${stored})`);
+
+  const second = await run(args);
+  t.equal(second.code, 0, second.stdout + second.stderr);
+  t.match(second.report!.resumed.join('\n'), /Patient\.000\.ndjson: done in an earlier run/);
+  t.match(second.report!.resumed.join('\n'), /Encounter\.000\.ndjson: from line \d+/);
+  const sum = second.report!.sum;
+  // The chunks in flight at the interruption were finished and recorded, so the second run sends exactly the rest.
+  t.equal(sum.imported + sum.unchanged + stored, TOTAL, 'the second run sends only what the first did not finish');
+  t.equal(await versionCount(test), TOTAL, 'no duplicate versions');
+  t.equal(await test.connection.db.collection('resources').countDocuments({}), TOTAL, 'no duplicate resources');
+
+  // A checkpoint written by hand (as after a crash between a chunk's answer and its checkpoint) re-sends that
+  // chunk: PUT with ids makes it idempotent, and unchanged content makes no version.
+  const encounterFile = join(NDJSON_DIR, 'Encounter.000.ndjson');
+  const lines = (await readFile(encounterFile, 'utf8')).split('\n');
+  const offset = Buffer.byteLength(lines.slice(0, 50).join('\n') + '\n');
+  const files = state.files as Record<string, { size: number; done: boolean }>;
+  const handWritten = {
+    format: 'fhir-import-checkpoint',
+    version: 1,
+    files: Object.fromEntries(
+      Object.entries(files).map(([file, p]) => [
+        file,
+        file.endsWith('Encounter.000.ndjson') ? { size: p.size, offset, line: 51, done: false } : { size: p.size, done: true },
+      ]),
+    ),
+  };
+  const patientKey = Object.keys(files).find((f) => f.endsWith('Patient.000.ndjson'))!;
+  handWritten.files[patientKey] = { size: files[patientKey].size, done: true };
+  await writeFile(checkpoint, JSON.stringify(handWritten));
+  const third = await run(args);
+  t.equal(third.code, 0, third.stdout + third.stderr);
+  t.same(third.report!.totals.Encounter, { imported: 0, unchanged: 18, skipped: 0, rejected: 0 }, 'lines 51-68 re-sent, unchanged');
+  t.equal(await versionCount(test), TOTAL, 'still one version per resource');
+
+  const fourth = await run(args);
+  t.equal(fourth.code, 0);
+  t.equal(fourth.report!.sum.imported + fourth.report!.sum.unchanged, 0, 'a finished import sends nothing');
+});
+
+t.test('over HTTP: a malformed line and an invalid resource are reported with line and diagnostics, exit 1, the rest imported', async (t) => {
+  const dir = await tmp(t);
+  const test = await startTestApp(t);
+  const address = await test.app.listen({ port: 0, host: '127.0.0.1' });
+  const file = join(dir, 'mixed.ndjson');
+  const patient = (id: string, extra: object = {}): string => JSON.stringify({ resourceType: 'Patient', id, name: [{ family: id }], ...extra });
+  await writeFile(
+    file,
+    [
+      patient('ok-1'),
+      '{"resourceType": "Patient", "id": "broken"',
+      patient('bad-gender', { gender: 'robot' }),
+      '',
+      JSON.stringify({ resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'x' } }),
+      JSON.stringify({ resourceType: 'Patient', name: [{ family: 'NoId' }] }),
+      patient('ok-2'),
+    ].join('\r\n'),
+  );
+  const result = await run(['--url', address, '--quiet', '--batch-size', '3', '--checkpoint', join(dir, 's.json'), file]);
+  t.equal(result.code, 1, result.stdout + result.stderr);
+  const rejections = result.report!.rejections;
+  t.equal(rejections.length, 2);
+  t.match(rejections[0], { line: 2, status: undefined, diagnostics: [/Line 2 is not valid JSON/] });
+  t.match(rejections[1], { line: 3, resourceType: 'Patient', id: 'bad-gender', diagnostics: [/gender|robot/] });
+  t.ok(rejections[1].status! >= 400 && rejections[1].status! < 500, `a 4xx (${rejections[1].status})`);
+  t.same(result.report!.totals.Patient, { imported: 3, unchanged: 0, skipped: 0, rejected: 1 });
+  t.same(result.report!.totals.Observation, { imported: 0, unchanged: 0, skipped: 1, rejected: 0 });
+  t.same(result.report!.totals['(unknown)'], { imported: 0, unchanged: 0, skipped: 0, rejected: 1 });
+  t.match(result.stdout, /REJECTED .*mixed\.ndjson line 3 Patient\/bad-gender: 4\d\d /);
+  t.ok(await read(test.app, 'Patient', 'ok-1'));
+  t.ok(await read(test.app, 'Patient', 'ok-2'));
+  const noId = await test.app.inject({ method: 'GET', url: '/Patient?family=NoId' });
+  t.equal(noId.json().total ?? noId.json().entry?.length, 1, 'a line without id is created by POST');
+});
+
+t.test('Synthea transaction Bundles over HTTP: narrowed to hosted types, references kept working', async (t) => {
+  const dir = await tmp(t);
+  const test = await startTestApp(t, { referencePolicy: 'strict' });
+  const address = await test.app.listen({ port: 0, host: '127.0.0.1' });
+  const metadata = (await test.app.inject({ method: 'GET', url: '/metadata' })).json();
+  if (!(metadata.rest?.[0]?.interaction ?? []).some((i: { code: string }) => i.code === 'transaction')) {
+    t.fail('POST [base] transaction is not available on this server yet', { todo: true });
+    return;
+  }
+  const result = await run(['--url', address, '--quiet', '--checkpoint', join(dir, 's.json'), SYNTHEA_DIR]);
+  t.equal(result.code, 0, result.stdout + result.stderr);
+  const totals = result.report!.totals;
+  t.same(totals.Patient, { imported: 2, unchanged: 0, skipped: 0, rejected: 0 });
+  t.same(totals.Encounter, { imported: 15, unchanged: 0, skipped: 0, rejected: 0 });
+  t.same(totals.MedicationRequest, { imported: 4, unchanged: 0, skipped: 0, rejected: 0 });
+  t.ok(totals.Observation.skipped > 0 && totals.Claim.skipped > 0);
+  t.ok(result.report!.referenceRewrites.logical > 0, 'references to Practitioner/Organization/Condition entries rewritten');
+
+  for (const name of ['Brett_Gottlieb_0d2177ba-f67b-4f29-addb-91040de55388.json', 'Xavier_Lueilwitz_1af31141-7c85-4dc9-8472-8fd3fa953ee8.json']) {
+    const bundle = JSON.parse(await readFile(join(SYNTHEA_DIR, name), 'utf8')) as Bundle;
+    const source = bundle.entry!.map((e) => e.resource!);
+    const sourcePatient = source.find((r) => r.resourceType === 'Patient')!;
+    const family = (sourcePatient as { name: Array<{ family: string }> }).name[0].family;
+    const patients = (await test.app.inject({ method: 'GET', url: `/Patient?family:exact=${encodeURIComponent(family)}` })).json() as Bundle;
+    t.equal(patients.entry?.length, 1, `one Patient ${family}`);
+    const patientId = patients.entry![0].resource!.id;
+    const encounters = (await test.app.inject({ method: 'GET', url: `/Encounter?subject=Patient/${patientId}&_count=100` })).json() as Bundle<Encounter>;
+    t.equal(encounters.entry?.length, source.filter((r) => r.resourceType === 'Encounter').length, 'every Encounter stored, subject = the stored patient');
+    const requests = (await test.app.inject({ method: 'GET', url: `/MedicationRequest?subject=Patient/${patientId}` })).json() as Bundle<MedicationRequest>;
+    t.equal(requests.entry?.length, source.filter((r) => r.resourceType === 'MedicationRequest').length, 'every MedicationRequest stored');
+    for (const entry of requests.entry ?? []) {
+      const mr = entry.resource!;
+      t.match(mr.encounter?.reference, /^Encounter\/[^/]+$/, 'MedicationRequest.encounter points at a stored Encounter');
+      t.ok(await read(test.app, 'Encounter', mr.encounter!.reference!.split('/')[1]));
+      t.match(mr.requester?.reference, /^Practitioner\/[0-9a-f-]+$/, 'requester rewritten to a logical Practitioner reference');
+    }
+    for (const entry of encounters.entry ?? []) {
+      const participant = entry.resource!.participant?.[0]?.individual?.reference;
+      if (participant) t.match(participant, /^Practitioner\//);
+      t.match(entry.resource!.serviceProvider?.reference ?? 'Organization/', /^Organization\//);
+    }
+  }
+
+  const again = await run(['--url', address, '--quiet', '--checkpoint', join(dir, 's.json'), SYNTHEA_DIR]);
+  t.equal(again.code, 0);
+  t.equal(again.report!.sum.imported, 0, 'Bundles done are not sent again (their POSTs would duplicate)');
+  t.equal(again.report!.resumed.length, 2);
+});
+
+t.test('Bundle files: a refused transaction names the entry of the file; wrong kinds rejected; stray JSON ignored', async (t) => {
+  const dir = await tmp(t);
+  const inputs = join(dir, 'in');
+  await mkdir(inputs);
+  const test = await startTestApp(t);
+  const address = await test.app.listen({ port: 0, host: '127.0.0.1' });
+  const metadata = (await test.app.inject({ method: 'GET', url: '/metadata' })).json();
+  if (!(metadata.rest?.[0]?.interaction ?? []).some((i: { code: string }) => i.code === 'transaction')) {
+    t.fail('POST [base] transaction is not available on this server yet', { todo: true });
+    return;
+  }
+  const failing: Bundle = {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: [
+      { fullUrl: 'urn:uuid:o', resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } }, request: { method: 'POST', url: 'Observation' } },
+      { resource: { resourceType: 'Patient', id: 'tx-ok', name: [{ family: 'TxOk' }] }, request: { method: 'PUT', url: 'Patient/tx-ok' } },
+      { resource: { resourceType: 'Patient', id: 'tx-bad', gender: 'robot' } as unknown as Resource, request: { method: 'PUT', url: 'Patient/tx-bad' } },
+    ],
+  };
+  await writeFile(join(inputs, 'a-failing.json'), JSON.stringify(failing));
+  await writeFile(join(inputs, 'b-collection.json'), JSON.stringify({ resourceType: 'Bundle', type: 'collection', entry: [] }));
+  await writeFile(join(inputs, 'c-notes.json'), JSON.stringify({ note: 'a manifest, not FHIR' }));
+  await writeFile(join(inputs, 'd-broken.json'), '{"resourceType": "Bundle", ');
+
+  const result = await run(['--url', address, '--quiet', '--checkpoint', join(dir, 's.json'), inputs]);
+  t.equal(result.code, 1, result.stdout + result.stderr);
+  const [tx, collection, broken] = result.report!.rejections;
+  t.match(tx, { file: /a-failing\.json$/, entry: 2, resourceType: 'Patient', id: 'tx-bad' });
+  t.ok(tx.status! >= 400 && tx.status! < 500, `the transaction's 4xx (${tx.status})`);
+  t.match(tx.diagnostics[0], /^The transaction was refused; none of its 2 entries was stored: .*entry\[2\]/);
+  t.match(collection, { file: /b-collection\.json$/, diagnostics: [/a Bundle of type collection; only transaction and batch/] });
+  t.match(broken, { file: /d-broken\.json$/, diagnostics: [/not valid JSON/] });
+  t.equal(result.report!.rejections.length, 3);
+  t.match(result.report!.ignored, [/c-notes\.json \(JSON without a resourceType/]);
+  t.same(result.report!.totals.Patient, { imported: 0, unchanged: 0, skipped: 0, rejected: 2 });
+  t.same(result.report!.totals.Observation, { imported: 0, unchanged: 0, skipped: 1, rejected: 0 });
+  t.notOk(await read(test.app, 'Patient', 'tx-ok'), 'all or nothing: the valid entry was not stored');
+
+  const state = JSON.parse(await readFile(join(dir, 's.json'), 'utf8')) as { files: Record<string, { done: boolean }> };
+  t.notOk(Object.keys(state.files).some((f) => f.endsWith('a-failing.json')), 'a refused Bundle is not marked done');
+});
+
+t.test('usage errors exit 2, an unreachable target exits 3, --help', async (t) => {
+  const dir = await tmp(t);
+  const help = await run(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /Usage: fhir-import/);
+  t.match(help.stdout, /Exit codes: 0 all imported, 1 some rejected/);
+
+  const cases: Array<[string[], RegExp]> = [
+    [[NDJSON_DIR], /give a target/],
+    [['--url', 'http://127.0.0.1:1', '--mongodb', 'mongodb://x', NDJSON_DIR], /either --url or --mongodb/],
+    [['--url', 'http://127.0.0.1:1'], /name at least one/],
+    [['--url', 'http://127.0.0.1:1', '--batch-size', '0', NDJSON_DIR], /--batch-size 0 must be an integer/],
+    [['--url', 'http://127.0.0.1:1', '--bogus', NDJSON_DIR], /Unknown option '--bogus'/],
+    [['--url', 'http://127.0.0.1:1', join(dir, 'missing.ndjson')], /no such file/],
+    [['--url', 'http://127.0.0.1:1', join(FIXTURES, 'synthea', 'README.md')], /not an input this tool reads/],
+    [['--url', 'ftp://x', '--checkpoint', join(dir, 'c.json'), NDJSON_DIR], /must be http/],
+    [['--url', 'http://127.0.0.1:1', '--checkpoint', join(dir, 'no', 'such', 'dir', 'c.json'), NDJSON_DIR], /cannot write the checkpoint/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await run(args);
+    t.equal(result.code, 2, args.join(' '));
+    t.match(result.stderr, message);
+  }
+  t.notOk(existsSync(`${NDJSON_DIR}.import-state.json`), 'a usage error leaves no checkpoint behind');
+  await writeFile(join(dir, 'bad-state.json'), 'not json');
+  const badState = await run(['--url', 'http://127.0.0.1:1', '--checkpoint', join(dir, 'bad-state.json'), NDJSON_DIR]);
+  t.equal(badState.code, 2);
+  t.match(badState.stderr, /is not JSON; delete it or pass --restart/);
+
+  const closedPort = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+  const url = `http://127.0.0.1:${closedPort}`;
+  const unreachable = await run(['--url', url, '--quiet', '--checkpoint', join(dir, 'u.json'), NDJSON_DIR]);
+  t.equal(unreachable.code, 3, unreachable.stderr);
+  t.match(unreachable.stderr, `target unreachable: GET ${url}/metadata: ECONNREFUSED`);
+});
+
+stopMongoAtEnd(t);

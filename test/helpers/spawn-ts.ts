@@ -8,10 +8,11 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export function spawnTs(entry: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  const loader = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'));
+  // The loader tap runs tests with (.taprc's --import=tsx), so the child understands TypeScript too.
+  const loader = process.execArgv.filter((arg) => arg.includes('tsx') || arg.includes('@tapjs/typescript'));
   return spawn(process.execPath, [...loader, '--enable-source-maps', entry, ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, TS_NODE_TRANSPILE_ONLY: '1', ...env },
+    env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export function spawnTs(entry: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  // The loader tap runs tests with (.taprc's --import=tsx), so the child understands TypeScript too.
-  const loader = process.execArgv.filter((arg) => arg.includes('tsx') || arg.includes('@tapjs/typescript'));
-  return spawn(process.execPath, [...loader, '--enable-source-maps', entry, ...args], {
+  // tsx, the loader tap runs the tests with (.taprc), named explicitly rather than copied from this process's
+  // execArgv: on the first run after an install tap may still carry its default ts-node loader as well.
+  return spawn(process.execPath, ['--import=tsx', '--enable-source-maps', entry, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,8 +14,8 @@
  *
  * Choices:
  * - Patient resources that merely link to this patient (Patient.link, which the compartment definition puts in the
- *   compartment) are not included: they are other patients' records, and finding them would scan every Patient
- *   (idx.link has no index).
+ *   compartment) are not included: they are other patients' records, not this patient's (compartment search
+ *   Patient/[id]/Patient finds them, through the Patient link index).
  * - _since applies to every resource, the patient included (the specification does not exempt it).
  * - _type names outside the hosted compartment types: ignored with a warning entry, or 400 under
  *   Prefer: handling=strict, as for other search parameters. `start` and `end` are not supported (same handling).

@@ -32,6 +32,8 @@ const SEARCH_INDEXES: SearchIndex[] = [
   { type: 'Patient', name: 'birthdate_lo', key: { 'idx.birthdate.lo': 1, _id: 1 } },
   { type: 'Patient', name: 'birthdate_hi', key: { 'idx.birthdate.hi': 1, _id: 1 } },
   { type: 'Patient', name: 'gender_birthdate', key: { 'idx.gender': 1, 'idx.birthdate.lo': 1 } },
+  // Patient.link: the Patient compartment's own membership (Patient/[id]/Patient, Patient/[id]/*).
+  { type: 'Patient', name: 'link', key: { 'idx.link': 1, _id: 1 } },
   // Encounter
   { type: 'Encounter', name: 'identifier', key: { 'idx.identifier': 1, _id: 1 } },
   { type: 'Encounter', name: 'patient_date', key: { 'idx.patient': 1, 'idx.date.lo': 1 } },

@@ -92,3 +92,51 @@ t.test('_since and _at', async (t) => {
   t.same(await versionsOf('_at=2019'), []);
   t.equal((await app.inject({ url: `/Patient/${id}/_history?_since=yesterday` })).statusCode, 400);
 });
+
+t.test('previous links walk back over the same pages, with and without _at', async (t) => {
+  const { app, store } = await startTestApp(t);
+  const created = (await app.inject({ method: 'POST', url: '/Patient', headers: json, payload: { resourceType: 'Patient', gender: 'male' } })).json() as Patient;
+  const id = created.id!;
+  for (let v = 2; v <= 7; v++) {
+    await app.inject({ method: 'PUT', url: `/Patient/${id}`, headers: json, payload: { ...created, birthDate: `200${v}-01-01` } });
+  }
+  type Page = { versions: string[]; next?: string; previous?: string };
+  const page = async (url: string): Promise<Page> => {
+    const bundle = (await app.inject({ url: url.replace('http://127.0.0.1:8080', '') })).json() as Bundle;
+    return {
+      versions: (bundle.entry ?? []).map((e) => e.response!.etag!.replace(/\D/g, '')),
+      next: bundle.link?.find((l) => l.relation === 'next')?.url,
+      previous: bundle.link?.find((l) => l.relation === 'previous')?.url,
+    };
+  };
+
+  const first = await page(`/Patient/${id}/_history?_count=3`);
+  t.same(first.versions, ['7', '6', '5']);
+  t.equal(first.previous, undefined, 'the first page has no previous page');
+  const second = await page(first.next!);
+  t.same(second.versions, ['4', '3', '2']);
+  const third = await page(second.next!);
+  t.same(third.versions, ['1']);
+  t.equal(third.next, undefined);
+  const backToSecond = await page(third.previous!);
+  t.same(backToSecond.versions, ['4', '3', '2'], 'previous of the last page is the second');
+  t.ok(backToSecond.next && backToSecond.previous, 'a middle page reached backwards links both ways');
+  const backToFirst = await page(backToSecond.previous!);
+  t.same(backToFirst.versions, ['7', '6', '5']);
+  t.equal(backToFirst.previous, undefined, 'walking back ends at the newest version');
+  t.same((await page(backToFirst.next!)).versions, ['4', '3', '2'], 'and next from there goes forward again');
+
+  // With _at, the list ends with the version current at the period's start (made before it).
+  const days = ['2020-01-01', '2020-01-02', '2020-01-03', '2020-01-04', '2020-01-05', '2020-01-06', '2020-01-07'];
+  for (let v = 1; v <= 7; v++) {
+    await store.versions.updateOne({ _id: `Patient/${id}/${v}` }, { $set: { lastUpdated: new Date(`${days[v - 1]}T10:00:00Z`) } });
+  }
+  const atFirst = await page(`/Patient/${id}/_history?_count=1&_at=2020-01-04`);
+  t.same(atFirst.versions, ['4'], 'made during the day');
+  const atSecond = await page(atFirst.next!);
+  t.same(atSecond.versions, ['3'], 'current when the day began');
+  t.equal(atSecond.next, undefined);
+  const atBack = await page(atSecond.previous!);
+  t.same(atBack.versions, ['4'], 'previous crosses back from the versions current at the start to those made in the period');
+  t.equal(atBack.previous, undefined);
+});

@@ -2,7 +2,7 @@
  * history: instance ([type]/[id]/_history), type ([type]/_history) and system (/_history) level.
  * Newest first. Paging is by keyset (a cursor naming the last entry shown), not by offset, so versions written
  * while a client pages appear on no page it has yet to read twice and push nothing off the pages ahead: no
- * duplicates, no gaps.
+ * duplicates, no gaps. Links: self, first, next and previous (a cursor read towards newer entries).
  * _since: versions made at or after the instant. _at: versions that were current at some point during the
  * period the value denotes (a version is current from its lastUpdated until the next version's).
  */
@@ -28,19 +28,23 @@ export interface HistoryParams {
   _cursor?: string;
 }
 
+/** A position in (lastUpdated desc, _id desc) order; `b` marks a page that ends just before it (a previous link). */
 interface Cursor {
   t: number;
   k: string;
+  b?: 1;
 }
 
-function encodeCursor(version: VersionDocument): string {
-  return Buffer.from(JSON.stringify({ t: version.lastUpdated.getTime(), k: version._id })).toString('base64url');
+function encodeCursor(version: VersionDocument, before = false): string {
+  const cursor: Cursor = { t: version.lastUpdated.getTime(), k: version._id };
+  if (before) cursor.b = 1;
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
 function decodeCursor(value: string): Cursor {
   try {
     const cursor = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as Cursor;
-    if (typeof cursor.t === 'number' && typeof cursor.k === 'string') return cursor;
+    if (typeof cursor.t === 'number' && typeof cursor.k === 'string' && (cursor.b === undefined || cursor.b === 1)) return cursor;
   } catch {
     // fall through to the error below
   }
@@ -59,10 +63,11 @@ function parseInstantParam(name: string, value: string) {
   return range;
 }
 
-/** Entries strictly after the cursor in (lastUpdated desc, _id desc) order. */
+/** Entries strictly after the cursor in (lastUpdated desc, _id desc) order, or strictly before it for `b`. */
 function afterCursor(cursor: Cursor | undefined): Filter<VersionDocument> {
   if (!cursor) return {};
   const t = new Date(cursor.t);
+  if (cursor.b) return { $or: [{ lastUpdated: { $gt: t } }, { lastUpdated: t, _id: { $gt: cursor.k } }] };
   return { $or: [{ lastUpdated: { $lt: t } }, { lastUpdated: t, _id: { $lt: cursor.k } }] };
 }
 
@@ -74,6 +79,8 @@ function scopeFilter(scope: HistoryScope): Filter<VersionDocument> {
 }
 
 const SORT = { lastUpdated: -1, _id: -1 } as const;
+/** A previous page is read towards newer entries, then reversed. */
+const REVERSE_SORT = { lastUpdated: 1, _id: 1 } as const;
 
 /** Versions current at the period's start but made before it: the newest version of each resource before `low`. */
 async function versionsCurrentAtStart(
@@ -91,7 +98,7 @@ async function versionsCurrentAtStart(
   ];
   const after = afterCursor(cursor);
   if (Object.keys(after).length > 0) pipeline.push({ $match: after });
-  pipeline.push({ $sort: SORT }, { $limit: limit });
+  pipeline.push({ $sort: cursor?.b ? REVERSE_SORT : SORT }, { $limit: limit });
   return ctx.store.versions.aggregate<VersionDocument>(pipeline, { session: ctx.session }).toArray();
 }
 
@@ -142,18 +149,37 @@ export async function history(ctx: FhirContext, scope: HistoryScope, params: His
   }
   if (Object.keys(time).length > 0) filter.lastUpdated = time;
 
-  // One more than a page tells whether a next page exists.
-  let versions = await ctx.store.versions.find(filter, { session: ctx.session }).sort(SORT).limit(count + 1).toArray();
-  if (at && versions.length <= count) {
-    const earlier = await versionsCurrentAtStart(ctx, scope, at.low, cursor, count + 1 - versions.length);
-    versions = versions.concat(since ? earlier.filter((v) => v.lastUpdated >= since) : earlier);
+  // One more than a page tells whether another page exists in the direction read. With _at the list is the
+  // versions made in the period, newest first, then those current at its start (made before it); a previous page
+  // reads the same list from the other end.
+  const backwards = cursor?.b === 1;
+  const inPeriod = (limit: number) =>
+    ctx.store.versions.find(filter, { session: ctx.session }).sort(backwards ? REVERSE_SORT : SORT).limit(limit).toArray();
+  const currentAtStart = async (limit: number) => {
+    if (!at) return [];
+    const earlier = await versionsCurrentAtStart(ctx, scope, at.low, cursor, limit);
+    return since ? earlier.filter((v) => v.lastUpdated >= since) : earlier;
+  };
+  let versions: VersionDocument[];
+  if (!backwards) {
+    versions = await inPeriod(count + 1);
+    if (versions.length <= count) versions = versions.concat(await currentAtStart(count + 1 - versions.length));
+  } else {
+    versions = cursor && at && cursor.t < at.low.getTime() ? await currentAtStart(count + 1) : [];
+    if (versions.length <= count) versions = versions.concat(await inPeriod(count + 1 - versions.length));
   }
-  const page = versions.slice(0, count);
+  const more = versions.length > count;
+  const page = backwards ? versions.slice(0, count).reverse() : versions.slice(0, count);
+  const hasNext = backwards ? cursor !== undefined : more;
+  const hasPrevious = backwards ? more : cursor !== undefined;
   const base = { _count: params._count, _since: params._since, _at: params._at };
   const link: BundleLink[] = [{ relation: 'self', url: linkUrl(ctx, scope, { ...base, _cursor: params._cursor }) }];
   if (params._cursor !== undefined) link.push({ relation: 'first', url: linkUrl(ctx, scope, base) });
-  if (versions.length > count && page.length > 0) {
-    link.push({ relation: 'next', url: linkUrl(ctx, scope, { ...base, _cursor: encodeCursor(page[page.length - 1]) }) });
+  if (hasPrevious && page.length > 0) {
+    link.push({ relation: 'previous', url: linkUrl(ctx, scope, { ...base, _cursor: encodeCursor(page[0]!, true) }) });
+  }
+  if (hasNext && page.length > 0) {
+    link.push({ relation: 'next', url: linkUrl(ctx, scope, { ...base, _cursor: encodeCursor(page[page.length - 1]!) }) });
   }
   return {
     resourceType: 'Bundle',

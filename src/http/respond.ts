@@ -4,7 +4,7 @@
  */
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { VersionView, WriteResult } from '../fhir/interactions/versions.js';
+import { writeSummary, type VersionView, type WriteResult } from '../fhir/interactions/versions.js';
 import { issue, operationOutcome } from '../fhir/outcome.js';
 
 export type ReturnPreference = 'minimal' | 'representation' | 'OperationOutcome';
@@ -55,11 +55,7 @@ export function sendWriteResult(request: FastifyRequest, reply: FastifyReply, ba
   const preference = returnPreference(request);
   if (preference === 'minimal') return reply.send();
   if (preference === 'OperationOutcome') {
-    const summary = result.created
-      ? `Created ${version.type}/${version.id} version ${version.versionId}`
-      : result.changed
-        ? `Updated ${version.type}/${version.id} to version ${version.versionId}`
-        : `No change: ${version.type}/${version.id} is still version ${version.versionId}`;
+    const summary = writeSummary(result);
     const issues: OperationOutcomeIssue[] = [issue('information', 'informational', summary), ...result.warnings];
     return reply.send(operationOutcome(issues));
   }

@@ -12,7 +12,7 @@ import { history } from '../interactions/history.js';
 import { patchResource } from '../interactions/patch.js';
 import { readResource } from '../interactions/read.js';
 import { updateResource } from '../interactions/update.js';
-import type { VersionView, WriteResult } from '../interactions/versions.js';
+import { writeSummary, type VersionView, type WriteResult } from '../interactions/versions.js';
 import { readResourceVersion } from '../interactions/vread.js';
 import { FhirError, informationOutcome } from '../outcome.js';
 import { conditionalCreate, conditionalDelete, conditionalUpdate } from '../search/conditional.js';
@@ -60,11 +60,7 @@ function writeEntry(ctx: FhirContext, result: WriteResult, preference: ReturnPre
   const entry: BundleEntry = { fullUrl: fullUrlOf(ctx, version), response: versionResponse(result.created ? 201 : 200, version) };
   if (preference === 'representation') entry.resource = version.resource;
   if (preference === 'OperationOutcome') {
-    const summary = result.created
-      ? `Created ${version.type}/${version.id} version ${version.versionId}`
-      : result.changed
-        ? `Updated ${version.type}/${version.id} to version ${version.versionId}`
-        : `No change: ${version.type}/${version.id} is still version ${version.versionId}`;
+    const summary = writeSummary(result);
     const outcome = informationOutcome(summary);
     if (result.warnings.length > 0) outcome.issue = [...(outcome.issue ?? []), ...result.warnings];
     entry.response!.outcome = outcome;

@@ -33,6 +33,14 @@ export interface WriteResult {
   warnings: OperationOutcomeIssue[];
 }
 
+/** What a write did, in one sentence (the information issue of Prefer: return=OperationOutcome). */
+export function writeSummary(result: WriteResult): string {
+  const { version } = result;
+  if (result.created) return `Created ${version.type}/${version.id} version ${version.versionId}`;
+  if (result.changed) return `Updated ${version.type}/${version.id} to version ${version.versionId}`;
+  return `No change: ${version.type}/${version.id} is still version ${version.versionId}`;
+}
+
 export const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
 export function viewOf(document: HeadDocument | VersionDocument): VersionView {

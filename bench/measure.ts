@@ -11,6 +11,8 @@ export interface Measurement {
   p50: number;
   p95: number;
   p99: number;
+  /** The query plan MongoDB chose, e.g. "IXSCAN(search_Patient_identifier)" (searches only). */
+  plan?: string;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -19,47 +21,60 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.max(0, index)];
 }
 
-/** Runs op(i) for i in [0, count) with `concurrency` in flight; every op must succeed. */
-export async function measure(
-  name: string,
-  count: number,
-  concurrency: number,
-  op: (i: number) => Promise<void>,
-): Promise<Measurement> {
-  const latencies: number[] = new Array(count);
-  let next = 0;
-  const started = performance.now();
-  const worker = async (): Promise<void> => {
-    while (next < count) {
-      const i = next++;
-      const t0 = performance.now();
-      await op(i);
-      latencies[i] = performance.now() - t0;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
-  const seconds = (performance.now() - started) / 1000;
+/** A Measurement from latencies (ms) collected over `seconds` of wall time. */
+export function summarize(name: string, latencies: number[], seconds: number, concurrency: number): Measurement {
   const sorted = latencies.slice().sort((a, b) => a - b);
   return {
     name,
-    count,
+    count: latencies.length,
     concurrency,
     seconds,
-    throughput: count / seconds,
+    throughput: seconds > 0 ? latencies.length / seconds : 0,
     p50: percentile(sorted, 50),
     p95: percentile(sorted, 95),
     p99: percentile(sorted, 99),
   };
 }
 
+/**
+ * Runs op(i) for i in [0, count) with `concurrency` in flight; every op must succeed. With maxSeconds, no new op
+ * starts after that much time (the measurement then covers the ops that ran).
+ */
+export async function measure(
+  name: string,
+  count: number,
+  concurrency: number,
+  op: (i: number) => Promise<void>,
+  options: { maxSeconds?: number } = {},
+): Promise<Measurement> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  const deadline = options.maxSeconds !== undefined ? started + options.maxSeconds * 1000 : Infinity;
+  const worker = async (): Promise<void> => {
+    while (next < count && performance.now() < deadline) {
+      const i = next++;
+      const t0 = performance.now();
+      await op(i);
+      latencies.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return summarize(name, latencies, (performance.now() - started) / 1000, concurrency);
+}
+
 export function markdownTable(rows: Measurement[]): string {
+  const withPlan = rows.some((r) => r.plan !== undefined);
   const lines = [
-    '| operation | count | concurrency | throughput (/s) | p50 (ms) | p95 (ms) | p99 (ms) |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    `| operation | count | concurrency | throughput (/s) | p50 (ms) | p95 (ms) | p99 (ms) |${withPlan ? ' plan (explain) |' : ''}`,
+    `|---|---:|---:|---:|---:|---:|---:|${withPlan ? '---|' : ''}`,
   ];
+  // A | inside a cell (a token search such as system|code) would end the cell.
+  const cell = (text: string): string => text.replace(/\|/g, '\\|');
   for (const r of rows) {
     lines.push(
-      `| ${r.name} | ${r.count} | ${r.concurrency} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p95.toFixed(2)} | ${r.p99.toFixed(2)} |`,
+      `| ${cell(r.name)} | ${r.count} | ${r.concurrency} | ${r.throughput.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p95.toFixed(2)} | ${r.p99.toFixed(2)} |` +
+        (withPlan ? ` ${cell(r.plan ?? '')} |` : ''),
     );
   }
   return lines.join('\n');

@@ -10,6 +10,10 @@ import type { FhirContext } from '../../src/fhir/context.js';
 import { SUPPORTED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
 import { explainFhirSearch } from '../../src/fhir/search/search.js';
 import { searchIndexNames } from '../../src/store/search/indexes.js';
+import { loadPopulation } from '../../bench/load-population.js';
+import { explainBenchSearch, planProblems } from '../../bench/plans.js';
+import { patientId } from '../../bench/population.js';
+import { BENCH_SEARCHES, queryInputs } from '../../bench/searches.js';
 import { BASE, create } from '../fhir/search/helpers.js';
 import { startTestApp, stopMongoAtEnd, testValidator } from '../helpers/app.js';
 
@@ -101,5 +105,39 @@ t.test('typical searches run on the search indexes', async (t) => {
     t.notOk(plan.some((s) => s.stage === 'COLLSCAN'), `${c.type}?${c.query}: no collection scan [${summary}]`);
     t.ok(scans.length > 0 && scans.every((name) => names.includes(name) && c.index.test(name)), `${c.type}?${c.query}: uses ${c.index} [${summary}]`);
     if (c.sortFromIndex) t.notOk(plan.some((s) => s.stage === 'SORT'), `${c.type}?${c.query}: the index delivers the order [${summary}]`);
+  }
+});
+
+t.test("every search of the benchmark (bench/searches.ts) runs on its index", async (t) => {
+  const { store } = await startTestApp(t);
+  const ctx: FhirContext = {
+    store,
+    validator: await testValidator(),
+    baseUrl: BASE,
+    resourceTypes: SUPPORTED_RESOURCE_TYPES,
+    referencePolicy: 'lenient',
+    now: () => new Date(),
+    newId: () => randomUUID(),
+  };
+  // A small slice of the benchmark's own population, loaded as the benchmark loads it.
+  const patients = 400;
+  const loaded = await loadPopulation({ store, baseUrl: BASE, seed: 11, from: 0, to: patients, chunkSize: 500 });
+  t.ok(loaded.resources > 1500, `${loaded.resources} resources loaded`);
+  t.ok(BENCH_SEARCHES.length >= 15, `${BENCH_SEARCHES.length} benchmark searches`);
+  // The check itself can fail: a collection scan, a foreign index and a blocking sort are all reported.
+  const identifier = BENCH_SEARCHES[0];
+  t.same(planProblems(identifier, { stages: [{ stage: 'COLLSCAN' }], summary: '' }), ['collection scan', 'no index scan']);
+  t.match(planProblems(identifier, { stages: [{ stage: 'SORT' }, { stage: 'IXSCAN', indexName: 'type_lastUpdated' }], summary: '' }), [
+    /scans type_lastUpdated/,
+    /blocking SORT/,
+  ]);
+  for (const [n, search] of BENCH_SEARCHES.entries()) {
+    // Three draws each: different patients, names and dates must all stay on the index.
+    for (let i = 0; i < 3; i++) {
+      const query = search.query(queryInputs(11, n, i, { patients, loadedFrom: loaded.firstUpdated, loadedTo: loaded.lastUpdated }));
+      const afterId = search.deepPage ? `Patient/${patientId(150 + i)}` : undefined;
+      const plan = await explainBenchSearch(ctx, search, query, afterId);
+      t.same(planProblems(search, plan), [], `${search.type}?${query}${afterId ? ` after ${afterId}` : ''}: [${plan.summary}]`);
+    }
   }
 });

@@ -11,7 +11,7 @@
  * load of the same resources) is left as it is; it is never overwritten.
  */
 import type { Document } from 'mongodb';
-import { headKey, versionKey, type HeadDocument, type NewVersion, type ResourceStore, type VersionDocument } from './resource-store.js';
+import { headFromVersion, versionKey, type NewVersion, type ResourceStore, type VersionDocument } from './resource-store.js';
 
 export class BulkLoadError extends Error {
   constructor(message: string, cause: unknown) {
@@ -20,23 +20,7 @@ export class BulkLoadError extends Error {
   }
 }
 
-/** The head document writeVersion makes for a version (same fields, same order). */
-function headOf(version: NewVersion): HeadDocument {
-  const head: HeadDocument = {
-    _id: headKey(version.type, version.id),
-    type: version.type,
-    id: version.id,
-    versionId: version.versionId,
-    lastUpdated: version.lastUpdated,
-    deleted: version.deleted,
-    resource: version.resource,
-  };
-  if (version.idx !== undefined) head.idx = version.idx;
-  if (version.idxVersion !== undefined) head.idxVersion = version.idxVersion;
-  return head;
-}
-
-const DUPLICATE_KEY = 11000;
+const DUPLICATE_KEY = 11000; // mongod's unique-index violation
 
 /** Write errors of an unordered insertMany (the driver gives an array, or a single error). */
 function writeErrorsOf(error: unknown): Document[] {
@@ -70,5 +54,5 @@ export async function insertNewVersions(store: ResourceStore, versions: NewVersi
   const documents: VersionDocument[] = versions.map((version) => ({ _id: versionKey(version.type, version.id, version.versionId), ...version }));
   const skipExisting = options.skipExisting ?? false;
   await insertAll(store.versions, documents, skipExisting);
-  await insertAll(store.heads, versions.map(headOf), skipExisting);
+  await insertAll(store.heads, versions.map(headFromVersion), skipExisting);
 }

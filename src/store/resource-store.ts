@@ -79,7 +79,8 @@ function isDuplicateKey(error: unknown): boolean {
   return error instanceof MongoServerError && error.code === DUPLICATE_KEY;
 }
 
-function headFromVersion(version: NewVersion | VersionDocument): HeadDocument {
+/** The head document for a version: the same fields, so a head can always be rebuilt from its version. */
+export function headFromVersion(version: NewVersion | VersionDocument): HeadDocument {
   const head: HeadDocument = {
     _id: headKey(version.type, version.id),
     type: version.type,

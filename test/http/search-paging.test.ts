@@ -161,6 +161,17 @@ t.test('paging', async (t) => {
     t.equal(accurate.bundle.total, 50);
     const next = await search(app, link(accurate.bundle, 'next')!);
     t.equal(next.bundle.total, 50, 'on later pages too');
+    // The default total is counted once, for the first page, and carried by the paging links: a resource created
+    // meanwhile shows in an accurate recount, not in the carried figure.
+    const estimated = await search(app, '/Patient?family=other&_count=10');
+    t.equal(estimated.bundle.total, 50);
+    const meanwhile = await create<Patient>(app, { resourceType: 'Patient', name: [{ family: 'Other', given: ['Meanwhile'] }] });
+    const carried = await search(app, link(estimated.bundle, 'next')!);
+    t.equal(carried.bundle.total, 50, 'later pages carry the first page total');
+    t.equal(carried.bundle.entry?.length, 10);
+    const recounted = await search(app, `${link(estimated.bundle, 'next')!}&_total=accurate`);
+    t.equal(recounted.bundle.total, 51, '_total=accurate recounts on any page');
+    t.equal((await app.inject({ method: 'DELETE', url: `/Patient/${meanwhile.id}` })).statusCode, 204);
     const small = await search(app, '/Patient?family=other&_count=100&_total=none');
     t.equal(small.bundle.total, undefined);
     const free = await search(app, '/Patient?family=other&_count=100');

@@ -12,12 +12,15 @@ export type CursorDirection = 'after' | 'before' | 'last';
 export interface Cursor {
   direction: CursorDirection;
   values: SortValue[];
+  /** The total counted for the first page, carried so that later pages need not count again. */
+  total?: number;
 }
 
 interface Encoded {
   q: string;
   d: 'n' | 'p' | 'l';
   v?: unknown[];
+  t?: number;
 }
 
 const CODES: Record<CursorDirection, Encoded['d']> = { after: 'n', before: 'p', last: 'l' };
@@ -44,6 +47,7 @@ function decodeValue(value: unknown): SortValue {
 export function encodeCursor(fingerprint: string, cursor: Cursor): string {
   const encoded: Encoded = { q: fingerprint, d: CODES[cursor.direction] };
   if (cursor.direction !== 'last') encoded.v = cursor.values.map(encodeValue);
+  if (cursor.total !== undefined) encoded.t = cursor.total;
   return Buffer.from(JSON.stringify(encoded)).toString('base64url');
 }
 
@@ -59,10 +63,11 @@ export function decodeCursor(text: string, fingerprint: string, width: number): 
   }
   const direction = DIRECTIONS[encoded.d];
   if (!direction) throw errors.badRequest('_cursor is not a cursor this server issued');
-  if (direction === 'last') return { direction, values: [] };
+  const total = Number.isSafeInteger(encoded.t) && (encoded.t as number) >= 0 ? { total: encoded.t as number } : {};
+  if (direction === 'last') return { direction, values: [], ...total };
   try {
     if (!Array.isArray(encoded.v) || encoded.v.length !== width) throw new Error('width');
-    return { direction, values: encoded.v.map(decodeValue) };
+    return { direction, values: encoded.v.map(decodeValue), ...total };
   } catch {
     throw errors.badRequest('_cursor is not a cursor this server issued; follow the Bundle links to page');
   }

@@ -8,7 +8,8 @@
  *   keeps its place: no duplicates, no gaps. _sort orders by index values, with the key as tie-breaker.
  * - total: `_total=accurate` always counts; `_total=none` never does; by default (and for `estimate`) the total
  *   is given when it is cheap: free when the first page holds every match, else a count bounded at
- *   CHEAP_TOTAL_LIMIT matches, omitted when the bound is reached.
+ *   CHEAP_TOTAL_LIMIT matches, omitted when the bound is reached. The first page's count rides in the paging
+ *   cursors, so later pages repeat it rather than count again (a count costs more than a page).
  * - Links: self, first, next, previous and last, all keyset cursors bound to the query.
  */
 import type { Bundle, BundleEntry, BundleLink, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
@@ -29,7 +30,7 @@ import { SubSearchTooLargeError, type Condition, type StoreQuery } from '../../s
 import type { FhirContext } from '../context.js';
 import { FhirError, issue, operationOutcome } from '../outcome.js';
 import { shortenResource } from '../summary.js';
-import { decodeCursor, encodeCursor, queryFingerprint } from './cursor.js';
+import { decodeCursor, encodeCursor, queryFingerprint, type Cursor } from './cursor.js';
 import { idxPath } from './fields.js';
 import { parseSearch, type IncludeSpec, type ParsedSearch } from './parse.js';
 import { searchRegistry, type SearchRegistry } from './registry.js';
@@ -229,11 +230,13 @@ async function totalOf(
   parsed: ParsedSearch,
   query: StoreQuery,
   firstPageComplete: number | undefined,
+  cursor: Cursor | undefined,
 ): Promise<number | undefined> {
   const mode = parsed.summary === 'count' ? 'accurate' : (parsed.total ?? 'estimate');
   if (mode === 'none') return undefined;
   if (mode === 'accurate') return countMatches(ctx.store, query, undefined, ctx.session);
   if (firstPageComplete !== undefined) return firstPageComplete;
+  if (cursor) return cursor.total; // counted once, for the first page (none when that count reached its bound)
   const bounded = await countMatches(ctx.store, query, CHEAP_TOTAL_LIMIT, ctx.session);
   return bounded < CHEAP_TOTAL_LIMIT ? bounded : undefined;
 }
@@ -260,14 +263,14 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
     ({ heads, more } = await findPage(ctx.store, query, count, position, ctx.session));
   }
   const complete = !cursor && count > 0 && !more ? heads.length : undefined;
-  const total = await totalOf(ctx, parsed, query, complete);
+  const total = await totalOf(ctx, parsed, query, complete, cursor);
 
   const link: BundleLink[] = [];
   const self: Array<[string, string]> = parsed.cursor !== undefined ? [...parsed.accepted, ['_cursor', parsed.cursor]] : parsed.accepted;
   link.push({ relation: 'self', url: linkUrl(ctx, scope, self) });
   if (count > 0) {
     const at = (direction: 'after' | 'before' | 'last', values: SortValue[] = []): string =>
-      linkUrl(ctx, scope, [...parsed.accepted, ['_cursor', encodeCursor(fingerprint, { direction, values })]]);
+      linkUrl(ctx, scope, [...parsed.accepted, ['_cursor', encodeCursor(fingerprint, { direction, values, ...(total !== undefined ? { total } : {}) })]]);
     // Positions around this page: its first and last entries, or (an empty page) the cursor it was read from.
     const start = heads.length > 0 ? positionOf(heads[0], query) : cursor?.values;
     const end = heads.length > 0 ? positionOf(heads[heads.length - 1], query) : cursor?.values;

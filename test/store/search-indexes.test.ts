@@ -141,3 +141,39 @@ t.test("every search of the benchmark (bench/searches.ts) runs on its index", as
     }
   }
 });
+
+t.test('a birth-date range bounds its index at both ends', async (t) => {
+  const { app, store } = await startTestApp(t);
+  const ctx: FhirContext = {
+    store,
+    validator: await testValidator(),
+    baseUrl: BASE,
+    resourceTypes: SUPPORTED_RESOURCE_TYPES,
+    referencePolicy: 'lenient',
+    now: () => new Date(),
+    newId: () => randomUUID(),
+  };
+  // Day, month and year precision: a year-precision value is the widest a date can be.
+  const births = ['1979-12-31', '1980', '1980-06', '1980-06-15', '1981-01-01', '1950-01-01', '2000-05-05'];
+  const ids = new Map<string, string>();
+  for (const birthDate of births) ids.set(birthDate, (await create(app, { resourceType: 'Patient', birthDate })).id);
+  const found = async (query: string): Promise<string[]> => {
+    const bundle = (await app.inject({ url: `/Patient?${query}&_count=100` })).json() as { entry?: Array<{ resource: { birthDate: string } }> };
+    return (bundle.entry ?? []).map((e) => e.resource.birthDate).sort();
+  };
+  // The implied bounds change no result (search.html's prefix semantics over [low, high] ranges).
+  t.same(await found('birthdate=ge1980-06-10&birthdate=le1980-06-20'), ['1980', '1980-06', '1980-06-15']);
+  t.same(await found('birthdate=ge1980-12-01'), ['1980', '1981-01-01', '2000-05-05']);
+  t.same(await found('birthdate=le1980-01-15'), ['1950-01-01', '1979-12-31', '1980']);
+  t.same(await found('birthdate=gt1980-06-30'), ['1980', '1981-01-01', '2000-05-05']);
+  t.same(await found('birthdate=lt1980-02-01'), ['1950-01-01', '1979-12-31', '1980']);
+
+  const explain = await explainFhirSearch(ctx, { types: ['Patient'], path: 'Patient' }, [
+    ['birthdate', 'ge1980-06-10'],
+    ['birthdate', 'le1980-06-20'],
+  ]);
+  const scan = stages(explain.queryPlanner.winningPlan as Document).find((s) => s.stage === 'IXSCAN');
+  t.match(scan?.indexName, /^search_Patient_birthdate_(lo|hi)$/);
+  const dateBounds = JSON.stringify(Object.values((scan?.indexBounds ?? {}) as Record<string, unknown>)[0]);
+  t.match(dateBounds, /^\["\[new Date\(\d+\), new Date\(\d+\)\]"\]$/, `the date key is bounded at both ends: ${dateBounds}`);
+});

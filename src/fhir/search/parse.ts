@@ -256,7 +256,8 @@ function dateCondition(def: SearchParamDef, binding: TypeBinding, modifier: stri
         low = new Date(low.getTime() - margin);
         high = new Date(high.getTime() + margin);
       }
-      return { op: 'date', field: field(def), layout, cmp, lo: low, hi: high };
+      const span = layout === 'scalar' && binding.maxSpanMs !== undefined ? { maxSpanMs: binding.maxSpanMs } : {};
+      return { op: 'date', field: field(def), layout, cmp, lo: low, hi: high, ...span };
     }),
   );
 }

@@ -46,6 +46,11 @@ export interface TypeBinding {
   single: boolean;
   /** Code system implied by a required binding, for `code` elements. */
   implicitSystem?: string;
+  /**
+   * For date parameters over date, dateTime and instant elements only (no Period): the widest range one value can
+   * denote (a year, written "2024"), which lets a search bound both ends of a range index (compile.ts).
+   */
+  maxSpanMs?: number;
 }
 
 export interface SearchParamDef {
@@ -159,6 +164,11 @@ const ONE_VALUE_TYPES: Record<SearchParamType, Set<string>> = {
   token: new Set(),
 };
 
+/** Date types whose values are one instant at some precision, the coarsest being a year. */
+const POINT_DATE_TYPES = new Set(['date', 'dateTime', 'instant']);
+/** A leap year, the longest range such a value denotes (no timezone means UTC, so no widening: dates.ts). */
+const LONGEST_DATE_VALUE_MS = 366 * 24 * 60 * 60 * 1000;
+
 let valueSetSystems: Map<string, string | undefined> | undefined;
 
 /** The single code system a value set draws on, if it draws on exactly one (and nothing else). */
@@ -191,6 +201,9 @@ function bindingFor(def: SearchParameter, type: string): TypeBinding | undefined
   if (info) {
     const paramType = def.type as SearchParamType;
     binding.single = !info.multiple && info.types.length > 0 && info.types.every((t) => ONE_VALUE_TYPES[paramType].has(t));
+    if (paramType === 'date' && info.types.length > 0 && info.types.every((t) => POINT_DATE_TYPES.has(t))) {
+      binding.maxSpanMs = LONGEST_DATE_VALUE_MS;
+    }
     if (paramType === 'token' && info.types.includes('code') && info.element.binding?.strength === 'required') {
       const system = info.element.binding.valueSet ? systemOfValueSet(info.element.binding.valueSet) : undefined;
       if (system) binding.implicitSystem = system;

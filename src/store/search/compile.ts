@@ -134,8 +134,36 @@ function someScalar(field: string, tree: Tree): Document {
   throw new Error('compile: nested conditions over an array of scalars are not supported');
 }
 
+/**
+ * Conditions implied by a prefix when no stored value spans more than `span` (hi - lo <= span): redundant for the
+ * result, but they give a range index on lo or hi its missing end. Without them `birthdate=ge1966-02-01&
+ * birthdate=le1966-02-28` bounds lo from above only, and reads every birth date before March 1966.
+ */
+function spanBounds(cmp: Comparator, qlo: Date, qhi: Date, span: number): Pred[] {
+  const lo = (op: Op, ms: number): Pred => ({ path: 'lo', op, value: new Date(ms) });
+  const hi = (op: Op, ms: number): Pred => ({ path: 'hi', op, value: new Date(ms) });
+  switch (cmp) {
+    case 'ge': // hi >= qlo
+      return [lo('$gte', qlo.getTime() - span)];
+    case 'gt': // hi > qhi
+      return [lo('$gt', qhi.getTime() - span)];
+    case 'le': // lo <= qhi
+      return [hi('$lte', qhi.getTime() + span)];
+    case 'lt': // lo < qlo
+      return [hi('$lt', qlo.getTime() + span)];
+    case 'ap': // lo <= qhi and hi >= qlo
+      return [lo('$gte', qlo.getTime() - span), hi('$lte', qhi.getTime() + span)];
+    default: // eq and sa/eb bound what they need already; ne is a disjunction
+      return [];
+  }
+}
+
 function compileDate(c: Extract<Condition, { op: 'date' }>): Document {
-  const tree = dateTree(c.cmp, c.lo, c.hi);
+  let tree = dateTree(c.cmp, c.lo, c.hi);
+  if (c.maxSpanMs !== undefined) {
+    const extra = spanBounds(c.cmp, c.lo, c.hi, c.maxSpanMs);
+    if (extra.length > 0) tree = { and: [...(!isPred(tree) && 'and' in tree ? tree.and : [tree]), ...extra] };
+  }
   if (c.layout === 'point') return render(tree, () => c.field);
   if (c.layout === 'scalar') return render(tree, (p) => `${c.field}.${p}`);
   return someElement(c.field, tree);

@@ -30,7 +30,16 @@ export type Condition =
    * e.g. the head's lastUpdated); the query value is the range [lo, hi] it denotes. Semantics per FHIR R4
    * search.html#prefix over ranges.
    */
-  | { op: 'date'; field: string; layout: Layout | 'point'; cmp: Comparator; lo: Date; hi: Date }
+  | {
+      op: 'date';
+      field: string;
+      layout: Layout | 'point';
+      cmp: Comparator;
+      lo: Date;
+      hi: Date;
+      /** The widest range a stored value can denote, when known: lets one-sided prefixes bound both index ends. */
+      maxSpanMs?: number;
+    }
   /**
    * Numbers (layout scalar/array of numbers) or quantities (field holds {v, s, c, u, cv, cc}; `quantity` set):
    * `value` for gt/lt/ge/le/sa/eb, the precision range [lo, hi) for eq/ne, [lo, hi] widened for ap. With

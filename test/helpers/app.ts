@@ -1,4 +1,5 @@
 /** Builds the real app on a fresh database for a test, and tears both down with the test. */
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
@@ -6,6 +7,8 @@ import { buildApp, type AppConfig } from '../../src/app.js';
 import { connectMongo, type MongoConnection } from '../../src/store/mongo.js';
 import { ResourceStore } from '../../src/store/resource-store.js';
 import { createResourceValidator, type ResourceValidator } from '../../src/fhir/validation/index.js';
+import type { FhirContext } from '../../src/fhir/context.js';
+import { SUPPORTED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
 import { stopTestMongo, testMongo, uniqueDbName } from './mongo.js';
 
 export interface TestApp {
@@ -48,4 +51,17 @@ export async function startTestApp(t: Test, overrides: Partial<AppConfig> = {}):
 /** Register once per test file, after the tests: stops the per-process MongoDB. */
 export function stopMongoAtEnd(t: Test): void {
   t.teardown(stopTestMongo);
+}
+
+/** The FHIR context the app builds, for tests that call the FHIR layer directly (seeding, explain). */
+export async function testContext(store: ResourceStore, baseUrl = TEST_CONFIG.baseUrl): Promise<FhirContext> {
+  return {
+    store,
+    validator: await testValidator(),
+    baseUrl,
+    resourceTypes: SUPPORTED_RESOURCE_TYPES,
+    referencePolicy: 'lenient',
+    now: () => new Date(),
+    newId: () => randomUUID(),
+  };
 }

@@ -15,12 +15,11 @@ import t, { type Test } from 'tap';
 import { buildApp, type AppConfig } from '../../src/app.js';
 import type { FhirContext } from '../../src/fhir/context.js';
 import { storeNextVersion } from '../../src/fhir/interactions/versions.js';
-import { SUPPORTED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
 import type { BulkExportDependencies } from '../../src/http/routes/bulk-export-routes.js';
 import { ExportJobStore } from '../../src/store/export-jobs.js';
 import { connectMongo, type MongoConnection } from '../../src/store/mongo.js';
 import { ResourceStore } from '../../src/store/resource-store.js';
-import { TEST_CONFIG, stopMongoAtEnd, testValidator } from '../helpers/app.js';
+import { TEST_CONFIG, stopMongoAtEnd, testContext, testValidator } from '../helpers/app.js';
 import { testMongo, uniqueDbName } from '../helpers/mongo.js';
 
 stopMongoAtEnd(t);
@@ -52,16 +51,8 @@ async function exportApp(
     { store, validator: await testValidator(), logger: false, bulkExport: { dir, ...deps, tuning: { pollIntervalMs: 50, ...deps.tuning } } },
   );
   await app.ready();
-  const ctx: FhirContext = {
-    // Seeding writes skip the per-write transaction (two plain inserts each): the same documents, much faster.
-    store: new ResourceStore(connection.db, false),
-    validator: await testValidator(),
-    baseUrl: BASE,
-    resourceTypes: SUPPORTED_RESOURCE_TYPES,
-    referencePolicy: 'lenient',
-    now: () => new Date(),
-    newId: () => randomUUID(),
-  };
+  // Seeding writes skip the per-write transaction (two plain inserts each): the same documents, much faster.
+  const ctx = await testContext(new ResourceStore(connection.db, false), BASE);
   let closed = false;
   return {
     app,

@@ -6,10 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import t from 'tap';
-import type { FhirContext } from '../../src/fhir/context.js';
 import { storeNextVersion } from '../../src/fhir/interactions/versions.js';
-import { SUPPORTED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
-import { startTestApp, stopMongoAtEnd, testValidator } from '../helpers/app.js';
+import { startTestApp, stopMongoAtEnd, testContext } from '../helpers/app.js';
 import { BASE, JSON_HEADERS, create, link, search } from '../fhir/search/helpers.js';
 
 stopMongoAtEnd(t);
@@ -32,15 +30,7 @@ t.test('paging', async (t) => {
   // The 1,000 matches are written through the same write path as the API (stamping, index extraction,
   // pending anchor), minus HTTP and validation, to keep the test fast; the writes made while paging go
   // through HTTP.
-  const ctx: FhirContext = {
-    store,
-    validator: await testValidator(),
-    baseUrl: BASE,
-    resourceTypes: SUPPORTED_RESOURCE_TYPES,
-    referencePolicy: 'lenient',
-    now: () => new Date(),
-    newId: () => randomUUID(),
-  };
+  const ctx = await testContext(store, BASE);
   await inParallel(MATCHES, 4, async (i) => {
     const id = randomUUID();
     const resource = { resourceType: 'Patient', id, name: [{ family: 'Pager', given: [`G${i % 37}`] }], birthDate: birth(i) } as Patient;

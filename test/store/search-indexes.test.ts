@@ -3,11 +3,8 @@
  * stops using one of the search indexes (an IXSCAN on search_*), or needs a collection scan, or (for sorted
  * and default-ordered searches where the index can deliver the order) a blocking sort.
  */
-import { randomUUID } from 'node:crypto';
 import type { Document } from 'mongodb';
 import t from 'tap';
-import type { FhirContext } from '../../src/fhir/context.js';
-import { SUPPORTED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
 import { explainFhirSearch } from '../../src/fhir/search/search.js';
 import { searchIndexNames } from '../../src/store/search/indexes.js';
 import { loadPopulation } from '../../bench/load-population.js';
@@ -15,7 +12,7 @@ import { explainBenchSearch, planProblems } from '../../bench/plans.js';
 import { patientId } from '../../bench/population.js';
 import { BENCH_SEARCHES, queryInputs } from '../../bench/searches.js';
 import { BASE, create } from '../fhir/search/helpers.js';
-import { startTestApp, stopMongoAtEnd, testValidator } from '../helpers/app.js';
+import { startTestApp, stopMongoAtEnd, testContext } from '../helpers/app.js';
 
 stopMongoAtEnd(t);
 
@@ -30,15 +27,7 @@ function stages(plan: Document, out: Document[] = []): Document[] {
 
 t.test('typical searches run on the search indexes', async (t) => {
   const { app, store } = await startTestApp(t);
-  const ctx: FhirContext = {
-    store,
-    validator: await testValidator(),
-    baseUrl: BASE,
-    resourceTypes: SUPPORTED_RESOURCE_TYPES,
-    referencePolicy: 'lenient',
-    now: () => new Date(),
-    newId: () => randomUUID(),
-  };
+  const ctx = await testContext(store, BASE);
   // Enough data for the planner to have choices, with arrays where real data has them (multikey paths).
   const patients: string[] = [];
   for (let i = 0; i < 60; i++) {
@@ -110,15 +99,7 @@ t.test('typical searches run on the search indexes', async (t) => {
 
 t.test("every search of the benchmark (bench/searches.ts) runs on its index", async (t) => {
   const { store } = await startTestApp(t);
-  const ctx: FhirContext = {
-    store,
-    validator: await testValidator(),
-    baseUrl: BASE,
-    resourceTypes: SUPPORTED_RESOURCE_TYPES,
-    referencePolicy: 'lenient',
-    now: () => new Date(),
-    newId: () => randomUUID(),
-  };
+  const ctx = await testContext(store, BASE);
   // A small slice of the benchmark's own population, loaded as the benchmark loads it.
   const patients = 400;
   const loaded = await loadPopulation({ store, baseUrl: BASE, seed: 11, from: 0, to: patients, chunkSize: 500 });
@@ -144,15 +125,7 @@ t.test("every search of the benchmark (bench/searches.ts) runs on its index", as
 
 t.test('a birth-date range bounds its index at both ends', async (t) => {
   const { app, store } = await startTestApp(t);
-  const ctx: FhirContext = {
-    store,
-    validator: await testValidator(),
-    baseUrl: BASE,
-    resourceTypes: SUPPORTED_RESOURCE_TYPES,
-    referencePolicy: 'lenient',
-    now: () => new Date(),
-    newId: () => randomUUID(),
-  };
+  const ctx = await testContext(store, BASE);
   // Day, month and year precision: a year-precision value is the widest a date can be.
   const births = ['1979-12-31', '1980', '1980-06', '1980-06-15', '1981-01-01', '1950-01-01', '2000-05-05'];
   const ids = new Map<string, string>();

@@ -21,7 +21,7 @@ import { startLocalHedera } from '../src/dev/hedera/index.js';
 import { provideMongo } from '../src/dev/provide-mongo.js';
 import { createResourceValidator } from '../src/fhir/validation/index.js';
 import type { LedgerLogger } from '../src/ledger/anchor-worker.js';
-import { LedgerRuntime } from '../src/ledger/ledger-runtime.js';
+import { LedgerRuntime, localLedgerEndpoint } from '../src/ledger/ledger-runtime.js';
 import { PROJECT_ROOT } from '../src/software.js';
 import { connectMongo } from '../src/store/mongo.js';
 import { ResourceStore } from '../src/store/resource-store.js';
@@ -70,14 +70,7 @@ async function main(): Promise<void> {
   const runtime = new LedgerRuntime({
     db: connection.db,
     config: { topicId: undefined, batchMaxLeaves: 10_000, batchIntervalMs: intervalMs, leaseTtlMs: 15_000, retryMaxMs: 5_000 },
-    endpoint: {
-      network: 'local',
-      operatorId: net.operatorId,
-      operatorKey: net.operatorKey,
-      mirrorUrl: net.mirrorUrl,
-      grpcEndpoint: net.grpcEndpoint,
-      nodeAccountId: net.nodeAccountId,
-    },
+    endpoint: localLedgerEndpoint(net),
     baseUrl: 'http://127.0.0.1',
     software: 'fhir-ledger-server',
     log: quiet,

@@ -11,7 +11,7 @@ import { ConfigError, loadConfig, type ServerConfig } from './config.js';
 import { startLocalHedera, type LocalHedera } from './dev/hedera/index.js';
 import { provideMongo } from './dev/provide-mongo.js';
 import type { LedgerLogger } from './ledger/anchor-worker.js';
-import { LedgerRuntime, type LedgerEndpoint } from './ledger/ledger-runtime.js';
+import { LedgerRuntime, localLedgerEndpoint, type LedgerEndpoint } from './ledger/ledger-runtime.js';
 import { LOCAL_NETWORK_LABEL } from './ledger/network.js';
 import { SOFTWARE } from './software.js';
 import { openStoreAndValidator } from './wiring.js';
@@ -49,14 +49,7 @@ async function provideLedgerEndpoint(
   );
   return {
     local,
-    endpoint: {
-      network: 'local',
-      operatorId: local.operatorId,
-      operatorKey: local.operatorKey,
-      mirrorUrl: local.mirrorUrl,
-      grpcEndpoint: local.grpcEndpoint,
-      nodeAccountId: local.nodeAccountId,
-    },
+    endpoint: localLedgerEndpoint(local),
   };
 }
 

@@ -22,6 +22,14 @@ export interface LedgerEndpoint {
   nodeAccountId?: string;
 }
 
+/** The endpoint of a local Hedera-compatible network (src/dev/hedera), described by what it listens on. */
+export function localLedgerEndpoint(
+  network: Pick<Required<LedgerEndpoint>, 'operatorId' | 'operatorKey' | 'mirrorUrl' | 'grpcEndpoint' | 'nodeAccountId'>,
+): LedgerEndpoint {
+  const { operatorId, operatorKey, mirrorUrl, grpcEndpoint, nodeAccountId } = network;
+  return { network: 'local', operatorId, operatorKey, mirrorUrl, grpcEndpoint, nodeAccountId };
+}
+
 export interface LedgerRuntimeOptions {
   db: Db;
   config: Pick<LedgerConfig, 'topicId' | 'batchMaxLeaves' | 'batchIntervalMs' | 'leaseTtlMs' | 'retryMaxMs'>;

@@ -7,7 +7,7 @@ import type { Test } from 'tap';
 import { buildApp } from '../../../src/app.js';
 import { startLocalHedera, type LocalHedera, type LocalHederaOptions } from '../../../src/dev/hedera/index.js';
 import type { LedgerLogger } from '../../../src/ledger/anchor-worker.js';
-import { LedgerRuntime, type LedgerRuntimeOptions } from '../../../src/ledger/ledger-runtime.js';
+import { LedgerRuntime, localLedgerEndpoint, type LedgerRuntimeOptions } from '../../../src/ledger/ledger-runtime.js';
 import { connectMongo, type MongoConnection } from '../../../src/store/mongo.js';
 import { ResourceStore } from '../../../src/store/resource-store.js';
 import { TEST_CONFIG, testValidator } from '../../helpers/app.js';
@@ -55,14 +55,7 @@ export function runtimeFor(
 ): LedgerRuntime {
   return new LedgerRuntime({
     db: connection.db,
-    endpoint: {
-      network: 'local',
-      operatorId: net.operatorId,
-      operatorKey: net.operatorKey,
-      mirrorUrl: net.mirrorUrl,
-      grpcEndpoint: net.grpcEndpoint,
-      nodeAccountId: net.nodeAccountId,
-    },
+    endpoint: localLedgerEndpoint(net),
     baseUrl: TEST_CONFIG.baseUrl,
     software: 'fhir-ledger-server',
     log: collectingLogger(logs),

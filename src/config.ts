@@ -40,6 +40,52 @@ export interface ServerConfig {
   bulkExport: { retentionHours: number; maxResourcesPerFile: number };
   /** Batch and transaction Bundles (POST [base]): most entries, and largest body in bytes (BUNDLE_*). */
   bundle: { maxEntries: number; bodyLimit: number };
+  /** Who may call: SMART on FHIR access tokens, and the server's own authorization server (AUTH_*). */
+  auth: AuthConfig;
+  /** The audit trail: one AuditEvent per access (AUDIT_*). */
+  audit: AuditConfig;
+  /** Browser origins allowed by CORS (CORS_ORIGINS), and the per-client rate limit (RATE_LIMIT_*). */
+  exposure: ExposureConfig;
+}
+
+export type AuthMode = 'smart' | 'off';
+
+export interface AuthConfig {
+  /** smart: every FHIR request needs a valid access token with the scopes it uses; off: nobody is asked (loopback only). */
+  mode: AuthMode;
+  /** The `aud` every access token must carry: the FHIR base URL as clients see it. */
+  audience: string;
+  /** An outside identity provider whose JWT access tokens are accepted, verified against its JWKS. */
+  externalIssuer: { issuer: string; jwksUrl: string | undefined } | undefined;
+  /** Tolerance for exp, nbf and iat between this server's clock and the issuer's. */
+  clockSkewSeconds: number;
+  /** The server's own authorization server (SMART Backend Services: client_credentials with private_key_jwt). */
+  server: {
+    enabled: boolean;
+    /** Lifetime of the access tokens it issues. */
+    tokenTtlSeconds: number;
+    /** On loopback: a development client (client_secret_basic) whose credentials the server prints at start. */
+    devClient: boolean;
+  };
+}
+
+export interface AuditConfig {
+  /** false: no AuditEvents are recorded (measurement and local development only). */
+  enabled: boolean;
+  /**
+   * AuditEvents of reads, searches and refusals are buffered and written at least this often: the most a crash can
+   * lose is what was recorded in the last interval. Writes commit their AuditEvent with the write itself.
+   */
+  flushIntervalMs: number;
+  /** When this many AuditEvents wait to be written, requests wait for the write instead of adding more. */
+  bufferMax: number;
+}
+
+export interface ExposureConfig {
+  /** Origins a browser may call from (exact origins, or '*'); empty: no CORS headers at all. */
+  corsOrigins: string[];
+  /** Requests per minute per client (per address for requests without a valid token); 0 turns the limit off. */
+  rateLimitPerMinute: number;
 }
 
 /** Public Hedera networks, and `local`: the project's own Hedera-compatible network (src/dev/hedera), NOT Hedera. */
@@ -172,6 +218,55 @@ const VARIABLES = {
     schema: { type: 'string', pattern: '^https?://[^\\s/]+(/[^\\s]*[^\\s/])?$' },
   },
   LEDGER_ENABLED: { description: 'true or false', schema: { type: 'boolean', default: true } },
+  AUTH_MODE: {
+    description: 'smart (SMART on FHIR access tokens required) or off (no authorization; only on a loopback HOST)',
+    schema: { type: 'string', enum: ['smart', 'off'], default: 'smart' },
+  },
+  AUTH_AUDIENCE: {
+    description: 'the aud every access token must carry, an absolute http(s) URL (default: BASE_URL)',
+    schema: { type: 'string', pattern: '^https?://[^\\s/]+(/[^\\s]*[^\\s/])?$' },
+  },
+  AUTH_ISSUER: {
+    description: "an identity provider's issuer URL (the iss of its tokens), e.g. https://idp.example.org/realms/hospital",
+    schema: { type: 'string', pattern: '^https?://\\S+$' },
+  },
+  AUTH_JWKS_URL: {
+    description: "the identity provider's JWKS URL (default: jwks_uri from AUTH_ISSUER's OpenID discovery document)",
+    schema: { type: 'string', pattern: '^https?://\\S+$' },
+  },
+  AUTH_CLOCK_SKEW_SECONDS: {
+    description: 'seconds from 0 to 300 (tolerance for exp, nbf and iat)',
+    schema: { type: 'integer', minimum: 0, maximum: 300, default: 30 },
+  },
+  AUTH_SERVER_ENABLED: {
+    description: "true or false (the server's own token endpoint for SMART Backend Services clients)",
+    schema: { type: 'boolean', default: true },
+  },
+  AUTH_TOKEN_TTL_SECONDS: {
+    description: 'seconds from 60 to 3600 (lifetime of the access tokens the server issues)',
+    schema: { type: 'integer', minimum: 60, maximum: 3600, default: 300 },
+  },
+  AUTH_DEV_CLIENT: {
+    description: 'true or false (a development client printed at start; default true on a loopback HOST, refused elsewhere)',
+    schema: { type: 'boolean' },
+  },
+  AUDIT_ENABLED: { description: 'true or false (record an AuditEvent for every access)', schema: { type: 'boolean', default: true } },
+  AUDIT_FLUSH_INTERVAL_MS: {
+    description: 'milliseconds from 10 to 10000 (buffered AuditEvents are written at least this often; the most a crash can lose)',
+    schema: { type: 'integer', minimum: 10, maximum: 10000, default: 200 },
+  },
+  AUDIT_BUFFER_MAX: {
+    description: 'an integer from 1 to 1000000 (AuditEvents waiting to be written before requests wait for them)',
+    schema: { type: 'integer', minimum: 1, maximum: 1000000, default: 5000 },
+  },
+  CORS_ORIGINS: {
+    description: "a comma-separated list of origins such as https://app.example.org, or '*' (default: none, no CORS)",
+    schema: { type: 'string', pattern: '^\\s*(\\*|https?://[^\\s/,]+)(\\s*,\\s*https?://[^\\s/,]+)*\\s*$' },
+  },
+  RATE_LIMIT_PER_MINUTE: {
+    description: 'an integer from 0 to 10000000 (requests per minute per client; 0 turns the limit off)',
+    schema: { type: 'integer', minimum: 0, maximum: 10000000, default: 6000 },
+  },
   LEDGER_BATCH_MAX_LEAVES: {
     description: 'an integer from 1 to 100000 (versions per batch)',
     schema: { type: 'integer', minimum: 1, maximum: 100000, default: 10000 },
@@ -234,11 +329,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const host = input.HOST as string;
   const basePath = input.FHIR_BASE_PATH as string;
   const displayHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  const baseUrl = (input.BASE_URL as string | undefined) ?? `http://${displayHost}:${port}${basePath}`;
   return {
     port,
     host,
     basePath,
-    baseUrl: (input.BASE_URL as string | undefined) ?? `http://${displayHost}:${port}${basePath}`,
+    baseUrl,
     mongodbUri: input.MONGODB_URI as string | undefined,
     mongodbDb: input.MONGODB_DB as string,
     dataDir: input.DATA_DIR as string,
@@ -254,6 +350,56 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       maxResourcesPerFile: input.BULK_EXPORT_FILE_MAX_RESOURCES as number,
     },
     bundle: { maxEntries: input.BUNDLE_MAX_ENTRIES as number, bodyLimit: input.BUNDLE_BODY_LIMIT as number },
+    auth: authConfig(input, host, baseUrl),
+    audit: {
+      enabled: input.AUDIT_ENABLED as boolean,
+      flushIntervalMs: input.AUDIT_FLUSH_INTERVAL_MS as number,
+      bufferMax: input.AUDIT_BUFFER_MAX as number,
+    },
+    exposure: {
+      corsOrigins: ((input.CORS_ORIGINS as string | undefined) ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+      rateLimitPerMinute: input.RATE_LIMIT_PER_MINUTE as number,
+    },
+  };
+}
+
+/** True for the interfaces only this machine can reach: a server bound there exposes nothing. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * The AUTH_* variables, with the rules that span several: authorization can be turned off, and a development
+ * client exist, only on a loopback interface, so that a server reachable from the network always asks for tokens
+ * and never knows a client whose secret went to a log.
+ */
+function authConfig(input: Record<string, unknown>, host: string, baseUrl: string): AuthConfig {
+  const mode = input.AUTH_MODE as AuthMode;
+  const loopback = isLoopbackHost(host);
+  const serverEnabled = input.AUTH_SERVER_ENABLED as boolean;
+  const devClient = (input.AUTH_DEV_CLIENT as boolean | undefined) ?? (loopback && serverEnabled && mode === 'smart');
+  const problems: string[] = [];
+  if (mode === 'off' && !loopback) {
+    problems.push(`AUTH_MODE=off is refused with HOST=${host}: without authorization the server may listen on a loopback interface only (127.0.0.1, ::1)`);
+  }
+  if (devClient && !loopback) {
+    problems.push(`AUTH_DEV_CLIENT=true is refused with HOST=${host}: the development client exists on a loopback interface only`);
+  }
+  if (devClient && !serverEnabled) problems.push('AUTH_DEV_CLIENT=true needs AUTH_SERVER_ENABLED=true (the development client gets its tokens there)');
+  if (input.AUTH_JWKS_URL !== undefined && input.AUTH_ISSUER === undefined) {
+    problems.push('AUTH_JWKS_URL needs AUTH_ISSUER (the iss that tokens verified with those keys must carry)');
+  }
+  if (mode === 'smart' && !serverEnabled && input.AUTH_ISSUER === undefined) {
+    problems.push('AUTH_MODE=smart needs a token issuer: AUTH_SERVER_ENABLED=true, or AUTH_ISSUER for an identity provider');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const issuer = input.AUTH_ISSUER as string | undefined;
+  return {
+    mode,
+    audience: (input.AUTH_AUDIENCE as string | undefined) ?? baseUrl,
+    externalIssuer: issuer === undefined ? undefined : { issuer, jwksUrl: input.AUTH_JWKS_URL as string | undefined },
+    clockSkewSeconds: input.AUTH_CLOCK_SKEW_SECONDS as number,
+    server: { enabled: serverEnabled, tokenTtlSeconds: input.AUTH_TOKEN_TTL_SECONDS as number, devClient },
   };
 }
 
@@ -321,4 +467,22 @@ export function describeVariables(): Array<{ name: string; description: string; 
     description: spec.description,
     default: (spec.schema as { default?: unknown }).default,
   }));
+}
+
+/**
+ * Authorization, audit and exposure settings for in-process uses that have no caller to authorize: tests of
+ * other features, benchmarks of the engine, tools that run the app in-process. Never what the server runs with.
+ */
+export function withoutAccessControl(baseUrl: string): Pick<ServerConfig, 'auth' | 'audit' | 'exposure'> {
+  return {
+    auth: {
+      mode: 'off',
+      audience: baseUrl,
+      externalIssuer: undefined,
+      clockSkewSeconds: 30,
+      server: { enabled: false, tokenTtlSeconds: 300, devClient: false },
+    },
+    audit: { enabled: false, flushIntervalMs: 200, bufferMax: 5000 },
+    exposure: { corsOrigins: [], rateLimitPerMinute: 0 },
+  };
 }

@@ -26,6 +26,7 @@ import { PROJECT_ROOT } from '../src/software.js';
 import { connectMongo } from '../src/store/mongo.js';
 import { ResourceStore } from '../src/store/resource-store.js';
 import { machineDescription, markdownTable, measure, type Measurement } from './measure.js';
+import { withoutAccessControl } from '../src/config.js';
 
 const { values } = parseArgs({
   options: {
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
   await runtime.init();
   const validator = await createResourceValidator({ profilesDir: fileURLToPath(new URL('profiles', PROJECT_ROOT)), log: () => {} });
   const app = await buildApp(
-    { basePath: '', baseUrl: 'http://127.0.0.1', bodyLimit: 16 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict' },
+    { basePath: '', baseUrl: 'http://127.0.0.1', bodyLimit: 16 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict', ...withoutAccessControl('http://127.0.0.1') },
     { store, validator, logger: false, ledger: runtime.service },
   );
   const address = await app.listen({ port: 0, host: '127.0.0.1' });

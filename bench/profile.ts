@@ -15,6 +15,7 @@ import { ResourceStore } from '../src/store/resource-store.js';
 import { loadPopulation } from './load-population.js';
 import { measure } from './measure.js';
 import { generatePatient } from './population.js';
+import { withoutAccessControl } from '../src/config.js';
 
 const { values } = parseArgs({
   options: { what: { type: 'string', default: 'create' }, count: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '8' } },
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
   await store.ensureIndexes();
   const validator = await createResourceValidator({ profilesDir: fileURLToPath(new URL('profiles', PROJECT_ROOT)), log: () => {} });
   const app = await buildApp(
-    { basePath: '', baseUrl: 'http://127.0.0.1', bodyLimit: 16 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict' },
+    { basePath: '', baseUrl: 'http://127.0.0.1', bodyLimit: 16 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict', ...withoutAccessControl('http://127.0.0.1') },
     { store, validator, logger: false },
   );
   const address = await app.listen({ port: 0, host: '127.0.0.1' });

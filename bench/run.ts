@@ -36,6 +36,8 @@ import { benchMongo, residentMb } from './mongo-process.js';
 import { explainBenchSearch } from './plans.js';
 import { generatePatient, mulberry32, patientId, transactionBundles } from './population.js';
 import { BENCH_SEARCHES, queryInputs } from './searches.js';
+import { UNRESTRICTED_ACCESS } from '../src/fhir/access/access-policy.js';
+import { withoutAccessControl } from '../src/config.js';
 
 const { values } = parseArgs({
   options: {
@@ -107,6 +109,7 @@ async function main(): Promise<void> {
     referencePolicy: 'strict',
     now: () => new Date(),
     newId: () => randomUUID(),
+    access: UNRESTRICTED_ACCESS,
   };
 
   const populations = connection.db.collection<{ _id: string; load: LoadResult; mongoRss?: number }>('bench_population');
@@ -137,7 +140,7 @@ async function main(): Promise<void> {
 
   const exportDir = await mkdtemp(join(tmpdir(), 'fhir-bench-export-'));
   const app = await buildApp(
-    { basePath: '', baseUrl: BASE_URL, bodyLimit: 64 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict' },
+    { basePath: '', baseUrl: BASE_URL, bodyLimit: 64 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict', ...withoutAccessControl(BASE_URL) },
     // Bulk export files go to a temporary directory, removed at the end.
     { store, validator, logger: values['server-log'] ? { level: 'error', file: values['server-log'] } : false, bulkExport: { dir: exportDir } },
   );

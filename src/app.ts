@@ -1,30 +1,43 @@
 /**
  * buildApp: the Fastify instance, with its plugins registered in one readable order.
  * It does not listen and owns no connections: main.ts (or a test) supplies the dependencies and listens.
+ *
+ * The order a request meets them:
+ *   errors (every failure becomes an OperationOutcome) -> exposure (security headers, CORS, rate limits) ->
+ *   access (token, scopes, audit trail; for every route of the route table) -> health | FHIR base (content
+ *   negotiation, then the route modules) | Bulk export | the authorization server's endpoints.
  */
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { openAuth, type OpenedAuth } from './auth/index.js';
 import type { ServerConfig } from './config.js';
+import { NO_ACCESS, SmartAccessPolicy, scopeQueryParser } from './fhir/access/access-policy.js';
+import { AuditRecorder } from './fhir/audit/audit-recorder.js';
 import { Capabilities } from './fhir/capability-statement.js';
 import type { FhirContext } from './fhir/context.js';
 import { issue, operationOutcome } from './fhir/outcome.js';
-import { SUPPORTED_RESOURCE_TYPES } from './fhir/resource-types.js';
+import { AUDIT_EVENT_TYPE, STORED_RESOURCE_TYPES, SUPPORTED_RESOURCE_TYPES } from './fhir/resource-types.js';
+import { DEFAULT_SEARCH_SETTINGS, type SearchSettings } from './fhir/search/search.js';
+import { searchRegistry } from './fhir/search/registry.js';
+import type { ResourceValidator } from './fhir/validation/index.js';
+import accessPlugin from './http/access.js';
 import errorPlugin from './http/errors.js';
+import exposurePlugin, { addressKey } from './http/exposure.js';
 import { FHIR_JSON, JSON_PATCH, registerFhirFormat } from './http/fhir-format.js';
 import healthPlugin from './http/health.js';
-import { registerMetadataRoute } from './http/routes/metadata.js';
-import { registerResourceRoutes } from './http/routes/resource-routes.js';
-import { registerSearchRoutes, searchHandlers } from './http/routes/search-routes.js';
-import { DEFAULT_SEARCH_SETTINGS, type SearchSettings } from './fhir/search/search.js';
-import { registerLedgerRoutes } from './http/routes/ledger-routes.js';
-import { DEFAULT_BUNDLE_SETTINGS, registerBundleRoutes } from './http/routes/bundle-routes.js';
-import { registerOperationRoutes } from './http/routes/operation-routes.js';
+import { requireDeclarations, type RouteTableEntry } from './http/route-table.js';
+import bundleRoutes, { DEFAULT_BUNDLE_SETTINGS } from './http/routes/bundle-routes.js';
 import { DEFAULT_BULK_EXPORT_SETTINGS, registerBulkExportRoutes, type BulkExportDependencies } from './http/routes/bulk-export-routes.js';
+import ledgerRoutes from './http/routes/ledger-routes.js';
+import metadataRoutes from './http/routes/metadata.js';
+import { oauthRoutes } from './http/routes/oauth-routes.js';
+import operationRoutes from './http/routes/operation-routes.js';
+import resourceRoutes from './http/routes/resource-routes.js';
+import searchRoutes from './http/routes/search-routes.js';
 import type { LedgerService } from './ledger/ledger-service.js';
 import { SOFTWARE } from './software.js';
 import type { ResourceStore } from './store/resource-store.js';
-import type { ResourceValidator } from './fhir/validation/index.js';
 
 export interface AppDependencies {
   store: ResourceStore;
@@ -36,14 +49,27 @@ export interface AppDependencies {
   ledger?: LedgerService;
   /** Bulk Data export: where its files go and its runner; without it $export is not offered. */
   bulkExport?: BulkExportDependencies;
+  /** Authentication, already opened (tests share one); by default buildApp opens it from config.auth. */
+  auth?: OpenedAuth;
 }
 
-export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy'> &
+export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy' | 'auth' | 'audit' | 'exposure'> &
   Partial<Pick<ServerConfig, 'search' | 'bundle' | 'bulkExport'>>;
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every registered route with its declaration (tests walk it). */
+    routeTable: RouteTableEntry[];
+    /** The audit recorder, when auditing is on (tests flush it). */
+    auditRecorder: AuditRecorder | undefined;
+    /** The server's own authorization server and token verifier, when authorization is on. */
+    auth: OpenedAuth | undefined;
+  }
+}
+
 /**
- * Log lines carry method, path and status, never query strings or bodies: a search such as ?name=Smith&birthdate=…
- * is patient data.
+ * Log lines carry method, path and status, never query strings, bodies or credentials: a search such as
+ * ?name=Smith&birthdate=… is patient data, and a token or client assertion is a credential.
  */
 function loggerOptions(config: AppConfig): FastifyServerOptions['logger'] {
   return {
@@ -89,6 +115,8 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     return503OnClosing: true,
     clientErrorHandler: answerMalformedRequest,
   });
+  // Before any route: a route without a FHIR declaration (or a reason to be public) stops the server here.
+  app.decorate('routeTable', requireDeclarations(app));
 
   const capabilities = new Capabilities(SUPPORTED_RESOURCE_TYPES).addFormat(FHIR_JSON).addFormat('json');
   capabilities.addPatchFormat(JSON_PATCH).addPatchFormat(FHIR_JSON);
@@ -100,12 +128,59 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     referencePolicy: config.referencePolicy,
     now: () => new Date(),
     newId: () => randomUUID(),
+    // Route handlers use the request's own policy (http/request-context.ts); this one grants nothing.
+    access: NO_ACCESS,
   };
   for (const [url, profile] of deps.validator.profiles) {
     if (url.includes('|') || !profile.type || !SUPPORTED_RESOURCE_TYPES.includes(profile.type as never)) continue;
     if (profile.kind === 'resource' && profile.derivation === 'constraint') capabilities.addSupportedProfile(profile.type, url);
   }
   const software = { ...SOFTWARE, baseUrl: config.baseUrl, startedAt: new Date() };
+
+  // Authentication: opened here unless the caller brought it (and then the caller closes it).
+  let auth = deps.auth;
+  if (config.auth.mode === 'smart' && !auth) {
+    const opened = await openAuth(config.auth, config.baseUrl, deps.store.db, app.log);
+    auth = opened;
+    app.addHook('onClose', async () => opened.close());
+  }
+  app.decorate('auth', auth);
+  if (config.auth.mode === 'smart') {
+    capabilities.setSecurity({
+      cors: config.exposure.corsOrigins.length > 0,
+      service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+      description:
+        'SMART on FHIR: every request needs a Bearer access token (JWT) with the scopes it uses (SMART App Launch 2.x; 1.0 scopes accepted). ' +
+        'Discovery: [base]/.well-known/smart-configuration.',
+      ...(auth?.tokenEndpoint
+        ? {
+            extension: [
+              {
+                url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+                extension: [{ url: 'token', valueUri: auth.tokenEndpoint }],
+              },
+            ],
+          }
+        : {}),
+    });
+  }
+
+  // The audit trail: events of writes are committed with the writes; the others are buffered here.
+  let recorder: AuditRecorder | undefined;
+  if (config.audit.enabled) {
+    const audit = new AuditRecorder({
+      store: deps.store,
+      baseUrl: config.baseUrl,
+      flushIntervalMs: config.audit.flushIntervalMs,
+      bufferMax: config.audit.bufferMax,
+      newId: () => randomUUID(),
+      log: app.log,
+    });
+    recorder = audit;
+    app.addHook('onReady', async () => audit.start());
+    app.addHook('onClose', async () => audit.close());
+  }
+  app.decorate('auditRecorder', recorder);
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -117,23 +192,38 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     basePath: config.basePath,
     bodyLimit: config.bodyLimit,
   });
+  await app.register(exposurePlugin, {
+    corsOrigins: config.exposure.corsOrigins,
+    rateLimitPerMinute: config.exposure.rateLimitPerMinute,
+    rateLimitKey: (request) => (request.principal?.clientId ? `client:${request.principal.clientId}` : `address:${addressKey(request)}`),
+  });
+  const parseScopeQuery = scopeQueryParser(searchRegistry(), config.baseUrl, STORED_RESOURCE_TYPES);
+  await app.register(accessPlugin, {
+    mode: config.auth.mode,
+    verifier: auth?.verifier,
+    realm: config.baseUrl,
+    policyFor: (principal) => new SmartAccessPolicy(principal, parseScopeQuery),
+    audit: recorder ? { sink: recorder, server: { baseUrl: config.baseUrl, name: SOFTWARE.name, version: SOFTWARE.version }, now: () => new Date() } : undefined,
+  });
   await app.register(healthPlugin, { db: deps.store.db });
 
   // The FHIR base: its own scope, so content negotiation applies to FHIR routes only.
+  const search: SearchSettings = config.search ?? DEFAULT_SEARCH_SETTINGS;
+  const readOnlyTypes = [AUDIT_EVENT_TYPE];
   await app.register(
     async (fhir) => {
       registerFhirFormat(fhir, { bodyLimit: config.bodyLimit });
-      registerMetadataRoute(fhir, capabilities, software);
-      const search: SearchSettings = config.search ?? DEFAULT_SEARCH_SETTINGS;
-      registerResourceRoutes(fhir, context, capabilities, searchHandlers(context, search));
-      await registerSearchRoutes(fhir, context, capabilities, search);
-      if (deps.ledger) registerLedgerRoutes(fhir, context, capabilities, deps.ledger);
-      await registerBundleRoutes(fhir, context, capabilities, { bundle: config.bundle ?? DEFAULT_BUNDLE_SETTINGS, search });
-      registerOperationRoutes(fhir, context, capabilities, search);
+      await fhir.register(metadataRoutes, { capabilities, software, smartConfiguration: auth?.smartConfiguration });
+      await fhir.register(resourceRoutes, { ctx: context, capabilities, search, readOnlyTypes });
+      await fhir.register(searchRoutes, { ctx: context, capabilities, settings: search, readOnlyTypes });
+      if (deps.ledger) await fhir.register(ledgerRoutes, { ctx: context, capabilities, ledger: deps.ledger, types: STORED_RESOURCE_TYPES });
+      await fhir.register(bundleRoutes, { ctx: context, capabilities, bundle: config.bundle ?? DEFAULT_BUNDLE_SETTINGS, search });
+      await fhir.register(operationRoutes, { ctx: context, capabilities, search });
     },
     { prefix: config.basePath },
   );
-  // Beside the FHIR scope, not in it: the Bulk Data IG negotiates its own formats (NDJSON files, JSON manifests).
+  // Beside the FHIR scope, not in it: the Bulk Data IG negotiates its own formats (NDJSON files, JSON manifests),
+  // and the token endpoint speaks OAuth (form bodies in, JSON out).
   if (deps.bulkExport) {
     await registerBulkExportRoutes(app, {
       basePath: config.basePath,
@@ -142,7 +232,11 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
       settings: config.bulkExport ?? DEFAULT_BULK_EXPORT_SETTINGS,
       deps: deps.bulkExport,
       log: app.log,
+      requiresAccessToken: config.auth.mode === 'smart',
     });
+  }
+  if (auth?.server) {
+    await app.register(oauthRoutes, { prefix: config.basePath, server: auth.server, routeConfig: { public: 'authorization-server' } });
   }
 
   return app;

@@ -6,7 +6,9 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
+import { DEV_CLIENT_ID } from './auth/clients.js';
 import { ConfigError, loadConfig, type ServerConfig } from './config.js';
 import { startLocalHedera, type LocalHedera } from './dev/hedera/index.js';
 import { provideMongo } from './dev/provide-mongo.js';
@@ -51,6 +53,41 @@ async function provideLedgerEndpoint(
     local,
     endpoint: localLedgerEndpoint(local),
   };
+}
+
+/** The scopes of the development client: everything, the audit trail included. */
+const DEV_CLIENT_SCOPES = ['system/*.cruds', 'system/AuditEvent.rs'];
+
+/**
+ * Says how to get in. On loopback the development client gets a fresh secret, printed once (on stdout, not in the
+ * structured log); elsewhere a development client left from a loopback run is revoked, so a secret that went to a
+ * terminal never opens a server others can reach.
+ */
+async function announceAccess(config: ServerConfig, app: FastifyInstance): Promise<void> {
+  if (config.auth.mode === 'off') {
+    app.log.warn('AUTH_MODE=off: no authorization, every request may read and write everything (allowed on loopback only)');
+    return;
+  }
+  const server = app.auth?.server;
+  if (!server) {
+    app.log.info({ issuer: config.auth.externalIssuer?.issuer }, 'Authorization: access tokens from the configured identity provider');
+    return;
+  }
+  if (!config.auth.server.devClient) {
+    if (await server.clients.revoke(DEV_CLIENT_ID).catch(() => undefined)) app.log.warn('the development client of an earlier loopback run was revoked');
+    app.log.info({ tokenEndpoint: server.tokenEndpoint }, 'Authorization: SMART Backend Services clients registered with fhir-clients');
+    return;
+  }
+  const { clientId, clientSecret } = await server.clients.ensureDevClient(DEV_CLIENT_SCOPES);
+  console.log(
+    [
+      '',
+      `Development client (loopback only; a new secret at every start): client_id=${clientId} client_secret=${clientSecret}`,
+      `  TOKEN=$(curl -s -u ${clientId}:${clientSecret} -d grant_type=client_credentials -d 'scope=system/*.cruds' ${server.tokenEndpoint} | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`,
+      `  curl -H "Authorization: Bearer $TOKEN" ${config.baseUrl}/Patient`,
+      '',
+    ].join('\n'),
+  );
 }
 
 async function main(): Promise<void> {
@@ -137,6 +174,7 @@ async function main(): Promise<void> {
 
   await app.listen({ port: config.port, host: config.host });
   app.log.info(`FHIR base: ${config.baseUrl} (CapabilityStatement at ${config.baseUrl}/metadata)`);
+  await announceAccess(config, app);
   ledger?.start();
 }
 

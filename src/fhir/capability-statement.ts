@@ -8,6 +8,7 @@ import type {
   CapabilityStatementRestResource,
   CapabilityStatementRestResourceOperation,
   CapabilityStatementRestResourceSearchParam,
+  CapabilityStatementRestSecurity,
   ResourceType,
 } from '@medplum/fhirtypes';
 
@@ -21,6 +22,18 @@ export type TypeInteraction =
   | 'history-type'
   | 'create'
   | 'search-type';
+const TYPE_INTERACTION_ORDER: readonly TypeInteraction[] = [
+  'read',
+  'vread',
+  'update',
+  'patch',
+  'delete',
+  'history-instance',
+  'history-type',
+  'create',
+  'search-type',
+];
+
 export type SystemInteraction = 'transaction' | 'batch' | 'search-system' | 'history-system';
 
 interface ResourceCapabilities {
@@ -47,6 +60,7 @@ export class Capabilities {
   private readonly formats = new Set<string>();
   private readonly patchFormats = new Set<string>();
   private readonly instantiates = new Set<string>();
+  private security: CapabilityStatementRestSecurity | undefined;
 
   constructor(readonly resourceTypes: readonly string[]) {
     for (const type of resourceTypes) this.addResourceType(type);
@@ -120,6 +134,12 @@ export class Capabilities {
     return this;
   }
 
+  /** rest.security: how clients authenticate (SMART on FHIR, with the token endpoint in the oauth-uris extension). */
+  setSecurity(security: CapabilityStatementRestSecurity): this {
+    this.security = security;
+    return this;
+  }
+
   addPatchFormat(mimeType: string): this {
     this.patchFormats.add(mimeType);
     return this;
@@ -134,7 +154,11 @@ export class Capabilities {
         ...caps.extra,
       };
       if (caps.supportedProfiles.size > 0) entry.supportedProfile = [...caps.supportedProfiles].sort();
-      if (caps.interactions.size > 0) entry.interaction = [...caps.interactions].map((code) => ({ code }));
+      if (caps.interactions.size > 0) {
+        // In the order of R4's TypeRestfulInteraction code system, whatever order the routes were registered in.
+        const interactions = [...caps.interactions].sort((a, b) => TYPE_INTERACTION_ORDER.indexOf(a) - TYPE_INTERACTION_ORDER.indexOf(b));
+        entry.interaction = interactions.map((code) => ({ code }));
+      }
       if (caps.searchParams.size > 0) entry.searchParam = [...caps.searchParams.values()];
       if (caps.operations.size > 0) entry.operation = [...caps.operations.values()];
       resource.push(entry);
@@ -146,6 +170,7 @@ export class Capabilities {
         resource,
       },
     ];
+    if (this.security) rest[0].security = this.security;
     if (this.systemInteractions.size > 0) rest[0].interaction = [...this.systemInteractions].map((code) => ({ code }));
     if (this.systemOperations.size > 0) rest[0].operation = [...this.systemOperations.values()];
 

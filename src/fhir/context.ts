@@ -5,6 +5,8 @@
  */
 import type { ClientSession } from 'mongodb';
 import type { ResourceStore } from '../store/resource-store.js';
+import type { AccessPolicy } from './access/access-policy.js';
+import type { AuditTrail } from './audit/audit-trail.js';
 import type { ResourceValidator } from './validation/index.js';
 
 export type ReferencePolicy = 'strict' | 'lenient';
@@ -20,6 +22,13 @@ export interface FhirContext {
   referencePolicy: ReferencePolicy;
   now(): Date;
   newId(): string;
+  /**
+   * What the caller may read and write. Every interaction asks it; UNRESTRICTED_ACCESS for the server's own work
+   * and for AUTH_MODE=off.
+   */
+  access: AccessPolicy;
+  /** The audit record of the running interaction; absent when auditing is off or for the server's own work. */
+  audit?: AuditTrail;
   /**
    * Set while the entries of a transaction Bundle run: every read and write joins this MongoDB transaction, so
    * entries see each other's writes and nothing is committed unless all succeed.

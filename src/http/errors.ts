@@ -57,6 +57,8 @@ function notFound(request: FastifyRequest, options: ErrorOptions): FhirError {
 async function errorPlugin(fastify: FastifyInstance, options: ErrorOptions): Promise<void> {
   fastify.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const fhirError = toFhirError(error, options, request);
+    // The reason the client is given, for the request's AuditEvent.
+    request.failure = fhirError.outcome.issue?.[0]?.diagnostics;
     if (fhirError.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ status: fhirError.status, code: fhirError.outcome.issue?.[0]?.code }, 'request refused');
     if (!reply.getHeader('content-type')?.toString().includes('json')) reply.type('application/fhir+json; charset=utf-8');

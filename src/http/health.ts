@@ -8,8 +8,8 @@ import type { Db } from 'mongodb';
 import { errors } from '../fhir/outcome.js';
 
 async function healthPlugin(fastify: FastifyInstance, options: { db: Db }): Promise<void> {
-  fastify.get('/healthz', async () => ({ status: 'ok' }));
-  fastify.get('/readyz', async (request) => {
+  fastify.get('/healthz', { config: { public: 'health' } }, async () => ({ status: 'ok' }));
+  fastify.get('/readyz', { config: { public: 'health' } }, async (request) => {
     try {
       await options.db.command({ ping: 1 }, { timeoutMS: 2000 });
       return { status: 'ready', mongodb: 'ok' };

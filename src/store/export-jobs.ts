@@ -61,6 +61,8 @@ export interface ExportJobDocument {
   failure?: string;
   /** How many times a runner has started the job. */
   attempts: number;
+  /** Who asked for the export (client id or token subject): only they may see its status and files. */
+  requestedBy?: string;
   owner?: string;
   leaseUntil?: Date;
   startedAt?: Date;
@@ -69,7 +71,7 @@ export interface ExportJobDocument {
   expiresAt?: Date;
 }
 
-export type NewExportJob = Pick<ExportJobDocument, '_id' | 'request' | 'params' | 'createdAt' | 'transactionTime' | 'warnings'>;
+export type NewExportJob = Pick<ExportJobDocument, '_id' | 'request' | 'params' | 'createdAt' | 'transactionTime' | 'warnings' | 'requestedBy'>;
 
 export class ExportJobStore {
   readonly jobs: Collection<ExportJobDocument>;

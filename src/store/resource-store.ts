@@ -16,8 +16,10 @@
  * conflict to its own client, so the head never goes backwards and no version is lost.
  */
 import type { Resource } from '@medplum/fhirtypes';
-import { MongoServerError, type ClientSession, type Collection, type Db, type Document } from 'mongodb';
+import { MongoBulkWriteError, MongoServerError, type ClientSession, type Collection, type Db, type Document } from 'mongodb';
+import { compileFilter } from './search/compile.js';
 import { searchIndexDescriptions } from './search/indexes.js';
+import type { Condition } from './search/query.js';
 
 export const VERSIONS_COLLECTION = 'resource_versions';
 export const HEADS_COLLECTION = 'resources';
@@ -79,6 +81,14 @@ function isDuplicateKey(error: unknown): boolean {
   return error instanceof MongoServerError && error.code === DUPLICATE_KEY;
 }
 
+/** The positions of an unordered insertMany that failed, when every failure is a duplicate key; null otherwise. */
+function duplicatePositions(error: unknown): number[] | null {
+  if (!(error instanceof MongoBulkWriteError)) return isDuplicateKey(error) ? [0] : null;
+  const failures = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
+  if (failures.length === 0 || failures.some((failure) => failure.code !== DUPLICATE_KEY)) return null;
+  return failures.map((failure) => failure.index);
+}
+
 /** The head document for a version: the same fields, so a head can always be rebuilt from its version. */
 export function headFromVersion(version: NewVersion | VersionDocument): HeadDocument {
   const head: HeadDocument = {
@@ -93,6 +103,10 @@ export function headFromVersion(version: NewVersion | VersionDocument): HeadDocu
   if (version.idx !== undefined) head.idx = version.idx;
   if (version.idxVersion !== undefined) head.idxVersion = version.idxVersion;
   return head;
+}
+
+function versionDocument(version: NewVersion): VersionDocument {
+  return { _id: versionKey(version.type, version.id, version.versionId), ...version };
 }
 
 /** Moves a head to a version; a version without index values (a deletion) leaves none of the previous ones. */
@@ -145,46 +159,89 @@ export class ResourceStore {
    * Throws VersionConflictError when another writer stored that version first.
    * Pass a session to join a caller's transaction (transaction Bundles); otherwise the store makes its own
    * transaction where the deployment has them.
+   *
+   * `companions` are new resources (version 1 each, typically the AuditEvent that records this write) stored in
+   * the same transaction: they exist if and only if the version does. Without transactions (a standalone mongod)
+   * they are inserted right after the version, in the same command.
    */
-  async writeVersion(version: NewVersion, session?: ClientSession): Promise<void> {
+  async writeVersion(version: NewVersion, session?: ClientSession, companions: NewVersion[] = []): Promise<void> {
     if (session) {
-      await this.writeSteps(version, session);
+      await this.writeSteps(version, session, companions);
       return;
     }
     if (!this.supportsTransactions) {
-      await this.writeSteps(version, undefined);
+      await this.writeSteps(version, undefined, companions);
       return;
     }
     const ownSession = this.db.client.startSession();
     try {
-      await ownSession.withTransaction(() => this.writeSteps(version, ownSession));
+      await ownSession.withTransaction(() => this.writeSteps(version, ownSession, companions));
     } finally {
       await ownSession.endSession();
     }
   }
 
-  private async writeSteps(version: NewVersion, session: ClientSession | undefined): Promise<void> {
+  private async writeSteps(version: NewVersion, session: ClientSession | undefined, companions: NewVersion[]): Promise<void> {
     const document: VersionDocument = { _id: versionKey(version.type, version.id, version.versionId), ...version };
+    const companionDocuments = companions.map(versionDocument);
     try {
-      await this.versions.insertOne(document, { session });
+      // Ordered: the version (the arbiter between concurrent writers) first; a conflict inserts no companion.
+      if (companionDocuments.length === 0) await this.versions.insertOne(document, { session });
+      else await this.versions.insertMany([document, ...companionDocuments], { session, ordered: true });
     } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
+      if (!isDuplicateKey(error) && !duplicatePositions(error)?.every((position) => position === 0)) throw error;
       if (!session) await this.rollForward(version.type, version.id, version.versionId);
       throw new VersionConflictError(version.type, version.id, version.versionId);
     }
     const head = headFromVersion(version);
+    const companionHeads = companions.map(headFromVersion);
     if (version.versionId === 1) {
       try {
-        await this.heads.insertOne(head, { session });
+        if (companionHeads.length === 0) await this.heads.insertOne(head, { session });
+        else await this.heads.insertMany([head, ...companionHeads], { session, ordered: false });
       } catch (error) {
         // Only a roll-forward by another writer can have inserted this head: it holds our version already.
-        if (!isDuplicateKey(error)) throw error;
+        if (!isDuplicateKey(error) && !duplicatePositions(error)?.every((position) => position === 0)) throw error;
       }
       return;
     }
     const { _id, ...fields } = head;
     await this.heads.updateOne({ _id, versionId: version.versionId - 1 }, headUpdate(fields), { session });
     // matchedCount 0 means a roll-forward already moved the head to this very version; nothing to do.
+    if (companionHeads.length > 0) await this.heads.insertMany(companionHeads, { session, ordered: false });
+  }
+
+  /**
+   * Stores new resources of one version each (buffered AuditEvents), versions and heads, in one transaction
+   * where the deployment has them. Without transactions (a standalone mongod) a crash between the two inserts can
+   * leave versions without heads: kept and anchored, readable by vread, but not found by search.
+   */
+  async insertNewResources(versions: NewVersion[], session?: ClientSession): Promise<void> {
+    if (versions.length === 0) return;
+    const steps = async (s: ClientSession | undefined): Promise<void> => {
+      await this.versions.insertMany(versions.map(versionDocument), { session: s, ordered: false });
+      await this.heads.insertMany(versions.map(headFromVersion), { session: s, ordered: false });
+    };
+    if (session || !this.supportsTransactions) {
+      await steps(session);
+      return;
+    }
+    const ownSession = this.db.client.startSession();
+    try {
+      await ownSession.withTransaction(() => steps(ownSession));
+    } finally {
+      await ownSession.endSession();
+    }
+  }
+
+  /**
+   * Whether a stored version (by key) satisfies a search condition over its index values, as its head would when
+   * it was current: one lookup by primary key. Conditions on `_id` (the head's key) do not apply to versions.
+   */
+  async versionMatches(type: string, id: string, versionId: number, condition: Condition, session?: ClientSession): Promise<boolean> {
+    const filter = compileFilter({ types: [type], where: condition });
+    const found = await this.versions.findOne({ $and: [{ _id: versionKey(type, id, versionId) }, filter] }, { session, projection: { _id: 1 } });
+    return found !== null;
   }
 
   /** Brings the head up to a version that exists in the history but was never applied (crash between steps). */

@@ -10,6 +10,8 @@ import { createResourceValidator, type ResourceValidator } from '../../src/fhir/
 import type { FhirContext } from '../../src/fhir/context.js';
 import { SUPPORTED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
 import { stopTestMongo, testMongo, uniqueDbName } from './mongo.js';
+import { UNRESTRICTED_ACCESS } from '../../src/fhir/access/access-policy.js';
+import { withoutAccessControl } from '../../src/config.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -23,6 +25,8 @@ export const TEST_CONFIG: AppConfig = {
   bodyLimit: 1024 * 1024,
   logLevel: 'silent',
   referencePolicy: 'lenient',
+  // Tests of other features run without authorization and audit; test/auth and test/audit turn them on.
+  ...withoutAccessControl('http://127.0.0.1:8080'),
 };
 
 let validator: Promise<ResourceValidator> | undefined;
@@ -63,5 +67,6 @@ export async function testContext(store: ResourceStore, baseUrl = TEST_CONFIG.ba
     referencePolicy: 'lenient',
     now: () => new Date(),
     newId: () => randomUUID(),
+    access: UNRESTRICTED_ACCESS,
   };
 }

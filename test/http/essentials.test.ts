@@ -35,7 +35,8 @@ t.test('GET /metadata answers a CapabilityStatement generated from what the serv
   t.equal(statement.implementation.url, 'http://127.0.0.1:8080');
   t.same(
     statement.rest[0].resource.map((r: { type: string }) => r.type),
-    ['Patient', 'Encounter', 'MedicationRequest'],
+    ['Patient', 'Encounter', 'MedicationRequest', 'AuditEvent'],
+    'the clinical types, and the audit trail (read-only)',
   );
   t.ok(res.headers['x-request-id'], 'every response carries a request id');
 });

@@ -17,6 +17,7 @@ import { importBundleFile } from './bundle-import.js';
 import { CapabilitiesError, readCapabilities } from './capabilities.js';
 import { Checkpoint, CheckpointError } from './checkpoint.js';
 import type { ImportContext } from './context.js';
+import { readFileSync } from 'node:fs';
 import { collectInputs, InputError, type Input } from './inputs.js';
 import { importNdjson } from './ndjson-import.js';
 import { formatReport, ImportReport, type ImportReportJson } from './report.js';
@@ -29,11 +30,13 @@ output) and transaction or batch Bundles (*.json, e.g. Synthea). A directory sta
 and *.json files.
 
 Target (one of):
-  --url URL             a running server's FHIR base, e.g. http://localhost:8080
+  --url URL             a running server's FHIR base, e.g. http://localhost:8080; with authorization on, an
+                        access token with write scopes in FHIR_ACCESS_TOKEN (or --token-file FILE)
   --mongodb URI         straight into the server's MongoDB (default: MONGODB_URI), through the server's own
                         validation, indexing and ledger anchoring, in this process; also reads MONGODB_DB,
                         BASE_URL, REFERENCE_POLICY and REQUIRED_PROFILES like the server
   --db NAME             database name with --mongodb (default: MONGODB_DB, else the server's default)
+  --token-file FILE     a file holding the access token for --url (default: FHIR_ACCESS_TOKEN)
 
 Options:
   --batch-size N        resources per batch Bundle and per checkpoint (default 200, 1-10000)
@@ -81,7 +84,7 @@ function positiveInteger(value: string, name: string, max: number): number {
 
 /** Checks the target options and returns how to open the target; nothing is contacted yet. */
 function chooseTarget(
-  values: { url?: string; mongodb?: string; db?: string },
+  values: { url?: string; mongodb?: string; db?: string; 'token-file'?: string },
   env: NodeJS.ProcessEnv,
   validator?: ResourceValidator,
 ): () => Promise<ImportTarget> {
@@ -95,7 +98,15 @@ function chooseTarget(
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InputError(`--url ${values.url} must be http(s)`);
     const base = values.url;
-    return async () => new HttpTarget(base);
+    let token = env.FHIR_ACCESS_TOKEN?.trim() || undefined;
+    if (values['token-file'] !== undefined) {
+      try {
+        token = readFileSync(values['token-file'], 'utf8').trim();
+      } catch (error) {
+        throw new InputError(`--token-file ${values['token-file']} cannot be read: ${(error as Error).message}`);
+      }
+    }
+    return async () => new HttpTarget(base, token);
   }
   const uri = values.mongodb ?? env.MONGODB_URI;
   if (!uri) throw new InputError('give a target: --url of a running server, or --mongodb (or MONGODB_URI) of its database');
@@ -131,6 +142,7 @@ export async function runImport(
         url: { type: 'string' },
         mongodb: { type: 'string' },
         db: { type: 'string' },
+        'token-file': { type: 'string' },
         'batch-size': { type: 'string', default: '200' },
         concurrency: { type: 'string', default: '4' },
         checkpoint: { type: 'string' },

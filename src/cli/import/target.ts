@@ -81,8 +81,16 @@ export class HttpTarget implements ImportTarget {
   private readonly base: string;
   private answered = false;
 
-  constructor(baseUrl: string, private readonly timeoutMs = 10 * 60_000) {
+  private readonly headers: Record<string, string>;
+
+  constructor(
+    baseUrl: string,
+    /** A Bearer access token for servers with authorization on (never logged or printed). */
+    accessToken?: string,
+    private readonly timeoutMs = 10 * 60_000,
+  ) {
     this.base = baseUrl.replace(/\/+$/, '');
+    this.headers = accessToken ? { ...HEADERS, authorization: `Bearer ${accessToken}` } : { ...HEADERS };
   }
 
   get description(): string {
@@ -96,7 +104,7 @@ export class HttpTarget implements ImportTarget {
       try {
         response = await fetch(url, {
           method,
-          headers: body === undefined ? HEADERS : { ...HEADERS, 'content-type': FHIR_JSON },
+          headers: body === undefined ? this.headers : { ...this.headers, 'content-type': FHIR_JSON },
           body: body === undefined ? undefined : JSON.stringify(body),
           signal: AbortSignal.timeout(this.timeoutMs),
         });
@@ -134,7 +142,12 @@ export class InProcessTarget implements ImportTarget {
       throw error;
     }
     try {
-      const app = await buildApp(config, { store: deps.store, validator: deps.validator, logger: false });
+      // The tool writes as the server itself, with no caller to authorize; its writes are still audited (the
+      // AuditEvents say authorization was off) and anchored.
+      const app = await buildApp(
+        { ...config, auth: { ...config.auth, mode: 'off' }, exposure: { ...config.exposure, rateLimitPerMinute: 0 } },
+        { store: deps.store, validator: deps.validator, logger: false },
+      );
       await app.ready();
       return new InProcessTarget(`MongoDB ${redact(uri)} database ${config.mongodbDb}`, app, deps.connection, config.basePath);
     } catch (error) {

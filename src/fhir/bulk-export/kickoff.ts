@@ -35,6 +35,8 @@ export interface KickoffRequest {
 
 export interface KickoffPlan {
   params: ExportJobParams;
+  /** The request named its types (_type): a type the caller may not export is then refused, not left out. */
+  typesNamed: boolean;
   /** Parameters ignored under handling=lenient. */
   warnings: string[];
 }
@@ -114,5 +116,5 @@ export function parseKickoff(request: KickoffRequest, exportable: ExportableType
       ),
     );
   }
-  return { params, warnings: unsupported.map((u) => `Ignored ${u}`) };
+  return { params, typesNamed: typeGiven, warnings: unsupported.map((u) => `Ignored ${u}`) };
 }

@@ -13,6 +13,7 @@ import type { OperationOutcome } from '@medplum/fhirtypes';
 import type { ExportFile, ExportJobDocument, ExportJobStore } from '../../store/export-jobs.js';
 import { errors, informationOutcome, issue, operationOutcome } from '../outcome.js';
 import { parseKickoff, type ExportableTypes, type KickoffRequest } from './kickoff.js';
+import { forbidden, type AccessPolicy } from '../access/access-policy.js';
 import type { BulkExportRunner } from './runner.js';
 
 export interface ManifestFile {
@@ -42,16 +43,53 @@ const FILE_NAME = /^[A-Z][A-Za-z]{0,63}-[1-9][0-9]{0,8}\.ndjson$/;
 export const statusPath = (jobId: string): string => `$export-status/${jobId}`;
 export const filePath = (jobId: string, file: string): string => `$export-file/${jobId}/${file}`;
 
+/** Who is asking: their access, and who they are (the export's files are theirs alone). */
+export interface ExportCaller {
+  access: AccessPolicy;
+  /** Client id (or token subject); undefined when authorization is off. */
+  requestedBy: string | undefined;
+}
+
+/**
+ * The types a caller may export. An export hands out every resource of a type, so it needs a scope that lets the
+ * caller read every resource of it: scopes confined to a patient's compartment or narrowed by search parameters
+ * are not applied to exports. Named types (_type) the caller may not export are a 403; implied ones are left out.
+ */
+function exportableFor(access: AccessPolicy, types: string[], named: boolean): string[] {
+  if (access.unrestricted) return types;
+  const allowed: string[] = [];
+  for (const type of types) {
+    const visibility = access.visibility('r', type);
+    if (visibility.kind === 'all') {
+      allowed.push(type);
+      continue;
+    }
+    const reason =
+      visibility.kind === 'none'
+        ? visibility.reason
+        : `Bulk export of ${type} needs a scope that grants reading every ${type} (system/${type}.r or user/${type}.r); scopes confined ` +
+          'to a patient or narrowed by search parameters are not applied to exports';
+    if (named) throw forbidden(reason);
+  }
+  if (allowed.length === 0) throw forbidden(`Bulk export needs system/ or user/ read scopes for the types exported (${types.join(', ')})`);
+  return allowed;
+}
+
 export class BulkExportService {
   constructor(
     private readonly jobs: ExportJobStore,
     private readonly runner: BulkExportRunner,
-    private readonly options: { baseUrl: string; exportable: ExportableTypes; now: () => Date },
+    private readonly options: { baseUrl: string; exportable: ExportableTypes; now: () => Date; requiresAccessToken: boolean },
   ) {}
 
   /** Accepts an export: the job is queued with its transaction time fixed now. */
-  async kickOff(request: KickoffRequest, requestUrl: string): Promise<{ jobId: string; statusUrl: string; outcome: OperationOutcome }> {
+  async kickOff(
+    request: KickoffRequest,
+    requestUrl: string,
+    caller: ExportCaller,
+  ): Promise<{ jobId: string; statusUrl: string; outcome: OperationOutcome; types: string[] }> {
     const plan = parseKickoff(request, this.options.exportable);
+    plan.params.types = exportableFor(caller.access, plan.params.types, plan.typesNamed);
     const now = this.options.now();
     const job = await this.jobs.create({
       _id: randomUUID(),
@@ -60,18 +98,21 @@ export class BulkExportService {
       createdAt: now,
       transactionTime: now,
       warnings: plan.warnings,
+      ...(caller.requestedBy !== undefined ? { requestedBy: caller.requestedBy } : {}),
     });
     this.runner.wake();
     const outcome = operationOutcome([
       issue('information', 'informational', `Export accepted (${plan.params.types.join(', ') || 'no types'}); poll the Content-Location URL for its status`),
       ...plan.warnings.map((w) => issue('warning', 'not-supported', w)),
     ]);
-    return { jobId: job._id, statusUrl: `${this.options.baseUrl}/${statusPath(job._id)}`, outcome };
+    return { jobId: job._id, statusUrl: `${this.options.baseUrl}/${statusPath(job._id)}`, outcome, types: plan.params.types };
   }
 
-  private async job(jobId: string): Promise<ExportJobDocument> {
+  /** A job, for the caller who asked for it: another caller is told it does not exist. */
+  private async job(jobId: string, caller: ExportCaller): Promise<ExportJobDocument> {
     const job = JOB_ID.test(jobId) ? await this.jobs.get(jobId) : null;
-    if (!job || job.state === 'cancelled') throw errors.notFound(`There is no export job ${jobId} (it may have expired or been cancelled)`);
+    const theirs = job !== null && (caller.access.unrestricted || job.requestedBy === undefined || job.requestedBy === caller.requestedBy);
+    if (!job || job.state === 'cancelled' || !theirs) throw errors.notFound(`There is no export job ${jobId} (it may have expired or been cancelled)`);
     return job;
   }
 
@@ -79,8 +120,8 @@ export class BulkExportService {
     return { type: file.type, url: `${this.options.baseUrl}/${filePath(job._id, file.file)}`, count: file.count };
   }
 
-  async status(jobId: string): Promise<ExportStatus> {
-    const job = await this.job(jobId);
+  async status(jobId: string, caller: ExportCaller): Promise<ExportStatus> {
+    const job = await this.job(jobId, caller);
     switch (job.state) {
       case 'completed':
         return {
@@ -89,7 +130,7 @@ export class BulkExportService {
           manifest: {
             transactionTime: job.transactionTime.toISOString(),
             request: job.request,
-            requiresAccessToken: false,
+            requiresAccessToken: this.options.requiresAccessToken,
             output: job.output.map((f) => this.manifestFile(job, f)),
             error: job.error.map((f) => this.manifestFile(job, f)),
           },
@@ -107,7 +148,8 @@ export class BulkExportService {
   }
 
   /** Cancels a job (running or not) and removes it with its files. */
-  async cancel(jobId: string): Promise<OperationOutcome> {
+  async cancel(jobId: string, caller: ExportCaller): Promise<OperationOutcome> {
+    await this.job(jobId, caller);
     if (!JOB_ID.test(jobId) || !(await this.jobs.cancel(jobId, this.options.now()))) {
       throw errors.notFound(`There is no export job ${jobId} (it may have expired or been cancelled)`);
     }
@@ -118,8 +160,8 @@ export class BulkExportService {
   }
 
   /** The path and size of a completed job's file. */
-  async file(jobId: string, name: string): Promise<{ path: string; size: number }> {
-    const job = await this.job(jobId);
+  async file(jobId: string, name: string, caller: ExportCaller): Promise<{ path: string; size: number }> {
+    const job = await this.job(jobId, caller);
     const listed = FILE_NAME.test(name) && [...job.output, ...job.error].some((f) => f.file === name);
     if (job.state !== 'completed' || !listed) throw errors.notFound(`Export job ${jobId} has no file ${name}`);
     const path = join(this.runner.jobDir(jobId), name);

@@ -9,7 +9,7 @@ import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import type { FhirContext } from '../context.js';
 import { FhirError, errors } from '../outcome.js';
 import type { BundleRequest, BundleRequestEntry } from './bundle-request.js';
-import { errorEntry, runEntry, type BundleOptions } from './entry.js';
+import { entryInteraction, errorEntry, runEntry, type BundleOptions } from './entry.js';
 import { rewriteActionReferences, type ReferenceRewriteOptions } from './references.js';
 import { namedError, processingOrder } from './transaction.js';
 
@@ -32,6 +32,11 @@ async function runBatchEntry(
   }
 }
 
+/** The status of a response entry ("201 Created" -> 201). */
+function statusOf(entry: BundleEntry): number {
+  return Number.parseInt(entry.response?.status ?? '500', 10) || 500;
+}
+
 export async function runBatch(
   ctx: FhirContext,
   request: BundleRequest,
@@ -40,10 +45,17 @@ export async function runBatch(
 ): Promise<Bundle> {
   const responses = new Array<BundleEntry>(request.entries.length);
   const references: ReferenceRewriteOptions = { placeholders: new Map(), allowPlaceholders: false, conditionalCache: new Map() };
+  // Each entry is an interaction of its own, with its own AuditEvent; the batch adds none.
+  const trail = ctx.audit;
+  trail?.delegate();
   for (const entry of processingOrder(request.entries)) {
     // A conditional reference resolved for one entry may no longer hold for the next (entries are separate requests).
     references.conditionalCache.clear();
-    responses[entry.index] = await runBatchEntry(ctx, entry, options, references, onUnexpectedError);
+    const kind = entry.action ? entryInteraction(entry.action).interaction : 'batch';
+    const entryTrail = trail?.forEntry(entry.index, kind, `${entry.method ?? '?'} ${entry.url ?? ''}`.trim());
+    const response = await runBatchEntry({ ...ctx, audit: entryTrail }, entry, options, references, onUnexpectedError);
+    responses[entry.index] = response;
+    await entryTrail?.finish(statusOf(response), response.response?.outcome?.issue?.[0]?.diagnostics);
   }
   return { resourceType: 'Bundle', type: 'batch-response', entry: responses };
 }

@@ -33,6 +33,8 @@ export interface BundleRequestEntry {
   fullUrl?: string;
   /** Undefined when the entry has no usable request.method. */
   method?: EntryMethod;
+  /** request.url as given (for the entry's audit record). */
+  url?: string;
   /** Set when the entry could be read; otherwise `error` says why not. */
   action?: EntryAction;
   error?: FhirError;
@@ -186,6 +188,7 @@ function readEntry(index: number, raw: unknown, hosted: readonly string[], baseU
   const request = entry.request;
   const method = typeof request?.method === 'string' ? request.method.toUpperCase() : undefined;
   if (METHODS.includes(method as EntryMethod)) result.method = method as EntryMethod;
+  if (typeof request?.url === 'string') result.url = request.url.slice(0, 1000);
   try {
     if (!request || typeof request !== 'object') throw entryError(index, 400, 'required', 'the entry has no request (method and url)', '.request');
     if (!result.method) {

@@ -18,6 +18,8 @@ import { FhirError, informationOutcome } from '../outcome.js';
 import { conditionalCreate, conditionalDelete, conditionalUpdate } from '../search/conditional.js';
 import { search, type SearchSettings } from '../search/search.js';
 import type { EntryAction, EntryMethod } from './bundle-request.js';
+import type { Permission } from '../access/scopes.js';
+import type { AuditedInteraction } from '../audit/audit-event.js';
 
 export type ReturnPreference = 'minimal' | 'representation' | 'OperationOutcome';
 
@@ -114,10 +116,38 @@ function historyParams(params: Array<[string, string]>): Record<'_count' | '_sin
 }
 
 /**
+ * What an entry is, as a route declaration would say it: the interaction (its audit subtype) and the permission
+ * the caller needs on the entry's type. An entry is judged exactly as the same request sent on its own.
+ */
+export function entryInteraction(action: EntryAction): { interaction: AuditedInteraction; permission: Permission } {
+  switch (action.kind) {
+    case 'create':
+      return { interaction: 'create', permission: 'c' };
+    case 'update':
+    case 'conditional-update':
+      return { interaction: 'update', permission: 'u' };
+    case 'patch':
+      return { interaction: 'patch', permission: 'u' };
+    case 'delete':
+    case 'conditional-delete':
+      return { interaction: 'delete', permission: 'd' };
+    case 'read':
+      return { interaction: 'read', permission: 'r' };
+    case 'vread':
+      return { interaction: 'vread', permission: 'r' };
+    case 'search':
+      return { interaction: 'search-type', permission: 's' };
+    case 'history':
+      return { interaction: action.id === undefined ? 'history-type' : 'history-instance', permission: 'r' };
+  }
+}
+
+/**
  * Runs an entry. `ctx` may carry a fixed newId (transactions assign ids before running, so that placeholders
  * can be rewritten first).
  */
 export async function runEntry(ctx: FhirContext, action: EntryAction, method: EntryMethod, options: BundleOptions): Promise<EntryResult> {
+  ctx.access.require(entryInteraction(action).permission, action.type);
   const preference = options.returnPreference;
   switch (action.kind) {
     case 'create':

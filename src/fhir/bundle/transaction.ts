@@ -21,7 +21,7 @@ import { FhirError, errors, issue } from '../outcome.js';
 import { criteriaKey } from '../search/conditional.js';
 import { findByCriteria } from '../search/search.js';
 import { entryPath, type BundleRequest, type BundleRequestEntry, type EntryAction } from './bundle-request.js';
-import { runEntry, type BundleOptions } from './entry.js';
+import { entryInteraction, runEntry, type BundleOptions } from './entry.js';
 import { rewriteActionReferences } from './references.js';
 
 /** Attempts of a whole transaction that keeps meeting concurrent writers, before 409. */
@@ -204,11 +204,29 @@ export async function runTransaction(ctx: FhirContext, request: BundleRequest, o
   }
   const broken = request.entries.find((entry) => entry.error !== undefined);
   if (broken) throw broken.error!;
+  // Every entry must be allowed before anything runs: one forbidden entry fails the whole transaction, named.
+  for (const entry of request.entries) {
+    const action = entry.action!;
+    try {
+      ctx.access.require(entryInteraction(action).permission, action.type);
+    } catch (error) {
+      if (error instanceof FhirError) throw namedError(entry.index, error, 'resource' in action ? action.resource.resourceType : action.type);
+      throw error;
+    }
+  }
   try {
-    const entry = await runInTransaction(ctx.store, (session) => processTransaction({ ...ctx, session }, request.entries, options), {
-      maxAttempts: MAX_TRANSACTION_ATTEMPTS,
-      retryable,
-    });
+    const entry = await runInTransaction(
+      ctx.store,
+      async (session) => {
+        // One AuditEvent for the transaction, naming what every entry touched, committed with the entries.
+        const trail = ctx.audit?.forTransaction();
+        const responses = await processTransaction({ ...ctx, session, audit: trail }, request.entries, options);
+        if (trail) await ctx.store.insertNewResources([trail.transactionEvent(200)], session);
+        return responses;
+      },
+      { maxAttempts: MAX_TRANSACTION_ATTEMPTS, retryable },
+    );
+    ctx.audit?.markCommitted();
     return { resourceType: 'Bundle', type: 'transaction-response', entry };
   } catch (error) {
     if (error instanceof TransactionRetriesExhaustedError) {

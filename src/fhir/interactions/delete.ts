@@ -7,6 +7,7 @@ import type { FhirContext } from '../context.js';
 import { errors } from '../outcome.js';
 import { MAX_WRITE_ATTEMPTS, backoff, checkIfMatch } from './update.js';
 import { ID_PATTERN, storeNextVersion, tombstone, viewOf, type VersionView } from './versions.js';
+import { requireReadable } from './visibility.js';
 
 export interface DeleteResult {
   version: VersionView;
@@ -23,7 +24,16 @@ export async function deleteResource(
   for (let attempt = 1; ; attempt++) {
     const head = ID_PATTERN.test(id) ? await ctx.store.readCurrent(type, id, ctx.session) : null;
     if (!head) throw errors.notFound(`${type}/${id} is not known`);
-    if (head.deleted) return { version: viewOf(head), changed: false };
+    if (head.deleted) {
+      await requireReadable(ctx, head);
+      ctx.access.require('d', type);
+      ctx.audit?.touchedVersion(head);
+      return { version: viewOf(head), changed: false };
+    }
+    if (!ctx.access.unrestricted) {
+      ctx.audit?.touchedVersion(head);
+      ctx.access.requireWritable('d', type, id, head.idx);
+    }
     checkIfMatch(head, options.ifMatch, type, id);
     try {
       const version = await storeNextVersion(ctx, {

@@ -12,6 +12,10 @@ import type { VersionDocument } from '../../store/resource-store.js';
 import type { FhirContext } from '../context.js';
 import { parseDateRange } from '../dates.js';
 import { errors } from '../outcome.js';
+import { visibilityCondition } from '../access/access-policy.js';
+import { compileCondition } from '../../store/search/compile.js';
+import { requireReadable } from './visibility.js';
+import { patientsOf } from '../access/compartment.js';
 
 export const DEFAULT_HISTORY_COUNT = 50;
 export const MAX_HISTORY_COUNT = 1000;
@@ -86,12 +90,13 @@ const REVERSE_SORT = { lastUpdated: 1, _id: 1 } as const;
 async function versionsCurrentAtStart(
   ctx: FhirContext,
   scope: HistoryScope,
+  access: Filter<VersionDocument>,
   low: Date,
   cursor: Cursor | undefined,
   limit: number,
 ): Promise<VersionDocument[]> {
   const pipeline: Document[] = [
-    { $match: { ...scopeFilter(scope), lastUpdated: { $lt: low } } },
+    { $match: { $and: [scopeFilter(scope), access, { lastUpdated: { $lt: low } }] } },
     { $sort: { type: 1, id: 1, versionId: -1 } },
     { $group: { _id: { type: '$type', id: '$id' }, version: { $first: '$$ROOT' } } },
     { $replaceRoot: { newRoot: '$version' } },
@@ -130,17 +135,44 @@ function linkUrl(ctx: FhirContext, scope: HistoryScope, params: Record<string, s
   return `${ctx.baseUrl}/${historyPath(scope)}${text ? `?${text}` : ''}`;
 }
 
+/**
+ * The versions the caller may see, as a filter: for a resource it may see (instance history), its versions that
+ * were themselves visible (deletions included: they carry nothing but the id); across a type or the system, the
+ * visible versions of the types it may read. System history covers the clinical types only: the audit trail's
+ * own versions are read through AuditEvent/_history.
+ */
+async function accessFilter(ctx: FhirContext, scope: HistoryScope): Promise<Filter<VersionDocument>> {
+  const types = scope.type ? [scope.type] : [...ctx.resourceTypes];
+  if (scope.type) ctx.access.require('r', scope.type);
+  if (scope.type && scope.id) {
+    const head = await ctx.store.readCurrent(scope.type, scope.id, ctx.session);
+    if (!head) throw errors.notFound(`${scope.type}/${scope.id} is not known`);
+    ctx.audit?.touched(`${scope.type}/${scope.id}`, patientsOf(head.type, head.id, head.idx));
+    await requireReadable(ctx, head);
+  }
+  if (ctx.access.unrestricted) return scope.type ? {} : { type: { $in: types } };
+  const branches: Document[] = [];
+  for (const type of types) {
+    const visibility = ctx.access.visibility('r', type);
+    if (visibility.kind === 'none') continue;
+    const restriction = visibilityCondition(type, visibility, { versions: true });
+    if (restriction === undefined) branches.push({ type });
+    else if (scope.id) branches.push({ $and: [{ type }, { $or: [{ deleted: true }, compileCondition(restriction)] }] });
+    else branches.push({ $and: [{ type, deleted: false }, compileCondition(restriction)] });
+  }
+  if (branches.length === 0) ctx.access.require('r', types[0]);
+  return branches.length === 1 ? branches[0] : { $or: branches };
+}
+
 export async function history(ctx: FhirContext, scope: HistoryScope, params: HistoryParams): Promise<Bundle> {
   const count = parseCount(params._count);
   const since = params._since !== undefined ? parseInstantParam('_since', params._since).low : undefined;
   const at = params._at !== undefined ? parseInstantParam('_at', params._at) : undefined;
   const cursor = params._cursor !== undefined ? decodeCursor(params._cursor) : undefined;
 
-  if (scope.type && scope.id && !(await ctx.store.readCurrent(scope.type, scope.id, ctx.session))) {
-    throw errors.notFound(`${scope.type}/${scope.id} is not known`);
-  }
-
+  const access = await accessFilter(ctx, scope);
   const filter: Filter<VersionDocument> = { ...scopeFilter(scope), ...afterCursor(cursor) };
+  if (Object.keys(access).length > 0) (filter as Document).$and = [access];
   const time: { $gte?: Date; $lte?: Date } = {};
   if (since) time.$gte = since;
   if (at) {
@@ -157,7 +189,7 @@ export async function history(ctx: FhirContext, scope: HistoryScope, params: His
     ctx.store.versions.find(filter, { session: ctx.session }).sort(backwards ? REVERSE_SORT : SORT).limit(limit).toArray();
   const currentAtStart = async (limit: number) => {
     if (!at) return [];
-    const earlier = await versionsCurrentAtStart(ctx, scope, at.low, cursor, limit);
+    const earlier = await versionsCurrentAtStart(ctx, scope, access, at.low, cursor, limit);
     return since ? earlier.filter((v) => v.lastUpdated >= since) : earlier;
   };
   let versions: VersionDocument[];
@@ -181,6 +213,7 @@ export async function history(ctx: FhirContext, scope: HistoryScope, params: His
   if (hasNext && page.length > 0) {
     link.push({ relation: 'next', url: linkUrl(ctx, scope, { ...base, _cursor: encodeCursor(page[page.length - 1]!) }) });
   }
+  for (const version of page) ctx.audit?.touchedVersion(version);
   return {
     resourceType: 'Bundle',
     type: 'history',

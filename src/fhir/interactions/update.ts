@@ -50,9 +50,16 @@ export async function writeUpdate(
 ): Promise<WriteResult> {
   for (let attempt = 1; ; attempt++) {
     const head = await ctx.store.readCurrent(type, id, ctx.session);
+    // Before anything about the current version is used (a patch is applied to it): may the caller change it?
+    // (A refused attempt names the version it tried to change.)
+    if (head && !head.deleted && !ctx.access.unrestricted) {
+      ctx.audit?.touchedVersion(head);
+      ctx.access.requireWritable('u', type, id, head.idx);
+    }
     checkIfMatch(head, options.ifMatch, type, id);
     const { resource, warnings } = await produce(head);
     if (head && !head.deleted && contentKey(head.resource) === contentKey(resource)) {
+      ctx.audit?.touchedVersion(head);
       return { version: viewOf(head), created: false, changed: false, warnings };
     }
     try {

@@ -3,9 +3,10 @@
  * pending anchor and hand the version to the store. Also the read-side view of a stored version.
  */
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import type { Document } from 'mongodb';
 import { pendingAnchorFor } from '../../ledger/pending-anchor.js';
 import { canonicalJson } from '../../ledger/canonical-json.js';
-import type { HeadDocument, VersionDocument, WriteMethod } from '../../store/resource-store.js';
+import type { HeadDocument, NewVersion, VersionDocument, WriteMethod } from '../../store/resource-store.js';
 import type { FhirContext } from '../context.js';
 import { FhirError, errors, issue } from '../outcome.js';
 import { extractIndex } from '../search/extract.js';
@@ -21,6 +22,8 @@ export interface VersionView {
   deleted: boolean;
   /** The version as served (for a deletion: the tombstone that was committed to the ledger). */
   resource: Resource;
+  /** Its search index values (which patients it concerns, for access checks and the audit trail); never served. */
+  idx?: Document;
 }
 
 export interface WriteResult {
@@ -51,6 +54,7 @@ export function viewOf(document: HeadDocument | VersionDocument): VersionView {
     lastUpdated: document.lastUpdated,
     deleted: document.deleted,
     resource: document.resource,
+    ...(document.idx !== undefined ? { idx: document.idx } : {}),
   };
 }
 
@@ -113,7 +117,15 @@ export async function storeNextVersion(
     meta: { ...meta, versionId: String(versionId), lastUpdated: lastUpdated.toISOString() },
   } as Resource;
   const index = args.deleted ? undefined : extractIndex(searchRegistry(), stamped, ctx.baseUrl);
-  await ctx.store.writeVersion({
+  // The caller may change what exists (the current version) and what it becomes (the new one): for patient/
+  // scopes both must be in the token's patient compartment.
+  const creates = !args.previous || args.previous.deleted;
+  const permission = args.method === 'DELETE' ? 'd' : creates ? 'c' : 'u';
+  if (!ctx.access.unrestricted) {
+    if (args.previous && !args.previous.deleted) ctx.access.requireWritable(permission, args.type, args.id, args.previous.idx);
+    if (index) ctx.access.requireWritable(permission, args.type, args.id, index.idx);
+  }
+  const version: NewVersion = {
     type: args.type,
     id: args.id,
     versionId,
@@ -123,7 +135,17 @@ export async function storeNextVersion(
     resource: stamped,
     ...(index ? { idx: index.idx, idxVersion: index.idxVersion } : {}),
     anchor: pendingAnchorFor(stamped),
-  }, ctx.session);
+  };
+  // The AuditEvent of this write is stored with it (inside a transaction Bundle, the Bundle's one event is).
+  const written = { type: args.type, id: args.id, versionId, idx: index?.idx ?? args.previous?.idx };
+  if (ctx.audit && !ctx.session) {
+    const status = args.method === 'DELETE' ? 204 : creates ? 201 : 200;
+    await ctx.store.writeVersion(version, undefined, [ctx.audit.companionFor(written, status)]);
+    ctx.audit.markCommitted();
+  } else {
+    await ctx.store.writeVersion(version, ctx.session);
+    ctx.audit?.touchedVersion(written);
+  }
   return { type: args.type, id: args.id, versionId, lastUpdated, deleted: args.deleted, resource: stamped };
 }
 

@@ -33,6 +33,8 @@ import { FhirError, errors, issue, operationOutcome } from '../outcome.js';
 import { decodeCursor, encodeCursor, queryFingerprint } from '../search/cursor.js';
 import { idxPath } from '../search/fields.js';
 import { searchRegistry } from '../search/registry.js';
+import { forbidden, visibilityCondition } from '../access/access-policy.js';
+import { requireReadable } from '../interactions/visibility.js';
 import type { SearchSettings } from '../search/search.js';
 
 export interface EverythingRequest {
@@ -147,9 +149,13 @@ function parseParams(ctx: FhirContext, settings: SearchSettings, request: Everyt
   return parsed;
 }
 
-/** The store query that reads one type of an $everything (exported for the index tests). */
-export function everythingQuery(type: string, patientId: string | undefined, since: Date | undefined): StoreQuery {
+/**
+ * The store query that reads one type of an $everything (exported for the index tests); `restriction` is what the
+ * caller's access adds (a patient/ token's compartment, a scope's search parameters).
+ */
+export function everythingQuery(type: string, patientId: string | undefined, since: Date | undefined, restriction?: Condition): StoreQuery {
   const where: Condition[] = [compartmentMembership(type, patientId)];
+  if (restriction) where.push(restriction);
   if (since) where.push({ op: 'date', field: 'lastUpdated', layout: 'point', cmp: 'ge', lo: since, hi: since });
   return { types: [type], where: where.length === 1 ? where[0] : { op: 'and', of: where }, sort: [] };
 }
@@ -181,14 +187,30 @@ function linkUrl(ctx: FhirContext, path: string, params: Array<[string, string]>
 /** Runs $everything and renders one page of its searchset Bundle. */
 export async function patientEverything(ctx: FhirContext, settings: SearchSettings, request: EverythingRequest): Promise<Bundle> {
   const { patientId } = request;
+  ctx.access.require('r', 'Patient');
   if (patientId !== undefined) {
     const patient = ID_PATTERN.test(patientId) ? await ctx.store.readCurrent('Patient', patientId) : null;
     if (!patient) throw errors.notFound(`Patient/${patientId} is not known`);
+    ctx.audit?.touched(`Patient/${patientId}`, [`Patient/${patientId}`]);
+    await requireReadable(ctx, patient);
     if (patient.deleted) throw errors.gone(`Patient/${patientId} was deleted (version ${patient.versionId})`);
   }
   const parsed = parseParams(ctx, settings, request);
+  // What the caller may read of each type: types it may not read are left out (403 when _type named them).
+  const restrictions = new Map<string, Condition | undefined>();
+  const named = request.params.some(([name]) => name === '_type');
+  for (const type of parsed.types) {
+    const visibility = ctx.access.visibility('r', type);
+    if (visibility.kind === 'none') {
+      if (named) throw forbidden(visibility.reason);
+      continue;
+    }
+    restrictions.set(type, visibilityCondition(type, visibility));
+  }
+  parsed.types = parsed.types.filter((type) => restrictions.has(type));
+  const queryOf = (type: string) => everythingQuery(type, patientId, parsed.since, restrictions.get(type));
   const path = patientId === undefined ? 'Patient/$everything' : `Patient/${patientId}/$everything`;
-  const fingerprint = queryFingerprint(['$everything', patientId ?? '*', parsed.types, parsed.since?.getTime() ?? null]);
+  const fingerprint = queryFingerprint(['$everything', patientId ?? '*', parsed.types, parsed.since?.getTime() ?? null, ctx.access.fingerprint]);
   // The cursor's values: the type being read, and the last key shown of it.
   const cursor = parsed.cursor !== undefined ? decodeCursor(parsed.cursor, fingerprint, 2) : undefined;
   let startType = 0;
@@ -206,7 +228,7 @@ export async function patientEverything(ctx: FhirContext, settings: SearchSettin
   let next: { type: string; key: string } | undefined;
   for (let t = startType; t < parsed.types.length; t++) {
     const type = parsed.types[t];
-    const query = everythingQuery(type, patientId, parsed.since);
+    const query = queryOf(type);
     const remaining = parsed.count - heads.length;
     const position: PagePosition = t === startType && startAfter !== undefined ? { kind: 'after', values: [startAfter] } : { kind: 'first' };
     const page = await readPage(ctx, query, patientId === undefined, remaining, position);
@@ -219,7 +241,7 @@ export async function patientEverything(ctx: FhirContext, settings: SearchSettin
     }
     for (let u = t + 1; u < parsed.types.length && !next; u++) {
       // A zero-size read (one document) tells whether anything follows.
-      const probe = await readPage(ctx, everythingQuery(parsed.types[u], patientId, parsed.since), patientId === undefined, 0, { kind: 'first' });
+      const probe = await readPage(ctx, queryOf(parsed.types[u]), patientId === undefined, 0, { kind: 'first' });
       if (probe.more && last) next = { type: last.type, key: last._id };
     }
     break;
@@ -234,6 +256,7 @@ export async function patientEverything(ctx: FhirContext, settings: SearchSettin
     link.push({ relation: 'next', url: linkUrl(ctx, path, [...parsed.accepted, ['_cursor', token]]) });
   }
 
+  for (const head of heads) ctx.audit?.touchedVersion(head);
   const entry: BundleEntry[] = heads.map((head) => ({
     fullUrl: `${ctx.baseUrl}/${head.type}/${head.id}`,
     resource: head.resource as Resource,
@@ -245,7 +268,7 @@ export async function patientEverything(ctx: FhirContext, settings: SearchSettin
   // One patient's record is counted through the same indexes that read it; all patients' is not counted.
   if (patientId !== undefined) {
     let total = 0;
-    for (const type of parsed.types) total += await countMatches(ctx.store, everythingQuery(type, patientId, parsed.since));
+    for (const type of parsed.types) total += await countMatches(ctx.store, queryOf(type));
     bundle.total = total;
   }
   bundle.link = link;

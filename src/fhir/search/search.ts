@@ -34,6 +34,8 @@ import { decodeCursor, encodeCursor, queryFingerprint, type Cursor } from './cur
 import { idxPath } from './fields.js';
 import { parseSearch, type IncludeSpec, type ParsedSearch } from './parse.js';
 import { searchRegistry, type SearchRegistry } from './registry.js';
+import { compartmentCondition } from '../access/compartment.js';
+import { confineSearch, includeRestriction } from './confine.js';
 
 export interface SearchSettings {
   /** _count when the client gives none. */
@@ -57,25 +59,17 @@ export interface SearchScope {
   path: string;
   /** Restricts the search to the Patient compartment of this patient. */
   compartmentPatient?: string;
+  /**
+   * The types were implied, not named (a system-level search without _type): those the caller may not search are
+   * left out rather than refused.
+   */
+  impliedTypes?: boolean;
 }
 
 export interface SearchRequest {
   params: Array<[string, string]>;
   /** Prefer: handling=strict: unknown or malformed parameters are an error rather than ignored. */
   strict: boolean;
-}
-
-/** The condition that puts a resource of `type` in Patient/`id`'s compartment (none when the type is not in it). */
-export function compartmentCondition(registry: SearchRegistry, type: string, patientId: string): Condition {
-  const reference = `Patient/${patientId}`;
-  const branches: Condition[] = (registry.patientCompartment.get(type) ?? []).map((param) => ({
-    op: 'in',
-    field: idxPath(param),
-    values: [reference],
-  }));
-  // The patient belongs to its own compartment.
-  if (type === 'Patient') branches.push({ op: 'in', field: '_id', values: [reference] });
-  return branches.length === 1 ? branches[0] : { op: 'or', of: branches };
 }
 
 function toFhirError(error: unknown): unknown {
@@ -110,13 +104,14 @@ export function parseForScope(
   }
   if (scope.compartmentPatient !== undefined) {
     const patient = scope.compartmentPatient;
-    const perType = scope.types.map((type) => compartmentCondition(registry, type, patient));
+    const perType = scope.types.map((type) => compartmentCondition(type, patient));
     const compartment: Condition =
       scope.types.length === 1
         ? perType[0]
         : { op: 'or', of: scope.types.map((t, i) => ({ op: 'and', of: [{ op: 'in', field: 'type', values: [t] }, perType[i]] })) };
     parsed.where = { op: 'and', of: [compartment, parsed.where] };
   }
+  confineSearch(ctx.access, parsed, scope.impliedTypes === true);
   return parsed;
 }
 
@@ -157,6 +152,38 @@ function referenceParams(registry: SearchRegistry, type: string, spec: IncludeSp
 interface Included {
   heads: HeadDocument[];
   truncated: boolean;
+  /** Types whose resources were left out because the caller may not read them. */
+  withheld: Set<string>;
+}
+
+/** The hosted types an include spec can bring in from resources of `sourceType`. */
+function includeTargets(registry: SearchRegistry, hosted: readonly string[], sourceType: string, spec: IncludeSpec): string[] {
+  if (spec.targetType) return [spec.targetType];
+  const defs = spec.param === '*' ? [] : [registry.get(sourceType, spec.param)];
+  const targets = defs.flatMap((def) => (def && def.targets.length > 0 ? def.targets : [...hosted]));
+  return [...new Set(targets)].filter((t) => hosted.includes(t));
+}
+
+/**
+ * _include and _revinclude that name a type the caller may not read are refused before the search runs (403);
+ * those that only might reach such a type (`*`, a reference that can point at several types) leave it out.
+ */
+function checkIncludes(ctx: FhirContext, parsed: ParsedSearch): void {
+  if (ctx.access.unrestricted) return;
+  const registry = searchRegistry();
+  for (const spec of parsed.include) {
+    if (spec.param === '*') continue;
+    const sources = spec.sourceType === '*' ? parsed.types : [spec.sourceType];
+    for (const source of sources) {
+      const targets = includeTargets(registry, ctx.resourceTypes, source, spec);
+      if (targets.length > 0 && targets.every((t) => includeRestriction(ctx.access, t) === null)) {
+        ctx.access.require('r', targets[0]);
+      }
+    }
+  }
+  for (const spec of parsed.revinclude) {
+    if (spec.sourceType !== '*' && includeRestriction(ctx.access, spec.sourceType) === null) ctx.access.require('r', spec.sourceType);
+  }
 }
 
 /** _include and _revinclude (with :iterate): the resources the page's matches refer to, or that refer to them. */
@@ -165,6 +192,14 @@ async function includeResources(ctx: FhirContext, parsed: ParsedSearch, matches:
   const hosted = ctx.resourceTypes;
   const seen = new Set(matches.map((m) => m._id));
   const included: HeadDocument[] = [];
+  const withheld = new Set<string>();
+  const restrictions = new Map<string, Condition | undefined | null>();
+  const restrictionOf = (type: string): Condition | undefined | null => {
+    if (!restrictions.has(type)) restrictions.set(type, includeRestriction(ctx.access, type));
+    const restriction = restrictions.get(type);
+    if (restriction === null) withheld.add(type);
+    return restriction;
+  };
   let sources = matches;
   let truncated = false;
   for (let round = 0; round < MAX_INCLUDE_ROUNDS && sources.length > 0 && !truncated; round++) {
@@ -196,25 +231,33 @@ async function includeResources(ctx: FhirContext, parsed: ParsedSearch, matches:
         }
       }
     }
-    add(await findHeadsByKeys(ctx.store, [...keys], MAX_INCLUDED + 1, ctx.session));
+    const visibleKeys = new Map<string, Condition | undefined>();
+    for (const key of keys) {
+      const type = key.split('/')[0];
+      const restriction = restrictionOf(type);
+      if (restriction !== null) visibleKeys.set(key, restriction);
+    }
+    add(await findHeadsByKeys(ctx.store, [...visibleKeys.keys()], MAX_INCLUDED + 1, ctx.session, (type) => restrictions.get(type) ?? undefined));
 
     for (const spec of revincludes) {
       const types = spec.sourceType === '*' ? [...hosted] : [spec.sourceType];
       for (const type of types) {
+        const restriction = restrictionOf(type);
+        if (restriction === null) continue;
         for (const param of referenceParams(registry, type, spec)) {
           const def = registry.get(type, param);
           const targets = sources
             .filter((s) => (!spec.targetType || s.type === spec.targetType) && (!def?.targets.length || def.targets.includes(s.type)))
             .map((s) => s._id);
           if (targets.length === 0) continue;
-          add(await findReferencing(ctx.store, type, idxPath(param), targets, MAX_INCLUDED + 1, ctx.session));
+          add(await findReferencing(ctx.store, type, idxPath(param), targets, MAX_INCLUDED + 1, ctx.session, restriction));
         }
       }
     }
     included.push(...found);
     sources = found;
   }
-  return { heads: included, truncated };
+  return { heads: included, truncated, withheld };
 }
 
 function entryOf(ctx: FhirContext, head: HeadDocument, mode: 'match' | 'include', parsed: ParsedSearch): BundleEntry {
@@ -243,12 +286,20 @@ async function totalOf(
 
 /** Runs a search and renders its searchset Bundle. */
 export async function search(ctx: FhirContext, settings: SearchSettings, scope: SearchScope, request: SearchRequest): Promise<Bundle> {
+  ctx.audit?.searched(new URLSearchParams(request.params).toString(), scope.types);
   const parsed = parseForScope(ctx, settings, scope, request);
+  checkIncludes(ctx, parsed);
   const query = await storeQueryOf(ctx, parsed);
   const sort = fullSort(parsed.sort);
-  // A cursor is bound to what decides membership and order; page size and presentation may change between pages.
+  // A cursor is bound to what decides membership and order, the caller's access included (a cursor carries the
+  // first page's total); page size and presentation may change between pages.
   const presentation = new Set(['_count', '_summary', '_elements', '_include', '_revinclude', '_total']);
-  const fingerprint = queryFingerprint([scope.types, scope.path, parsed.accepted.filter(([name]) => !presentation.has(name.split(':')[0]))]);
+  const fingerprint = queryFingerprint([
+    scope.types,
+    scope.path,
+    parsed.accepted.filter(([name]) => !presentation.has(name.split(':')[0])),
+    ctx.access.fingerprint,
+  ]);
   const cursor = parsed.cursor !== undefined ? decodeCursor(parsed.cursor, fingerprint, sort.length) : undefined;
   const count = parsed.summary === 'count' ? 0 : parsed.count;
 
@@ -285,11 +336,18 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
 
   const entry: BundleEntry[] = heads.map((head) => entryOf(ctx, head, 'match', parsed));
   const warnings: OperationOutcomeIssue[] = [...parsed.problems];
+  for (const head of heads) ctx.audit?.touchedVersion(head);
   if (heads.length > 0 && (parsed.include.length > 0 || parsed.revinclude.length > 0)) {
     const included = await includeResources(ctx, parsed, heads);
     entry.push(...included.heads.map((head) => entryOf(ctx, head, 'include', parsed)));
+    for (const head of included.heads) ctx.audit?.touchedVersion(head);
     if (included.truncated) {
       warnings.push(issue('warning', 'too-costly', `_include/_revinclude stopped after ${MAX_INCLUDED} resources; narrow the search or page it`));
+    }
+    if (included.withheld.size > 0) {
+      warnings.push(
+        issue('warning', 'suppressed', `Included resources of type ${[...included.withheld].join(', ')} were left out: the token does not grant reading them`),
+      );
     }
   }
   if (warnings.length > 0) entry.push({ resource: operationOutcome(warnings), search: { mode: 'outcome' } });

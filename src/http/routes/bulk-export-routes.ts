@@ -13,13 +13,14 @@ import type { Capabilities } from '../../fhir/capability-statement.js';
 import type { FhirContext } from '../../fhir/context.js';
 import { BulkExportRunner, type RunnerLogger, type RunnerTuning } from '../../fhir/bulk-export/runner.js';
 import { NDJSON } from '../../fhir/bulk-export/kickoff.js';
-import { BulkExportService } from '../../fhir/bulk-export/service.js';
+import { BulkExportService, filePath, statusPath, type ExportCaller } from '../../fhir/bulk-export/service.js';
 import { patientCompartmentTypes } from '../../fhir/operations/everything.js';
 import { errors } from '../../fhir/outcome.js';
 import type { ExportLevel } from '../../store/export-jobs.js';
 import { ExportJobStore } from '../../store/export-jobs.js';
 import { FHIR_JSON, parseJsonBody } from '../fhir-format.js';
-import { registerRouteFamily } from '../route-family.js';
+import { routeFamily, type RouteSpec } from '../route-table.js';
+import { EXPORT_FILE_PARAMS, EXPORT_JOB_PARAMS } from '../schemas.js';
 import { queryParams } from './search-routes.js';
 
 export interface BulkExportDependencies {
@@ -41,17 +42,23 @@ function headerText(value: string | string[] | undefined): string {
   return Array.isArray(value) ? value.join(',') : (value ?? '');
 }
 
-export async function registerBulkExportRoutes(
-  app: FastifyInstance,
-  args: {
-    basePath: string;
-    ctx: FhirContext;
-    capabilities: Capabilities;
-    settings: BulkExportSettings;
-    deps: BulkExportDependencies;
-    log: RunnerLogger;
-  },
-): Promise<BulkExportRunner> {
+export interface BulkExportRoutesOptions {
+  basePath: string;
+  ctx: FhirContext;
+  capabilities: Capabilities;
+  settings: BulkExportSettings;
+  deps: BulkExportDependencies;
+  log: RunnerLogger;
+  /** Authorization is on: the manifest says files need the access token, and only the requester may fetch them. */
+  requiresAccessToken: boolean;
+}
+
+/** Who asks, for the export service: the request's access and its client. */
+function callerOf(request: FastifyRequest): ExportCaller {
+  return { access: request.access, requestedBy: request.principal?.clientId ?? request.principal?.subject };
+}
+
+export async function registerBulkExportRoutes(app: FastifyInstance, args: BulkExportRoutesOptions): Promise<BulkExportRunner> {
   const { ctx, basePath, settings, deps } = args;
   const jobs = new ExportJobStore(ctx.store.db);
   const runner = new BulkExportRunner({
@@ -68,6 +75,7 @@ export async function registerBulkExportRoutes(
     baseUrl: ctx.baseUrl,
     exportable: { system: ctx.resourceTypes, patient: patientCompartmentTypes(ctx) },
     now: () => ctx.now(),
+    requiresAccessToken: args.requiresAccessToken,
   });
 
   app.addHook('onReady', async () => {
@@ -92,48 +100,71 @@ export async function registerBulkExportRoutes(
       const kickOff = (level: ExportLevel) => async (request: FastifyRequest, reply: FastifyReply) => {
         // Fastify answers HEAD with the GET handler; a HEAD must not start an export.
         if (request.method === 'HEAD') throw errors.methodNotAllowed('HEAD', request.url.split('?')[0], ['GET', 'POST']);
+        const query = queryParams(request);
         const result = await service.kickOff(
           {
             level,
-            query: queryParams(request),
+            query,
             body: request.method === 'POST' ? request.body : undefined,
             prefer: headerText(request.headers.prefer),
             accept: request.headers.accept,
           },
           `${ctx.baseUrl}${request.url.slice(basePath.length)}`,
+          callerOf(request),
         );
+        request.audit?.searched(new URLSearchParams(query).toString(), result.types);
+        request.audit?.touched(statusPath(result.jobId), []);
         reply.code(202).header('content-location', result.statusUrl).type(`${FHIR_JSON}; charset=utf-8`);
         return result.outcome;
       };
-      registerRouteFamily(scope, '/$export', { GET: kickOff('system'), POST: kickOff('system') });
+      const exportRoute = (level: ExportLevel): RouteSpec =>
+        level === 'system'
+          ? { declare: { interaction: 'operation', operation: 'export', requires: 'token' }, handler: kickOff(level) }
+          : { declare: { interaction: 'operation', operation: 'export', type: 'Patient', requires: { anyOf: ['r'] } }, handler: kickOff(level) };
+      routeFamily(scope, undefined, '/$export', { GET: exportRoute('system'), POST: exportRoute('system') });
       if (ctx.resourceTypes.includes('Patient')) {
-        registerRouteFamily(scope, '/Patient/$export', { GET: kickOff('patient'), POST: kickOff('patient') });
+        routeFamily(scope, undefined, '/Patient/$export', { GET: exportRoute('patient'), POST: exportRoute('patient') });
       }
 
-      registerRouteFamily(scope, '/$export-status/:jobId', {
-        GET: async (request, reply) => {
-          const { jobId } = request.params as { jobId: string };
-          const status = await service.status(jobId);
-          if (status.kind === 'in-progress') {
-            return reply.code(202).header('x-progress', status.progress).header('retry-after', String(status.retryAfterSeconds)).send();
-          }
-          if (status.kind === 'failed') return reply.code(500).type(`${FHIR_JSON}; charset=utf-8`).send(status.outcome);
-          if (status.expires) reply.header('expires', status.expires.toUTCString());
-          return reply.code(200).type('application/json; charset=utf-8').send(status.manifest);
+      routeFamily(scope, undefined, '/$export-status/:jobId', {
+        GET: {
+          declare: { interaction: 'operation', operation: 'export-status', requires: 'token' },
+          schema: { params: EXPORT_JOB_PARAMS },
+          handler: async (request, reply) => {
+            const { jobId } = request.params as { jobId: string };
+            request.audit?.touched(statusPath(jobId), []);
+            const status = await service.status(jobId, callerOf(request));
+            if (status.kind === 'in-progress') {
+              return reply.code(202).header('x-progress', status.progress).header('retry-after', String(status.retryAfterSeconds)).send();
+            }
+            if (status.kind === 'failed') return reply.code(500).type(`${FHIR_JSON}; charset=utf-8`).send(status.outcome);
+            if (status.expires) reply.header('expires', status.expires.toUTCString());
+            return reply.code(200).type('application/json; charset=utf-8').send(status.manifest);
+          },
         },
-        DELETE: async (request, reply) => {
-          const { jobId } = request.params as { jobId: string };
-          const outcome = await service.cancel(jobId);
-          return reply.code(202).type(`${FHIR_JSON}; charset=utf-8`).send(outcome);
+        DELETE: {
+          declare: { interaction: 'operation', operation: 'export-cancel', requires: 'token' },
+          schema: { params: EXPORT_JOB_PARAMS },
+          handler: async (request, reply) => {
+            const { jobId } = request.params as { jobId: string };
+            request.audit?.touched(statusPath(jobId), []);
+            const outcome = await service.cancel(jobId, callerOf(request));
+            return reply.code(202).type(`${FHIR_JSON}; charset=utf-8`).send(outcome);
+          },
         },
       });
 
-      registerRouteFamily(scope, '/$export-file/:jobId/:file', {
-        GET: async (request, reply) => {
-          const { jobId, file } = request.params as { jobId: string; file: string };
-          const { path, size } = await service.file(jobId, file);
-          // Streamed from disk: a file may hold 100,000 resources.
-          return reply.type(NDJSON).header('content-length', size).send(createReadStream(path));
+      routeFamily(scope, undefined, '/$export-file/:jobId/:file', {
+        GET: {
+          declare: { interaction: 'operation', operation: 'export-file', requires: 'token' },
+          schema: { params: EXPORT_FILE_PARAMS },
+          handler: async (request, reply) => {
+            const { jobId, file } = request.params as { jobId: string; file: string };
+            request.audit?.touched(filePath(jobId, file), []);
+            const { path, size } = await service.file(jobId, file, callerOf(request));
+            // Streamed from disk: a file may hold 100,000 resources.
+            return reply.type(NDJSON).header('content-length', size).send(createReadStream(path));
+          },
         },
       });
     },

@@ -2,6 +2,9 @@
  * POST [base] with a batch or transaction Bundle. The route only translates HTTP: the Bundle's rules live in
  * fhir/bundle. Bundles are bigger than single resources, so the route has its own body limit
  * (BUNDLE_BODY_LIMIT) and, in its own scope, its own wording of the 413 that names that limit.
+ *
+ * The route needs a valid token; every entry is then judged as the same request sent on its own would be (a
+ * transaction with one forbidden entry fails whole, before anything is written).
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { runBatch } from '../../fhir/bundle/batch.js';
@@ -11,7 +14,9 @@ import type { Capabilities } from '../../fhir/capability-statement.js';
 import type { FhirContext } from '../../fhir/context.js';
 import { errors } from '../../fhir/outcome.js';
 import type { SearchSettings } from '../../fhir/search/search.js';
+import { requestContext } from '../request-context.js';
 import { returnPreference } from '../respond.js';
+import { fhirRoute } from '../route-table.js';
 
 export interface BundleSettings {
   /** More entries than this: 413. */
@@ -22,27 +27,34 @@ export interface BundleSettings {
 
 export const DEFAULT_BUNDLE_SETTINGS: BundleSettings = { maxEntries: 10_000, bodyLimit: 50 * 1024 * 1024 };
 
-export async function registerBundleRoutes(
-  fastify: FastifyInstance,
-  ctx: FhirContext,
-  capabilities: Capabilities,
-  settings: { bundle: BundleSettings; search: SearchSettings },
-): Promise<void> {
-  await fastify.register(async (scope) => {
-    // Rethrown errors reach the FHIR error handler of the parent scope, which renders the OperationOutcome.
-    scope.setErrorHandler((error: FastifyError) => {
-      if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-        throw errors.payloadTooLarge(`The Bundle is larger than the limit of ${settings.bundle.bodyLimit} bytes (BUNDLE_BODY_LIMIT)`);
-      }
-      throw error;
-    });
+export interface BundleRoutesOptions {
+  ctx: FhirContext;
+  capabilities: Capabilities;
+  bundle: BundleSettings;
+  search: SearchSettings;
+}
 
-    scope.post('/', { bodyLimit: settings.bundle.bodyLimit }, async (request) => {
-      const bundle = parseBundleRequest(request.body, { maxEntries: settings.bundle.maxEntries }, ctx.resourceTypes, ctx.baseUrl);
-      const options = { returnPreference: returnPreference(request), search: settings.search };
-      if (bundle.kind === 'transaction') return runTransaction(ctx, bundle, options);
-      return runBatch(ctx, bundle, options, (error, index) => request.log.error({ err: error, entry: index }, 'batch entry failed'));
-    });
+export default async function bundleRoutes(fastify: FastifyInstance, options: BundleRoutesOptions): Promise<void> {
+  const { ctx: base, bundle: settings } = options;
+  // Rethrown errors reach the FHIR error handler of the parent scope, which renders the OperationOutcome.
+  fastify.setErrorHandler((error: FastifyError) => {
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      throw errors.payloadTooLarge(`The Bundle is larger than the limit of ${settings.bodyLimit} bytes (BUNDLE_BODY_LIMIT)`);
+    }
+    throw error;
   });
-  capabilities.addSystemInteraction('transaction').addSystemInteraction('batch');
+
+  fhirRoute(fastify, options.capabilities, 'POST', '/', {
+    declare: { interaction: 'transaction', requires: 'token' },
+    bodyLimit: settings.bodyLimit,
+    handler: async (request) => {
+      const ctx = requestContext(base, request);
+      const bundle = parseBundleRequest(request.body, { maxEntries: settings.maxEntries }, ctx.resourceTypes, ctx.baseUrl);
+      const bundleOptions = { returnPreference: returnPreference(request), search: options.search };
+      if (bundle.kind === 'transaction') return runTransaction(ctx, bundle, bundleOptions);
+      if (ctx.audit) ctx.audit.interaction = 'batch';
+      return runBatch(ctx, bundle, bundleOptions, (error, index) => request.log.error({ err: error, entry: index }, 'batch entry failed'));
+    },
+  });
+  options.capabilities.addSystemInteraction('transaction').addSystemInteraction('batch');
 }

@@ -23,7 +23,10 @@ import { FhirError, errors, issue } from '../../fhir/outcome.js';
 import { consensusTimestampToInstant } from '../../ledger/hedera-ids.js';
 import type { LedgerService, VersionReport } from '../../ledger/ledger-service.js';
 import { parseProvenanceId } from '../../ledger/provenance.js';
-import { registerRouteFamily } from '../route-family.js';
+import { requireVersionReadable } from '../../fhir/interactions/visibility.js';
+import { requestContext } from '../request-context.js';
+import { routeFamily } from '../route-table.js';
+import { ID_PARAMS, VERSION_PARAMS } from '../schemas.js';
 
 const OPERATION_BASE = 'urn:fhir-ledger-server:OperationDefinition';
 
@@ -118,44 +121,76 @@ function parseTargets(value: string | string[] | undefined, ctx: FhirContext): A
   });
 }
 
-export function registerLedgerRoutes(fastify: FastifyInstance, ctx: FhirContext, capabilities: Capabilities, ledger: LedgerService): void {
-  for (const type of ctx.resourceTypes) {
-    registerRouteFamily(fastify, `/${type}/:id/_history/:vid/$verify`, {
-      GET: async (request, reply) => {
-        const { id, versionId } = versionParams(request);
-        const report = await ledger.verifyVersion(type, id, versionId);
-        if (!report) throw errors.notFound(`${type}/${id} has no version ${versionId}`);
-        if (report.mirrorUnavailable && report.verification.status !== 'failed') {
-          // Not a finding about the record: the ledger could not be read, so nothing can be said yet.
-          throw new FhirError(
-            503,
-            issue(
-              'error',
-              'transient',
-              `The ledger could not be read, so ${type}/${id}/_history/${versionId} cannot be verified now (${report.mirrorUnavailable}). ` +
-                `The checks that need no ledger passed: ${report.verification.checks.map((c) => c.name).join(', ')}.`,
-            ),
-          );
-        }
-        return reply.send(verifyParameters(report));
+export interface LedgerRoutesOptions {
+  ctx: FhirContext;
+  capabilities: Capabilities;
+  ledger: LedgerService;
+  /** The types whose versions are anchored: the clinical ones and the audit trail. */
+  types: readonly string[];
+}
+
+export default async function ledgerRoutes(fastify: FastifyInstance, options: LedgerRoutesOptions): Promise<void> {
+  const { ctx: base, capabilities, ledger } = options;
+  const ctx = (request: FastifyRequest): FhirContext => requestContext(base, request);
+  capabilities.addResourceType('Provenance');
+  for (const type of options.types) {
+    routeFamily(fastify, capabilities, `/${type}/:id/_history/:vid/$verify`, {
+      GET: {
+        declare: { interaction: 'operation', operation: 'verify', type, requires: { anyOf: ['r'] } },
+        schema: { params: VERSION_PARAMS },
+        handler: async (request, reply) => {
+          const { id, versionId } = versionParams(request);
+          const requestCtx = ctx(request);
+          await requireVersionReadable(requestCtx, type, id, versionId);
+          requestCtx.audit?.touched(`${type}/${id}/_history/${versionId}`, []);
+          const report = await ledger.verifyVersion(type, id, versionId);
+          if (!report) throw errors.notFound(`${type}/${id} has no version ${versionId}`);
+          if (report.mirrorUnavailable && report.verification.status !== 'failed') {
+            // Not a finding about the record: the ledger could not be read, so nothing can be said yet.
+            throw new FhirError(
+              503,
+              issue(
+                'error',
+                'transient',
+                `The ledger could not be read, so ${type}/${id}/_history/${versionId} cannot be verified now (${report.mirrorUnavailable}). ` +
+                  `The checks that need no ledger passed: ${report.verification.checks.map((c) => c.name).join(', ')}.`,
+              ),
+            );
+          }
+          return reply.send(verifyParameters(report));
+        },
       },
     });
 
-    registerRouteFamily(fastify, `/${type}/:id/$proof`, {
-      GET: async (request, reply) => {
-        const { id } = versionParams(request);
-        const body = await ledger.proofPackage(type, id);
-        if (!body) throw errors.notFound(`${type}/${id} is not known`);
-        return sendPackage(reply, `${type}-${id}`, body);
+    routeFamily(fastify, capabilities, `/${type}/:id/$proof`, {
+      GET: {
+        declare: { interaction: 'operation', operation: 'proof', type, requires: { anyOf: ['r'] } },
+        schema: { params: ID_PARAMS },
+        handler: async (request, reply) => {
+          const { id } = versionParams(request);
+          const requestCtx = ctx(request);
+          await requireVersionReadable(requestCtx, type, id);
+          requestCtx.audit?.touched(`${type}/${id}`, []);
+          const body = await ledger.proofPackage(type, id);
+          if (!body) throw errors.notFound(`${type}/${id} is not known`);
+          return sendPackage(reply, `${type}-${id}`, body);
+        },
       },
     });
 
-    registerRouteFamily(fastify, `/${type}/:id/_history/:vid/$proof`, {
-      GET: async (request, reply) => {
-        const { id, versionId } = versionParams(request);
-        const body = await ledger.proofPackage(type, id, versionId);
-        if (!body) throw errors.notFound(`${type}/${id} has no version ${versionId}`);
-        return sendPackage(reply, `${type}-${id}-${versionId}`, body);
+    routeFamily(fastify, capabilities, `/${type}/:id/_history/:vid/$proof`, {
+      GET: {
+        declare: { interaction: 'operation', operation: 'proof', type, requires: { anyOf: ['r'] } },
+        schema: { params: VERSION_PARAMS },
+        handler: async (request, reply) => {
+          const { id, versionId } = versionParams(request);
+          const requestCtx = ctx(request);
+          await requireVersionReadable(requestCtx, type, id, versionId);
+          requestCtx.audit?.touched(`${type}/${id}/_history/${versionId}`, []);
+          const body = await ledger.proofPackage(type, id, versionId);
+          if (!body) throw errors.notFound(`${type}/${id} has no version ${versionId}`);
+          return sendPackage(reply, `${type}-${id}-${versionId}`, body);
+        },
       },
     });
 
@@ -173,43 +208,57 @@ export function registerLedgerRoutes(fastify: FastifyInstance, ctx: FhirContext,
     );
   }
 
-  registerRouteFamily(fastify, '/Provenance', {
-    GET: async (request) => {
-      const query = request.query as Record<string, string | string[] | undefined>;
-      const targets = parseTargets(query.target, ctx);
-      const resources = [];
-      for (const target of targets) {
-        if (!ctx.resourceTypes.includes(target.type)) continue;
-        resources.push(...(await ledger.provenance(target.type, target.id, target.versionId)));
-      }
-      const bundle: Bundle = {
-        resourceType: 'Bundle',
-        type: 'searchset',
-        total: resources.length,
-        link: [{ relation: 'self', url: `${ctx.baseUrl}/Provenance?target=${targets.map((t) => encodeURIComponent(`${t.type}/${t.id}${t.versionId ? `/_history/${t.versionId}` : ''}`)).join(',')}` }],
-        entry: resources.map((resource) => ({ fullUrl: `${ctx.baseUrl}/Provenance/${resource.id}`, resource, search: { mode: 'match' } })),
-      };
-      return bundle;
+  const anchored = options.types;
+  routeFamily(fastify, capabilities, '/Provenance', {
+    GET: {
+      declare: { interaction: 'search-type', type: 'Provenance', requires: { anyOf: ['s'] } },
+      handler: async (request) => {
+        const requestCtx = ctx(request);
+        const query = request.query as Record<string, string | string[] | undefined>;
+        const targets = parseTargets(query.target, base);
+        requestCtx.audit?.searched(new URLSearchParams(queryParamsOf(request)).toString(), ['Provenance']);
+        const resources = [];
+        for (const target of targets) {
+          if (!anchored.includes(target.type)) continue;
+          await requireVersionReadable(requestCtx, target.type, target.id, target.versionId);
+          const found = await ledger.provenance(target.type, target.id, target.versionId);
+          for (const provenance of found) requestCtx.audit?.touched(`Provenance/${provenance.id}`, []);
+          resources.push(...found);
+        }
+        const bundle: Bundle = {
+          resourceType: 'Bundle',
+          type: 'searchset',
+          total: resources.length,
+          link: [{ relation: 'self', url: `${base.baseUrl}/Provenance?target=${targets.map((t) => encodeURIComponent(`${t.type}/${t.id}${t.versionId ? `/_history/${t.versionId}` : ''}`)).join(',')}` }],
+          entry: resources.map((resource) => ({ fullUrl: `${base.baseUrl}/Provenance/${resource.id}`, resource, search: { mode: 'match' } })),
+        };
+        return bundle;
+      },
     },
   });
 
-  registerRouteFamily(fastify, '/Provenance/:id', {
-    GET: async (request) => {
-      const { id } = request.params as { id: string };
-      const parsed = parseProvenanceId(id);
-      if (!parsed || !ctx.resourceTypes.includes(parsed.type)) {
-        throw errors.notFound(
-          `Provenance/${id} is not known. Provenance here is derived per version: Provenance/[type]-[versionId]-[id], or search Provenance?target=[type]/[id]`,
-        );
-      }
-      const [provenance] = await ledger.provenance(parsed.type, parsed.id, parsed.versionId);
-      if (!provenance || provenance.id !== id) throw errors.notFound(`Provenance/${id} is not known`);
-      return provenance;
+  routeFamily(fastify, capabilities, '/Provenance/:id', {
+    GET: {
+      declare: { interaction: 'read', type: 'Provenance', requires: { anyOf: ['r'] } },
+      schema: { params: ID_PARAMS },
+      handler: async (request) => {
+        const { id } = request.params as { id: string };
+        const parsed = parseProvenanceId(id);
+        if (!parsed || !anchored.includes(parsed.type)) {
+          throw errors.notFound(
+            `Provenance/${id} is not known. Provenance here is derived per version: Provenance/[type]-[versionId]-[id], or search Provenance?target=[type]/[id]`,
+          );
+        }
+        const requestCtx = ctx(request);
+        await requireVersionReadable(requestCtx, parsed.type, parsed.id, parsed.versionId);
+        const [provenance] = await ledger.provenance(parsed.type, parsed.id, parsed.versionId);
+        if (!provenance || provenance.id !== id) throw errors.notFound(`Provenance/${id} is not known`);
+        requestCtx.audit?.touched(`Provenance/${id}`, []);
+        return provenance;
+      },
     },
   });
 
-  capabilities.addResourceType('Provenance');
-  capabilities.addInteraction('Provenance', 'read').addInteraction('Provenance', 'search-type');
   capabilities.addSearchParam('Provenance', {
     name: 'target',
     type: 'reference',
@@ -219,7 +268,13 @@ export function registerLedgerRoutes(fastify: FastifyInstance, ctx: FhirContext,
   capabilities.setResourceDetails('Provenance', {
     versioning: 'no-version',
     readHistory: false,
-    documentation: 'Derived, read-only: one Provenance per stored version of Patient, Encounter and MedicationRequest, with its ledger anchor in the extension ' +
+    documentation: `Derived, read-only: one Provenance per stored version of ${anchored.join(', ')}, with its ledger anchor in the extension ` +
       'urn:fhir-ledger-server:StructureDefinition:ledger-anchor.',
   });
+}
+
+function queryParamsOf(request: FastifyRequest): Array<[string, string]> {
+  const url = request.raw.url ?? request.url;
+  const at = url.indexOf('?');
+  return at < 0 ? [] : [...new URLSearchParams(url.slice(at + 1)).entries()];
 }

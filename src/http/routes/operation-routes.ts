@@ -8,7 +8,9 @@ import type { FhirContext } from '../../fhir/context.js';
 import { patientEverything } from '../../fhir/operations/everything.js';
 import { parametersBody } from '../../fhir/operations/parameters.js';
 import type { SearchSettings } from '../../fhir/search/search.js';
-import { registerRouteFamily } from '../route-family.js';
+import { requestContext } from '../request-context.js';
+import { routeFamily, type RouteSpec } from '../route-table.js';
+import { ID_PARAMS } from '../schemas.js';
 import { queryParams } from './search-routes.js';
 
 /** Prefer: handling=strict (RFC 7240 as FHIR uses it); lenient otherwise. */
@@ -18,18 +20,32 @@ export function strictHandling(request: FastifyRequest): boolean {
   return /(?:^|[,;\s])handling\s*=\s*"?strict"?/i.test(value);
 }
 
-export function registerOperationRoutes(fastify: FastifyInstance, ctx: FhirContext, capabilities: Capabilities, settings: SearchSettings): void {
-  if (!ctx.resourceTypes.includes('Patient')) return;
+export interface OperationRoutesOptions {
+  ctx: FhirContext;
+  capabilities: Capabilities;
+  search: SearchSettings;
+}
+
+export default async function operationRoutes(fastify: FastifyInstance, options: OperationRoutesOptions): Promise<void> {
+  const { ctx: base, capabilities, search: settings } = options;
+  if (!base.resourceTypes.includes('Patient')) return;
   // GET with a query string, or POST with a Parameters body (and possibly a query string too).
   const params = (request: FastifyRequest): Array<[string, string]> =>
     request.method === 'POST' ? [...queryParams(request), ...parametersBody(request.body, '$everything')] : queryParams(request);
-  const instance = async (request: FastifyRequest) => {
-    const { id } = request.params as { id: string };
-    return patientEverything(ctx, settings, { patientId: id, params: params(request), strict: strictHandling(request) });
+  const instance: RouteSpec = {
+    declare: { interaction: 'operation', operation: 'everything', type: 'Patient', requires: { anyOf: ['r'] } },
+    schema: { params: ID_PARAMS },
+    handler: async (request) => {
+      const { id } = request.params as { id: string };
+      return patientEverything(requestContext(base, request), settings, { patientId: id, params: params(request), strict: strictHandling(request) });
+    },
   };
-  const all = async (request: FastifyRequest) => patientEverything(ctx, settings, { params: params(request), strict: strictHandling(request) });
-  registerRouteFamily(fastify, '/Patient/:id/$everything', { GET: instance, POST: instance });
-  registerRouteFamily(fastify, '/Patient/$everything', { GET: all, POST: all });
+  const all: RouteSpec = {
+    declare: { interaction: 'operation', operation: 'everything', type: 'Patient', requires: { anyOf: ['r'] } },
+    handler: async (request) => patientEverything(requestContext(base, request), settings, { params: params(request), strict: strictHandling(request) }),
+  };
+  routeFamily(fastify, capabilities, '/Patient/:id/$everything', { GET: instance, POST: instance });
+  routeFamily(fastify, capabilities, '/Patient/$everything', { GET: all, POST: all });
   capabilities.addOperation(
     'Patient',
     'everything',

@@ -1,13 +1,16 @@
 /**
- * The RESTful interactions on the hosted resource types, one handler per interaction, grouped by URL so that a
- * method the URL does not support answers 405. Handlers translate HTTP to the interaction functions in
- * fhir/interactions and back; they hold no FHIR rules of their own.
+ * The RESTful interactions on the hosted resource types, one declared route per interaction, grouped by URL so
+ * that a method the URL does not support answers 405. Handlers translate HTTP to the interaction functions in
+ * fhir/interactions and back, with the request's own FhirContext (its access policy and audit trail); they hold
+ * no FHIR rules of their own.
+ *
+ * The clinical types get every interaction. AuditEvent, recorded by the server itself, gets the read side only
+ * (read, vread, history, search): the audit trail is never created, changed or deleted through the API.
  */
 import type { Parameters } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Capabilities } from '../../fhir/capability-statement.js';
 import type { FhirContext } from '../../fhir/context.js';
-import { createResource } from '../../fhir/interactions/create.js';
 import { deleteResource } from '../../fhir/interactions/delete.js';
 import { history, type HistoryParams } from '../../fhir/interactions/history.js';
 import { readResource } from '../../fhir/interactions/read.js';
@@ -16,13 +19,16 @@ import { updateResource } from '../../fhir/interactions/update.js';
 import { validateOperation } from '../../fhir/interactions/validate.js';
 import type { PatchDocument } from '../../fhir/patch/index.js';
 import { errors } from '../../fhir/outcome.js';
+import type { SearchSettings } from '../../fhir/search/search.js';
 import { JSON_PATCH } from '../fhir-format.js';
 import { parseVersionTag, type VersionView } from '../../fhir/interactions/versions.js';
 import { readResourceVersion } from '../../fhir/interactions/vread.js';
 import { parseElements, parseSummary, shortenResource } from '../../fhir/summary.js';
+import { requestContext } from '../request-context.js';
 import { notModified, sendWriteResult, setVersionHeaders } from '../respond.js';
-import { registerRouteFamily } from '../route-family.js';
-import type { SearchHandlers } from './search-routes.js';
+import { routeFamily, type RouteFamily } from '../route-table.js';
+import { ID_PARAMS, VERSION_PARAMS } from '../schemas.js';
+import { searchHandlers } from './search-routes.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -31,7 +37,7 @@ function single(query: Query, name: string): string | undefined {
   return Array.isArray(value) ? value[value.length - 1] : value;
 }
 
-function ifMatchOf(request: FastifyRequest): number | undefined {
+export function ifMatchOf(request: FastifyRequest): number | undefined {
   const header = request.headers['if-match'];
   return typeof header === 'string' ? parseVersionTag(header, 'If-Match') : undefined;
 }
@@ -69,103 +75,153 @@ function historyParams(query: Query): HistoryParams {
   };
 }
 
-/**
- * `search` supplies the handlers that share the /[type] URL with create: search (GET), conditional create
- * (POST with If-None-Exist), conditional update (PUT) and conditional delete (DELETE); see search-routes.ts.
- */
-export function registerResourceRoutes(
-  fastify: FastifyInstance,
-  ctx: FhirContext,
-  capabilities: Capabilities,
-  search?: SearchHandlers,
-): void {
-  for (const type of ctx.resourceTypes) {
-    registerRouteFamily(
-      fastify,
-      `/${type}`,
-      search
-        ? {
-            GET: search.search(type),
-            POST: search.create(type),
-            PUT: search.conditionalUpdate(type),
-            DELETE: search.conditionalDelete(type),
-          }
-        : {
-            POST: async (request, reply) => sendWriteResult(request, reply, ctx.baseUrl, await createResource(ctx, type, request.body)),
-          },
-    );
+export interface ResourceRoutesOptions {
+  /** The server's context (its access policy grants nothing: handlers use the request's). */
+  ctx: FhirContext;
+  capabilities: Capabilities;
+  search: SearchSettings;
+  /** Types served read-only (the audit trail). */
+  readOnlyTypes: readonly string[];
+}
 
-    registerRouteFamily(fastify, `/${type}/:id`, {
-      GET: async (request, reply) => {
+/** The routes of one type: its instance- and type-level interactions. */
+function typeRoutes(fastify: FastifyInstance, options: ResourceRoutesOptions, type: string, writable: boolean): void {
+  const { ctx: base, capabilities } = options;
+  const ctx = (request: FastifyRequest): FhirContext => requestContext(base, request);
+  const search = searchHandlers(base, options.search);
+
+  const typeLevel: RouteFamily = {
+    GET: { declare: { interaction: 'search-type', type, requires: { anyOf: ['s'] } }, handler: search.search(type) },
+  };
+  if (writable) {
+    typeLevel.POST = { declare: { interaction: 'create', type, requires: { anyOf: ['c'] } }, handler: search.create(type) };
+    typeLevel.PUT = { declare: { interaction: 'update', type, requires: { anyOf: ['u'] } }, handler: search.conditionalUpdate(type) };
+    typeLevel.DELETE = { declare: { interaction: 'delete', type, requires: { anyOf: ['d'] } }, handler: search.conditionalDelete(type) };
+  }
+  routeFamily(fastify, capabilities, `/${type}`, typeLevel);
+
+  const instance: RouteFamily = {
+    GET: {
+      declare: { interaction: 'read', type, requires: { anyOf: ['r'] } },
+      schema: { params: ID_PARAMS },
+      handler: async (request, reply) => {
         const { id } = request.params as { id: string };
-        return sendVersion(request, reply, await readResource(ctx, type, id));
+        return sendVersion(request, reply, await readResource(ctx(request), type, id));
       },
-      PUT: async (request, reply) => {
+    },
+  };
+  if (writable) {
+    instance.PUT = {
+      declare: { interaction: 'update', type, requires: { anyOf: ['u'] } },
+      schema: { params: ID_PARAMS },
+      handler: async (request, reply) => {
         const { id } = request.params as { id: string };
-        const result = await updateResource(ctx, type, id, request.body, { ifMatch: ifMatchOf(request) });
-        return sendWriteResult(request, reply, ctx.baseUrl, result);
+        const result = await updateResource(ctx(request), type, id, request.body, { ifMatch: ifMatchOf(request) });
+        return sendWriteResult(request, reply, base.baseUrl, result);
       },
-      PATCH: async (request, reply) => {
+    };
+    instance.PATCH = {
+      declare: { interaction: 'patch', type, requires: { anyOf: ['u'] } },
+      schema: { params: ID_PARAMS },
+      handler: async (request, reply) => {
         const { id } = request.params as { id: string };
-        const result = await patchResource(ctx, type, id, patchDocument(request), { ifMatch: ifMatchOf(request) });
-        return sendWriteResult(request, reply, ctx.baseUrl, result);
+        const result = await patchResource(ctx(request), type, id, patchDocument(request), { ifMatch: ifMatchOf(request) });
+        return sendWriteResult(request, reply, base.baseUrl, result);
       },
-      DELETE: async (request, reply) => {
+    };
+    instance.DELETE = {
+      declare: { interaction: 'delete', type, requires: { anyOf: ['d'] } },
+      schema: { params: ID_PARAMS },
+      handler: async (request, reply) => {
         const { id } = request.params as { id: string };
-        const result = await deleteResource(ctx, type, id, { ifMatch: ifMatchOf(request) });
+        const result = await deleteResource(ctx(request), type, id, { ifMatch: ifMatchOf(request) });
         if (result.changed) reply.header('etag', `W/"${result.version.versionId}"`);
         return reply.code(204).send();
       },
-    });
+    };
+  }
+  routeFamily(fastify, capabilities, `/${type}/:id`, instance);
 
-    registerRouteFamily(fastify, `/${type}/$validate`, {
-      POST: async (request) => validateOperation(ctx, type, undefined, request.body, validateQuery(request.query as Query)),
-    });
-    registerRouteFamily(fastify, `/${type}/:id/$validate`, {
-      POST: async (request) => {
-        const { id } = request.params as { id: string };
-        return validateOperation(ctx, type, id, request.body, validateQuery(request.query as Query));
+  if (writable) {
+    // $validate is a dry run of a create or an update: either permission will do.
+    routeFamily(fastify, capabilities, `/${type}/$validate`, {
+      POST: {
+        declare: { interaction: 'operation', operation: 'validate', type, requires: { anyOf: ['c', 'u'] } },
+        handler: async (request) => validateOperation(ctx(request), type, undefined, request.body, validateQuery(request.query as Query)),
       },
     });
-
-    registerRouteFamily(fastify, `/${type}/:id/_history/:vid`, {
-      GET: async (request, reply) => {
-        const { id, vid } = request.params as { id: string; vid: string };
-        return sendVersion(request, reply, await readResourceVersion(ctx, type, id, vid));
+    routeFamily(fastify, capabilities, `/${type}/:id/$validate`, {
+      POST: {
+        declare: { interaction: 'operation', operation: 'validate', type, requires: { anyOf: ['c', 'u'] } },
+        schema: { params: ID_PARAMS },
+        handler: async (request) => {
+          const { id } = request.params as { id: string };
+          return validateOperation(ctx(request), type, id, request.body, validateQuery(request.query as Query));
+        },
       },
     });
-
-    registerRouteFamily(fastify, `/${type}/:id/_history`, {
-      GET: async (request) => {
-        const { id } = request.params as { id: string };
-        return history(ctx, { type, id }, historyParams(request.query as Query));
-      },
-    });
-
-    registerRouteFamily(fastify, `/${type}/_history`, {
-      GET: async (request) => history(ctx, { type }, historyParams(request.query as Query)),
-    });
-
     capabilities.addOperation(
       type,
       'validate',
       'http://hl7.org/fhir/OperationDefinition/Resource-validate',
       'POST [type]/$validate and [type]/[id]/$validate; parameters resource, mode (create | update | delete), profile',
     );
-    for (const interaction of ['create', 'read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type'] as const) {
-      capabilities.addInteraction(type, interaction);
-    }
-    capabilities.setResourceDetails(type, {
-      versioning: 'versioned-update',
-      readHistory: true,
-      updateCreate: true,
-      conditionalRead: 'full-support',
-      conditionalDelete: 'not-supported',
+  }
+
+  routeFamily(fastify, capabilities, `/${type}/:id/_history/:vid`, {
+    GET: {
+      declare: { interaction: 'vread', type, requires: { anyOf: ['r'] } },
+      schema: { params: VERSION_PARAMS },
+      handler: async (request, reply) => {
+        const { id, vid } = request.params as { id: string; vid: string };
+        return sendVersion(request, reply, await readResourceVersion(ctx(request), type, id, vid));
+      },
+    },
+  });
+
+  routeFamily(fastify, capabilities, `/${type}/:id/_history`, {
+    GET: {
+      declare: { interaction: 'history-instance', type, requires: { anyOf: ['r'] } },
+      schema: { params: ID_PARAMS },
+      handler: async (request) => {
+        const { id } = request.params as { id: string };
+        return history(ctx(request), { type, id }, historyParams(request.query as Query));
+      },
+    },
+  });
+
+  routeFamily(fastify, capabilities, `/${type}/_history`, {
+    GET: {
+      declare: { interaction: 'history-type', type, requires: { anyOf: ['r'] } },
+      handler: async (request) => history(ctx(request), { type }, historyParams(request.query as Query)),
+    },
+  });
+
+  capabilities.setResourceDetails(type, {
+    versioning: 'versioned-update',
+    readHistory: true,
+    updateCreate: writable,
+    conditionalRead: 'full-support',
+    conditionalDelete: 'not-supported',
+  });
+}
+
+export default async function resourceRoutes(fastify: FastifyInstance, options: ResourceRoutesOptions): Promise<void> {
+  for (const type of options.ctx.resourceTypes) typeRoutes(fastify, options, type, true);
+  for (const type of options.readOnlyTypes) {
+    options.capabilities.addResourceType(type);
+    typeRoutes(fastify, options, type, false);
+    options.capabilities.setResourceDetails(type, {
+      documentation:
+        'The audit trail: one AuditEvent (IHE BALP) per access, recorded by the server, anchored on the ledger like the records. ' +
+        'Read and searched with a scope that names AuditEvent; never created, changed or deleted through the API.',
     });
   }
 
-  registerRouteFamily(fastify, '/_history', {
-    GET: async (request) => history(ctx, {}, historyParams(request.query as Query)),
+  routeFamily(fastify, options.capabilities, '/_history', {
+    GET: {
+      declare: { interaction: 'history-system', requires: 'token' },
+      handler: async (request) => history(requestContext(options.ctx, request), {}, historyParams(request.query as Query)),
+    },
   });
-  capabilities.addSystemInteraction('history-system');
 }

@@ -14,10 +14,13 @@ import { conditionalCreate, conditionalDelete, conditionalUpdate, parseCriteria 
 import { searchRegistry } from '../../fhir/search/registry.js';
 import { search, type SearchScope, type SearchSettings } from '../../fhir/search/search.js';
 import { createResource } from '../../fhir/interactions/create.js';
-import { parseVersionTag } from '../../fhir/interactions/versions.js';
 import { errors } from '../../fhir/outcome.js';
+import { requireCompartmentReadable } from '../../fhir/interactions/visibility.js';
+import { requestContext } from '../request-context.js';
 import { sendWriteResult } from '../respond.js';
-import { registerRouteFamily } from '../route-family.js';
+import { fhirRoute, routeFamily } from '../route-table.js';
+import { COMPARTMENT_PARAMS } from '../schemas.js';
+import { ifMatchOf } from './resource-routes.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -39,11 +42,6 @@ function strictHandling(request: FastifyRequest): boolean {
   return /(?:^|[,;\s])handling\s*=\s*"?strict"?/i.test(value);
 }
 
-function ifMatchOf(request: FastifyRequest): number | undefined {
-  const header = request.headers['if-match'];
-  return typeof header === 'string' ? parseVersionTag(header, 'If-Match') : undefined;
-}
-
 export interface SearchHandlers {
   /** GET [type] */
   search: (type: string) => RouteHandlerMethod;
@@ -60,38 +58,40 @@ function runSearch(ctx: FhirContext, settings: SearchSettings, scope: SearchScop
 }
 
 /** Handlers for the shared /[type] URL, which resource-routes registers together with its other methods. */
-export function searchHandlers(ctx: FhirContext, settings: SearchSettings): SearchHandlers {
+export function searchHandlers(base: FhirContext, settings: SearchSettings): SearchHandlers {
+  const ctx = (request: FastifyRequest): FhirContext => requestContext(base, request);
   return {
-    search: (type) => async (request) => runSearch(ctx, settings, { types: [type], path: type }, request, queryParams(request)),
+    search: (type) => async (request) => runSearch(ctx(request), settings, { types: [type], path: type }, request, queryParams(request)),
     create: (type) => async (request, reply) => {
       const header = request.headers['if-none-exist'];
       if (typeof header === 'string' && header.trim() !== '') {
-        return sendWriteResult(request, reply, ctx.baseUrl, await conditionalCreate(ctx, type, request.body, parseCriteria(header.trim())));
+        return sendWriteResult(request, reply, base.baseUrl, await conditionalCreate(ctx(request), type, request.body, parseCriteria(header.trim())));
       }
-      return sendWriteResult(request, reply, ctx.baseUrl, await createResource(ctx, type, request.body));
+      return sendWriteResult(request, reply, base.baseUrl, await createResource(ctx(request), type, request.body));
     },
     conditionalUpdate: (type) => async (request, reply) => {
       const criteria = queryParams(request);
       if (criteria.length === 0) throw errors.badRequest(`PUT ${type} needs an id (PUT ${type}/[id]) or search criteria (PUT ${type}?...)`);
-      return sendWriteResult(request, reply, ctx.baseUrl, await conditionalUpdate(ctx, type, request.body, criteria, { ifMatch: ifMatchOf(request) }));
+      return sendWriteResult(request, reply, base.baseUrl, await conditionalUpdate(ctx(request), type, request.body, criteria, { ifMatch: ifMatchOf(request) }));
     },
     conditionalDelete: (type) => async (request, reply: FastifyReply) => {
       const criteria = queryParams(request);
       if (criteria.length === 0) throw errors.badRequest(`DELETE ${type} needs an id (DELETE ${type}/[id]) or search criteria (DELETE ${type}?...)`);
-      const result = await conditionalDelete(ctx, type, criteria, { ifMatch: ifMatchOf(request) });
+      const result = await conditionalDelete(ctx(request), type, criteria, { ifMatch: ifMatchOf(request) });
       if (result?.changed) reply.header('etag', `W/"${result.version.versionId}"`);
       return reply.code(204).send();
     },
   };
 }
 
-function typesOf(value: string | undefined, hosted: readonly string[]): string[] {
-  if (value === undefined || value.trim() === '') return [...hosted];
+/** The types of a system-level search: those named by _type, or (implied) every clinical type. */
+function typesOf(value: string | undefined, hosted: readonly string[], named: readonly string[]): { types: string[]; implied: boolean } {
+  if (value === undefined || value.trim() === '') return { types: [...hosted], implied: true };
   const types = [...new Set(value.split(',').map((t) => t.trim()).filter(Boolean))];
   for (const type of types) {
-    if (!hosted.includes(type)) throw errors.badRequest(`_type=${type}: this server hosts ${hosted.join(', ')}`);
+    if (!hosted.includes(type) && !named.includes(type)) throw errors.badRequest(`_type=${type}: this server hosts ${[...hosted, ...named].join(', ')}`);
   }
-  return types;
+  return { types, implied: false };
 }
 
 /** The searchParam list of a type for the CapabilityStatement: every registry parameter, with its documentation. */
@@ -101,68 +101,91 @@ function capabilitySearchParams(type: string): CapabilityStatementRestResourceSe
     .map((def) => ({ name: def.code, definition: def.url, type: def.type, documentation: def.description }));
 }
 
+export interface SearchRoutesOptions {
+  ctx: FhirContext;
+  capabilities: Capabilities;
+  settings: SearchSettings;
+  /** Types searched only when named (the audit trail). */
+  readOnlyTypes: readonly string[];
+}
+
 /**
  * Registers the search routes that have URLs of their own (the /[type] URL is shared with create and is
  * registered by resource-routes through searchHandlers), and declares search in the CapabilityStatement.
- * Runs in its own encapsulated scope: the form body parser applies to these routes only.
+ * An encapsulated plugin: the form body parser applies to these routes only.
  */
-export async function registerSearchRoutes(
-  fastify: FastifyInstance,
-  ctx: FhirContext,
-  capabilities: Capabilities,
-  settings: SearchSettings,
-): Promise<void> {
-  await fastify.register(async (scope) => {
-    scope.addContentTypeParser(FORM, { parseAs: 'string' }, (_request, body, done) => done(null, body));
-    const hosted = ctx.resourceTypes;
+export default async function searchRoutes(fastify: FastifyInstance, options: SearchRoutesOptions): Promise<void> {
+  const { ctx: base, capabilities, settings } = options;
+  const ctx = (request: FastifyRequest): FhirContext => requestContext(base, request);
+  fastify.addContentTypeParser(FORM, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  const hosted = base.resourceTypes;
 
-    for (const type of hosted) {
-      registerRouteFamily(scope, `/${type}/_search`, {
-        POST: async (request) => runSearch(ctx, settings, { types: [type], path: type }, request, [...queryParams(request), ...formParams(request)]),
-      });
-    }
-
-    const system = (request: FastifyRequest, params: Array<[string, string]>) => {
-      const typeParam = params.filter(([name]) => name === '_type').map(([, v]) => v).join(',');
-      const types = typesOf(typeParam || undefined, hosted);
-      const kept: Array<[string, string]> = params.filter(([name]) => name !== '_type');
-      if (typeParam) kept.unshift(['_type', types.join(',')]);
-      return runSearch(ctx, settings, { types, path: '' }, request, kept);
-    };
-    // GET [base]?... (registered on its own: POST [base] belongs to batch/transaction).
-    scope.get('/', async (request) => system(request, queryParams(request)));
-    registerRouteFamily(scope, '/_search', {
-      POST: async (request) => system(request, [...queryParams(request), ...formParams(request)]),
+  for (const type of [...hosted, ...options.readOnlyTypes]) {
+    routeFamily(fastify, capabilities, `/${type}/_search`, {
+      POST: {
+        declare: { interaction: 'search-type', type, requires: { anyOf: ['s'] } },
+        handler: async (request) => runSearch(ctx(request), settings, { types: [type], path: type }, request, [...queryParams(request), ...formParams(request)]),
+      },
     });
+  }
 
-    const compartmentTypes = hosted.filter((t) => searchRegistry().patientCompartment.has(t) || t === 'Patient');
-    registerRouteFamily(scope, '/Patient/:id/:compartmentType', {
-      GET: async (request) => {
+  const system = (request: FastifyRequest, params: Array<[string, string]>) => {
+    const typeParam = params.filter(([name]) => name === '_type').map(([, v]) => v).join(',');
+    const { types, implied } = typesOf(typeParam || undefined, hosted, options.readOnlyTypes);
+    const kept: Array<[string, string]> = params.filter(([name]) => name !== '_type');
+    if (typeParam) kept.unshift(['_type', types.join(',')]);
+    return runSearch(ctx(request), settings, { types, path: '', impliedTypes: implied }, request, kept);
+  };
+  // GET [base]?... (registered on its own: POST [base] belongs to batch/transaction).
+  fhirRoute(fastify, capabilities, 'GET', '/', {
+    declare: { interaction: 'search-system', requires: 'token' },
+    handler: async (request) => system(request, queryParams(request)),
+  });
+  routeFamily(fastify, capabilities, '/_search', {
+    POST: { declare: { interaction: 'search-system', requires: 'token' }, handler: async (request) => system(request, [...queryParams(request), ...formParams(request)]) },
+  });
+
+  const compartmentTypes = hosted.filter((t) => searchRegistry().patientCompartment.has(t) || t === 'Patient');
+  routeFamily(fastify, capabilities, '/Patient/:id/:compartmentType', {
+    GET: {
+      // The types searched come from the URL; the compartment's patient must be one the caller may read.
+      declare: { interaction: 'search-type', type: 'Patient', requires: 'token' },
+      schema: { params: COMPARTMENT_PARAMS },
+      handler: async (request) => {
         const { id, compartmentType } = request.params as { id: string; compartmentType: string };
         const types = compartmentType === '*' ? compartmentTypes : [compartmentType];
         if (!types.every((t) => compartmentTypes.includes(t))) {
           throw errors.notFound(`${compartmentType} is not in the Patient compartment here (${compartmentTypes.join(', ')}, or *)`);
         }
-        return runSearch(ctx, settings, { types, path: `Patient/${id}/${compartmentType}`, compartmentPatient: id }, request, queryParams(request));
+        const requestCtx = ctx(request);
+        await requireCompartmentReadable(requestCtx, id);
+        return runSearch(
+          requestCtx,
+          settings,
+          { types, path: `Patient/${id}/${compartmentType}`, compartmentPatient: id, impliedTypes: compartmentType === '*' },
+          request,
+          queryParams(request),
+        );
       },
-    });
+    },
   });
 
-  for (const type of ctx.resourceTypes) {
+  for (const type of [...hosted, ...options.readOnlyTypes]) {
     capabilities.addInteraction(type, 'search-type');
     for (const param of capabilitySearchParams(type)) capabilities.addSearchParam(type, param);
     const registry = searchRegistry();
     const references = registry.paramsOf(type).filter((d) => d.type === 'reference');
-    const revincludes = ctx.resourceTypes.flatMap((source) =>
+    const revincludes = hosted.flatMap((source) =>
       registry
         .paramsOf(source)
         .filter((d) => d.type === 'reference' && (d.targets.length === 0 || d.targets.includes(type)))
         .map((d) => `${source}:${d.code}`),
     );
+    const writable = hosted.includes(type);
     capabilities.setResourceDetails(type, {
-      conditionalCreate: true,
-      conditionalUpdate: true,
-      conditionalDelete: 'single',
+      conditionalCreate: writable,
+      conditionalUpdate: writable,
+      conditionalDelete: writable ? 'single' : 'not-supported',
       searchInclude: ['*', ...references.map((d) => `${type}:${d.code}`)],
       searchRevInclude: revincludes,
     });

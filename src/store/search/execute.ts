@@ -5,7 +5,7 @@
  */
 import type { ClientSession, Document, Filter } from 'mongodb';
 import type { HeadDocument, ResourceStore } from '../resource-store.js';
-import { compileFilter, fullSort, keysetAfter, reverseSort, sortDocument, sortValueOf, type SortValue } from './compile.js';
+import { compileCondition, compileFilter, fullSort, keysetAfter, reverseSort, sortDocument, sortValueOf, type SortValue } from './compile.js';
 import { SubSearchTooLargeError, type Condition, type StoreQuery, type SubSearch } from './query.js';
 
 /** At most this many ids travel from a chained (or _has) sub-search into the outer query's $in. */
@@ -136,11 +136,30 @@ export async function countMatches(store: ResourceStore, query: StoreQuery, limi
   return store.heads.countDocuments(filter, limit !== undefined ? { limit, session } : { session });
 }
 
-/** Live heads by their keys ("Type/id"), at most `limit`. */
-export async function findHeadsByKeys(store: ResourceStore, keys: string[], limit: number, session?: ClientSession): Promise<HeadDocument[]> {
+/**
+ * Live heads by their keys ("Type/id"), at most `limit`; `restrictionOf` adds a condition per type (the caller's
+ * access), undefined for none.
+ */
+export async function findHeadsByKeys(
+  store: ResourceStore,
+  keys: string[],
+  limit: number,
+  session?: ClientSession,
+  restrictionOf?: (type: string) => Condition | undefined,
+): Promise<HeadDocument[]> {
   if (keys.length === 0) return [];
+  const filter: Document = { _id: { $in: keys.slice(0, limit) }, deleted: false };
+  if (restrictionOf) {
+    const types = [...new Set(keys.map((key) => key.split('/')[0]))];
+    const restricted = types.map((type) => ({ type, restriction: restrictionOf(type) }));
+    if (restricted.some((r) => r.restriction !== undefined)) {
+      filter.$or = restricted.map(({ type, restriction }) =>
+        restriction === undefined ? { type } : { $and: [{ type }, compileCondition(restriction)] },
+      );
+    }
+  }
   return store.heads
-    .find({ _id: { $in: keys.slice(0, limit) }, deleted: false }, { session })
+    .find(filter as Filter<HeadDocument>, { session })
     .limit(limit)
     .toArray();
 }
@@ -153,9 +172,11 @@ export async function findReferencing(
   references: string[],
   limit: number,
   session?: ClientSession,
+  restriction?: Condition,
 ): Promise<HeadDocument[]> {
   if (references.length === 0) return [];
-  const filter = compileFilter({ types: [type], where: { op: 'in', field, values: references } });
+  const referencing: Condition = { op: 'in', field, values: references };
+  const filter = compileFilter({ types: [type], where: restriction ? { op: 'and', of: [referencing, restriction] } : referencing });
   return store.heads
     .find(filter as Filter<HeadDocument>, { session })
     .sort({ _id: 1 })

@@ -47,6 +47,12 @@ const SEARCH_INDEXES: SearchIndex[] = [
   { type: 'MedicationRequest', name: 'encounter', key: { 'idx.encounter': 1, _id: 1 } },
   { type: 'MedicationRequest', name: 'code', key: { 'idx.code': 1, _id: 1 } },
   { type: 'MedicationRequest', name: 'authoredon', key: { 'idx.authoredon.lo': 1, _id: 1 } },
+  // AuditEvent: the compliance team's questions — who touched this record, what did this client or user do, what
+  // happened in a period — newest or oldest first by the recorded instant.
+  { type: 'AuditEvent', name: 'entity_date', key: { 'idx.entity': 1, 'idx.date.lo': 1 } },
+  { type: 'AuditEvent', name: 'patient_date', key: { 'idx.patient': 1, 'idx.date.lo': 1 } },
+  { type: 'AuditEvent', name: 'agent_date', key: { 'idx.agent': 1, 'idx.date.lo': 1 } },
+  { type: 'AuditEvent', name: 'date', key: { 'idx.date.lo': 1, _id: 1 } },
 ];
 
 /** Index descriptions for createIndexes on the heads collection. */

@@ -14,11 +14,20 @@ import { connectMongo } from '../src/store/mongo.js';
 import { ResourceStore } from '../src/store/resource-store.js';
 import { loadPopulation } from './load-population.js';
 import { measure } from './measure.js';
-import { generatePatient } from './population.js';
+import { generatePatient, patientId } from './population.js';
+import { benchIssuer, securedSettings } from './access-cost.js';
 import { withoutAccessControl } from '../src/config.js';
 
 const { values } = parseArgs({
-  options: { what: { type: 'string', default: 'create' }, count: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '8' } },
+  options: {
+    what: { type: 'string', default: 'create' },
+    count: { type: 'string', default: '2000' },
+    concurrency: { type: 'string', default: '8' },
+    /** Authorization and audit on (a bench issuer's token on every request). */
+    secured: { type: 'boolean', default: false },
+    /** With --secured: 'auth' or 'audit' alone, or 'both' (default). */
+    variant: { type: 'string', default: 'both' },
+  },
 });
 
 async function main(): Promise<void> {
@@ -27,22 +36,51 @@ async function main(): Promise<void> {
   const store = new ResourceStore(connection.db, connection.supportsTransactions);
   await store.ensureIndexes();
   const validator = await createResourceValidator({ profilesDir: fileURLToPath(new URL('profiles', PROJECT_ROOT)), log: () => {} });
+  const baseUrl = 'http://127.0.0.1';
+  const issuer = await benchIssuer(baseUrl);
   const app = await buildApp(
-    { basePath: '', baseUrl: 'http://127.0.0.1', bodyLimit: 16 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict', ...withoutAccessControl('http://127.0.0.1') },
-    { store, validator, logger: false },
+    {
+      basePath: '',
+      baseUrl,
+      bodyLimit: 16 * 1024 * 1024,
+      logLevel: 'silent',
+      referencePolicy: 'strict',
+      ...withoutAccessControl(baseUrl),
+      ...(values.secured ? securedSettings(baseUrl) : {}),
+      ...(values.secured && values.variant === 'auth' ? { audit: withoutAccessControl(baseUrl).audit } : {}),
+      ...(values.secured && values.variant === 'audit' ? { auth: withoutAccessControl(baseUrl).auth } : {}),
+    },
+    { store, validator, logger: false, ...(values.secured ? { auth: issuer.auth } : {}) },
   );
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
-  if (values.what === 'load') {
-    const load = await loadPopulation({ store, baseUrl: 'http://127.0.0.1', seed: 1, from: 0, to: Number(values.count) });
+  const authorization: Record<string, string> = values.secured ? { authorization: `Bearer ${await issuer.token('system/*.cruds')}` } : {};
+  if (values.what === 'load' || values.what === 'read') {
+    const load = await loadPopulation({ store, baseUrl, seed: 1, from: 0, to: values.what === 'read' ? 2000 : Number(values.count) });
     console.log(JSON.stringify({ ...load, perSecond: load.resources / load.seconds }));
   }
-  const result = await measure('create Patient', values.what === 'create' ? Number(values.count) : 0, Number(values.concurrency), async (i) => {
-    const { id: _id, ...patient } = generatePatient(1, i).patient;
-    const res = await fetch(`${address}/Patient`, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify(patient) });
-    if (res.status !== 201) throw new Error(`${res.status} ${await res.text()}`);
-    await res.arrayBuffer();
-  });
-  console.log(JSON.stringify(result));
+  const count = Number(values.count);
+  // CPU time of this process (server and embedded MongoDB together) per request: steadier than wall time on a
+  // shared machine.
+  const cpuBefore = process.cpuUsage();
+  const result =
+    values.what === 'read'
+      ? await measure('read Patient', count, Number(values.concurrency), async (i) => {
+          const res = await fetch(`${address}/Patient/${patientId(i % 2000)}`, { headers: { ...authorization } });
+          if (res.status !== 200) throw new Error(`${res.status} ${await res.text()}`);
+          await res.arrayBuffer();
+        })
+      : await measure('create Patient', values.what === 'create' ? count : 0, Number(values.concurrency), async (i) => {
+          const { id: _id, ...patient } = generatePatient(1, i).patient;
+          const res = await fetch(`${address}/Patient`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/fhir+json', ...authorization },
+            body: JSON.stringify(patient),
+          });
+          if (res.status !== 201) throw new Error(`${res.status} ${await res.text()}`);
+          await res.arrayBuffer();
+        });
+  const cpu = process.cpuUsage(cpuBefore);
+  console.log(JSON.stringify({ ...result, cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / Math.max(1, result.count) }));
   await app.close();
   await connection.close();
   await mongo.close();

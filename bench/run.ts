@@ -36,6 +36,7 @@ import { benchMongo, residentMb } from './mongo-process.js';
 import { explainBenchSearch } from './plans.js';
 import { generatePatient, mulberry32, patientId, transactionBundles } from './population.js';
 import { BENCH_SEARCHES, queryInputs } from './searches.js';
+import { accessCostTable, measureAccessCost, type AccessCostResult } from './access-cost.js';
 import { UNRESTRICTED_ACCESS } from '../src/fhir/access/access-policy.js';
 import { withoutAccessControl } from '../src/config.js';
 
@@ -51,6 +52,10 @@ const { values } = parseArgs({
     'heap-mb': { type: 'string', default: '12288' },
     out: { type: 'string' },
     note: { type: 'string' },
+    /** Rounds of the authorization-and-audit comparison (0 skips it). */
+    'access-rounds': { type: 'string' },
+    /** Only the authorization-and-audit comparison (with the population): skips the other rows. */
+    'access-only': { type: 'boolean', default: false },
     db: { type: 'string' },
     keep: { type: 'boolean', default: false },
     'mongo-pid': { type: 'string' },
@@ -65,8 +70,10 @@ const concurrency = Number(values.concurrency);
 const requests = Number(values.requests ?? (quick ? 200 : 1000));
 const maxSeconds = Number(values['max-seconds'] ?? (quick ? 10 : 30));
 const bundleCount = Number(values.bundles ?? (quick ? 1 : 3));
+const accessRounds = Number(values['access-rounds'] ?? 3);
+const accessOnly = values['access-only'];
 const out = values.out ?? (quick ? undefined : 'docs/benchmarks.md');
-for (const [name, value] of Object.entries({ patients, seed, concurrency, requests, maxSeconds, bundleCount })) {
+for (const [name, value] of Object.entries({ patients, seed, concurrency, requests, maxSeconds, bundleCount, accessRounds })) {
   if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a non-negative integer`);
 }
 
@@ -169,82 +176,103 @@ async function main(): Promise<void> {
   // reference existing patients (the strict reference check reads the patient first).
   const pick = mulberry32(seed ^ 0x2545f491);
   const anyLoadedPatient = (): string => patientId(Math.floor(pick() * patients));
-  record(
-    await measure('create Patient', requests, concurrency, async (i) => {
-      const { id: _id, ...patient } = generatePatient(seed, patients + i).patient;
-      await drain(await call('POST', '/Patient', patient, 201));
-    }, bounded),
-  );
-  record(
-    await measure('create Encounter (strict reference check)', requests, concurrency, async (i) => {
-      const { id: _id, ...encounter } = generatePatient(seed, patients + requests + i).encounters[0] ?? generatePatient(seed, 0).encounters[0];
-      await drain(await call('POST', '/Encounter', { ...encounter, subject: { reference: `Patient/${anyLoadedPatient()}` } }, 201));
-    }, bounded),
-  );
-  record(
-    await measure('read Patient', requests, concurrency, async () => {
-      await drain(await call('GET', `/Patient/${anyLoadedPatient()}`));
-    }, bounded),
-  );
+  if (!accessOnly) {
+    record(
+      await measure('create Patient', requests, concurrency, async (i) => {
+        const { id: _id, ...patient } = generatePatient(seed, patients + i).patient;
+        await drain(await call('POST', '/Patient', patient, 201));
+      }, bounded),
+    );
+    record(
+      await measure('create Encounter (strict reference check)', requests, concurrency, async (i) => {
+        const { id: _id, ...encounter } = generatePatient(seed, patients + requests + i).encounters[0] ?? generatePatient(seed, 0).encounters[0];
+        await drain(await call('POST', '/Encounter', { ...encounter, subject: { reference: `Patient/${anyLoadedPatient()}` } }, 201));
+      }, bounded),
+    );
+    record(
+      await measure('read Patient', requests, concurrency, async () => {
+        await drain(await call('GET', `/Patient/${anyLoadedPatient()}`));
+      }, bounded),
+    );
 
-  const inputsBase = { patients, loadedFrom: load.firstUpdated, loadedTo: load.lastUpdated };
-  for (const [n, search] of BENCH_SEARCHES.entries()) {
-    const first = search.query(queryInputs(seed, n, 0, inputsBase));
-    const plan = await explainBenchSearch(ctx, search, first, search.deepPage ? `Patient/${patientId(Math.floor(patients / 2))}` : undefined);
-    if (!search.deepPage) {
-      // A failed request is counted and reported on its row rather than ending the run.
-      const failures: string[] = [];
-      const m = await measure(`${search.name}: \`${search.type}?${decodeURIComponent(first)}\``, requests, concurrency, async (i) => {
+    const inputsBase = { patients, loadedFrom: load.firstUpdated, loadedTo: load.lastUpdated };
+    for (const [n, search] of BENCH_SEARCHES.entries()) {
+      const first = search.query(queryInputs(seed, n, 0, inputsBase));
+      const plan = await explainBenchSearch(ctx, search, first, search.deepPage ? `Patient/${patientId(Math.floor(patients / 2))}` : undefined);
+      if (!search.deepPage) {
+        // A failed request is counted and reported on its row rather than ending the run.
+        const failures: string[] = [];
+        const m = await measure(`${search.name}: \`${search.type}?${decodeURIComponent(first)}\``, requests, concurrency, async (i) => {
+          try {
+            const res = await call('GET', `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`);
+            const bundle = (await res.json()) as Bundle;
+            if (bundle.resourceType !== 'Bundle') throw new Error(`${search.name}: not a Bundle`);
+          } catch (error) {
+            failures.push((error as Error).message.slice(0, 160));
+          }
+        }, bounded);
+        if (failures.length > 0) {
+          m.name += ` — **${failures.length} failed** (first: ${failures[0]})`;
+          log(`${failures.length} failures: ${failures[0]}`);
+        }
+        record({ ...m, plan: plan.summary });
+        continue;
+      }
+      // The deep page: follow next links to page 50; the page-50 request is timed on its own, and the whole walk.
+      const walks = Math.max(2, Math.min(30, Math.floor(requests / 25)));
+      const pageLatencies: number[] = [];
+      const walkFailures: string[] = [];
+      const walk = await measure(`${search.name} — the whole walk (50 requests)`, walks, concurrency, async (i) => {
+        let path: string | undefined = `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`;
         try {
-          const res = await call('GET', `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`);
-          const bundle = (await res.json()) as Bundle;
-          if (bundle.resourceType !== 'Bundle') throw new Error(`${search.name}: not a Bundle`);
+          for (let page = 1; page <= 50; page++) {
+            if (!path) throw new Error(`${search.name}: no next link before page ${page}`);
+            const t0 = performance.now();
+            const bundle = (await (await call('GET', path)).json()) as Bundle;
+            if (page === 50) pageLatencies.push(performance.now() - t0);
+            const next = bundle.link?.find((l) => l.relation === 'next')?.url;
+            path = next ? pathOf(next) : undefined;
+          }
         } catch (error) {
-          failures.push((error as Error).message.slice(0, 160));
+          walkFailures.push((error as Error).message.slice(0, 160));
         }
       }, bounded);
-      if (failures.length > 0) {
-        m.name += ` — **${failures.length} failed** (first: ${failures[0]})`;
-        log(`${failures.length} failures: ${failures[0]}`);
-      }
-      record({ ...m, plan: plan.summary });
-      continue;
+      if (walkFailures.length > 0) walk.name += ` — **${walkFailures.length} failed** (first: ${walkFailures[0]})`;
+      const pageSeconds = pageLatencies.reduce((a, b) => a + b, 0) / 1000 / Math.min(concurrency, walks);
+      record({ ...summarize(`${search.name}: \`${search.type}?${decodeURIComponent(first)}\` (page 50 request)`, pageLatencies, pageSeconds, concurrency), plan: plan.summary });
+      record(walk);
     }
-    // The deep page: follow next links to page 50; the page-50 request is timed on its own, and the whole walk.
-    const walks = Math.max(2, Math.min(30, Math.floor(requests / 25)));
-    const pageLatencies: number[] = [];
-    const walkFailures: string[] = [];
-    const walk = await measure(`${search.name} — the whole walk (50 requests)`, walks, concurrency, async (i) => {
-      let path: string | undefined = `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`;
-      try {
-        for (let page = 1; page <= 50; page++) {
-          if (!path) throw new Error(`${search.name}: no next link before page ${page}`);
-          const t0 = performance.now();
-          const bundle = (await (await call('GET', path)).json()) as Bundle;
-          if (page === 50) pageLatencies.push(performance.now() - t0);
-          const next = bundle.link?.find((l) => l.relation === 'next')?.url;
-          path = next ? pathOf(next) : undefined;
-        }
-      } catch (error) {
-        walkFailures.push((error as Error).message.slice(0, 160));
-      }
-    }, bounded);
-    if (walkFailures.length > 0) walk.name += ` — **${walkFailures.length} failed** (first: ${walkFailures[0]})`;
-    const pageSeconds = pageLatencies.reduce((a, b) => a + b, 0) / 1000 / Math.min(concurrency, walks);
-    record({ ...summarize(`${search.name}: \`${search.type}?${decodeURIComponent(first)}\` (page 50 request)`, pageLatencies, pageSeconds, concurrency), plan: plan.summary });
-    record(walk);
   }
 
-  const bundles = await compareBundles(call, address);
-  const exported = await bulkExport(call, pathOf, address);
-
+  const bundles = accessOnly ? 'not measured in this run (--access-only)' : await compareBundles(call, address);
+  const exported = accessOnly ? 'not measured in this run (--access-only)' : await bulkExport(call, pathOf, address);
   await app.close();
+
+  log(`authorization and audit: ${accessRounds} interleaved rounds`);
+  const access =
+    accessRounds > 0
+      ? await measureAccessCost({
+          store,
+          validator,
+          baseUrl: BASE_URL,
+          seed,
+          patients,
+          requests,
+          concurrency,
+          maxSeconds,
+          rounds: accessRounds,
+          // Beyond the population, the creates above and the Bundles' patients: ids never collide.
+          firstNewPatient: patients * 3 + 1_000_000,
+          log,
+        })
+      : undefined;
+
   await rm(exportDir, { recursive: true, force: true });
   if (!values.keep) await connection.db.dropDatabase().catch(() => undefined);
   await connection.close();
   await mongo.stop();
 
-  const section = report(load, results, bundles, exported, { mongo: mongoDescription, mongoRss, loadAtStart, reused: earlier !== null });
+  const section = report(load, results, bundles, exported, access, { mongo: mongoDescription, mongoRss, loadAtStart, reused: earlier !== null });
   console.log(section);
   if (out) {
     await mkdir('docs', { recursive: true });
@@ -353,6 +381,7 @@ function report(
   results: Measurement[],
   bundles: BundleComparison | string,
   exported: ExportResult | string,
+  access: AccessCostResult | undefined,
   env: { mongo: string; mongoRss: number | undefined; loadAtStart: number; reused: boolean },
 ): string {
   const types = Object.entries(load.byType).map(([type, count]) => `${count.toLocaleString('en')} ${type}`).join(', ');
@@ -400,6 +429,19 @@ function report(
         `${exported.exportSeconds.toFixed(1)} s, **${(exported.resources / exported.exportSeconds).toFixed(0)} resources/s**; ` +
         `downloading the ${exported.files} NDJSON files (${exported.megabytes.toFixed(0)} MB): ${exported.downloadSeconds.toFixed(1)} s ` +
         `(${(exported.resources / exported.downloadSeconds).toFixed(0)} resources/s).`,
+    );
+  }
+  if (access) {
+    lines.push(
+      '',
+      '### Authorization and audit: the cost of both together',
+      '',
+      `The same requests against two apps on this database, without authorization and audit and with both (a SMART token ` +
+        `verified against the issuer's key, an AuditEvent per request: committed with each create, buffered for reads and ` +
+        `searches), in ${access.rows[0]?.off.length ?? 0} interleaved rounds; medians. ${access.auditEvents.toLocaleString('en')} ` +
+        'AuditEvents were stored. The anchoring worker is not running (its extra leaves are measured by `npm run bench:ledger`).',
+      '',
+      accessCostTable(access),
     );
   }
   lines.push('');

@@ -66,6 +66,8 @@ export interface AuthConfig {
     tokenTtlSeconds: number;
     /** On loopback: a development client (client_secret_basic) whose credentials the server prints at start. */
     devClient: boolean;
+    /** Registered clients' jwks_uri may point to loopback or private-network addresses (off: no SSRF into the LAN). */
+    allowPrivateJwksUris?: boolean;
   };
 }
 
@@ -250,6 +252,10 @@ const VARIABLES = {
     description: 'true or false (a development client printed at start; default true on a loopback HOST, refused elsewhere)',
     schema: { type: 'boolean' },
   },
+  AUTH_ALLOW_PRIVATE_JWKS_URIS: {
+    description: "true or false (registered clients' jwks_uri may point to loopback or private-network addresses)",
+    schema: { type: 'boolean', default: false },
+  },
   AUDIT_ENABLED: { description: 'true or false (record an AuditEvent for every access)', schema: { type: 'boolean', default: true } },
   AUDIT_FLUSH_INTERVAL_MS: {
     description: 'milliseconds from 10 to 10000 (buffered AuditEvents are written at least this often; the most a crash can lose)',
@@ -399,7 +405,12 @@ function authConfig(input: Record<string, unknown>, host: string, baseUrl: strin
     audience: (input.AUTH_AUDIENCE as string | undefined) ?? baseUrl,
     externalIssuer: issuer === undefined ? undefined : { issuer, jwksUrl: input.AUTH_JWKS_URL as string | undefined },
     clockSkewSeconds: input.AUTH_CLOCK_SKEW_SECONDS as number,
-    server: { enabled: serverEnabled, tokenTtlSeconds: input.AUTH_TOKEN_TTL_SECONDS as number, devClient },
+    server: {
+      enabled: serverEnabled,
+      tokenTtlSeconds: input.AUTH_TOKEN_TTL_SECONDS as number,
+      devClient,
+      allowPrivateJwksUris: input.AUTH_ALLOW_PRIVATE_JWKS_URIS as boolean,
+    },
   };
 }
 

@@ -66,6 +66,7 @@ export async function openAuth(config: AuthConfig, baseUrl: string, db: Db, log:
       tokenTtlSeconds: config.server.tokenTtlSeconds,
       clockSkewSeconds: config.clockSkewSeconds,
       log,
+      allowPrivateJwksUris: config.server.allowPrivateJwksUris === true,
     });
     // The same object every time: the verifier rebuilds its key set only when the set it is given changes.
     const jwks = server.publicJwks();

@@ -18,6 +18,7 @@
  *   says so, since checking a write against arbitrary search parameters before it happens is not supported.
  * - '*' does not cover AuditEvent: the audit trail is read only with a scope that names it
  *   (system/AuditEvent.rs), so that a client granted all clinical data does not also read who else accessed it.
+ *   patient/ scopes grant nothing on it at all (UNCONFINABLE_TYPES): one AuditEvent can name several patients.
  */
 import type { Document } from 'mongodb';
 import type { Condition } from '../../store/search/query.js';
@@ -29,6 +30,13 @@ import type { Principal } from './principal.js';
 import { NAMED_SCOPE_ONLY_TYPES, parseScopes, type ParsedScopes, type Permission, type ResourceScope } from './scopes.js';
 
 export { NAMED_SCOPE_ONLY_TYPES };
+
+/**
+ * Types patient/ scopes grant nothing on: one resource of them can name several patients (an AuditEvent lists every
+ * patient an access touched), so "in the token's patient's compartment" would still show other patients' data, and
+ * a search cannot ask "in no other patient's compartment". They need a user/ or system/ scope.
+ */
+export const UNCONFINABLE_TYPES: ReadonlySet<string> = new Set(['AuditEvent']);
 
 
 const PERMISSION_WORDS: Record<Permission, string> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };
@@ -140,7 +148,7 @@ export class SmartAccessPolicy implements AccessPolicy {
       (scope) =>
         scope.permissions.has(permission) &&
         (scope.resourceType === type || (scope.resourceType === '*' && !NAMED_SCOPE_ONLY_TYPES.has(type))) &&
-        (scope.context !== 'patient' || this.principal.patient !== undefined),
+        (scope.context !== 'patient' || (this.principal.patient !== undefined && !UNCONFINABLE_TYPES.has(type))),
     );
   }
 
@@ -162,6 +170,9 @@ export class SmartAccessPolicy implements AccessPolicy {
     if (detail) notes.push(detail);
     const unusable = this.scopes.resources.filter((s) => s.context === 'patient' && this.principal.patient === undefined);
     if (unusable.length > 0) notes.push(`patient/ scopes (${unusable.map((s) => s.text).join(' ')}) grant nothing without a patient in the token's launch context`);
+    if (UNCONFINABLE_TYPES.has(type) && this.scopes.resources.some((s) => s.context === 'patient' && s.resourceType === type)) {
+      notes.push(`patient/ scopes do not grant ${type}: one ${type} can name several patients, so it cannot be confined to one; use a user/ or system/ scope`);
+    }
     if (NAMED_SCOPE_ONLY_TYPES.has(type) && this.scopes.resources.some((s) => s.resourceType === '*')) {
       notes.push(`'*' scopes do not cover ${type}: name it`);
     }

@@ -113,6 +113,9 @@ export class BulkExportService {
     const job = JOB_ID.test(jobId) ? await this.jobs.get(jobId) : null;
     const theirs = job !== null && (caller.access.unrestricted || job.requestedBy === undefined || job.requestedBy === caller.requestedBy);
     if (!job || job.state === 'cancelled' || !theirs) throw errors.notFound(`There is no export job ${jobId} (it may have expired or been cancelled)`);
+    // The job's URLs need what its kick-off needed: another token of the same client whose scopes do not cover the
+    // exported types unconfined (a patient/ token, a narrower system/ token) gets neither the manifest nor a file.
+    exportableFor(caller.access, job.params.types, true);
     return job;
   }
 

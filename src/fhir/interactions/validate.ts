@@ -9,6 +9,7 @@ import type { FhirContext } from '../context.js';
 import { errors, issue, operationOutcome } from '../outcome.js';
 import { checkReferences } from './references.js';
 import { requireResourceBody } from './versions.js';
+import { requireReadable } from './visibility.js';
 
 export type ValidateMode = 'create' | 'update' | 'delete';
 
@@ -54,10 +55,14 @@ export async function validateOperation(
     throw errors.badRequest(`Profile ${profile} is not known to this server; see CapabilityStatement supportedProfile`);
   }
 
+  // An instance-level $validate names a stored resource: only a caller who may see it learns anything about it
+  // (otherwise the answer would tell a token confined to one patient whether another patient's resource exists).
+  const head = id !== undefined ? await ctx.store.readCurrent(type, id, ctx.session) : null;
+  if (head) await requireReadable(ctx, head);
+
   const issues: OperationOutcomeIssue[] = [];
   if (mode === 'delete') {
     if (!id) throw errors.badRequest('mode=delete needs an instance: POST [type]/[id]/$validate');
-    const head = await ctx.store.readCurrent(type, id);
     if (!head || head.deleted) issues.push(issue('error', 'not-found', `${type}/${id} has no current version to delete`));
   } else {
     if (!request.resource) throw errors.badRequest('$validate needs a resource in the body (or a Parameters with a resource)');

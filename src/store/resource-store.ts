@@ -24,6 +24,30 @@ import type { Condition } from './search/query.js';
 export const VERSIONS_COLLECTION = 'resource_versions';
 export const HEADS_COLLECTION = 'resources';
 
+/**
+ * Types written once and never changed (the audit trail): a resource of these types has exactly one version,
+ * so its version document is also its current version, and no head is written for it. Reads, searches and index
+ * values use the version documents directly (their search indexes live on `resource_versions`), which halves what
+ * each AuditEvent costs to store. A search covers single-version types or the others, never both at once.
+ */
+export const SINGLE_VERSION_TYPES: ReadonlySet<string> = new Set(['AuditEvent']);
+
+/** The collection that holds the current versions of `types` (all single-version, or none); throws for a mix. */
+export function currentCollectionName(types: readonly string[]): string {
+  const single = types.filter((type) => SINGLE_VERSION_TYPES.has(type));
+  if (single.length === 0) return HEADS_COLLECTION;
+  if (single.length === types.length) return VERSIONS_COLLECTION;
+  throw new MixedStorageError(single);
+}
+
+/** A query over single-version types and others at once: the caller must search them apart. */
+export class MixedStorageError extends Error {
+  constructor(readonly singleVersionTypes: string[]) {
+    super(`${singleVersionTypes.join(', ')} cannot be searched together with other types`);
+    this.name = 'MixedStorageError';
+  }
+}
+
 /** The HTTP method that made a version, for history entries' request element. */
 export type WriteMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -135,17 +159,28 @@ export class ResourceStore {
       // Type-level and system-level history, by time.
       { key: { type: 1, lastUpdated: -1 }, name: 'type_lastUpdated' },
       { key: { lastUpdated: -1 }, name: 'lastUpdated' },
+      // Searches of single-version types (their version documents are their current versions).
+      ...searchIndexDescriptions((type) => SINGLE_VERSION_TYPES.has(type)),
     ]);
     await this.heads.createIndexes([
       { key: { type: 1, id: 1 }, name: 'type_id', unique: true },
       { key: { type: 1, lastUpdated: -1 }, name: 'type_lastUpdated' },
       // Searches: partial indexes over idx fields, per type (see store/search/indexes.ts).
-      ...searchIndexDescriptions(),
+      ...searchIndexDescriptions((type) => !SINGLE_VERSION_TYPES.has(type)),
     ]);
+  }
+
+  /** The collection that holds the current versions of `types` (see SINGLE_VERSION_TYPES). */
+  currentOf(types: readonly string[]): Collection<HeadDocument> {
+    return currentCollectionName(types) === VERSIONS_COLLECTION ? (this.versions as unknown as Collection<HeadDocument>) : this.heads;
   }
 
   /** The current version of a resource (a deleted resource's tombstone included), by one indexed lookup. */
   async readCurrent(type: string, id: string, session?: ClientSession): Promise<HeadDocument | null> {
+    if (SINGLE_VERSION_TYPES.has(type)) {
+      const version = await this.versions.findOne({ _id: versionKey(type, id, 1) }, { session });
+      return version ? headFromVersion(version) : null;
+    }
     return this.heads.findOne({ _id: headKey(type, id) }, { session });
   }
 
@@ -194,7 +229,7 @@ export class ResourceStore {
       throw new VersionConflictError(version.type, version.id, version.versionId);
     }
     const head = headFromVersion(version);
-    const companionHeads = companions.map(headFromVersion);
+    const companionHeads = companions.filter((c) => !SINGLE_VERSION_TYPES.has(c.type)).map(headFromVersion);
     if (version.versionId === 1) {
       try {
         if (companionHeads.length === 0) await this.heads.insertOne(head, { session });
@@ -212,17 +247,20 @@ export class ResourceStore {
   }
 
   /**
-   * Stores new resources of one version each (buffered AuditEvents), versions and heads, in one transaction
-   * where the deployment has them. Without transactions (a standalone mongod) a crash between the two inserts can
-   * leave versions without heads: kept and anchored, readable by vread, but not found by search.
+   * Stores new resources of one version each (buffered AuditEvents): their versions, and the heads of those not
+   * single-version, in one transaction where the deployment has them and there are heads to write. Without
+   * transactions (a standalone mongod) a crash between the two inserts can leave versions without heads: kept and
+   * anchored, readable by vread, but not found by search.
    */
   async insertNewResources(versions: NewVersion[], session?: ClientSession): Promise<void> {
     if (versions.length === 0) return;
+    const heads = versions.filter((v) => !SINGLE_VERSION_TYPES.has(v.type)).map(headFromVersion);
     const steps = async (s: ClientSession | undefined): Promise<void> => {
       await this.versions.insertMany(versions.map(versionDocument), { session: s, ordered: false });
-      await this.heads.insertMany(versions.map(headFromVersion), { session: s, ordered: false });
+      if (heads.length > 0) await this.heads.insertMany(heads, { session: s, ordered: false });
     };
-    if (session || !this.supportsTransactions) {
+    // One insert needs no transaction: it is atomic per document, and there is nothing else to keep with it.
+    if (session || !this.supportsTransactions || heads.length === 0) {
       await steps(session);
       return;
     }

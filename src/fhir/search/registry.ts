@@ -305,9 +305,16 @@ export class SearchRegistry {
    * index values too).
    */
   indexVersion(baseUrl: string): number {
-    const digest = createHash('sha256').update(this.fingerprint).update(baseUrl).digest();
-    return digest.readUIntBE(0, 6);
+    let version = this.indexVersions.get(baseUrl);
+    if (version === undefined) {
+      version = createHash('sha256').update(this.fingerprint).update(baseUrl).digest().readUIntBE(0, 6);
+      this.indexVersions.set(baseUrl, version);
+    }
+    return version;
   }
+
+  /** indexVersion per base URL: computed once (every write asks). */
+  private readonly indexVersions = new Map<string, number>();
 }
 
 let shared: SearchRegistry | undefined;

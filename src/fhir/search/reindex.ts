@@ -9,7 +9,7 @@
  * Deleted heads (tombstones) have no index values; they are only stamped.
  */
 import type { AnyBulkWriteOperation, Document } from 'mongodb';
-import { versionKey, type HeadDocument, type ResourceStore, type VersionDocument } from '../../store/resource-store.js';
+import { SINGLE_VERSION_TYPES, versionKey, type HeadDocument, type ResourceStore, type VersionDocument } from '../../store/resource-store.js';
 import { extractIndex } from './extract.js';
 import { searchRegistry } from './registry.js';
 
@@ -90,6 +90,32 @@ export async function reindex(store: ResourceStore, baseUrl: string, options: Re
     options.onProgress?.(done, Math.max(result.total, done));
   }
   await checkpoints.updateOne({ _id: CHECKPOINT_ID }, { $set: { idxVersion, updatedAt: new Date() }, $unset: { lastId: '' } }, { upsert: true });
+  if (!(await reindexSingleVersionTypes(store, baseUrl, batchSize, options.signal))) return result;
   result.completed = true;
   return result;
+}
+
+/**
+ * Single-version types (the audit trail) have no heads: their index values live on their version documents, which
+ * are reindexed here, in key order. Returns false when aborted. No checkpoint is needed: a run that stops leaves
+ * the rest stale, and the next run finds exactly those by their idxVersion.
+ */
+async function reindexSingleVersionTypes(store: ResourceStore, baseUrl: string, batchSize: number, signal: AbortSignal | undefined): Promise<boolean> {
+  const registry = searchRegistry();
+  const idxVersion = registry.indexVersion(baseUrl);
+  const types = [...SINGLE_VERSION_TYPES];
+  let after: string | undefined;
+  for (;;) {
+    if (signal?.aborted) return false;
+    const filter: Document = { type: { $in: types }, idxVersion: { $ne: idxVersion }, ...(after !== undefined ? { _id: { $gt: after } } : {}) };
+    const batch = await store.versions.find(filter).sort({ _id: 1 }).limit(batchSize).toArray();
+    if (batch.length === 0) return true;
+    await store.versions.bulkWrite(
+      batch.map((version) => ({
+        updateOne: { filter: { _id: version._id }, update: { $set: { idx: extractIndex(registry, version.resource, baseUrl).idx, idxVersion } } },
+      })),
+      { ordered: false },
+    );
+    after = batch[batch.length - 1]._id;
+  }
 }

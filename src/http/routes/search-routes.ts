@@ -91,6 +91,10 @@ function typesOf(value: string | undefined, hosted: readonly string[], named: re
   for (const type of types) {
     if (!hosted.includes(type) && !named.includes(type)) throw errors.badRequest(`_type=${type}: this server hosts ${[...hosted, ...named].join(', ')}`);
   }
+  const audit = types.filter((type) => named.includes(type));
+  if (audit.length > 0 && audit.length < types.length) {
+    throw errors.badRequest(`_type=${types.join(',')}: ${audit.join(', ')} is searched on its own (the audit trail is kept apart from the records); search it separately`, '_type');
+  }
   return { types, implied: false };
 }
 

@@ -14,12 +14,15 @@ export const MAX_SUBSEARCH_IDS = 5000;
 async function subSearchIds(store: ResourceStore, search: SubSearch, session?: ClientSession): Promise<string[]> {
   const where = await resolveSubSearches(store, search.where, session);
   const filter = compileFilter({ types: search.types, where });
-  const docs = await store.heads
-    .find(filter as Filter<HeadDocument>, { projection: { _id: 1 }, session })
+  // The ids a chain compares references with are "Type/id": read the fields rather than the key, which for
+  // single-version types is the version's.
+  const docs = await store
+    .currentOf(search.types)
+    .find(filter as Filter<HeadDocument>, { projection: { type: 1, id: 1 }, session })
     .limit(MAX_SUBSEARCH_IDS + 1)
     .toArray();
   if (docs.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
-  return docs.map((d) => d._id);
+  return docs.map((d) => `${d.type}/${d.id}`);
 }
 
 function valuesAt(document: Document, path: string): unknown[] {
@@ -46,7 +49,8 @@ async function referencedIds(
 ): Promise<string[]> {
   const where = await resolveSubSearches(store, search.where, session);
   const filter = compileFilter({ types: search.types, where: { op: 'and', of: [where, { op: 'exists', field, value: true }] } });
-  const docs = await store.heads
+  const docs = await store
+    .currentOf(search.types)
     .find(filter as Filter<HeadDocument>, { projection: { [field]: 1 }, session })
     .limit(MAX_SUBSEARCH_IDS + 1)
     .toArray();
@@ -114,7 +118,8 @@ export async function findPage(
   if (position.kind === 'after' || position.kind === 'before') {
     filter.$and = [...((filter.$and as Document[] | undefined) ?? []), keysetAfter(order, position.values)];
   }
-  const heads = await store.heads
+  const heads = await store
+    .currentOf(query.types)
     .find(filter as Filter<HeadDocument>, { session })
     .sort(sortDocument(order))
     .limit(count + 1)
@@ -133,7 +138,7 @@ export function positionOf(head: HeadDocument, query: StoreQuery): SortValue[] {
 /** Number of matches; with `limit`, counting stops there (the answer is then "at least limit"). */
 export async function countMatches(store: ResourceStore, query: StoreQuery, limit?: number, session?: ClientSession): Promise<number> {
   const filter = compileFilter(query) as Filter<HeadDocument>;
-  return store.heads.countDocuments(filter, limit !== undefined ? { limit, session } : { session });
+  return store.currentOf(query.types).countDocuments(filter, limit !== undefined ? { limit, session } : { session });
 }
 
 /**
@@ -158,6 +163,7 @@ export async function findHeadsByKeys(
       );
     }
   }
+  // Keys name current versions ("Type/id"): the heads collection's (includes reach the clinical types only).
   return store.heads
     .find(filter as Filter<HeadDocument>, { session })
     .limit(limit)
@@ -177,7 +183,8 @@ export async function findReferencing(
   if (references.length === 0) return [];
   const referencing: Condition = { op: 'in', field, values: references };
   const filter = compileFilter({ types: [type], where: restriction ? { op: 'and', of: [referencing, restriction] } : referencing });
-  return store.heads
+  return store
+    .currentOf([type])
     .find(filter as Filter<HeadDocument>, { session })
     .sort({ _id: 1 })
     .limit(limit)
@@ -187,7 +194,8 @@ export async function findReferencing(
 /** The winning plan MongoDB chose for a search's first page (tests assert it uses an index). */
 export async function explainSearch(store: ResourceStore, query: StoreQuery, count = 20): Promise<Document> {
   const resolved = { ...query, where: await resolveSubSearches(store, query.where) };
-  return store.heads
+  return store
+    .currentOf(query.types)
     .find(compileFilter(resolved) as Filter<HeadDocument>)
     .sort(sortDocument(fullSort(query.sort)))
     .limit(count + 1)

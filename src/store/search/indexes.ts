@@ -55,9 +55,9 @@ const SEARCH_INDEXES: SearchIndex[] = [
   { type: 'AuditEvent', name: 'date', key: { 'idx.date.lo': 1, _id: 1 } },
 ];
 
-/** Index descriptions for createIndexes on the heads collection. */
-export function searchIndexDescriptions(): IndexDescription[] {
-  return SEARCH_INDEXES.map((index) => ({
+/** Index descriptions for createIndexes, for the types `which` selects (heads and versions hold different types). */
+export function searchIndexDescriptions(which: (type: string) => boolean = () => true): IndexDescription[] {
+  return SEARCH_INDEXES.filter((index) => which(index.type)).map((index) => ({
     key: index.key,
     name: `search_${index.type}_${index.name}`,
     partialFilterExpression: { type: index.type, deleted: false },

@@ -24,7 +24,7 @@ import { parseDateRange } from '../dates.js';
 import { parseLocalReference } from '../interactions/references.js';
 import { MAX_DATE, MIN_DATE, SUFFIX, idxKey } from './fields.js';
 import { foldString, soundexWords, tokenVariants } from './normalise.js';
-import type { SearchParamDef, SearchRegistry, TypeBinding } from './registry.js';
+import type { SearchParamDef, SearchRegistry, SimplePath, TypeBinding } from './registry.js';
 import { UCUM_SYSTEM, canonicalUnit, toCanonical } from './units.js';
 
 export interface DateValue {
@@ -58,12 +58,29 @@ function strings(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && v.length > 0) : [];
 }
 
+/** Follows a plain path property by property: what FHIRPath yields for it, without the engine's overhead. */
+function followPath(path: SimplePath, input: TypedValue[]): TypedValue[] {
+  let current: unknown[] = input.map((typed) => typed.value);
+  for (const step of path.steps) {
+    const next: unknown[] = [];
+    for (const value of current) {
+      if (value === null || typeof value !== 'object') continue;
+      const child = (value as Json)[step];
+      if (Array.isArray(child)) {
+        for (const item of child) if (item !== null && item !== undefined) next.push(item);
+      } else if (child !== null && child !== undefined) next.push(child);
+    }
+    current = next;
+  }
+  return current.map((value) => ({ type: path.type, value }));
+}
+
 function evaluate(binding: TypeBinding, input: TypedValue[]): Array<{ value: TypedValue; resolveType?: string }> {
   const out: Array<{ value: TypedValue; resolveType?: string }> = [];
   for (const part of binding.parts) {
     let values: TypedValue[];
     try {
-      values = evalFhirPathTyped(part.atom, input);
+      values = part.simple ? followPath(part.simple, input) : evalFhirPathTyped(part.atom, input);
     } catch {
       // An expression that cannot be evaluated on this resource yields no values (as if the element were absent).
       continue;

@@ -31,12 +31,25 @@ export const EXTRACTOR_VERSION = 2; // 2: UCUM quantities carry their canonical 
 export type SearchParamType = 'number' | 'date' | 'string' | 'token' | 'reference' | 'quantity' | 'uri';
 const SUPPORTED_TYPES = new Set<string>(['number', 'date', 'string', 'token', 'reference', 'quantity', 'uri']);
 
+/**
+ * A plain dotted path (`Patient.name.family`, `AuditEvent.entity.what`) through elements of one type each: it can be
+ * followed property by property, without the FHIRPath engine, and yields values of `type`.
+ */
+export interface SimplePath {
+  /** The properties after the resource type. */
+  steps: string[];
+  /** The FHIR type of the values it yields. */
+  type: string;
+}
+
 /** One `|`-separated part of an expression, as it applies to one resource type. */
 export interface ExpressionPart {
   expression: string;
   atom: FhirPathAtom;
   /** From a trailing `.where(resolve() is Type)`: keep only references to this type. */
   resolveType?: string;
+  /** Set when the expression is a plain path: the extractor follows it directly (the same values, far cheaper). */
+  simple?: SimplePath;
 }
 
 /** A parameter as it applies to one resource type. */
@@ -153,6 +166,38 @@ function walkPath(path: string): PathInfo | undefined {
   return { multiple, types, element };
 }
 
+/**
+ * The plain path an expression is, if it is one: `Type.a.b.c` where every element on the way has one type (no
+ * choice [x], no `as`, no function). Anything else is left to the FHIRPath engine.
+ */
+function simplePathOf(expression: string): SimplePath | undefined {
+  if (!/^[A-Z][A-Za-z]+(\.[a-z][A-Za-z]*)+$/.test(expression)) return undefined;
+  const segments = expression.split('.');
+  const definitions = loadBaseDefinitions().structureDefinitions;
+  let sd = definitions.get(segments[0]);
+  let current = segments[0];
+  let element: ElementDefinition | undefined;
+  for (const segment of segments.slice(1)) {
+    let next = sd?.snapshot?.element?.find((e) => e.path === `${current}.${segment}`);
+    if (!next && element) {
+      const typeCodes = (element.type ?? []).map((t) => t.code).filter((c): c is string => !!c);
+      if (typeCodes.length !== 1) return undefined;
+      sd = definitions.get(typeCodes[0]);
+      current = typeCodes[0];
+      next = sd?.snapshot?.element?.find((e) => e.path === `${current}.${segment}`);
+    }
+    // Elements defined by reference to another (contentReference) have no type here: leave them to FHIRPath.
+    if (!next || next.contentReference || (next.type ?? []).length !== 1) return undefined;
+    element = next;
+    current = next.path!;
+  }
+  const type = element?.type?.[0]?.code;
+  if (!type) return undefined;
+  // BackboneElements carry their path as their type name in FHIRPath; only data types are taken here.
+  if (type === 'BackboneElement' || type === 'Element') return undefined;
+  return { steps: segments.slice(1), type: type.startsWith('http://hl7.org/fhirpath/System.') ? 'string' : type };
+}
+
 /** Element types whose value yields at most one index value of the parameter's type. */
 const ONE_VALUE_TYPES: Record<SearchParamType, Set<string>> = {
   date: new Set(['date', 'dateTime', 'instant', 'Period']),
@@ -194,6 +239,8 @@ function bindingFor(def: SearchParameter, type: string): TypeBinding | undefined
     const stripped = resolve ? expression.slice(0, resolve.index) : expression;
     const part: ExpressionPart = { expression: stripped, atom: parseFhirPath(stripped) };
     if (resolve) part.resolveType = resolve[1];
+    const simple = simplePathOf(stripped);
+    if (simple) part.simple = simple;
     return part;
   });
   const binding: TypeBinding = { parts, single: false };

@@ -73,9 +73,10 @@ export const CORS_MAX_AGE_SECONDS = 600;
 
 /**
  * The route @fastify/cors registers so that Fastify accepts OPTIONS on any path. Preflights are answered by the CORS
- * onRequest hook before the route is reached; the route itself only exists for routing.
+ * onRequest hook before the route is reached; the route itself only exists for routing. @fastify/cors 11 registers it
+ * as `*` (not `/*`): that is the url an onRoute hook (the route table's) sees.
  */
-export const CORS_PREFLIGHT_ROUTE = { method: 'OPTIONS', url: '/*' } as const;
+export const CORS_PREFLIGHT_ROUTE = { method: 'OPTIONS', url: '*' } as const;
 
 /** Polled by orchestrators: never rate-limited. */
 export const RATE_LIMIT_EXEMPT_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);

@@ -122,7 +122,7 @@ export function requireDeclarations(app: FastifyInstance): RouteTableEntry[] {
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     // @fastify/cors answers preflights in its own hook; its catch-all OPTIONS route serves nothing.
-    if (methods.length === 1 && methods[0] === 'OPTIONS' && route.url.endsWith('/*')) {
+    if (methods.length === 1 && methods[0] === 'OPTIONS' && (route.url === '*' || route.url.endsWith('/*'))) {
       route.config = { ...(route.config as object), public: 'cors-preflight' };
     }
     const config = route.config as { fhir?: FhirRouteDeclaration; public?: PublicReason } | undefined;

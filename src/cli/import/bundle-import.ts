@@ -2,14 +2,15 @@
  * One Bundle file (a transaction or batch, e.g. a Synthea patient), parsed whole — fine up to a few hundred MB;
  * larger data belongs in NDJSON. Its entries are narrowed to the hosted types (see bundle-filter.ts) and sent as
  * POST [base]. Resumption is per Bundle: it is recorded done only after the server's 200, because its POST entries
- * would create duplicates if sent again.
+ * would create duplicates if sent again (but not a batch that stored nothing because its entries were refused for
+ * access: 401/403/429, see ACCESS_REFUSALS).
  */
 import { readFile } from 'node:fs/promises';
 import type { Bundle } from '@medplum/fhirtypes';
 import { entryType, filterBundle } from './bundle-filter.js';
 import type { ImportContext } from './context.js';
 import { diagnosticsOf } from './report.js';
-import { statusOf, verdictOf } from './send.js';
+import { isAccessRefusal, statusOf, verdictOf } from './send.js';
 
 /** Server messages number the entries of the Bundle it received; the report numbers those of the file. */
 function renumber(text: string, originalIndex: number[]): string {
@@ -72,9 +73,13 @@ export async function importBundleFile(ctx: ImportContext, file: string, size: n
   const response = await ctx.target.request('POST', '', filtered.bundle);
   const answer = response.body as Bundle | undefined;
   if (response.status === 200 && answer?.resourceType === 'Bundle' && answer.entry?.length === kept.length) {
+    let refusedAccess = false;
+    let stored = false;
     answer.entry.forEach((entry, i) => {
       const type = entryType(kept[i]) ?? '(unknown)';
       const verdict = verdictOf(statusOf(entry.response), entry.response?.outcome);
+      if (isAccessRefusal(verdict)) refusedAccess = true;
+      if (verdict.outcome === 'imported') stored = true;
       if (verdict.outcome !== 'rejected') return ctx.report.count(type, verdict.outcome);
       ctx.report.reject({
         file: name,
@@ -85,6 +90,12 @@ export async function importBundleFile(ctx: ImportContext, file: string, size: n
         diagnostics: verdict.diagnostics.map((d) => renumber(d, filtered.originalIndex)),
       });
     });
+    // A batch whose entries were refused for access (401/403/429) and that stored nothing is sent again by the next
+    // run (with a valid token); once some entry was stored, sending it again could create duplicates: done.
+    if (refusedAccess && !stored) {
+      ctx.advance(size);
+      return;
+    }
     return done();
   }
 

@@ -3,13 +3,18 @@
  * of `batchSize` resources of hosted types, up to `concurrency` chunks are in flight, and the checkpoint advances
  * over the prefix of chunks all acknowledged. Lines of types the server does not host are skipped and counted;
  * a line that is not a JSON resource is rejected with its line number without being sent.
+ *
+ * A chunk with a line refused for access (401, 403, 429: see ACCESS_REFUSALS) stops the checkpoint for the rest of
+ * the file: the remaining chunks are still sent (each line gets its verdict in the report), but the file is not
+ * recorded as done past that chunk, so running the same command again with a valid token imports what was refused.
+ * (Lines without an id that were created in those chunks are created again by that run; Bulk Data output has ids.)
  */
 import type { Resource } from '@medplum/fhirtypes';
 import { rewriteReferences } from './bundle-filter.js';
 import type { ImportContext } from './context.js';
 import { readLines } from './lines.js';
 import type { ReferenceRewrites, Rejection } from './report.js';
-import { sendItems, type Item } from './send.js';
+import { isAccessRefusal, sendItems, type Item } from './send.js';
 
 interface Chunk {
   items: Item[];
@@ -22,6 +27,8 @@ interface Chunk {
   /** Lines read into this chunk (blank, skipped and rejected ones included). */
   lines: number;
   acknowledged: boolean;
+  /** A line of it was refused for access (401/403/429): the checkpoint must not pass this chunk. */
+  refusedAccess: boolean;
 }
 
 const NO_ENTRIES = new Map<string, never>();
@@ -30,7 +37,7 @@ const SKIPPED_LINES_PER_SEND = 20;
 
 function newChunk(end: number, nextLine: number): Chunk {
   const rewrites = { logical: 0, typeOnly: 0, conditional: 0 };
-  return { items: [], skipped: new Map(), localRejections: [], rewrites, end, nextLine, lines: 0, acknowledged: false };
+  return { items: [], skipped: new Map(), localRejections: [], rewrites, end, nextLine, lines: 0, acknowledged: false, refusedAccess: false };
 }
 
 /** The line as a resource, or why it is not one. */
@@ -66,7 +73,10 @@ export async function importNdjson(ctx: ImportContext, file: string, size: numbe
   const queue: Chunk[] = [];
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
-  let recorded = startOffset;
+  /** The offset the progress bar shows (it moves on past a checkpoint held back by a refusal of access). */
+  let shown = startOffset;
+  /** A chunk refused for access reached the head: the checkpoint stays where it is for the rest of the file. */
+  let held = false;
 
   const acknowledge = async (chunk: Chunk, verdicts: Awaited<ReturnType<typeof sendItems>>): Promise<void> => {
     for (const [type, count] of chunk.skipped) ctx.report.count(type, 'skipped', count);
@@ -75,6 +85,7 @@ export async function importNdjson(ctx: ImportContext, file: string, size: numbe
     chunk.items.forEach((item, i) => {
       const verdict = verdicts[i];
       const type = item.resource.resourceType;
+      if (isAccessRefusal(verdict)) chunk.refusedAccess = true;
       if (verdict.outcome === 'rejected') {
         ctx.report.reject({
           file: name,
@@ -88,10 +99,17 @@ export async function importNdjson(ctx: ImportContext, file: string, size: numbe
     });
     chunk.acknowledged = true;
     let head: Chunk | undefined;
-    while (queue[0]?.acknowledged) head = queue.shift();
+    let last: Chunk | undefined;
+    while (queue[0]?.acknowledged) {
+      last = queue.shift()!;
+      if (last.refusedAccess) held = true;
+      if (!held) head = last;
+    }
+    if (last) {
+      ctx.advance(last.end - shown);
+      shown = last.end;
+    }
     if (head) {
-      ctx.advance(head.end - recorded);
-      recorded = head.end;
       await ctx.checkpoint.record(file, { size, offset: head.end, line: head.nextLine, done: false });
     }
     ctx.afterChunk?.();
@@ -144,7 +162,8 @@ export async function importNdjson(ctx: ImportContext, file: string, size: numbe
   await Promise.all(inFlight);
   if (failure !== undefined) throw failure;
   if (interrupted) return false;
-  ctx.advance(size - recorded);
-  await ctx.checkpoint.record(file, { size, offset: size, line: chunk.nextLine, done: true });
+  ctx.advance(size - shown);
+  // Refused for access: the checkpoint stays before the first such chunk (recorded above), and the file is not done.
+  if (!held) await ctx.checkpoint.record(file, { size, offset: size, line: chunk.nextLine, done: true });
   return true;
 }

@@ -8,6 +8,13 @@ import type { OperationOutcome } from '@medplum/fhirtypes';
 
 export type EntryOutcome = 'imported' | 'unchanged' | 'skipped' | 'rejected';
 
+/**
+ * Refusals that judge the caller, not the data: no or a bad access token (401), scopes that do not allow the write
+ * (403), a rate limit (429). The same line is accepted once the token (or the minute) is right, so an NDJSON line
+ * refused so is not recorded as done in the checkpoint.
+ */
+export const ACCESS_REFUSALS: ReadonlySet<number> = new Set([401, 403, 429]);
+
 export interface TypeTotals {
   imported: number;
   unchanged: number;
@@ -140,6 +147,14 @@ export function formatReport(report: ImportReportJson): string {
     out.push(`REJECTED ${j.file} ${where}${what}: ${j.status ?? 'not sent'} ${j.diagnostics.join('; ')}`);
   }
   if (report.rejectionsNotListed > 0) out.push(`... and ${report.rejectionsNotListed} more rejections (counted above)`);
+  const refused = report.rejections.filter((j) => j.line !== undefined && j.status !== undefined && ACCESS_REFUSALS.has(j.status)).length;
+  if (refused > 0) {
+    out.push(
+      `${refused} lines were refused access (HTTP 401/403/429: no valid access token, scopes that do not allow the write, or ` +
+        'a rate limit), which says nothing about the data: the checkpoint was not moved past them; run the same command ' +
+        'again with a valid token (FHIR_ACCESS_TOKEN or --token-file) to import them',
+    );
+  }
   out.push(report.completed ? 'import complete' : 'import interrupted: run the same command again to resume');
   return `${out.join('\n')}\n`;
 }

@@ -7,7 +7,7 @@
  */
 import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from '@medplum/fhirtypes';
 import type { ServerCapabilities } from './capabilities.js';
-import { diagnosticsOf, type EntryOutcome } from './report.js';
+import { ACCESS_REFUSALS, diagnosticsOf, type EntryOutcome } from './report.js';
 import type { ImportTarget, TargetResponse } from './target.js';
 
 export interface Item {
@@ -38,6 +38,11 @@ export function verdictOf(status: number, outcome: unknown): Verdict {
     return { outcome: noChange ? 'unchanged' : 'imported' };
   }
   return { outcome: 'rejected', status, diagnostics: diagnosticsOf(outcome, `HTTP ${status}`) };
+}
+
+/** A refusal of the caller rather than of the data (ACCESS_REFUSALS): the line must not be recorded as done. */
+export function isAccessRefusal(verdict: Verdict): boolean {
+  return verdict.outcome === 'rejected' && ACCESS_REFUSALS.has(verdict.status);
 }
 
 function requestOf(resource: Resource): { method: 'PUT' | 'POST'; path: string } {

@@ -38,7 +38,12 @@ function toFhirError(error: FastifyError, options: ErrorOptions, request: Fastif
     return new FhirError(known.status, issue('error', known.code, diagnostics));
   }
   const status = error.statusCode ?? 500;
-  if (status >= 400 && status < 500) return new FhirError(status, issue('error', 'invalid', error.message));
+  // Fastify's own client errors describe the request; any other error's message may describe internals (an
+  // upstream URL, a library's state), so it stays in the log and the client gets the status only.
+  if (status >= 400 && status < 500) {
+    const own = typeof error.code === 'string' && error.code.startsWith('FST_');
+    return new FhirError(status, issue('error', 'invalid', own ? error.message : `The request could not be processed (HTTP ${status})`));
+  }
   return errors.internal('The server could not complete the request; the incident was logged');
 }
 
@@ -59,7 +64,7 @@ async function errorPlugin(fastify: FastifyInstance, options: ErrorOptions): Pro
     const fhirError = toFhirError(error, options, request);
     // The reason the client is given, for the request's AuditEvent.
     request.failure = fhirError.outcome.issue?.[0]?.diagnostics;
-    if (fhirError.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (fhirError.status >= 500 || !(error instanceof FhirError || (error.code ?? '').startsWith('FST_'))) request.log.error({ err: error }, 'request failed');
     else request.log.info({ status: fhirError.status, code: fhirError.outcome.issue?.[0]?.code }, 'request refused');
     if (!reply.getHeader('content-type')?.toString().includes('json')) reply.type('application/fhir+json; charset=utf-8');
     reply.code(fhirError.status).headers(fhirError.headers).send(fhirError.outcome);

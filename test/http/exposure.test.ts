@@ -87,6 +87,9 @@ async function buildTestApp(t: Test, options: Partial<ExposureOptions> = {}): Pr
   app.get('/boom-non-error', async () => {
     throw { message: SECRET, stack: SECRET };
   });
+  app.get('/boom-404', async () => {
+    throw Object.assign(new Error(`upstream GET https://mirror.internal:5551/x said ${SECRET}`), { statusCode: 404 });
+  });
 
   await app.ready();
   t.teardown(() => app.close());
@@ -376,4 +379,9 @@ t.test('an unexpected error leaks no internals: no stack, no path, no message', 
       t.notOk(String(value).includes('hunter2'), `${url}: header ${name} carries no secret`);
     }
   }
+  // A 4xx from something other than Fastify itself keeps its status, not its message (it may name internals).
+  const notFound = await app.inject({ url: '/boom-404' });
+  t.equal(notFound.statusCode, 404);
+  for (const leak of ['hunter2', 'mirror.internal', 'upstream']) t.notOk(notFound.body.includes(leak), `a foreign 4xx does not pass on ${JSON.stringify(leak)}`);
+  t.match(notFound.body, /The request could not be processed \(HTTP 404\)/);
 });

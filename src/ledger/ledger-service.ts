@@ -5,7 +5,9 @@
  * check instead.
  */
 import type { Provenance } from '@medplum/fhirtypes';
-import { HEADS_COLLECTION, type HeadDocument, type VersionDocument, versionKey } from '../store/resource-store.js';
+import { HEADS_COLLECTION, SINGLE_VERSION_TYPES, VERSIONS_COLLECTION, type HeadDocument, type VersionDocument, versionKey } from '../store/resource-store.js';
+import { canonicalJson } from './canonical-json.js';
+import { computeCommitment } from './commitment.js';
 import { bytes, readAnchor, parseVersionKey, type AnchorView, type BatchDocument, type LedgerStore } from './ledger-store.js';
 import { readLedgerEvidence } from './ledger-evidence.js';
 import { MirrorClient, MirrorUnavailableError } from './mirror-client.js';
@@ -73,7 +75,10 @@ export function proofOf(anchor: AnchorView, batchMessage: Buffer | null = null, 
 
 interface ResourceHistory {
   versions: VersionDocument[];
+  /** The current-version record (none for single-version types: their version document is their current version). */
   head: HeadDocument | null;
+  /** The current version: the head's, or for single-version types the newest version document's; null when none. */
+  currentVersion: number | null;
   batches: BatchDocument[];
   /** versionId -> where the batch member lists put it */
   listed: Map<number, { batch: number; leafIndex: number }>;
@@ -105,9 +110,11 @@ export class LedgerService {
   /** Versions, head and batch listings of one resource, and whether its history has gaps. */
   private async history(type: string, id: string): Promise<ResourceHistory> {
     const { store } = this.options;
+    // Single-version types (the audit trail) have no head: their one version document is their current version.
+    const singleVersion = SINGLE_VERSION_TYPES.has(type);
     const [versions, head, batches] = await Promise.all([
       store.versionsOf(type, id),
-      store.db.collection<HeadDocument>(HEADS_COLLECTION).findOne({ _id: `${type}/${id}` }),
+      singleVersion ? null : store.db.collection<HeadDocument>(HEADS_COLLECTION).findOne({ _id: `${type}/${id}` }),
       store.batchesOfResource(type, id),
     ]);
     const listed = new Map<number, { batch: number; leafIndex: number }>();
@@ -119,15 +126,17 @@ export class LedgerService {
         if (parsed && parsed.type === type && parsed.id === id) listed.set(parsed.versionId, { batch: batch._id, leafIndex });
       });
     }
+    const currentVersion = singleVersion ? (versions.at(-1)?.versionId ?? null) : (head?.versionId ?? null);
     const evidence: HistoryEvidence = {
       resource: `${type}/${id}`,
       present: versions.map((v) => v.versionId),
-      currentVersion: head?.versionId ?? null,
+      currentVersion,
       anchored: [...listed].map(([versionId, at]) => ({ versionId, batch: at.batch })),
     };
     let check = checkHistory(evidence);
-    if (sizeProblems.length > 0) check = { ...check, ok: false, detail: `${check.ok ? '' : `${check.detail}; `}${sizeProblems.join('; ')}` };
-    return { versions, head, batches, listed, check };
+    const problems = [...sizeProblems, ...(singleVersion ? [] : headProblems(`${type}/${id}`, versions, head))];
+    if (problems.length > 0) check = { ...check, ok: false, detail: `${check.ok ? '' : `${check.detail}; `}${problems.join('; ')}` };
+    return { versions, head, currentVersion, batches, listed, check };
   }
 
   /** Running hash of the message before `sequenceNumber` on the topic: ours if we sent it, else the mirror's. */
@@ -144,15 +153,24 @@ export class LedgerService {
     return message ? Buffer.from(message.running_hash, 'base64') : null;
   }
 
-  /** $verify: null when neither the version nor any trace of it exists. */
+  /**
+   * $verify: null when neither the version nor any trace of it exists. A version whose document is gone but which
+   * a batch member list still names, or which lies at or below the version the current-version record names, was
+   * deleted: that is reported (status failed), not answered with "not found". (A single-version resource, an
+   * AuditEvent, has no current-version record: once anchored, the batch member list is what remains of it.)
+   */
   async verifyVersion(type: string, id: string, versionId: number): Promise<VersionReport | null> {
     const history = await this.history(type, id);
     const doc = history.versions.find((v) => v.versionId === versionId) ?? null;
     const base = { type, id, versionId, history: history.check, network: this.options.network, mirrorUrl: this.options.mirrorUrl };
     if (!doc) {
       const listed = history.listed.get(versionId);
-      if (!listed) return null;
-      const detail = `${type}/${id} version ${versionId} is missing from the database, but batch ${listed.batch} anchored it as leaf ${listed.leafIndex}`;
+      const current = history.head?.versionId;
+      if (!listed && (current === undefined || versionId > current)) return null;
+      const trace = listed
+        ? `batch ${listed.batch} anchored it as leaf ${listed.leafIndex}`
+        : `the current-version record of ${type}/${id} says version ${current} exists (the version was deleted before it was anchored)`;
+      const detail = `${type}/${id} version ${versionId} is missing from the database, but ${trace}`;
       return {
         ...base,
         verification: { status: 'failed', reasons: [detail], checks: [{ name: 'history', ok: false, detail }], commitment: null, computedRoot: null, published: null },
@@ -278,7 +296,7 @@ export class LedgerService {
       resource: { type, id },
       scope: versionId === undefined ? 'all' : 'version',
       history: {
-        currentVersion: history.head?.versionId ?? null,
+        currentVersion: history.currentVersion,
         anchoredVersions: [...history.listed].map(([v, at]) => ({ versionId: v, batch: at.batch, leafIndex: at.leafIndex })).sort((a, b) => a.versionId - b.versionId),
       },
       versions,
@@ -299,5 +317,49 @@ export class LedgerService {
         this.options.software,
       ),
     );
+  }
+}
+
+/**
+ * What the current-version record (`resources`, which read and search serve) says against the versions: it must
+ * exist when any version does (a deleted resource keeps a tombstone), and it must be the version it names, as
+ * stored (and committed). Editing or deleting it alone would change what the API serves while every version still
+ * verified.
+ */
+function headProblems(resource: string, versions: VersionDocument[], head: HeadDocument | null): string[] {
+  if (!head) {
+    if (versions.length === 0) return [];
+    const numbers = versions.map((v) => v.versionId);
+    return [
+      `${resource} has ${numbers.length === 1 ? 'version' : 'versions'} ${numbers.join(', ')} in ${VERSIONS_COLLECTION} but no current-version record in ` +
+        `${HEADS_COLLECTION}: it was deleted (or, on a MongoDB without transactions, a write was cut short by a crash), so read and search no longer find it`,
+    ];
+  }
+  const version = versions.find((v) => v.versionId === head.versionId);
+  if (!version) return []; // reported by checkHistory (missing below the current version)
+  if (head.deleted === version.deleted && sameContent(head.resource, version.resource)) return [];
+  // Which of the two was changed: the one that no longer matches the commitment recorded when it was written.
+  const anchor = readAnchor(version.anchor);
+  const matches = (content: unknown): boolean | undefined => {
+    if (!anchor) return undefined;
+    try {
+      return computeCommitment(content as object, anchor.salt).equals(anchor.commitment);
+    } catch {
+      return false;
+    }
+  };
+  const headMatches = matches(head.resource);
+  const versionMatches = matches(version.resource);
+  const differ = `the current-version record of ${resource} (what read and search serve) and version ${head.versionId} in ${VERSIONS_COLLECTION} differ`;
+  if (versionMatches && !headMatches) return [`${differ}: the current-version record was changed after it was written (the version matches its commitment)`];
+  if (headMatches && !versionMatches) return [`${differ}: the version document was changed after it was written (the current-version record still matches the commitment)`];
+  return [`${differ}, and ${headMatches === undefined ? 'the version has no readable commitment to tell which was changed' : 'neither matches the commitment recorded when it was written'}`];
+}
+
+function sameContent(a: unknown, b: unknown): boolean {
+  try {
+    return canonicalJson(a) === canonicalJson(b);
+  } catch {
+    return false;
   }
 }

@@ -136,6 +136,16 @@ export class AuditTrail {
       if (!this.entities.has(this.pendingWrite.entity.reference)) entities.push(this.pendingWrite.entity);
       for (const patient of this.pendingWrite.patients) patients.add(patient);
     }
+    // A request that failed before its interaction touched anything (refused with 401/403 by the access hook,
+    // a read of an id that does not exist...) still names what it asked for, so that "who tried to reach
+    // Patient/123" is answered by entity=/patient= searches, refusals included.
+    if (status >= 400 && entities.length === 0) {
+      const target = requestTarget(this.access.request);
+      if (target) {
+        entities.push({ reference: target.reference, detail: `requested (HTTP ${status})` });
+        for (const patient of patientsOf(target.type, target.id, undefined)) patients.add(patient);
+      }
+    }
     const record: AccessRecord = {
       interaction: this.interaction,
       recorded: this.access.now(),
@@ -154,4 +164,19 @@ export class AuditTrail {
     if (this.query) record.query = this.query;
     return record;
   }
+}
+
+/** The last part of a request line ("GET /fhir/Patient/1/_history/2", "Bundle.entry[3] GET Patient/1?x=y"): Type/id[/_history/vid]. */
+const REQUEST_TARGET = /(?:^|\/)([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history(?:\/([1-9]\d{0,8}))?)?(?:\/\$[A-Za-z][A-Za-z-]*)?$/;
+
+/**
+ * The resource a request's URL names, if it names one (instance and version URLs, their history and operations;
+ * not type- or system-level URLs, nor compartment searches).
+ */
+export function requestTarget(request: string): { type: string; id: string; reference: string } | undefined {
+  const path = (request.split(' ').pop() ?? '').split('?')[0] ?? '';
+  const match = REQUEST_TARGET.exec(path);
+  if (!match) return undefined;
+  const [, type, id, versionId] = match as unknown as [string, string, string, string | undefined];
+  return { type, id, reference: versionId === undefined ? `${type}/${id}` : `${type}/${id}/_history/${versionId}` };
 }

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
-import { buildApp } from '../../../src/app.js';
+import { buildApp, type AppConfig } from '../../../src/app.js';
 import { startLocalHedera, type LocalHedera, type LocalHederaOptions } from '../../../src/dev/hedera/index.js';
 import type { LedgerLogger } from '../../../src/ledger/anchor-worker.js';
 import { LedgerRuntime, localLedgerEndpoint, type LedgerRuntimeOptions } from '../../../src/ledger/ledger-runtime.js';
@@ -67,12 +67,17 @@ export function runtimeFor(
   });
 }
 
-/** App + ledger on a fresh database; `net` may be shared or restarted by the test. Worker not started. */
+/**
+ * App + ledger on a fresh database; `net` may be shared or restarted by the test. Worker not started.
+ * `appConfig` changes the app's configuration (TEST_CONFIG otherwise), e.g. `{ audit: { enabled: true, ... } }`
+ * to run with the audit trail on.
+ */
 export async function startLedgerApp(
   t: Test,
   net: LocalHedera,
   overrides: RuntimeOverrides = {},
   dbName = uniqueDbName('ledger'),
+  appConfig: Partial<AppConfig> = {},
 ): Promise<LedgerTestApp> {
   const mongo = await testMongo();
   const connection = await connectMongo(mongo.uri, dbName);
@@ -81,7 +86,7 @@ export async function startLedgerApp(
   const logs: LogLine[] = [];
   const runtime = runtimeFor(net, connection, logs, overrides);
   await runtime.init();
-  const app = await buildApp(TEST_CONFIG, { store, validator: await testValidator(), logger: false, ledger: runtime.service });
+  const app = await buildApp({ ...TEST_CONFIG, ...appConfig }, { store, validator: await testValidator(), logger: false, ledger: runtime.service });
   await app.ready();
   t.teardown(async () => {
     await runtime.stop();

@@ -111,7 +111,13 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     logger: deps.logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimit,
     routerOptions: { ignoreTrailingSlash: true },
-    requestIdHeader: 'x-request-id',
+    // Request ids correlate a response with its AuditEvent and log lines, across restarts: a UUID each, or the
+    // caller's X-Request-Id when it is a plausible id (not an arbitrary string that would end up in every record).
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
+    },
     return503OnClosing: true,
     clientErrorHandler: answerMalformedRequest,
   });

@@ -52,8 +52,8 @@ export const errors = {
     new FhirError(400, issue('error', 'invalid', diagnostics, expression)),
   notFound: (diagnostics: string) => new FhirError(404, issue('error', 'not-found', diagnostics)),
   gone: (diagnostics: string) => new FhirError(410, issue('error', 'deleted', diagnostics)),
-  methodNotAllowed: (method: string, path: string, allowed: string[]) =>
-    new FhirError(405, issue('error', 'not-supported', `${method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`), {
+  methodNotAllowed: (method: string, path: string, allowed: string[], why?: string) =>
+    new FhirError(405, issue('error', 'not-supported', `${method} is not allowed on ${path}${why ? ` (${why})` : ''}; allowed: ${allowed.join(', ')}`), {
       allow: allowed.join(', '),
     }),
   notAcceptable: (diagnostics: string) => new FhirError(406, issue('error', 'not-supported', diagnostics)),

@@ -66,6 +66,8 @@ export interface RouteSpec {
   handler: Handler;
   schema?: FastifySchema;
   bodyLimit?: number;
+  /** false: an interaction refused on purpose (a write to the audit trail), not one to list in the CapabilityStatement. */
+  capability?: false;
 }
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -88,7 +90,7 @@ export function fhirRoute(fastify: FastifyInstance, capabilities: Capabilities |
   if (spec.bodyLimit !== undefined) options.bodyLimit = spec.bodyLimit;
   fastify.route(options);
   const { interaction, type } = spec.declare;
-  if (!capabilities) return;
+  if (!capabilities || spec.capability === false) return;
   if (type !== undefined && TYPE_INTERACTIONS.has(interaction)) capabilities.addInteraction(type, interaction as TypeInteraction);
   if (SYSTEM_INTERACTIONS.has(interaction)) capabilities.addSystemInteraction(interaction as SystemInteraction);
 }

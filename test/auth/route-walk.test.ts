@@ -226,6 +226,11 @@ interface Sample {
   otherClientStatus?: number;
   /** A batch Bundle: refusals come back per entry (each with this interaction's AuditEvent), inside a 200. */
   batchEntries?: string;
+  /**
+   * Refused for every valid token with this status whatever its scopes (a write to the audit trail: 405); the route
+   * is declared so that the attempt needs a token and is audited.
+   */
+  refusedForAll?: number;
   /** Statuses the admin token gets (control pass). */
   control: number[];
   /** The admin's answer holds a P2 id (the sample reaches P2's data). */
@@ -384,8 +389,24 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
       break;
   }
   if (!type) return undefined;
-  // The audit trail is read-only: a write route on it would be new, and needs a sample (and a thought) of its own.
-  if (type === 'AuditEvent' && method !== 'GET' && !url.endsWith('/_search')) return undefined;
+  // The audit trail is read-only: its write routes answer 405 to every token (declared, so the attempt is audited).
+  if (type === 'AuditEvent' && method !== 'GET' && !url.endsWith('/_search')) {
+    if (!['POST /[type]', 'PUT /[type]', 'DELETE /[type]', 'PUT /[type]/:id', 'PATCH /[type]/:id', 'DELETE /[type]/:id'].includes(`${method} ${shape}`)) return undefined;
+    const instanceUrl = shape.endsWith('/:id') ? `/AuditEvent/${s.audit2}` : `/AuditEvent?entity=Patient/${s.p2}`;
+    const body = method === 'PATCH' ? [{ op: 'replace', path: '/outcome', value: '0' }] : method === 'DELETE' ? undefined : { resourceType: 'AuditEvent' };
+    return [
+      {
+        method: method as Sample['method'],
+        url: method === 'POST' ? '/AuditEvent' : instanceUrl,
+        ...(body !== undefined ? { body } : {}),
+        ...(method === 'PATCH' ? { contentType: 'application/json-patch+json' } : {}),
+        patient: 'forbidden',
+        missing: /AuditEvent/,
+        refusedForAll: 405,
+        control: [405],
+      },
+    ];
+  }
 
   // The generic routes of one type, aimed at P2's resource of that type.
   const target: Record<ResourceType, { id: string; body: object; patch: unknown; identifier: string }> = {
@@ -556,10 +577,10 @@ t.test('every route refuses missing, wrong, expired, too narrow and other-patien
       'history-type': 4,
       'history-system': 1,
       'search-system': 2,
-      create: 3,
-      update: 6, // PUT [type]/[id] and PUT [type]?criteria
-      patch: 3,
-      delete: 6,
+      create: 3 + 1, // + POST AuditEvent, refused (405) but declared so that the attempt is audited
+      update: 6 + 2, // PUT [type]/[id] and PUT [type]?criteria; + the two on AuditEvent, refused
+      patch: 3 + 1,
+      delete: 6 + 2,
       transaction: 1,
       $validate: 6,
       $everything: 4,
@@ -572,7 +593,7 @@ t.test('every route refuses missing, wrong, expired, too narrow and other-patien
     };
     t.same(Object.fromEntries([...byInteraction].sort()), Object.fromEntries(Object.entries(expected).sort()), 'routes per interaction');
     t.equal(declared.length, Object.values(expected).reduce((a, b) => a + b, 0), 'declared routes walked');
-    t.equal(declared.length, 78, 'declared routes walked (3 clinical types x 17, AuditEvent 9, system level, Patient and ledger operations and export 18)');
+    t.equal(declared.length, 84, 'declared routes walked (3 clinical types x 17, AuditEvent 9 + 6 refused writes, system level, Patient and ledger operations and export 18)');
     t.ok(app.routeTable.some((r) => r.public === 'authorization-server'), 'the own authorization server is mounted (its routes are public)');
     t.ok(app.routeTable.every((r) => r.declaration || r.public), 'every route is declared or says why it is public');
   });
@@ -590,7 +611,7 @@ t.test('every route refuses missing, wrong, expired, too narrow and other-patien
     }
     t.ok(walked.length >= declared.length);
     // The mapping has no catch-all: a route it was not written for gets no sample.
-    for (const [method, url] of [['GET', '/Patient/:id/$summary'], ['POST', '/AuditEvent'], ['GET', '/$import'], ['GET', '/Observation/:id']]) {
+    for (const [method, url] of [['GET', '/Patient/:id/$summary'], ['POST', '/AuditEvent/_history'], ['GET', '/$import'], ['GET', '/Observation/:id']]) {
       t.equal(sampleFor(method, url, s), undefined, `no sample for an unknown route (${method} ${url})`);
     }
   });
@@ -668,6 +689,11 @@ t.test('every route refuses missing, wrong, expired, too narrow and other-patien
         t.same(p2IdsIn(JSON.stringify(entries.map((e) => e.resource ?? null)), s), [], `${label}: no P2 resource`);
         return;
       }
+      if (w.sample.refusedForAll !== undefined) {
+        t.equal(res.statusCode, w.sample.refusedForAll, `${label}: refused for every token`);
+        t.match(diagnosticsOf(res), w.sample.missing, `${label}: the diagnostics say why`);
+        return;
+      }
       t.equal(res.statusCode, 403, label);
       t.ok(isOperationOutcome(res), `${label}: an OperationOutcome`);
       t.match(diagnosticsOf(res), w.sample.missing, `${label}: the diagnostics name the missing scope`);
@@ -691,6 +717,10 @@ t.test('every route refuses missing, wrong, expired, too narrow and other-patien
         // does not exist (404), whatever its scopes. Not a leak: nothing of the job is shown.
         t.equal(res.statusCode, w.sample.otherClientStatus, `${label}: another client's export job is not found`);
         t.same(p2IdsIn(res.body, s), [], `${label}: no P2 data`);
+        return;
+      }
+      if (w.sample.refusedForAll !== undefined) {
+        t.equal(res.statusCode, w.sample.refusedForAll, `${label}: refused for every token`);
         return;
       }
       if (w.sample.patient === 'forbidden') {

@@ -11,6 +11,7 @@ import { parseVersionTag } from '../interactions/versions.js';
 import { FhirError, errors, issue } from '../outcome.js';
 import type { PatchDocument } from '../patch/index.js';
 import { parseCriteria } from '../search/conditional.js';
+import { AUDIT_EVENT_TYPE } from '../resource-types.js';
 
 export type BundleKind = 'batch' | 'transaction';
 export type EntryMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -122,6 +123,15 @@ function actionOf(index: number, entry: BundleEntry, method: EntryMethod, hosted
   }
   if (!new RegExp(`^${TYPE}$`).test(type)) {
     throw entryError(index, 400, 'invalid', `request.url "${request.url}" is not a relative URL of the form Type, Type/id or Type?criteria`, '.request.url');
+  }
+  if (type === AUDIT_EVENT_TYPE) {
+    throw entryError(
+      index,
+      405,
+      'not-supported',
+      `${type} is recorded by the server: it is never written through the API, and is read through its own URLs ([base]/${type}?...), not inside a Bundle`,
+      '.request.url',
+    );
   }
   if (!hosted.includes(type)) {
     throw entryError(index, 404, 'not-supported', `resource type ${type} is not supported by this server (supported: ${hosted.join(', ')})`, '.request.url');

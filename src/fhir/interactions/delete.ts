@@ -31,8 +31,12 @@ export async function deleteResource(
       return { version: viewOf(head), changed: false };
     }
     if (!ctx.access.unrestricted) {
-      ctx.audit?.touchedVersion(head);
-      ctx.access.requireWritable('d', type, id, head.idx);
+      try {
+        ctx.access.requireWritable('d', type, id, head.idx);
+      } catch (error) {
+        ctx.audit?.touchedVersion(head);
+        throw error;
+      }
     }
     checkIfMatch(head, options.ifMatch, type, id);
     try {

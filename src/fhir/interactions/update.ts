@@ -53,8 +53,12 @@ export async function writeUpdate(
     // Before anything about the current version is used (a patch is applied to it): may the caller change it?
     // (A refused attempt names the version it tried to change.)
     if (head && !head.deleted && !ctx.access.unrestricted) {
-      ctx.audit?.touchedVersion(head);
-      ctx.access.requireWritable('u', type, id, head.idx);
+      try {
+        ctx.access.requireWritable('u', type, id, head.idx);
+      } catch (error) {
+        ctx.audit?.touchedVersion(head);
+        throw error;
+      }
     }
     checkIfMatch(head, options.ifMatch, type, id);
     const { resource, warnings } = await produce(head);

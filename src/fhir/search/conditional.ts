@@ -86,7 +86,10 @@ export async function conditionalCreate(
   criteria: Array<[string, string]>,
 ): Promise<WriteResult> {
   requireResourceBody(body, type);
-  const found = async (match: HeadDocument): Promise<WriteResult> => ({ version: viewOf(match), created: false, changed: false, warnings: [] });
+  const found = async (match: HeadDocument): Promise<WriteResult> => {
+    ctx.audit?.touchedVersion(match);
+    return { version: viewOf(match), created: false, changed: false, warnings: [] };
+  };
   const matches = await findByCriteria(ctx, type, criteria, 2);
   if (matches.length > 1) throw tooMany(type);
   if (matches.length === 1) return found(matches[0]);

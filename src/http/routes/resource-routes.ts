@@ -26,7 +26,7 @@ import { readResourceVersion } from '../../fhir/interactions/vread.js';
 import { parseElements, parseSummary, shortenResource } from '../../fhir/summary.js';
 import { requestContext } from '../request-context.js';
 import { notModified, sendWriteResult, setVersionHeaders } from '../respond.js';
-import { routeFamily, type RouteFamily } from '../route-table.js';
+import { routeFamily, type RouteFamily, type RouteSpec } from '../route-table.js';
 import { ID_PARAMS, VERSION_PARAMS } from '../schemas.js';
 import { searchHandlers } from './search-routes.js';
 
@@ -84,6 +84,20 @@ export interface ResourceRoutesOptions {
   readOnlyTypes: readonly string[];
 }
 
+/**
+ * A write to a read-only type (the audit trail) is answered 405 like any unsupported method, but it is declared: it
+ * needs a token and leaves an AuditEvent, since an attempt to change the audit trail is itself worth recording.
+ */
+function refusedWrite(type: string, interaction: 'create' | 'update' | 'patch' | 'delete', allow: string[]): RouteSpec {
+  return {
+    declare: { interaction, type, requires: 'token' },
+    capability: false,
+    handler: async (request) => {
+      throw errors.methodNotAllowed(request.method, request.url.split('?')[0], allow, `${type} is recorded by the server and cannot be changed through the API`);
+    },
+  };
+}
+
 /** The routes of one type: its instance- and type-level interactions. */
 function typeRoutes(fastify: FastifyInstance, options: ResourceRoutesOptions, type: string, writable: boolean): void {
   const { ctx: base, capabilities } = options;
@@ -97,6 +111,10 @@ function typeRoutes(fastify: FastifyInstance, options: ResourceRoutesOptions, ty
     typeLevel.POST = { declare: { interaction: 'create', type, requires: { anyOf: ['c'] } }, handler: search.create(type) };
     typeLevel.PUT = { declare: { interaction: 'update', type, requires: { anyOf: ['u'] } }, handler: search.conditionalUpdate(type) };
     typeLevel.DELETE = { declare: { interaction: 'delete', type, requires: { anyOf: ['d'] } }, handler: search.conditionalDelete(type) };
+  } else {
+    typeLevel.POST = refusedWrite(type, 'create', ['GET', 'HEAD']);
+    typeLevel.PUT = refusedWrite(type, 'update', ['GET', 'HEAD']);
+    typeLevel.DELETE = refusedWrite(type, 'delete', ['GET', 'HEAD']);
   }
   routeFamily(fastify, capabilities, `/${type}`, typeLevel);
 
@@ -139,6 +157,11 @@ function typeRoutes(fastify: FastifyInstance, options: ResourceRoutesOptions, ty
         return reply.code(204).send();
       },
     };
+  }
+  if (!writable) {
+    instance.PUT = refusedWrite(type, 'update', ['GET', 'HEAD']);
+    instance.PATCH = refusedWrite(type, 'patch', ['GET', 'HEAD']);
+    instance.DELETE = refusedWrite(type, 'delete', ['GET', 'HEAD']);
   }
   routeFamily(fastify, capabilities, `/${type}/:id`, instance);
 

@@ -26,6 +26,8 @@ const ISSUER = 'https://idp.bench.example/realms/hospital';
 
 export interface AccessCostOptions {
   store: ResourceStore;
+  /** The database the store uses, for the audit worker thread's own connection (as the server runs it). */
+  database: { mongoUri: string; dbName: string };
   validator: ResourceValidator;
   baseUrl: string;
   seed: number;
@@ -95,7 +97,7 @@ export async function measureAccessCost(options: AccessCostOptions): Promise<Acc
   const issuer = await benchIssuer(baseUrl);
   const secured = await buildApp(
     { ...base, ...securedSettings(baseUrl) },
-    { store, validator, logger: false, auth: issuer.auth },
+    { store, validator, logger: false, auth: issuer.auth, auditWorker: options.database },
   );
   const addresses = { off: await plain.listen({ port: 0, host: '127.0.0.1' }), on: await secured.listen({ port: 0, host: '127.0.0.1' }) };
   const token = `Bearer ${await issuer.token('system/*.cruds')}`;

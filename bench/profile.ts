@@ -4,6 +4,7 @@
  * FHIR server and the database together.
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof dist/bench/profile.js --what create --count 2000
  */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildApp } from '../src/app.js';
@@ -16,6 +17,7 @@ import { loadPopulation } from './load-population.js';
 import { measure } from './measure.js';
 import { generatePatient, patientId } from './population.js';
 import { benchIssuer, securedSettings } from './access-cost.js';
+import { benchMongo } from './mongo-process.js';
 import { withoutAccessControl } from '../src/config.js';
 
 const { values } = parseArgs({
@@ -27,11 +29,29 @@ const { values } = parseArgs({
     secured: { type: 'boolean', default: false },
     /** With --secured: 'auth' or 'audit' alone, or 'both' (default). */
     variant: { type: 'string', default: 'both' },
+    /** MongoDB in a child process (as npm run bench runs it): the profile then shows the server alone. */
+    'child-mongo': { type: 'boolean', default: false },
   },
 });
 
+/** CPU time (user + system) a child process has used, in ms, from /proc (Linux); 0 elsewhere. */
+function childCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 async function main(): Promise<void> {
-  const mongo = await startEmbeddedMongo({ port: 0 });
+  const mongo: { uri: string; close: () => Promise<void>; pid?: number } = values['child-mongo']
+    ? await (async () => {
+        const child = await benchMongo({ heapMb: 4096, log: () => {} });
+        return { uri: child.uri, close: () => child.stop(), pid: child.pid };
+      })()
+    : await startEmbeddedMongo({ port: 0 });
   const connection = await connectMongo(mongo.uri, 'profile');
   const store = new ResourceStore(connection.db, connection.supportsTransactions);
   await store.ensureIndexes();
@@ -50,7 +70,7 @@ async function main(): Promise<void> {
       ...(values.secured && values.variant === 'auth' ? { audit: withoutAccessControl(baseUrl).audit } : {}),
       ...(values.secured && values.variant === 'audit' ? { auth: withoutAccessControl(baseUrl).auth } : {}),
     },
-    { store, validator, logger: false, ...(values.secured ? { auth: issuer.auth } : {}) },
+    { store, validator, logger: false, ...(values.secured ? { auth: issuer.auth, auditWorker: { mongoUri: mongo.uri, dbName: 'profile' } } : {}) },
   );
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const authorization: Record<string, string> = values.secured ? { authorization: `Bearer ${await issuer.token('system/*.cruds')}` } : {};
@@ -62,6 +82,7 @@ async function main(): Promise<void> {
   // CPU time of this process (server and embedded MongoDB together) per request: steadier than wall time on a
   // shared machine.
   const cpuBefore = process.cpuUsage();
+  const childBefore = childCpuMs(mongo.pid);
   const result =
     values.what === 'read'
       ? await measure('read Patient', count, Number(values.concurrency), async (i) => {
@@ -80,7 +101,14 @@ async function main(): Promise<void> {
           await res.arrayBuffer();
         });
   const cpu = process.cpuUsage(cpuBefore);
-  console.log(JSON.stringify({ ...result, cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / Math.max(1, result.count) }));
+  const childMs = childCpuMs(mongo.pid) - childBefore;
+  console.log(
+    JSON.stringify({
+      ...result,
+      cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / Math.max(1, result.count),
+      ...(mongo.pid ? { mongoCpuMsPerRequest: childMs / Math.max(1, result.count) } : {}),
+    }),
+  );
   await app.close();
   await connection.close();
   await mongo.close();

@@ -253,6 +253,7 @@ async function main(): Promise<void> {
     accessRounds > 0
       ? await measureAccessCost({
           store,
+          database: { mongoUri: mongo.uri, dbName: connection.db.databaseName },
           validator,
           baseUrl: BASE_URL,
           seed,

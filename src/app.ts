@@ -51,6 +51,11 @@ export interface AppDependencies {
   bulkExport?: BulkExportDependencies;
   /** Authentication, already opened (tests share one); by default buildApp opens it from config.auth. */
   auth?: OpenedAuth;
+  /**
+   * Where the audit worker thread connects (the server's own MongoDB and database): buffered AuditEvents are then
+   * built and written off the request thread. Without it they are built and written in this thread.
+   */
+  auditWorker?: { mongoUri: string; dbName: string };
 }
 
 export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy' | 'auth' | 'audit' | 'exposure'> &
@@ -181,6 +186,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
       bufferMax: config.audit.bufferMax,
       newId: () => randomUUID(),
       log: app.log,
+      ...(deps.auditWorker ? { worker: deps.auditWorker } : {}),
     });
     recorder = audit;
     app.addHook('onReady', async () => audit.start());

@@ -145,6 +145,8 @@ async function main(): Promise<void> {
     ledger: ledger?.service,
     // Export files live beside the other local state; the jobs themselves are in MongoDB.
     bulkExport: { dir: join(config.dataDir, 'exports') },
+    // AuditEvents of reads and searches are built and written by a worker thread, beside the request path.
+    auditWorker: { mongoUri: mongo.uri, dbName: config.mongodbDb },
   });
   ledgerLogger = app.log;
   app.log.info(

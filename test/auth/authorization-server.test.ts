@@ -16,6 +16,7 @@ import {
   clientKeys,
   hostJwks,
   openSocket,
+  privateKeyJwtClient,
   startAuthServer,
   tokenRequest,
   type ClientKeys,
@@ -51,21 +52,7 @@ const ecClient = await auth.clients.register({
 
 /** openid-client, configured by discovery, authenticating with private_key_jwt (aud = the token endpoint, as SMART says). */
 async function smartClient(clientId: string, keys: ClientKeys, server: RunningAuthServer = running): Promise<oidc.Configuration> {
-  const tokenEndpoint = server.auth.tokenEndpoint;
-  return oidc.discovery(
-    new URL(server.auth.issuer),
-    clientId,
-    undefined,
-    oidc.PrivateKeyJwt(
-      { key: keys.privateKey, kid: keys.kid },
-      {
-        [oidc.modifyAssertion]: (_header, payload) => {
-          payload.aud = tokenEndpoint;
-        },
-      },
-    ),
-    { execute: [oidc.allowInsecureRequests] },
-  );
+  return privateKeyJwtClient(server.auth.issuer, server.auth.tokenEndpoint, clientId, keys);
 }
 
 /** Verifies an access token with jose against the JWKS fetched over http from the jwks endpoint. */

@@ -6,13 +6,13 @@
  * what the CLI prints or reports.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Resource } from '@medplum/fhirtypes';
 import { exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
+import { freePort } from '../helpers/ports.js';
 import t, { type Test } from 'tap';
 import { runImport, type ImportResult } from '../../src/cli/import/command.js';
 import { IMPORT_EXIT } from '../../src/cli/exit-codes.js';
@@ -25,16 +25,6 @@ const NDJSON_DIR = fileURLToPath(new URL('../fixtures/bulk-ndjson/', import.meta
 const HOSTED = { Patient: 4, Encounter: 68, MedicationRequest: 14 } as const;
 const TOTAL = HOSTED.Patient + HOSTED.Encounter + HOSTED.MedicationRequest;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 const port = await freePort();
 const baseUrl = `http://127.0.0.1:${port}`;

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import type { Db } from 'mongodb';
+import * as oidc from 'openid-client';
 import { AuthorizationServer, type AuthLogger } from '../../src/auth/authorization-server.js';
 import { oauthRoutes } from '../../src/http/routes/oauth-routes.js';
 
@@ -191,4 +192,26 @@ export async function hostJwks(keys: JWK[]): Promise<JwksHost> {
       server.close(() => resolve());
     });
   return host;
+}
+
+/**
+ * openid-client (a third-party OAuth client) configured by discovery of `issuer` (http on loopback needs
+ * allowInsecureRequests), authenticating with private_key_jwt whose assertion aud is the token endpoint, as SMART
+ * Backend Services says.
+ */
+export async function privateKeyJwtClient(issuer: string, tokenEndpoint: string, clientId: string, keys: ClientKeys): Promise<oidc.Configuration> {
+  return oidc.discovery(
+    new URL(issuer),
+    clientId,
+    undefined,
+    oidc.PrivateKeyJwt(
+      { key: keys.privateKey, kid: keys.kid },
+      {
+        [oidc.modifyAssertion]: (_header, payload) => {
+          payload.aud = tokenEndpoint;
+        },
+      },
+    ),
+    { execute: [oidc.allowInsecureRequests] },
+  );
 }

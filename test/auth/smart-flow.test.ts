@@ -10,31 +10,21 @@
  * Revocation (through the fhir-clients CLI function) and the development client (client_secret_basic, as the README's
  * curl quick start) go through the same sockets.
  */
-import { createServer } from 'node:net';
 import type { AuditEvent, Bundle, OperationOutcome, Patient } from '@medplum/fhirtypes';
 import { Client, type FhirResource } from 'fhir-kit-client';
-import { exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import * as oidc from 'openid-client';
+import { freePort } from '../helpers/ports.js';
 import t, { type Test } from 'tap';
 import { runClients } from '../../src/cli/clients-command.js';
 import { stopMongoAtEnd } from '../helpers/app.js';
 import { SECURED_CONFIG, startSecuredApp } from '../helpers/auth.js';
 import { testMongo } from '../helpers/mongo.js';
 import { startIdentityProvider } from './token-helpers.js';
+import { clientKeys, privateKeyJwtClient, type ClientKeys } from './oauth-helpers.js';
 
 // Teardowns run last-registered first: MongoDB stops after the app and the identity provider.
 stopMongoAtEnd(t);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 // ---- the outside world: an identity provider, and the app listening on a known port --------------------------
 
@@ -69,18 +59,6 @@ const secrets: string[] = [];
 
 // ---- helpers ---------------------------------------------------------------------------------------------------
 
-interface ClientKeys {
-  alg: 'RS384' | 'ES384';
-  kid: string;
-  privateKey: CryptoKey;
-  jwks: { keys: JWK[] };
-}
-
-async function clientKeys(alg: 'RS384' | 'ES384'): Promise<ClientKeys> {
-  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
-  const kid = `${alg.toLowerCase()}-${crypto.randomUUID().slice(0, 8)}`;
-  return { alg, kid, privateKey, jwks: { keys: [{ ...(await exportJWK(publicKey)), kid, alg, use: 'sig' }] } };
-}
 
 /**
  * openid-client configured by discovery of our issuer (http on loopback needs allowInsecureRequests), with
@@ -88,20 +66,7 @@ async function clientKeys(alg: 'RS384' | 'ES384'): Promise<ClientKeys> {
  * sends is remembered (secrets) through a fetch wrapper.
  */
 async function smartClient(clientId: string, keys: ClientKeys): Promise<oidc.Configuration> {
-  const config = await oidc.discovery(
-    new URL(`${baseUrl}/auth`),
-    clientId,
-    undefined,
-    oidc.PrivateKeyJwt(
-      { key: keys.privateKey, kid: keys.kid },
-      {
-        [oidc.modifyAssertion]: (_header, payload) => {
-          payload.aud = tokenEndpoint;
-        },
-      },
-    ),
-    { execute: [oidc.allowInsecureRequests] },
-  );
+  const config = await privateKeyJwtClient(`${baseUrl}/auth`, tokenEndpoint, clientId, keys);
   config[oidc.customFetch] = (url, options) => {
     if (options.body instanceof URLSearchParams) {
       const assertion = options.body.get('client_assertion');

@@ -25,7 +25,7 @@ import type { LedgerService, VersionReport } from '../../ledger/ledger-service.j
 import { parseProvenanceId } from '../../ledger/provenance.js';
 import { requireVersionReadable } from '../../fhir/interactions/visibility.js';
 import { requestContext } from '../request-context.js';
-import { routeFamily } from '../route-table.js';
+import { routeFamily, type RouteSpec } from '../route-table.js';
 import { ID_PARAMS, VERSION_PARAMS } from '../schemas.js';
 
 const OPERATION_BASE = 'urn:fhir-ledger-server:OperationDefinition';
@@ -162,37 +162,24 @@ export default async function ledgerRoutes(fastify: FastifyInstance, options: Le
       },
     });
 
-    routeFamily(fastify, capabilities, `/${type}/:id/$proof`, {
-      GET: {
-        declare: { interaction: 'operation', operation: 'proof', type, requires: { anyOf: ['r'] } },
-        schema: { params: ID_PARAMS },
-        handler: async (request, reply) => {
-          const { id } = versionParams(request);
-          const requestCtx = ctx(request);
-          await requireVersionReadable(requestCtx, type, id);
-          requestCtx.audit?.touched(`${type}/${id}`, []);
-          const body = await ledger.proofPackage(type, id);
-          if (!body) throw errors.notFound(`${type}/${id} is not known`);
-          return sendPackage(reply, `${type}-${id}`, body);
-        },
+    // The proof package of every version ([type]/[id]/$proof) or of one ([type]/[id]/_history/[vid]/$proof).
+    const proof = (versioned: boolean): RouteSpec => ({
+      declare: { interaction: 'operation', operation: 'proof', type, requires: { anyOf: ['r'] } },
+      schema: { params: versioned ? VERSION_PARAMS : ID_PARAMS },
+      handler: async (request, reply) => {
+        const { id, versionId } = versionParams(request);
+        const version = versioned ? versionId : undefined;
+        const requestCtx = ctx(request);
+        await requireVersionReadable(requestCtx, type, id, version);
+        const target = version === undefined ? `${type}/${id}` : `${type}/${id}/_history/${version}`;
+        requestCtx.audit?.touched(target, []);
+        const body = await ledger.proofPackage(type, id, version);
+        if (!body) throw errors.notFound(version === undefined ? `${target} is not known` : `${type}/${id} has no version ${version}`);
+        return sendPackage(reply, version === undefined ? `${type}-${id}` : `${type}-${id}-${version}`, body);
       },
     });
-
-    routeFamily(fastify, capabilities, `/${type}/:id/_history/:vid/$proof`, {
-      GET: {
-        declare: { interaction: 'operation', operation: 'proof', type, requires: { anyOf: ['r'] } },
-        schema: { params: VERSION_PARAMS },
-        handler: async (request, reply) => {
-          const { id, versionId } = versionParams(request);
-          const requestCtx = ctx(request);
-          await requireVersionReadable(requestCtx, type, id, versionId);
-          requestCtx.audit?.touched(`${type}/${id}/_history/${versionId}`, []);
-          const body = await ledger.proofPackage(type, id, versionId);
-          if (!body) throw errors.notFound(`${type}/${id} has no version ${versionId}`);
-          return sendPackage(reply, `${type}-${id}-${versionId}`, body);
-        },
-      },
-    });
+    routeFamily(fastify, capabilities, `/${type}/:id/$proof`, { GET: proof(false) });
+    routeFamily(fastify, capabilities, `/${type}/:id/_history/:vid/$proof`, { GET: proof(true) });
 
     capabilities.addOperation(
       type,

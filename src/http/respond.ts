@@ -4,7 +4,7 @@
  */
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { writeSummary, type VersionView, type WriteResult } from '../fhir/interactions/versions.js';
+import { parseVersionTag, writeSummary, type VersionView, type WriteResult } from '../fhir/interactions/versions.js';
 import { issue, operationOutcome } from '../fhir/outcome.js';
 
 export type ReturnPreference = 'minimal' | 'representation' | 'OperationOutcome';
@@ -60,4 +60,10 @@ export function sendWriteResult(request: FastifyRequest, reply: FastifyReply, ba
     return reply.send(operationOutcome(issues));
   }
   return reply.send(version.resource as Resource);
+}
+
+/** If-Match W/"n" (update, patch, delete, conditional writes): the version the client based its change on. */
+export function ifMatchOf(request: FastifyRequest): number | undefined {
+  const header = request.headers['if-match'];
+  return typeof header === 'string' ? parseVersionTag(header, 'If-Match') : undefined;
 }

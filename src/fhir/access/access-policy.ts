@@ -23,8 +23,6 @@
 import type { Document } from 'mongodb';
 import type { Condition } from '../../store/search/query.js';
 import { FhirError, issue } from '../outcome.js';
-import type { SearchRegistry } from '../search/registry.js';
-import { parseSearch } from '../search/parse.js';
 import { compartmentCondition, inPatientCompartment, inPatientCompartmentDefinition } from './compartment.js';
 import type { Principal } from './principal.js';
 import { NAMED_SCOPE_ONLY_TYPES, parseScopes, type ParsedScopes, type Permission, type ResourceScope } from './scopes.js';
@@ -103,30 +101,8 @@ export const UNRESTRICTED_ACCESS: AccessPolicy = {
   requireVisible: async () => undefined,
 };
 
-/** Search parameters that shape results rather than select resources: meaningless in a scope. */
-const RESULT_PARAMETERS = new Set(['_count', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_cursor', '_contained', '_containedType', '_format', '_pretty']);
-
-export interface ScopeQueryParser {
-  /** The condition a scope's search parameters denote for `type`; throws when they are not a valid search. */
-  (type: string, query: Array<[string, string]>): Condition;
-}
-
-/** Parses a scope's search parameters as a strict search of `type` (unknown parameters make the scope invalid). */
-export function scopeQueryParser(registry: SearchRegistry, baseUrl: string, hostedTypes: readonly string[]): ScopeQueryParser {
-  const cache = new Map<string, Condition>();
-  return (type, query) => {
-    const key = `${type}?${new URLSearchParams(query).toString()}`;
-    const cached = cache.get(key);
-    if (cached) return cached;
-    const control = query.filter(([name]) => RESULT_PARAMETERS.has(name.split(':')[0]));
-    if (control.length > 0) throw new Error(`${control.map(([name]) => name).join(', ')} does not filter resources`);
-    const parsed = parseSearch([type], query, { registry, baseUrl, hostedTypes, defaultCount: 1, maxCount: 1, now: new Date() });
-    if (parsed.problems.length > 0) throw new Error(parsed.problems.map((p) => p.diagnostics ?? p.code).join('; '));
-    if (cache.size > 1000) cache.clear();
-    cache.set(key, parsed.where);
-    return parsed.where;
-  };
-}
+/** The condition a scope's search parameters denote for `type`; throws when they are not a valid search. */
+export type ScopeQueryParser = (type: string, query: Array<[string, string]>) => Condition;
 
 /** The access a verified SMART token gives. */
 export class SmartAccessPolicy implements AccessPolicy {

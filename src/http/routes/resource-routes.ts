@@ -21,11 +21,11 @@ import type { PatchDocument } from '../../fhir/patch/index.js';
 import { errors } from '../../fhir/outcome.js';
 import type { SearchSettings } from '../../fhir/search/search.js';
 import { JSON_PATCH } from '../fhir-format.js';
-import { parseVersionTag, type VersionView } from '../../fhir/interactions/versions.js';
+import type { VersionView } from '../../fhir/interactions/versions.js';
 import { readResourceVersion } from '../../fhir/interactions/vread.js';
 import { parseElements, parseSummary, shortenResource } from '../../fhir/summary.js';
 import { requestContext } from '../request-context.js';
-import { notModified, sendWriteResult, setVersionHeaders } from '../respond.js';
+import { ifMatchOf, notModified, sendWriteResult, setVersionHeaders } from '../respond.js';
 import { routeFamily, type RouteFamily, type RouteSpec } from '../route-table.js';
 import { ID_PARAMS, VERSION_PARAMS } from '../schemas.js';
 import { searchHandlers } from './search-routes.js';
@@ -35,11 +35,6 @@ type Query = Record<string, string | string[] | undefined>;
 function single(query: Query, name: string): string | undefined {
   const value = query[name];
   return Array.isArray(value) ? value[value.length - 1] : value;
-}
-
-export function ifMatchOf(request: FastifyRequest): number | undefined {
-  const header = request.headers['if-match'];
-  return typeof header === 'string' ? parseVersionTag(header, 'If-Match') : undefined;
 }
 
 function sendVersion(request: FastifyRequest, reply: FastifyReply, version: VersionView): FastifyReply {

@@ -17,10 +17,9 @@ import { createResource } from '../../fhir/interactions/create.js';
 import { errors } from '../../fhir/outcome.js';
 import { requireCompartmentReadable } from '../../fhir/interactions/visibility.js';
 import { requestContext } from '../request-context.js';
-import { sendWriteResult } from '../respond.js';
+import { ifMatchOf, sendWriteResult } from '../respond.js';
 import { fhirRoute, routeFamily } from '../route-table.js';
 import { COMPARTMENT_PARAMS } from '../schemas.js';
-import { ifMatchOf } from './resource-routes.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 

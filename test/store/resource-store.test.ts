@@ -101,6 +101,7 @@ t.test('ensureIndexes is idempotent and creates the lookups reads rely on', asyn
       'lastUpdated',
       // The audit trail is stored as versions only (single-version type): its search indexes are here.
       'search_AuditEvent_agent_date',
+      'search_AuditEvent_agent_identifier_date',
       'search_AuditEvent_date',
       'search_AuditEvent_entity_date',
       'search_AuditEvent_patient_date',

@@ -115,6 +115,8 @@ t.test("the compliance team's AuditEvent searches run on their indexes (on resou
     { query: `entity=Patient/${p0}&date=ge${today}`, index: /^search_AuditEvent_entity_date$/ },
     { query: `patient=Patient/${p0}&date=ge${today}`, index: /^search_AuditEvent_patient_date$/ },
     { query: 'date=le2000-01-01', index: /^search_AuditEvent_date$/ },
+    // What one OAuth client did (clients are recorded by identifier: their client_id).
+    { query: `agent:identifier=some-client&date=ge${today}`, index: /^search_AuditEvent_agent_identifier_date$/ },
     { query: `date=ge${today}&_sort=date`, index: /^search_AuditEvent_date$/, sortFromIndex: true },
     { query: '_sort=date', index: /^search_AuditEvent_date$/, sortFromIndex: true },
   ];

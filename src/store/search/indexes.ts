@@ -51,7 +51,9 @@ const SEARCH_INDEXES: SearchIndex[] = [
   // happened in a period — newest or oldest first by the recorded instant.
   { type: 'AuditEvent', name: 'entity_date', key: { 'idx.entity': 1, 'idx.date.lo': 1 } },
   { type: 'AuditEvent', name: 'patient_date', key: { 'idx.patient': 1, 'idx.date.lo': 1 } },
+  // agent: a user's fhirUser reference; agent:identifier: the OAuth client id, or issuer|subject of the user.
   { type: 'AuditEvent', name: 'agent_date', key: { 'idx.agent': 1, 'idx.date.lo': 1 } },
+  { type: 'AuditEvent', name: 'agent_identifier_date', key: { 'idx.agent:i': 1, 'idx.date.lo': 1 } },
   { type: 'AuditEvent', name: 'date', key: { 'idx.date.lo': 1, _id: 1 } },
 ];
 

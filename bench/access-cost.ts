@@ -11,6 +11,7 @@
  * ledger batches later, which `npm run bench:ledger` measures.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { buildApp } from '../src/app.js';
 import { AccessTokenVerifier } from '../src/auth/access-tokens.js';
@@ -28,6 +29,8 @@ export interface AccessCostOptions {
   store: ResourceStore;
   /** The database the store uses, for the audit worker thread's own connection (as the server runs it). */
   database: { mongoUri: string; dbName: string };
+  /** The MongoDB child process, whose CPU time counts too (undefined: a server given by URI, not measured). */
+  mongoPid: number | undefined;
   validator: ResourceValidator;
   baseUrl: string;
   seed: number;
@@ -46,6 +49,12 @@ export interface AccessCostRow {
   /** Throughput per round, without and with authorization and audit. */
   off: number[];
   on: number[];
+  /**
+   * CPU time per request (ms) per round: this process (server and HTTP client, every thread) plus the MongoDB
+   * child. Steadier than throughput on a shared machine, and what the cost is on a busy one.
+   */
+  cpuOff: number[];
+  cpuOn: number[];
 }
 
 export interface AccessCostResult {
@@ -143,7 +152,7 @@ export async function measureAccessCost(options: AccessCostOptions): Promise<Acc
     op: async (side) => void (await call(side, 'GET', `/Patient/${anyPatient()}`, undefined, 200, freshTokens[fresh++ % freshTokens.length])),
   });
 
-  const rows: AccessCostRow[] = operations.map((o) => ({ operation: o.name, off: [], on: [] }));
+  const rows: AccessCostRow[] = operations.map((o) => ({ operation: o.name, off: [], on: [], cpuOff: [], cpuOn: [] }));
   try {
     // Warm both sides (JIT, caches, the secured side's first token verification).
     for (const side of ['off', 'on'] as const) {
@@ -153,14 +162,19 @@ export async function measureAccessCost(options: AccessCostOptions): Promise<Acc
       for (const [index, { name, op }] of operations.entries()) {
         const order: Array<'off' | 'on'> = (round + index) % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
         for (const side of order) {
+          const cpuBefore = process.cpuUsage();
+          const childBefore = childCpuMs(options.mongoPid);
           const m: Measurement = await measure(`${name} (${side})`, requests, concurrency, (i) => op(side, i), { maxSeconds: options.maxSeconds });
+          const cpu = process.cpuUsage(cpuBefore);
+          const cpuMs = ((cpu.user + cpu.system) / 1000 + childCpuMs(options.mongoPid) - childBefore) / Math.max(1, m.count);
           rows[index][side].push(m.throughput);
-          options.log(`access cost, round ${round + 1}: ${m.name}: ${m.throughput.toFixed(0)}/s, p50 ${m.p50.toFixed(1)} ms`);
+          rows[index][side === 'off' ? 'cpuOff' : 'cpuOn'].push(cpuMs);
+          options.log(`access cost, round ${round + 1}: ${m.name}: ${m.throughput.toFixed(0)}/s, p50 ${m.p50.toFixed(1)} ms, ${cpuMs.toFixed(2)} ms CPU per request`);
         }
       }
     }
     await secured.auditRecorder?.flush();
-    const auditEvents = await store.heads.countDocuments({ type: 'AuditEvent' });
+    const auditEvents = await store.versions.countDocuments({ type: 'AuditEvent' });
     return { rows, auditEvents };
   } finally {
     await plain.close();
@@ -168,18 +182,38 @@ export async function measureAccessCost(options: AccessCostOptions): Promise<Acc
   }
 }
 
-/** The report section: median throughput off and on, and the cost of both together. */
+/** CPU time (user + system) a child process has used, in ms, from /proc (Linux); 0 when unknown. */
+function childCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The report section: median throughput and CPU per request, off and on, and the cost of both together by each
+ * (throughput lost; CPU added per request).
+ */
 export function accessCostTable(result: AccessCostResult): string {
   const lines = [
-    '| operation | without auth and audit (/s) | with both (/s) | cost | rounds (off / on, /s) |',
-    '|---|---:|---:|---:|---|',
+    '| operation | without auth and audit (/s) | with both (/s) | throughput cost | CPU per request, off / on (ms) | CPU cost | rounds (off / on, /s) |',
+    '|---|---:|---:|---:|---:|---:|---|',
   ];
   for (const row of result.rows) {
     const off = median(row.off);
     const on = median(row.on);
     const cost = off > 0 ? (1 - on / off) * 100 : 0;
+    const cpuOff = median(row.cpuOff);
+    const cpuOn = median(row.cpuOn);
+    const cpuCost = cpuOff > 0 ? (cpuOn / cpuOff - 1) * 100 : 0;
     const rounds = row.off.map((value, i) => `${value.toFixed(0)} / ${(row.on[i] ?? 0).toFixed(0)}`).join(', ');
-    lines.push(`| ${row.operation.replace(/\|/g, '\\|')} | ${off.toFixed(0)} | ${on.toFixed(0)} | ${cost.toFixed(1)} % | ${rounds} |`);
+    lines.push(
+      `| ${row.operation.replace(/\|/g, '\\|')} | ${off.toFixed(0)} | ${on.toFixed(0)} | ${cost.toFixed(1)} % | ` +
+        `${cpuOff.toFixed(2)} / ${cpuOn.toFixed(2)} | ${cpuCost.toFixed(1)} % | ${rounds} |`,
+    );
   }
   return lines.join('\n');
 }

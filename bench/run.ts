@@ -254,6 +254,7 @@ async function main(): Promise<void> {
       ? await measureAccessCost({
           store,
           database: { mongoUri: mongo.uri, dbName: connection.db.databaseName },
+          mongoPid,
           validator,
           baseUrl: BASE_URL,
           seed,
@@ -407,7 +408,7 @@ function report(
       'the deep page: a page read from a keyset cursor), with the keys and documents it examined. A search also counts ' +
       'its matches for Bundle.total (up to 10 000) unless `_total=none`: that second query is not in the plan column.',
     '',
-    markdownTable(results),
+    results.length > 0 ? markdownTable(results) : 'not measured in this run (--access-only)',
     '',
     '### Transaction Bundles against single creates',
     '',

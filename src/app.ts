@@ -113,7 +113,11 @@ function answerMalformedRequest(error: Error & { code?: string }, socket: Duplex
 }
 
 export async function buildApp(config: AppConfig, deps: AppDependencies): Promise<FastifyInstance> {
+  const trustProxy = config.exposure.trustProxy;
   const app = Fastify({
+    // Behind a reverse proxy, the client's address (audit trail, rate limits) is the one the proxy forwards.
+    trustProxy:
+      trustProxy === undefined ? false : typeof trustProxy === 'number' ? (_address: string, hop: number) => hop < trustProxy : trustProxy.split(','),
     logger: deps.logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimit,
     routerOptions: { ignoreTrailingSlash: true },

@@ -86,6 +86,11 @@ export interface AuditConfig {
 export interface ExposureConfig {
   /** Origins a browser may call from (exact origins, or '*'); empty: no CORS headers at all. */
   corsOrigins: string[];
+  /**
+   * Proxies whose X-Forwarded-For is believed (Fastify's trustProxy): their addresses or CIDR ranges, or a hop
+   * count. Unset: the peer's own address is the client's (what the audit trail and the rate limits use).
+   */
+  trustProxy?: string | number;
   /** Requests per minute per client (per address for requests without a valid token); 0 turns the limit off. */
   rateLimitPerMinute: number;
 }
@@ -269,6 +274,10 @@ const VARIABLES = {
     description: "a comma-separated list of origins such as https://app.example.org, or '*' (default: none, no CORS)",
     schema: { type: 'string', pattern: '^\\s*(\\*|https?://[^\\s/,]+)(\\s*,\\s*https?://[^\\s/,]+)*\\s*$' },
   },
+  TRUST_PROXY: {
+    description: 'the reverse proxies in front of the server: a comma-separated list of addresses or CIDR ranges (e.g. 10.0.0.0/8), or a number of hops',
+    schema: { type: 'string', pattern: '^\\s*(\\d{1,2}|[0-9a-fA-F.:/]+(\\s*,\\s*[0-9a-fA-F.:/]+)*)\\s*$' },
+  },
   RATE_LIMIT_PER_MINUTE: {
     description: 'an integer from 0 to 10000000 (requests per minute per client; 0 turns the limit off)',
     schema: { type: 'integer', minimum: 0, maximum: 10000000, default: 6000 },
@@ -365,8 +374,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     exposure: {
       corsOrigins: ((input.CORS_ORIGINS as string | undefined) ?? '').split(',').map((o) => o.trim()).filter(Boolean),
       rateLimitPerMinute: input.RATE_LIMIT_PER_MINUTE as number,
+      ...trustProxy(input.TRUST_PROXY as string | undefined),
     },
   };
+}
+
+function trustProxy(value: string | undefined): { trustProxy?: string | number } {
+  if (value === undefined) return {};
+  return /^\d+$/.test(value) ? { trustProxy: Number(value) } : { trustProxy: value.split(',').map((v) => v.trim()).join(',') };
 }
 
 /** True for the interfaces only this machine can reach: a server bound there exposes nothing. */

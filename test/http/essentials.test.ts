@@ -4,7 +4,8 @@
  */
 import { connect } from 'node:net';
 import t, { type Test } from 'tap';
-import { startTestApp, stopMongoAtEnd } from '../helpers/app.js';
+import { buildApp } from '../../src/app.js';
+import { TEST_CONFIG, startTestApp, stopMongoAtEnd, testValidator } from '../helpers/app.js';
 
 stopMongoAtEnd(t);
 
@@ -191,4 +192,22 @@ t.test('a trailing slash reaches the same route', async (t) => {
   const res = await app.inject({ url: '/metadata/' });
   t.equal(res.statusCode, 200);
   t.equal(res.json().resourceType, 'CapabilityStatement');
+});
+
+t.test('behind a trusted proxy the client address is the forwarded one (TRUST_PROXY); otherwise the peer', async (t) => {
+  const seen: string[] = [];
+  for (const trustProxy of [undefined, '127.0.0.1']) {
+    const { store } = await startTestApp(t);
+    const app = await buildApp(
+      { ...TEST_CONFIG, exposure: { corsOrigins: [], rateLimitPerMinute: 0, ...(trustProxy ? { trustProxy } : {}) } },
+      { store, validator: await testValidator(), logger: false },
+    );
+    app.addHook('onRequest', async (request) => {
+      seen.push(request.ip);
+    });
+    await app.ready();
+    await app.inject({ url: '/metadata', remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': '203.0.113.7' } });
+    await app.close();
+  }
+  t.same(seen, ['127.0.0.1', '203.0.113.7'], 'the peer without TRUST_PROXY, the forwarded address with it');
 });

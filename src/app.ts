@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { openAuth, type OpenedAuth } from './auth/index.js';
-import type { ServerConfig } from './config.js';
+import { DEFAULT_HTTP_LIMITS, type ServerConfig } from './config.js';
 import { NO_ACCESS, SmartAccessPolicy } from './fhir/access/access-policy.js';
 import { scopeQueryParser } from './fhir/search/scope-query.js';
 import { AuditRecorder } from './fhir/audit/audit-recorder.js';
@@ -23,10 +23,11 @@ import { DEFAULT_SEARCH_SETTINGS, type SearchSettings } from './fhir/search/sear
 import { searchRegistry } from './fhir/search/registry.js';
 import type { ResourceValidator } from './fhir/validation/index.js';
 import accessPlugin from './http/access.js';
-import errorPlugin from './http/errors.js';
+import errorPlugin, { MAX_PATH_SEGMENT, answerFrameworkError } from './http/errors.js';
 import exposurePlugin, { addressKey } from './http/exposure.js';
 import { FHIR_JSON, JSON_PATCH, registerFhirFormat } from './http/fhir-format.js';
 import healthPlugin from './http/health.js';
+import { trackClientConnections } from './http/request-context.js';
 import { requireDeclarations, type RouteTableEntry } from './http/route-table.js';
 import bundleRoutes, { DEFAULT_BUNDLE_SETTINGS } from './http/routes/bundle-routes.js';
 import { DEFAULT_BULK_EXPORT_SETTINGS, registerBulkExportRoutes, type BulkExportDependencies } from './http/routes/bulk-export-routes.js';
@@ -60,7 +61,7 @@ export interface AppDependencies {
 }
 
 export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy' | 'auth' | 'audit' | 'exposure'> &
-  Partial<Pick<ServerConfig, 'search' | 'bundle' | 'bulkExport'>>;
+  Partial<Pick<ServerConfig, 'search' | 'bundle' | 'bulkExport' | 'http'>>;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -100,27 +101,40 @@ function answerMalformedRequest(error: Error & { code?: string }, socket: Duplex
     socket.destroy();
     return;
   }
-  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-  const body = JSON.stringify(
-    operationOutcome([
-      issue('error', tooLarge ? 'too-costly' : 'structure', tooLarge ? 'Request headers are too large' : 'Malformed HTTP request'),
-    ]),
-  );
+  const [status, code, diagnostics] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? (['431 Request Header Fields Too Large', 'too-costly', 'Request headers are too large'] as const)
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? (['408 Request Timeout', 'timeout', 'The request was not received in time (HTTP_REQUEST_TIMEOUT_MS, HTTP_HEADERS_TIMEOUT_MS)'] as const)
+        : (['400 Bad Request', 'structure', 'Malformed HTTP request'] as const);
+  const body = JSON.stringify(operationOutcome([issue('error', code, diagnostics)]));
   socket.end(
-    `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/fhir+json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status}\r\nContent-Type: application/fhir+json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
 
 export async function buildApp(config: AppConfig, deps: AppDependencies): Promise<FastifyInstance> {
   const trustProxy = config.exposure.trustProxy;
+  const limits = config.http ?? DEFAULT_HTTP_LIMITS;
   const app = Fastify({
     // Behind a reverse proxy, the client's address (audit trail, rate limits) is the one the proxy forwards.
     trustProxy:
       trustProxy === undefined ? false : typeof trustProxy === 'number' ? (_address: string, hop: number) => hop < trustProxy : trustProxy.split(','),
     logger: deps.logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimit,
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PATH_SEGMENT },
+    frameworkErrors: answerFrameworkError,
+    // Slow or idle clients are cut off (Node answers 408 to a request not received in time); Fastify's own
+    // defaults would let a slowly sent body hold its connection forever.
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    http: {
+      requireHostHeader: false,
+      headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+      // How often Node checks the two timeouts above (its default, 30 s, would let a slow client overrun them by that much).
+      connectionsCheckingInterval: 1000,
+    },
     // Request ids correlate a response with its AuditEvent and log lines, across restarts: a UUID each, or the
     // caller's X-Request-Id when it is a plausible id (not an arbitrary string that would end up in every record).
     requestIdHeader: false,
@@ -131,6 +145,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     return503OnClosing: true,
     clientErrorHandler: answerMalformedRequest,
   });
+  app.server.maxConnections = limits.maxConnections;
   // Before any route: a route without a FHIR declaration (or a reason to be public) stops the server here.
   app.decorate('routeTable', requireDeclarations(app));
 
@@ -202,6 +217,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  trackClientConnections(app);
 
   // Cross-cutting concerns first, in the order a request meets them.
   await app.register(errorPlugin, {

@@ -35,18 +35,37 @@ export interface ServerConfig {
   /** The anchoring of versions on Hedera (HEDERA_* and LEDGER_* variables). */
   ledger: LedgerConfig;
   /** Search paging: _count when none is given, and the largest page (SEARCH_DEFAULT_COUNT, SEARCH_MAX_COUNT). */
-  search: { defaultCount: number; maxCount: number };
+  search: { defaultCount: number; maxCount: number; limits: { maxParameters: number; maxValues: number; maxIncludes: number; maxChainDepth: number } };
   /** Bulk Data export: how long finished exports are kept, and the most resources per NDJSON file (BULK_EXPORT_*). */
   bulkExport: { retentionHours: number; maxResourcesPerFile: number };
   /** Batch and transaction Bundles (POST [base]): most entries, and largest body in bytes (BUNDLE_*). */
-  bundle: { maxEntries: number; bodyLimit: number };
+  bundle: { maxEntries: number; maxSearches: number; bodyLimit: number };
   /** Who may call: SMART on FHIR access tokens, and the server's own authorization server (AUTH_*). */
   auth: AuthConfig;
   /** The audit trail: one AuditEvent per access (AUDIT_*). */
   audit: AuditConfig;
   /** Browser origins allowed by CORS (CORS_ORIGINS), and the per-client rate limit (RATE_LIMIT_*). */
   exposure: ExposureConfig;
+  /** Connection and time limits of the HTTP server (HTTP_*). */
+  http: HttpLimits;
 }
+
+/**
+ * What one connection may take of the server: a client that sends its headers or body slowly, keeps an idle
+ * connection open, or opens connections without end is cut off instead of holding resources.
+ */
+export interface HttpLimits {
+  /** Time to receive a request's headers, from the connection's first byte (or the previous response). */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request, headers and body. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Connections open at once; more are refused at accept. */
+  maxConnections: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000, maxConnections: 1024 };
 
 export type AuthMode = 'smart' | 'off';
 
@@ -186,6 +205,42 @@ const VARIABLES = {
   SEARCH_MAX_COUNT: {
     description: 'an integer from 1 to 10000 (largest search page; a larger _count is reduced to it)',
     schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+  },
+  SEARCH_MAX_PARAMETERS: {
+    description: 'an integer from 1 to 1000 (most parameters in one search; more is a 400 too-costly)',
+    schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+  },
+  SEARCH_MAX_VALUES: {
+    description: 'an integer from 1 to 10000 (most values in one search, counting each comma-separated alternative; more is a 400 too-costly)',
+    schema: { type: 'integer', minimum: 1, maximum: 10000, default: 200 },
+  },
+  SEARCH_MAX_INCLUDES: {
+    description: 'an integer from 0 to 100 (most _include and _revinclude parameters in one search; more is a 400 too-costly)',
+    schema: { type: 'integer', minimum: 0, maximum: 100, default: 10 },
+  },
+  SEARCH_MAX_CHAIN_DEPTH: {
+    description: 'an integer from 1 to 10 (most levels of a chain or of nested _has; more is a 400 too-costly)',
+    schema: { type: 'integer', minimum: 1, maximum: 10, default: 4 },
+  },
+  BUNDLE_MAX_SEARCHES: {
+    description: 'an integer from 0 to 100000 (most search and history entries in one batch or transaction Bundle; more is a 413)',
+    schema: { type: 'integer', minimum: 0, maximum: 100000, default: 100 },
+  },
+  HTTP_HEADERS_TIMEOUT_MS: {
+    description: 'milliseconds from 1000 to 600000 (time to receive a request\'s headers)',
+    schema: { type: 'integer', minimum: 1000, maximum: 600000, default: DEFAULT_HTTP_LIMITS.headersTimeoutMs },
+  },
+  HTTP_REQUEST_TIMEOUT_MS: {
+    description: 'milliseconds from 1000 to 3600000 (time to receive a whole request, headers and body; a slower client is cut off with 408)',
+    schema: { type: 'integer', minimum: 1000, maximum: 3600000, default: DEFAULT_HTTP_LIMITS.requestTimeoutMs },
+  },
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: {
+    description: 'milliseconds from 100 to 600000 (an idle keep-alive connection is closed after it)',
+    schema: { type: 'integer', minimum: 100, maximum: 600000, default: DEFAULT_HTTP_LIMITS.keepAliveTimeoutMs },
+  },
+  HTTP_MAX_CONNECTIONS: {
+    description: 'an integer from 1 to 1000000 (connections open at once; more are refused)',
+    schema: { type: 'integer', minimum: 1, maximum: 1000000, default: DEFAULT_HTTP_LIMITS.maxConnections },
   },
   BUNDLE_MAX_ENTRIES: {
     description: 'an integer from 1 to 1000000 (most entries in a batch or transaction Bundle; more is a 413)',
@@ -364,12 +419,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       retentionHours: input.BULK_EXPORT_RETENTION_HOURS as number,
       maxResourcesPerFile: input.BULK_EXPORT_FILE_MAX_RESOURCES as number,
     },
-    bundle: { maxEntries: input.BUNDLE_MAX_ENTRIES as number, bodyLimit: input.BUNDLE_BODY_LIMIT as number },
+    bundle: {
+      maxEntries: input.BUNDLE_MAX_ENTRIES as number,
+      maxSearches: input.BUNDLE_MAX_SEARCHES as number,
+      bodyLimit: input.BUNDLE_BODY_LIMIT as number,
+    },
     auth: authConfig(input, host, baseUrl),
     audit: {
       enabled: input.AUDIT_ENABLED as boolean,
       flushIntervalMs: input.AUDIT_FLUSH_INTERVAL_MS as number,
       bufferMax: input.AUDIT_BUFFER_MAX as number,
+    },
+    http: {
+      headersTimeoutMs: input.HTTP_HEADERS_TIMEOUT_MS as number,
+      requestTimeoutMs: input.HTTP_REQUEST_TIMEOUT_MS as number,
+      keepAliveTimeoutMs: input.HTTP_KEEP_ALIVE_TIMEOUT_MS as number,
+      maxConnections: input.HTTP_MAX_CONNECTIONS as number,
     },
     exposure: {
       corsOrigins: ((input.CORS_ORIGINS as string | undefined) ?? '').split(',').map((o) => o.trim()).filter(Boolean),
@@ -435,7 +500,16 @@ function searchConfig(input: Record<string, unknown>): ServerConfig['search'] {
   if (defaultCount > maxCount) {
     throw new ConfigError([`SEARCH_DEFAULT_COUNT=${defaultCount} is larger than SEARCH_MAX_COUNT=${maxCount}; it must not be`]);
   }
-  return { defaultCount, maxCount };
+  return {
+    defaultCount,
+    maxCount,
+    limits: {
+      maxParameters: input.SEARCH_MAX_PARAMETERS as number,
+      maxValues: input.SEARCH_MAX_VALUES as number,
+      maxIncludes: input.SEARCH_MAX_INCLUDES as number,
+      maxChainDepth: input.SEARCH_MAX_CHAIN_DEPTH as number,
+    },
+  };
 }
 
 /**

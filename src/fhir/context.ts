@@ -8,6 +8,7 @@ import type { ResourceStore } from '../store/resource-store.js';
 import type { AccessPolicy } from './access/access-policy.js';
 import type { AuditTrail } from './audit/audit-trail.js';
 import type { ResourceValidator } from './validation/index.js';
+import { FhirError, issue } from './outcome.js';
 
 export type ReferencePolicy = 'strict' | 'lenient';
 
@@ -34,4 +35,22 @@ export interface FhirContext {
    * entries see each other's writes and nothing is committed unless all succeed.
    */
   session?: ClientSession;
+  /**
+   * Aborted when the client that asked has gone (closed its connection): work still to do for it (the next Bundle
+   * entry, the next search step) is not started. Checked with stopIfClientGone between steps.
+   */
+  signal?: AbortSignal;
+}
+
+/** Throws when the request's client has gone: its answer could not be delivered, so the rest of the work is not done. */
+export function stopIfClientGone(ctx: Pick<FhirContext, 'signal'>): void {
+  if (ctx.signal?.aborted) throw clientGone();
+}
+
+/**
+ * The error of a request whose client went away. 499 (as proxies log it, "client closed request"): no client sees
+ * it, but the request's log line and AuditEvent record what happened.
+ */
+export function clientGone(): FhirError {
+  return new FhirError(499, issue('error', 'incomplete', 'The client closed the connection before the answer was ready; the remaining work was not done'));
 }

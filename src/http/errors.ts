@@ -59,7 +59,35 @@ function notFound(request: FastifyRequest, options: ErrorOptions): FhirError {
   return errors.notFound(`No FHIR interaction answers ${request.method} ${path}`);
 }
 
+/**
+ * Errors the router raises before any route or hook runs (Fastify's `frameworkErrors`): a path that is not valid
+ * percent-encoding, a path segment longer than the router takes. Answered as OperationOutcomes like every other.
+ */
+export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const fhirError =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new FhirError(
+          414,
+          issue('error', 'too-costly', `A path segment of the URL is longer than ${MAX_PATH_SEGMENT} characters (a FHIR id has at most 64)`),
+        )
+      : error.code === 'FST_ERR_BAD_URL'
+        ? errors.badRequest('The URL path is not valid percent-encoding (RFC 3986): a "%" must be followed by two hexadecimal digits')
+        : new FhirError(error.statusCode && error.statusCode < 500 ? error.statusCode : 400, issue('error', 'invalid', 'The request could not be routed'));
+  reply.code(fhirError.status).type('application/fhir+json; charset=utf-8').send(fhirError.outcome);
+}
+
+/** The longest path segment (route parameter) the router accepts; longer ones are answered 414 by answerFrameworkError. */
+export const MAX_PATH_SEGMENT = 200;
+
 async function errorPlugin(fastify: FastifyInstance, options: ErrorOptions): Promise<void> {
+  // HTTP/1.1 requires Host (RFC 9112 §3.2): Node's own check would answer 400 with an empty body, so it is turned off
+  // (http.requireHostHeader) and done here, where the answer can be an OperationOutcome.
+  fastify.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw errors.badRequest('An HTTP/1.1 request must carry a Host header (RFC 9112, section 3.2)');
+    }
+  });
+
   fastify.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const fhirError = toFhirError(error, options, request);
     // The reason the client is given, for the request's AuditEvent.

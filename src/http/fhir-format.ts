@@ -6,18 +6,19 @@
  * well-kept JavaScript library converts R4 JSON and XML faithfully; a lossy conversion would corrupt records.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import secureJson from 'secure-json-parse';
 import { errors } from '../fhir/outcome.js';
+import { parseJsonText } from '../fhir/json-text.js';
 
 export const FHIR_JSON = 'application/fhir+json';
 export const JSON_PATCH = 'application/json-patch+json';
 const JSON_TYPES = new Set([FHIR_JSON, 'application/json', 'application/json+fhir']);
 const XML_TYPES = new Set(['application/fhir+xml', 'application/xml', 'text/xml', 'application/xml+fhir']);
 /** _format shorthands defined by the FHIR specification (http.html#mime-type). */
-const FORMAT_SHORTHANDS: Record<string, string> = { json: FHIR_JSON, xml: 'application/fhir+xml', ttl: 'text/turtle' };
-
-/** Nesting deeper than this is refused before JSON.parse sees it: no FHIR resource comes close. */
-export const MAX_JSON_DEPTH = 100;
+const FORMAT_SHORTHANDS: ReadonlyMap<string, string> = new Map([
+  ['json', FHIR_JSON],
+  ['xml', 'application/fhir+xml'],
+  ['ttl', 'text/turtle'],
+]);
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -52,7 +53,7 @@ function parseAccept(header: string): AcceptEntry[] {
 /** Picks the response media type, or throws 406 naming what we can produce. */
 export function negotiateResponseType(format: string | undefined, accept: string | undefined): string {
   if (format !== undefined && format !== '') {
-    const requested = (FORMAT_SHORTHANDS[format] ?? format).split(';')[0].trim().toLowerCase();
+    const requested = (FORMAT_SHORTHANDS.get(format) ?? format).split(';')[0].trim().toLowerCase();
     if (JSON_TYPES.has(requested)) return requested === 'application/json' ? requested : FHIR_JSON;
     throw errors.notAcceptable(
       `_format=${format} is not supported: this server answers in JSON only (_format=json, application/fhir+json or application/json)`,
@@ -70,40 +71,6 @@ export function negotiateResponseType(format: string | undefined, accept: string
   );
 }
 
-/** Throws 400 when JSON text nests deeper than the limit, scanning once without recursion. */
-export function checkJsonDepth(text: string, limit = MAX_JSON_DEPTH): void {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22 /* " */) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
-    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (++depth > limit) throw errors.badRequest(`JSON nests deeper than ${limit} levels`);
-    } else if (c === 0x7d || c === 0x5d) {
-      depth--;
-    }
-  }
-}
-
-/** Parses a JSON request body; keys that could pollute prototypes are refused rather than silently dropped. */
-export function parseJsonBody(text: string): unknown {
-  if (text.trim() === '') throw errors.badRequest('The request body is empty; a JSON document was expected');
-  checkJsonDepth(text);
-  try {
-    return secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (/prototype|__proto__|constructor/i.test(message)) {
-      throw errors.badRequest('The JSON body contains a forbidden key (__proto__ or constructor.prototype)');
-    }
-    throw errors.badRequest(`The body is not valid JSON: ${message}`);
-  }
-}
-
 function isTrue(value: unknown): boolean {
   return value === 'true' || value === '';
 }
@@ -119,7 +86,7 @@ export function registerFhirFormat(fastify: FastifyInstance, options: { bodyLimi
     { parseAs: 'string', bodyLimit: options.bodyLimit },
     (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
       try {
-        done(null, parseJsonBody(typeof body === 'string' ? body : body.toString('utf8')));
+        done(null, parseJsonText(typeof body === 'string' ? body : body.toString('utf8')));
       } catch (error) {
         done(error as Error);
       }

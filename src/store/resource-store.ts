@@ -16,6 +16,7 @@
  * conflict to its own client, so the head never goes backwards and no version is lost.
  */
 import type { Resource } from '@medplum/fhirtypes';
+import { calculateObjectSize } from 'bson';
 import { MongoBulkWriteError, MongoServerError, type ClientSession, type Collection, type Db, type Document } from 'mongodb';
 import { compileFilter } from './search/compile.js';
 import { searchIndexDescriptions } from './search/indexes.js';
@@ -96,6 +97,36 @@ export class VersionConflictError extends Error {
     super(`${type}/${id} was changed by another request (version ${attemptedVersion} already exists)`);
     this.name = 'VersionConflictError';
   }
+}
+
+/**
+ * The largest document this store writes: MongoDB's limit is 16 MiB (BSONObjMaxUserSize), and a version document
+ * later grows by its anchor (batch, receipt, audit path: under 2 KB), so a margin is kept for that.
+ */
+export const MAX_STORED_DOCUMENT_BYTES = 16 * 1024 * 1024 - 64 * 1024;
+
+/** A version whose stored document would exceed MongoDB's document size limit: refused before anything is written. */
+export class DocumentTooLargeError extends Error {
+  constructor(
+    readonly type: string,
+    readonly id: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`${type}/${id} would be stored as ${bytes} bytes; the limit is ${limit}`);
+    this.name = 'DocumentTooLargeError';
+  }
+}
+
+/**
+ * Throws DocumentTooLargeError when the documents that would store this version (the version itself, and the head
+ * that carries the same resource and index values) would exceed MAX_STORED_DOCUMENT_BYTES. Computed over exactly what
+ * is written, index values included: those can be several times the resource's own size.
+ */
+export function assertStorable(version: NewVersion): void {
+  // The version document holds everything its head holds, and more: its size bounds both.
+  const bytes = calculateObjectSize(versionDocument(version));
+  if (bytes > MAX_STORED_DOCUMENT_BYTES) throw new DocumentTooLargeError(version.type, version.id, bytes, MAX_STORED_DOCUMENT_BYTES);
 }
 
 export const versionKey = (type: string, id: string, versionId: number): string => `${type}/${id}/${versionId}`;

@@ -294,7 +294,7 @@ t.test('conditional update and conditional delete entries', async (t) => {
 });
 
 t.test('Bundle-level problems are 400s, 404s and 413s with an OperationOutcome', async (t) => {
-  const { app } = await startTestApp(t, { bundle: { maxEntries: 3, bodyLimit: 4096 } });
+  const { app } = await startTestApp(t, { bundle: { maxEntries: 3, maxSearches: 100, bodyLimit: 4096 } });
   const cases: Array<[string, unknown, number, RegExp]> = [
     ['not a Bundle', patient('x'), 400, /takes a Bundle/],
     ['an array', [1, 2], 400, /JSON object/],

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import t from 'tap';
 import { storeNextVersion } from '../../src/fhir/interactions/versions.js';
+import { DEFAULT_SEARCH_SETTINGS } from '../../src/fhir/search/search.js';
 import { startTestApp, stopMongoAtEnd, testContext } from '../helpers/app.js';
 import { BASE, JSON_HEADERS, create, link, search } from '../fhir/search/helpers.js';
 
@@ -24,7 +25,7 @@ async function inParallel(count: number, workers: number, task: (i: number) => P
 }
 
 t.test('paging', async (t) => {
-  const { app, store } = await startTestApp(t, { search: { defaultCount: 20, maxCount: 200 } });
+  const { app, store } = await startTestApp(t, { search: { ...DEFAULT_SEARCH_SETTINGS, defaultCount: 20, maxCount: 200 } });
   const birth = (i: number) => `19${String(50 + (i % 40)).padStart(2, '0')}-0${1 + (i % 9)}-1${i % 10}`;
   const original = new Map<string, Patient>();
   // The 1,000 matches are written through the same write path as the API (stamping, index extraction,

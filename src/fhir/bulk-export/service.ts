@@ -15,6 +15,7 @@ import { errors, informationOutcome, issue, operationOutcome } from '../outcome.
 import { parseKickoff, type ExportableTypes, type KickoffRequest } from './kickoff.js';
 import { forbidden, type AccessPolicy } from '../access/access-policy.js';
 import type { BulkExportRunner } from './runner.js';
+import { stopIfClientGone } from '../context.js';
 
 export interface ManifestFile {
   type: string;
@@ -48,6 +49,8 @@ export interface ExportCaller {
   access: AccessPolicy;
   /** Client id (or token subject); undefined when authorization is off. */
   requestedBy: string | undefined;
+  /** Aborted when the client has gone: a kick-off nobody will poll queues no job. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -90,6 +93,7 @@ export class BulkExportService {
   ): Promise<{ jobId: string; statusUrl: string; outcome: OperationOutcome; types: string[] }> {
     const plan = parseKickoff(request, this.options.exportable);
     plan.params.types = exportableFor(caller.access, plan.params.types, plan.typesNamed);
+    stopIfClientGone(caller);
     const now = this.options.now();
     const job = await this.jobs.create({
       _id: randomUUID(),

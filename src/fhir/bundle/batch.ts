@@ -6,7 +6,7 @@
  * transaction processing order (DELETE, POST, PUT/PATCH, GET/HEAD) so that both kinds of Bundle behave alike.
  */
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import type { FhirContext } from '../context.js';
+import { stopIfClientGone, type FhirContext } from '../context.js';
 import { FhirError, errors } from '../outcome.js';
 import type { BundleRequest, BundleRequestEntry } from './bundle-request.js';
 import { entryInteraction, errorEntry, runEntry, type BundleOptions } from './entry.js';
@@ -49,6 +49,7 @@ export async function runBatch(
   const trail = ctx.audit;
   trail?.delegate();
   for (const entry of processingOrder(request.entries)) {
+    stopIfClientGone(ctx);
     // A conditional reference resolved for one entry may no longer hold for the next (entries are separate requests).
     references.conditionalCache.clear();
     const kind = entry.action ? entryInteraction(entry.action).interaction : 'batch';

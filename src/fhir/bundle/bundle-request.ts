@@ -6,7 +6,7 @@
  * are kept on that entry: a batch answers them in the entry's response, a transaction fails naming the entry.
  */
 import type { Binary, BundleEntry, Parameters, Resource } from '@medplum/fhirtypes';
-import secureJson from 'secure-json-parse';
+import { parseJsonText } from '../json-text.js';
 import { parseVersionTag } from '../interactions/versions.js';
 import { FhirError, errors, issue } from '../outcome.js';
 import type { PatchDocument } from '../patch/index.js';
@@ -49,6 +49,8 @@ export interface BundleRequest {
 export interface BundleLimits {
   /** More entries than this: 413. */
   maxEntries: number;
+  /** More search and history entries than this: 413 (each is a search, with its own cost). */
+  maxSearches: number;
 }
 
 const METHODS: readonly EntryMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
@@ -86,7 +88,7 @@ function patchDocumentOf(index: number, resource: Resource | undefined): PatchDo
     }
     try {
       const text = Buffer.from(binary.data, 'base64').toString('utf8');
-      return { kind: 'json-patch', operations: secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }) };
+      return { kind: 'json-patch', operations: parseJsonText(text) };
     } catch (error) {
       throw entryError(index, 400, 'invalid', `the Binary's data is not a JSON Patch document (${(error as Error).message})`, '.resource.data');
     }
@@ -231,6 +233,12 @@ export function parseBundleRequest(body: unknown, limits: BundleLimits, hosted: 
     throw errors.payloadTooLarge(`The Bundle has ${raw.length} entries; at most ${limits.maxEntries} are accepted (BUNDLE_MAX_ENTRIES)`);
   }
   const entries = raw.map((entry, index) => readEntry(index, entry, hosted, baseUrl));
+  const searches = entries.filter((entry) => entry.action?.kind === 'search' || entry.action?.kind === 'history').length;
+  if (searches > limits.maxSearches) {
+    throw errors.payloadTooLarge(
+      `The Bundle has ${searches} search and history entries; at most ${limits.maxSearches} are accepted in one Bundle (BUNDLE_MAX_SEARCHES)`,
+    );
+  }
   const seen = new Map<string, number>();
   for (const entry of entries) {
     if (entry.fullUrl === undefined) continue;

@@ -15,7 +15,7 @@ import type { Bundle, BundleEntry, OperationOutcomeIssue, Resource } from '@medp
 import { VersionConflictError } from '../../store/resource-store.js';
 import { ConditionalKeyHeldError } from '../../store/search/conditional-keys.js';
 import { TransactionRetriesExhaustedError, runInTransaction } from '../../store/transaction-runner.js';
-import type { FhirContext } from '../context.js';
+import { stopIfClientGone, type FhirContext } from '../context.js';
 import { checkReferences } from '../interactions/references.js';
 import { FhirError, errors, issue } from '../outcome.js';
 import { criteriaKey } from '../search/conditional.js';
@@ -159,6 +159,8 @@ async function processTransaction(ctx: FhirContext, entries: BundleRequestEntry[
   }
   const responses: BundleEntry[] = new Array<BundleEntry>(entries.length);
   for (const [position, step] of planned.entries()) {
+    // Nothing is committed yet: a client that is gone gets no transaction rather than one it never hears of.
+    stopIfClientGone(runCtx);
     const index = step.entry.index;
     try {
       const entryCtx = step.newId !== undefined ? { ...runCtx, newId: () => step.newId! } : runCtx;

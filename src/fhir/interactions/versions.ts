@@ -6,7 +6,7 @@ import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import type { Document } from 'mongodb';
 import { pendingAnchorFor } from '../../ledger/pending-anchor.js';
 import { canonicalJson } from '../../ledger/canonical-json.js';
-import type { HeadDocument, NewVersion, VersionDocument, WriteMethod } from '../../store/resource-store.js';
+import { DocumentTooLargeError, assertStorable, type HeadDocument, type NewVersion, type VersionDocument, type WriteMethod } from '../../store/resource-store.js';
 import type { FhirContext } from '../context.js';
 import { FhirError, errors, issue } from '../outcome.js';
 import { extractIndex } from '../search/extract.js';
@@ -136,6 +136,7 @@ export async function storeNextVersion(
     ...(index ? { idx: index.idx, idxVersion: index.idxVersion } : {}),
     anchor: pendingAnchorFor(stamped),
   };
+  refuseUnstorable(version);
   // The AuditEvent of this write is stored with it (inside a transaction Bundle, the Bundle's one event is).
   const written = { type: args.type, id: args.id, versionId, idx: index?.idx ?? args.previous?.idx };
   if (ctx.audit && !ctx.session) {
@@ -147,6 +148,25 @@ export async function storeNextVersion(
     ctx.audit?.touchedVersion(written);
   }
   return { type: args.type, id: args.id, versionId, lastUpdated, deleted: args.deleted, resource: stamped };
+}
+
+/** 413 for a version MongoDB could not hold (a huge resource, or a PATCH that grows one past the limit). */
+function refuseUnstorable(version: NewVersion): void {
+  try {
+    assertStorable(version);
+  } catch (error) {
+    if (!(error instanceof DocumentTooLargeError)) throw error;
+    const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+    throw new FhirError(
+      413,
+      issue(
+        'error',
+        'too-costly',
+        `${version.type}/${version.id} would be stored as ${mb(error.bytes)} (the resource with its search index values), ` +
+          `over the limit of ${mb(error.limit)} per stored document (MongoDB's document size limit); nothing was written`,
+      ),
+    );
+  }
 }
 
 /** A tombstone: what a deleted version is, as far as history and the ledger are concerned. */

@@ -26,7 +26,7 @@ import type { Document, Filter } from 'mongodb';
 import { compileFilter, fullSort, keysetAfter, sortDocument } from '../../store/search/compile.js';
 import { countMatches, findPage, type Page, type PagePosition } from '../../store/search/execute.js';
 import type { Condition, StoreQuery } from '../../store/search/query.js';
-import type { FhirContext } from '../context.js';
+import { stopIfClientGone, type FhirContext } from '../context.js';
 import { parseDateRange } from '../dates.js';
 import { ID_PATTERN } from '../interactions/versions.js';
 import { FhirError, errors, issue, operationOutcome } from '../outcome.js';
@@ -230,6 +230,7 @@ export async function patientEverything(ctx: FhirContext, settings: SearchSettin
     const type = parsed.types[t];
     const query = queryOf(type);
     const remaining = parsed.count - heads.length;
+    if (t > startType) stopIfClientGone(ctx);
     const position: PagePosition = t === startType && startAfter !== undefined ? { kind: 'after', values: [startAfter] } : { kind: 'first' };
     const page = await readPage(ctx, query, patientId === undefined, remaining, position);
     heads.push(...page.heads);

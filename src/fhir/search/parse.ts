@@ -73,17 +73,73 @@ export interface ParseOptions {
   now: Date;
   /** A search of [base] (where _type is meaningful). */
   systemLevel?: boolean;
+  /** What one search may ask for (DEFAULT_SEARCH_LIMITS when not given). */
+  limits?: SearchLimits;
 }
+
+/**
+ * What one search may ask for, so that every search has a bounded cost: each value is a condition the database
+ * evaluates (a :contains or phonetic value a scan), each chain level and _has a sub-search, each _include a
+ * query per page. Exceeding one is a 400 (too-costly) naming the limit, whatever the handling preference.
+ */
+export interface SearchLimits {
+  /** Parameters in one search (_format and _pretty not counted). */
+  maxParameters: number;
+  /** Values in one search, summed over its parameters (a,b,c is three). */
+  maxValues: number;
+  /** _include and _revinclude parameters together. */
+  maxIncludes: number;
+  /** Levels of a chain (subject:Patient.name is one) or of nested _has. */
+  maxChainDepth: number;
+}
+
+export const DEFAULT_SEARCH_LIMITS: SearchLimits = { maxParameters: 50, maxValues: 200, maxIncludes: 10, maxChainDepth: 4 };
 
 /** Parameters handled by the HTTP layer or meaningless to search: accepted silently, never in the self link. */
 const TRANSPARENT = new Set(['_format', '_pretty']);
 /** Defined by FHIR, not supported here: reported like unknown parameters, with a specific message. */
 const UNSUPPORTED = new Set(['_contained', '_containedType', '_list', '_filter', '_query', '_text', '_content', '_graph']);
-const MAX_CHAIN_DEPTH = 4;
-
 interface Ctx {
   options: ParseOptions;
+  limits: SearchLimits;
   depth: number;
+}
+
+/** A search over a limit: refused whole, never downgraded to an ignored parameter. */
+class SearchTooCostlyError extends FhirError {}
+
+function tooCostly(message: string): FhirError {
+  return new SearchTooCostlyError(400, issue('error', 'too-costly', message));
+}
+
+/** The alternatives of a value: comma-separated, a comma escaped with a backslash not separating. */
+function alternativesIn(value: string): number {
+  let count = 1;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0x5c /* \ */) i++;
+    else if (c === 0x2c /* , */) count++;
+  }
+  return count;
+}
+
+/** Throws 400 (too-costly) when the parameters as a whole exceed a limit that does not depend on their meaning. */
+function checkLimits(params: Array<[string, string]>, limits: SearchLimits): void {
+  const counted = params.filter(([name]) => !TRANSPARENT.has(name) && name !== '_cursor');
+  if (counted.length > limits.maxParameters) {
+    throw tooCostly(`The search has ${counted.length} parameters; this server takes at most ${limits.maxParameters} in one search (SEARCH_MAX_PARAMETERS)`);
+  }
+  let values = 0;
+  for (const [, value] of counted) values += alternativesIn(value);
+  if (values > limits.maxValues) {
+    throw tooCostly(
+      `The search has ${values} values (counting each comma-separated alternative); this server takes at most ${limits.maxValues} in one search (SEARCH_MAX_VALUES)`,
+    );
+  }
+  const includes = counted.filter(([name]) => name.startsWith('_include') || name.startsWith('_revinclude')).length;
+  if (includes > limits.maxIncludes) {
+    throw tooCostly(`The search has ${includes} _include and _revinclude parameters; this server takes at most ${limits.maxIncludes} (SEARCH_MAX_INCLUDES)`);
+  }
 }
 
 function fail(message: string): never {
@@ -370,7 +426,7 @@ function parameterCondition(type: string, name: string, value: string, ctx: Ctx)
 
 function chainCondition(type: string, def: SearchParamDef, links: NameLink[], value: string, ctx: Ctx): Condition {
   if (def.type !== 'reference') fail(`${def.code} is not a reference parameter and cannot be chained`);
-  if (ctx.depth >= MAX_CHAIN_DEPTH) fail(`chains are limited to ${MAX_CHAIN_DEPTH} levels`);
+  if (ctx.depth >= ctx.limits.maxChainDepth) throw tooCostly(`chains are limited to ${ctx.limits.maxChainDepth} levels (SEARCH_MAX_CHAIN_DEPTH)`);
   const first = links[0];
   const hosted = ctx.options.hostedTypes;
   const candidates = first.modifier ? [first.modifier] : def.targets.filter((t) => hosted.includes(t));
@@ -408,7 +464,7 @@ function hasCondition(type: string, name: string, value: string, ctx: Ctx): Cond
   const [, sourceType, refCode] = parts;
   const rest = parts.slice(3).join(':');
   if (!ctx.options.hostedTypes.includes(sourceType)) fail(`_has: ${sourceType} is not hosted here`);
-  if (ctx.depth >= MAX_CHAIN_DEPTH) fail(`_has is limited to ${MAX_CHAIN_DEPTH} levels`);
+  if (ctx.depth >= ctx.limits.maxChainDepth) throw tooCostly(`_has is limited to ${ctx.limits.maxChainDepth} levels (SEARCH_MAX_CHAIN_DEPTH)`);
   const refDef = ctx.options.registry.get(sourceType, refCode);
   if (!refDef || refDef.type !== 'reference') fail(`_has: ${sourceType} has no reference parameter "${refCode}"`);
   if (refDef.targets.length > 0 && !refDef.targets.includes(type)) fail(`_has: ${sourceType}.${refCode} cannot refer to a ${type}`);
@@ -495,7 +551,9 @@ export function parseSearch(types: string[], params: Array<[string, string]>, op
     problems: [],
   };
   const perType = new Map<string, Condition[]>(types.map((t) => [t, []]));
-  const ctx: Ctx = { options, depth: 0 };
+  const limits = options.limits ?? DEFAULT_SEARCH_LIMITS;
+  checkLimits(params, limits);
+  const ctx: Ctx = { options, limits, depth: 0 };
 
   for (const [name, value] of params) {
     if (TRANSPARENT.has(name)) continue;
@@ -540,6 +598,7 @@ export function parseSearch(types: string[], params: Array<[string, string]>, op
       }
       parsed.accepted.push([name, value]);
     } catch (error) {
+      if (error instanceof SearchTooCostlyError) throw error;
       if (error instanceof RejectedParamError) {
         throw new FhirError(400, issue('error', 'not-supported', `Parameter ${name}: ${error.message}`, name));
       }

@@ -27,12 +27,12 @@ import {
   type PagePosition,
 } from '../../store/search/execute.js';
 import { SubSearchTooLargeError, type Condition, type StoreQuery } from '../../store/search/query.js';
-import type { FhirContext } from '../context.js';
+import { stopIfClientGone, type FhirContext } from '../context.js';
 import { FhirError, issue, operationOutcome } from '../outcome.js';
 import { shortenResource } from '../summary.js';
 import { decodeCursor, encodeCursor, queryFingerprint, type Cursor } from './cursor.js';
 import { idxPath } from './fields.js';
-import { parseSearch, type IncludeSpec, type ParsedSearch } from './parse.js';
+import { DEFAULT_SEARCH_LIMITS, parseSearch, type IncludeSpec, type ParsedSearch, type SearchLimits } from './parse.js';
 import { searchRegistry, type SearchRegistry } from './registry.js';
 import { compartmentCondition } from '../access/compartment.js';
 import { confineSearch, includeRestriction } from './confine.js';
@@ -42,9 +42,11 @@ export interface SearchSettings {
   defaultCount: number;
   /** Largest page; a larger _count is reduced to it. */
   maxCount: number;
+  /** What one search may ask for (parameters, values, includes, chain depth). */
+  limits: SearchLimits;
 }
 
-export const DEFAULT_SEARCH_SETTINGS: SearchSettings = { defaultCount: 20, maxCount: 1000 };
+export const DEFAULT_SEARCH_SETTINGS: SearchSettings = { defaultCount: 20, maxCount: 1000, limits: DEFAULT_SEARCH_LIMITS };
 
 /** Counting stops here for the default total: beyond it the Bundle has no total (ask _total=accurate). */
 export const CHEAP_TOTAL_LIMIT = 10_000;
@@ -93,6 +95,7 @@ export function parseForScope(
     hostedTypes: ctx.resourceTypes,
     defaultCount: settings.defaultCount,
     maxCount: settings.maxCount,
+    limits: settings.limits,
     now: ctx.now(),
     systemLevel: scope.path === '',
   });
@@ -203,6 +206,7 @@ async function includeResources(ctx: FhirContext, parsed: ParsedSearch, matches:
   let sources = matches;
   let truncated = false;
   for (let round = 0; round < MAX_INCLUDE_ROUNDS && sources.length > 0 && !truncated; round++) {
+    if (round > 0) stopIfClientGone(ctx);
     const includes = parsed.include.filter((s) => round === 0 || s.iterate);
     const revincludes = parsed.revinclude.filter((s) => round === 0 || s.iterate);
     const found: HeadDocument[] = [];
@@ -314,6 +318,8 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
     ({ heads, more } = await findPage(ctx.store, query, count, position, ctx.session));
   }
   const complete = !cursor && count > 0 && !more ? heads.length : undefined;
+  // Counting and including are further queries: not for a client that is gone.
+  stopIfClientGone(ctx);
   const total = await totalOf(ctx, parsed, query, complete, cursor);
 
   const link: BundleLink[] = [];
@@ -373,7 +379,7 @@ export async function findByCriteria(
   if (criteria.filter(([name]) => !['_format', '_pretty'].includes(name)).length === 0) {
     throw new FhirError(400, issue('error', 'invalid', 'Conditional criteria are empty; give at least one search parameter'));
   }
-  const parsed = parseForScope(ctx, { defaultCount: limit, maxCount: limit }, { types: [type], path: type }, { params: criteria, strict: true });
+  const parsed = parseForScope(ctx, { ...DEFAULT_SEARCH_SETTINGS, defaultCount: limit, maxCount: limit }, { types: [type], path: type }, { params: criteria, strict: true });
   const query = await storeQueryOf(ctx, parsed);
   const { heads } = await findPage(ctx.store, query, limit, { kind: 'first' }, ctx.session);
   return heads;

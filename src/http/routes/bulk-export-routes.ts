@@ -18,7 +18,8 @@ import { patientCompartmentTypes } from '../../fhir/operations/everything.js';
 import { errors } from '../../fhir/outcome.js';
 import type { ExportLevel } from '../../store/export-jobs.js';
 import { ExportJobStore } from '../../store/export-jobs.js';
-import { FHIR_JSON, parseJsonBody } from '../fhir-format.js';
+import { FHIR_JSON } from '../fhir-format.js';
+import { parseJsonText } from '../../fhir/json-text.js';
 import { routeFamily, type RouteSpec } from '../route-table.js';
 import { EXPORT_FILE_PARAMS, EXPORT_JOB_PARAMS } from '../schemas.js';
 import { queryParams } from './search-routes.js';
@@ -55,7 +56,7 @@ export interface BulkExportRoutesOptions {
 
 /** Who asks, for the export service: the request's access and its client. */
 function callerOf(request: FastifyRequest): ExportCaller {
-  return { access: request.access, requestedBy: request.principal?.clientId ?? request.principal?.subject };
+  return { access: request.access, requestedBy: request.principal?.clientId ?? request.principal?.subject, signal: request.clientGone };
 }
 
 export async function registerBulkExportRoutes(app: FastifyInstance, args: BulkExportRoutesOptions): Promise<BulkExportRunner> {
@@ -91,7 +92,7 @@ export async function registerBulkExportRoutes(app: FastifyInstance, args: BulkE
       scope.removeAllContentTypeParsers();
       scope.addContentTypeParser([FHIR_JSON, 'application/json'], { parseAs: 'string' }, (_request, body, done) => {
         try {
-          done(null, parseJsonBody(typeof body === 'string' ? body : body.toString('utf8')));
+          done(null, parseJsonText(typeof body === 'string' ? body : body.toString('utf8')));
         } catch (error) {
           done(error as Error);
         }

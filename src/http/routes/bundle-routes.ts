@@ -21,11 +21,13 @@ import { fhirRoute } from '../route-table.js';
 export interface BundleSettings {
   /** More entries than this: 413. */
   maxEntries: number;
+  /** More search and history entries than this: 413. */
+  maxSearches: number;
   /** Largest POST [base] body in bytes. */
   bodyLimit: number;
 }
 
-export const DEFAULT_BUNDLE_SETTINGS: BundleSettings = { maxEntries: 10_000, bodyLimit: 50 * 1024 * 1024 };
+export const DEFAULT_BUNDLE_SETTINGS: BundleSettings = { maxEntries: 10_000, maxSearches: 100, bodyLimit: 50 * 1024 * 1024 };
 
 export interface BundleRoutesOptions {
   ctx: FhirContext;
@@ -49,7 +51,7 @@ export default async function bundleRoutes(fastify: FastifyInstance, options: Bu
     bodyLimit: settings.bodyLimit,
     handler: async (request) => {
       const ctx = requestContext(base, request);
-      const bundle = parseBundleRequest(request.body, { maxEntries: settings.maxEntries }, ctx.resourceTypes, ctx.baseUrl);
+      const bundle = parseBundleRequest(request.body, { maxEntries: settings.maxEntries, maxSearches: settings.maxSearches }, ctx.resourceTypes, ctx.baseUrl);
       const bundleOptions = { returnPreference: returnPreference(request), search: options.search };
       if (bundle.kind === 'transaction') return runTransaction(ctx, bundle, bundleOptions);
       if (ctx.audit) ctx.audit.interaction = 'batch';

@@ -87,6 +87,7 @@ export function searchHandlers(base: FhirContext, settings: SearchSettings): Sea
 function typesOf(value: string | undefined, hosted: readonly string[], named: readonly string[]): { types: string[]; implied: boolean } {
   if (value === undefined || value.trim() === '') return { types: [...hosted], implied: true };
   const types = [...new Set(value.split(',').map((t) => t.trim()).filter(Boolean))];
+  if (types.length === 0) throw errors.badRequest(`_type=${value} names no resource type; name at least one, or leave _type out to search every type`, '_type');
   for (const type of types) {
     if (!hosted.includes(type) && !named.includes(type)) throw errors.badRequest(`_type=${type}: this server hosts ${[...hosted, ...named].join(', ')}`);
   }

@@ -18,7 +18,10 @@ export function successorOf(prefix: string): string {
   return '\u{10ffff}';
 }
 
-/** A literal string as regular expression source. */
+/**
+ * A literal string as regular expression source. NUL is written as the escape \x00: a BSON regular expression
+ * is a C string, which cannot hold the character itself.
+ */
 export function escapeRegexSource(value: string): string {
-  return value.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  return value.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&').replace(/\0/g, '\\x00');
 }

@@ -1,0 +1,53 @@
+/**
+ * The fuzz test: a few thousand generated hostile requests (test/fuzz/hostile-requests.ts), from a fixed seed,
+ * against the real server on a socket with a small population. Whatever arrives: no 5xx, every error an
+ * OperationOutcome, no answer slower than a bound, /healthz answering within 1 s throughout, memory bounded.
+ * Bounded in count and time. FUZZ_SEED and FUZZ_REQUESTS explore further (the longer run: npm run fuzz).
+ */
+import t from 'tap';
+import { startTestApp, stopMongoAtEnd } from '../helpers/app.js';
+import { create } from '../fhir/search/helpers.js';
+import { describeFinding, runFuzz } from '../fuzz/run-fuzz.js';
+
+stopMongoAtEnd(t);
+
+const SEED = Number(process.env.FUZZ_SEED ?? 20261206);
+const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 3000);
+
+t.test(`${REQUESTS} hostile requests (seed ${SEED}): no 5xx, OperationOutcomes only, no freeze`, async (t) => {
+  const { app } = await startTestApp(t, { bodyLimit: 4 * 1024 * 1024 });
+  const knownIds: Array<{ type: string; id: string }> = [];
+  for (let i = 0; i < 30; i++) {
+    const patient = await create(app, { resourceType: 'Patient', name: [{ family: `Fuzz${i}`, given: ['Ann'] }], birthDate: `19${50 + i}-01-0${1 + (i % 9)}` });
+    knownIds.push({ type: 'Patient', id: patient.id });
+    const encounter = await create(app, { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: `Patient/${patient.id}` } });
+    knownIds.push({ type: 'Encounter', id: encounter.id });
+    const order = await create(app, {
+      resourceType: 'MedicationRequest',
+      status: 'active',
+      intent: 'order',
+      subject: { reference: `Patient/${patient.id}` },
+      encounter: { reference: `Encounter/${encounter.id}` },
+      medicationCodeableConcept: { text: 'aspirin' },
+    });
+    knownIds.push({ type: 'MedicationRequest', id: order.id });
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as { port: number }).port;
+  const rssBefore = process.memoryUsage().rss;
+
+  const report = await runFuzz({ port, seed: SEED, requests: REQUESTS, concurrency: 3, timeBudgetMs: 120_000, slowMs: 5000, knownIds });
+
+  const rssGrowthMb = (process.memoryUsage().rss - rssBefore) / 1024 / 1024;
+  t.comment(
+    `sent ${report.sent} in ${report.seconds.toFixed(1)} s; statuses ${JSON.stringify(report.byStatus)}; slowest ${report.slowestMs} ms; ` +
+      `/healthz slowest ${report.slowestHealthMs} ms over ${report.healthProbes} probes; rss +${rssGrowthMb.toFixed(0)} MB`,
+  );
+  for (const finding of report.findings.slice(0, 30)) t.comment(describeFinding(finding));
+  t.equal(report.findings.length, 0, 'no 5xx, no non-OperationOutcome error, no slow answer, /healthz always up');
+  t.ok(report.sent >= Math.min(REQUESTS, 1000), `enough requests were sent (${report.sent})`);
+  t.ok(report.slowestHealthMs < 1000, `/healthz answered within 1 s throughout (slowest ${report.slowestHealthMs} ms)`);
+  t.ok(rssGrowthMb < 1024, `memory stayed bounded (rss +${rssGrowthMb.toFixed(0)} MB)`);
+  // The server still serves.
+  t.equal((await app.inject({ method: 'GET', url: `/Patient/${knownIds[0]!.id}` })).statusCode, 200);
+});

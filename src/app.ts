@@ -27,7 +27,7 @@ import errorPlugin, { MAX_PATH_SEGMENT, answerFrameworkError } from './http/erro
 import exposurePlugin, { addressKey } from './http/exposure.js';
 import { FHIR_JSON, JSON_PATCH, registerFhirFormat } from './http/fhir-format.js';
 import healthPlugin from './http/health.js';
-import { trackClientConnections } from './http/request-context.js';
+import { trackRequests, type InFlightRequests } from './http/request-context.js';
 import { requireDeclarations, type RouteTableEntry } from './http/route-table.js';
 import bundleRoutes, { DEFAULT_BUNDLE_SETTINGS } from './http/routes/bundle-routes.js';
 import { DEFAULT_BULK_EXPORT_SETTINGS, registerBulkExportRoutes, type BulkExportDependencies } from './http/routes/bulk-export-routes.js';
@@ -61,7 +61,10 @@ export interface AppDependencies {
 }
 
 export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy' | 'auth' | 'audit' | 'exposure'> &
-  Partial<Pick<ServerConfig, 'search' | 'bundle' | 'bulkExport' | 'http'>>;
+  Partial<Pick<ServerConfig, 'bundle' | 'bulkExport' | 'http'>> & {
+    /** Paging and limits of searches (ServerConfig.search without the store's query time limit). */
+    search?: SearchSettings;
+  };
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -71,6 +74,8 @@ declare module 'fastify' {
     auditRecorder: AuditRecorder | undefined;
     /** The server's own authorization server and token verifier, when authorization is on. */
     auth: OpenedAuth | undefined;
+    /** The requests being answered (a shutdown stops those that outlive its grace period). */
+    inFlight: InFlightRequests;
   }
 }
 
@@ -143,6 +148,9 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
       return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
+    // Start-up includes the audit worker thread loading its modules and connecting to MongoDB: on a loaded machine
+    // (or under a TypeScript loader) that can take longer than Fastify's default of 10 s.
+    pluginTimeout: 60_000,
     clientErrorHandler: answerMalformedRequest,
   });
   app.server.maxConnections = limits.maxConnections;
@@ -217,7 +225,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  trackClientConnections(app);
+  app.decorate('inFlight', trackRequests(app));
 
   // Cross-cutting concerns first, in the order a request meets them.
   await app.register(errorPlugin, {

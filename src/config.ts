@@ -35,7 +35,13 @@ export interface ServerConfig {
   /** The anchoring of versions on Hedera (HEDERA_* and LEDGER_* variables). */
   ledger: LedgerConfig;
   /** Search paging: _count when none is given, and the largest page (SEARCH_DEFAULT_COUNT, SEARCH_MAX_COUNT). */
-  search: { defaultCount: number; maxCount: number; limits: { maxParameters: number; maxValues: number; maxIncludes: number; maxChainDepth: number } };
+  search: {
+    defaultCount: number;
+    maxCount: number;
+    limits: { maxParameters: number; maxValues: number; maxIncludes: number; maxChainDepth: number };
+    /** maxTimeMS of each query a search, history or $everything runs (SEARCH_TIMEOUT_MS). */
+    timeoutMs: number;
+  };
   /** Bulk Data export: how long finished exports are kept, and the most resources per NDJSON file (BULK_EXPORT_*). */
   bulkExport: { retentionHours: number; maxResourcesPerFile: number };
   /** Batch and transaction Bundles (POST [base]): most entries, and largest body in bytes (BUNDLE_*). */
@@ -48,6 +54,8 @@ export interface ServerConfig {
   exposure: ExposureConfig;
   /** Connection and time limits of the HTTP server (HTTP_*). */
   http: HttpLimits;
+  /** On SIGTERM/SIGINT: how long requests in flight may take before they are stopped (SHUTDOWN_GRACE_MS). */
+  shutdownGraceMs: number;
 }
 
 /**
@@ -206,6 +214,10 @@ const VARIABLES = {
     description: 'an integer from 1 to 10000 (largest search page; a larger _count is reduced to it)',
     schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
   },
+  SEARCH_TIMEOUT_MS: {
+    description: 'milliseconds from 100 to 600000 (each query of a search, history or $everything is stopped by MongoDB after it: 400 too-costly)',
+    schema: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
+  },
   SEARCH_MAX_PARAMETERS: {
     description: 'an integer from 1 to 1000 (most parameters in one search; more is a 400 too-costly)',
     schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
@@ -225,6 +237,10 @@ const VARIABLES = {
   BUNDLE_MAX_SEARCHES: {
     description: 'an integer from 0 to 100000 (most search and history entries in one batch or transaction Bundle; more is a 413)',
     schema: { type: 'integer', minimum: 0, maximum: 100000, default: 100 },
+  },
+  SHUTDOWN_GRACE_MS: {
+    description: 'milliseconds from 0 to 600000 (on SIGTERM, requests in flight may finish within it; then they are stopped with 503)',
+    schema: { type: 'integer', minimum: 0, maximum: 600000, default: 10000 },
   },
   HTTP_HEADERS_TIMEOUT_MS: {
     description: 'milliseconds from 1000 to 600000 (time to receive a request\'s headers)',
@@ -430,6 +446,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       flushIntervalMs: input.AUDIT_FLUSH_INTERVAL_MS as number,
       bufferMax: input.AUDIT_BUFFER_MAX as number,
     },
+    shutdownGraceMs: input.SHUTDOWN_GRACE_MS as number,
     http: {
       headersTimeoutMs: input.HTTP_HEADERS_TIMEOUT_MS as number,
       requestTimeoutMs: input.HTTP_REQUEST_TIMEOUT_MS as number,
@@ -509,6 +526,7 @@ function searchConfig(input: Record<string, unknown>): ServerConfig['search'] {
       maxIncludes: input.SEARCH_MAX_INCLUDES as number,
       maxChainDepth: input.SEARCH_MAX_CHAIN_DEPTH as number,
     },
+    timeoutMs: input.SEARCH_TIMEOUT_MS as number,
   };
 }
 

@@ -16,6 +16,7 @@ import type { LedgerLogger } from './ledger/anchor-worker.js';
 import { LedgerRuntime, localLedgerEndpoint, type LedgerEndpoint } from './ledger/ledger-runtime.js';
 import { LOCAL_NETWORK_LABEL } from './ledger/network.js';
 import { SOFTWARE } from './software.js';
+import { gracefulShutdown } from './shutdown.js';
 import { openStoreAndValidator } from './wiring.js';
 
 /** Exit code of the LEDGER_TEST_CRASH_AFTER_SUBMIT hook, so a test can tell the crash from other exits. */
@@ -104,6 +105,7 @@ async function main(): Promise<void> {
     dataDir: config.dataDir,
     mongodTimeoutMs: config.mongodStartTimeoutMs,
     allowDownload: true,
+    embeddedInChildProcess: true,
     log: bootLog,
   });
   const { connection, store, validator } = await openStoreAndValidator(mongo.uri, config, bootLog);
@@ -154,25 +156,22 @@ async function main(): Promise<void> {
     `MongoDB in use: ${mongo.description}`,
   );
 
-  let stopping = false;
-  const stop = async (signal: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    app.log.info({ signal }, 'shutting down: draining in-flight requests');
-    try {
-      await app.close();
+  const stop = gracefulShutdown({
+    app,
+    graceMs: config.shutdownGraceMs,
+    stopBackground: async () => {
       await ledger?.stop();
       await local?.close();
+    },
+    closeDatabase: async () => {
       await connection.close();
       await mongo.stop();
-      process.exit(0);
-    } catch (error) {
-      app.log.error({ err: error }, 'error during shutdown');
-      process.exit(1);
-    }
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+    },
+    log: app.log,
+    exit: (code) => process.exit(code),
+  });
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 
   await app.listen({ port: config.port, host: config.host });
   app.log.info(`FHIR base: ${config.baseUrl} (CapabilityStatement at ${config.baseUrl}/metadata)`);

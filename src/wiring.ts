@@ -18,14 +18,14 @@ export interface StoreAndValidator {
 
 export async function openStoreAndValidator(
   uri: string,
-  config: Pick<ServerConfig, 'mongodbDb' | 'requiredProfiles'>,
+  config: Pick<ServerConfig, 'mongodbDb' | 'requiredProfiles'> & { search?: Pick<ServerConfig['search'], 'timeoutMs'> },
   log: (message: string) => void,
   /** An already built validator (tests build one per process: loading the R4 definitions takes seconds). */
   validator?: ResourceValidator,
 ): Promise<StoreAndValidator> {
   const connection = await connectMongo(uri, config.mongodbDb);
   try {
-    const store = new ResourceStore(connection.db, connection.supportsTransactions);
+    const store = new ResourceStore(connection.db, connection.supportsTransactions, config.search?.timeoutMs);
     await store.ensureIndexes();
     return {
       connection,

@@ -62,3 +62,13 @@ t.test('the variables are described for documentation', async (t) => {
     t.ok(names.includes(name), name);
   }
 });
+
+t.test('search limits and HTTP connection limits are read, defaulted and checked', async (t) => {
+  t.equal(loadConfig({}).search.timeoutMs, 10_000);
+  t.same(loadConfig({}).search.limits, { maxParameters: 50, maxValues: 200, maxIncludes: 10, maxChainDepth: 4 });
+  t.same(loadConfig({ SEARCH_MAX_VALUES: '7', SEARCH_MAX_CHAIN_DEPTH: '2' }).search.limits, { maxParameters: 50, maxValues: 7, maxIncludes: 10, maxChainDepth: 2 });
+  t.throws(() => loadConfig({ SEARCH_MAX_CHAIN_DEPTH: '11' }), /SEARCH_MAX_CHAIN_DEPTH="11" is invalid/);
+  t.same(loadConfig({}).http, { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000, maxConnections: 1024 });
+  t.equal(loadConfig({ HTTP_MAX_CONNECTIONS: '10' }).http.maxConnections, 10);
+  t.throws(() => loadConfig({ HTTP_REQUEST_TIMEOUT_MS: '5' }), /HTTP_REQUEST_TIMEOUT_MS="5" is invalid/);
+});

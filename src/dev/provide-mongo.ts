@@ -10,6 +10,7 @@ import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { startEmbeddedMongo } from './mongo/index.js';
+import { startEmbeddedMongoProcess } from './mongo-process.js';
 
 export type MongoKind = 'configured' | 'mongod' | 'embedded';
 
@@ -29,6 +30,11 @@ export interface ProvideMongoOptions {
   mongodTimeoutMs: number;
   /** Whether a mongod may be downloaded (the server: yes; tests: no, they use what is already here). */
   allowDownload: boolean;
+  /**
+   * Run the embedded server (when it is the one used) in a child process rather than in this one: the server's
+   * default, so that a costly query does not stall this process's event loop. Tests keep it in-process.
+   */
+  embeddedInChildProcess?: boolean;
   log: (message: string) => void;
 }
 
@@ -99,13 +105,22 @@ export async function provideMongo(options: ProvideMongoOptions): Promise<Provid
 
   const dataDir = options.dataDir ? join(options.dataDir, 'embedded-mongo') : undefined;
   if (dataDir) await mkdir(dataDir, { recursive: true });
+  const where = dataDir ? `; data in ${dataDir}` : '; in memory';
+  const advice = 'For production, set MONGODB_URI to a real MongoDB replica set';
+  if (options.embeddedInChildProcess) {
+    const child = await startEmbeddedMongoProcess({ dataDir, log: options.log });
+    return {
+      uri: child.uri,
+      kind: 'embedded',
+      description: `the project's EMBEDDED MongoDB-compatible server, in a process of its own (pid ${child.pid}; no mongod binary could be had${where}). ${advice}`,
+      stop: () => child.stop(),
+    };
+  }
   const embedded = await startEmbeddedMongo({ dataDir, log: options.log });
   return {
     uri: embedded.uri,
     kind: 'embedded',
-    description: `the project's EMBEDDED MongoDB-compatible server (no mongod binary could be had${
-      dataDir ? `; data in ${dataDir}` : '; in memory'
-    }). For production, set MONGODB_URI to a real MongoDB replica set`,
+    description: `the project's EMBEDDED MongoDB-compatible server (no mongod binary could be had${where}). ${advice}`,
     stop: () => embedded.close(),
   };
 }

@@ -36,21 +36,31 @@ export interface FhirContext {
    */
   session?: ClientSession;
   /**
-   * Aborted when the client that asked has gone (closed its connection): work still to do for it (the next Bundle
-   * entry, the next search step) is not started. Checked with stopIfClientGone between steps.
+   * Aborted when the request's remaining work should not be done: its client has gone (closed its connection),
+   * or the server is shutting down and the request outlived the grace period. Interactions check it between
+   * steps (the next Bundle entry, the next search query) with stopIfAborted; the reason says which.
    */
   signal?: AbortSignal;
 }
 
-/** Throws when the request's client has gone: its answer could not be delivered, so the rest of the work is not done. */
-export function stopIfClientGone(ctx: Pick<FhirContext, 'signal'>): void {
-  if (ctx.signal?.aborted) throw clientGone();
+/** The abort reasons of FhirContext.signal. */
+export const CLIENT_GONE = 'client-gone';
+export const SHUTTING_DOWN = 'shutting-down';
+
+/** Throws when the request's remaining work is not to be done (its client has gone, or the server is stopping). */
+export function stopIfAborted(ctx: Pick<FhirContext, 'signal'>): void {
+  if (ctx.signal?.aborted) throw abortedError(ctx.signal);
 }
 
-/**
- * The error of a request whose client went away. 499 (as proxies log it, "client closed request"): no client sees
- * it, but the request's log line and AuditEvent record what happened.
- */
-export function clientGone(): FhirError {
+/** The error for an aborted request: 503 when the server is shutting down, 499 when the client has gone. */
+export function abortedError(signal: AbortSignal): FhirError {
+  if (signal.reason === SHUTTING_DOWN) {
+    return new FhirError(
+      503,
+      issue('error', 'transient', 'The server is shutting down and stopped this request before it finished (what was not done is not done); try again shortly'),
+      { 'retry-after': '5' },
+    );
+  }
+  // 499, as proxies log it ("client closed request"): no client sees it, but the log line and the AuditEvent do.
   return new FhirError(499, issue('error', 'incomplete', 'The client closed the connection before the answer was ready; the remaining work was not done'));
 }

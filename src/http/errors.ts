@@ -6,6 +6,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { FhirError, errors, issue, operationOutcome } from '../fhir/outcome.js';
+import { fhirErrorOfStoreFailure } from '../fhir/store-failures.js';
 
 /** Fastify error codes whose message is safe and useful to show, with the FHIR issue type that fits. */
 const FASTIFY_ERRORS: Record<string, { status: number; code: 'invalid' | 'too-costly' | 'not-supported' | 'structure' }> = {
@@ -28,6 +29,8 @@ export interface ErrorOptions {
 
 function toFhirError(error: FastifyError, options: ErrorOptions, request: FastifyRequest): FhirError {
   if (error instanceof FhirError) return error;
+  const storeFailure = fhirErrorOfStoreFailure(error);
+  if (storeFailure) return storeFailure;
   const known = error.code ? FASTIFY_ERRORS[error.code] : undefined;
   if (known) {
     let diagnostics = error.message;
@@ -92,7 +95,7 @@ async function errorPlugin(fastify: FastifyInstance, options: ErrorOptions): Pro
     const fhirError = toFhirError(error, options, request);
     // The reason the client is given, for the request's AuditEvent.
     request.failure = fhirError.outcome.issue?.[0]?.diagnostics;
-    if (fhirError.status >= 500 || !(error instanceof FhirError || (error.code ?? '').startsWith('FST_'))) request.log.error({ err: error }, 'request failed');
+    if (fhirError.status >= 500 || !(error instanceof FhirError || String(error.code ?? '').startsWith('FST_'))) request.log.error({ err: error }, 'request failed');
     else request.log.info({ status: fhirError.status, code: fhirError.outcome.issue?.[0]?.code }, 'request refused');
     if (!reply.getHeader('content-type')?.toString().includes('json')) reply.type('application/fhir+json; charset=utf-8');
     reply.code(fhirError.status).headers(fhirError.headers).send(fhirError.outcome);

@@ -4,11 +4,11 @@
  * server-wide one carries NO_ACCESS, so a handler that forgot fails closed instead of serving unrestricted data.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { FhirContext } from '../fhir/context.js';
+import { CLIENT_GONE, SHUTTING_DOWN, type FhirContext } from '../fhir/context.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Aborted when the client closes its connection before the response is complete. */
+    /** Aborted when the client closes its connection before the response is complete, or the server stops it. */
     clientGone: AbortSignal | undefined;
   }
 }
@@ -17,19 +17,38 @@ export function requestContext(base: FhirContext, request: FastifyRequest): Fhir
   return { ...base, access: request.access, audit: request.audit, signal: request.clientGone };
 }
 
+/** The requests being answered, so that a shutdown can stop those that outlive its grace period. */
+export interface InFlightRequests {
+  /** How many requests are being answered now. */
+  readonly count: number;
+  /** Aborts every request in flight with SHUTTING_DOWN: each stops at its next step and answers 503. */
+  stopAll(): void;
+}
+
 /**
- * Gives every request a signal that fires when its client goes away before the answer is complete: the response
- * closes without having finished. A batch of searches or an include round then stops instead of working for
- * nobody (the interactions check ctx.signal between steps).
+ * Gives every request a signal that fires when its remaining work should not be done: its client has gone (the
+ * response closed before it finished), or the server is shutting down (stopAll). A batch of searches or an
+ * include round then stops instead of working for nobody; the interactions check ctx.signal between steps.
  */
-export function trackClientConnections(app: FastifyInstance): void {
+export function trackRequests(app: FastifyInstance): InFlightRequests {
+  const inFlight = new Set<AbortController>();
   app.decorateRequest('clientGone', undefined);
   app.addHook('onRequest', (request, reply, done) => {
     const controller = new AbortController();
     request.clientGone = controller.signal;
+    inFlight.add(controller);
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) controller.abort();
+      inFlight.delete(controller);
+      if (!reply.raw.writableFinished) controller.abort(CLIENT_GONE);
     });
     done();
   });
+  return {
+    get count() {
+      return inFlight.size;
+    },
+    stopAll() {
+      for (const controller of inFlight) controller.abort(SHUTTING_DOWN);
+    },
+  };
 }

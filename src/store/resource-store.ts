@@ -170,6 +170,14 @@ function headUpdate(fields: Omit<HeadDocument, '_id'>): Document {
   return { $set: fields, $unset: { idx: '', idxVersion: '' } };
 }
 
+/** The default time limit of a query a request runs (searches, history, $everything). */
+export const DEFAULT_QUERY_TIME_MS = 10_000;
+
+/** Whether an error is MongoDB's answer to a query that used up its maxTimeMS (MaxTimeMSExpired, code 50). */
+export function isQueryTimeout(error: unknown): boolean {
+  return error instanceof MongoServerError && error.code === 50;
+}
+
 export class ResourceStore {
   readonly versions: Collection<VersionDocument>;
   readonly heads: Collection<HeadDocument>;
@@ -177,6 +185,11 @@ export class ResourceStore {
   constructor(
     readonly db: Db,
     readonly supportsTransactions: boolean,
+    /**
+     * maxTimeMS of every query whose cost depends on what a client asks (searches, their counts, includes and
+     * sub-searches, history, $everything): MongoDB stops it with MaxTimeMSExpired instead of letting it run on.
+     */
+    readonly queryTimeMs: number = DEFAULT_QUERY_TIME_MS,
   ) {
     this.versions = db.collection<VersionDocument>(VERSIONS_COLLECTION);
     this.heads = db.collection<HeadDocument>(HEADS_COLLECTION);

@@ -197,10 +197,11 @@ t.test('fhir-kit-client: client.transaction and client.batch over a socket', asy
   t.equal(batchResponse.entry?.[1].response?.status, '422 Unprocessable Entity');
 });
 
-t.test('BUNDLE_MAX_ENTRIES and BUNDLE_BODY_LIMIT are read and checked by the configuration', async (t) => {
+t.test('BUNDLE_MAX_ENTRIES, BUNDLE_MAX_SEARCHES and BUNDLE_BODY_LIMIT are read and checked by the configuration', async (t) => {
   const { loadConfig } = await import('../../src/config.js');
-  t.same(loadConfig({}).bundle, { maxEntries: 10_000, bodyLimit: 50 * 1024 * 1024 });
-  t.same(loadConfig({ BUNDLE_MAX_ENTRIES: '5', BUNDLE_BODY_LIMIT: '2048' }).bundle, { maxEntries: 5, bodyLimit: 2048 });
+  t.same(loadConfig({}).bundle, { maxEntries: 10_000, maxSearches: 100, bodyLimit: 50 * 1024 * 1024 });
+  t.same(loadConfig({ BUNDLE_MAX_ENTRIES: '5', BUNDLE_MAX_SEARCHES: '2', BUNDLE_BODY_LIMIT: '2048' }).bundle, { maxEntries: 5, maxSearches: 2, bodyLimit: 2048 });
+  t.throws(() => loadConfig({ BUNDLE_MAX_SEARCHES: '-1' }), /BUNDLE_MAX_SEARCHES="-1" is invalid/);
   t.throws(() => loadConfig({ BUNDLE_MAX_ENTRIES: '0' }), /BUNDLE_MAX_ENTRIES="0" is invalid/);
   t.throws(() => loadConfig({ BUNDLE_BODY_LIMIT: 'lots' }), /BUNDLE_BODY_LIMIT="lots" is invalid/);
 });

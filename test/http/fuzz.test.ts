@@ -5,17 +5,30 @@
  * Bounded in count and time. FUZZ_SEED and FUZZ_REQUESTS explore further (the longer run: npm run fuzz).
  */
 import t from 'tap';
-import { startTestApp, stopMongoAtEnd } from '../helpers/app.js';
+import { buildApp } from '../../src/app.js';
+import { startEmbeddedMongoProcess } from '../../src/dev/mongo-process.js';
+import { connectMongo } from '../../src/store/mongo.js';
+import { ResourceStore } from '../../src/store/resource-store.js';
+import { TEST_CONFIG, testValidator } from '../helpers/app.js';
 import { create } from '../fhir/search/helpers.js';
 import { describeFinding, runFuzz } from '../fuzz/run-fuzz.js';
-
-stopMongoAtEnd(t);
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261206);
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 3000);
 
 t.test(`${REQUESTS} hostile requests (seed ${SEED}): no 5xx, OperationOutcomes only, no freeze`, async (t) => {
-  const { app } = await startTestApp(t, { bodyLimit: 4 * 1024 * 1024 });
+  // The embedded MongoDB in a process of its own, as `npm start` runs it (or MONGODB_URI's server).
+  const mongo = process.env.MONGODB_URI ? { uri: process.env.MONGODB_URI, stop: async () => undefined } : await startEmbeddedMongoProcess({ log: () => undefined });
+  t.teardown(() => mongo.stop());
+  const connection = await connectMongo(mongo.uri, `fuzz_${SEED}_${Date.now()}`);
+  t.teardown(async () => {
+    await connection.db.dropDatabase().catch(() => undefined);
+    await connection.close();
+  });
+  const store = new ResourceStore(connection.db, connection.supportsTransactions);
+  await store.ensureIndexes();
+  const app = await buildApp({ ...TEST_CONFIG, bodyLimit: 4 * 1024 * 1024 }, { store, validator: await testValidator(), logger: false });
+  t.teardown(() => app.close());
   const knownIds: Array<{ type: string; id: string }> = [];
   for (let i = 0; i < 30; i++) {
     const patient = await create(app, { resourceType: 'Patient', name: [{ family: `Fuzz${i}`, given: ['Ann'] }], birthDate: `19${50 + i}-01-0${1 + (i % 9)}` });

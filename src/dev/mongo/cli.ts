@@ -1,12 +1,13 @@
 /**
  * Command-line entry point:
  *   node dist/src/dev/mongo/cli.js --port 27017 --host 127.0.0.1 --data-dir ./data/mongo
- * Prints the connection string and runs until SIGINT/SIGTERM.
+ * Prints the connection string and runs until SIGINT/SIGTERM, or (--exit-with-parent) until its stdin closes:
+ * the FHIR server starts it that way (src/dev/mongo-process.ts), so it ends when the server ends, however.
  */
 import { parseArgs } from 'node:util';
 import { startEmbeddedMongo } from './index.js';
 
-const USAGE = 'usage: cli.js [--host 127.0.0.1] [--port 27017] [--data-dir DIR] [--quiet]';
+const USAGE = 'usage: cli.js [--host 127.0.0.1] [--port 27017] [--data-dir DIR] [--quiet] [--exit-with-parent]';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
       port: { type: 'string', default: '27017' },
       'data-dir': { type: 'string' },
       quiet: { type: 'boolean', default: false },
+      'exit-with-parent': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -43,6 +45,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  if (values['exit-with-parent']) {
+    // The parent holds the other end of stdin: end of file means it has gone (exited, crashed, killed).
+    process.stdin.on('end', () => stop('end of stdin (the parent process ended)'));
+    process.stdin.on('error', () => stop('stdin error (the parent process ended)'));
+    process.stdin.resume();
+  }
 }
 
 main().catch((err: unknown) => {

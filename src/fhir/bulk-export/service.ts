@@ -15,7 +15,7 @@ import { errors, informationOutcome, issue, operationOutcome } from '../outcome.
 import { parseKickoff, type ExportableTypes, type KickoffRequest } from './kickoff.js';
 import { forbidden, type AccessPolicy } from '../access/access-policy.js';
 import type { BulkExportRunner } from './runner.js';
-import { stopIfClientGone } from '../context.js';
+import { stopIfAborted } from '../context.js';
 
 export interface ManifestFile {
   type: string;
@@ -93,7 +93,7 @@ export class BulkExportService {
   ): Promise<{ jobId: string; statusUrl: string; outcome: OperationOutcome; types: string[] }> {
     const plan = parseKickoff(request, this.options.exportable);
     plan.params.types = exportableFor(caller.access, plan.params.types, plan.typesNamed);
-    stopIfClientGone(caller);
+    stopIfAborted(caller);
     const now = this.options.now();
     const job = await this.jobs.create({
       _id: randomUUID(),

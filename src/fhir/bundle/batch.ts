@@ -6,8 +6,9 @@
  * transaction processing order (DELETE, POST, PUT/PATCH, GET/HEAD) so that both kinds of Bundle behave alike.
  */
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import { stopIfClientGone, type FhirContext } from '../context.js';
+import { SHUTTING_DOWN, abortedError, type FhirContext } from '../context.js';
 import { FhirError, errors } from '../outcome.js';
+import { fhirErrorOfStoreFailure } from '../store-failures.js';
 import type { BundleRequest, BundleRequestEntry } from './bundle-request.js';
 import { entryInteraction, errorEntry, runEntry, type BundleOptions } from './entry.js';
 import { rewriteActionReferences, type ReferenceRewriteOptions } from './references.js';
@@ -26,7 +27,8 @@ async function runBatchEntry(
     const resolved = await rewriteActionReferences(ctx, entry.index, action, references);
     return (await runEntry(ctx, resolved, entry.method!, options)).entry;
   } catch (error) {
-    if (error instanceof FhirError) return errorEntry(namedError(entry.index, error, 'resource' in action ? action.resource.resourceType : action.type));
+    const failure = error instanceof FhirError ? error : fhirErrorOfStoreFailure(error);
+    if (failure) return errorEntry(namedError(entry.index, failure, 'resource' in action ? action.resource.resourceType : action.type));
     onUnexpectedError(error, entry.index);
     return errorEntry(errors.internal(`Bundle.entry[${entry.index}]: the server could not process this entry; the incident was logged`));
   }
@@ -49,7 +51,13 @@ export async function runBatch(
   const trail = ctx.audit;
   trail?.delegate();
   for (const entry of processingOrder(request.entries)) {
-    stopIfClientGone(ctx);
+    if (ctx.signal?.aborted) {
+      // Shutting down: the entries done so far stand, and the answer says which were not run (each a 503 to retry).
+      // A client that has gone gets nothing: stop.
+      if (ctx.signal.reason !== SHUTTING_DOWN) throw abortedError(ctx.signal);
+      responses[entry.index] = errorEntry(namedError(entry.index, abortedError(ctx.signal)));
+      continue;
+    }
     // A conditional reference resolved for one entry may no longer hold for the next (entries are separate requests).
     references.conditionalCache.clear();
     const kind = entry.action ? entryInteraction(entry.action).interaction : 'batch';

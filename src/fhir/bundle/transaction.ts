@@ -15,9 +15,10 @@ import type { Bundle, BundleEntry, OperationOutcomeIssue, Resource } from '@medp
 import { VersionConflictError } from '../../store/resource-store.js';
 import { ConditionalKeyHeldError } from '../../store/search/conditional-keys.js';
 import { TransactionRetriesExhaustedError, runInTransaction } from '../../store/transaction-runner.js';
-import { stopIfClientGone, type FhirContext } from '../context.js';
+import { stopIfAborted, type FhirContext } from '../context.js';
 import { checkReferences } from '../interactions/references.js';
 import { FhirError, errors, issue } from '../outcome.js';
+import { fhirErrorOfStoreFailure } from '../store-failures.js';
 import { criteriaKey } from '../search/conditional.js';
 import { findByCriteria } from '../search/search.js';
 import { entryPath, type BundleRequest, type BundleRequestEntry, type EntryAction } from './bundle-request.js';
@@ -160,7 +161,7 @@ async function processTransaction(ctx: FhirContext, entries: BundleRequestEntry[
   const responses: BundleEntry[] = new Array<BundleEntry>(entries.length);
   for (const [position, step] of planned.entries()) {
     // Nothing is committed yet: a client that is gone gets no transaction rather than one it never hears of.
-    stopIfClientGone(runCtx);
+    stopIfAborted(runCtx);
     const index = step.entry.index;
     try {
       const entryCtx = step.newId !== undefined ? { ...runCtx, newId: () => step.newId! } : runCtx;
@@ -212,7 +213,8 @@ export async function runTransaction(ctx: FhirContext, request: BundleRequest, o
     try {
       ctx.access.require(entryInteraction(action).permission, action.type);
     } catch (error) {
-      if (error instanceof FhirError) throw namedError(entry.index, error, 'resource' in action ? action.resource.resourceType : action.type);
+      const failure = error instanceof FhirError ? error : fhirErrorOfStoreFailure(error);
+      if (failure) throw namedError(entry.index, failure, 'resource' in action ? action.resource.resourceType : action.type);
       throw error;
     }
   }

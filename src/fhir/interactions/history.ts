@@ -186,7 +186,7 @@ export async function history(ctx: FhirContext, scope: HistoryScope, params: His
   // reads the same list from the other end.
   const backwards = cursor?.b === 1;
   const inPeriod = (limit: number) =>
-    ctx.store.versions.find(filter, { session: ctx.session }).sort(backwards ? REVERSE_SORT : SORT).limit(limit).toArray();
+    ctx.store.versions.find(filter, { session: ctx.session, maxTimeMS: ctx.store.queryTimeMs }).sort(backwards ? REVERSE_SORT : SORT).limit(limit).toArray();
   const currentAtStart = async (limit: number) => {
     if (!at) return [];
     const earlier = await versionsCurrentAtStart(ctx, scope, access, at.low, cursor, limit);

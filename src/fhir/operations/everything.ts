@@ -26,7 +26,7 @@ import type { Document, Filter } from 'mongodb';
 import { compileFilter, fullSort, keysetAfter, sortDocument } from '../../store/search/compile.js';
 import { countMatches, findPage, type Page, type PagePosition } from '../../store/search/execute.js';
 import type { Condition, StoreQuery } from '../../store/search/query.js';
-import { stopIfClientGone, type FhirContext } from '../context.js';
+import { stopIfAborted, type FhirContext } from '../context.js';
 import { parseDateRange } from '../dates.js';
 import { ID_PATTERN } from '../interactions/versions.js';
 import { FhirError, errors, issue, operationOutcome } from '../outcome.js';
@@ -171,7 +171,7 @@ async function readPage(ctx: FhirContext, query: StoreQuery, byKey: boolean, cou
   const filter = compileFilter(query);
   if (position.kind === 'after') filter.$and = [...((filter.$and as Document[] | undefined) ?? []), keysetAfter(sort, position.values)];
   const heads = await ctx.store.heads
-    .find(filter as Filter<HeadDocument>)
+    .find(filter as Filter<HeadDocument>, { maxTimeMS: ctx.store.queryTimeMs })
     .sort(sortDocument(sort))
     .hint({ _id: 1 })
     .limit(count + 1)
@@ -230,7 +230,7 @@ export async function patientEverything(ctx: FhirContext, settings: SearchSettin
     const type = parsed.types[t];
     const query = queryOf(type);
     const remaining = parsed.count - heads.length;
-    if (t > startType) stopIfClientGone(ctx);
+    if (t > startType) stopIfAborted(ctx);
     const position: PagePosition = t === startType && startAfter !== undefined ? { kind: 'after', values: [startAfter] } : { kind: 'first' };
     const page = await readPage(ctx, query, patientId === undefined, remaining, position);
     heads.push(...page.heads);

@@ -26,8 +26,9 @@ import {
   resolveSubSearches,
   type PagePosition,
 } from '../../store/search/execute.js';
-import { SubSearchTooLargeError, type Condition, type StoreQuery } from '../../store/search/query.js';
-import { stopIfClientGone, type FhirContext } from '../context.js';
+import type { Condition, StoreQuery } from '../../store/search/query.js';
+import { fhirErrorOfStoreFailure } from '../store-failures.js';
+import { stopIfAborted, type FhirContext } from '../context.js';
 import { FhirError, issue, operationOutcome } from '../outcome.js';
 import { shortenResource } from '../summary.js';
 import { decodeCursor, encodeCursor, queryFingerprint, type Cursor } from './cursor.js';
@@ -75,10 +76,7 @@ export interface SearchRequest {
 }
 
 function toFhirError(error: unknown): unknown {
-  if (error instanceof SubSearchTooLargeError) {
-    return new FhirError(400, issue('error', 'too-costly', `${error.message} (at most ${error.limit} resources per chained search)`));
-  }
-  return error;
+  return fhirErrorOfStoreFailure(error) ?? error;
 }
 
 /** Parses a search for a scope, throwing 400 for problems under strict handling. */
@@ -206,7 +204,7 @@ async function includeResources(ctx: FhirContext, parsed: ParsedSearch, matches:
   let sources = matches;
   let truncated = false;
   for (let round = 0; round < MAX_INCLUDE_ROUNDS && sources.length > 0 && !truncated; round++) {
-    if (round > 0) stopIfClientGone(ctx);
+    if (round > 0) stopIfAborted(ctx);
     const includes = parsed.include.filter((s) => round === 0 || s.iterate);
     const revincludes = parsed.revinclude.filter((s) => round === 0 || s.iterate);
     const found: HeadDocument[] = [];
@@ -319,7 +317,7 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
   }
   const complete = !cursor && count > 0 && !more ? heads.length : undefined;
   // Counting and including are further queries: not for a client that is gone.
-  stopIfClientGone(ctx);
+  stopIfAborted(ctx);
   const total = await totalOf(ctx, parsed, query, complete, cursor);
 
   const link: BundleLink[] = [];

@@ -18,7 +18,7 @@ async function subSearchIds(store: ResourceStore, search: SubSearch, session?: C
   // single-version types is the version's.
   const docs = await store
     .currentOf(search.types)
-    .find(filter as Filter<HeadDocument>, { projection: { type: 1, id: 1 }, session })
+    .find(filter as Filter<HeadDocument>, { projection: { type: 1, id: 1 }, session, maxTimeMS: store.queryTimeMs })
     .limit(MAX_SUBSEARCH_IDS + 1)
     .toArray();
   if (docs.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
@@ -51,7 +51,7 @@ async function referencedIds(
   const filter = compileFilter({ types: search.types, where: { op: 'and', of: [where, { op: 'exists', field, value: true }] } });
   const docs = await store
     .currentOf(search.types)
-    .find(filter as Filter<HeadDocument>, { projection: { [field]: 1 }, session })
+    .find(filter as Filter<HeadDocument>, { projection: { [field]: 1 }, session, maxTimeMS: store.queryTimeMs })
     .limit(MAX_SUBSEARCH_IDS + 1)
     .toArray();
   if (docs.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
@@ -120,7 +120,7 @@ export async function findPage(
   }
   const heads = await store
     .currentOf(query.types)
-    .find(filter as Filter<HeadDocument>, { session })
+    .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs })
     .sort(sortDocument(order))
     .limit(count + 1)
     .toArray();
@@ -138,7 +138,7 @@ export function positionOf(head: HeadDocument, query: StoreQuery): SortValue[] {
 /** Number of matches; with `limit`, counting stops there (the answer is then "at least limit"). */
 export async function countMatches(store: ResourceStore, query: StoreQuery, limit?: number, session?: ClientSession): Promise<number> {
   const filter = compileFilter(query) as Filter<HeadDocument>;
-  return store.currentOf(query.types).countDocuments(filter, limit !== undefined ? { limit, session } : { session });
+  return store.currentOf(query.types).countDocuments(filter, { ...(limit !== undefined ? { limit } : {}), session, maxTimeMS: store.queryTimeMs });
 }
 
 /**
@@ -165,7 +165,7 @@ export async function findHeadsByKeys(
   }
   // Keys name current versions ("Type/id"): the heads collection's (includes reach the clinical types only).
   return store.heads
-    .find(filter as Filter<HeadDocument>, { session })
+    .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs })
     .limit(limit)
     .toArray();
 }
@@ -185,7 +185,7 @@ export async function findReferencing(
   const filter = compileFilter({ types: [type], where: restriction ? { op: 'and', of: [referencing, restriction] } : referencing });
   return store
     .currentOf([type])
-    .find(filter as Filter<HeadDocument>, { session })
+    .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs })
     .sort({ _id: 1 })
     .limit(limit)
     .toArray();

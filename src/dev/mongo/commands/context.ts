@@ -26,6 +26,11 @@ export interface CommandContext {
   /** The active transaction when the command runs inside one. */
   readonly txn: Transaction | undefined;
   readonly connection: ConnectionInfo;
+  /**
+   * performance.now() past which the command stops with MaxTimeMSExpired (50), from its maxTimeMS; undefined
+   * without one. Checked while documents are examined, as mongod checks at its interrupt points.
+   */
+  readonly deadline?: number;
 }
 
 export type CommandHandler = (ctx: CommandContext) => Document | Promise<Document>;

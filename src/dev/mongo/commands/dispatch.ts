@@ -124,6 +124,17 @@ function databaseOf(body: Document): string {
   return db;
 }
 
+/** The deadline a command's maxTimeMS sets (a non-negative integer; 0 means none, as in mongod). */
+function deadlineOf(body: Document): number | undefined {
+  const raw = body.maxTimeMS;
+  if (raw === undefined || raw === null) return undefined;
+  const ms = typeof raw === 'number' ? raw : typeof raw === 'bigint' ? Number(raw) : Long.isLong(raw) ? raw.toNumber() : Number.NaN;
+  if (!Number.isInteger(ms) || ms < 0 || ms > 2 ** 31 - 1) {
+    throw new CommandError(ErrorCode.BadValue, `${JSON.stringify(raw)} is not a valid value for maxTimeMS; it must be a non-negative 32-bit integer`);
+  }
+  return ms === 0 ? undefined : performance.now() + ms;
+}
+
 async function execute(instance: MongoInstance, connection: ConnectionInfo, body: Document): Promise<Document> {
   const name = Object.keys(body)[0];
   if (name === undefined) throw new CommandError(ErrorCode.FailedToParse, 'Empty command object');
@@ -135,7 +146,7 @@ async function execute(instance: MongoInstance, connection: ConnectionInfo, body
   }
   const routing = route(instance, name, def, body);
   if (routing.cached) return routing.cached;
-  const ctx: CommandContext = { instance, db, name, body, session: routing.session, txn: routing.txn, connection };
+  const ctx: CommandContext = { instance, db, name, body, session: routing.session, txn: routing.txn, connection, deadline: deadlineOf(body) };
   let reply: Document;
   try {
     reply = await def.handler(ctx);

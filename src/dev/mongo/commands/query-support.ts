@@ -64,5 +64,6 @@ export function queryRequest(ctx: CommandContext, ns: string, coll: Collection |
     limit: Math.abs(args.limit ?? 0),
     hint: args.hint,
     natural,
+    deadline: ctx.deadline,
   };
 }

@@ -71,6 +71,23 @@ export interface QueryRequest {
   hint?: unknown;
   /** From sort/hint { $natural: ±1 }. */
   natural?: 1 | -1;
+  /** performance.now() past which the query stops with MaxTimeMSExpired (the command's maxTimeMS). */
+  deadline?: number;
+}
+
+/** Documents examined between two looks at the clock: often enough to overrun a deadline by little, rarely enough to cost nothing. */
+const INTERRUPT_INTERVAL = 256;
+
+/** A check per examined document that throws MaxTimeMSExpired, as mongod does, once the query's maxTimeMS is used up. */
+function interruptCheck(req: QueryRequest): () => void {
+  const deadline = req.deadline;
+  if (deadline === undefined) return () => undefined;
+  let examined = 0;
+  return () => {
+    if (++examined % INTERRUPT_INTERVAL === 0 && performance.now() > deadline) {
+      throw new CommandError(ErrorCode.MaxTimeMSExpired, 'operation exceeded time limit');
+    }
+  };
 }
 
 export interface QueryOutcome {
@@ -251,10 +268,12 @@ function* indexCandidates(plan: IxScanPlan | OrPlan | IdHackPlan, stats: ExecSta
  */
 function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generator<Document | null> {
   const { source, matcher } = req;
+  const checkDeadline = interruptCheck(req);
   if (plan.kind === 'COLLSCAN') {
     const docs = plan.direction === 1 ? source.scan() : [...source.scan()].reverse();
     for (const doc of docs) {
       stats.docsExamined++;
+      checkDeadline();
       yield !matcher || matcher(doc) ? doc : null;
     }
     return;
@@ -264,6 +283,7 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
     const doc = source.get(idKey);
     if (!doc) return;
     stats.docsExamined++;
+    checkDeadline();
     yield !matcher || matcher(doc) ? doc : null;
   };
   for (const idKey of indexCandidates(plan, stats, seen)) yield* visit(idKey);

@@ -109,11 +109,11 @@ export async function startEmbeddedMongoProcess(options: EmbeddedMongoProcessOpt
     stop: (waitMs = 10_000) =>
       (stopping ??= new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        // Waiting keeps this process alive (the child and its pipes are unref'ed while it runs).
         const timer = setTimeout(() => {
           options.log(`[embedded-mongo] still writing its state after ${waitMs} ms; it finishes on its own`);
           resolve();
         }, waitMs);
-        timer.unref();
         child.once('exit', () => {
           clearTimeout(timer);
           resolve();

@@ -8,28 +8,18 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import t from 'tap';
 import { stopMongoAtEnd } from '../helpers/app.js';
 import { startSecuredApp, TEST_AUDIENCE, TEST_ISSUER } from '../helpers/auth.js';
+import { seededRandom } from '../../bench/fuzz/hostile-requests.js';
 
 stopMongoAtEnd(t);
 
 const SEED = 20261206;
 const ROUNDS = 400;
 
-/** mulberry32: a small seeded generator, so a failure can be replayed. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(state ^ (state >>> 15), 1 | state);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 t.test('generated credentials never cause a 5xx', async (t) => {
   const s = await startSecuredApp(t);
-  const random = generator(SEED);
+  const random = seededRandom(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const text = (max: number, alphabet = 'abcXYZ019-_.~+/=:;,"\\ \t{}[]%\u00e9\u0000\u202e') =>
     Array.from({ length: Math.floor(random() * max) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');

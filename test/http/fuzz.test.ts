@@ -11,7 +11,7 @@ import { connectMongo } from '../../src/store/mongo.js';
 import { ResourceStore } from '../../src/store/resource-store.js';
 import { TEST_CONFIG, testValidator } from '../helpers/app.js';
 import { create } from '../fhir/search/helpers.js';
-import { describeFinding, runFuzz } from '../fuzz/run-fuzz.js';
+import { describeFinding, runFuzz } from '../../bench/fuzz/run-fuzz.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261206);
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 3000);

@@ -5,11 +5,13 @@
  * _include, empty lists, search values over the limits, huge and odd Unicode, tampered methods and headers,
  * Bundles of all of these. The same seed gives the same requests, so a failure can be replayed.
  *
- * Used by the fuzz test (a few thousand requests, in CI) and by the longer fuzz run (bench/fuzz, not in CI).
+ * Used by the fuzz test (test/http/fuzz.test.ts: a few thousand requests, in CI) and by the longer run
+ * (`npm run bench:fuzz`, not in CI).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { searchRegistry } from '../../src/fhir/search/registry.js';
+import { PROJECT_ROOT } from '../../src/software.js';
 
 export interface HostileRequest {
   method: string;
@@ -116,7 +118,7 @@ function registryParams(type: string): string[] {
 
 /** A few real R4 examples to mutate (official HL7 examples, see test/fixtures/fhir-r4-examples/README.md). */
 function loadExamples(): unknown[] {
-  const root = fileURLToPath(new URL('../fixtures/fhir-r4-examples/', import.meta.url));
+  const root = fileURLToPath(new URL('test/fixtures/fhir-r4-examples/', PROJECT_ROOT));
   const examples: unknown[] = [];
   for (const type of TYPES) {
     for (const file of readdirSync(`${root}${type}`).filter((f) => f.endsWith('.json')).slice(0, 6)) {

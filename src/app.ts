@@ -102,7 +102,10 @@ function loggerOptions(config: AppConfig): FastifyServerOptions['logger'] {
  * OperationOutcome, and the connection is closed since its framing can no longer be trusted.
  */
 function answerMalformedRequest(error: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable) {
+  // As Node's own handler: no answer on a socket that is gone, or where a response has already begun (a request
+  // timeout can fire while an answer is being written; a second response would corrupt the stream).
+  const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || inProgress?.headersSent) {
     socket.destroy();
     return;
   }

@@ -24,6 +24,8 @@ export interface FuzzOptions {
 export interface Finding {
   problem: string;
   request: HostileRequest;
+  /** For a request that got no answer: the one answered before it on the same connection, if any. */
+  previousOnConnection?: string;
   status?: number;
   body?: string;
   ms?: number;
@@ -46,7 +48,10 @@ interface Answer {
   body: string;
 }
 
-function send(agent: Agent, port: number, hostile: HostileRequest, timeoutMs: number): Promise<Answer> {
+/** The last request sent on each connection (to explain a connection-level failure of the next one). */
+const lastOnSocket = new WeakMap<object, string>();
+
+function send(agent: Agent, port: number, hostile: HostileRequest, timeoutMs: number, previous?: { value?: string }): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...hostile.headers };
     if (hostile.body !== undefined) headers['content-length'] = Buffer.byteLength(hostile.body);
@@ -55,6 +60,10 @@ function send(agent: Agent, port: number, hostile: HostileRequest, timeoutMs: nu
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
+    });
+    req.on('socket', (socket) => {
+      if (previous) previous.value = lastOnSocket.get(socket);
+      lastOnSocket.set(socket, `${hostile.method} ${hostile.path.slice(0, 200)} ${JSON.stringify(hostile.headers).slice(0, 200)}`);
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
@@ -102,10 +111,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       report.byKind[hostile.kind] = (report.byKind[hostile.kind] ?? 0) + 1;
       const at = Date.now();
       let answer: Answer;
+      const previous: { value?: string } = {};
       try {
-        answer = await send(agent, options.port, hostile, options.slowMs * 3);
+        answer = await send(agent, options.port, hostile, options.slowMs * 3, previous);
       } catch (error) {
-        report.findings.push({ problem: `no answer: ${(error as Error).message}`, request: hostile, ms: Date.now() - at });
+        report.findings.push({ problem: `no answer: ${(error as Error).message}`, request: hostile, ms: Date.now() - at, previousOnConnection: previous.value });
         continue;
       }
       const ms = Date.now() - at;
@@ -133,6 +143,7 @@ export function describeFinding(finding: Finding): string {
   const body = finding.request.body === undefined ? '' : ` body=${JSON.stringify(String(finding.request.body).slice(0, 300))}`;
   return (
     `${finding.problem} [${finding.request.kind}] ${finding.request.method} ${finding.request.path.slice(0, 300)} ` +
-    `headers=${JSON.stringify(finding.request.headers).slice(0, 300)}${body}${finding.body ? ` -> ${finding.body.slice(0, 300)}` : ''}`
+    `headers=${JSON.stringify(finding.request.headers).slice(0, 300)}${body}${finding.body ? ` -> ${finding.body.slice(0, 300)}` : ''}` +
+    (finding.previousOnConnection ? ` (after ${finding.previousOnConnection} on the same connection)` : '')
   );
 }

@@ -116,9 +116,14 @@ function answerMalformedRequest(error: Error & { code?: string }, socket: Duplex
         ? (['408 Request Timeout', 'timeout', 'The request was not received in time (HTTP_REQUEST_TIMEOUT_MS, HTTP_HEADERS_TIMEOUT_MS)'] as const)
         : (['400 Bad Request', 'structure', 'Malformed HTTP request'] as const);
   const body = JSON.stringify(operationOutcome([issue('error', code, diagnostics)]));
+  // The answer to a HEAD request has no body (a client would read one as garbage after the response). The parser
+  // failed, so the method is known only from the bytes that failed: a request line too long for the header limit
+  // arrives in that first packet.
+  const raw = (error as Error & { rawPacket?: unknown }).rawPacket;
+  const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
   socket.end(
     `HTTP/1.1 ${status}\r\nContent-Type: application/fhir+json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
   );
 }
 

@@ -142,7 +142,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
 export function describeFinding(finding: Finding): string {
   const body = finding.request.body === undefined ? '' : ` body=${JSON.stringify(String(finding.request.body).slice(0, 300))}`;
   return (
-    `${finding.problem} [${finding.request.kind}] ${finding.request.method} ${finding.request.path.slice(0, 300)} ` +
+    `${finding.problem} [${finding.request.kind}] ${finding.request.method} ${finding.request.path.slice(0, 300)}` +
+    `${finding.request.path.length > 300 ? `… (path of ${finding.request.path.length} characters)` : ''} ` +
     `headers=${JSON.stringify(finding.request.headers).slice(0, 300)}${body}${finding.body ? ` -> ${finding.body.slice(0, 300)}` : ''}` +
     (finding.previousOnConnection ? ` (after ${finding.previousOnConnection} on the same connection)` : '')
   );

@@ -181,6 +181,15 @@ t.test('errors the router raises are OperationOutcomes too', async (t) => {
   const garbage = rawBody(await rawExchange(port, 'NOT HTTP AT ALL\r\n\r\n'));
   t.equal(garbage.status, 400);
   t.match(garbage.body, { resourceType: 'OperationOutcome' });
+  // A request line over the header size limit: 431 with an OperationOutcome, and for HEAD no body at all (a client
+  // reads a body after a HEAD answer as garbage on the connection).
+  const longUrl = `/Patient?name=${'x'.repeat(20_000)}`;
+  const longGet = rawBody(await rawExchange(port, `GET ${longUrl} HTTP/1.1\r\nHost: x\r\n\r\n`));
+  t.equal(longGet.status, 431);
+  t.match(longGet.body, { resourceType: 'OperationOutcome', issue: [{ code: 'too-costly' }] });
+  const longHead = await rawExchange(port, `HEAD ${longUrl} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  t.match(longHead, /^HTTP\/1\.1 431 /);
+  t.equal(longHead.slice(longHead.indexOf('\r\n\r\n') + 4), '', 'no body after a HEAD answer');
 });
 
 t.test('every search has a bounded cost: limits on values, parameters, includes and chain depth', async (t) => {

@@ -113,7 +113,8 @@ export async function provideMongo(options: ProvideMongoOptions): Promise<Provid
       uri: child.uri,
       kind: 'embedded',
       description: `the project's EMBEDDED MongoDB-compatible server, in a process of its own (pid ${child.pid}; no mongod binary could be had${where}). ${advice}`,
-      stop: () => child.stop(),
+      // A large data directory takes seconds to snapshot: the server waits 5 s at most, the child finishes alone.
+      stop: () => child.stop(5_000),
     };
   }
   const embedded = await startEmbeddedMongo({ dataDir, log: options.log });

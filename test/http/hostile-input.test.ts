@@ -263,6 +263,27 @@ t.test('a client that sends its body too slowly is cut off with 408', async (t) 
   t.equal(await patientCount(app), 0);
 });
 
+t.test('connections beyond HTTP_MAX_CONNECTIONS are refused, the others keep being served', async (t) => {
+  const { app } = await startTestApp(t, { http: { headersTimeoutMs: 5000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 10_000, maxConnections: 2 } });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as { port: number }).port;
+  const open = (): Promise<Socket> =>
+    new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => resolve(socket));
+      socket.on('error', () => undefined);
+    });
+  const held = [await open(), await open()];
+  t.teardown(() => held.forEach((socket) => socket.destroy()));
+  // Let the server register both before the third arrives.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const refused = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 5000);
+  t.equal(refused, '', 'the third connection is closed without an answer');
+  held[0]!.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const served = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 5000);
+  t.match(served, /^HTTP\/1\.1 200 /, 'once one closes, a new connection is served');
+});
+
 t.test('a batch whose client has gone stops running its entries', async (t) => {
   const { app, store } = await startTestApp(t);
   for (let i = 0; i < 20; i++) await create(app, { resourceType: 'Patient', name: [{ family: `Gone${i}` }] });

@@ -11,7 +11,6 @@
  * ledger batches later, which `npm run bench:ledger` measures.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { buildApp } from '../src/app.js';
 import { AccessTokenVerifier } from '../src/auth/access-tokens.js';
@@ -20,6 +19,7 @@ import { withoutAccessControl, type ServerConfig } from '../src/config.js';
 import type { ResourceValidator } from '../src/fhir/validation/index.js';
 import type { ResourceStore } from '../src/store/resource-store.js';
 import { measure, type Measurement } from './measure.js';
+import { childCpuMs } from './mongo-process.js';
 import { generatePatient, mulberry32, patientId } from './population.js';
 
 const FHIR_JSON = 'application/fhir+json';
@@ -182,16 +182,6 @@ export async function measureAccessCost(options: AccessCostOptions): Promise<Acc
   }
 }
 
-/** CPU time (user + system) a child process has used, in ms, from /proc (Linux); 0 when unknown. */
-function childCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 /**
  * The report section: median throughput and CPU per request, off and on, and the cost of both together by each

@@ -4,7 +4,6 @@
  * FHIR server and the database together.
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof dist/bench/profile.js --what create --count 2000
  */
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildApp } from '../src/app.js';
@@ -17,7 +16,7 @@ import { loadPopulation } from './load-population.js';
 import { measure } from './measure.js';
 import { generatePatient, patientId } from './population.js';
 import { benchIssuer, securedSettings } from './access-cost.js';
-import { benchMongo } from './mongo-process.js';
+import { benchMongo, childCpuMs } from './mongo-process.js';
 import { withoutAccessControl } from '../src/config.js';
 
 const { values } = parseArgs({
@@ -33,17 +32,6 @@ const { values } = parseArgs({
     'child-mongo': { type: 'boolean', default: false },
   },
 });
-
-/** CPU time (user + system) a child process has used, in ms, from /proc (Linux); 0 elsewhere. */
-function childCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 async function main(): Promise<void> {
   const mongo: { uri: string; close: () => Promise<void>; pid?: number } = values['child-mongo']

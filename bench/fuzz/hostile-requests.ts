@@ -12,6 +12,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { searchRegistry } from '../../src/fhir/search/registry.js';
 import { PROJECT_ROOT } from '../../src/software.js';
+import { mulberry32 } from '../population.js';
 
 export interface HostileRequest {
   method: string;
@@ -21,17 +22,6 @@ export interface HostileRequest {
   body?: string | Buffer;
   /** What kind of hostility, for the report. */
   kind: string;
-}
-
-/** mulberry32: small, fast, seeded. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(state ^ (state >>> 15), 1 | state);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const TYPES = ['Patient', 'Encounter', 'MedicationRequest'];
@@ -138,7 +128,7 @@ export class HostileRequests {
     /** Ids that exist, so that some requests reach real resources. */
     private readonly knownIds: Array<{ type: string; id: string }>,
   ) {
-    this.random = seededRandom(seed);
+    this.random = mulberry32(seed);
   }
 
   private chance(p: number): boolean {

@@ -8,7 +8,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import t from 'tap';
 import { stopMongoAtEnd } from '../helpers/app.js';
 import { startSecuredApp, TEST_AUDIENCE, TEST_ISSUER } from '../helpers/auth.js';
-import { seededRandom } from '../../bench/fuzz/hostile-requests.js';
+import { mulberry32 } from '../../bench/population.js';
 
 stopMongoAtEnd(t);
 
@@ -19,7 +19,7 @@ const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : 
 
 t.test('generated credentials never cause a 5xx', async (t) => {
   const s = await startSecuredApp(t);
-  const random = seededRandom(SEED);
+  const random = mulberry32(SEED);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const text = (max: number, alphabet = 'abcXYZ019-_.~+/=:;,"\\ \t{}[]%\u00e9\u0000\u202e') =>
     Array.from({ length: Math.floor(random() * max) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');

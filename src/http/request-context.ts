@@ -1,6 +1,6 @@
 /**
  * The FhirContext of one request: the server's context with the request's own access policy, audit trail and
- * client-gone signal. Route handlers hand this, never the server-wide context, to the interactions: the
+ * stop signal. Route handlers hand this, never the server-wide context, to the interactions: the
  * server-wide one carries NO_ACCESS, so a handler that forgot fails closed instead of serving unrestricted data.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -9,12 +9,12 @@ import { CLIENT_GONE, SHUTTING_DOWN, type FhirContext } from '../fhir/context.js
 declare module 'fastify' {
   interface FastifyRequest {
     /** Aborted when the client closes its connection before the response is complete, or the server stops it. */
-    clientGone: AbortSignal | undefined;
+    stopSignal: AbortSignal | undefined;
   }
 }
 
 export function requestContext(base: FhirContext, request: FastifyRequest): FhirContext {
-  return { ...base, access: request.access, audit: request.audit, signal: request.clientGone };
+  return { ...base, access: request.access, audit: request.audit, signal: request.stopSignal };
 }
 
 /** The requests being answered, so that a shutdown can stop those that outlive its grace period. */
@@ -32,10 +32,10 @@ export interface InFlightRequests {
  */
 export function trackRequests(app: FastifyInstance): InFlightRequests {
   const inFlight = new Set<AbortController>();
-  app.decorateRequest('clientGone', undefined);
+  app.decorateRequest('stopSignal', undefined);
   app.addHook('onRequest', (request, reply, done) => {
     const controller = new AbortController();
-    request.clientGone = controller.signal;
+    request.stopSignal = controller.signal;
     inFlight.add(controller);
     reply.raw.once('close', () => {
       inFlight.delete(controller);

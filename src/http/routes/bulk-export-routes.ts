@@ -56,7 +56,7 @@ export interface BulkExportRoutesOptions {
 
 /** Who asks, for the export service: the request's access and its client. */
 function callerOf(request: FastifyRequest): ExportCaller {
-  return { access: request.access, requestedBy: request.principal?.clientId ?? request.principal?.subject, signal: request.clientGone };
+  return { access: request.access, requestedBy: request.principal?.clientId ?? request.principal?.subject, signal: request.stopSignal };
 }
 
 export async function registerBulkExportRoutes(app: FastifyInstance, args: BulkExportRoutesOptions): Promise<BulkExportRunner> {

@@ -117,8 +117,6 @@ interface Expected {
   user?: boolean;
   /** The status the event records (a Bundle entry's), when not the answer's. */
   status?: number;
-  /** Why an expectation on the resources fails today (a known gap): recorded as a todo. */
-  resourcesTodo?: string;
 }
 
 /** The BALP shape of one event of a request made by `call`. */
@@ -157,9 +155,8 @@ function checkShape(t: Test, event: AuditEvent, c: Call, expected: Expected): vo
   t.same(requestIds(event), [c.rid], 'X-Request-Id entity = the x-request-id header of the answer');
 
   // what
-  const todo = expected.resourcesTodo ? { todo: expected.resourcesTodo } : {};
-  if (expected.resources) t.same(sorted(resourceRefs(event)), sorted(expected.resources), `resources ${expected.resources.join(', ') || '(none)'}`, todo);
-  if (expected.patients) t.same(sorted(patientRefs(event)), sorted(expected.patients), `patients ${expected.patients.join(', ') || '(none)'}`, todo);
+  if (expected.resources) t.same(sorted(resourceRefs(event)), sorted(expected.resources), `resources ${expected.resources.join(', ') || '(none)'}`);
+  if (expected.patients) t.same(sorted(patientRefs(event)), sorted(expected.patients), `patients ${expected.patients.join(', ') || '(none)'}`);
   const queries = queryEntities(event);
   if (expected.query !== undefined) {
     t.equal(queries.length, 1, 'one query entity');

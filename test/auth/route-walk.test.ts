@@ -353,23 +353,12 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
       return [{ method: 'GET', url: `/Provenance/Encounter-1-${s.e2}`, patient: 'forbidden', missing: /system\/Provenance\.r/, control: [200], controlShowsP2: true }];
     case 'GET /$export':
     case 'POST /$export':
-      return [
-        {
-          method,
-          url: '/$export?_type=Patient,Encounter,MedicationRequest',
-          headers: { prefer: 'respond-async', accept: FHIR_JSON },
-          ...(method === 'POST' ? { body: { resourceType: 'Parameters', parameter: [] } } : {}),
-          patient: 'forbidden',
-          missing: /system\/Patient\.r/,
-          control: [202],
-        } as Sample,
-      ];
     case 'GET /Patient/$export':
     case 'POST /Patient/$export':
       return [
         {
           method,
-          url: '/Patient/$export',
+          url: url === '/$export' ? '/$export?_type=Patient,Encounter,MedicationRequest' : '/Patient/$export',
           headers: { prefer: 'respond-async', accept: FHIR_JSON },
           ...(method === 'POST' ? { body: { resourceType: 'Parameters', parameter: [] } } : {}),
           patient: 'forbidden',

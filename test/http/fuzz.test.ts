@@ -1,7 +1,7 @@
 /**
  * The fuzz test: a few thousand generated hostile requests (test/fuzz/hostile-requests.ts), from a fixed seed,
  * against the real server on a socket with a small population. Whatever arrives: no 5xx, every error an
- * OperationOutcome, no answer slower than a bound, /healthz answering within 1 s throughout, memory bounded.
+ * OperationOutcome, no answer slower than a bound, /healthz never frozen behind other work, memory bounded.
  * Bounded in count and time. FUZZ_SEED and FUZZ_REQUESTS explore further (the longer run: npm run fuzz).
  */
 import t from 'tap';
@@ -59,7 +59,9 @@ t.test(`${REQUESTS} hostile requests (seed ${SEED}): no 5xx, OperationOutcomes o
   for (const finding of report.findings.slice(0, 30)) t.comment(describeFinding(finding));
   t.equal(report.findings.length, 0, 'no 5xx, no non-OperationOutcome error, no slow answer, /healthz always up');
   t.ok(report.sent >= Math.min(REQUESTS, 1000), `enough requests were sent (${report.sent})`);
-  t.ok(report.slowestHealthMs < 1000, `/healthz answered within 1 s throughout (slowest ${report.slowestHealthMs} ms)`);
+  // A liveness bound, not a speed measure: the freezes this guards against held /healthz for 15 to 40 s, while on a
+  // shared 2-core CI machine the client, the server and GC in one process already put ~1 s on the slowest probe.
+  t.ok(report.slowestHealthMs < 5000, `/healthz never frozen (slowest ${report.slowestHealthMs} ms, bound 5 s)`);
   t.ok(rssGrowthMb < 1024, `memory stayed bounded (rss +${rssGrowthMb.toFixed(0)} MB)`);
   // The server still serves.
   t.equal((await app.inject({ method: 'GET', url: `/Patient/${knownIds[0]!.id}` })).statusCode, 200);

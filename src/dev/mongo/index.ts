@@ -6,15 +6,17 @@
  */
 import { MongoInstance } from './instance.js';
 import { WireServer } from './server.js';
-import { Persistence } from './storage/persistence.js';
+import { LmdbStorage } from './storage/lmdb-storage.js';
 
 export interface EmbeddedMongoOptions {
   /** Interface to listen on; default 127.0.0.1. */
   host?: string;
   /** TCP port; 0 (the default) picks a free one. */
   port?: number;
-  /** Directory for the journal and snapshots; undefined keeps everything in memory. */
+  /** Directory of the LMDB data file; undefined: a temporary directory, removed on close. */
   dataDir?: string;
+  /** Budget of the decoded-document cache in MiB (default 64). */
+  cacheMb?: number;
   log?: (msg: string) => void;
 }
 
@@ -37,21 +39,25 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
   // The replica-set member name must equal the address clients connect to,
   // and the port is only known after listening; the instance is created with
   // a placeholder and given its identity once bound.
-  const instance = new MongoInstance('unbound:0', log);
-  if (options.dataDir !== undefined) {
-    instance.persistence = await Persistence.open(options.dataDir, instance.engine, log);
+  const storage = await LmdbStorage.open({ dataDir: options.dataDir, cacheBytes: options.cacheMb === undefined ? undefined : options.cacheMb * 1024 * 1024, log });
+  let instance: MongoInstance;
+  try {
+    instance = new MongoInstance('unbound:0', log, storage);
+  } catch (err) {
+    await storage.close();
+    throw err;
   }
   const server = new WireServer(instance);
   let port: number;
   try {
     port = await server.listen(host, options.port ?? 0);
   } catch (err) {
-    await instance.persistence?.close();
+    await storage.close();
     throw err;
   }
   instance.identity.me = `${advertisedHost(host)}:${port}`;
   const uri = `mongodb://${instance.identity.me}/`;
-  log(`embedded mongo listening on ${uri}${options.dataDir !== undefined ? ` (data in ${options.dataDir})` : ' (in memory)'}`);
+  log(`embedded mongo listening on ${uri}${options.dataDir !== undefined ? ` (data in ${options.dataDir})` : ' (temporary data)'}`);
   let closing: Promise<void> | undefined;
   return {
     uri,
@@ -61,7 +67,7 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
         instance.shutdown.abort();
         await server.close();
         instance.txns.abortAll();
-        await instance.persistence?.close();
+        await storage.close();
         log(`embedded mongo on ${uri} stopped`);
       })();
       return closing;

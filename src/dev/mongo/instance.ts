@@ -8,8 +8,7 @@ import { CursorRegistry } from './cursors.js';
 import { CommandError, ErrorCode } from './errors.js';
 import { validateCollectionName, validateDatabaseName } from './storage/catalog.js';
 import type { Collection } from './storage/collection.js';
-import { StorageEngine } from './storage/engine.js';
-import type { Persistence } from './storage/persistence.js';
+import { StorageEngine, type StorageBackend } from './storage/engine.js';
 import type { DocumentSource } from './storage/source.js';
 import { TransactionManager } from './txn/manager.js';
 import { SessionRegistry } from './txn/sessions.js';
@@ -30,13 +29,12 @@ export interface InstanceIdentity {
 }
 
 export class MongoInstance {
-  readonly engine = new StorageEngine();
-  readonly txns = new TransactionManager(this.engine);
+  readonly engine: StorageEngine;
+  readonly txns: TransactionManager;
   readonly sessions = new SessionRegistry();
   readonly cursors = new CursorRegistry();
   readonly identity: InstanceIdentity;
   readonly log: (msg: string) => void;
-  persistence: Persistence | undefined;
   /** Aborted when the server shuts down (ends awaitable hello waits). */
   readonly shutdown = new AbortController();
   connectionsCreated = 0;
@@ -44,7 +42,9 @@ export class MongoInstance {
   private clusterSeconds = 0;
   private clusterIncrement = 0;
 
-  constructor(me: string, log: (msg: string) => void) {
+  constructor(me: string, log: (msg: string) => void, backend?: StorageBackend) {
+    this.engine = new StorageEngine(backend);
+    this.txns = new TransactionManager(this.engine);
     this.identity = { me, processId: new ObjectId(), startedAt: new Date() };
     this.log = log;
   }

@@ -1,10 +1,10 @@
 /**
- * Durability of the embedded server (no mongod counterpart): restart,
- * torn journal tails and a SIGKILL of a server process.
+ * Durability of the embedded server (no mongod counterpart): restart, a
+ * SIGKILL of a server process, and a SIGKILL in the middle of a commit.
  */
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -83,36 +83,14 @@ t.test('a data directory serves one server at a time', async (t) => {
   await second.close();
 });
 
-t.test('a torn record at the end of the journal is ignored', async (t) => {
-  const dir = await tempDir(t);
-  const first = await startEmbeddedMongo({ dataDir: dir });
-  await withClient(first.uri, (client) => client.db('app').collection<TestDoc>('c').insertMany([{ _id: 1 }, { _id: 2 }]));
-  await first.close();
-  const journal = (await readdir(dir)).find((f) => f.startsWith('journal-'));
-  t.ok(journal, 'a journal file exists');
-  // A header promising more bytes than were written, as a crash mid-append leaves it.
-  await appendFile(join(dir, journal!), Buffer.from([0xff, 0x00, 0x00, 0x00, 0x12, 0x34, 0x56, 0x78, 0x01, 0x02]));
-  const second = await startEmbeddedMongo({ dataDir: dir });
-  t.teardown(() => second.close());
-  await withClient(second.uri, async (client) => {
-    t.equal(await client.db('app').collection<TestDoc>('c').countDocuments(), 2);
-    await client.db('app').collection<TestDoc>('c').insertOne({ _id: 3 });
-  });
-  await second.close();
-  const third = await startEmbeddedMongo({ dataDir: dir });
-  t.teardown(() => third.close());
-  await withClient(third.uri, async (client) => {
-    t.equal(await client.db('app').collection<TestDoc>('c').countDocuments(), 3, 'writes after the torn record are kept');
-  });
-});
-
 /** Starts fixtures/server-process.ts in a child node with the same TypeScript loader tap uses. */
-function startChild(dataDir: string): { child: ChildProcess; uri: Promise<string> } {
+function startChild(dataDir: string, crashAfterIndexEntries?: number): { child: ChildProcess; uri: Promise<string> } {
   const script = fileURLToPath(new URL('./fixtures/server-process.ts', import.meta.url));
   const loader = import.meta.resolve('@tapjs/typescript/import');
   const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', NODE_OPTIONS: '' };
   for (const key of Object.keys(env)) if (key.startsWith('_TAPJS_')) delete env[key];
-  const child = spawn(process.execPath, [`--import=${loader}`, script, dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [`--import=${loader}`, script, dataDir, ...(crashAfterIndexEntries === undefined ? [] : [String(crashAfterIndexEntries)])];
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const uri = new Promise<string>((resolve, reject) => {
@@ -173,5 +151,60 @@ t.test('every acknowledged write survives kill -9 of the server process', async 
     t.same(docs, [...expected.values()].sort((a, b) => a._id - b._id));
     const dup = await rejection(c.insertOne({ seq: 10 }));
     t.equal(dup.code, 11000, 'the unique index was recovered too');
+  });
+});
+
+t.test('killed in the middle of a commit: the commit is absent as a whole, everything before it present, indexes consistent', async (t) => {
+  const dir = await tempDir(t);
+  // The crashing commit is a transaction of 40 documents with 3 indexes each (120 entries, plus _id's): die after 50.
+  const { child, uri } = startChild(dir, 50);
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const accounts = 200;
+  await withClient(await uri, async (client) => {
+    const c = client.db('bank').collection<TestDoc>('accounts');
+    await c.createIndex({ owner: 1 }, { unique: true });
+    await c.createIndex({ balance: 1 });
+    await c.createIndex({ tags: 1 });
+    await c.insertMany(Array.from({ length: accounts }, (_, i) => ({ _id: i, owner: `o${i}`, balance: 100, tags: [`t${i % 7}`, 'all'] })));
+    // Transfers keep the total at accounts * 100.
+    const s = client.startSession();
+    for (let i = 0; i < 20; i++) {
+      await s.withTransaction(async () => {
+        await c.updateOne({ _id: i }, { $inc: { balance: -10 } }, { session: s });
+        await c.updateOne({ _id: i + 1 }, { $inc: { balance: 10 } }, { session: s });
+      });
+    }
+    // The commit that dies half-way: moves 40 x 5 and adds documents, all in one transaction.
+    const dying = s.withTransaction(async () => {
+      for (let i = 0; i < 40; i++) {
+        await c.updateOne({ _id: 100 + i }, { $inc: { balance: -5 }, $set: { tags: [`moved${i}`] } }, { session: s });
+        await c.insertOne({ _id: 1000 + i, owner: `new${i}`, balance: 5, tags: ['new'], crashHere: i === 39 }, { session: s });
+      }
+    });
+    await t.rejects(dying, 'the client sees the connection die, not an acknowledgement');
+    await s.endSession().catch(() => undefined);
+  });
+  await new Promise((resolve) => (child.exitCode === null && child.signalCode === null ? child.once('exit', resolve) : resolve(undefined)));
+  t.equal(child.signalCode, 'SIGKILL', 'the server died inside the commit');
+
+  const restarted = await startEmbeddedMongo({ dataDir: dir });
+  t.teardown(() => restarted.close());
+  await withClient(restarted.uri, async (client) => {
+    const c = client.db('bank').collection<TestDoc>('accounts');
+    const docs = await c.find().sort({ _id: 1 }).toArray();
+    t.equal(docs.length, accounts, 'none of the dying commit\'s inserts');
+    t.equal(docs.reduce((sum, d) => sum + Number(d.balance), 0), accounts * 100, 'the total is intact: every transfer whole or absent');
+    t.equal(docs[0]!.balance, 90, 'the acknowledged transfers are there');
+    t.equal(docs.filter((d) => Array.isArray(d.tags) && String(d.tags[0]).startsWith('moved')).length, 0, 'none of the dying commit\'s updates');
+    // Every index answers exactly what a collection scan answers.
+    t.equal(await c.countDocuments({ balance: 100 }, { hint: { balance: 1 } }), docs.filter((d) => d.balance === 100).length);
+    t.equal(await c.countDocuments({ tags: 'all' }, { hint: { tags: 1 } }), accounts);
+    t.equal(await c.countDocuments({ tags: 'new' }, { hint: { tags: 1 } }), 0, 'no index entry left by the dying commit');
+    t.equal(await c.countDocuments({ owner: { $gte: '' } }, { hint: { owner: 1 } }), accounts);
+    await c.insertOne({ _id: 1000, owner: 'new0', balance: 0, tags: [] });
+    t.equal((await rejection(c.insertOne({ _id: 2000, owner: 'o5' }))).code, 11000, 'unique index intact');
+    t.equal(await c.countDocuments(), accounts + 1, 'writable after the crash');
   });
 });

@@ -17,7 +17,6 @@ import { explainSections, type Verbosity } from '../query/explain.js';
 import { mingoOptions } from '../query/mingo-context.js';
 import { runQuery, type QueryOutcome } from '../query/planner.js';
 import { Collection, idKeyOf } from '../storage/collection.js';
-import { Index } from '../storage/index.js';
 import { applyUpdate } from '../write/update.js';
 import { prepareForInsert } from '../write/validation.js';
 import { namespaceOf, optionalDocument, type CommandContext, type CommandDefinition } from './context.js';
@@ -68,7 +67,7 @@ function runOut(ctx: CommandContext, spec: unknown, docs: Document[]): void {
   const { db, coll: name } = targetOf(ctx, spec);
   const { coll: target } = ctx.instance.ensureCollection(db, name);
   const staging = new Collection(db, name);
-  for (const index of target.indexes) if (!index.isIdIndex) staging.buildIndex(new Index(index.spec));
+  for (const index of target.indexes) if (!index.isIdIndex) staging.buildIndex(index.spec);
   const inserts: Document[] = [];
   for (const raw of docs) {
     const doc = prepareForInsert(raw);

@@ -111,7 +111,7 @@ function serverStatus(ctx: CommandContext): Document {
       available: 1_000_000,
       totalCreated: ctx.instance.connectionsCreated,
     },
-    storageEngine: { name: 'embedded', supportsCommittedReads: true, persistent: ctx.instance.persistence !== undefined },
+    storageEngine: { name: 'lmdb', supportsCommittedReads: true, persistent: ctx.instance.engine.backend.persistent },
     transactions: ctx.instance.txns.describe(),
     repl: { setName: REPLICA_SET_NAME, isWritablePrimary: true, hosts: [ctx.instance.identity.me], me: ctx.instance.identity.me },
     mem: { bits: 64, resident: Math.round(process.memoryUsage().rss / (1024 * 1024)) },

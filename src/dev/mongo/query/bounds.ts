@@ -12,7 +12,7 @@ import { Query } from 'mingo/query';
 import { encodeValue, invert } from '../bson/keystring.js';
 import { formatValue } from '../bson/format.js';
 import { Rank, isPlainObject, rankOf } from '../bson/values.js';
-import { prefixSuccessor } from '../storage/btree.js';
+import { prefixSuccessor } from '../storage/record-keys.js';
 import type { Index } from '../storage/index.js';
 import { mingoOptions } from './mingo-context.js';
 import { setPath } from './paths.js';

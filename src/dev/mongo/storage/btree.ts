@@ -1,8 +1,9 @@
 /**
- * B+tree of (key, id) entries ordered by key then id, both key strings from
- * bson/keystring.ts. Leaves are linked both ways for forward and backward
- * range scans. Deletes never rebalance: an index only shrinks through
- * deletes, and an underfull leaf costs a little memory, never correctness.
+ * In-memory B+tree of (key, id) entries ordered by key then id, both key
+ * strings from bson/keystring.ts: the index table of scratch collections.
+ * Leaves are linked both ways for forward and backward range scans. Deletes
+ * never rebalance: an index only shrinks through deletes, and an underfull
+ * leaf costs a little memory, never correctness.
  */
 
 export interface IndexEntry {
@@ -65,17 +66,6 @@ interface Split {
 interface Position {
   leaf: Leaf | null;
   pos: number;
-}
-
-/**
- * Smallest string greater than every string that starts with `prefix`
- * (null when there is none, i.e. the prefix is all 0xFFFF).
- */
-export function prefixSuccessor(prefix: string): string | null {
-  let end = prefix.length;
-  while (end > 0 && prefix.charCodeAt(end - 1) === 0xffff) end--;
-  if (end === 0) return null;
-  return prefix.slice(0, end - 1) + String.fromCharCode(prefix.charCodeAt(end - 1) + 1);
 }
 
 export class BTree {

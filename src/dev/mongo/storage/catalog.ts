@@ -5,7 +5,7 @@
 import type { Document, UUID } from 'bson';
 import { CommandError, ErrorCode } from '../errors.js';
 import { Collection } from './collection.js';
-import { Index } from './index.js';
+import type { StorageBackend } from './engine.js';
 
 export function splitNamespace(ns: string): { db: string; coll: string } {
   const dot = ns.indexOf('.');
@@ -33,6 +33,24 @@ export function validateDatabaseName(db: unknown): string {
 export class Catalog {
   private readonly dbs = new Map<string, Map<string, Collection>>();
 
+  constructor(private readonly backend: StorageBackend) {}
+
+  /** Adds a collection loaded from the backend. */
+  restore(coll: Collection): void {
+    let colls = this.dbs.get(coll.db);
+    if (!colls) {
+      colls = new Map();
+      this.dbs.set(coll.db, colls);
+    }
+    colls.set(coll.name, coll);
+  }
+
+  /** Replaces everything with the backend's committed collections. */
+  reload(collections: Collection[]): void {
+    this.dbs.clear();
+    for (const coll of collections) this.restore(coll);
+  }
+
   get(ns: string): Collection | undefined {
     const { db, coll } = splitNamespace(ns);
     return this.dbs.get(db)?.get(coll);
@@ -49,11 +67,13 @@ export class Catalog {
       this.dbs.set(db, colls);
     }
     if (colls.has(name)) throw new CommandError(ErrorCode.NamespaceExists, `Collection ${db}.${name} already exists.`);
-    const coll = new Collection(db, name, options, uuid);
+    const coll = new Collection(db, name, options, uuid, this.backend.newCollectionStore());
+    coll.store.saveMetadata(coll);
     colls.set(name, coll);
     return coll;
   }
 
+  /** Detaches the collection (its storage is the caller's to destroy). */
   drop(db: string, name: string): Collection | undefined {
     const colls = this.dbs.get(db);
     const coll = colls?.get(name);
@@ -63,8 +83,11 @@ export class Catalog {
     return coll;
   }
 
-  dropDatabase(db: string): boolean {
-    return this.dbs.delete(db);
+  /** The collections the database had (their storage is the caller's to destroy). */
+  dropDatabase(db: string): Collection[] {
+    const colls = [...(this.dbs.get(db)?.values() ?? [])];
+    this.dbs.delete(db);
+    return colls;
   }
 
   rename(from: { db: string; coll: string }, to: { db: string; coll: string }): void {
@@ -75,16 +98,11 @@ export class Catalog {
       colls = new Map();
       this.dbs.set(to.db, colls);
     }
-    if (to.db !== from.db) {
-      // Collections carry their database name; a cross-database rename rebuilds it.
-      const moved = new Collection(to.db, to.coll, coll.options, coll.uuid);
-      for (const index of coll.indexes) if (!index.isIdIndex) moved.buildIndex(new Index(index.spec));
-      for (const [id, doc] of coll.docs) moved.insertDoc(id, doc);
-      colls.set(to.coll, moved);
-      return;
-    }
+    // Records are keyed by the collection's storage number, not its name: a rename (across databases too) is a relabel.
+    coll.db = to.db;
     coll.name = to.coll;
     colls.set(to.coll, coll);
+    coll.store.saveMetadata(coll);
   }
 
   databases(): string[] {

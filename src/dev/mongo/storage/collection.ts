@@ -1,13 +1,56 @@
 /**
- * Committed state of one collection: documents by _id key string (a Map
- * keeps insertion order, which serves as natural order) and its indexes.
- * Only the storage engine mutates it; readers get documents that are never
- * modified in place, so a cursor may keep references across getMores.
+ * Committed state of one collection: documents by _id key string and its
+ * indexes, kept by a CollectionStore (LMDB for a server, memory for scratch
+ * collections such as $out's staging). Only the storage engine mutates it;
+ * readers get documents that are never modified in place, so a cursor may
+ * keep references across getMores.
  */
-import { UUID, type Document } from 'bson';
+import { UUID, calculateObjectSize, type Document } from 'bson';
 import { encodeValue } from '../bson/keystring.js';
 import { CommandError, ErrorCode } from '../errors.js';
-import { Index, type DocumentKeys } from './index.js';
+import { BTree } from './btree.js';
+import { Index, type DocumentKeys, type IndexTable } from './index.js';
+
+/** Documents by _id key string; a Map satisfies it (memory), as does the LMDB table. */
+export interface DocumentTable {
+  readonly size: number;
+  get(idKey: string): Document | undefined;
+  has(idKey: string): boolean;
+  set(idKey: string, doc: Document): unknown;
+  delete(idKey: string): boolean;
+  clear(): void;
+  keys(): IterableIterator<string>;
+  values(): IterableIterator<Document>;
+  entries(): IterableIterator<[string, Document]>;
+  [Symbol.iterator](): IterableIterator<[string, Document]>;
+}
+
+/** Where one collection's documents, index entries and metadata live. */
+export interface CollectionStore {
+  readonly docs: DocumentTable;
+  newIndexTable(): IndexTable;
+  /** Deletes an index's entries (the index was dropped). */
+  dropIndexTable(table: IndexTable): void;
+  /** Records the collection's metadata (names, options, index specs, multikey paths). */
+  saveMetadata(coll: Collection): void;
+  /** Deletes everything of the collection (it was dropped). */
+  destroy(): void;
+  /** Total BSON bytes of the documents (collStats, dbStats, listDatabases). */
+  dataSize(): number;
+}
+
+/** A collection held in memory only: scratch space, never persisted. */
+export function memoryCollectionStore(): CollectionStore {
+  const docs = new Map<string, Document>();
+  return {
+    docs,
+    newIndexTable: () => new BTree(),
+    dropIndexTable: () => undefined,
+    saveMetadata: () => undefined,
+    destroy: () => docs.clear(),
+    dataSize: () => [...docs.values()].reduce((sum, doc) => sum + calculateObjectSize(doc), 0),
+  };
+}
 
 export const ID_INDEX_SPEC: Readonly<Document> = Object.freeze({ v: 2, key: { _id: 1 }, name: '_id_' });
 
@@ -23,19 +66,26 @@ export function idKeyOf(doc: Document): string {
 }
 
 export class Collection {
-  readonly db: string;
+  db: string;
   name: string;
   readonly uuid: UUID;
   readonly options: Document;
-  readonly docs = new Map<string, Document>();
+  readonly store: CollectionStore;
+  readonly docs: DocumentTable;
   readonly indexes: Index[] = [];
+  /** Multikey paths changed since the metadata was last saved. */
+  metadataStale = false;
 
-  constructor(db: string, name: string, options: Document = {}, uuid: UUID = new UUID()) {
+  /** `indexes`: restored ones (their entries already stored); otherwise the _id index is created. */
+  constructor(db: string, name: string, options: Document = {}, uuid: UUID = new UUID(), store: CollectionStore = memoryCollectionStore(), indexes?: Index[]) {
     this.db = db;
     this.name = name;
     this.options = options;
     this.uuid = uuid;
-    this.indexes.push(new Index({ ...ID_INDEX_SPEC }));
+    this.store = store;
+    this.docs = store.docs;
+    if (indexes) this.indexes.push(...indexes);
+    else this.indexes.push(new Index({ ...ID_INDEX_SPEC }, store.newIndexTable()));
   }
 
   get ns(): string {
@@ -68,7 +118,18 @@ export class Collection {
 
   insertDoc(idKey: string, doc: Document): void {
     this.docs.set(idKey, doc);
-    for (const index of this.indexes) index.add(idKey, index.keysFor(doc));
+    for (const index of this.indexes) this.addKeys(index, idKey, index.keysFor(doc));
+  }
+
+  addKeys(index: Index, idKey: string, keys: DocumentKeys): void {
+    if (index.add(idKey, keys)) this.metadataStale = true;
+  }
+
+  /** Saves the metadata if an index became multikey (the engine calls it inside the commit). */
+  saveIfStale(): void {
+    if (!this.metadataStale) return;
+    this.metadataStale = false;
+    this.store.saveMetadata(this);
   }
 
   removeDoc(idKey: string): Document | undefined {
@@ -93,13 +154,14 @@ export class Collection {
       const afterSet = new Set(after.keys.map((k) => k.key));
       index.remove(idKey, { keys: before.keys.filter((k) => !afterSet.has(k.key)), arrayComponents: [] });
       const added: DocumentKeys = { keys: after.keys.filter((k) => !beforeSet.has(k.key)), arrayComponents: after.arrayComponents };
-      index.add(idKey, added);
+      this.addKeys(index, idKey, added);
     }
     return old;
   }
 
   /** Builds a new index over the current documents; fails without side effects on duplicates. */
-  buildIndex(index: Index): void {
+  buildIndex(spec: Document): Index {
+    const index = new Index(spec, this.store.newIndexTable());
     const perDoc: Array<[string, DocumentKeys]> = [];
     const seen = new Map<string, string>();
     for (const [idKey, doc] of this.docs) {
@@ -115,6 +177,9 @@ export class Collection {
     }
     for (const [idKey, dk] of perDoc) index.add(idKey, dk);
     this.indexes.push(index);
+    this.metadataStale = false;
+    this.store.saveMetadata(this);
+    return index;
   }
 
   dropIndex(name: string): Index {
@@ -122,11 +187,8 @@ export class Collection {
     if (pos < 0) throw new CommandError(ErrorCode.IndexNotFound, `index not found with name [${name}]`);
     if (name === '_id_') throw new CommandError(ErrorCode.InvalidOptions, 'cannot drop _id index');
     const [removed] = this.indexes.splice(pos, 1);
+    this.store.dropIndexTable(removed!.tree);
+    this.store.saveMetadata(this);
     return removed!;
-  }
-
-  clear(): void {
-    this.docs.clear();
-    for (const index of this.indexes) index.clear();
   }
 }

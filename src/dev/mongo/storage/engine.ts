@@ -2,20 +2,48 @@
  * The committed state and the only code that changes it. Callers validate
  * first (unique keys, locks, conflicts); `apply` then cannot fail halfway,
  * which is what makes a transaction's commit atomic: it runs in one
- * synchronous call, so no reader can observe part of it.
+ * synchronous call, so no reader can observe part of it, and in one write
+ * transaction of the backend, so a crash keeps all of it or none.
  */
 import type { Document } from 'bson';
 import { encodeValue } from '../bson/keystring.js';
 import { History } from '../txn/history.js';
 import { Catalog, splitNamespace } from './catalog.js';
-import type { Collection } from './collection.js';
-import { idKeyOf } from './collection.js';
-import { Index } from './index.js';
+import type { Collection, CollectionStore } from './collection.js';
+import { idKeyOf, memoryCollectionStore } from './collection.js';
 import type { StorageOp } from './ops.js';
 
-export interface JournalSink {
-  append(ops: StorageOp[]): void;
-  flush(): Promise<void>;
+/** Where committed state lives: LMDB (lmdb-storage.ts) for a server, memory for unit tests of the engine's parts. */
+export interface StorageBackend {
+  readonly persistent: boolean;
+  newCollectionStore(): CollectionStore;
+  /** Runs `fn` as one atomic, crash-safe unit. */
+  write<T>(fn: () => T): T;
+  /** Resolves once every commit made so far is durable. */
+  sync(): Promise<void>;
+  /** The collections as committed (after a failed write, to rebuild the catalog from). */
+  loadCollections(): Collection[];
+  close(): Promise<void>;
+}
+
+/** Nothing persists and a failed write cannot be undone (apply is written never to fail halfway). */
+export class MemoryBackend implements StorageBackend {
+  readonly persistent = false;
+  newCollectionStore(): CollectionStore {
+    return memoryCollectionStore();
+  }
+  write<T>(fn: () => T): T {
+    return fn();
+  }
+  sync(): Promise<void> {
+    return Promise.resolve();
+  }
+  loadCollections(): Collection[] {
+    throw new Error('the memory backend keeps no committed copy to reload');
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 interface DocChange {
@@ -24,12 +52,16 @@ interface DocChange {
 }
 
 export class StorageEngine {
-  readonly catalog = new Catalog();
+  readonly catalog: Catalog;
   readonly history = new History();
-  journal: JournalSink | null = null;
   private clock = 0;
   /** Open transaction snapshots (timestamp -> number of holders). */
   private readonly snapshots = new Map<number, number>();
+
+  constructor(readonly backend: StorageBackend = new MemoryBackend()) {
+    this.catalog = new Catalog(backend);
+    if (backend.persistent) for (const coll of backend.loadCollections()) this.catalog.restore(coll);
+  }
 
   get timestamp(): number {
     return this.clock;
@@ -49,8 +81,18 @@ export class StorageEngine {
     this.history.prune(this.snapshots.size ? Math.min(...this.snapshots.keys()) : undefined);
   }
 
-  apply(ops: StorageOp[], options: { journal?: boolean } = {}): void {
+  apply(ops: StorageOp[]): void {
     if (ops.length === 0) return;
+    try {
+      this.backend.write(() => this.applyInWrite(ops));
+    } catch (err) {
+      // The backend kept nothing of it; the in-memory catalog (counts, multikey paths, new or dropped collections) follows.
+      if (this.backend.persistent) this.catalog.reload(this.backend.loadCollections());
+      throw err;
+    }
+  }
+
+  private applyInWrite(ops: StorageOp[]): void {
     const ts = ++this.clock;
     const recordHistory = this.snapshots.size > 0;
     let batchNs: string | undefined;
@@ -71,17 +113,15 @@ export class StorageEngine {
       this.applyCatalogOp(op);
     }
     flushBatch();
-    if (options.journal !== false && this.journal) this.journal.append(ops);
   }
 
   durable(): Promise<void> {
-    return this.journal ? this.journal.flush() : Promise.resolve();
+    return this.backend.sync();
   }
 
   private collectionFor(ns: string): Collection {
     const existing = this.catalog.get(ns);
     if (existing) return existing;
-    // Only reachable when replaying a journal written by an older layout.
     const { db, coll } = splitNamespace(ns);
     return this.catalog.create(db, coll);
   }
@@ -95,6 +135,7 @@ export class StorageEngine {
       const { idKey, doc } = changes[0]!;
       if (doc === null) coll.removeDoc(idKey);
       else coll.replaceDoc(idKey, doc);
+      coll.saveIfStale();
       return;
     }
     // Remove every old key before adding any new one, so a set of changes
@@ -115,8 +156,9 @@ export class StorageEngine {
     for (const c of replaced) {
       const doc = c.doc!;
       coll.docs.set(c.idKey, doc);
-      for (const index of coll.indexes) index.add(c.idKey, index.keysFor(doc));
+      for (const index of coll.indexes) coll.addKeys(index, c.idKey, index.keysFor(doc));
     }
+    coll.saveIfStale();
   }
 
   private applyCatalogOp(op: Exclude<StorageOp, { op: 'insert' | 'replace' | 'delete' }>): void {
@@ -128,12 +170,12 @@ export class StorageEngine {
       }
       case 'dropCollection': {
         const { db, coll } = splitNamespace(op.ns);
-        this.catalog.drop(db, coll);
+        this.catalog.drop(db, coll)?.store.destroy();
         return;
       }
       case 'createIndex': {
         const coll = this.collectionFor(op.ns);
-        if (!coll.index(String(op.spec.name))) coll.buildIndex(new Index(op.spec));
+        if (!coll.index(String(op.spec.name))) coll.buildIndex(op.spec);
         return;
       }
       case 'dropIndex': {
@@ -144,12 +186,12 @@ export class StorageEngine {
       case 'renameCollection': {
         if (!this.catalog.get(op.from)) return;
         const to = splitNamespace(op.to);
-        this.catalog.drop(to.db, to.coll);
+        this.catalog.drop(to.db, to.coll)?.store.destroy();
         this.catalog.rename(splitNamespace(op.from), to);
         return;
       }
       case 'dropDatabase':
-        this.catalog.dropDatabase(op.db);
+        for (const coll of this.catalog.dropDatabase(op.db)) coll.store.destroy();
         return;
       case 'collMod': {
         const coll = this.catalog.get(op.ns);
@@ -162,6 +204,7 @@ export class StorageEngine {
           for (const k of Object.keys(index.spec)) delete index.spec[k];
           Object.assign(index.spec, spec);
         }
+        coll.store.saveMetadata(coll);
         return;
       }
     }

@@ -1,6 +1,7 @@
 /**
  * One secondary (or _id) index: its spec as listIndexes reports it, key
- * generation with mongod's multikey rules, and the B+tree of (key, id).
+ * generation with mongod's multikey rules, and its table of (key, id)
+ * entries (LMDB for a server's collections, a B+tree in memory for scratch).
  */
 import type { Document } from 'bson';
 import { Query } from 'mingo/query';
@@ -9,7 +10,7 @@ import { formatDocument } from '../bson/format.js';
 import { CommandError, ErrorCode } from '../errors.js';
 import { mingoOptions } from '../query/mingo-context.js';
 import { collectPathValues, componentsOf, pathExists } from '../query/paths.js';
-import { BTree } from './btree.js';
+import { BTree, type IndexEntry } from './btree.js';
 
 export interface IndexField {
   path: string;
@@ -27,6 +28,18 @@ export interface DocumentKeys {
   keys: IndexKey[];
   /** Per index field (same order), the bitmask of path positions at which arrays were traversed. */
   arrayComponents: number[];
+}
+
+/** Ordered (key, id) entries of one index. */
+export interface IndexTable {
+  /** The storage number of a persistent table (its records' prefix); undefined in memory. */
+  readonly storageNo?: number;
+  insert(entry: IndexEntry): boolean;
+  delete(entry: IndexEntry): boolean;
+  /** Entries with start <= key < end (null: unbounded), ascending or descending. */
+  range(start: string | null, end: string | null, backward?: boolean): Iterable<IndexEntry>;
+  /** Ids stored under exactly `key`. */
+  idsWithKey(key: string): string[];
 }
 
 const MAX_KEYS_PER_DOCUMENT = 100_000;
@@ -69,15 +82,16 @@ export class Index {
   readonly unique: boolean;
   readonly sparse: boolean;
   readonly partialFilter: Document | undefined;
-  readonly tree = new BTree();
+  readonly tree: IndexTable;
   private readonly partialQuery: Query | undefined;
   /** Sticky, as in mongod: once an array was indexed the index stays multikey. */
   multikey = false;
   readonly multikeyPaths = new Map<string, Set<number>>();
   private readonly memo: Array<{ doc: Document; keys: DocumentKeys } | undefined> = [];
 
-  constructor(spec: Document) {
+  constructor(spec: Document, tree: IndexTable = new BTree()) {
     this.spec = spec;
+    this.tree = tree;
     this.name = String(spec.name);
     this.fields = parseKeyPattern(spec.key);
     this.unique = spec.unique === true || this.name === '_id_';
@@ -175,22 +189,42 @@ export class Index {
     }
   }
 
-  add(id: string, dk: DocumentKeys): void {
+  /** Adds the entries; true when the index's multikey paths grew (metadata to save). */
+  add(id: string, dk: DocumentKeys): boolean {
     for (const k of dk.keys) this.tree.insert({ key: k.key, id });
+    let grew = false;
     dk.arrayComponents.forEach((mask, f) => {
       if (mask === 0) return;
       this.multikey = true;
       const set = this.multikeyPaths.get(this.fields[f]!.path)!;
-      for (const c of componentsOf(mask)) set.add(c);
+      for (const c of componentsOf(mask)) {
+        if (set.has(c)) continue;
+        set.add(c);
+        grew = true;
+      }
     });
+    return grew;
+  }
+
+  /** Restores multikey paths saved with the collection's metadata. */
+  restoreMultikeyPaths(saved: Document): void {
+    for (const [path, components] of Object.entries(saved)) {
+      const set = this.multikeyPaths.get(path);
+      if (!set || !Array.isArray(components)) continue;
+      for (const c of components) set.add(Number(c));
+      if (set.size) this.multikey = true;
+    }
+  }
+
+  /** Multikey paths as saved with the collection's metadata: { path: [component, ...] }. */
+  savedMultikeyPaths(): Document {
+    const out: Document = {};
+    for (const [path, set] of this.multikeyPaths) out[path] = [...set];
+    return out;
   }
 
   remove(id: string, dk: DocumentKeys): void {
     for (const k of dk.keys) this.tree.delete({ key: k.key, id });
-  }
-
-  clear(): void {
-    this.tree.clear();
   }
 
   /** keyValue for a duplicate key error: { field: value, ... }. */

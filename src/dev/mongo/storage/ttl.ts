@@ -8,7 +8,7 @@ import { invert } from '../bson/keystring.js';
 import { Rank } from '../bson/values.js';
 import { collectPathValues } from '../query/paths.js';
 import { docLockKey, type TransactionManager } from '../txn/manager.js';
-import { prefixSuccessor } from './btree.js';
+import { prefixSuccessor } from './record-keys.js';
 import type { StorageEngine } from './engine.js';
 import type { StorageOp } from './ops.js';
 

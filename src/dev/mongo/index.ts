@@ -6,6 +6,7 @@
  */
 import { MongoInstance } from './instance.js';
 import { WireServer } from './server.js';
+import { importLegacyJournal } from './storage/legacy-journal.js';
 import { LmdbStorage } from './storage/lmdb-storage.js';
 
 export interface EmbeddedMongoOptions {
@@ -43,6 +44,7 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
   let instance: MongoInstance;
   try {
     instance = new MongoInstance('unbound:0', log, storage);
+    if (options.dataDir !== undefined) await importLegacyJournal(options.dataDir, instance.engine, log);
   } catch (err) {
     await storage.close();
     throw err;

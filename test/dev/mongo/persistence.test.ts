@@ -4,14 +4,17 @@
  */
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { MongoClient, type Document } from 'mongodb';
 import type { Test } from 'tap';
+import { UUID } from 'bson';
+import { encodeDocument } from '../../../src/dev/mongo/bson/codec.js';
 import { startEmbeddedMongo } from '../../../src/dev/mongo/index.js';
+import { crc32c } from '../../../src/dev/mongo/wire/crc32c.js';
 import { CLIENT_OPTIONS, rejection, type TestDoc } from './backends.js';
 
 async function tempDir(t: Test): Promise<string> {
@@ -81,6 +84,46 @@ t.test('a data directory serves one server at a time', async (t) => {
   await first.close();
   const second = await startEmbeddedMongo({ dataDir: dir });
   await second.close();
+});
+
+/** One record of the journal format used before LMDB: u32 length, u32 CRC-32C, BSON. */
+function legacyRecord(doc: Document): Buffer {
+  const payload = encodeDocument(doc);
+  const header = Buffer.alloc(8);
+  header.writeUInt32LE(payload.length, 0);
+  header.writeUInt32LE(crc32c(payload), 4);
+  return Buffer.concat([header, payload]);
+}
+
+t.test('a data directory in the journal format of earlier versions is imported once, torn tail ignored', async (t) => {
+  const dir = await tempDir(t);
+  const ns = 'app.patients';
+  const journal = Buffer.concat([
+    legacyRecord({ ops: [{ op: 'createCollection', ns, options: {}, uuid: new UUID() }, { op: 'createIndex', ns, spec: { v: 2, key: { mrn: 1 }, name: 'mrn_1', unique: true } }] }),
+    legacyRecord({ ops: [1, 2, 3].map((i) => ({ op: 'insert', ns, doc: { _id: i, mrn: `m${i}` } })) }),
+    legacyRecord({ ops: [{ op: 'replace', ns, doc: { _id: 2, mrn: 'm2', updated: true } }, { op: 'delete', ns, id: 3 }] }),
+    // A crash mid-append: a header promising more than was written.
+    Buffer.from([0xff, 0, 0, 0, 1, 2, 3, 4, 5]),
+  ]);
+  await writeFile(join(dir, 'journal-00000001.log'), journal);
+  const first = await startEmbeddedMongo({ dataDir: dir });
+  await withClient(first.uri, async (client) => {
+    const c = client.db('app').collection<TestDoc>('patients');
+    t.same(await c.find().sort({ _id: 1 }).toArray(), [{ _id: 1, mrn: 'm1' }, { _id: 2, mrn: 'm2', updated: true }]);
+    t.equal((await rejection(c.insertOne({ _id: 9, mrn: 'm1' }))).code, 11000, 'its unique index came along');
+    await c.insertOne({ _id: 4, mrn: 'm4' });
+  });
+  await first.close();
+  t.ok((await readdir(dir)).includes('journal-00000001.log.imported'), 'the old file is kept, renamed');
+  const second = await startEmbeddedMongo({ dataDir: dir });
+  t.teardown(() => second.close());
+  await withClient(second.uri, async (client) => {
+    t.same(
+      (await client.db('app').collection<TestDoc>('patients').find().sort({ _id: 1 }).toArray()).map((d) => d._id),
+      [1, 2, 4],
+      'not imported a second time; later writes kept',
+    );
+  });
 });
 
 /** Starts fixtures/server-process.ts in a child node with the same TypeScript loader tap uses. */

@@ -1,0 +1,341 @@
+/**
+ * npm run bench: how the server's cost grows with its data. Loads a deterministic population (bench/population.ts:
+ * patients with ~2 encounters and ~1.5 medication requests each) in steps up to each population size (default
+ * 10 000, 100 000 and 1 000 000 resources) and, at each step, drives the server over real HTTP on 127.0.0.1 with
+ * 16 connections: create Patient, read Patient, `Patient?family=Smith&_count=20`, the typical searches of
+ * bench/searches.ts, and transaction Bundles of 100 Patients. Records throughput, p50/p99 and the resident memory
+ * of the server and of MongoDB at each step, draws them against population size (an SVG chart) and appends a
+ * section to docs/benchmarks.md.
+ *
+ * As `npm start` runs: validation on, strict references, the ledger on (the project's local Hedera network in
+ * this process, anchoring every version; the loaded population is anchored before a step is measured), MongoDB
+ * the embedded server in a child process on a data directory (or MONGODB_URI). Every loop is bounded by a count
+ * and a time.
+ *   npm run bench                                       # 10k, 100k, 1M resources
+ *   npm run bench -- --steps 10000,100000 --requests 1000
+ *   npm run bench -- --quick                            # 2k and 10k resources, short rows, no report unless --out
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Bundle, Parameters } from '@medplum/fhirtypes';
+import { buildApp } from '../src/app.js';
+import { withoutAccessControl } from '../src/config.js';
+import { startEmbeddedMongoProcess } from '../src/dev/mongo-process.js';
+import { startLocalHedera } from '../src/dev/hedera/index.js';
+import { createResourceValidator } from '../src/fhir/validation/index.js';
+import type { LedgerLogger } from '../src/ledger/anchor-worker.js';
+import { LedgerRuntime, localLedgerEndpoint } from '../src/ledger/ledger-runtime.js';
+import { PROJECT_ROOT } from '../src/software.js';
+import { connectMongo } from '../src/store/mongo.js';
+import { ResourceStore } from '../src/store/resource-store.js';
+import { lineChartSvg, type Panel } from './chart.js';
+import { loadPopulation } from './load-population.js';
+import { machineDescription, markdownTable, measure, type Measurement } from './measure.js';
+import { residentMb } from './mongo-process.js';
+import { generatePatient, mulberry32, patientId } from './population.js';
+import { BENCH_SEARCHES, queryInputs } from './searches.js';
+
+const { values } = parseArgs({
+  options: {
+    steps: { type: 'string' },
+    seed: { type: 'string', default: '20261206' },
+    concurrency: { type: 'string', default: '16' },
+    requests: { type: 'string' },
+    'max-seconds': { type: 'string' },
+    /** Transaction Bundles of 100 Patients per step. */
+    bundles: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    ledger: { type: 'boolean', default: true },
+    out: { type: 'string' },
+    chart: { type: 'string' },
+    note: { type: 'string' },
+  },
+  allowNegative: true,
+});
+const quick = values.quick;
+const steps = (values.steps ?? (quick ? '2000,10000' : '10000,100000,1000000')).split(',').map(Number);
+const seed = Number(values.seed);
+const concurrency = Number(values.concurrency);
+const requests = Number(values.requests ?? (quick ? 300 : 3000));
+const maxSeconds = Number(values['max-seconds'] ?? (quick ? 5 : 20));
+const bundleCount = Number(values.bundles ?? (quick ? 5 : 30));
+const out = values.out ?? (quick ? undefined : 'docs/benchmarks.md');
+const chartPath = values.chart ?? (quick ? undefined : 'docs/benchmarks-growth.svg');
+for (const [name, value] of Object.entries({ seed, concurrency, requests, maxSeconds, bundleCount })) {
+  if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a non-negative integer`);
+}
+if (steps.some((s) => !Number.isInteger(s) || s <= 0) || steps.some((s, i) => i > 0 && s <= steps[i - 1]!)) {
+  throw new Error('--steps: increasing positive integers, e.g. 10000,100000,1000000');
+}
+
+const BASE_URL = 'http://127.0.0.1';
+const FHIR_JSON = 'application/fhir+json';
+const started = Date.now();
+const log = (message: string): void => console.error(`[bench +${((Date.now() - started) / 1000).toFixed(0)}s] ${message}`);
+const quiet: LedgerLogger = { debug: () => {}, info: () => {}, warn: () => {}, error: (_f, m) => log(`ledger: ${m}`) };
+
+interface StepResult {
+  resources: number;
+  patients: number;
+  loadSeconds: number;
+  loadedResources: number;
+  rows: Measurement[];
+  serverRssMb: number;
+  serverHeapMb: number;
+  mongoRssMb: number | undefined;
+  mongoAnonMb: number | undefined;
+  dataFileMb: number | undefined;
+}
+
+/** Anonymous (heap) and file-backed (mapped data) resident memory of a process, from /proc (Linux). */
+function residentParts(pid: number | undefined): { anonMb?: number; fileMb?: number } {
+  if (pid === undefined) return {};
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (name: string): number | undefined => {
+      const m = new RegExp(`${name}:\\s+(\\d+) kB`).exec(status);
+      return m ? Math.round(Number(m[1]) / 1024) : undefined;
+    };
+    return { anonMb: kb('RssAnon'), fileMb: kb('RssFile') };
+  } catch {
+    return {};
+  }
+}
+
+async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0];
+  const dataDir = await mkdtemp(join(tmpdir(), 'fhir-bench-growth-'));
+  const configured = process.env.MONGODB_URI;
+  const child = configured ? undefined : await startEmbeddedMongoProcess({ dataDir, log });
+  const mongoUri = configured ?? child!.uri;
+  const connection = await connectMongo(mongoUri, `bench_growth_${Date.now()}`);
+  const store = new ResourceStore(connection.db, connection.supportsTransactions);
+  await store.ensureIndexes();
+  const validator = await createResourceValidator({ profilesDir: fileURLToPath(new URL('profiles', PROJECT_ROOT)), log: () => {} });
+  const net = values.ledger ? await startLocalHedera({ log: () => {} }) : undefined;
+  const runtime = net
+    ? new LedgerRuntime({
+        db: connection.db,
+        config: { topicId: undefined, batchMaxLeaves: 10_000, batchIntervalMs: 1000, leaseTtlMs: 15_000, retryMaxMs: 5_000 },
+        endpoint: localLedgerEndpoint(net),
+        baseUrl: BASE_URL,
+        software: 'fhir-ledger-server',
+        log: quiet,
+      })
+    : undefined;
+  await runtime?.init();
+  runtime?.start();
+  const app = await buildApp(
+    { basePath: '', baseUrl: BASE_URL, bodyLimit: 64 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict', ...withoutAccessControl(BASE_URL) },
+    { store, validator, logger: false, ...(runtime ? { ledger: runtime.service } : {}) },
+  );
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  const call = async (method: string, path: string, body?: unknown, expected = 200): Promise<Response> => {
+    const res = await fetch(`${address}${path}`, {
+      method,
+      headers: { accept: FHIR_JSON, ...(body === undefined ? {} : { 'content-type': FHIR_JSON }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (res.status !== expected) throw new Error(`${method} ${path}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+    return res;
+  };
+
+  /** Waits until a version written now is anchored: the backlog before it is then anchored too (bounded). */
+  const ledgerCaughtUp = async (deadlineMs: number): Promise<number> => {
+    if (!runtime) return 0;
+    const t0 = Date.now();
+    const probe = (await (await call('POST', '/Patient', { resourceType: 'Patient', name: [{ family: 'Probe' }] }, 201)).json()) as { id: string };
+    while (Date.now() - t0 < deadlineMs) {
+      const verdict = (await (await call('GET', `/Patient/${probe.id}/$verify`)).json()) as Parameters;
+      const status = verdict.parameter?.find((p) => p.name === 'status')?.valueCode;
+      if (status === 'anchored') return (Date.now() - t0) / 1000;
+      if (status === 'failed') throw new Error('the probe failed verification');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    throw new Error(`the ledger did not catch up within ${deadlineMs / 1000} s`);
+  };
+
+  let loadedPatients = 0;
+  let storedResources = 0;
+  // Created patients are numbered beyond anything the population will reach.
+  let nextNewPatient = 50_000_000;
+  const results: StepResult[] = [];
+  for (const target of steps) {
+    let loadSeconds = 0;
+    let loadedResources = 0;
+    while (storedResources < target) {
+      // ~4.5 resources a patient; never overshoot by more than a few patients.
+      const more = Math.max(1, Math.ceil((target - storedResources) / 4.6));
+      log(`loading patients ${loadedPatients}..${loadedPatients + more}`);
+      const load = await loadPopulation({
+        store,
+        baseUrl: BASE_URL,
+        seed,
+        from: loadedPatients,
+        to: loadedPatients + more,
+        validateEvery: 1000,
+        validator,
+        progress: (done, resources) => {
+          if (done % 50_000 === 0) log(`  ${loadedPatients + done} patients, ${storedResources + resources} resources, mongo RSS ${residentMb(child?.pid) ?? '?'} MB`);
+        },
+      });
+      loadedPatients += more;
+      storedResources += load.resources;
+      loadSeconds += load.seconds;
+      loadedResources += load.resources;
+    }
+    const anchorWait = await ledgerCaughtUp(3_600_000);
+    log(`step ${target}: ${storedResources} resources (${loadedPatients} patients) loaded at ${(loadedResources / loadSeconds).toFixed(0)}/s; ledger caught up in ${anchorWait.toFixed(0)} s`);
+
+    const rows: Measurement[] = [];
+    const record = (m: Measurement): void => {
+      rows.push(m);
+      log(`  ${m.name}: ${m.throughput.toFixed(0)}/s, p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms`);
+    };
+    const bounded = { maxSeconds };
+    const pick = mulberry32(seed ^ target);
+    const anyPatient = (): string => patientId(Math.floor(pick() * loadedPatients));
+    // A warm-up so that JIT and caches do not count against the first row.
+    await measure('warm-up', Math.min(requests, 500), concurrency, async () => void (await (await call('GET', `/Patient/${anyPatient()}`)).arrayBuffer()), { maxSeconds: 5 });
+    record(
+      await measure('create Patient', requests, concurrency, async () => {
+        const { id: _id, ...patient } = generatePatient(seed, nextNewPatient++).patient;
+        await (await call('POST', '/Patient', patient, 201)).arrayBuffer();
+      }, bounded),
+    );
+    record(await measure('read Patient', requests, concurrency, async () => void (await (await call('GET', `/Patient/${anyPatient()}`)).arrayBuffer()), bounded));
+    record(
+      await measure('search Patient?family=Smith&_count=20', requests, concurrency, async () => {
+        const bundle = (await (await call('GET', '/Patient?family=Smith&_count=20')).json()) as Bundle;
+        if ((bundle.entry?.length ?? 0) === 0) throw new Error('family=Smith found nothing');
+      }, bounded),
+    );
+    const inputsBase = { patients: loadedPatients, loadedFrom: new Date(started), loadedTo: new Date() };
+    for (const [n, search] of BENCH_SEARCHES.entries()) {
+      if (search.deepPage) continue;
+      record(
+        await measure(`search ${search.name}`, requests, concurrency, async (i) => {
+          await (await call('GET', `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`)).arrayBuffer();
+        }, bounded),
+      );
+    }
+    const tx = await measure('transaction of 100 Patients', bundleCount, Math.min(concurrency, 4), async () => {
+      const entry = Array.from({ length: 100 }, () => {
+        const { id: _id, ...patient } = generatePatient(seed, nextNewPatient++).patient;
+        return { resource: patient, request: { method: 'POST', url: 'Patient' } };
+      });
+      const response = (await (await call('POST', '/', { resourceType: 'Bundle', type: 'transaction', entry })).json()) as Bundle;
+      if (response.entry?.length !== 100) throw new Error('transaction: not 100 entries back');
+    }, { maxSeconds: maxSeconds * 2 });
+    record({ ...tx, name: 'transaction of 100 Patients (resources/s = 100 × throughput)' });
+    storedResources += rows[0]!.count + tx.count * 100 + 1;
+
+    const server = residentParts(process.pid);
+    const mongo = residentParts(child?.pid);
+    let dataFileMb: number | undefined;
+    try {
+      dataFileMb = Math.round(statSync(join(dataDir, 'data.mdb')).blocks * 512 / 2 ** 20);
+    } catch {
+      dataFileMb = undefined;
+    }
+    results.push({
+      resources: target,
+      patients: loadedPatients,
+      loadSeconds,
+      loadedResources,
+      rows,
+      serverRssMb: residentMb(process.pid) ?? 0,
+      serverHeapMb: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
+      mongoRssMb: residentMb(child?.pid),
+      mongoAnonMb: mongo.anonMb,
+      dataFileMb,
+    });
+    log(`  memory: server ${server.anonMb ?? '?'} MB anon; MongoDB ${mongo.anonMb ?? '?'} MB anon + ${mongo.fileMb ?? '?'} MB mapped file pages; data file ${dataFileMb ?? '?'} MB`);
+  }
+
+  await app.close();
+  await runtime?.stop();
+  await net?.close();
+  await connection.db.dropDatabase().catch(() => undefined);
+  await connection.close();
+  await child?.stop(30_000);
+  await rm(dataDir, { recursive: true, force: true });
+
+  const section = report(results, loadAtStart, configured ? 'MONGODB_URI' : "the project's embedded MongoDB-compatible server (src/dev/mongo, LMDB storage) in a child process");
+  console.log(section);
+  if (chartPath) {
+    await writeFile(chartPath, chart(results));
+    log(`chart written to ${chartPath}`);
+  }
+  if (out) {
+    await appendFile(out, `\n${section}`);
+    log(`appended to ${out}`);
+  }
+}
+
+function chart(results: StepResult[]): string {
+  const names = results[0]?.rows.map((r) => r.name) ?? [];
+  const series = (metric: (m: Measurement) => number): Panel['series'] =>
+    names.map((name) => ({ name, points: results.map((s) => ({ x: s.resources, y: metric(s.rows.find((r) => r.name === name)!) })) }));
+  const memory: Panel = {
+    title: 'Resident memory',
+    yLabel: 'MB',
+    series: [
+      { name: 'server (FHIR) RSS', points: results.map((s) => ({ x: s.resources, y: s.serverRssMb })) },
+      { name: 'MongoDB RSS', points: results.map((s) => ({ x: s.resources, y: s.mongoRssMb ?? 0 })) },
+      { name: 'MongoDB anonymous (heap)', points: results.map((s) => ({ x: s.resources, y: s.mongoAnonMb ?? 0 })) },
+    ],
+  };
+  return lineChartSvg([
+    { title: `Throughput, ${concurrency} connections`, yLabel: 'requests/s', series: series((m) => m.throughput), logY: true },
+    { title: 'Median latency', yLabel: 'p50 (ms)', series: series((m) => m.p50), logY: true },
+    { title: '99th percentile latency', yLabel: 'p99 (ms)', series: series((m) => m.p99), logY: true },
+    memory,
+  ]);
+}
+
+function report(results: StepResult[], loadAtStart: number, mongo: string): string {
+  const lines = [
+    `## ${new Date().toISOString()} — npm run bench (growth), ${results.map((r) => r.resources.toLocaleString('en')).join(' / ')} resources, seed ${seed}`,
+    '',
+    `Machine: ${machineDescription()}; 1-minute load average ${loadAtStart.toFixed(2)} when the run started${values.note ? ` (${values.note})` : ''}. ` +
+      'The benchmark process (FHIR server, ledger and HTTP client) and MongoDB share these cores.',
+    '',
+    `MongoDB: ${mongo}. Validation on, strict references, ledger ${values.ledger ? 'on (local network, every version anchored; the loaded population anchored before each step is measured)' : 'OFF'}. ` +
+      `${concurrency} connections, at most ${requests} requests or ${maxSeconds} s per row.`,
+    '',
+    `![throughput, latency and memory against population size](${chartPath ? chartPath.replace(/^docs\//, '') : 'benchmarks-growth.svg'})`,
+    '',
+  ];
+  for (const r of results) {
+    lines.push(
+      `### ${r.resources.toLocaleString('en')} resources (${r.patients.toLocaleString('en')} patients)`,
+      '',
+      `Loaded at ${(r.loadedResources / r.loadSeconds).toFixed(0)} resources/s. Memory after the step: server RSS ${r.serverRssMb} MB (JS heap ${r.serverHeapMb} MB); ` +
+        `MongoDB RSS ${r.mongoRssMb ?? '?'} MB, of which ${r.mongoAnonMb ?? '?'} MB anonymous (its heap) and the rest mapped pages of the data file (${r.dataFileMb ?? '?'} MB on disk).`,
+      '',
+      markdownTable(r.rows),
+      '',
+    );
+  }
+  const first = results[0];
+  const last = results.at(-1);
+  if (first && last && first !== last) {
+    lines.push(`### From ${first.resources.toLocaleString('en')} to ${last.resources.toLocaleString('en')} resources`, '', '| operation | throughput ratio (last / first) |', '|---|---:|');
+    for (const row of first.rows) {
+      const later = last.rows.find((r) => r.name === row.name);
+      if (later) lines.push(`| ${row.name.replace(/\|/g, '\\|')} | ${(later.throughput / row.throughput).toFixed(2)} |`);
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

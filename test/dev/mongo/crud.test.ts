@@ -3,6 +3,29 @@ import { Binary, Decimal128, Double, Int32, Long, MongoClient, ObjectId, type Do
 import { CLIENT_OPTIONS, forEachBackend, rejection, type TestDoc } from './backends.js';
 
 await forEachBackend(t, async (t, { db, backend }) => {
+  await t.test('a document no index can hold is refused whole (parallel arrays), in and out of transactions', async (t) => {
+    const c = db.collection<TestDoc>('parallel');
+    await c.createIndex({ a: 1 });
+    await c.createIndex({ b: 1, c: 1 });
+    await c.insertOne({ _id: 1, a: 1, b: [1, 2], c: 3 });
+    t.equal((await rejection(c.insertOne({ _id: 2, a: 2, b: [1, 2], c: [3, 4] }))).code, 171, 'CannotIndexParallelArrays');
+    t.equal((await rejection(c.updateOne({ _id: 1 }, { $set: { c: [5, 6] } }))).code, 171);
+    const s = db.client.startSession();
+    try {
+      s.startTransaction();
+      await c.insertOne({ _id: 3, a: 3 }, { session: s });
+      t.equal((await rejection(c.insertOne({ _id: 4, a: 4, b: [1], c: [2, 3] }, { session: s }))).code, 171, 'in a transaction too');
+      await s.abortTransaction().catch(() => undefined);
+    } finally {
+      await s.endSession();
+    }
+    t.same(await c.find().toArray(), [{ _id: 1, a: 1, b: [1, 2], c: 3 }], 'nothing of the refused writes');
+    t.equal(await c.countDocuments({ a: 2 }, { hint: { a: 1 } }), 0, 'no index entry left behind');
+    t.equal(await c.countDocuments({ b: 1 }, { hint: { b: 1, c: 1 } }), 1);
+    await c.insertOne({ _id: 5, a: 5, b: 7, c: [8, 9] });
+    t.equal(await c.countDocuments(), 2);
+  });
+
   await t.test('insert and find with filter, sort, projection, skip, limit', async (t) => {
     const c = db.collection<TestDoc>('people');
     const res = await c.insertMany([

@@ -116,6 +116,15 @@ export class Collection {
     return out;
   }
 
+  /**
+   * Computes the document's keys in every index, so that a document no index can hold (parallel arrays, too many
+   * keys) is refused before the engine applies anything: a commit must not fail half-way. The keys are memoized
+   * (Index.keysFor), so the commit does not compute them again.
+   */
+  assertIndexable(doc: Document): void {
+    for (const index of this.indexes) index.keysFor(doc);
+  }
+
   insertDoc(idKey: string, doc: Document): void {
     this.docs.set(idKey, doc);
     for (const index of this.indexes) this.addKeys(index, idKey, index.keysFor(doc));

@@ -58,6 +58,7 @@ export class DirectWriter implements Writer {
     const idKey = idKeyOf(doc);
     this.checkLocks(coll, idKey, doc);
     if (coll.docs.has(idKey)) throw coll.indexes[0]!.duplicateKeyError(coll.ns, [doc._id]);
+    coll.assertIndexable(doc);
     this.checkUnique(coll, idKey, doc);
     this.engine.apply([{ op: 'insert', ns: coll.ns, doc }]);
   }
@@ -65,6 +66,7 @@ export class DirectWriter implements Writer {
   replace(coll: Collection, oldDoc: Document, newDoc: Document): void {
     const idKey = idKeyOf(oldDoc);
     this.checkLocks(coll, idKey, newDoc);
+    coll.assertIndexable(newDoc);
     this.checkUnique(coll, idKey, newDoc);
     this.engine.apply([{ op: 'replace', ns: coll.ns, doc: newDoc }]);
   }
@@ -125,6 +127,7 @@ export class TransactionWriter implements Writer {
       // Present now but not in the snapshot: someone else inserted it since.
       if (coll.docs.has(idKey) || this.engine.history.changedAfter(coll.ns, idKey, this.txn.snapshot)) this.conflict();
     }
+    coll.assertIndexable(doc);
     const keys = this.uniqueKeys(coll, idKey, doc);
     this.txn.writesForUpdate(coll.ns).set(idKey, { id: doc._id, doc }, keys);
   }
@@ -133,6 +136,7 @@ export class TransactionWriter implements Writer {
     const idKey = idKeyOf(oldDoc);
     this.txns.acquire(this.txn, docLockKey(coll.ns, idKey));
     if (this.engine.history.changedAfter(coll.ns, idKey, this.txn.snapshot)) this.conflict();
+    coll.assertIndexable(newDoc);
     const keys = this.uniqueKeys(coll, idKey, newDoc);
     this.txn.writesForUpdate(coll.ns).set(idKey, { id: newDoc._id, doc: newDoc }, keys);
   }

@@ -1,0 +1,27 @@
+import { open } from 'lmdb';
+import { rmSync } from 'node:fs';
+rmSync('/tmp/lmdbt/db5', { recursive: true, force: true });
+const env = open({ path: '/tmp/lmdbt/db5', maxDbs: 8, pageSize: 8192, noSync: true });
+const d = env.openDB({ name: 'x', encoding: 'binary', keyEncoding: 'binary' });
+const v = Buffer.alloc(800, 3);
+const n = 5000;
+let k = 0;
+const apply = () => { for (let j = 0; j < 6; j++) d.putSync(Buffer.from('key' + (k++)), v); };
+let t = performance.now();
+for (let i = 0; i < n; i++) env.transactionSync(apply);
+console.log('separate txns us/apply', ((performance.now() - t) / n * 1000).toFixed(1));
+// batch with child txns
+t = performance.now();
+let close;
+env.transactionSync(() => new Promise((r) => (close = r)));
+for (let i = 0; i < n; i++) env.childTransaction(apply);
+close(); await new Promise(r => setImmediate(r));
+console.log('batched child txns us/apply', ((performance.now() - t) / n * 1000).toFixed(1));
+t = performance.now();
+env.transactionSync(() => new Promise((r) => (close = r)));
+for (let i = 0; i < n; i++) apply();
+console.log('read inside open batch', d.getBinary(Buffer.from('key' + (k - 1)))?.length);
+close(); await new Promise(r => setImmediate(r));
+console.log('batched plain us/apply', ((performance.now() - t) / n * 1000).toFixed(1));
+console.log('after commit read', d.getBinary(Buffer.from('key' + (k - 1)))?.length);
+await env.close();

@@ -7,7 +7,7 @@
  *
  * The token is reused by every request, as a client does for its token's lifetime (the verifier then checks the
  * signature once and its cache answers after); one row also sends a new token with every request, the worst case.
- * The anchoring worker is not running here (as in the rest of `npm run bench`): AuditEvents add leaves to the
+ * The anchoring worker is not running here (as in the rest of `npm run bench:population`): AuditEvents add leaves to the
  * ledger batches later, which `npm run bench:ledger` measures.
  */
 import { randomUUID } from 'node:crypto';

@@ -1,8 +1,7 @@
 /**
  * The MongoDB a benchmark runs against: MONGODB_URI when set, else the project's embedded MongoDB-compatible
- * server started as a CHILD process, in memory, with a large heap. A separate process because at 100 000
- * patients it holds about a million documents and their index entries in JS memory (several GB), and because
- * it then has a core of its own rather than competing with the FHIR server's event loop.
+ * server started as a CHILD process (its data on LMDB in a temporary directory), as `npm start` runs it: it then
+ * has a core of its own rather than competing with the FHIR server's event loop.
  */
 import { readFileSync } from 'node:fs';
 import { startEmbeddedMongoProcess } from '../src/dev/mongo-process.js';
@@ -25,7 +24,7 @@ export async function benchMongo(options: { heapMb: number; log: (line: string) 
   return {
     uri: child.uri,
     pid: child.pid,
-    description: `the project's EMBEDDED MongoDB-compatible server (src/dev/mongo), in memory, in a child process (heap ${options.heapMb} MB)`,
+    description: `the project's EMBEDDED MongoDB-compatible server (src/dev/mongo, LMDB storage), in a child process`,
     stop: () => child.stop(30_000),
   };
 }

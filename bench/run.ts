@@ -1,5 +1,5 @@
 /**
- * npm run bench: the server at scale. Generates a deterministic population (bench/population.ts, default
+ * npm run bench:population: one population in depth. Generates a deterministic population (bench/population.ts, default
  * 100 000 patients with ~2 encounters and ~1.5 medication requests each), loads it with the bulk loader, then
  * drives the server over real HTTP on 127.0.0.1 and reports p50/p95/p99 latency and throughput for creates,
  * reads and the typical searches of bench/searches.ts (with the plan explain() gives for each), transaction
@@ -8,11 +8,11 @@
  *
  * MongoDB: MONGODB_URI when set, else the embedded server in a child process (bench/mongo-process.ts).
  * Every loop is bounded by a count and a time.
- *   npm run bench                                   # 100 000 patients
- *   npm run bench -- --quick                        # 2 000 patients, fewer requests, no report unless --out
- *   npm run bench -- --patients 20000 --seed 7 --concurrency 4 --requests 500
+ *   npm run bench:population                                   # 100 000 patients
+ *   npm run bench:population -- --quick                        # 2 000 patients, fewer requests, no report unless --out
+ *   npm run bench:population -- --patients 20000 --seed 7 --concurrency 4 --requests 500
  * Loading once and measuring several times (e.g. against a long-running `npm run mongo:embedded`):
- *   MONGODB_URI=mongodb://127.0.0.1:27017/ npm run bench -- --db bench_100k --keep
+ *   MONGODB_URI=mongodb://127.0.0.1:27017/ npm run bench:population -- --db bench_100k --keep
  * With --db, a database that already holds this population (same seed and size, recorded in bench_population)
  * is measured as it is; its load figures are the ones recorded when it was loaded.
  */
@@ -388,7 +388,7 @@ function report(
 ): string {
   const types = Object.entries(load.byType).map(([type, count]) => `${count.toLocaleString('en')} ${type}`).join(', ');
   const lines = [
-    `## ${new Date().toISOString()} — npm run bench, ${patients.toLocaleString('en')} patients, seed ${seed}`,
+    `## ${new Date().toISOString()} — npm run bench:population, ${patients.toLocaleString('en')} patients, seed ${seed}`,
     '',
     `Machine: ${machineDescription()}; 1-minute load average ${loadAtStart(env.loadAtStart)} when the run started` +
       (values.note ? ` (${values.note})` : '') +

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { startEmbeddedMongo } from './index.js';
 
-const USAGE = 'usage: cli.js [--host 127.0.0.1] [--port 27017] [--data-dir DIR] [--quiet] [--exit-with-parent]';
+const USAGE = 'usage: cli.js [--host 127.0.0.1] [--port 27017] [--data-dir DIR] [--cache-mb 64] [--quiet] [--exit-with-parent]';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -15,6 +15,7 @@ async function main(): Promise<void> {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '27017' },
       'data-dir': { type: 'string' },
+      'cache-mb': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       'exit-with-parent': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -27,8 +28,10 @@ async function main(): Promise<void> {
   }
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${values.port}\n${USAGE}`);
+  const cacheMb = values['cache-mb'] === undefined ? undefined : Number(values['cache-mb']);
+  if (cacheMb !== undefined && (!Number.isFinite(cacheMb) || cacheMb < 0)) throw new Error(`invalid --cache-mb ${values['cache-mb']}\n${USAGE}`);
   const log = values.quiet ? undefined : (msg: string) => console.error(`[embedded-mongo] ${msg}`);
-  const server = await startEmbeddedMongo({ host: values.host, port, dataDir: values['data-dir'], log });
+  const server = await startEmbeddedMongo({ host: values.host, port, dataDir: values['data-dir'], cacheMb, log });
   console.log(server.uri);
   let stopping = false;
   const stop = (signal: string): void => {

@@ -160,23 +160,30 @@ async function execute(instance: MongoInstance, connection: ConnectionInfo, body
   return reply;
 }
 
+/** Commands whose success acknowledges a write, possibly one made by an earlier attempt. */
+const ACKNOWLEDGING_COMMANDS = new Set(['insert', 'update', 'delete', 'findAndModify', 'findandmodify', 'commitTransaction', 'fsync']);
+
 const ZERO_SIGNATURE = { hash: new Binary(Buffer.alloc(20)), keyId: Long.fromNumber(0) };
 
 /** Runs one command and always returns a reply document (errors included). */
 export async function dispatch(instance: MongoInstance, connection: ConnectionInfo, body: Document): Promise<Document> {
   let reply: Document;
+  const name = Object.keys(body)[0] ?? '?';
+  const clockBefore = instance.engine.timestamp;
   try {
     reply = await execute(instance, connection, body);
   } catch (err) {
     const error = toCommandError(err);
-    if (!(err instanceof CommandError)) instance.log(`command ${Object.keys(body)[0] ?? '?'} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    if (!(err instanceof CommandError)) instance.log(`command ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     reply = error.toResponse();
   }
   try {
-    // Acknowledge only what is on disk (group commit: concurrent commands share one fsync).
-    await instance.engine.durable();
+    // Acknowledge only what is on disk (group commit: concurrent commands share one fsync). A command that changed
+    // nothing has nothing to wait for, as a read in mongod does not wait for the journal; a write command always
+    // waits, since its reply may acknowledge an earlier attempt (a retried write, a retried commit).
+    if (instance.engine.timestamp !== clockBefore || ACKNOWLEDGING_COMMANDS.has(name)) await instance.engine.durable();
   } catch (err) {
-    reply = new CommandError(ErrorCode.InternalError, `journal write failed: ${err instanceof Error ? err.message : String(err)}`).toResponse();
+    reply = new CommandError(ErrorCode.InternalError, `storage sync failed: ${err instanceof Error ? err.message : String(err)}`).toResponse();
   }
   const time = instance.clusterTime();
   return { ...reply, $clusterTime: { clusterTime: time, signature: ZERO_SIGNATURE }, operationTime: time };

@@ -23,6 +23,8 @@ export interface StorageBackend {
   sync(): Promise<void>;
   /** The collections as committed (after a failed write, to rebuild the catalog from). */
   loadCollections(): Collection[];
+  /** Resolves once the writes discarded by a failure are gone. */
+  whenDiscarded(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,6 +42,9 @@ export class MemoryBackend implements StorageBackend {
   }
   loadCollections(): Collection[] {
     throw new Error('the memory backend keeps no committed copy to reload');
+  }
+  whenDiscarded(): Promise<void> {
+    return Promise.resolve();
   }
   close(): Promise<void> {
     return Promise.resolve();
@@ -86,8 +91,11 @@ export class StorageEngine {
     try {
       this.backend.write(() => this.applyInWrite(ops));
     } catch (err) {
-      // The backend kept nothing of it; the in-memory catalog (counts, multikey paths, new or dropped collections) follows.
-      if (this.backend.persistent) this.catalog.reload(this.backend.loadCollections());
+      // The backend keeps nothing of it; the in-memory catalog (counts, multikey paths, new or dropped collections)
+      // follows once the discarded writes are gone.
+      if (this.backend.persistent) {
+        void this.backend.whenDiscarded().then(() => this.catalog.reload(this.backend.loadCollections()));
+      }
       throw err;
     }
   }

@@ -12,12 +12,14 @@
  * already is. LevelDB/RocksDB bindings answer reads through callbacks or
  * promises on a thread pool, which would make every index probe a round trip.
  *
- * Durability: the environment is opened without a sync per commit; a command
- * replies after `sync()`, which fdatasyncs every commit made so far (group
- * commit, off the event loop), as mongod's journal does with j:true. A killed
- * process loses nothing: committed pages are in the OS page cache. Without a
- * data directory the file lives in a temporary directory removed on close,
- * and nothing is synced.
+ * Durability: engine commits of one event-loop turn share one LMDB write
+ * transaction (write()), committed without a sync of its own; a command that
+ * wrote replies after `sync()`, which commits the open batch and fdatasyncs
+ * everything committed so far (group commit, off the event loop), as mongod's
+ * journal does with j:true. A killed process loses nothing acknowledged:
+ * committed pages are in the OS page cache, and an uncommitted batch holds
+ * only unacknowledged commits, whole. Without a data directory the file lives
+ * in a temporary directory removed on close, and nothing is synced.
  *
  * Record layout: record-keys.ts. Catalog records, in their own database:
  *   'C' + collection no -> BSON { db, name, uuid, options, indexes: [{ spec, no, multikeyPaths }] }
@@ -28,7 +30,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Binary, UUID, type Document } from 'bson';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { ABORT, open, type Database, type RootDatabase } from 'lmdb';
 import { decodeDocument, encodeDocument } from '../bson/codec.js';
 import { Collection, type CollectionStore, type DocumentTable } from './collection.js';
 import { lockDataDirectory, unlockDataDirectory } from './data-directory.js';
@@ -82,6 +84,9 @@ export class LmdbStorage implements StorageBackend {
   readonly cache: DocumentCache;
   private nextNo: number;
   private writing = false;
+  private batch: { close: (result?: unknown) => void; done: Promise<unknown> } | null = null;
+  private failure: Error | null = null;
+  private discarded: Promise<void> = Promise.resolve();
   /** A commit happened since the last sync started. */
   private dirty = false;
   private syncing: Promise<void> | null = null;
@@ -129,25 +134,80 @@ export class LmdbStorage implements StorageBackend {
     }
   }
 
-  /** Runs `fn` in one LMDB write transaction: all of it is committed, or (it threw) none of it. */
+  /**
+   * Runs `fn` inside the current batch: one LMDB write transaction collects every engine commit of an event-loop
+   * turn and is committed at the end of the turn (setImmediate) or when a sync needs it. Readers in this process
+   * read through the open transaction (lmdb-js does), so they see each commit at once, as before; a crash loses
+   * the whole uncommitted batch and never part of a commit, and no command has acknowledged any of it (replies
+   * wait for sync()). Engine commits are validated before they start and cannot fail half-way; if one throws all
+   * the same (a full disk, a bug), the batch is discarded whole and the storage refuses writes from then on: the
+   * commands whose commits were in it are still waiting for their sync, which fails, so nothing acknowledged is lost.
+   */
   write<T>(fn: () => T): T {
+    if (this.failure) throw this.failure;
     if (this.writing) return fn();
+    this.openBatch();
     this.writing = true;
     try {
-      return this.env.transactionSync(fn);
+      const result = fn();
+      this.dirty = true;
+      return result;
     } catch (err) {
-      // The transaction was aborted: the cache may hold documents it wrote.
-      this.cache.clear();
+      this.fail(err);
       throw err;
     } finally {
       this.writing = false;
-      this.dirty = true;
     }
+  }
+
+  private openBatch(): void {
+    if (this.batch) return;
+    let close: ((result?: unknown) => void) | undefined;
+    const done = this.env.transactionSync(
+      () =>
+        new Promise<unknown>((resolve) => {
+          close = resolve;
+        }),
+    ) as Promise<unknown>;
+    this.batch = { close: close!, done };
+    setImmediate(() => {
+      this.commitBatch().catch((err: unknown) => this.fail(err));
+    });
+  }
+
+  /** Commits the open batch, if any. */
+  commitBatch(): Promise<void> {
+    const batch = this.batch;
+    if (!batch) return Promise.resolve();
+    this.batch = null;
+    batch.close();
+    return batch.done.then(() => undefined);
+  }
+
+  private fail(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.failure ??= new Error(`embedded mongo: a storage write failed (${message}); the uncommitted batch was discarded and writes are refused until a restart`);
+    this.cache.clear();
+    const batch = this.batch;
+    this.batch = null;
+    if (!batch) return;
+    batch.close(ABORT);
+    this.discarded = batch.done.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  /** Resolves once a discarded batch is gone (reads then see the committed state again). */
+  whenDiscarded(): Promise<void> {
+    return this.discarded;
   }
 
   /** Resolves once every commit made before the call is on disk (one fdatasync for all that wait). */
   sync(): Promise<void> {
-    if (this.temporary || this.closed) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.resolve();
+    if (this.temporary) return this.commitBatch();
     if (!this.dirty) return this.syncing ?? Promise.resolve();
     if (!this.syncing) return this.startSync();
     // A sync is running and does not cover the latest commits: one more after it, shared by all that wait meanwhile.
@@ -161,10 +221,15 @@ export class LmdbStorage implements StorageBackend {
   private startSync(): Promise<void> {
     this.queuedSync = null;
     this.dirty = false;
-    const run = new Promise<void>((resolve, reject) => {
-      // lmdb-js's env.sync (untyped): mdb_env_sync(force) on a worker thread.
-      (this.env as unknown as { sync(callback: (error?: unknown) => void): void }).sync((error?: unknown) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()));
-    });
+    const run = this.commitBatch().then(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          // lmdb-js's env.sync (untyped): mdb_env_sync(force) on a worker thread.
+          (this.env as unknown as { sync(callback: (error?: unknown) => void): void }).sync((error?: unknown) =>
+            error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(),
+          );
+        }),
+    );
     this.syncing = run;
     const clear = (): void => {
       if (this.syncing === run) this.syncing = null;
@@ -232,7 +297,8 @@ export class LmdbStorage implements StorageBackend {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.sync();
+    await this.sync().catch(() => undefined);
+    await this.commitBatch().catch(() => undefined);
     this.closed = true;
     await this.env.close();
     if (this.temporary) await rm(this.dir, { recursive: true, force: true });

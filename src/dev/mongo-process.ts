@@ -17,16 +17,16 @@ export interface EmbeddedMongoProcess {
   uri: string;
   pid: number | undefined;
   /**
-   * Asks the child to stop (SIGTERM: it writes its state and exits) and waits up to `waitMs` (default 10 s) for it.
-   * A child still writing a large snapshot then finishes on its own: it is not killed halfway.
+   * Asks the child to stop (SIGTERM: it syncs its data file and exits) and waits up to `waitMs` (default 10 s) for
+   * it. A child still stopping then finishes on its own: it is not killed halfway.
    */
   stop(waitMs?: number): Promise<void>;
 }
 
 export interface EmbeddedMongoProcessOptions {
-  /** Journal and snapshots; undefined keeps everything in memory. */
+  /** Directory of the LMDB data file; undefined: a temporary one, removed when the child stops. */
   dataDir?: string;
-  /** V8 heap limit of the child in MB (the data lives in its heap). */
+  /** V8 heap limit of the child in MB (its heap holds the catalog and the decoded-document cache, not the data). */
   heapMb?: number;
   /** How long to wait for a previous process to release the data directory. */
   lockWaitMs?: number;

@@ -105,7 +105,7 @@ export async function provideMongo(options: ProvideMongoOptions): Promise<Provid
 
   const dataDir = options.dataDir ? join(options.dataDir, 'embedded-mongo') : undefined;
   if (dataDir) await mkdir(dataDir, { recursive: true });
-  const where = dataDir ? `; data in ${dataDir}` : '; in memory';
+  const where = dataDir ? `; data in ${dataDir}` : '; data in a temporary directory';
   const advice = 'For production, set MONGODB_URI to a real MongoDB replica set';
   if (options.embeddedInChildProcess) {
     const child = await startEmbeddedMongoProcess({ dataDir, log: options.log });
@@ -113,7 +113,7 @@ export async function provideMongo(options: ProvideMongoOptions): Promise<Provid
       uri: child.uri,
       kind: 'embedded',
       description: `the project's EMBEDDED MongoDB-compatible server, in a process of its own (pid ${child.pid}; no mongod binary could be had${where}). ${advice}`,
-      // A large data directory takes seconds to snapshot: the server waits 5 s at most, the child finishes alone.
+      // The child's last sync is quick; the server waits 5 s at most, and a child still stopping finishes alone.
       stop: () => child.stop(5_000),
     };
   }

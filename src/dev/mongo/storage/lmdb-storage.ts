@@ -292,7 +292,12 @@ export class LmdbStorage implements StorageBackend {
 
   /** Deletes every record of storage number `no` from `db`. */
   removeRange(db: BinaryDatabase, no: number): void {
-    for (const key of db.getKeys({ start: numberBytes(no), end: afterNumber(no) })) db.removeSync(key);
+    // Keys first, then deletions: deleting under a live cursor of the same transaction could skip entries.
+    for (;;) {
+      const keys = [...db.getKeys({ start: numberBytes(no), end: afterNumber(no), limit: 10_000 })];
+      if (keys.length === 0) return;
+      for (const key of keys) db.removeSync(key);
+    }
   }
 
   async close(): Promise<void> {

@@ -117,17 +117,23 @@ export async function updatePatient(app: FastifyInstance, id: string, family: st
   return (res.json() as { meta: { versionId: string } }).meta.versionId;
 }
 
-/** Polls until no version in the database is pending or batched, or fails after timeoutMs (bounded). */
+/**
+ * Polls until every version in the database is anchored, or fails after timeoutMs (bounded): none is pending, and
+ * no batch is short of 'anchored' (a version's own anchor only says pending or claimed; its batch says anchored).
+ */
 export async function waitAnchored(connection: MongoConnection, timeoutMs: number): Promise<void> {
   const versions = connection.db.collection('resource_versions');
+  const batches = connection.db.collection('ledger_batches');
+  const open = async (): Promise<number> =>
+    (await versions.countDocuments({ 'anchor.state': 'pending' })) + (await batches.countDocuments({ state: { $ne: 'anchored' } }));
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; Date.now() < deadline && i < 10_000; i++) {
-    const open = await versions.countDocuments({ 'anchor.state': { $ne: 'anchored' } });
-    if (open === 0) return;
+    if ((await open()) === 0) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const open = await versions.find({ 'anchor.state': { $ne: 'anchored' } }, { projection: { _id: 1, 'anchor.state': 1 } }).toArray();
-  throw new Error(`not anchored after ${timeoutMs} ms: ${JSON.stringify(open.slice(0, 5))}`);
+  const pending = await versions.find({ 'anchor.state': 'pending' }, { projection: { _id: 1 } }).toArray();
+  const unfinished = await batches.find({ state: { $ne: 'anchored' } }, { projection: { _id: 1, state: 1 } }).toArray();
+  throw new Error(`not anchored after ${timeoutMs} ms: pending ${JSON.stringify(pending.slice(0, 5))}, batches ${JSON.stringify(unfinished)}`);
 }
 
 export interface ParameterLike {

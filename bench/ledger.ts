@@ -1,16 +1,22 @@
 /**
  * npm run bench:ledger: what anchoring costs the write path, and what it produces.
  *
- *   1. create Patient throughput with the anchoring worker stopped, then running, in the same process and run
- *      (the write path is identical: it only inserts the pending anchor; the difference is the worker competing
- *      for the same CPU and MongoDB);
+ *   1. create Patient throughput with the anchoring worker stopped and running, in the same process, interleaved
+ *      round by round (off, on, on, off, ...) so that a noisy machine drifts both sides alike; medians, and the
+ *      ratio on/off. The write path is identical (it only inserts the pending anchor); the difference is the
+ *      worker competing for the same CPU and MongoDB. CPU per create (this process + a MongoDB child) is reported
+ *      beside throughput: steadier on a shared machine.
  *   2. time from write to anchored (version lastUpdated -> its batch's anchoredAt), p50 and p99, under that load;
- *   3. HCS messages per 10 000 versions: under that load, and when a backlog of 10 000 drains.
+ *   3. HCS messages per 10 000 versions: under that load, and when a backlog drains (--backlog 0 skips it).
+ *
+ * Before an "on" phase the worker is started and everything written so far is anchored; after it, everything
+ * is anchored again and the worker stopped: each "on" phase anchors its own versions only.
  *
  * The ledger is the project's LOCAL network in this process (no Hedera fees, no network latency): the latency
- * numbers are this machine's lower bound, not testnet's (add testnet's ~3-5 s to consensus). Appends a section
- * to docs/benchmarks.md. Every loop is bounded by a count.
- *   npm run bench:ledger -- --count 2000 --concurrency 8 --backlog 10000
+ * numbers are this machine's lower bound, not testnet's (add testnet's ~3-5 s to consensus). MongoDB: MONGODB_URI,
+ * else the embedded server in a child process as `npm start` runs it (--mongo in-process: in this process, as the
+ * tests run it). Appends a section to docs/benchmarks.md. Every loop is bounded by a count.
+ *   npm run bench:ledger -- --count 2000 --concurrency 8 --rounds 5 --backlog 10000
  */
 import { appendFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -25,20 +31,25 @@ import { LedgerRuntime, localLedgerEndpoint } from '../src/ledger/ledger-runtime
 import { PROJECT_ROOT } from '../src/software.js';
 import { connectMongo } from '../src/store/mongo.js';
 import { ResourceStore } from '../src/store/resource-store.js';
-import { machineDescription, markdownTable, measure, type Measurement } from './measure.js';
+import { machineDescription, measure, type Measurement } from './measure.js';
+import { benchMongo, childCpuMs } from './mongo-process.js';
 import { withoutAccessControl } from '../src/config.js';
 
 const { values } = parseArgs({
   options: {
     count: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '5' },
     backlog: { type: 'string', default: '10000' },
     interval: { type: 'string', default: '1000' },
+    /** child: the embedded MongoDB in a process of its own (npm start's default); in-process: in this one. */
+    mongo: { type: 'string', default: 'child' },
     out: { type: 'string', default: 'docs/benchmarks.md' },
   },
 });
 const count = Number(values.count);
 const concurrency = Number(values.concurrency);
+const rounds = Number(values.rounds);
 const backlog = Number(values.backlog);
 const intervalMs = Number(values.interval);
 
@@ -49,21 +60,39 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-/** Polls until nothing is pending (bounded by a deadline). */
+const median = (list: number[]): number => {
+  const sorted = [...list].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+/**
+ * Polls until every version is anchored (bounded by a deadline): none pending, and no batch short of 'anchored'.
+ * (A version's own anchor says only pending or claimed by a batch; the batch says whether that batch is anchored.)
+ */
 async function drained(db: Db, deadlineMs: number): Promise<void> {
   const versions = db.collection('resource_versions');
   const batches = db.collection('ledger_batches');
   const deadline = Date.now() + deadlineMs;
   while (Date.now() < deadline) {
-    const open = (await versions.countDocuments({ 'anchor.state': { $ne: 'anchored' } })) + (await batches.countDocuments({ state: { $ne: 'anchored' } }));
+    const open = (await versions.countDocuments({ 'anchor.state': 'pending' }, { limit: 1 })) + (await batches.countDocuments({ state: { $ne: 'anchored' } }));
     if (open === 0) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('the ledger did not drain in time');
 }
 
+async function openMongo(): Promise<{ uri: string; description: string; pid: number | undefined; stop: () => Promise<void> }> {
+  if (values.mongo === 'in-process') {
+    const mongo = await provideMongo({ uri: process.env.MONGODB_URI, mongodTimeoutMs: 5000, allowDownload: false, log: () => {} });
+    return { uri: mongo.uri, description: mongo.description, pid: undefined, stop: () => mongo.stop() };
+  }
+  const mongo = await benchMongo({ heapMb: 4096, log: () => {} });
+  return { uri: mongo.uri, description: mongo.description, pid: mongo.pid, stop: () => mongo.stop() };
+}
+
 async function main(): Promise<void> {
-  const mongo = await provideMongo({ uri: process.env.MONGODB_URI, mongodTimeoutMs: 5000, allowDownload: false, log: () => {} });
+  const mongo = await openMongo();
   const connection = await connectMongo(mongo.uri, `bench_ledger_${Date.now()}`);
   const store = new ResourceStore(connection.db, connection.supportsTransactions);
   await store.ensureIndexes();
@@ -90,7 +119,9 @@ async function main(): Promise<void> {
     gender: i % 2 === 0 ? 'female' : 'male',
     birthDate: `19${String(40 + (i % 60)).padStart(2, '0')}-0${1 + (i % 9)}-1${i % 10}`,
   });
-  const create = async (i: number): Promise<void> => {
+  let nextPatient = 0;
+  const create = async (): Promise<void> => {
+    const i = nextPatient++;
     const res = await fetch(`${address}/Patient`, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify(patient(i)) });
     if (res.status !== 201) throw new Error(`create: ${res.status} ${await res.text()}`);
     await res.arrayBuffer();
@@ -98,35 +129,64 @@ async function main(): Promise<void> {
   const versions = connection.db.collection<{ _id: string; lastUpdated: Date; anchor?: { batch?: number } }>('resource_versions');
   const batches = connection.db.collection<{ _id: number; anchoredAt?: Date; size: number }>('ledger_batches');
 
-  // 1. Anchoring off, then on. A warm-up first (JIT, validator caches), so that the first measured phase is not
-  // penalised for being first; its versions are anchored before the second phase, outside the measurement.
-  const warmup = Math.min(count, 1000);
-  await measure('warm-up', warmup, concurrency, (i) => create(3 * count + backlog + i));
-  const results: Measurement[] = [];
-  results.push(await measure('create Patient, anchoring worker stopped', count, concurrency, create));
+  // A warm-up first (JIT, validator caches) with the worker running, so that neither side is penalised for being
+  // first and the worker's own code is warm too.
   runtime.start();
+  await measure('warm-up', Math.min(count, 1000), concurrency, create);
   await drained(connection.db, 120_000);
-  const firstBatch = ((await batches.find().sort({ _id: -1 }).limit(1).next())?._id ?? 0) + 1;
-  const loadStart = new Date();
-  results.push(await measure('create Patient, anchoring worker running', count, concurrency, (i) => create(count + i)));
-  await drained(connection.db, 120_000);
-
-  // 2. Write -> anchored for the versions written under load.
-  const anchoredAt = new Map((await batches.find({ _id: { $gte: firstBatch } }).toArray()).map((b) => [b._id, b.anchoredAt!.getTime()]));
-  const delays = (await versions.find({ lastUpdated: { $gte: loadStart } }, { projection: { lastUpdated: 1, 'anchor.batch': 1 } }).toArray())
-    .map((v) => anchoredAt.get(v.anchor!.batch!)! - v.lastUpdated.getTime())
-    .sort((a, b) => a - b);
-  const loadBatches = anchoredAt.size;
-
-  // 3. A backlog of `backlog` versions written while the worker is stopped, then drained.
   await runtime.worker.stop();
-  await measure(`backlog writes`, backlog, concurrency, (i) => create(2 * count + i));
-  const beforeDrain = await batches.countDocuments();
-  const drainStart = Date.now();
-  runtime.worker.start();
-  await drained(connection.db, 600_000);
-  const drainSeconds = (Date.now() - drainStart) / 1000;
-  const drainBatches = (await batches.countDocuments()) - beforeDrain;
+
+  const sides = { off: [] as Measurement[], on: [] as Measurement[] };
+  const cpu = { off: [] as number[], on: [] as number[] };
+  /** The MongoDB child's share of cpu (ms per create). */
+  const mongoCpu = { off: [] as number[], on: [] as number[] };
+  const delays: number[] = [];
+  let loadBatches = 0;
+  let loadVersions = 0;
+  for (let round = 0; round < rounds; round++) {
+    const order: Array<'off' | 'on'> = round % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+    for (const side of order) {
+      if (side === 'on') {
+        runtime.start();
+        await drained(connection.db, 120_000);
+      }
+      const firstBatch = ((await batches.find().sort({ _id: -1 }).limit(1).next())?._id ?? 0) + 1;
+      const loadStart = new Date();
+      const cpuBefore = process.cpuUsage();
+      const childBefore = childCpuMs(mongo.pid);
+      const m = await measure(`create Patient, anchoring worker ${side === 'on' ? 'running' : 'stopped'}`, count, concurrency, create);
+      const used = process.cpuUsage(cpuBefore);
+      const childMs = (childCpuMs(mongo.pid) - childBefore) / Math.max(1, m.count);
+      const cpuMs = (used.user + used.system) / 1000 / Math.max(1, m.count) + childMs;
+      sides[side].push(m);
+      cpu[side].push(cpuMs);
+      mongoCpu[side].push(childMs);
+      console.log(`round ${round + 1}: ${m.name}: ${m.throughput.toFixed(1)}/s, p50 ${m.p50.toFixed(1)} ms, ${cpuMs.toFixed(2)} ms CPU per create (MongoDB ${childMs.toFixed(2)})`);
+      if (side === 'on') {
+        await drained(connection.db, 120_000);
+        await runtime.worker.stop();
+        // Write -> anchored for the versions written under load.
+        const anchoredAt = new Map((await batches.find({ _id: { $gte: firstBatch } }).toArray()).map((b) => [b._id, b.anchoredAt!.getTime()]));
+        const written = await versions.find({ lastUpdated: { $gte: loadStart } }, { projection: { lastUpdated: 1, 'anchor.batch': 1 } }).toArray();
+        for (const v of written) delays.push(anchoredAt.get(v.anchor!.batch!)! - v.lastUpdated.getTime());
+        loadBatches += anchoredAt.size;
+        loadVersions += written.length;
+      }
+    }
+  }
+  delays.sort((a, b) => a - b);
+
+  // A backlog of `backlog` versions written while the worker is stopped, then drained.
+  let drain: { seconds: number; batches: number } | null = null;
+  if (backlog > 0) {
+    await measure(`backlog writes`, backlog, concurrency, create);
+    const beforeDrain = await batches.countDocuments();
+    const drainStart = Date.now();
+    runtime.worker.start();
+    await drained(connection.db, 600_000);
+    drain = { seconds: (Date.now() - drainStart) / 1000, batches: (await batches.countDocuments()) - beforeDrain };
+  }
+  const population = await versions.countDocuments();
 
   await app.close();
   await runtime.stop();
@@ -135,20 +195,35 @@ async function main(): Promise<void> {
   await connection.close();
   await mongo.stop();
 
+  const off = median(sides.off.map((m) => m.throughput));
+  const on = median(sides.on.map((m) => m.throughput));
+  const cpuOff = median(cpu.off);
+  const cpuOn = median(cpu.on);
+  const row = (name: string, list: Measurement[], cpuList: number[], mongoList: number[]) =>
+    `| ${name} | ${median(list.map((m) => m.throughput)).toFixed(1)} | ${median(list.map((m) => m.p50)).toFixed(1)} | ${median(list.map((m) => m.p99)).toFixed(1)} | ` +
+    `${median(cpuList).toFixed(2)} | ${mongo.pid === undefined ? 'in the total' : median(mongoList).toFixed(2)} | ${list.map((m) => m.throughput.toFixed(0)).join(', ')} |`;
   const section = [
     `## ${new Date().toISOString()} — ledger anchoring (bench/ledger.ts)`,
     '',
     `Machine: ${machineDescription()}; MongoDB: ${mongo.description}. ` +
-      `Ledger: the project's LOCAL Hedera-compatible network in the same process (not Hedera). LEDGER_BATCH_MAX_LEAVES=10000, LEDGER_BATCH_INTERVAL_MS=${intervalMs}.`,
+      `Ledger: the project's LOCAL Hedera-compatible network in the same process (not Hedera). LEDGER_BATCH_MAX_LEAVES=10000, LEDGER_BATCH_INTERVAL_MS=${intervalMs}. ` +
+      `${rounds} interleaved rounds of ${count} creates each side (${concurrency} in flight), after a warm-up; medians. ${population.toLocaleString('en')} versions in the database at the end.`,
     '',
-    markdownTable(results),
+    '| create Patient | throughput (/s) | p50 (ms) | p99 (ms) | CPU per create (ms) | of which MongoDB (ms) | rounds (/s) |',
+    '|---|---:|---:|---:|---:|---:|---|',
+    row('anchoring worker stopped', sides.off, cpu.off, mongoCpu.off),
+    row('anchoring worker running', sides.on, cpu.on, mongoCpu.on),
+    '',
+    `**With anchoring: ${((on / off) * 100).toFixed(1)} % of the throughput without** (${on.toFixed(1)} / ${off.toFixed(1)} creates/s); CPU per create ${cpuOn.toFixed(2)} ms against ${cpuOff.toFixed(2)} ms (+${((cpuOn / cpuOff - 1) * 100).toFixed(1)} %).`,
     '',
     '| anchoring | value |',
     '|---|---:|',
     `| write -> anchored, p50 (ms) | ${percentile(delays, 50).toFixed(0)} |`,
     `| write -> anchored, p99 (ms) | ${percentile(delays, 99).toFixed(0)} |`,
-    `| HCS messages for the ${count} versions written under load | ${loadBatches} (${((loadBatches / count) * 10_000).toFixed(1)} per 10 000 versions) |`,
-    `| HCS messages to drain a backlog of ${backlog} versions | ${drainBatches} (${((drainBatches / backlog) * 10_000).toFixed(1)} per 10 000 versions), in ${drainSeconds.toFixed(1)} s |`,
+    `| HCS messages for the ${loadVersions} versions written under load | ${loadBatches} (${((loadBatches / Math.max(1, loadVersions)) * 10_000).toFixed(1)} per 10 000 versions) |`,
+    drain
+      ? `| HCS messages to drain a backlog of ${backlog} versions | ${drain.batches} (${((drain.batches / backlog) * 10_000).toFixed(1)} per 10 000 versions), in ${drain.seconds.toFixed(1)} s |`
+      : '| backlog drain | not measured (--backlog 0) |',
     '',
   ].join('\n');
   console.log(section);

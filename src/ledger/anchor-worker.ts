@@ -1,40 +1,65 @@
 /**
  * The anchoring worker: off the request path, it takes pending versions, builds an RFC 9162 Merkle tree over
- * their commitments, puts ONE message per batch on the HCS topic (encodeBatchMessage: version, batch number,
- * root, size, previous root) and writes each version's inclusion proof and the consensus details back.
+ * their commitments and puts ONE message per batch on the HCS topic (encodeBatchMessage: version, batch number,
+ * root, size, previous root). After the batch is published it writes ONE document — the batch's — and nothing
+ * per version: a version's inclusion proof is computed on demand from the leaves the batch document keeps
+ * (./batch-trees.ts, ./ledger-service.ts).
  *
- * A batch closes when it holds LEDGER_BATCH_MAX_LEAVES versions or when its oldest version has waited
- * LEDGER_BATCH_INTERVAL_MS. Batches go out strictly one after another (batch n+1 is prepared only once n is
- * anchored), so the topic's order is the batch order and each message's `prev` is the root before it.
+ * A batch closes when it holds LEDGER_BATCH_MAX_LEAVES versions (or MAX_BATCH_MEMBER_BYTES of member keys and
+ * leaves) or when its oldest version has waited LEDGER_BATCH_INTERVAL_MS. Batches go out strictly one after
+ * another (batch n+1 is prepared only once n is anchored), so the topic's order is the batch order and each
+ * message's `prev` is the root before it.
  *
  * Durability, in the order things happen:
- *   1. prepare: the batch document is inserted 'prepared' — members, leaves, root, the exact message, and the
- *      transaction id it will go out under with its frozen, signed bytes — and the members are marked with the
- *      batch number. Nothing has been sent yet.
- *   2. submit: those bytes are sent; the batch becomes 'submitted'.
- *   3. receipt and record: sequence number, running hash, consensus timestamp.
- *   4. write-back: every member's proof, then the batch becomes 'anchored'.
- * A crash anywhere leaves a 'prepared' or 'submitted' batch, which the next holder of the lease finishes
- * before anything else: it looks its transaction ids up (receipt, then the mirror node). Found: write back.
- * Still valid and not found: send the same bytes again (Hedera deduplicates by transaction id). Expired and
- * provably never recorded: a new transaction id carrying the SAME message — a batch number never gets a
- * different root, because the message is fixed at step 1.
+ *   1. insert: the batch document is inserted 'claiming' — members in leaf order, leaves, root, the exact
+ *      message, and the transaction id it will go out under with its frozen, signed bytes. Nothing is sent.
+ *   2. claim: each member still pending is marked { state: 'batched', batch: n } (conditional on 'pending').
+ *      This is the one write per version the worker makes, and it comes BEFORE publication (see "Why a claim").
+ *   3. seal: if every member is claimed by n, the batch becomes 'prepared' (conditional on it still being
+ *      'claiming' at the revision read): its content is final. If some member was claimed by another batch or
+ *      is gone, the batch is first cut down to the members it did claim (new root, message and transaction,
+ *      revision + 1), or dropped if it claimed none. Only a prepared batch is ever sent.
+ *   4. submit: the signed bytes are sent; the batch becomes 'submitted'.
+ *   5. receipt and record: sequence number, running hash, consensus timestamp go into the batch document,
+ *      which becomes 'anchored'. That is all.
+ * A crash anywhere leaves a 'claiming', 'prepared' or 'submitted' batch, which the next holder of the lease
+ * finishes before anything else. Claiming: claim and seal again (both idempotent). Prepared or submitted: look
+ * its transaction ids up (receipt, then the mirror node). Found: record it. Still valid and not found: send the
+ * same bytes again (Hedera deduplicates by transaction id). Expired and provably never recorded: a new
+ * transaction id carrying the SAME message — a sealed batch number never gets a different root, because its
+ * message is fixed when it is sealed, and nothing unsealed is ever sent.
+ *
+ * Why a claim per version, when the rest is per batch. The worker must find versions not yet anchored (the
+ * pending index), and no two batches may take the same version, even with a stale worker (one whose lease ran
+ * out while it was paused) still running, and without a version ever being skipped. A batch defined as a range
+ * of a commit sequence ("versions with seq in [a, b)") would need no claim, but MongoDB gives no sequence in
+ * commit order: a writer that drew seq 10 can commit after one that drew seq 11, after the worker has closed
+ * the range at 12, and version 10 would never be anchored — a late commit cannot be told from a gap without
+ * a write that orders it, i.e. a claim. So the claim stays, one conditional updateMany per 1000 members, written
+ * before publication. What it buys:
+ *   - once anchored or listed by a sealed batch, a version is claimed by that batch number, forever: claims are
+ *     never released (no undo path that a stale worker could race), so a version is in at most one published
+ *     batch;
+ *   - every version claimed by n is in n's final member list: claims follow a member list of n, and whatever
+ *     the final list leaves out was, at sealing time, claimed elsewhere or gone, and stays so;
+ *   - a version never left behind: it is pending (and taken by a later batch) until claimed, and a claiming
+ *     batch is finished (sealed or dropped) before any new batch is prepared.
+ * Batch n's `prev` is read only from a sealed batch n - 1 (whose root is final).
  *
  * Failures (Hedera or the mirror unreachable, BUSY, PLATFORM_TRANSACTION_NOT_CREATED, ...) never reach a FHIR
  * request: the worker logs them and retries with exponential backoff; pending versions simply wait, and the
  * backlog drains in batches of up to LEDGER_BATCH_MAX_LEAVES once the network is back.
  */
-import { buildTree, leafHash, type MerkleTree } from './merkle.js';
+import { buildTree, leafHash } from './merkle.js';
 import { BATCH_MESSAGE_VERSION, encodeBatchMessage } from './batch-message.js';
 import { Backoff } from './backoff.js';
 import { isTransientHederaError, type HederaLedger } from './hedera-client.js';
 import { transactionValidStartMs } from './hedera-ids.js';
 import type { Lease } from './lease.js';
-import type { BatchDocument, BatchReceipt, LedgerStore } from './ledger-store.js';
+import { MAX_BATCH_MEMBER_BYTES, memberBytes, type BatchContent, type BatchDocument, type BatchReceipt, type LedgerStore } from './ledger-store.js';
 import { MirrorUnavailableError, type MirrorClient } from './mirror-client.js';
 import { RUNNING_HASH_VERSION } from './running-hash.js';
 import { ensureTopic } from './topic.js';
-import { MongoServerError } from 'mongodb';
 
 /** pino-compatible: (fields, message). */
 export interface LedgerLogger {
@@ -57,7 +82,7 @@ export interface AnchorWorkerOptions {
   retryMinMs?: number;
   retryMaxMs: number;
   log: LedgerLogger;
-  /** Called right after a batch was accepted by the network, before its receipt and write-back (test hook). */
+  /** Called right after a batch was accepted by the network, before its receipt is recorded (test hook). */
   afterSubmit?: (batchNumber: number) => void;
 }
 
@@ -100,7 +125,21 @@ const MIN_VALIDITY_LEFT_MS = 15_000;
 const MIRROR_LAG_GRACE_MS = 60_000;
 /** Transaction ids we did not make ourselves are judged by Hedera's longest validity. */
 const MAX_VALID_DURATION_MS = 180_000;
-const WRITE_BACK_CHUNK = 1000;
+
+interface Leaf {
+  key: string;
+  commitment: Buffer;
+}
+
+/** The first pending versions that fit one batch document (MAX_BATCH_MEMBER_BYTES; see ledger-store.ts). */
+function fitBatch(leaves: Leaf[]): Leaf[] {
+  let bytes = 0;
+  for (let i = 0; i < leaves.length; i++) {
+    bytes += memberBytes(leaves[i]!.key, i);
+    if (bytes > MAX_BATCH_MEMBER_BYTES) return leaves.slice(0, i);
+  }
+  return leaves;
+}
 
 export class AnchorWorker {
   readonly stats: WorkerStats = {
@@ -196,7 +235,13 @@ export class AnchorWorker {
     const unfinished = await store.unfinishedBatch();
     if (unfinished) {
       this.options.log.info({ batch: unfinished._id, state: unfinished.state }, `ledger: finishing batch ${unfinished._id} (${unfinished.state})`);
-      await this.finish(unfinished, null, false);
+      if (unfinished.state === 'claiming') {
+        // Never sent (only sealed batches are): claim and seal again, then send.
+        const sealed = await this.claimAndSeal(unfinished);
+        if (sealed) await this.finish(sealed, true);
+      } else {
+        await this.finish(unfinished, false);
+      }
       this.stats.batchesRecovered++;
       return 0;
     }
@@ -214,94 +259,106 @@ export class AnchorWorker {
 
   private async prepareAndAnchor(topicId: string): Promise<void> {
     const { store, ledger, batchMaxLeaves } = this.options;
-    const leaves = await store.takePending(batchMaxLeaves);
+    const leaves = fitBatch(await store.takePending(batchMaxLeaves));
     if (leaves.length === 0) return;
     const last = await store.lastBatch();
+    // Its root becomes this batch's `prev`: it must be final. (This worker finishes every batch before preparing
+    // the next, so an unsealed last batch is another worker's, one whose lease ran out or is about to.)
+    if (last?.state === 'claiming') throw new LeaseLostError(`batch ${last._id} is being prepared by another worker`);
     const number = (last?._id ?? 0) + 1;
-    const tree = buildTree(leaves.map((l) => leafHash(l.commitment)));
-    const message = encodeBatchMessage({
-      version: BATCH_MESSAGE_VERSION,
-      batchNumber: number,
-      treeSize: leaves.length,
-      root: tree.root,
-      previousRoot: last?.root ?? null,
-    });
+    const previousRoot = last?.root ?? null;
     this.assertLease();
-    const prepared = await ledger.prepareMessage(topicId, message);
     const batch: BatchDocument = {
       _id: number,
-      state: 'prepared',
+      state: 'claiming',
+      revision: 0,
+      previousRoot,
+      ...(await this.content(number, previousRoot, topicId, leaves)),
+      topicId,
+      network: ledger.networkLabel,
+      preparedBy: this.options.lease.holder,
+      preparedAt: new Date(),
+    };
+    // Only a second worker (one whose lease ran out while it was paused) can have taken this number.
+    if (!(await store.insertBatch(batch))) throw new LeaseLostError(`batch ${number} was prepared by another worker`);
+    const sealed = await this.claimAndSeal(batch);
+    if (!sealed) return;
+    this.options.log.debug({ batch: number, size: sealed.size, transactionId: sealed.transactionIds.at(-1) }, 'ledger: batch prepared');
+    await this.finish(sealed, true);
+  }
+
+  /** A batch's content over `leaves`: tree root, member list, leaves, message, and its signed transaction. */
+  private async content(number: number, previousRoot: Buffer | null, topicId: string, leaves: Leaf[]): Promise<BatchContent> {
+    const tree = buildTree(leaves.map((l) => leafHash(l.commitment)));
+    const message = encodeBatchMessage({ version: BATCH_MESSAGE_VERSION, batchNumber: number, treeSize: leaves.length, root: tree.root, previousRoot });
+    const prepared = await this.options.ledger.prepareMessage(topicId, message);
+    return {
       root: tree.root,
-      previousRoot: last?.root ?? null,
       size: leaves.length,
       members: leaves.map((l) => l.key),
       leaves: Buffer.concat(leaves.map((l) => l.commitment)),
       message,
-      topicId,
-      network: ledger.networkLabel,
       transactionIds: [prepared.transactionId],
       signedTransaction: prepared.signedBytes,
       validUntilMs: prepared.validUntilMs,
-      preparedBy: this.options.lease.holder,
-      preparedAt: new Date(),
     };
-    try {
-      await store.batches.insertOne(batch);
-    } catch (error) {
-      // Only a second worker (one whose lease ran out while it was paused) can have taken this number.
-      if (error instanceof MongoServerError && error.code === 11000) throw new LeaseLostError(`batch ${number} was prepared by another worker`);
-      throw error;
-    }
-    const marked = await this.markMembers(batch);
-    if (marked !== batch.size) {
-      // Some versions were claimed meanwhile (a stale worker) or vanished: nothing was sent, so undo and redo.
-      await store.versions.updateMany(
-        { 'anchor.state': 'batched', 'anchor.batch': number },
-        { $set: { 'anchor.state': 'pending' }, $unset: { 'anchor.batch': '' } },
-      );
-      await store.batches.deleteOne({ _id: number, state: 'prepared' });
-      throw new LeaseLostError(`batch ${number}: only ${marked} of ${batch.size} versions could be claimed; preparing again`);
-    }
-    this.options.log.debug({ batch: number, size: batch.size, transactionId: prepared.transactionId }, 'ledger: batch prepared');
-    await this.finish(batch, tree, true);
   }
 
-  /** Marks the members as belonging to the batch; idempotent (recovery runs it again). Returns how many it marked now. */
-  private async markMembers(batch: BatchDocument): Promise<number> {
-    let marked = 0;
-    // In slices: one $in over 10 000 keys is fine for mongod, but the embedded server's cost grows with its square.
-    for (let start = 0; start < batch.members.length; start += WRITE_BACK_CHUNK) {
-      const result = await this.options.store.versions.updateMany(
-        { _id: { $in: batch.members.slice(start, start + WRITE_BACK_CHUNK) }, 'anchor.state': 'pending' },
-        { $set: { 'anchor.state': 'batched', 'anchor.batch': batch._id } },
+  /**
+   * Steps 2 and 3 (see the header): claims the members of a claiming batch and seals it, first cutting it down to
+   * the members it did claim. Idempotent, so recovery runs it again. Returns the sealed batch; null when it
+   * claimed nothing and was dropped. Every change is conditional on the revision read: a stale worker meeting
+   * this one loses (LeaseLostError) and leaves the batch to the lease holder.
+   */
+  private async claimAndSeal(batch: BatchDocument): Promise<BatchDocument | null> {
+    const { store } = this.options;
+    // Bounded: a round seals, drops, or cuts the batch down to members that are all claimed by it (and stay so).
+    for (let round = 0; round < 3; round++) {
+      this.assertLease();
+      const revision = batch.revision ?? 0;
+      const claimedNow = await store.claim(batch._id, batch.members);
+      // All claimed by this call: nobody else has any of them (the usual case, no read needed).
+      const claimed = claimedNow === batch.size ? null : await store.claimedBy(batch._id, batch.members);
+      if (claimed === null || claimed.size === batch.size) {
+        if (!(await store.sealBatch(batch._id, revision))) throw new LeaseLostError(`batch ${batch._id} was changed by another worker before it could be sealed`);
+        return { ...batch, state: 'prepared' };
+      }
+      if (claimed.size === 0) {
+        if (!(await store.dropBatch(batch._id, revision))) throw new LeaseLostError(`batch ${batch._id} was changed by another worker before it could be dropped`);
+        this.options.log.warn({ batch: batch._id }, `ledger: batch ${batch._id} could claim none of its ${batch.size} versions (taken by another batch, or gone); dropped, nothing was sent`);
+        return null;
+      }
+      const kept = batch.members
+        .map((key, i) => ({ key, commitment: batch.leaves.subarray(i * 32, (i + 1) * 32) }))
+        .filter((leaf) => claimed.has(leaf.key));
+      const content = await this.content(batch._id, batch.previousRoot, batch.topicId, kept);
+      if (!(await store.reviseBatch(batch._id, revision, content))) throw new LeaseLostError(`batch ${batch._id} was changed by another worker before it could be cut down`);
+      this.options.log.warn(
+        { batch: batch._id, claimed: kept.length, listed: batch.size },
+        `ledger: batch ${batch._id} could claim ${kept.length} of its ${batch.size} versions (the others are in another batch, or gone); it goes out with those ${kept.length}`,
       );
-      marked += result.modifiedCount;
+      batch = { ...batch, ...content, revision: revision + 1 };
     }
-    return marked;
+    throw new RetryLater(`batch ${batch._id}: its members kept changing while it was being sealed`);
   }
 
-  /** Takes a prepared or submitted batch to 'anchored'. `unsent`: prepared just now, certainly not sent yet. */
-  private async finish(batch: BatchDocument, tree: MerkleTree | null, unsent: boolean): Promise<void> {
+  /** Takes a sealed (prepared or submitted) batch to 'anchored'. `unsent`: sealed just now, certainly not sent yet. */
+  private async finish(batch: BatchDocument, unsent: boolean): Promise<void> {
     const { ledger, store } = this.options;
-    if (!unsent) await this.markMembers(batch);
+    // A batch prepared by code older than claiming was inserted 'prepared' and claimed afterwards: finish its claims.
+    if (!unsent && batch.revision === undefined) await store.claim(batch._id, batch.members);
     // Bounded: each round either finishes, throws, or moves to a new transaction id (at most once per round).
     for (let round = 0; round < 4; round++) {
       this.assertLease();
       const where: Location = unsent ? { kind: 'sendable' } : await this.locate(batch);
       unsent = false;
-      if (where.kind === 'found') return this.writeBack(batch, tree, where);
+      if (where.kind === 'found') return this.record(batch, where);
       if (where.kind === 'undecided') throw new RetryLater(`batch ${batch._id}: ${where.reason}`);
       if (where.kind === 'renew') {
         // Every id this batch had is dead (failed at consensus, or expired and absent from the mirror):
         // the SAME message goes out under a new id.
         const prepared = await ledger.prepareMessage(batch.topicId, batch.message);
-        await store.batches.updateOne(
-          { _id: batch._id },
-          {
-            $push: { transactionIds: prepared.transactionId },
-            $set: { signedTransaction: prepared.signedBytes, validUntilMs: prepared.validUntilMs, state: 'prepared' },
-          },
-        );
+        await store.renewTransaction(batch._id, prepared);
         this.options.log.warn(
           { batch: batch._id, transactionId: prepared.transactionId },
           `ledger: batch ${batch._id} was never recorded; sending the same message under a new transaction id`,
@@ -322,13 +379,13 @@ export class AnchorWorker {
       if (outcome === 'expired') continue; // locate() decides between "wait for the mirror" and "renew"
       this.stats.submissions++;
       if (batch.state === 'prepared') {
-        await store.batches.updateOne({ _id: batch._id }, { $set: { state: 'submitted', submittedAt: new Date() } });
-        batch = { ...batch, state: 'submitted' };
+        await store.markSubmitted(batch._id);
+        batch = { ...batch, state: 'submitted', submittedAt: new Date() };
       }
       this.options.afterSubmit?.(batch._id);
       const receipt = await ledger.receipt(transactionId, true);
       if (receipt.kind === 'success') {
-        return this.writeBack(batch, tree, {
+        return this.record(batch, {
           kind: 'found',
           transactionId,
           sequenceNumber: receipt.sequenceNumber,
@@ -408,8 +465,8 @@ export class AnchorWorker {
     }
   }
 
-  private async writeBack(batch: BatchDocument, tree: MerkleTree | null, found: Extract<Location, { kind: 'found' }>): Promise<void> {
-    const { store } = this.options;
+  /** Step 5: the batch's receipt goes into its document, which becomes 'anchored'. Nothing is written per version. */
+  private async record(batch: BatchDocument, found: Extract<Location, { kind: 'found' }>): Promise<void> {
     if (found.sequenceNumber === null || found.runningHash === null) {
       throw new RetryLater(`batch ${batch._id}: ${found.transactionId} is recorded but its sequence number is not known yet`);
     }
@@ -422,46 +479,12 @@ export class AnchorWorker {
       runningHashVersion: RUNNING_HASH_VERSION,
       consensusTimestamp: found.consensusTimestamp ?? (await this.consensusTimestamp(found.transactionId)),
     };
-    await store.batches.updateOne(
-      { _id: batch._id },
-      { $set: { state: 'submitted', receipt, submittedAt: batch.submittedAt ?? new Date() } },
-    );
-
-    tree ??= this.treeOf(batch);
-    if (!tree.root.equals(batch.root)) throw new Error(`batch ${batch._id}: its stored leaves no longer give its root`);
-    const common = {
-      'anchor.state': 'anchored',
-      'anchor.treeSize': batch.size,
-      'anchor.root': batch.root,
-      'anchor.topicId': batch.topicId,
-      'anchor.sequenceNumber': receipt.sequenceNumber,
-      'anchor.consensusTimestamp': receipt.consensusTimestamp,
-      'anchor.runningHash': receipt.runningHash,
-      'anchor.runningHashVersion': receipt.runningHashVersion,
-      'anchor.transactionId': receipt.transactionId,
-      'anchor.network': batch.network,
-    };
-    for (let start = 0; start < batch.members.length; start += WRITE_BACK_CHUNK) {
-      const operations = batch.members.slice(start, start + WRITE_BACK_CHUNK).map((key, offset) => ({
-        updateOne: {
-          filter: { _id: key, 'anchor.batch': batch._id },
-          update: { $set: { ...common, 'anchor.leafIndex': start + offset, 'anchor.auditPath': tree!.inclusionProof(start + offset) } },
-        },
-      }));
-      await store.versions.bulkWrite(operations, { ordered: false });
-    }
-    await store.batches.updateOne({ _id: batch._id }, { $set: { state: 'anchored', anchoredAt: new Date() } });
+    await this.options.store.recordAnchored(batch._id, receipt, batch.submittedAt ?? new Date());
     this.stats.batchesAnchored++;
     this.stats.versionsAnchored += batch.size;
     this.options.log.info(
       { batch: batch._id, size: batch.size, topicId: batch.topicId, sequenceNumber: receipt.sequenceNumber, consensusTimestamp: receipt.consensusTimestamp },
       `ledger: batch ${batch._id} anchored (${batch.size} versions, ${batch.network} topic ${batch.topicId} #${receipt.sequenceNumber})`,
     );
-  }
-
-  private treeOf(batch: BatchDocument): MerkleTree {
-    const hashes: Buffer[] = [];
-    for (let i = 0; i < batch.size; i++) hashes.push(leafHash(batch.leaves.subarray(i * 32, (i + 1) * 32)));
-    return buildTree(hashes);
   }
 }

@@ -3,12 +3,20 @@
  * $proof (proof packages) and the derived Provenance resources. It reads the version documents and the batch
  * documents, and the ledger only through a mirror node — never trusting a stored root or timestamp it can
  * check instead.
+ *
+ * A version's proof is not stored with the version: anchoring writes nothing to a version after its batch is
+ * published. The batch that lists the version (its member list, found through the `members` index) gives the
+ * leaf index; the batch's leaves give the audit path (./batch-trees.ts, computed on demand, recent trees cached);
+ * the batch's receipt gives the topic, sequence number, consensus timestamp and running hash. The proof that
+ * comes out is the same, field for field, as one stored per version would be, so proof packages and their
+ * verification do not change.
  */
 import type { Provenance } from '@medplum/fhirtypes';
 import { HEADS_COLLECTION, SINGLE_VERSION_TYPES, VERSIONS_COLLECTION, type HeadDocument, type VersionDocument, versionKey } from '../store/resource-store.js';
+import { BatchTrees } from './batch-trees.js';
 import { canonicalJson } from './canonical-json.js';
 import { computeCommitment } from './commitment.js';
-import { bytes, readAnchor, parseVersionKey, type AnchorView, type BatchDocument, type LedgerStore } from './ledger-store.js';
+import { readAnchor, parseVersionKey, type AnchorView, type BatchDocument, type LedgerStore, type VersionAnchor } from './ledger-store.js';
 import { readLedgerEvidence } from './ledger-evidence.js';
 import { MirrorClient, MirrorUnavailableError } from './mirror-client.js';
 import { hashscanLinks, isPublicNetworkLabel } from './network.js';
@@ -73,22 +81,37 @@ export function proofOf(anchor: AnchorView, batchMessage: Buffer | null = null, 
   return { batch, leafIndex, treeSize, auditPath, root, batchMessage, topicId, sequenceNumber, consensusTimestamp, runningHash, runningHashVersion, transactionId, previousRunningHash };
 }
 
-interface ResourceHistory {
+/** The batches that list versions of one resource, and where they list each. */
+interface Placements {
+  batches: BatchDocument[];
+  /** versionId -> the batch whose member list names it, and its leaf index there */
+  listed: Map<number, { batch: number; leafIndex: number }>;
+  /** Batches whose member list does not have as many entries as their tree has leaves. */
+  problems: string[];
+}
+
+interface ResourceHistory extends Placements {
   versions: VersionDocument[];
   /** The current-version record (none for single-version types: their version document is their current version). */
   head: HeadDocument | null;
   /** The current version: the head's, or for single-version types the newest version document's; null when none. */
   currentVersion: number | null;
-  batches: BatchDocument[];
-  /** versionId -> where the batch member lists put it */
-  listed: Map<number, { batch: number; leafIndex: number }>;
   check: Check & { missing: number[] };
+}
+
+/** A version's anchor as readers see it, and what contradicts it (each a failed check for $verify). */
+interface ResolvedAnchor {
+  view: AnchorView;
+  problems: string[];
 }
 
 export class LedgerService {
   private readonly mirrors = new Map<string, MirrorClient>();
+  private readonly trees: BatchTrees;
 
-  constructor(private readonly options: LedgerServiceOptions) {}
+  constructor(private readonly options: LedgerServiceOptions) {
+    this.trees = new BatchTrees((batch) => options.store.batchLeaves(batch));
+  }
 
   private now(): number {
     return (this.options.now ?? Date.now)();
@@ -107,46 +130,106 @@ export class LedgerService {
     return client;
   }
 
-  /** Versions, head and batch listings of one resource, and whether its history has gaps. */
-  private async history(type: string, id: string): Promise<ResourceHistory> {
-    const { store } = this.options;
-    // Single-version types (the audit trail) have no head: their one version document is their current version.
-    const singleVersion = SINGLE_VERSION_TYPES.has(type);
-    const [versions, head, batches] = await Promise.all([
-      store.versionsOf(type, id),
-      singleVersion ? null : store.db.collection<HeadDocument>(HEADS_COLLECTION).findOne({ _id: `${type}/${id}` }),
-      store.batchesOfResource(type, id),
-    ]);
+  /** Which batches list versions of Type/id, and at which leaf. */
+  private async placements(type: string, id: string): Promise<Placements> {
+    const batches = await this.options.store.batchesOfResource(type, id);
     const listed = new Map<number, { batch: number; leafIndex: number }>();
-    const sizeProblems: string[] = [];
+    const problems: string[] = [];
     for (const batch of batches) {
-      if (batch.members.length !== batch.size) sizeProblems.push(`batch ${batch._id} lists ${batch.members.length} versions but its tree has ${batch.size} leaves`);
+      if (batch.members.length !== batch.size) problems.push(`batch ${batch._id} lists ${batch.members.length} versions but its tree has ${batch.size} leaves`);
       batch.members.forEach((key, leafIndex) => {
         const parsed = parseVersionKey(key);
         if (parsed && parsed.type === type && parsed.id === id) listed.set(parsed.versionId, { batch: batch._id, leafIndex });
       });
     }
+    return { batches, listed, problems };
+  }
+
+  /** Versions, head and batch listings of one resource, and whether its history has gaps. */
+  private async history(type: string, id: string): Promise<ResourceHistory> {
+    const { store } = this.options;
+    // Single-version types (the audit trail) have no head: their one version document is their current version.
+    const singleVersion = SINGLE_VERSION_TYPES.has(type);
+    const [versions, head, placements] = await Promise.all([
+      store.versionsOf(type, id),
+      singleVersion ? null : store.db.collection<HeadDocument>(HEADS_COLLECTION).findOne({ _id: `${type}/${id}` }),
+      this.placements(type, id),
+    ]);
     const currentVersion = singleVersion ? (versions.at(-1)?.versionId ?? null) : (head?.versionId ?? null);
     const evidence: HistoryEvidence = {
       resource: `${type}/${id}`,
       present: versions.map((v) => v.versionId),
       currentVersion,
-      anchored: [...listed].map(([versionId, at]) => ({ versionId, batch: at.batch })),
+      anchored: [...placements.listed].map(([versionId, at]) => ({ versionId, batch: at.batch })),
     };
     let check = checkHistory(evidence);
-    const problems = [...sizeProblems, ...(singleVersion ? [] : headProblems(`${type}/${id}`, versions, head))];
+    const problems = [...placements.problems, ...(singleVersion ? [] : headProblems(`${type}/${id}`, versions, head))];
     if (problems.length > 0) check = { ...check, ok: false, detail: `${check.ok ? '' : `${check.detail}; `}${problems.join('; ')}` };
-    return { versions, head, currentVersion, batches, listed, check };
+    return { ...placements, versions, head, currentVersion, check };
+  }
+
+  /**
+   * A version's anchor, resolved against the batch that lists it: anchored (with its inclusion proof computed
+   * from the batch's leaves and the batch's consensus details) once that batch is; batched while it is not;
+   * pending when no batch lists it. The version's own claim must agree with the listing.
+   */
+  private async resolve(versionId: number, own: VersionAnchor, placements: Placements): Promise<ResolvedAnchor> {
+    const view: AnchorView = { state: own.state, salt: own.salt, commitment: own.commitment };
+    if (own.batch !== undefined) view.batch = own.batch;
+    const problems: string[] = [];
+    const listed = placements.listed.get(versionId);
+    const batch = listed ? placements.batches.find((b) => b._id === listed.batch) : undefined;
+    if (!listed || !batch) {
+      if (own.state === 'batched' && own.batch !== undefined) {
+        // Claimed, but no batch lists it: fine while that batch is being prepared, a finding once it is anchored.
+        const claimedBy = await this.options.store.batchState(own.batch);
+        if (claimedBy === 'anchored') problems.push(`the version's anchor names batch ${own.batch}, but that batch was anchored without it`);
+      }
+      return { view, problems };
+    }
+    view.batch = batch._id;
+    if (own.state === 'batched' && own.batch !== batch._id) {
+      problems.push(`the version's anchor names batch ${own.batch ?? '(none)'}, but batch ${batch._id} lists it as leaf ${listed.leafIndex}`);
+    }
+    if (batch.state !== 'anchored' || !batch.receipt) {
+      view.state = 'batched';
+      return { view, problems };
+    }
+    // Every member of a batch is claimed before the batch is sealed, so a member of an anchored batch that still
+    // says pending was changed afterwards.
+    if (own.state === 'pending') problems.push(`the version's anchor says "pending", but batch ${batch._id} anchored it as leaf ${listed.leafIndex}`);
+    const built = await this.trees.tree(batch);
+    if (!built || listed.leafIndex >= built.tree.size) {
+      problems.push(`batch ${batch._id} is anchored, but its stored leaves are missing or do not fit its ${batch.size} leaves: no inclusion proof can be computed`);
+      view.state = 'batched';
+      return { view, problems };
+    }
+    if (!built.leavesGiveRoot) problems.push(`the leaves stored with batch ${batch._id} no longer give its root (the batch document was changed)`);
+    const receipt = batch.receipt;
+    return {
+      view: {
+        ...view,
+        state: 'anchored',
+        leafIndex: listed.leafIndex,
+        treeSize: batch.size,
+        auditPath: built.tree.inclusionProof(listed.leafIndex),
+        root: batch.root,
+        topicId: batch.topicId,
+        sequenceNumber: receipt.sequenceNumber,
+        consensusTimestamp: receipt.consensusTimestamp,
+        runningHash: receipt.runningHash,
+        runningHashVersion: receipt.runningHashVersion,
+        transactionId: receipt.transactionId,
+        network: batch.network,
+      },
+      problems,
+    };
   }
 
   /** Running hash of the message before `sequenceNumber` on the topic: ours if we sent it, else the mirror's. */
   private async previousRunningHash(topicId: string, sequenceNumber: number, mirror: MirrorClient | null): Promise<Buffer | null> {
     if (sequenceNumber === 1) return initialRunningHash();
-    const ours = await this.options.store.batches.findOne(
-      { topicId, 'receipt.sequenceNumber': sequenceNumber - 1 },
-      { projection: { 'receipt.runningHash': 1 } },
-    );
-    const stored = bytes(ours?.receipt?.runningHash);
+    const stored = await this.options.store.runningHashAfter(topicId, sequenceNumber - 1);
     if (stored) return stored;
     if (!mirror) return null;
     const message = await mirror.topicMessage(topicId, sequenceNumber - 1);
@@ -179,8 +262,8 @@ export class LedgerService {
         hashscan: null,
       };
     }
-    const anchor = readAnchor(doc.anchor);
-    if (!anchor) {
+    const own = readAnchor(doc.anchor);
+    if (!own) {
       const detail = `${type}/${id} version ${versionId} has no readable anchor (salt and commitment)`;
       return {
         ...base,
@@ -190,26 +273,14 @@ export class LedgerService {
         hashscan: null,
       };
     }
+    const { view: anchor, problems } = await this.resolve(versionId, own, history);
     const proof = proofOf(anchor);
     const evidence = { resource: doc.resource, salt: anchor.salt, recordedCommitment: anchor.commitment, proof };
     const local = verifyLocally(evidence);
-    const fail = (detail: string): void => {
+    for (const detail of problems) {
       local.checks.push({ name: 'audit-path', ok: false, detail });
       local.reasons.push(detail);
       local.status = 'failed';
-    };
-    if (anchor.state === 'anchored' && !proof) fail('the version is marked anchored but its proof fields are incomplete');
-    const listed = history.listed.get(versionId);
-    const listedBatch = listed ? history.batches.find((b) => b._id === listed.batch) : undefined;
-    if (listed && listedBatch?.state === 'anchored' && anchor.state !== 'anchored') {
-      fail(`the version's anchor says "${anchor.state}", but batch ${listed.batch} anchored it as leaf ${listed.leafIndex}`);
-    }
-    const receipt = listedBatch?.receipt;
-    if (proof && receipt && listedBatch && (proof.sequenceNumber !== receipt.sequenceNumber || proof.topicId !== listedBatch.topicId)) {
-      fail(`the proof points at message ${proof.sequenceNumber} of topic ${proof.topicId}, but batch ${listedBatch._id} went out as message ${receipt.sequenceNumber} of topic ${listedBatch.topicId}`);
-    }
-    if (listed && proof && (proof.batch !== listed.batch || proof.leafIndex !== listed.leafIndex)) {
-      fail(`the proof places the version in batch ${proof.batch} at leaf ${proof.leafIndex}, but batch ${listed.batch} lists it as leaf ${listed.leafIndex}`);
     }
     let verification = local;
     let mirrorUnavailable: string | null = null;
@@ -244,8 +315,9 @@ export class LedgerService {
     const previousCache = new Map<string, Buffer | null>();
     const versions: VersionEntryJson[] = [];
     for (const doc of docs) {
-      const anchor = readAnchor(doc.anchor);
-      if (!anchor) continue;
+      const own = readAnchor(doc.anchor);
+      if (!own) continue;
+      const { view: anchor } = await this.resolve(doc.versionId, own, history);
       const proof = proofOf(anchor);
       let proofJson: VersionEntryJson['proof'] = null;
       if (proof) {
@@ -306,17 +378,23 @@ export class LedgerService {
   /** Provenance for every version of a resource, or for one. */
   async provenance(type: string, id: string, versionId?: number): Promise<Provenance[]> {
     const { store } = this.options;
-    const docs =
-      versionId === undefined
-        ? await store.versionsOf(type, id)
-        : await store.versions.find({ _id: versionKey(type, id, versionId) }).toArray();
-    return docs.map((doc) =>
-      provenanceOf(
-        { type: doc.type, id: doc.id, versionId: doc.versionId, lastUpdated: doc.lastUpdated, method: doc.method, anchor: readAnchor(doc.anchor) },
-        this.options.baseUrl,
-        this.options.software,
-      ),
-    );
+    const [docs, placements] = await Promise.all([
+      versionId === undefined ? store.versionsOf(type, id) : store.version(versionKey(type, id, versionId)).then((doc) => (doc ? [doc] : [])),
+      this.placements(type, id),
+    ]);
+    const out: Provenance[] = [];
+    for (const doc of docs) {
+      const own = readAnchor(doc.anchor);
+      const anchor = own ? (await this.resolve(doc.versionId, own, placements)).view : null;
+      out.push(
+        provenanceOf(
+          { type: doc.type, id: doc.id, versionId: doc.versionId, lastUpdated: doc.lastUpdated, method: doc.method, anchor },
+          this.options.baseUrl,
+          this.options.software,
+        ),
+      );
+    }
+    return out;
   }
 }
 

@@ -1,28 +1,57 @@
 /**
  * The ledger's MongoDB state, beside the resource store:
  *
- * - `resource_versions.anchor` (owned by the ledger, born 'pending' with the version): a version moves
- *   pending -> batched (member of a prepared batch, `batch` set) -> anchored (proof written back).
+ * - `resource_versions.anchor` (owned by the ledger): born `{ state: 'pending', salt, commitment }` with the
+ *   version, in the same write. The anchoring worker writes to it ONCE, before anything is sent: the claim
+ *   `{ state: 'batched', batch: n }` (conditional on 'pending', so a version is claimed by one batch number, ever).
+ *   Nothing is written to a version after its batch is published: its inclusion proof and the consensus details
+ *   are computed on demand from its batch (./batch-trees.ts, ./ledger-service.ts). Versions anchored before this
+ *   change say 'anchored' and carry their proof fields; they are read like 'batched' ones (the batch decides).
  * - `ledger_batches`: one document per batch, `_id` = batch number (so the number is unique by construction),
- *   written 'prepared' BEFORE anything is sent to Hedera, with the member version keys in leaf order, the exact
- *   HCS message, and the transaction id(s) it will be / was submitted under; then 'submitted'; then 'anchored'
- *   with the receipt fields. The member list outlives any version document, which is what lets a verifier see a
- *   version deleted from history.
+ *   inserted 'claiming' BEFORE anything is sent to Hedera, with the member version keys in leaf order, their
+ *   commitments (the leaves), the root, the exact HCS message, and the transaction id it will be submitted
+ *   under; 'prepared' once every member is claimed by it (only a prepared batch is ever sent); 'submitted';
+ *   'anchored' with the receipt. The member list outlives any version document, which is what lets a verifier
+ *   see a version deleted from history, and what a version's proof is computed from.
  * - `ledger_leases`: the one document that says which process anchors (./lease.ts).
  * - `ledger_state`: the topic in use, created once and reused after restarts (./topic.ts).
  *
+ * Size: a batch document holds, per member, its key in the member list (12 bytes of BSON framing + the key, at
+ * most 108 characters: the longest R4 type name, MedicinalProductUndesirableEffect, a 64-character id and a
+ * 9-digit version) and its 32-byte leaf: at most 152 bytes. The largest batch LEDGER_BATCH_MAX_LEAVES allows,
+ * 100,000 versions, is therefore at most 15.2 MB (14.5 MiB) with everything else in the document (message,
+ * signed transaction, ids: a few KB) — under MongoDB's 16 MiB limit. memberBytes() / MAX_BATCH_MEMBER_BYTES
+ * enforce that bound whatever the keys, so no batch can be refused for its size.
+ *
  * Binary fields come back from the driver as bson Binary; `bytes()` turns them into Buffers.
  */
-import { Binary, type Collection, type Db, type Document } from 'mongodb';
+import { Binary, MongoServerError, type Collection, type Db, type Document } from 'mongodb';
 import { VERSIONS_COLLECTION, type VersionDocument } from '../store/resource-store.js';
 
 export const BATCHES_COLLECTION = 'ledger_batches';
 export const LEASES_COLLECTION = 'ledger_leases';
 export const LEDGER_STATE_COLLECTION = 'ledger_state';
 
-export type BatchState = 'prepared' | 'submitted' | 'anchored';
+/**
+ * claiming: inserted, its members being claimed; its content may still shrink (never sent in this state).
+ * prepared: every member claimed by it; content final; may be sent. submitted: sent at least once. anchored:
+ * the receipt is recorded.
+ */
+export type BatchState = 'claiming' | 'prepared' | 'submitted' | 'anchored';
+/**
+ * As a reader sees a version: pending (not claimed), batched (claimed by a batch that is not anchored yet),
+ * anchored (its batch is). Only 'pending' and 'batched' are ever stored by this code ('anchored' by older code).
+ */
 export type AnchorState = 'pending' | 'batched' | 'anchored';
 
+/** Member keys and leaves of one batch may take this many bytes of its document (see the header). */
+export const MAX_BATCH_MEMBER_BYTES = 15 * 1024 * 1024;
+
+/** What one member adds to its batch document: its key in the member list (BSON framing included) and its leaf. */
+export function memberBytes(key: string, position: number): number {
+  // element type (1) + array index as a C string + string length (4) + the key + NUL (1); the 32-byte leaf.
+  return 1 + String(position).length + 1 + 4 + Buffer.byteLength(key) + 1 + 32;
+}
 /** What Hedera reported for the transaction that put a batch on the topic. */
 export interface BatchReceipt {
   transactionId: string;
@@ -38,16 +67,23 @@ export interface BatchDocument {
   /** The batch number: 1, 2, 3, ... in the order the batches go on the ledger. */
   _id: number;
   state: BatchState;
+  /**
+   * Bumped each time a claiming batch's content is cut down to the members it could claim: every change of a
+   * claiming batch is conditional on it, so two workers (one of them stale) cannot both change or seal it.
+   * Absent on batches written before claiming existed (they were inserted 'prepared').
+   */
+  revision?: number;
   root: Buffer;
   /** Root of batch _id - 1 (null for batch 1): the message chains the batches. */
   previousRoot: Buffer | null;
   /** Leaves in the tree (= members.length). */
   size: number;
-  /** Version keys "Type/id/versionId", in leaf order. */
+  /** Version keys "Type/id/versionId", in leaf order: a member's leaf index is its position here. */
   members: string[];
   /**
-   * The members' commitments (the leaf data), 32 bytes each, concatenated in leaf order: the proofs can be
-   * computed from the batch alone, and the tree re-checked against the published root without the versions.
+   * The members' commitments (the leaf data), 32 bytes each, concatenated in leaf order: every member's
+   * inclusion proof is computed from the batch alone (./batch-trees.ts), and the tree re-checked against the
+   * published root without the versions.
    */
   leaves: Buffer;
   /** The HCS message exactly as submitted (encodeBatchMessage). */
@@ -74,7 +110,19 @@ export interface LedgerStateDocument {
   [key: string]: unknown;
 }
 
-/** The anchor of a version as the ledger reads it (Binary converted, fields typed). */
+/** What a version document itself says of its anchor (Binary converted): written with the version, and the claim. */
+export interface VersionAnchor {
+  /** pending, or claimed by batch `batch` (older code's 'anchored' reads as claimed: its batch decides). */
+  state: 'pending' | 'batched';
+  salt: Buffer;
+  commitment: Buffer;
+  batch?: number;
+}
+
+/**
+ * A version's anchor as a reader sees it: its own fields, and — once its batch is anchored — its place in the
+ * batch, the inclusion proof computed from the batch's leaves and the batch's consensus details.
+ */
 export interface AnchorView {
   state: AnchorState;
   salt: Buffer;
@@ -102,31 +150,17 @@ export function bytes(value: unknown): Buffer | null {
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-/** Reads a version's anchor field; null when it has none or its salt/commitment are unreadable. */
-export function readAnchor(anchor: Document | undefined): AnchorView | null {
+/** Reads a version's own anchor field; null when it has none or its salt/commitment are unreadable. */
+export function readAnchor(anchor: Document | undefined): VersionAnchor | null {
   if (!anchor) return null;
   const salt = bytes(anchor.salt);
   const commitment = bytes(anchor.commitment);
   const state = anchor.state;
   if (!salt || !commitment || (state !== 'pending' && state !== 'batched' && state !== 'anchored')) return null;
-  const view: AnchorView = { state, salt, commitment };
-  view.batch = num(anchor.batch);
-  view.leafIndex = num(anchor.leafIndex);
-  view.treeSize = num(anchor.treeSize);
-  if (Array.isArray(anchor.auditPath)) {
-    const path = anchor.auditPath.map(bytes);
-    if (path.every((p): p is Buffer => p !== null)) view.auditPath = path;
-  }
-  view.root = bytes(anchor.root) ?? undefined;
-  view.topicId = str(anchor.topicId);
-  view.sequenceNumber = num(anchor.sequenceNumber);
-  view.consensusTimestamp = str(anchor.consensusTimestamp);
-  view.runningHash = bytes(anchor.runningHash) ?? undefined;
-  view.runningHashVersion = num(anchor.runningHashVersion);
-  view.transactionId = str(anchor.transactionId);
-  view.network = str(anchor.network);
+  const view: VersionAnchor = { state: state === 'pending' ? 'pending' : 'batched', salt, commitment };
+  const batch = num(anchor.batch);
+  if (batch !== undefined) view.batch = batch;
   return view;
 }
 
@@ -137,7 +171,8 @@ export function readBatch(doc: Document | null): BatchDocument | null {
   batch.root = bytes(doc.root)!;
   batch.previousRoot = doc.previousRoot === null ? null : bytes(doc.previousRoot);
   batch.message = bytes(doc.message)!;
-  // Projections may leave these out (history checks do not need them).
+  // Projections may leave these out (history checks need no leaves, the next batch number no member list).
+  batch.members = Array.isArray(doc.members) ? (doc.members as string[]) : [];
   batch.leaves = bytes(doc.leaves) ?? Buffer.alloc(0);
   batch.signedTransaction = bytes(doc.signedTransaction) ?? Buffer.alloc(0);
   if (doc.receipt) batch.receipt = { ...(doc.receipt as BatchReceipt), runningHash: bytes(doc.receipt.runningHash)! };
@@ -150,9 +185,21 @@ export function parseVersionKey(key: string): { type: string; id: string; versio
   return m ? { type: m[1]!, id: m[2]!, versionId: Number(m[3]) } : null;
 }
 
+/** The error code mongod answers for a unique-index violation. */
+const DUPLICATE_KEY = 11000;
+
 function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+/** A claim or its check touches this many versions per command (see claim()). */
+const CLAIM_CHUNK = 1000;
+
+/** Fields a claiming batch gets when it is cut down to the members it could claim. */
+export type BatchContent = Pick<
+  BatchDocument,
+  'root' | 'size' | 'members' | 'leaves' | 'message' | 'transactionIds' | 'signedTransaction' | 'validUntilMs'
+>;
 
 export class LedgerStore {
   readonly versions: Collection<VersionDocument>;
@@ -171,7 +218,8 @@ export class LedgerStore {
     await this.versions.createIndexes([{ key: { 'anchor.state': 1, lastUpdated: 1 }, name: 'anchor_state_lastUpdated' }]);
     await this.batches.createIndexes([
       { key: { state: 1, _id: 1 }, name: 'state_number' },
-      // History checks: which batches hold versions of one resource (prefix match on "Type/id/").
+      // Which batch holds a version (its proof, $verify, Provenance), and the history check: which batches hold
+      // versions of one resource (prefix match on "Type/id/").
       { key: { members: 1 }, name: 'members' },
     ]);
   }
@@ -204,21 +252,124 @@ export class LedgerStore {
     return out;
   }
 
-  // ---- batches
+  /**
+   * Claims the members for batch `number`: each pending one becomes { state: 'batched', batch: number }. A version
+   * already claimed (by this batch or another) is left alone, so a version is claimed by one batch number, ever,
+   * and running this again is harmless. Returns how many it claimed now.
+   */
+  async claim(number: number, members: readonly string[]): Promise<number> {
+    let claimed = 0;
+    // In slices: one $in over 10 000 keys is fine for mongod, but the embedded server's cost grows with its square.
+    for (let start = 0; start < members.length; start += CLAIM_CHUNK) {
+      const result = await this.versions.updateMany(
+        { _id: { $in: members.slice(start, start + CLAIM_CHUNK) }, 'anchor.state': 'pending' },
+        { $set: { 'anchor.state': 'batched', 'anchor.batch': number } },
+      );
+      claimed += result.modifiedCount;
+    }
+    return claimed;
+  }
 
+  /** Which of `members` are claimed by batch `number`. */
+  async claimedBy(number: number, members: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let start = 0; start < members.length; start += CLAIM_CHUNK) {
+      const docs = await this.versions
+        .find({ _id: { $in: members.slice(start, start + CLAIM_CHUNK) }, 'anchor.batch': number }, { projection: { _id: 1 } })
+        .toArray();
+      for (const doc of docs) out.add(doc._id);
+    }
+    return out;
+  }
+
+  // ---- batches: the worker's writes (each conditional where two workers could meet)
+
+  /** Inserts a new batch; false when its number is taken (only a worker whose lease ran out can meet that). */
+  async insertBatch(batch: BatchDocument): Promise<boolean> {
+    try {
+      await this.batches.insertOne(batch);
+      return true;
+    } catch (error) {
+      if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) return false;
+      throw error;
+    }
+  }
+
+  /** claiming -> prepared, if the batch is still at `revision`: its content is final from here on. */
+  async sealBatch(number: number, revision: number): Promise<boolean> {
+    const result = await this.batches.updateOne({ _id: number, state: 'claiming', revision }, { $set: { state: 'prepared' } });
+    return result.matchedCount === 1;
+  }
+
+  /** Replaces a claiming batch's content (cut down to its claimed members), if it is still at `revision`. */
+  async reviseBatch(number: number, revision: number, content: BatchContent): Promise<boolean> {
+    const result = await this.batches.updateOne({ _id: number, state: 'claiming', revision }, { $set: { ...content, revision: revision + 1 } });
+    return result.matchedCount === 1;
+  }
+
+  /**
+   * Deletes a claiming batch that could claim none of its members, if it is still at `revision`. Nothing is
+   * claimed by it, and none of its members can be claimed by it later (they are all claimed elsewhere or gone),
+   * so its number is free again.
+   */
+  async dropBatch(number: number, revision: number): Promise<boolean> {
+    const result = await this.batches.deleteOne({ _id: number, state: 'claiming', revision });
+    return result.deletedCount === 1;
+  }
+
+  /** The batch goes out under a new transaction id (every earlier one is dead); same message. */
+  async renewTransaction(number: number, prepared: { transactionId: string; signedBytes: Buffer; validUntilMs: number }): Promise<void> {
+    await this.batches.updateOne(
+      { _id: number },
+      {
+        $push: { transactionIds: prepared.transactionId },
+        $set: { signedTransaction: prepared.signedBytes, validUntilMs: prepared.validUntilMs, state: 'prepared' },
+      },
+    );
+  }
+
+  async markSubmitted(number: number): Promise<void> {
+    await this.batches.updateOne({ _id: number, state: 'prepared' }, { $set: { state: 'submitted', submittedAt: new Date() } });
+  }
+
+  /**
+   * The batch is on the ledger: its receipt, in one write to the batch document. This is the last write
+   * anchoring makes; the members' proofs are computed from the batch when they are asked for.
+   */
+  async recordAnchored(number: number, receipt: BatchReceipt, submittedAt: Date): Promise<void> {
+    await this.batches.updateOne({ _id: number }, { $set: { state: 'anchored', receipt, submittedAt, anchoredAt: new Date() } });
+  }
+
+  // ---- batches: reads
+
+  /** The newest batch, without its member list and leaves (its number and root are what is needed). */
   async lastBatch(): Promise<BatchDocument | null> {
-    return readBatch(await this.batches.findOne({}, { sort: { _id: -1 } }));
+    return readBatch(await this.batches.findOne({}, { sort: { _id: -1 }, projection: { members: 0, leaves: 0, signedTransaction: 0 } }));
   }
 
   async unfinishedBatch(): Promise<BatchDocument | null> {
-    return readBatch(await this.batches.findOne({ state: { $in: ['prepared', 'submitted'] } }, { sort: { _id: 1 } }));
+    return readBatch(await this.batches.findOne({ state: { $in: ['claiming', 'prepared', 'submitted'] } }, { sort: { _id: 1 } }));
   }
 
   async batch(number: number): Promise<BatchDocument | null> {
     return readBatch(await this.batches.findOne({ _id: number }));
   }
 
-  /** Batches holding any version of Type/id (the history check's second witness, besides the version documents). */
+  /** The state of batch `number`; null when there is no such batch. */
+  async batchState(number: number): Promise<BatchState | null> {
+    const doc = await this.batches.findOne({ _id: number }, { projection: { state: 1 } });
+    return doc?.state ?? null;
+  }
+
+  /** What a batch's inclusion proofs are computed from: its leaves, and the root they must give. */
+  async batchLeaves(number: number): Promise<{ root: Buffer; size: number; leaves: Buffer } | null> {
+    const doc = await this.batches.findOne({ _id: number }, { projection: { root: 1, size: 1, leaves: 1 } });
+    const root = bytes(doc?.root);
+    const leaves = bytes(doc?.leaves);
+    return doc && root && leaves && typeof doc.size === 'number' ? { root, size: doc.size, leaves } : null;
+  }
+
+  /** Batches holding any version of Type/id: where its versions' proofs come from, and the history check's witness. */
   async batchesOfResource(type: string, id: string): Promise<BatchDocument[]> {
     const docs = await this.batches
       .find(
@@ -229,8 +380,21 @@ export class LedgerStore {
     return docs.map((d) => readBatch(d)!);
   }
 
+  /** The running hash after message `sequenceNumber` of a topic, if one of our batches went out as that message. */
+  async runningHashAfter(topicId: string, sequenceNumber: number): Promise<Buffer | null> {
+    const doc = await this.batches.findOne({ topicId, 'receipt.sequenceNumber': sequenceNumber }, { projection: { 'receipt.runningHash': 1 } });
+    return bytes(doc?.receipt?.runningHash);
+  }
+
+  // ---- versions, for the read side
+
   /** All versions of a resource, oldest first. */
   async versionsOf(type: string, id: string): Promise<VersionDocument[]> {
     return this.versions.find({ type, id }, { sort: { type: 1, id: 1, versionId: 1 } }).toArray();
+  }
+
+  /** One version, by its key "Type/id/versionId". */
+  async version(key: string): Promise<VersionDocument | null> {
+    return this.versions.findOne({ _id: key });
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The anchor bookkeeping a version is born with: a fresh 32-byte salt and the commitment over the version as
  * served. It is written in the same document as the version, so no stored version can miss its anchor; the
- * anchoring worker later adds the batch, the inclusion proof and the consensus details.
+ * anchoring worker later adds only its claim (state 'batched' and the batch number, before the batch is sent).
+ * The inclusion proof and the consensus details are never written here: they are computed from the batch.
  */
 import { computeCommitment, newSalt } from './commitment.js';
 

@@ -101,7 +101,8 @@ export class VersionConflictError extends Error {
 
 /**
  * The largest document this store writes: MongoDB's limit is 16 MiB (BSONObjMaxUserSize), and a version document
- * later grows by its anchor (batch, receipt, audit path: under 2 KB), so a margin is kept for that.
+ * later grows by the ledger's claim on its anchor (a state and a batch number: a few bytes; the proof lives in the
+ * batch), and a margin is kept.
  */
 export const MAX_STORED_DOCUMENT_BYTES = 16 * 1024 * 1024 - 64 * 1024;
 

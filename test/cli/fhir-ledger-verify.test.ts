@@ -1,11 +1,13 @@
 // The verification CLIs, run from source through tap's loader (no build), against the local network's mirror
 // REST API: a package exported with $proof verifies; after tampering with the database (a version, a salt, a
-// proof, a deleted version) both $verify and the CLI report the mismatch; exit codes for the other outcomes.
+// proof — the batch leaves and receipt it is computed from —, a version's claim, a deleted version) $verify, and
+// the CLI where the package shows it, report the mismatch; exit codes for the other outcomes.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
+import { bytes } from '../../src/ledger/ledger-store.js';
 import { stopMongoAtEnd } from '../helpers/app.js';
 import { spawnTs, waitForExit } from '../helpers/spawn-ts.js';
 import { createPatient, param, startLedgerApp, startTestNetwork, updatePatient, waitAnchored } from '../ledger/helpers/ledger-app.js';
@@ -110,26 +112,45 @@ t.test('CLI verifies exported packages; tampering is reported by $verify and the
   const saltedCli = await verifyCli([await exportPackage(app, dir, `/Patient/${others[0]!.id}/$proof`, 'salted')]);
   t.equal(saltedCli.code, 1, saltedCli.stdout);
 
-  // 3a. A changed proof: one audit-path hash.
+  // 3a. A changed proof. Nothing proof-related is stored per version any more: a version's audit path is
+  // computed from its batch's stored leaves. Changing another member's leaf changes one hash of the path.
+  const batches = connection.db.collection<{ _id: number; members: string[]; leaves: unknown; receipt: { sequenceNumber: number } }>('ledger_batches');
   const o2 = `Patient/${others[1]!.id}/1`;
-  const doc = (await versions.findOne({ _id: o2 } as never)) as unknown as { anchor: { auditPath: Array<{ buffer: Uint8Array }> } };
-  t.ok(doc.anchor.auditPath.length > 0);
-  await versions.updateOne({ _id: o2 } as never, { $set: { 'anchor.auditPath.0': Buffer.alloc(32, 1) } });
+  const stored = (await batches.findOne({ members: o2 }))!;
+  const goodLeaves = bytes(stored.leaves)!;
+  const at = stored.members.indexOf(o2);
+  const sibling = at % 2 === 0 ? at + 1 : at - 1;
+  const forged = Buffer.from(goodLeaves);
+  forged.fill(1, sibling * 32, (sibling + 1) * 32);
+  await batches.updateOne({ _id: stored._id }, { $set: { leaves: forged } });
   const pathChanged = await verifyStatus(app, `/Patient/${others[1]!.id}/_history/1/$verify`);
   t.equal(pathChanged.status, 'failed');
   t.match(pathChanged.reasons.join('\n'), /folds along its audit path/);
+  t.match(pathChanged.reasons.join('\n'), new RegExp(`the leaves stored with batch ${stored._id} no longer give its root`));
   const pathCli = await verifyCli([await exportPackage(app, dir, `/Patient/${others[1]!.id}/$proof`, 'path')]);
   t.equal(pathCli.code, 1, pathCli.stdout);
   t.match(pathCli.stdout, /FAIL audit-path/);
+  await batches.updateOne({ _id: stored._id }, { $set: { leaves: goodLeaves } });
+  t.equal((await verifyStatus(app, `/Patient/${others[1]!.id}/_history/1/$verify`)).status, 'anchored', 'restoring the leaves restores the proof');
 
-  // 3b. A changed proof: the recorded root replaced by a forged one, with the path "fixed" to match it is
-  // impossible without the leaves; replacing only the root is caught, and so is a wrong sequence number.
+  // 3b. A changed proof: the batch's recorded sequence number, so every proof of the batch points at another
+  // (absent) message.
   const o3 = `Patient/${others[2]!.id}/1`;
-  await versions.updateOne({ _id: o3 } as never, { $set: { 'anchor.sequenceNumber': 2 } });
+  const o3Batch = (await batches.findOne({ members: o3 }))!;
+  await batches.updateOne({ _id: o3Batch._id }, { $set: { 'receipt.sequenceNumber': 2 } });
   const seqChanged = await verifyStatus(app, `/Patient/${others[2]!.id}/_history/1/$verify`);
   t.equal(seqChanged.status, 'failed', 'a proof pointing at another (absent) message fails');
   const seqCli = await verifyCli([await exportPackage(app, dir, `/Patient/${others[2]!.id}/$proof`, 'seq')]);
   t.equal(seqCli.code, 1, seqCli.stdout);
+  await batches.updateOne({ _id: o3Batch._id }, { $set: { 'receipt.sequenceNumber': o3Batch.receipt.sequenceNumber } });
+
+  // 3c. A version's claim moved to another batch: $verify sees that the claim and the member lists disagree.
+  await versions.updateOne({ _id: o3 } as never, { $set: { 'anchor.batch': 99 } });
+  const moved = await verifyStatus(app, `/Patient/${others[2]!.id}/_history/1/$verify`);
+  t.equal(moved.status, 'failed');
+  t.match(moved.reasons.join('\n'), new RegExp(`names batch 99, but batch ${o3Batch._id} lists it`));
+  await versions.updateOne({ _id: o3 } as never, { $set: { 'anchor.batch': o3Batch._id } });
+  t.equal((await verifyStatus(app, `/Patient/${others[2]!.id}/_history/1/$verify`)).status, 'anchored');
 
   // 4. A version deleted from history.
   await versions.deleteOne({ _id: `Patient/${p.id}/2` } as never);

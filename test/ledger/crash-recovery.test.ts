@@ -1,8 +1,8 @@
 /**
- * Crash between a batch's submission and its proofs' write-back: the server (a child process running
+ * Crash between a batch's submission and the recording of its receipt: the server (a child process running
  * src/main.ts on the embedded MongoDB and the local network, both under one DATA_DIR) exits right after
  * submitting batch 1 (LEDGER_TEST_CRASH_AFTER_SUBMIT). Restarted on the same DATA_DIR, it finds the batch by its
- * stored transaction id, writes the proofs back, and carries on: no version is left unanchored, and the topic
+ * stored transaction id, records it as anchored, and carries on: no version is left unanchored, and the topic
  * (read from the mirror node) never shows one batch number with two different roots.
  */
 import { mkdtemp, rm } from 'node:fs/promises';

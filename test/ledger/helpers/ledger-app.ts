@@ -7,6 +7,7 @@ import type { Test } from 'tap';
 import { buildApp, type AppConfig } from '../../../src/app.js';
 import { startLocalHedera, type LocalHedera, type LocalHederaOptions } from '../../../src/dev/hedera/index.js';
 import type { LedgerLogger } from '../../../src/ledger/anchor-worker.js';
+import { SdkHederaLedger, type HederaLedger, type PreparedTransaction, type ReceiptOutcome, type SubmitOutcome } from '../../../src/ledger/hedera-client.js';
 import { LedgerRuntime, localLedgerEndpoint, type LedgerRuntimeOptions } from '../../../src/ledger/ledger-runtime.js';
 import { connectMongo, type MongoConnection } from '../../../src/store/mongo.js';
 import { ResourceStore } from '../../../src/store/resource-store.js';
@@ -97,6 +98,58 @@ export async function startLedgerApp(
   return { app, runtime, net, store, connection, logs };
 }
 
+/** The real SDK client for a local network, as the runtime builds it. */
+export function sdkLedgerFor(net: LocalHedera): SdkHederaLedger {
+  return new SdkHederaLedger({
+    network: 'local',
+    operatorId: net.operatorId,
+    operatorKey: net.operatorKey,
+    grpcEndpoint: net.grpcEndpoint,
+    nodeAccountId: net.nodeAccountId,
+    grpcDeadlineMs: 2000,
+    requestTimeoutMs: 5000,
+  });
+}
+
+/**
+ * The real SDK client with a hook before each submission of a batch message (not the topic's creation): it may
+ * look at the database as it is just before the batch goes out, or throw (the submission then never happens, as
+ * when the process dies right before it).
+ */
+export class HookedLedger implements HederaLedger {
+  beforeSubmit: (() => Promise<void>) | null = null;
+  /** The signed bytes of every batch message prepared, to tell them from the topic's creation. */
+  private readonly messages = new Set<string>();
+  constructor(private readonly real: HederaLedger) {}
+  get networkLabel(): string {
+    return this.real.networkLabel;
+  }
+  get operatorId(): string {
+    return this.real.operatorId;
+  }
+  prepareTopicCreate(memo: string): Promise<PreparedTransaction> {
+    return this.real.prepareTopicCreate(memo);
+  }
+  async prepareMessage(topicId: string, message: Buffer): Promise<PreparedTransaction> {
+    const prepared = await this.real.prepareMessage(topicId, message);
+    this.messages.add(prepared.signedBytes.toString('hex'));
+    return prepared;
+  }
+  async submit(signedBytes: Buffer): Promise<SubmitOutcome> {
+    if (this.messages.has(signedBytes.toString('hex'))) await this.beforeSubmit?.();
+    return this.real.submit(signedBytes);
+  }
+  receipt(transactionId: string, wait: boolean): Promise<ReceiptOutcome> {
+    return this.real.receipt(transactionId, wait);
+  }
+  consensusTimestamp(transactionId: string): Promise<string> {
+    return this.real.consensusTimestamp(transactionId);
+  }
+  close(): void {
+    this.real.close();
+  }
+}
+
 export const patient = (family: string) => ({ resourceType: 'Patient', name: [{ family, given: ['Test'] }], gender: 'female', birthDate: '1980-01-02' });
 
 export async function createPatient(app: FastifyInstance, family: string): Promise<{ id: string; versionId: string }> {
@@ -117,17 +170,23 @@ export async function updatePatient(app: FastifyInstance, id: string, family: st
   return (res.json() as { meta: { versionId: string } }).meta.versionId;
 }
 
-/** Polls until no version in the database is pending or batched, or fails after timeoutMs (bounded). */
+/**
+ * Polls until every version in the database is anchored, or fails after timeoutMs (bounded): none is pending, and
+ * no batch is short of 'anchored' (a version's own anchor only says pending or claimed; its batch says anchored).
+ */
 export async function waitAnchored(connection: MongoConnection, timeoutMs: number): Promise<void> {
   const versions = connection.db.collection('resource_versions');
+  const batches = connection.db.collection('ledger_batches');
+  const open = async (): Promise<number> =>
+    (await versions.countDocuments({ 'anchor.state': 'pending' })) + (await batches.countDocuments({ state: { $ne: 'anchored' } }));
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; Date.now() < deadline && i < 10_000; i++) {
-    const open = await versions.countDocuments({ 'anchor.state': { $ne: 'anchored' } });
-    if (open === 0) return;
+    if ((await open()) === 0) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const open = await versions.find({ 'anchor.state': { $ne: 'anchored' } }, { projection: { _id: 1, 'anchor.state': 1 } }).toArray();
-  throw new Error(`not anchored after ${timeoutMs} ms: ${JSON.stringify(open.slice(0, 5))}`);
+  const pending = await versions.find({ 'anchor.state': 'pending' }, { projection: { _id: 1 } }).toArray();
+  const unfinished = await batches.find({ state: { $ne: 'anchored' } }, { projection: { _id: 1, state: 1 } }).toArray();
+  throw new Error(`not anchored after ${timeoutMs} ms: pending ${JSON.stringify(pending.slice(0, 5))}, batches ${JSON.stringify(unfinished)}`);
 }
 
 export interface ParameterLike {

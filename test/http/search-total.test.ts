@@ -119,6 +119,21 @@ t.test('Bundle.total by policy and by _total', async (t) => {
     t.equal(link(last.bundle, 'next'), undefined);
   });
 
+  await t.test("a cursor's carried counts that are not counts are left out, not trusted", async (t) => {
+    const [, second] = await walk(none, '/Patient?family=some&_count=20');
+    const next = link(second.bundle, 'next')!;
+    const cursor = new URL(next).searchParams.get('_cursor')!;
+    const decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
+    t.equal(decoded.o, 40, 'the next link of the second page says 40 matches came before');
+    for (const bad of [-1, 1.5, 1e300, '40', null, { __proto__: 1 }]) {
+      const tampered = Buffer.from(JSON.stringify({ ...decoded, o: bad, t: bad })).toString('base64url');
+      const page = await search(none, next.replace(cursor, tampered));
+      t.equal(page.status, 200, `o=${JSON.stringify(bad)}`);
+      t.equal(page.ids.length, 5);
+      t.equal(page.bundle.total, undefined, 'no offset, so no free total');
+    }
+  });
+
   await t.test('_total overrides the default policy, in every app', async (t) => {
     const cases: Array<[FastifyInstance, string, string, number | undefined]> = [
       [none, 'none', '/Patient?family=some&_total=estimate', SOME],

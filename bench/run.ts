@@ -405,8 +405,9 @@ function report(
     '',
     `Requests over HTTP on 127.0.0.1, ${concurrency} in flight, at most ${requests} per row or ${maxSeconds} s. ` +
       "The plan column is explain('executionStats') of each row's first query as the search runs it (the page query; " +
-      'the deep page: a page read from a keyset cursor), with the keys and documents it examined. A search also counts ' +
-      'its matches for Bundle.total (up to 10 000) unless `_total=none`: that second query is not in the plan column.',
+      'the deep page: a page read from a keyset cursor), with the keys and documents it examined. A search counts its ' +
+      'matches for Bundle.total only when asked (`_total=accurate`, `_total=estimate`, `_summary=count`; the default policy, ' +
+      'SEARCH_DEFAULT_TOTAL=none, counts nothing): that second query is not in the plan column.',
     '',
     results.length > 0 ? markdownTable(results) : 'not measured in this run (--access-only)',
     '',

@@ -8,6 +8,9 @@ import { Ajv, type ErrorObject } from 'ajv';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
+/** The values of FHIR's _total (R4 search.html#total). */
+export type SearchTotalMode = 'none' | 'estimate' | 'accurate';
+
 export interface ServerConfig {
   /** TCP port the HTTP server listens on (0 picks a free port). */
   port: number;
@@ -41,6 +44,8 @@ export interface ServerConfig {
     limits: { maxParameters: number; maxValues: number; maxIncludes: number; maxChainDepth: number };
     /** maxTimeMS of each query a search, history or $everything runs (SEARCH_TIMEOUT_MS). */
     timeoutMs: number;
+    /** _total when a search gives none (SEARCH_DEFAULT_TOTAL): none, estimate (a bounded count) or accurate. */
+    defaultTotal: SearchTotalMode;
   };
   /** Bulk Data export: how long finished exports are kept, and the most resources per NDJSON file (BULK_EXPORT_*). */
   bulkExport: { retentionHours: number; maxResourcesPerFile: number };
@@ -213,6 +218,11 @@ const VARIABLES = {
   SEARCH_MAX_COUNT: {
     description: 'an integer from 1 to 10000 (largest search page; a larger _count is reduced to it)',
     schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+  },
+  SEARCH_DEFAULT_TOTAL: {
+    description:
+      'none, estimate or accurate (Bundle.total of a search without _total: none counts nothing, estimate counts up to 1000 matches, accurate counts them all; a free total is always given)',
+    schema: { type: 'string', enum: ['none', 'estimate', 'accurate'], default: 'none' },
   },
   SEARCH_TIMEOUT_MS: {
     description: 'milliseconds from 100 to 600000 (each query of a search, history or $everything is stopped by MongoDB after it: 400 too-costly)',
@@ -527,6 +537,7 @@ function searchConfig(input: Record<string, unknown>): ServerConfig['search'] {
       maxChainDepth: input.SEARCH_MAX_CHAIN_DEPTH as number,
     },
     timeoutMs: input.SEARCH_TIMEOUT_MS as number,
+    defaultTotal: input.SEARCH_DEFAULT_TOTAL as SearchTotalMode,
   };
 }
 

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { ConfigError, describeVariables, loadConfig } from '../src/config.js';
+import { DEFAULT_SEARCH_SETTINGS, ESTIMATE_COUNT_LIMIT } from '../src/fhir/search/search.js';
 
 t.test('defaults give a loopback server with an embedded database', async (t) => {
   const config = loadConfig({});
@@ -71,4 +72,19 @@ t.test('search limits and HTTP connection limits are read, defaulted and checked
   t.same(loadConfig({}).http, { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000, maxConnections: 1024 });
   t.equal(loadConfig({ HTTP_MAX_CONNECTIONS: '10' }).http.maxConnections, 10);
   t.throws(() => loadConfig({ HTTP_REQUEST_TIMEOUT_MS: '5' }), /HTTP_REQUEST_TIMEOUT_MS="5" is invalid/);
+});
+
+t.test('SEARCH_DEFAULT_TOTAL: the _total of a search without one; none unless configured', async (t) => {
+  t.equal(loadConfig({}).search.defaultTotal, 'none', 'cheap by default: no count for a first page with more after it');
+  t.equal(loadConfig({}).search.defaultTotal, DEFAULT_SEARCH_SETTINGS.defaultTotal, 'the app without configuration agrees');
+  t.equal(loadConfig({ SEARCH_DEFAULT_TOTAL: '' }).search.defaultTotal, 'none', 'empty is unset');
+  for (const mode of ['none', 'estimate', 'accurate'] as const) {
+    t.equal(loadConfig({ SEARCH_DEFAULT_TOTAL: ` ${mode} ` }).search.defaultTotal, mode, mode);
+  }
+  for (const bad of ['Accurate', 'exact', '1', 'none,estimate']) {
+    t.throws(() => loadConfig({ SEARCH_DEFAULT_TOTAL: bad }), new RegExp(`SEARCH_DEFAULT_TOTAL="${bad}" is invalid: it should be none, estimate or accurate`), bad);
+  }
+  const described = describeVariables().find((v) => v.name === 'SEARCH_DEFAULT_TOTAL');
+  t.equal(described?.default, 'none');
+  t.match(described?.description, String(ESTIMATE_COUNT_LIMIT), 'the description states the estimate bound the search uses');
 });

@@ -1,7 +1,7 @@
 /**
  * A seeded generator of hostile HTTP requests against the FHIR API: malformed and mutated JSON, wrong content
  * types, deep nesting, prototype keys, MongoDB operators in bodies and query strings, invalid ids and
- * references, unknown and malformed search parameters, modifiers and prefixes, hostile _sort/_count/_elements/
+ * references, unknown and malformed search parameters, modifiers and prefixes, hostile _sort/_count/_total/_elements/
  * _include, empty lists, search values over the limits, huge and odd Unicode, tampered methods and headers,
  * Bundles of all of these. The same seed gives the same requests, so a failure can be replayed.
  *
@@ -205,14 +205,14 @@ export class HostileRequests {
       () => ['_count', this.pick(['0', '-1', '1', '20', '10000', '1e10', '99999999999999999999', 'abc', '', '1.5', ' 5'])],
       () => ['_elements', this.pick(['', ',', 'name', 'name,birthDate', 'id', 'meta', '*', ...PROTO, this.text(40)])],
       () => ['_summary', this.pick(['true', 'false', 'count', 'text', 'data', 'x', '', ...PROTO])],
-      () => ['_total', this.pick(['none', 'estimate', 'accurate', 'x', '', ...PROTO])],
+      () => ['_total', this.pick(['none', 'estimate', 'accurate', 'ACCURATE', 'estimate,accurate', ' none', 'x', '', ...PROTO])],
       () => [this.pick(['_include', '_revinclude', '_include:iterate', '_revinclude:iterate']), `${this.type()}:${this.pick(['subject', 'patient', 'encounter', '*', 'x', '', ...PROTO])}${this.chance(0.3) ? `:${this.type()}` : ''}`],
       () => ['_id', this.searchValue('token')],
       () => ['_lastUpdated', this.searchValue('date')],
       () => ['_type', this.pick(['', ',', '%2C', 'Patient,', ',Patient', 'Patient,Encounter', 'AuditEvent,Patient', ...PROTO])],
       () => ['_format', this.pick(['json', 'xml', 'ttl', 'application/fhir+json', 'html', '', ...PROTO])],
       () => ['_pretty', this.pick(['true', 'false', 'x', ''])],
-      () => ['_cursor', this.pick(['', 'x', Buffer.from('{"v":1}').toString('base64url'), Buffer.from('{"__proto__":{"x":1}}').toString('base64url'), this.text(200)])],
+      () => ['_cursor', this.pick(['', 'x', Buffer.from('{"v":1}').toString('base64url'), Buffer.from('{"__proto__":{"x":1}}').toString('base64url'), Buffer.from('{"q":"x","d":"n","v":[],"t":-1,"o":1e300}').toString('base64url'), Buffer.from('{"q":"x","d":"l","t":"9","o":{"__proto__":1}}').toString('base64url'), this.text(200)])],
       () => ['_since', this.searchValue('date')],
       () => [this.pick(['_contained', '_list', '_filter', '_query', '_text', '_content', '_has', '_has:', '_security', '_tag', '_profile']), this.oddValue()],
     ];

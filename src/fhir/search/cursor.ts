@@ -2,6 +2,10 @@
  * Paging cursors: an opaque token naming a position in a search's sort order (the sort values of an entry,
  * `_id` last) and the direction to read from it. A cursor is bound to the query it came from by a fingerprint,
  * so it cannot be replayed against another search.
+ *
+ * A cursor may also carry what paging has learnt without counting: the total counted for the first page, and the
+ * offset of its position (how many matches sort before it), so that the page where the matches run out knows the
+ * total for free.
  */
 import { createHash } from 'node:crypto';
 import type { SortValue } from '../../store/search/compile.js';
@@ -14,6 +18,11 @@ export interface Cursor {
   values: SortValue[];
   /** The total counted for the first page, carried so that later pages need not count again. */
   total?: number;
+  /**
+   * How many matches sort before the page read from this cursor ('after'), or before the position itself
+   * ('before'): known when paging started at the first page, unknown after a jump to the last page.
+   */
+  offset?: number;
 }
 
 interface Encoded {
@@ -21,6 +30,7 @@ interface Encoded {
   d: 'n' | 'p' | 'l';
   v?: unknown[];
   t?: number;
+  o?: number;
 }
 
 const CODES: Record<CursorDirection, Encoded['d']> = { after: 'n', before: 'p', last: 'l' };
@@ -48,7 +58,13 @@ export function encodeCursor(fingerprint: string, cursor: Cursor): string {
   const encoded: Encoded = { q: fingerprint, d: CODES[cursor.direction] };
   if (cursor.direction !== 'last') encoded.v = cursor.values.map(encodeValue);
   if (cursor.total !== undefined) encoded.t = cursor.total;
+  if (cursor.offset !== undefined) encoded.o = cursor.offset;
   return Buffer.from(JSON.stringify(encoded)).toString('base64url');
+}
+
+/** A carried count when it is one (a non-negative integer); anything else is left out, not trusted. */
+function count<K extends 'total' | 'offset'>(key: K, value: unknown): Partial<Record<K, number>> {
+  return Number.isSafeInteger(value) && (value as number) >= 0 ? ({ [key]: value as number } as Partial<Record<K, number>>) : {};
 }
 
 export function decodeCursor(text: string, fingerprint: string, width: number): Cursor {
@@ -63,11 +79,11 @@ export function decodeCursor(text: string, fingerprint: string, width: number): 
   }
   const direction = DIRECTIONS[encoded.d];
   if (!direction) throw errors.badRequest('_cursor is not a cursor this server issued');
-  const total = Number.isSafeInteger(encoded.t) && (encoded.t as number) >= 0 ? { total: encoded.t as number } : {};
-  if (direction === 'last') return { direction, values: [], ...total };
+  const counts = { ...count('total', encoded.t), ...count('offset', encoded.o) };
+  if (direction === 'last') return { direction, values: [], ...counts };
   try {
     if (!Array.isArray(encoded.v) || encoded.v.length !== width) throw new Error('width');
-    return { direction, values: encoded.v.map(decodeValue), ...total };
+    return { direction, values: encoded.v.map(decodeValue), ...counts };
   } catch {
     throw errors.badRequest('_cursor is not a cursor this server issued; follow the Bundle links to page');
   }

@@ -6,11 +6,17 @@
  * Choices worth knowing:
  * - Default order: by resource key (type/id). Keys never change, so a resource updated while a client pages
  *   keeps its place: no duplicates, no gaps. _sort orders by index values, with the key as tie-breaker.
- * - total: `_total=accurate` always counts; `_total=none` never does; by default (and for `estimate`) the total
- *   is given when it is cheap: free when the first page holds every match, else a count bounded at
- *   CHEAP_TOTAL_LIMIT matches, omitted when the bound is reached. The first page's count rides in the paging
- *   cursors, so later pages repeat it rather than count again (a count costs more than a page).
- * - Links: self, first, next, previous and last, all keyset cursors bound to the query.
+ * - total: a request without `_total` gets the server's policy (SearchSettings.defaultTotal, SEARCH_DEFAULT_TOTAL).
+ *   Whatever the mode, a total that is free is given, and exact: when the first page holds every match, and when
+ *   forward paging reaches the page where the matches run out (the cursors carry how many matches came before).
+ *   `accurate` counts every match (bounded only by the query time limit); `estimate` counts up to
+ *   ESTIMATE_COUNT_LIMIT matches and gives no total beyond (never a guess that reads as exact); `none` counts
+ *   nothing. A count made for the first page rides in the paging cursors, so later pages repeat it rather than
+ *   count again (a count costs more than a page); `accurate` recounts on every page. `_summary=count` and
+ *   `_count=0` ask for the count itself: always exact.
+ * - Links: self, first, next, previous and last, all keyset cursors bound to the query. None needs a count:
+ *   a page is read with one entry more than it shows, which tells whether there is a next one, and the last
+ *   page is read backwards from the end.
  */
 import type { Bundle, BundleEntry, BundleLink, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import type { Document } from 'mongodb';
@@ -33,7 +39,7 @@ import { FhirError, issue, operationOutcome } from '../outcome.js';
 import { shortenResource } from '../summary.js';
 import { decodeCursor, encodeCursor, queryFingerprint, type Cursor } from './cursor.js';
 import { idxPath } from './fields.js';
-import { DEFAULT_SEARCH_LIMITS, parseSearch, type IncludeSpec, type ParsedSearch, type SearchLimits } from './parse.js';
+import { DEFAULT_SEARCH_LIMITS, parseSearch, type IncludeSpec, type ParsedSearch, type SearchLimits, type TotalMode } from './parse.js';
 import { searchRegistry, type SearchRegistry } from './registry.js';
 import { compartmentCondition } from '../access/compartment.js';
 import { confineSearch, includeRestriction } from './confine.js';
@@ -45,12 +51,17 @@ export interface SearchSettings {
   maxCount: number;
   /** What one search may ask for (parameters, values, includes, chain depth). */
   limits: SearchLimits;
+  /** _total when the client gives none (SEARCH_DEFAULT_TOTAL). */
+  defaultTotal: TotalMode;
 }
 
-export const DEFAULT_SEARCH_SETTINGS: SearchSettings = { defaultCount: 20, maxCount: 1000, limits: DEFAULT_SEARCH_LIMITS };
+export const DEFAULT_SEARCH_SETTINGS: SearchSettings = { defaultCount: 20, maxCount: 1000, limits: DEFAULT_SEARCH_LIMITS, defaultTotal: 'none' };
 
-/** Counting stops here for the default total: beyond it the Bundle has no total (ask _total=accurate). */
-export const CHEAP_TOTAL_LIMIT = 10_000;
+/**
+ * `_total=estimate` counts this many matches at most: below it the total is exact, beyond it the Bundle has none
+ * (ask _total=accurate). Fifty pages of the default size, so the count costs a bounded amount at any data size.
+ */
+export const ESTIMATE_COUNT_LIMIT = 1000;
 /** At most this many resources are added by _include/_revinclude to one page. */
 export const MAX_INCLUDED = 1000;
 /** _include:iterate follows references this many rounds at most. */
@@ -270,20 +281,57 @@ function entryOf(ctx: FhirContext, head: HeadDocument, mode: 'match' | 'include'
   };
 }
 
+/** The page read, as far as the total is concerned. */
+interface PageRead {
+  heads: HeadDocument[];
+  /** More matches beyond the page in the direction it was read. */
+  more: boolean;
+  /** Read forward: the first page or a next link (previous and last links read backwards). */
+  forward: boolean;
+  /** How many matches sort before the page, when paging knows it. */
+  start: number | undefined;
+}
+
+/**
+ * Bundle.total for a page: free when forward paging runs out of matches on it (the matches before it plus its
+ * own), else counted, carried or left out as the mode says. Every total given is exact; none is a guess.
+ */
 async function totalOf(
   ctx: FhirContext,
+  settings: SearchSettings,
   parsed: ParsedSearch,
   query: StoreQuery,
-  firstPageComplete: number | undefined,
+  count: number,
+  page: PageRead,
   cursor: Cursor | undefined,
 ): Promise<number | undefined> {
-  const mode = parsed.summary === 'count' ? 'accurate' : (parsed.total ?? 'estimate');
+  // _summary=count and _count=0 ask for the count itself (R4 search.html#count).
+  const mode: TotalMode = count === 0 ? 'accurate' : (parsed.total ?? settings.defaultTotal);
+  const free = count > 0 && page.forward && !page.more && page.start !== undefined ? page.start + page.heads.length : undefined;
+  if (mode === 'accurate') {
+    // On the first page "free" is this very query's answer; further on it is what paging has walked through,
+    // and accurate asks for a count.
+    return free !== undefined && !cursor ? free : countMatches(ctx.store, query, undefined, ctx.session);
+  }
+  if (free !== undefined) return free;
   if (mode === 'none') return undefined;
-  if (mode === 'accurate') return countMatches(ctx.store, query, undefined, ctx.session);
-  if (firstPageComplete !== undefined) return firstPageComplete;
   if (cursor) return cursor.total; // counted once, for the first page (none when that count reached its bound)
-  const bounded = await countMatches(ctx.store, query, CHEAP_TOTAL_LIMIT, ctx.session);
-  return bounded < CHEAP_TOTAL_LIMIT ? bounded : undefined;
+  const bounded = await countMatches(ctx.store, query, ESTIMATE_COUNT_LIMIT + 1, ctx.session);
+  return bounded <= ESTIMATE_COUNT_LIMIT ? bounded : undefined;
+}
+
+/**
+ * How many matches sort before the page just read, when paging knows it: 0 for the first page; from a next
+ * link, what its cursor carries; from a previous link, the position's offset less the page read (0 when nothing
+ * is left before it, whatever writes did meanwhile); unknown after a jump to the last page.
+ */
+function startOf(cursor: Cursor | undefined, read: number, more: boolean): number | undefined {
+  if (!cursor) return 0;
+  if (cursor.direction === 'before') {
+    if (!more) return 0;
+    return cursor.offset === undefined ? undefined : Math.max(0, cursor.offset - read);
+  }
+  return cursor.direction === 'after' ? cursor.offset : undefined;
 }
 
 /** Runs a search and renders its searchset Bundle. */
@@ -315,26 +363,31 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
         : { kind: cursor.direction, values: cursor.values };
     ({ heads, more } = await findPage(ctx.store, query, count, position, ctx.session));
   }
-  const complete = !cursor && count > 0 && !more ? heads.length : undefined;
+  const readForward = !cursor || cursor.direction === 'after';
+  const pageStart = startOf(cursor, heads.length, more);
   // Counting and including are further queries: not for a client that is gone.
   stopIfAborted(ctx);
-  const total = await totalOf(ctx, parsed, query, complete, cursor);
+  const total = await totalOf(ctx, settings, parsed, query, count, { heads, more, forward: readForward, start: pageStart }, cursor);
 
   const link: BundleLink[] = [];
   const self: Array<[string, string]> = parsed.cursor !== undefined ? [...parsed.accepted, ['_cursor', parsed.cursor]] : parsed.accepted;
   link.push({ relation: 'self', url: linkUrl(ctx, scope, self) });
   if (count > 0) {
-    const at = (direction: 'after' | 'before' | 'last', values: SortValue[] = []): string =>
-      linkUrl(ctx, scope, [...parsed.accepted, ['_cursor', encodeCursor(fingerprint, { direction, values, ...(total !== undefined ? { total } : {}) })]]);
+    const at = (direction: 'after' | 'before' | 'last', values: SortValue[] = [], offset?: number): string =>
+      linkUrl(ctx, scope, [
+        ...parsed.accepted,
+        ['_cursor', encodeCursor(fingerprint, { direction, values, ...(total !== undefined ? { total } : {}), ...(offset !== undefined ? { offset } : {}) })],
+      ]);
     // Positions around this page: its first and last entries, or (an empty page) the cursor it was read from.
     const start = heads.length > 0 ? positionOf(heads[0], query) : cursor?.values;
     const end = heads.length > 0 ? positionOf(heads[heads.length - 1], query) : cursor?.values;
-    const readForward = !cursor || cursor.direction === 'after';
+    // Whether there is a next page comes from the page read itself (one entry more than it shows), never a count.
     const hasNext = readForward ? more : cursor?.direction === 'before';
     const hasPrevious = readForward ? cursor !== undefined : more;
     link.push({ relation: 'first', url: linkUrl(ctx, scope, parsed.accepted) });
-    if (hasPrevious && start?.length) link.push({ relation: 'previous', url: at('before', start) });
-    if (hasNext && end?.length) link.push({ relation: 'next', url: at('after', end) });
+    if (hasPrevious && start?.length) link.push({ relation: 'previous', url: at('before', start, pageStart) });
+    if (hasNext && end?.length) link.push({ relation: 'next', url: at('after', end, pageStart === undefined ? undefined : pageStart + heads.length) });
+    // The last page is read backwards from the end of the order: no total needed.
     if (hasNext || cursor?.direction === 'last') link.push({ relation: 'last', url: at('last') });
   }
 

@@ -8,7 +8,8 @@
  *
  *   node dist/bench/compare-searches.js --db bench_50k --patients 50000 --load          # load once (resumable)
  *   node dist/bench/compare-searches.js --server before=http://127.0.0.1:8101 --server after=http://127.0.0.1:8102 \
- *     --search 'Patient?family=Smith&_count=20' --search 'Patient?_count=20' --rounds 7 --requests 40 --breakdown
+ *     --search 'Patient?family=Smith&_count=20' --search 'Patient?_count=20' --rounds 7 --requests 40 --breakdown \
+ *     --pid before=1234 --pid after=1235 --mongo-pid 1200                                  # CPU per request too
  */
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
@@ -27,6 +28,7 @@ import { ResourceStore } from '../src/store/resource-store.js';
 import { countMatches, findPage } from '../src/store/search/execute.js';
 import { loadPopulation, type LoadResult } from './load-population.js';
 import { machineDescription, measure } from './measure.js';
+import { childCpuMs } from './mongo-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,6 +48,9 @@ const { values } = parseArgs({
     load: { type: 'boolean', default: false },
     /** Time the page query and the counts at the store, interleaved, --rounds times each. */
     breakdown: { type: 'boolean', default: false },
+    /** label=PID of a server's process (repeat), and the database's process: CPU time per request (Linux /proc). */
+    pid: { type: 'string', multiple: true, default: [] },
+    'mongo-pid': { type: 'string' },
   },
 });
 const rounds = Number(values.rounds);
@@ -65,7 +70,8 @@ async function connect(): Promise<{ store: ResourceStore; close: () => Promise<v
   const uri = process.env.MONGODB_URI;
   if (!uri) throw new Error('--load and --breakdown need MONGODB_URI (the database the servers use)');
   const connection = await connectMongo(uri, values.db);
-  const store = new ResourceStore(connection.db, connection.supportsTransactions);
+  // The store-level timings may take long on a slow planner: a minute per query before MongoDB stops one.
+  const store = new ResourceStore(connection.db, connection.supportsTransactions, 60_000);
   return { store, close: () => connection.close() };
 }
 
@@ -104,7 +110,13 @@ interface Row {
   total: string;
   failed: number;
   requests: number;
+  /** CPU ms per request of the server's process and of the database's, per round (when their pids are given). */
+  serverCpu: number[];
+  mongoCpu: number[];
 }
+
+const pids = new Map(values.pid.map((p) => [p.slice(0, p.indexOf('=')), Number(p.slice(p.indexOf('=') + 1))]));
+const mongoPid = values['mongo-pid'] ? Number(values['mongo-pid']) : undefined;
 
 async function compare(servers: Array<[string, string]>): Promise<Row[]> {
   const rows = new Map<string, Row>();
@@ -114,6 +126,7 @@ async function compare(servers: Array<[string, string]>): Promise<Row[]> {
       for (const [label, url] of order) {
         let total = 'absent';
         let failed = 0;
+        const cpuBefore = { server: childCpuMs(pids.get(label)), mongo: childCpuMs(mongoPid) };
         // A failed request (e.g. a 400 too-costly when a query outlives SEARCH_TIMEOUT_MS) is timed and counted.
         const m = await measure(`${label} ${search}`, requests, concurrency, async () => {
           const res = await fetch(`${url}/${search}`, { headers: { accept: 'application/fhir+json' } });
@@ -126,8 +139,11 @@ async function compare(servers: Array<[string, string]>): Promise<Row[]> {
           const bundle = (await res.json()) as Bundle;
           total = bundle.total === undefined ? 'absent' : String(bundle.total);
         });
+        const cpu = { server: childCpuMs(pids.get(label)) - cpuBefore.server, mongo: childCpuMs(mongoPid) - cpuBefore.mongo };
         const key = `${search}\u0000${label}`;
-        const row = rows.get(key) ?? { search, server: label, p50: [], throughput: [], total, failed: 0, requests: 0 };
+        const row = rows.get(key) ?? { search, server: label, p50: [], throughput: [], total, failed: 0, requests: 0, serverCpu: [], mongoCpu: [] };
+        row.serverCpu.push(cpu.server / Math.max(1, m.count));
+        row.mongoCpu.push(cpu.mongo / Math.max(1, m.count));
         row.p50.push(m.p50);
         row.throughput.push(m.throughput);
         row.total = total;
@@ -163,7 +179,7 @@ async function breakdown(): Promise<string[]> {
     const parsed = parseForScope(ctx, DEFAULT_SEARCH_SETTINGS, { types: [type], path: type }, { params: [...new URLSearchParams(query).entries()], strict: true });
     const resolved = await storeQueryOf(ctx, parsed);
     const times: Record<'page' | 'bounded' | 'full', number[]> = { page: [], bounded: [], full: [] };
-    let matches = 0;
+    let matches: number | undefined;
     const steps: Array<['page' | 'bounded' | 'full', () => Promise<unknown>]> = [
       ['page', () => findPage(store, resolved, parsed.count, { kind: 'first' })],
       ['bounded', () => countMatches(store, resolved, ESTIMATE_COUNT_LIMIT + 1)],
@@ -172,11 +188,16 @@ async function breakdown(): Promise<string[]> {
     for (let round = 0; round < rounds; round++) {
       for (const [name, run] of round % 2 === 0 ? steps : [...steps].reverse()) {
         const t0 = performance.now();
-        await run();
-        times[name].push(performance.now() - t0);
+        // A query that outlives the time limit is recorded as such (Infinity) rather than ending the run.
+        const ok = await run().then(
+          () => true,
+          (error: unknown) => (log(`${search} ${name}: ${(error as Error).message}`), false),
+        );
+        times[name].push(ok ? performance.now() - t0 : Infinity);
       }
     }
-    lines.push(`| \`${search}\` | ${matches} | ${median(times.page).toFixed(1)} ms | ${median(times.bounded).toFixed(1)} ms | ${median(times.full).toFixed(1)} ms |`);
+    const ms = (xs: number[]): string => (Number.isFinite(median(xs)) ? `${median(xs).toFixed(1)} ms` : 'timed out (60 s)');
+    lines.push(`| \`${search}\` | ${matches ?? '?'} | ${ms(times.page)} | ${ms(times.bounded)} | ${ms(times.full)} |`);
   }
   await close();
   return lines;
@@ -196,16 +217,22 @@ async function main(): Promise<void> {
       '',
       `${rounds} interleaved rounds of ${requests} requests per search and server, ${concurrency} in flight; medians over the rounds.`,
       '',
-      '| search | server | p50 (ms) | throughput (/s) | Bundle.total | failed | per-round p50s |',
-      '|---|---|---:|---:|---|---:|---|',
+      'CPU per request: the server process and the database process (from /proc, when their pids are given), median over the rounds; ' +
+        'steadier than wall time on a shared machine.',
+      '',
+      '| search | server | p50 (ms) | throughput (/s) | CPU/request server + database (ms) | Bundle.total | failed | per-round p50s |',
+      '|---|---|---:|---:|---:|---|---:|---|',
       ...rows.map(
         (r) =>
-          `| \`${r.search}\` | ${r.server} | ${median(r.p50).toFixed(1)} | ${median(r.throughput).toFixed(1)} | ${r.total} | ${r.failed} of ${r.requests} | ${r.p50.map((x) => x.toFixed(0)).join(', ')} |`,
+          `| \`${r.search}\` | ${r.server} | ${median(r.p50).toFixed(1)} | ${median(r.throughput).toFixed(1)} | ` +
+          `${pids.has(r.server) ? median(r.serverCpu).toFixed(1) : '?'} + ${mongoPid !== undefined ? median(r.mongoCpu).toFixed(1) : '?'} | ` +
+          `${r.total} | ${r.failed} of ${r.requests} | ${r.p50.map((x) => x.toFixed(0)).join(', ')} |`,
       ),
     );
   }
-  if (values.breakdown) out.push('', `At the store, ${rounds} interleaved runs of each query, medians:`, '', ...(await breakdown()));
+  // Printed before the breakdown, which may take long: what is measured is not lost to what follows.
   console.log(out.join('\n'));
+  if (values.breakdown) console.log(['', `At the store, ${rounds} interleaved runs of each query, medians:`, '', ...(await breakdown())].join('\n'));
 }
 
 main().catch((error: unknown) => {

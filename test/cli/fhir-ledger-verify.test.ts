@@ -12,6 +12,10 @@ import { stopMongoAtEnd } from '../helpers/app.js';
 import { spawnTs, waitForExit } from '../helpers/spawn-ts.js';
 import { createPatient, param, startLedgerApp, startTestNetwork, updatePatient, waitAnchored } from '../ledger/helpers/ledger-app.js';
 
+// Servers and CLIs in child processes: on a busy 2-core machine this file needs more than the suite's 180 s per
+// file (a harness limit, not a speed assertion).
+t.setTimeout(420_000);
+
 interface CliResult {
   code: number | null;
   stdout: string;

@@ -52,6 +52,7 @@ export function memberBytes(key: string, position: number): number {
   // element type (1) + array index as a C string + string length (4) + the key + NUL (1); the 32-byte leaf.
   return 1 + String(position).length + 1 + 4 + Buffer.byteLength(key) + 1 + 32;
 }
+
 /** What Hedera reported for the transaction that put a batch on the topic. */
 export interface BatchReceipt {
   transactionId: string;

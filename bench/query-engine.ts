@@ -16,6 +16,7 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { parseArgs } from 'node:util';
+import type { Document } from 'mongodb';
 import { startEmbeddedMongo } from '../src/dev/mongo/index.js';
 import { SUPPORTED_RESOURCE_TYPES } from '../src/fhir/resource-types.js';
 import { parseSearch } from '../src/fhir/search/parse.js';
@@ -23,6 +24,7 @@ import { searchRegistry } from '../src/fhir/search/registry.js';
 import { connectMongo } from '../src/store/mongo.js';
 import { insertNewVersions } from '../src/store/bulk-load.js';
 import { ResourceStore, type NewVersion } from '../src/store/resource-store.js';
+import { compileFilter, fullSort, sortDocument } from '../src/store/search/compile.js';
 import { countMatches, findPage } from '../src/store/search/execute.js';
 import type { StoreQuery } from '../src/store/search/query.js';
 import { firstVersionOf } from './load-population.js';
@@ -42,8 +44,25 @@ const { values } = parseArgs({
     what: { type: 'string', default: 'find,count,search' },
     /** Writes a CPU profile of the timed runs only (not the load) to this .cpuprofile file. */
     'cpu-profile': { type: 'string' },
+    /** Prints, per row, the plan of its first query's page and count (explain executionStats) before timing. */
+    explain: { type: 'boolean', default: false },
   },
 });
+
+/** "LIMIT < FETCH < IXSCAN(name)" and the keys/documents examined, from an explain. */
+function planSummary(explain: Document): string {
+  const stages: string[] = [];
+  const walk = (node: unknown): void => {
+    if (!node || typeof node !== 'object') return;
+    const n = node as Document;
+    if (typeof n.stage === 'string') stages.push(n.indexName ? `${n.stage}(${n.indexName})` : n.stage);
+    walk(n.inputStage ?? n.queryPlan);
+  };
+  const cursor = (explain.stages as Document[] | undefined)?.[0]?.$cursor as Document | undefined;
+  const stats = (explain.executionStats ?? cursor?.executionStats) as Document | undefined;
+  walk(stats?.executionStages ?? (explain.queryPlanner ?? cursor?.queryPlanner)?.winningPlan);
+  return `${stages.join(' < ')}; keys/docs examined ${stats?.totalKeysExamined}/${stats?.totalDocsExamined}`;
+}
 
 /** A CPU profiler over the timed runs (node --cpu-prof would also profile the load, which dwarfs them). */
 async function startProfiler(): Promise<() => Promise<void>> {
@@ -142,6 +161,17 @@ async function main(): Promise<void> {
     const queries: StoreQuery[] = [];
     for (let i = 0; i < 500; i++) {
       queries.push(storeQuery(row.query(queryInputs(seed, r, i, { patients, loadedFrom: load.from, loadedTo: load.to }))));
+    }
+    if (values.explain) {
+      const q = queries[0]!;
+      const filter = compileFilter(q);
+      const collection = store.currentOf(q.types);
+      const page = await collection.find(filter).sort(sortDocument(fullSort(q.sort))).limit(21).explain('executionStats');
+      const count = await connection.db.command({
+        explain: { aggregate: collection.collectionName, pipeline: [{ $match: filter }, { $limit: CHEAP_TOTAL_LIMIT }, { $group: { _id: 1, n: { $sum: 1 } } }], cursor: {} },
+        verbosity: 'executionStats',
+      });
+      console.log(JSON.stringify({ row: row.name, page: planSummary(page), count: planSummary(count) }));
     }
     const ops: Record<string, (q: StoreQuery) => Promise<void>> = {
       find: async (q) => void (await findPage(store, q, 20, { kind: 'first' })),

@@ -242,6 +242,9 @@ function predicateOf(op: string, value: unknown): Indexable | undefined {
   }
 }
 
+/** A path with a numeric component ('a.0.b'): an array position or a field named "0", which keys and filters may resolve differently. */
+const NUMERIC_COMPONENT = /(^|\.)\d+(\.|$)/;
+
 /** Indexable predicates of the conjuncts, by path, each tagged with its conjunct's position. */
 export function predicatesOf(conjuncts: readonly Conjunct[]): PathPredicates {
   const out: PathPredicates = new Map();
@@ -249,6 +252,8 @@ export function predicatesOf(conjuncts: readonly Conjunct[]): PathPredicates {
     if (c.path === undefined || c.op === undefined) return;
     const p = predicateOf(c.op, c.value);
     if (!p) return;
+    // Bounds stay a superset there; only exactness (skipping the filter) is not claimed.
+    if (p.exact && NUMERIC_COMPONENT.test(c.path)) p.exact = false;
     const list = out.get(c.path);
     if (list) list.push({ ...p, conjunct: i });
     else out.set(c.path, [{ ...p, conjunct: i }]);

@@ -183,6 +183,8 @@ function withStats(tree: Document, outcome: QueryOutcome, returned: number): Doc
     out.executionTimeMillisEstimate = outcome.millis;
     if (name === 'IXSCAN' || name === 'IDHACK' || name === 'COUNT_SCAN') out.keysExamined = outcome.stats.keysExamined;
     if (name === 'FETCH' || name === 'COLLSCAN' || name === 'IDHACK') out.docsExamined = outcome.stats.docsExamined;
+    // COUNT returns no documents; it reports what it counted, as mongod's does.
+    if (name === 'COUNT') out.nCounted = outcome.count;
     if (isPlainObject(node.inputStage)) out.inputStage = copy(node.inputStage, false);
     if (Array.isArray(node.inputStages)) out.inputStages = (node.inputStages as Document[]).map((s) => copy(s, false));
     return out;

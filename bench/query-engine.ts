@@ -5,7 +5,7 @@
  * store stores them (heads and versions, with ensureIndexes' indexes). No HTTP and no FHIR rendering: what is
  * timed is the driver, the wire and the engine, all in this process, so a CPU profile shows the engine's share.
  *
- *   npm run build && node dist/bench/query-engine.js --patients 10000 --seconds 10
+ *   npm run build && node --expose-gc dist/bench/query-engine.js --patients 10000 --seconds 10
  *   node dist/bench/query-engine.js --patients 10000 --only family --what search --cpu-profile /tmp/family.cpuprofile
  *   node dist/bench/cpuprofile-summary.js /tmp/family.cpuprofile
  *
@@ -16,7 +16,7 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { parseArgs } from 'node:util';
-import type { Document } from 'mongodb';
+import type { Db, Document } from 'mongodb';
 import { startEmbeddedMongo } from '../src/dev/mongo/index.js';
 import { SUPPORTED_RESOURCE_TYPES } from '../src/fhir/resource-types.js';
 import { parseSearch } from '../src/fhir/search/parse.js';
@@ -48,6 +48,13 @@ const { values } = parseArgs({
     explain: { type: 'boolean', default: false },
   },
 });
+
+/** serverStatus metrics.query.planCache.classic (hits, misses, replanned, skipped); empty where the server has none. */
+async function planCacheCounters(db: Db): Promise<Record<string, number>> {
+  const status = await db.admin().command({ serverStatus: 1 });
+  const classic = (status.metrics as Document | undefined)?.query?.planCache?.classic as Document | undefined;
+  return Object.fromEntries(Object.entries(classic ?? {}).map(([k, v]) => [k, Number(v)]));
+}
 
 /** "LIMIT < FETCH < IXSCAN(name)" and the keys/documents examined, from an explain. */
 function planSummary(explain: Document): string {
@@ -184,15 +191,21 @@ async function main(): Promise<void> {
     for (const kind of kinds) {
       const op = ops[kind];
       if (!op) throw new Error(`unknown kind ${kind}`);
+      // Each timed run starts from a collected heap (with node --expose-gc): the load and the previous run leave
+      // garbage whose collection would otherwise be billed to whichever run comes next.
+      (globalThis as { gc?: () => void }).gc?.();
       // A short warm-up (JIT, and whatever the engine caches), then the timed run.
       for (let i = 0; i < 20; i++) await op(queries[i % queries.length]!);
+      const cacheBefore = await planCacheCounters(connection.db);
       // CPU time of this process (driver, wire and engine) per query: steadier than wall time on a shared machine.
       const cpuBefore = process.cpuUsage();
       const m = await measure(`${row.name} ${kind}`, 1_000_000, 1, (i) => op(queries[i % queries.length]!), { maxSeconds: seconds });
       const cpu = process.cpuUsage(cpuBefore);
       const cpuMs = (cpu.user + cpu.system) / 1000 / Math.max(1, m.count);
       results.push({ ...m, row: row.name, kind, cpuMs });
-      console.log(JSON.stringify({ row: row.name, kind, perSecond: Math.round(m.throughput), cpuMs: cpuMs.toFixed(2), p50: m.p50.toFixed(2), p95: m.p95.toFixed(2) }));
+      const cacheAfter = await planCacheCounters(connection.db);
+      const planCache = Object.fromEntries(Object.entries(cacheAfter).map(([k, v]) => [k, v - (cacheBefore[k] ?? 0)]));
+      console.log(JSON.stringify({ row: row.name, kind, perSecond: Math.round(m.throughput), cpuMs: cpuMs.toFixed(2), p50: m.p50.toFixed(2), p95: m.p95.toFixed(2), planCache }));
     }
   }
   await stopProfiler();

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { Db, Document } from 'mongodb';
-import { findStage, forEachBackend, winningPlan, type TestDoc } from './backends.js';
+import { findStage, forEachBackend, rejection, winningPlan, type TestDoc } from './backends.js';
 
 /** $planCacheStats of a collection, the fields these tests look at. */
 async function cacheEntries(db: Db, name: string): Promise<Document[]> {
@@ -218,6 +218,10 @@ await t.test('counts from index keys (COUNT_SCAN)', async (t) => {
       t.equal(await c.countDocuments({ s: 3 }), expected((d) => d.s === 3));
       t.equal(await c.countDocuments({ s: { $gte: 1 } }), expected((d) => d.s !== undefined && d.s >= 1));
       t.equal(await c.countDocuments({ s: null }), expected((d) => d.s === undefined), 'null matches missing: not from the sparse index');
+      if (embedded) {
+        const bad = await rejection(c.countDocuments({ name: 'name01' }, { hint: 'name_partial' }));
+        t.equal(bad.code, 2, 'a hinted partial index that cannot answer the query is refused');
+      }
     });
 
     await t.test('counts in a transaction see its own writes', async (t) => {

@@ -329,8 +329,10 @@ function singlePlan(req: QueryRequest, analysis: Analysis): AccessPlan | undefin
       return { kind: 'COLLSCAN', direction: Number(req.hint.$natural) < 0 ? -1 : 1 };
     }
     const index = findHintedIndex(coll.indexes, req.hint);
-    if (!index) throw new CommandError(ErrorCode.BadValue, 'error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index');
-    return indexPlan(index, analysis.predicates, analysis.conjuncts, req.sort, true)!;
+    // A partial index whose filter the query does not imply cannot answer it, hinted or not.
+    const plan = index && indexPlan(index, analysis.predicates, analysis.conjuncts, req.sort, true);
+    if (!plan) throw new CommandError(ErrorCode.BadValue, 'error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index');
+    return plan;
   }
   if (req.sort.length === 0) {
     const idKey = idHackKey(req.filter);

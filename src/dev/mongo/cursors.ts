@@ -31,6 +31,28 @@ export interface Batch {
 
 const identity: BatchTransform = (docs) => docs;
 
+/**
+ * BSON sizes of documents measured for a reply. Documents are never changed
+ * in place, so a size stays true: a document returned again is not measured
+ * again, and the reply encoder (wire/messages.ts) sizes its buffer from these
+ * instead of measuring every document a second time.
+ */
+const replySizes = new WeakMap<Document, number>();
+
+function measuredSize(doc: Document): number {
+  let size = replySizes.get(doc);
+  if (size === undefined) {
+    size = calculateObjectSize(doc);
+    replySizes.set(doc, size);
+  }
+  return size;
+}
+
+/** The size a reply batch document was measured at, if it was. */
+export function knownReplySize(doc: Document): number | undefined {
+  return replySizes.get(doc);
+}
+
 export class CursorRegistry {
   private readonly cursors = new Map<bigint, ServerCursor>();
   private next = BigInt(Date.now()) * 1000n;
@@ -43,7 +65,7 @@ export class CursorRegistry {
     // Keep the reply under the 16 MiB cap; put back what does not fit.
     let bytes = 0;
     for (let i = 0; i < out.length; i++) {
-      bytes += calculateObjectSize(out[i]!);
+      bytes += measuredSize(out[i]!);
       if (bytes > MAX_BATCH_BYTES && i > 0) {
         c.pos -= out.length - i;
         return out.slice(0, i);

@@ -5,6 +5,7 @@
  */
 import { ObjectId, Timestamp, UUID, type Document } from 'bson';
 import { CursorRegistry } from './cursors.js';
+import { PlanCacheRegistry } from './query/plan-cache.js';
 import { CommandError, ErrorCode } from './errors.js';
 import { validateCollectionName, validateDatabaseName } from './storage/catalog.js';
 import type { Collection } from './storage/collection.js';
@@ -33,6 +34,8 @@ export class MongoInstance {
   readonly txns: TransactionManager;
   readonly sessions = new SessionRegistry();
   readonly cursors = new CursorRegistry();
+  /** Per-collection plan caches and their hit/miss counters. */
+  readonly planCaches = new PlanCacheRegistry();
   readonly identity: InstanceIdentity;
   readonly log: (msg: string) => void;
   /** Aborted when the server shuts down (ends awaitable hello waits). */

@@ -3,12 +3,13 @@
  */
 import t from 'tap';
 import { Binary, Decimal128, Long, MaxKey, MinKey, ObjectId, Timestamp } from 'bson';
-import { compareValues, encodeValue, invert } from '../../../src/dev/mongo/bson/keystring.js';
+import { compareValues, encodedLength, encodeValue, invert } from '../../../src/dev/mongo/bson/keystring.js';
 import { formatDocument } from '../../../src/dev/mongo/bson/format.js';
 import { BTree } from '../../../src/dev/mongo/storage/btree.js';
 import { prefixSuccessor } from '../../../src/dev/mongo/storage/record-keys.js';
 import { Index } from '../../../src/dev/mongo/storage/index.js';
-import { compositeRanges, extractPredicates, fieldBounds } from '../../../src/dev/mongo/query/bounds.js';
+import { compositeRanges, extractPredicates, fieldBounds, passesChecks, scanBounds } from '../../../src/dev/mongo/query/bounds.js';
+import { queryShape } from '../../../src/dev/mongo/query/shape.js';
 import { crc32c } from '../../../src/dev/mongo/wire/crc32c.js';
 import { MongoInstance } from '../../../src/dev/mongo/instance.js';
 import { expireDocuments } from '../../../src/dev/mongo/storage/ttl.js';
@@ -151,6 +152,87 @@ t.test('index bounds for descending compound keys select exactly the matching ke
   for (const r of ranges) for (const e of index.tree.range(r.start, r.end)) found.add(e.id);
   const expected = docs.filter((d) => d.s === 1 && d.d >= 5 && d.d < 9).map((d) => encodeValue(d._id));
   t.same([...found].sort(), expected.sort());
+});
+
+t.test('the length of one encoded value inside a compound key', async (t) => {
+  const values: unknown[] = [
+    new MinKey(),
+    null,
+    5,
+    -2.5,
+    Number.NaN,
+    Long.fromString('9007199254740993'),
+    Decimal128.fromString('1.5'),
+    '',
+    'abc',
+    'a\u0000b',
+    { a: 1, b: [1, 'x', { c: null }], '': 'e' },
+    [],
+    [1, [2, 3], 'four'],
+    new Binary(Buffer.from([1, 2, 3]), 4),
+    new ObjectId('650000000000000000000001'),
+    true,
+    new Date(0),
+    new Timestamp({ t: 5, i: 6 }),
+    /a.b/i,
+    new MaxKey(),
+  ];
+  for (const v of values) {
+    const enc = encodeValue(v);
+    const key = enc + encodeValue('next field');
+    t.equal(encodedLength(key, 0, false), enc.length, `ascending ${String(v)}`);
+    t.equal(encodedLength(invert(key), 0, true), enc.length, `descending ${String(v)}`);
+    t.equal(encodedLength(encodeValue('x') + key, encodeValue('x').length, false), enc.length, 'at an offset');
+  }
+  t.equal(encodedLength(encodeValue('abc').slice(0, 3), 0, false), -1, 'a truncated key holds no whole value');
+});
+
+t.test('checks on fields after the range field select exactly the matching keys', async (t) => {
+  const index = new Index({ v: 2, key: { a: 1, b: -1, c: 1 }, name: 'abc' });
+  const docs = [];
+  for (let i = 0; i < 300; i++) docs.push({ _id: i, a: i % 10, b: `s${i % 7}`, c: i % 5 });
+  for (const d of docs) index.add(encodeValue(d._id), index.keysFor(d));
+  const predicates = extractPredicates({ a: { $gte: 2, $lt: 8 }, b: { $in: ['s1', 's4'] }, c: { $gt: 2 } });
+  const bounds = index.fields.map((f) => fieldBounds(predicates.get(f.path), false));
+  const { ranges, checks } = scanBounds(index, bounds);
+  t.same(
+    checks.map((c) => c.field),
+    [1, 2],
+  );
+  const found = new Set<string>();
+  for (const r of ranges) for (const e of index.tree.range(r.start, r.end)) if (passesChecks(e.key, index, checks)) found.add(e.id);
+  const expected = docs.filter((d) => d.a >= 2 && d.a < 8 && (d.b === 's1' || d.b === 's4') && d.c > 2).map((d) => encodeValue(d._id));
+  t.same([...found].sort(), expected.sort());
+});
+
+t.test('index bounds: which predicates are exact', async (t) => {
+  const exact = (filter: Record<string, unknown>): boolean[] => [...extractPredicates(filter).values()].flat().map((p) => p.exact);
+  t.same(exact({ a: /^abc/ }), [true], 'an anchored literal prefix');
+  t.same(exact({ a: /^ab\.c\-d/ }), [true], 'escaped punctuation is literal');
+  t.same(exact({ a: /^abc./ }), [false]);
+  t.same(exact({ a: /^abc/i }), [false]);
+  t.same(exact({ a: /^ab?c/ }), [false]);
+  t.same(exact({ a: { $in: [/^x/, 'y'] } }), [true]);
+  t.same(exact({ a: { $lt: 5 } }), [true], 'numbers from -Infinity: NaN is outside');
+  t.same(exact({ a: { $gt: Number.NaN } }), [false], 'NaN compares false with everything');
+  t.same(exact({ a: null }), [false]);
+  t.same(exact({ a: { b: 1 } }), [false]);
+  const [p] = extractPredicates({ a: /^ab\.c/ }).get('a')!;
+  t.equal(p!.intervals[0]!.low.text, '"ab.c"');
+});
+
+t.test('query shapes abstract values, not structure', async (t) => {
+  const shape = (filter: Record<string, unknown>, extra: Partial<Parameters<typeof queryShape>[0]> = {}): string =>
+    queryShape({ filter, sort: [], skip: 0, limit: 0, countOnly: false, ...extra });
+  t.equal(shape({ a: 1, b: { $gte: 2 } }), shape({ a: 7, b: { $gte: 9 } }));
+  t.equal(shape({ a: { $in: [1, 2] } }), shape({ a: { $in: [3] } }));
+  t.not(shape({ a: 1 }), shape({ a: 'x' }), 'type brackets differ');
+  t.not(shape({ a: 1 }), shape({ a: null }), 'null also matches missing');
+  t.not(shape({ a: /^x/ }), shape({ a: /x/ }), 'an anchored prefix bounds a scan');
+  t.not(shape({ a: 1, b: 2 }), shape({ b: 2, a: 1 }));
+  t.not(shape({ a: 1 }), shape({ a: 1 }, { limit: 5 }));
+  t.not(shape({ a: 1 }), shape({ a: 1 }, { countOnly: true }));
+  t.not(shape({ $or: [{ a: 1 }, { b: 2 }] }), shape({ $or: [{ a: 1 }, { b: 2 }, { c: 3 }] }));
 });
 
 t.test('wire helpers', async (t) => {

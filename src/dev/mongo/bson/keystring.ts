@@ -164,3 +164,94 @@ export function compareValues(a: unknown, b: unknown): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
+
+/**
+ * Length of the escaped string (terminator included) starting at `at`, or -1
+ * past the end. `code` reads a character, complemented for descending keys.
+ */
+function stringLength(code: (i: number) => number, length: number, at: number): number {
+  for (let i = at; i + 1 < length; i++) {
+    if (code(i) !== 0) continue;
+    const next = code(i + 1);
+    if (next === 1) return i + 2 - at;
+    i++; // an escaped NUL (\u0000\uffff): skip its second character
+  }
+  return -1;
+}
+
+function bodyLength(code: (i: number) => number, length: number, rank: number, at: number): number {
+  switch (rank) {
+    case Rank.MinKey:
+    case Rank.Null:
+    case Rank.Undefined:
+    case Rank.MaxKey:
+      return 0;
+    case Rank.Number:
+      return 5;
+    case Rank.Date:
+    case Rank.Timestamp:
+      return 4;
+    case Rank.ObjectId:
+      return 6;
+    case Rank.Bool:
+      return 1;
+    case Rank.String:
+    case Rank.Code:
+      return stringLength(code, length, at);
+    case Rank.Regex:
+    case Rank.CodeWithScope:
+    case Rank.DBPointer: {
+      const first = stringLength(code, length, at);
+      if (first < 0) return -1;
+      const rest =
+        rank === Rank.Regex
+          ? stringLength(code, length, at + first)
+          : rank === Rank.DBPointer
+            ? 6
+            : bodyLength(code, length, Rank.Object, at + first);
+      return rest < 0 ? -1 : first + rest;
+    }
+    case Rank.BinData: {
+      if (at + 3 > length) return -1;
+      return 3 + ((code(at) << 16) | code(at + 1));
+    }
+    case Rank.Object: {
+      // Elements (type bracket, escaped name, body) up to END.
+      let i = at;
+      while (i < length && code(i) !== 0) {
+        const elementRank = code(i);
+        const name = stringLength(code, length, i + 1);
+        if (name < 0) return -1;
+        const body = bodyLength(code, length, elementRank, i + 1 + name);
+        if (body < 0) return -1;
+        i += 1 + name + body;
+      }
+      return i < length ? i + 1 - at : -1;
+    }
+    case Rank.Array: {
+      let i = at;
+      while (i < length && code(i) !== 0) {
+        const element = 1 + bodyLength(code, length, code(i), i + 1);
+        if (element < 1) return -1;
+        i += element;
+      }
+      return i < length ? i + 1 - at : -1;
+    }
+    default:
+      return -1;
+  }
+}
+
+/**
+ * Length of the encoded value starting at `at` in a key (compound keys are
+ * concatenations of such encodings; `descending` for a complemented field),
+ * or -1 when the key does not hold a whole value there. Lets an index scan
+ * look at one field of a compound key without decoding it.
+ */
+export function encodedLength(key: string, at: number, descending: boolean): number {
+  if (at >= key.length) return -1;
+  const code = descending ? (i: number): number => 0xffff - key.charCodeAt(i) : (i: number): number => key.charCodeAt(i);
+  const body = bodyLength(code, key.length, code(at), at + 1);
+  if (body < 0 || at + 1 + body > key.length) return -1;
+  return 1 + body;
+}

@@ -20,6 +20,7 @@ import { Collection, idKeyOf } from '../storage/collection.js';
 import { applyUpdate } from '../write/update.js';
 import { prepareForInsert } from '../write/validation.js';
 import { namespaceOf, optionalDocument, type CommandContext, type CommandDefinition } from './context.js';
+import { planCacheStats } from './plan-cache.js';
 import { collectionResolver, queryRequest, splitNaturalSort } from './query-support.js';
 import { retryOnLock } from './write.js';
 
@@ -134,8 +135,32 @@ export interface AggregateRun {
   pushed: PushedDown;
 }
 
+/** A count's $group ({ _id: <constant>, n: { $sum: 1 } }, what countDocuments sends): its _id and output field. */
+interface CountGroup {
+  id: unknown;
+  field: string;
+}
+
+function countGroupOf(stages: Document[]): CountGroup | undefined {
+  if (stages.length !== 1 || !isPlainObject(stages[0]!.$group) || Object.keys(stages[0]!).length !== 1) return undefined;
+  const group = stages[0]!.$group;
+  const keys = Object.keys(group);
+  if (keys.length !== 2 || keys[0] !== '_id') return undefined;
+  const id: unknown = group._id;
+  const constant = id === null || typeof id === 'number' || typeof id === 'boolean' || (typeof id === 'string' && !id.startsWith('$'));
+  const field = keys[1]!;
+  const acc: unknown = group[field];
+  if (!constant || field.startsWith('$') || field.includes('.') || !isPlainObject(acc)) return undefined;
+  return Object.keys(acc).length === 1 && acc.$sum === 1 ? { id, field } : undefined;
+}
+
 /** Runs the pipeline; $out/$merge stages are applied and produce no documents. */
-export async function runPipeline(ctx: CommandContext, collName: string | undefined, pipeline: Document[]): Promise<AggregateRun> {
+export async function runPipeline(
+  ctx: CommandContext,
+  collName: string | undefined,
+  pipeline: Document[],
+  options: { explain?: boolean } = {},
+): Promise<AggregateRun> {
   const ns = namespaceOf(ctx, collName ?? '$cmd.aggregate');
   const variables = optionalDocument(ctx, 'let');
   const pushed = splitPipeline(pipeline);
@@ -150,19 +175,27 @@ export async function runPipeline(ctx: CommandContext, collName: string | undefi
     throw new CommandError(ErrorCode.OperationNotSupportedInTransaction, `${stageName(writeStage)} cannot be used in a transaction`);
   }
   const coll = collName === undefined ? undefined : ctx.instance.collection(ctx.db, collName);
+  // A count (countDocuments: [$match, $skip?, $limit?, $group {_id: 1, n: {$sum: 1}}]) needs the number of
+  // matches only: no documents are kept, and an index that answers the filter is counted by its keys.
+  const countGroup = collName !== undefined && !writeStage ? countGroupOf(stages) : undefined;
   const req = queryRequest(ctx, ns, coll, {
     filter: pushed.filter,
-    sort: pushed.sort,
+    // The order of the counted documents cannot change their number.
+    sort: countGroup ? undefined : pushed.sort,
     skip: pushed.skip,
     limit: pushed.limit,
     hint: ctx.body.hint,
     collation: ctx.body.collation,
     variables,
+    countOnly: countGroup !== undefined,
+    explain: options.explain,
   });
   if (collName === undefined) req.matcher = compileFilter(pushed.filter);
   const outcome = runQuery(req);
   let docs = outcome.docs;
-  if (stages.length) {
+  if (countGroup) {
+    docs = outcome.count > 0 ? [{ _id: countGroup.id, [countGroup.field]: outcome.count }] : [];
+  } else if (stages.length) {
     try {
       docs = new Aggregator(stages, mingoOptions({ collectionResolver: collectionResolver(ctx), variables })).run(docs) as Document[];
     } catch (err) {
@@ -184,12 +217,12 @@ export function explainAggregate(run: AggregateRun, verbosity: Verbosity): Docum
     run.outcome,
     { filter: run.pushed.filter, sort, skip: run.pushed.skip ?? 0, limit: run.pushed.limit ?? 0 },
     verbosity,
-    run.outcome.docs.length,
+    run.outcome.count,
   );
   if (run.pushed.rest.length === 0) return { explainVersion: '1', ...sections };
   const cursorStage: Document = { $cursor: { ...sections } };
   if (sections.executionStats) {
-    cursorStage.nReturned = run.outcome.docs.length;
+    cursorStage.nReturned = run.outcome.count;
     cursorStage.executionTimeMillisEstimate = run.outcome.millis;
   }
   return { explainVersion: '1', stages: [cursorStage, ...run.pushed.rest] };
@@ -211,7 +244,22 @@ async function aggregate(ctx: CommandContext): Promise<Document> {
   if (!cursorOpts && !explain) {
     throw new CommandError(ErrorCode.FailedToParse, "The 'cursor' option is required, except for aggregate with the explain argument");
   }
-  const run = await runPipeline(ctx, collName, pipeline as Document[]);
+  const stages = pipeline as Document[];
+  if (stages.length > 0 && '$planCacheStats' in stages[0]!) {
+    if (explain) throw new CommandError(ErrorCode.IllegalOperation, 'explain of $planCacheStats is not supported by the embedded server');
+    let docs = planCacheStats(ctx, collName, stages[0]!.$planCacheStats);
+    const rest = stages.slice(1);
+    if (rest.length > 0) {
+      try {
+        docs = new Aggregator(rest, mingoOptions({ collectionResolver: collectionResolver(ctx) })).run(docs) as Document[];
+      } catch (err) {
+        throw translateMingoError(err);
+      }
+    }
+    const batchSize = cursorOpts?.batchSize === undefined ? undefined : Number(cursorOpts.batchSize);
+    return { ...ctx.instance.cursors.open(namespaceOf(ctx, collName ?? '$cmd.aggregate'), docs, { batchSize, sessionKey: ctx.session?.key }), ok: 1 };
+  }
+  const run = await runPipeline(ctx, collName, stages, { explain });
   if (explain) return { ...explainAggregate(run, 'queryPlanner'), ok: 1 };
   const batchSize = cursorOpts?.batchSize === undefined ? undefined : Number(cursorOpts.batchSize);
   const batch = ctx.instance.cursors.open(run.ns, run.docs, { batchSize, sessionKey: ctx.session?.key });

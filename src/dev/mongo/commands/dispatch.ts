@@ -13,6 +13,7 @@ import { catalogCommands } from './catalog.js';
 import type { CommandContext, CommandDefinition, ConnectionInfo } from './context.js';
 import { explainCommands } from './explain.js';
 import { findAndModifyCommands } from './find-and-modify.js';
+import { planCacheCommands } from './plan-cache.js';
 import { readCommands } from './read.js';
 import { serverInfoCommands } from './server-info.js';
 import { sessionCommands } from './sessions.js';
@@ -28,6 +29,7 @@ const REGISTRY: ReadonlyMap<string, CommandDefinition> = new Map(
     ...findAndModifyCommands,
     ...aggregateCommands,
     ...explainCommands,
+    ...planCacheCommands,
   }),
 );
 

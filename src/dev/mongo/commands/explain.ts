@@ -21,6 +21,7 @@ interface Planned {
   projection?: Document;
   rootStage?: Document;
   variables?: Document;
+  countOnly?: boolean;
 }
 
 function plannedFor(name: string, inner: Document): Planned {
@@ -38,7 +39,7 @@ function plannedFor(name: string, inner: Document): Planned {
         variables: doc(inner.let),
       };
     case 'count':
-      return { filter: doc(inner.query) ?? {}, skip: num(inner.skip), limit: num(inner.limit), hint: inner.hint, rootStage: { stage: 'COUNT' } };
+      return { filter: doc(inner.query) ?? {}, skip: num(inner.skip), limit: num(inner.limit), hint: inner.hint, rootStage: { stage: 'COUNT' }, countOnly: true };
     case 'distinct':
       return { filter: doc(inner.query) ?? {}, hint: inner.hint, rootStage: { stage: 'PROJECTION_DEFAULT', transformBy: { [String(inner.key)]: 1 } } };
     case 'delete': {
@@ -92,7 +93,7 @@ async function explain(ctx: CommandContext): Promise<Document> {
     if (pipeline.some((s) => isPlainObject(s) && ('$out' in s || '$merge' in s))) {
       throw new CommandError(ErrorCode.IllegalOperation, 'explain of $out/$merge is not supported by the embedded server');
     }
-    const run = await runPipeline(innerCtx, typeof target === 'string' ? target : undefined, pipeline);
+    const run = await runPipeline(innerCtx, typeof target === 'string' ? target : undefined, pipeline, { explain: true });
     return { ...explainAggregate(run, verbosity), ...common };
   }
   const collName = inner[name];
@@ -108,6 +109,8 @@ async function explain(ctx: CommandContext): Promise<Document> {
       limit: planned.limit,
       hint: planned.hint,
       variables: planned.variables,
+      countOnly: planned.countOnly,
+      explain: true,
     }),
   );
   const shape: ShapeOptions = {

@@ -19,6 +19,10 @@ export interface QueryArgs {
   hint?: unknown;
   collation?: unknown;
   variables?: Document;
+  /** Only the number of matches is wanted. */
+  countOnly?: boolean;
+  /** For explain: the plan cache is read, never written. */
+  explain?: boolean;
 }
 
 /** Only the simple (binary) collation is implemented. */
@@ -65,5 +69,9 @@ export function queryRequest(ctx: CommandContext, ns: string, coll: Collection |
     hint: args.hint,
     natural,
     deadline: ctx.deadline,
+    planCache: coll ? ctx.instance.planCaches.forCollection(coll) : undefined,
+    planCacheMetrics: ctx.instance.planCaches.metrics,
+    countOnly: args.countOnly,
+    explain: args.explain,
   };
 }

@@ -103,8 +103,8 @@ function count(ctx: CommandContext): Document {
     const total = Math.max(0, coll.docs.size - skip);
     return { n: limit ? Math.min(limit, total) : total, ok: 1 };
   }
-  const outcome = runQuery(queryRequest(ctx, ns, coll, { filter: query, skip, limit, hint: ctx.body.hint, collation: ctx.body.collation }));
-  return { n: outcome.docs.length, ok: 1 };
+  const outcome = runQuery(queryRequest(ctx, ns, coll, { filter: query, skip, limit, hint: ctx.body.hint, collation: ctx.body.collation, countOnly: true }));
+  return { n: outcome.count, ok: 1 };
 }
 
 function distinct(ctx: CommandContext): Document {

@@ -94,6 +94,12 @@ function buildInfo(): Document {
   };
 }
 
+/** mongod 8.0's metrics.query.planCache.classic counters (plan-cache.ts says what each counts). */
+function planCacheMetrics(ctx: CommandContext): Document {
+  const m = ctx.instance.planCaches.metrics;
+  return { hits: Long.fromNumber(m.hits), misses: Long.fromNumber(m.misses), replanned: Long.fromNumber(m.replanned), skipped: Long.fromNumber(m.skipped) };
+}
+
 function serverStatus(ctx: CommandContext): Document {
   const uptimeMillis = Date.now() - ctx.instance.identity.startedAt.getTime();
   const [host] = ctx.instance.identity.me.split(':');
@@ -115,6 +121,7 @@ function serverStatus(ctx: CommandContext): Document {
     transactions: ctx.instance.txns.describe(),
     repl: { setName: REPLICA_SET_NAME, isWritablePrimary: true, hosts: [ctx.instance.identity.me], me: ctx.instance.identity.me },
     mem: { bits: 64, resident: Math.round(process.memoryUsage().rss / (1024 * 1024)) },
+    metrics: { query: { planCache: { classic: planCacheMetrics(ctx) } } },
     ok: 1,
   };
 }

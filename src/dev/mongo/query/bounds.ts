@@ -7,13 +7,14 @@
  * mingo. Where mongod's bounds are exact this module tries to be exact too,
  * and it renders them the way mongod's explain does.
  */
-import type { Document } from 'bson';
+import { MaxKey, MinKey, type Document } from 'bson';
 import { Query } from 'mingo/query';
-import { encodeValue, invert } from '../bson/keystring.js';
+import { encodedLength, encodeValue, invert } from '../bson/keystring.js';
 import { formatValue } from '../bson/format.js';
-import { Rank, isPlainObject, rankOf } from '../bson/values.js';
+import { Rank, isPlainObject, rankOf, toNumber } from '../bson/values.js';
 import { prefixSuccessor } from '../storage/record-keys.js';
 import type { Index } from '../storage/index.js';
+import { conjunctsOf, type Conjunct } from './conjuncts.js';
 import { mingoOptions } from './mingo-context.js';
 import { setPath } from './paths.js';
 
@@ -25,6 +26,8 @@ interface Bound {
   text: string;
   /** Inclusiveness explain shows when it differs from the key-space semantics ("{}" after strings). */
   shownInclusive?: boolean;
+  /** A value at this position, for COUNT_SCAN's startKey/endKey in explain. */
+  value: unknown;
 }
 
 export interface Interval {
@@ -41,6 +44,8 @@ export interface PathPredicate {
   exact: boolean;
   /** The predicate matches documents where the path is missing. */
   matchesMissing: boolean;
+  /** Position of the conjunct it came from (conjunctsOf order). */
+  conjunct: number;
 }
 
 export type PathPredicates = Map<string, PathPredicate[]>;
@@ -76,34 +81,69 @@ const rankChar = (r: Rank): string => String.fromCharCode(r);
 function point(value: unknown): Interval {
   const key = encodeValue(value);
   const text = formatValue(value);
-  return { low: { key, inclusive: true, text }, high: { key, inclusive: true, text } };
+  return { low: { key, inclusive: true, text, value }, high: { key, inclusive: true, text, value } };
 }
 
 export const FULL_INTERVAL: Interval = {
-  low: { key: null, inclusive: true, text: 'MinKey' },
-  high: { key: null, inclusive: true, text: 'MaxKey' },
+  low: { key: null, inclusive: true, text: 'MinKey', value: new MinKey() },
+  high: { key: null, inclusive: true, text: 'MaxKey', value: new MaxKey() },
 };
 
+/** Values at the ends of a type bracket, for COUNT_SCAN's startKey/endKey (explain only). */
+const BRACKET_VALUES: Partial<Record<Rank, [unknown, unknown]>> = {
+  [Rank.Number]: [-Infinity, Infinity],
+  [Rank.String]: ['', {}],
+  [Rank.Object]: [{}, []],
+  [Rank.Bool]: [false, true],
+  [Rank.Date]: [new Date(-8.64e15), new Date(8.64e15)],
+  [Rank.Null]: [null, null],
+};
+
+/**
+ * The low end of a type bracket. Numbers start at -Infinity, not at the
+ * bracket's first key: NaN sorts below -Infinity and no range matches it,
+ * which keeps number ranges exact (mongod's bounds are [-inf.0, ...) too).
+ */
 function bracketLow(rank: Rank): Bound {
-  return { key: rankChar(rank), inclusive: true, text: MIN_TEXT[rank] ?? 'MinKey' };
+  const value = BRACKET_VALUES[rank]?.[0] ?? new MinKey();
+  if (rank === Rank.Number) return { key: encodeValue(-Infinity), inclusive: true, text: MIN_TEXT[rank]!, value };
+  return { key: rankChar(rank), inclusive: true, text: MIN_TEXT[rank] ?? 'MinKey', value };
 }
 
 function bracketHigh(rank: Rank): Bound {
   const t = MAX_TEXT[rank] ?? { text: 'MaxKey', inclusive: true };
-  return { key: rankChar(rank), inclusive: true, text: t.text, shownInclusive: t.inclusive };
+  const value = BRACKET_VALUES[rank]?.[1] ?? new MaxKey();
+  return { key: rankChar(rank), inclusive: true, text: t.text, shownInclusive: t.inclusive, value };
 }
 
 const REGEX_META = /[\\^$.|?*+()[\]{}]/;
+/** Characters a backslash makes literal (escapeRegexSource in the store escapes these). */
+const ESCAPABLE = /[\\^$.|?*+()[\]{}/\-]/;
 
+/**
+ * Bounds of a regular expression: tight for an anchored, case-sensitive
+ * prefix (/^abc/ scans ["abc", "abd")), else the whole string bracket. Exact
+ * when the expression is nothing but that prefix: then every string in the
+ * range matches and no other does.
+ */
 function regexIntervals(re: RegExp): { intervals: Interval[]; exact: boolean } {
   const source = re.source;
   // An alternation anywhere can match without the prefix; i and m change what ^ and letters match.
   if (source.startsWith('^') && !source.includes('|') && !re.flags.includes('i') && !re.flags.includes('m')) {
     let prefix = '';
-    for (const ch of source.slice(1)) {
-      if (REGEX_META.test(ch)) {
-        // A quantifier allowing zero repetitions makes the preceding character optional.
-        if (ch === '?' || ch === '*' || ch === '{') prefix = prefix.slice(0, -1);
+    let consumed = true;
+    for (let i = 1; i < source.length; i++) {
+      let ch = source[i]!;
+      if (ch === '\\' && i + 1 < source.length && ESCAPABLE.test(source[i + 1]!)) {
+        ch = source[++i]!;
+      } else if (REGEX_META.test(ch)) {
+        consumed = false;
+        break;
+      }
+      // A quantifier allowing zero repetitions makes this character optional: the prefix ends before it.
+      const next = source[i + 1];
+      if (next === '?' || next === '*' || next === '{') {
+        consumed = false;
         break;
       }
       prefix += ch;
@@ -114,11 +154,11 @@ function regexIntervals(re: RegExp): { intervals: Interval[]; exact: boolean } {
       return {
         intervals: [
           {
-            low: { key, inclusive: true, text: JSON.stringify(prefix) },
-            high: { key, inclusive: true, text: JSON.stringify(next), shownInclusive: false },
+            low: { key, inclusive: true, text: JSON.stringify(prefix), value: prefix },
+            high: { key, inclusive: true, text: JSON.stringify(next), shownInclusive: false, value: next },
           },
         ],
-        exact: false,
+        exact: consumed && /^[su]*$/.test(re.flags),
       };
     }
   }
@@ -134,123 +174,96 @@ function comparisonIntervals(op: '$gt' | '$gte' | '$lt' | '$lte', value: unknown
   const text = formatValue(value);
   switch (op) {
     case '$gt':
-      return [{ low: { key, inclusive: false, text }, high: bracketHigh(rank) }];
+      return [{ low: { key, inclusive: false, text, value }, high: bracketHigh(rank) }];
     case '$gte':
-      return [{ low: { key, inclusive: true, text }, high: bracketHigh(rank) }];
+      return [{ low: { key, inclusive: true, text, value }, high: bracketHigh(rank) }];
     case '$lt':
-      return [{ low: bracketLow(rank), high: { key, inclusive: false, text } }];
+      return [{ low: bracketLow(rank), high: { key, inclusive: false, text, value } }];
     case '$lte':
-      return [{ low: bracketLow(rank), high: { key, inclusive: true, text } }];
+      return [{ low: bracketLow(rank), high: { key, inclusive: true, text, value } }];
   }
 }
 
-function isOperatorObject(v: unknown): v is Document {
-  return isPlainObject(v) && Object.keys(v).length > 0 && Object.keys(v).every((k) => k.startsWith('$'));
+type Indexable = Omit<PathPredicate, 'conjunct'>;
+
+/** Whether bounds on a point of this value select exactly the documents equal to it. */
+function exactPoint(v: unknown): boolean {
+  return v !== null && v !== undefined && rankOf(v) !== Rank.Object;
 }
 
-function equalityPredicate(value: unknown): PathPredicate | undefined {
-  if (value instanceof RegExp) {
-    const { intervals, exact } = regexIntervals(value);
-    return { op: '$regex', value, intervals, exact, matchesMissing: false };
-  }
+function equalityPredicate(value: unknown): Indexable | undefined {
   // Equality to an array also matches arrays containing it; not indexed here.
-  if (Array.isArray(value) || value === undefined) return undefined;
-  return {
-    op: '$eq',
-    value,
-    intervals: [point(value)],
-    exact: value !== null && rankOf(value) !== Rank.Object,
-    matchesMissing: value === null,
-  };
+  if (Array.isArray(value) || value === undefined || value instanceof RegExp) return undefined;
+  return { op: '$eq', value, intervals: [point(value)], exact: exactPoint(value), matchesMissing: value === null };
 }
 
-function predicatesForOperators(expr: Document): PathPredicate[] {
-  const out: PathPredicate[] = [];
-  for (const [op, value] of Object.entries(expr)) {
-    switch (op) {
-      case '$eq': {
-        const p = equalityPredicate(value);
-        if (p && p.op === '$eq') out.push(p);
-        break;
-      }
-      case '$in': {
-        if (!Array.isArray(value) || value.some((v) => Array.isArray(v))) break;
-        const intervals: Interval[] = [];
-        let exact = true;
-        for (const v of value) {
-          if (v instanceof RegExp) {
-            intervals.push(...regexIntervals(v).intervals);
-            exact = false;
-          } else {
-            intervals.push(point(v));
-            if (v === null || rankOf(v) === Rank.Object) exact = false;
-          }
+/** The indexable predicate of one conjunct, if it has one. */
+function predicateOf(op: string, value: unknown): Indexable | undefined {
+  switch (op) {
+    case '$eq':
+      return equalityPredicate(value);
+    case '$in': {
+      if (!Array.isArray(value) || value.some((v) => Array.isArray(v))) return undefined;
+      const intervals: Interval[] = [];
+      let exact = true;
+      for (const v of value) {
+        if (v instanceof RegExp) {
+          const r = regexIntervals(v);
+          intervals.push(...r.intervals);
+          exact &&= r.exact;
+        } else {
+          intervals.push(point(v));
+          exact &&= exactPoint(v);
         }
-        out.push({ op: '$in', value, intervals, exact, matchesMissing: value.some((v) => v === null) });
-        break;
       }
-      case '$gt':
-      case '$gte':
-      case '$lt':
-      case '$lte': {
-        const intervals = comparisonIntervals(op, value);
-        if (intervals) {
-          const rank = rankOf(value);
-          out.push({
-            op,
-            value,
-            intervals,
-            exact: rank !== Rank.Null && rank !== Rank.Object && rank !== Rank.Array && rank !== Rank.MinKey && rank !== Rank.MaxKey,
-            matchesMissing: rank === Rank.Null || rank === Rank.MinKey || rank === Rank.MaxKey,
-          });
-        }
-        break;
-      }
-      case '$regex': {
-        const re = value instanceof RegExp ? value : typeof value === 'string' ? safeRegExp(value, String(expr.$options ?? '')) : undefined;
-        if (re) out.push({ op: '$regex', value: re, ...regexIntervals(re), matchesMissing: false });
-        break;
-      }
-      default:
-        break;
+      return { op: '$in', value, intervals, exact, matchesMissing: value.some((v) => v === null) };
     }
+    case '$gt':
+    case '$gte':
+    case '$lt':
+    case '$lte': {
+      const intervals = comparisonIntervals(op, value);
+      if (!intervals) return undefined;
+      const rank = rankOf(value);
+      return {
+        op,
+        value,
+        intervals,
+        // NaN compares false with everything, but its bounds hold every number.
+        exact: !(rank === Rank.Null || rank === Rank.Object || rank === Rank.Array || rank === Rank.MinKey || rank === Rank.MaxKey || (rank === Rank.Number && Number.isNaN(toNumber(value)))),
+        matchesMissing: rank === Rank.Null || rank === Rank.MinKey || rank === Rank.MaxKey,
+      };
+    }
+    case '$regex':
+      // A $regex whose pattern and options make no valid expression fails in the filter, not here.
+      return value instanceof RegExp ? { op: '$regex', value, ...regexIntervals(value), matchesMissing: false } : undefined;
+    default:
+      return undefined;
   }
-  return out;
 }
 
-function safeRegExp(source: string, flags: string): RegExp | undefined {
-  try {
-    return new RegExp(source, flags.replace(/[^imsu]/g, ''));
-  } catch {
-    return undefined;
-  }
+/** A path with a numeric component ('a.0.b'): an array position or a field named "0", which keys and filters may resolve differently. */
+const NUMERIC_COMPONENT = /(^|\.)\d+(\.|$)/;
+
+/** Indexable predicates of the conjuncts, by path, each tagged with its conjunct's position. */
+export function predicatesOf(conjuncts: readonly Conjunct[]): PathPredicates {
+  const out: PathPredicates = new Map();
+  conjuncts.forEach((c, i) => {
+    if (c.path === undefined || c.op === undefined) return;
+    const p = predicateOf(c.op, c.value);
+    if (!p) return;
+    // Bounds stay a superset there; only exactness (skipping the filter) is not claimed.
+    if (p.exact && NUMERIC_COMPONENT.test(c.path)) p.exact = false;
+    const list = out.get(c.path);
+    if (list) list.push({ ...p, conjunct: i });
+    else out.set(c.path, [{ ...p, conjunct: i }]);
+  });
+  return out;
 }
 
 /** Indexable predicates of the filter's top-level conjunction (including nested $and). */
 export function extractPredicates(filter: Document): PathPredicates {
-  const out: PathPredicates = new Map();
-  const add = (path: string, p: PathPredicate): void => {
-    const list = out.get(path) ?? [];
-    list.push(p);
-    out.set(path, list);
-  };
-  const visit = (doc: Document): void => {
-    for (const [key, value] of Object.entries(doc)) {
-      if (key === '$and' && Array.isArray(value)) {
-        for (const sub of value) if (isPlainObject(sub)) visit(sub);
-        continue;
-      }
-      if (key.startsWith('$')) continue;
-      if (isOperatorObject(value)) {
-        for (const p of predicatesForOperators(value)) add(key, p);
-      } else {
-        const p = equalityPredicate(value);
-        if (p) add(key, p);
-      }
-    }
-  };
-  visit(filter);
-  return out;
+  return predicatesOf(conjunctsOf(filter));
 }
 
 function startKey(i: Interval): string | null {
@@ -315,34 +328,32 @@ export interface FieldBounds {
   intervals: Interval[];
   /** No predicate on this field. */
   unconstrained: boolean;
-  /** Predicates on this field that the bounds fully answer. */
-  exactPredicates: PathPredicate[];
-  /** Predicates on this field left for the filter. */
-  inexact: boolean;
+  /**
+   * Predicates on this field that the intervals answer exactly: a key inside
+   * them satisfies the predicate, and every document satisfying it has such
+   * a key. The others are left for the filter.
+   */
+  answered: PathPredicate[];
 }
 
 /**
  * Bounds of one index field. On a multikey path two range predicates cannot
  * be intersected (different array elements may satisfy each), so only the
- * first is used, as mongod does.
+ * first is used, as mongod does; on its own it is still exact ("some element
+ * satisfies it" is what a scan of the element keys finds).
  */
 export function fieldBounds(predicates: PathPredicate[] | undefined, multikey: boolean): FieldBounds {
   if (!predicates || predicates.length === 0) {
-    return { intervals: [FULL_INTERVAL], unconstrained: true, exactPredicates: [], inexact: false };
+    return { intervals: [FULL_INTERVAL], unconstrained: true, answered: [] };
   }
   if (multikey) {
     const first = predicates[0]!;
-    return {
-      intervals: normalizeIntervals(first.intervals),
-      unconstrained: false,
-      exactPredicates: [],
-      inexact: true,
-    };
+    return { intervals: normalizeIntervals(first.intervals), unconstrained: false, answered: first.exact ? [first] : [] };
   }
   let intervals = normalizeIntervals(predicates[0]!.intervals);
   for (const p of predicates.slice(1)) intervals = intersectIntervals(intervals, p.intervals);
-  const inexact = predicates.some((p) => !p.exact);
-  return { intervals, unconstrained: false, exactPredicates: inexact ? [] : predicates, inexact };
+  // A key inside the intersection is inside each exact predicate's own intervals.
+  return { intervals, unconstrained: false, answered: predicates.filter((p) => p.exact) };
 }
 
 export function isPointInterval(i: Interval): boolean {
@@ -369,16 +380,45 @@ function fieldRange(i: Interval, direction: 1 | -1): KeyRange {
 
 const MAX_COMPOUND_RANGES = 512;
 
+/** A condition on one field of a compound key, checked on each key a scan reads. */
+export interface KeyCheck {
+  /** Position of the field in the index. */
+  field: number;
+  /** The field's intervals as ascending key-space ranges of its value. */
+  ranges: KeyRange[];
+}
+
+export interface ScanBounds {
+  /** Key ranges to read, in ascending key order. */
+  ranges: KeyRange[];
+  /** Bounds of the fields after the one the ranges end with, checked on every key read. */
+  checks: KeyCheck[];
+}
+
 /**
- * Composite key ranges: a cartesian product of point intervals on leading
- * fields, extended by the intervals of the first non-point field.
+ * What an index scan reads: a cartesian product of the point intervals of
+ * leading fields, extended by the intervals of the first non-point field.
+ * Bounds of later fields cannot narrow those ranges, so they become checks
+ * on each key (as mongod's index bounds checker does): a key outside them is
+ * skipped without fetching its document.
  */
-export function compositeRanges(index: Index, bounds: FieldBounds[]): KeyRange[] {
+export function scanBounds(index: Index, bounds: FieldBounds[]): ScanBounds {
+  const checksAfter = (f: number): KeyCheck[] => {
+    const out: KeyCheck[] = [];
+    for (let g = f + 1; g < bounds.length; g++) {
+      const b = bounds[g]!;
+      if (!b.unconstrained) out.push({ field: g, ranges: b.intervals.map((i) => ({ start: startKey(i), end: endKey(i) })) });
+    }
+    return out;
+  };
   let prefixes: string[] = [''];
   for (let f = 0; f < bounds.length; f++) {
     const b = bounds[f]!;
     const direction = index.fields[f]!.direction;
-    if (b.unconstrained) break;
+    if (b.unconstrained) {
+      const ranges = prefixes.map((p) => (p === '' ? { start: null, end: null } : { start: p, end: prefixSuccessor(p) }));
+      return { ranges: sortRanges(ranges), checks: checksAfter(f) };
+    }
     const allPoints = b.intervals.every(isPointInterval);
     if (allPoints && prefixes.length * b.intervals.length <= MAX_COMPOUND_RANGES && f < bounds.length - 1) {
       const next: string[] = [];
@@ -401,11 +441,45 @@ export function compositeRanges(index: Index, bounds: FieldBounds[]): KeyRange[]
         });
       }
     }
-    return sortRanges(out);
+    return { ranges: sortRanges(out), checks: checksAfter(f) };
   }
-  return sortRanges(
-    prefixes.map((p) => (p === '' ? { start: null, end: null } : { start: p, end: prefixSuccessor(p) })),
-  );
+  return { ranges: [{ start: null, end: null }], checks: [] };
+}
+
+/** The key ranges of scanBounds alone. */
+export function compositeRanges(index: Index, bounds: FieldBounds[]): KeyRange[] {
+  return scanBounds(index, bounds).ranges;
+}
+
+/**
+ * Whether a compound key satisfies the checks; undefined when a field's
+ * encoding cannot be read (never expected: the caller then falls back to
+ * the filter).
+ */
+export function passesChecks(key: string, index: Index, checks: readonly KeyCheck[]): boolean | undefined {
+  let pos = 0;
+  let f = 0;
+  for (const check of checks) {
+    for (; f <= check.field; f++) {
+      const descending = index.fields[f]!.direction === -1;
+      const n = encodedLength(key, pos, descending);
+      if (n < 0) return undefined;
+      if (f === check.field) {
+        const raw = key.slice(pos, pos + n);
+        const value = descending ? invert(raw) : raw;
+        let inside = false;
+        for (const r of check.ranges) {
+          if ((r.start === null || value >= r.start) && (r.end === null || value < r.end)) {
+            inside = true;
+            break;
+          }
+        }
+        if (!inside) return false;
+      }
+      pos += n;
+    }
+  }
+  return true;
 }
 
 function sortRanges(ranges: KeyRange[]): KeyRange[] {
@@ -424,11 +498,12 @@ export function displayIntervals(b: FieldBounds, direction: 1 | -1, scanDirectio
   return reversed ? list.reverse() : list;
 }
 
-/**
- * Whether every document matching the query also matches the index's
- * partialFilterExpression, judged conservatively clause by clause.
- */
-export function queryImpliesPartialFilter(predicates: PathPredicates, partial: Document): boolean {
+/** A partial filter's clauses ([path, condition]), or null when it has a top-level operator this check does not follow. */
+const partialClauses = new WeakMap<Document, Array<[string, unknown]> | null>();
+
+function clausesOf(partial: Document): Array<[string, unknown]> | null {
+  const known = partialClauses.get(partial);
+  if (known !== undefined) return known;
   const clauses: Array<[string, unknown]> = [];
   const collect = (doc: Document): boolean => {
     for (const [k, v] of Object.entries(doc)) {
@@ -442,12 +517,38 @@ export function queryImpliesPartialFilter(predicates: PathPredicates, partial: D
     }
     return true;
   };
-  if (!collect(partial)) return false;
+  const out = collect(partial) ? clauses : null;
+  partialClauses.set(partial, out);
+  return out;
+}
+
+/**
+ * Whether every document matching the query also matches the index's
+ * partialFilterExpression, judged conservatively clause by clause.
+ */
+export function queryImpliesPartialFilter(predicates: PathPredicates, partial: Document): boolean {
+  const clauses = clausesOf(partial);
+  if (!clauses) return false;
   return clauses.every(([path, cond]) => clauseImplied(predicates.get(path) ?? [], path, cond));
+}
+
+/** A condition that is equality to a plain scalar ({ type: 'Patient' }, { deleted: false }). */
+function isScalarCondition(cond: unknown): cond is string | number | boolean | Date {
+  return typeof cond === 'string' || typeof cond === 'number' || typeof cond === 'boolean' || cond instanceof Date;
 }
 
 function clauseImplied(preds: PathPredicate[], path: string, cond: unknown): boolean {
   if (preds.length === 0) return false;
+  if (isScalarCondition(cond)) {
+    // Equality to a scalar is implied by equality to the same value (or an $in of only it): key strings decide,
+    // without compiling a mingo query per index and query (the planner asks this of every partial index).
+    const key = encodeValue(cond);
+    return preds.some(
+      (p) =>
+        (p.op === '$eq' && p.intervals[0]!.low.key === key) ||
+        (p.op === '$in' && Array.isArray(p.value) && p.value.length > 0 && p.value.every((v) => !(v instanceof RegExp) && encodeValue(v) === key)),
+    );
+  }
   const condQuery = new Query({ [path]: cond }, mingoOptions());
   const satisfies = (value: unknown): boolean => {
     const doc: Document = {};

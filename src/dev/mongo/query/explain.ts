@@ -3,65 +3,39 @@
  *   queryPlanner.winningPlan = { stage: 'FETCH', inputStage: { stage: 'IXSCAN', indexName, ... } }
  *   or { stage: 'COLLSCAN', filter, direction }, wrapped by SORT / SKIP / LIMIT /
  *   PROJECTION_* stages as mongod does, plus executionStats when asked for.
+ *   A count answered from index keys is COUNT_SCAN (one contiguous key range)
+ *   or an IXSCAN without FETCH, as in mongod.
  */
-import type { Document } from 'bson';
+import { MaxKey, MinKey, type Document } from 'bson';
 import { isPlainObject } from '../bson/values.js';
-import { explainIndexBounds, type AccessPlan, type IxScanPlan, type QueryOutcome } from './planner.js';
+import { displayIntervals, isPointInterval } from './bounds.js';
+import { combineConjuncts, conjunctsOf } from './conjuncts.js';
+import type { AccessPlan, IxScanPlan, QueryOutcome } from './planner.js';
 import type { SortField } from './sort.js';
-
-const EXACT_OPS = new Set(['$eq', '$in', '$gt', '$gte', '$lt', '$lte']);
-
-interface Conjunct {
-  path?: string;
-  op?: string;
-  node: Document;
-}
-
-function isOperatorObject(v: unknown): v is Document {
-  return isPlainObject(v) && Object.keys(v).length > 0 && Object.keys(v).every((k) => k.startsWith('$'));
-}
-
-function conjuncts(filter: Document): Conjunct[] {
-  const out: Conjunct[] = [];
-  for (const [key, value] of Object.entries(filter)) {
-    if (key === '$and' && Array.isArray(value)) {
-      for (const sub of value) if (isPlainObject(sub)) out.push(...conjuncts(sub));
-    } else if (key.startsWith('$')) {
-      out.push({ node: { [key]: value } });
-    } else if (isOperatorObject(value)) {
-      for (const [op, arg] of Object.entries(value)) {
-        if (op === '$options') continue;
-        const shown = op === '$regex' && typeof arg === 'string' ? new RegExp(arg, String(value.$options ?? '')) : arg;
-        out.push({ path: key, op, node: { [key]: { [op]: shown } } });
-      }
-    } else if (value instanceof RegExp) {
-      out.push({ path: key, op: '$regex', node: { [key]: { $regex: value } } });
-    } else {
-      out.push({ path: key, op: '$eq', node: { [key]: { $eq: value } } });
-    }
-  }
-  return out;
-}
-
-function combine(list: Conjunct[]): Document | undefined {
-  if (list.length === 0) return undefined;
-  if (list.length === 1) return list[0]!.node;
-  return { $and: list.map((c) => c.node) };
-}
 
 /** The filter in mongod's parsed form ({ a: { $eq: 1 } }, multiple predicates under $and). */
 export function parsedQuery(filter: Document): Document {
-  return combine(conjuncts(filter)) ?? {};
+  return combineConjuncts(conjunctsOf(filter)) ?? {};
 }
 
+/** What the FETCH above a scan still filters: nothing when the scan answers the whole filter. */
 function residualFor(plan: IxScanPlan, filter: Document): Document | undefined {
-  return combine(conjuncts(filter).filter((c) => !(c.path && c.op && EXACT_OPS.has(c.op) && plan.exactPaths.has(c.path))));
+  if (plan.covered) return undefined;
+  return combineConjuncts(conjunctsOf(filter).filter((_, i) => !plan.answered.has(i)));
 }
 
-function ixscanStage(plan: IxScanPlan): Document {
+/** The index bounds of a scan as explain prints them. */
+export function explainIndexBounds(plan: IxScanPlan): Document {
+  const out: Document = {};
+  plan.index.fields.forEach((f, i) => {
+    out[f.path] = displayIntervals(plan.bounds[i]!, f.direction, plan.direction);
+  });
+  return out;
+}
+
+function indexDetails(plan: IxScanPlan): Document {
   const index = plan.index;
   return {
-    stage: 'IXSCAN',
     keyPattern: index.keyPattern,
     indexName: index.name,
     isMultiKey: index.multikey,
@@ -70,23 +44,74 @@ function ixscanStage(plan: IxScanPlan): Document {
     isSparse: index.sparse,
     isPartial: index.partialFilter !== undefined,
     indexVersion: 2,
+  };
+}
+
+function ixscanStage(plan: IxScanPlan): Document {
+  return {
+    stage: 'IXSCAN',
+    ...indexDetails(plan),
     direction: plan.direction === 1 ? 'forward' : 'backward',
     indexBounds: explainIndexBounds(plan),
   };
 }
 
-export function accessStage(plan: AccessPlan, filter: Document): Document {
+/** Whether the scan reads one contiguous key range, which mongod's COUNT_SCAN requires. */
+function isSingleInterval(plan: IxScanPlan): boolean {
+  return plan.ranges.length === 1 && plan.checks.length === 0;
+}
+
+/** COUNT_SCAN's bounds: the first and last key of its one range, as documents. */
+function countScanBounds(plan: IxScanPlan): Document {
+  const startKey: Document = {};
+  const endKey: Document = {};
+  let startInclusive = true;
+  let endInclusive = true;
+  let open = false;
+  plan.index.fields.forEach((f, i) => {
+    const b = plan.bounds[i]!;
+    let low: unknown;
+    let high: unknown;
+    if (b.unconstrained || open) {
+      // After the range field: the extremes that keep its inclusiveness (an exclusive start skips every key of that value).
+      low = startInclusive ? new MinKey() : new MaxKey();
+      high = endInclusive ? new MaxKey() : new MinKey();
+      if (b.unconstrained) {
+        open = true;
+      }
+    } else {
+      const interval = b.intervals[0]!;
+      low = interval.low.value;
+      high = interval.high.value;
+      startInclusive = interval.low.inclusive;
+      endInclusive = interval.high.shownInclusive ?? interval.high.inclusive;
+      if (!isPointInterval(interval)) open = true;
+    }
+    const [first, last] = f.direction === 1 ? [low, high] : [high, low];
+    startKey[f.path] = first;
+    endKey[f.path] = last;
+  });
+  if (plan.direction === -1) {
+    return { startKey: endKey, startKeyInclusive: endInclusive, endKey: startKey, endKeyInclusive: startInclusive };
+  }
+  return { startKey, startKeyInclusive: startInclusive, endKey, endKeyInclusive: endInclusive };
+}
+
+export function accessStage(plan: AccessPlan, filter: Document, keysOnly = false): Document {
   switch (plan.kind) {
     case 'IDHACK':
       return { stage: 'IDHACK' };
     case 'COLLSCAN': {
       const stage: Document = { stage: 'COLLSCAN' };
-      const f = combine(conjuncts(filter));
+      const f = combineConjuncts(conjunctsOf(filter));
       if (f) stage.filter = f;
       stage.direction = plan.direction === 1 ? 'forward' : 'backward';
       return stage;
     }
     case 'IXSCAN': {
+      if (keysOnly) {
+        return isSingleInterval(plan) ? { stage: 'COUNT_SCAN', ...indexDetails(plan), indexBounds: countScanBounds(plan) } : ixscanStage(plan);
+      }
       const stage: Document = { stage: 'FETCH' };
       const residual = residualFor(plan, filter);
       if (residual) stage.filter = residual;
@@ -95,7 +120,7 @@ export function accessStage(plan: AccessPlan, filter: Document): Document {
     }
     case 'OR': {
       const stage: Document = { stage: 'FETCH' };
-      const f = combine(conjuncts(filter));
+      const f = combineConjuncts(conjunctsOf(filter));
       if (f) stage.filter = f;
       stage.inputStage = { stage: 'OR', inputStages: plan.branches.map(ixscanStage) };
       return stage;
@@ -120,8 +145,9 @@ function isSimpleProjection(projection: Document): boolean {
 }
 
 /** The complete stage tree for a plan, bottom-up as mongod builds it. */
-export function planTree(plan: AccessPlan, blockingSort: boolean, opts: ShapeOptions): Document {
-  let stage = accessStage(plan, opts.filter);
+export function planTree(plan: AccessPlan, blockingSort: boolean, opts: ShapeOptions, keysOnly = false): Document {
+  let stage = accessStage(plan, opts.filter, keysOnly);
+  if (keysOnly) return opts.rootStage ? { ...opts.rootStage, inputStage: stage } : stage;
   if (blockingSort && opts.sort.length) {
     const sortStage: Document = {
       stage: 'SORT',
@@ -153,10 +179,12 @@ function withStats(tree: Document, outcome: QueryOutcome, returned: number): Doc
   const copy = (node: Document, top: boolean): Document => {
     const out: Document = { ...node };
     const name = String(node.stage);
-    out.nReturned = top ? returned : name === 'IXSCAN' ? outcome.stats.keysExamined : outcome.matched;
+    out.nReturned = top ? returned : (name === 'IXSCAN' || name === 'COUNT_SCAN') && !outcome.keysOnly ? outcome.stats.keysExamined : outcome.matched;
     out.executionTimeMillisEstimate = outcome.millis;
-    if (name === 'IXSCAN' || name === 'IDHACK') out.keysExamined = outcome.stats.keysExamined;
+    if (name === 'IXSCAN' || name === 'IDHACK' || name === 'COUNT_SCAN') out.keysExamined = outcome.stats.keysExamined;
     if (name === 'FETCH' || name === 'COLLSCAN' || name === 'IDHACK') out.docsExamined = outcome.stats.docsExamined;
+    // COUNT returns no documents; it reports what it counted, as mongod's does.
+    if (name === 'COUNT') out.nCounted = outcome.count;
     if (isPlainObject(node.inputStage)) out.inputStage = copy(node.inputStage, false);
     if (Array.isArray(node.inputStages)) out.inputStages = (node.inputStages as Document[]).map((s) => copy(s, false));
     return out;
@@ -184,16 +212,17 @@ export function explainSections(
   verbosity: Verbosity,
   returned: number = outcome.docs.length,
 ): ExplainSections {
-  const winningPlan = planTree(outcome.plan, outcome.blockingSort, opts);
+  const winningPlan = planTree(outcome.plan, outcome.blockingSort, opts, outcome.keysOnly);
   const queryPlanner: Document = {
     namespace: ns,
     parsedQuery: parsedQuery(opts.filter),
+    ...(outcome.queryHash ? { queryHash: outcome.queryHash, planCacheKey: outcome.planCacheKey } : {}),
     indexFilterSet: false,
     maxIndexedOrSolutionsReached: false,
     maxIndexedAndSolutionsReached: false,
     maxScansToExplodeReached: false,
     prunedSimilarIndexes: false,
-    winningPlan: { isCached: false, ...winningPlan },
+    winningPlan: { isCached: outcome.isCached, ...winningPlan },
     rejectedPlans: outcome.rejected.map((p) => planTree(p, false, { ...opts, sort: [], skip: 0, limit: 0 })),
   };
   if (verbosity === 'queryPlanner') return { queryPlanner };

@@ -16,6 +16,7 @@
  * is mingo's own.
  */
 import { Context } from 'mingo/core';
+import { Query } from 'mingo/query';
 import { Lazy, type Iterator as LazyIterator } from 'mingo/lazy';
 import * as accumulatorOperators from 'mingo/operators/accumulator';
 import * as expressionOperators from 'mingo/operators/expression';
@@ -309,7 +310,15 @@ const $push: AccumulatorFn = (collection, expr, options) => {
 
 const $addToSet: AccumulatorFn = (collection, expr, options) => unique($push(collection, expr, options) as unknown[]);
 
-const QUERY_OVERRIDES = { $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $type, $mod };
+/** Set while sharedComputeOptions() compiles its probe: receives the options mingo hands to query operators. */
+let optionsProbe: ((options: Options) => void) | undefined;
+
+const $eqProbed: QueryOperatorFn = (selector, value, options) => {
+  optionsProbe?.(options);
+  return $eq(selector, value, options);
+};
+
+const QUERY_OVERRIDES = { $eq: $eqProbed, $ne, $gt, $gte, $lt, $lte, $in, $nin, $type, $mod };
 
 export const BSON_CONTEXT: Context = Context.init({
   accumulator: { ...mingoAccumulators, $push, $addToSet } as unknown as OperatorTable,
@@ -323,6 +332,43 @@ export const BSON_CONTEXT: Context = Context.init({
 export interface MingoOptionsInput {
   collectionResolver?: CollectionResolver;
   variables?: Document;
+}
+
+/**
+ * mingo's compiled form of mingoOptions(): passed to `new Query`, it is used
+ * as it is, where plain options make every Query copy every operator table
+ * of the context first (half the cost of compiling a small filter). mingo
+ * does not export that class, so one is taken from the options its query
+ * operators receive, and checked to work; undefined if it does not (plain
+ * options are then used).
+ */
+export function sharedComputeOptions(): Partial<Options> | undefined {
+  const probe = (): Options | undefined => {
+    let seen: Options | undefined;
+    optionsProbe = (options) => {
+      seen ??= options;
+    };
+    try {
+      return new Query({ probe: { $eq: 1 } }, mingoOptions()).test({ probe: 1 }) ? seen : undefined;
+    } finally {
+      optionsProbe = undefined;
+    }
+  };
+  const captured = probe();
+  if (!captured) return undefined;
+  // Compiling with the captured options must still reach this context's operators ($eq above) and match.
+  let reached = false;
+  optionsProbe = () => {
+    reached = true;
+  };
+  try {
+    const query = new Query({ a: { $eq: 1 }, $and: [{ b: { $in: [2] } }] }, captured);
+    return reached && query.test({ a: 1, b: [2] }) && !query.test({ a: 2, b: 2 }) ? captured : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    optionsProbe = undefined;
+  }
 }
 
 export function mingoOptions(input: MingoOptionsInput = {}): Partial<Options> {

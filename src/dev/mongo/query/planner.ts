@@ -1,11 +1,20 @@
 /**
- * Query planning: enumerate access plans (IDHACK, IXSCAN per usable index,
- * OR of index scans, COLLSCAN), pick one the way mongod's multi-planner does
- * (a short round-robin trial scored by productivity), and execute it.
+ * Query planning and execution: enumerate access plans (IDHACK, IXSCAN per
+ * usable index, OR of index scans, COLLSCAN), pick one the way mongod's
+ * classic engine does, and run it.
  *
- * Index scans only produce candidates: the complete filter is always
- * evaluated by mingo on each fetched document, so a plan can never change
- * which documents match, only how many are examined.
+ * - With several candidates and no usable plan cache entry, a short
+ *   round-robin trial scored by productivity picks the winner (mongod's
+ *   multi-planner); the winner then runs on from where the trial left it.
+ * - The choice is cached per query shape (plan-cache.ts): an active entry's
+ *   plan is re-instantiated with the query's values and run without a trial,
+ *   and replanned if it does much worse than when it was cached.
+ * - Index scans produce candidates, and the filter (mingo) decides. When the
+ *   bounds of the chosen scan answer every predicate of the filter exactly
+ *   (or the predicate is a clause of the index's partial filter), the filter
+ *   is not evaluated at all, and a count reads index keys only (COUNT_SCAN).
+ *   A transaction's own writes are not in the committed indexes: with an
+ *   overlay every candidate goes through the filter.
  */
 import type { Document } from 'bson';
 import { encodeValue } from '../bson/keystring.js';
@@ -14,16 +23,27 @@ import { CommandError, ErrorCode } from '../errors.js';
 import type { Index } from '../storage/index.js';
 import type { DocumentSource } from '../storage/source.js';
 import {
-  compositeRanges,
-  displayIntervals,
-  extractPredicates,
   fieldBounds,
   isPointInterval,
+  passesChecks,
+  predicatesOf,
   queryImpliesPartialFilter,
+  scanBounds,
   type FieldBounds,
+  type KeyCheck,
   type KeyRange,
   type PathPredicates,
 } from './bounds.js';
+import { conjunctsOf, type Conjunct } from './conjuncts.js';
+import { accessStage } from './explain.js';
+import {
+  CACHE_EVICTION_RATIO,
+  type CachedSolution,
+  type CollectionPlanCache,
+  type PlanCacheEntry,
+  type PlanCacheMetrics,
+} from './plan-cache.js';
+import { queryShape, shapeHash } from './shape.js';
 import { sortDocuments, topK, type SortField } from './sort.js';
 
 export interface IxScanPlan {
@@ -31,10 +51,14 @@ export interface IxScanPlan {
   index: Index;
   bounds: FieldBounds[];
   ranges: KeyRange[];
+  /** Bounds of fields after the last one the ranges narrow, checked on each key. */
+  checks: KeyCheck[];
   direction: 1 | -1;
   providesSort: boolean;
-  /** Paths whose predicates the bounds answer exactly. */
-  exactPaths: Set<string>;
+  /** Positions of the conjuncts the bounds answer exactly. */
+  answered: Set<number>;
+  /** Every conjunct is answered by the bounds or is a clause of the index's partial filter: no filter needed. */
+  covered: boolean;
 }
 
 export interface CollScanPlan {
@@ -73,6 +97,14 @@ export interface QueryRequest {
   natural?: 1 | -1;
   /** performance.now() past which the query stops with MaxTimeMSExpired (the command's maxTimeMS). */
   deadline?: number;
+  /** The collection's plan cache; without it every query is planned by trial. */
+  planCache?: CollectionPlanCache;
+  /** Where cache hits, misses and replans are counted. */
+  planCacheMetrics?: PlanCacheMetrics;
+  /** Only the number of matches is wanted (count, the aggregate count shape): no documents are kept. */
+  countOnly?: boolean;
+  /** explain: the plan cache is read, never written. */
+  explain?: boolean;
 }
 
 /** Documents examined between two looks at the clock: often enough to overrun a deadline by little, rarely enough to cost nothing. */
@@ -91,7 +123,10 @@ function interruptCheck(req: QueryRequest): () => void {
 }
 
 export interface QueryOutcome {
+  /** The documents (none for a countOnly request). */
   docs: Document[];
+  /** Matches after skip and limit: docs.length, or the count of a countOnly request. */
+  count: number;
   plan: AccessPlan;
   rejected: AccessPlan[];
   stats: ExecStats;
@@ -99,6 +134,13 @@ export interface QueryOutcome {
   matched: number;
   /** Whether a blocking in-memory sort was needed. */
   blockingSort: boolean;
+  /** A count answered from index keys alone, without fetching documents. */
+  keysOnly: boolean;
+  /** The plan came from an active plan cache entry (no trial). */
+  isCached: boolean;
+  /** The shape's hashes, when the query had a shape worth caching (several candidate plans). */
+  queryHash?: string;
+  planCacheKey?: string;
   millis: number;
 }
 
@@ -132,18 +174,62 @@ function sortProvision(index: Index, bounds: FieldBounds[], sort: SortField[]): 
   return { provides: true, direction: direction ?? 1 };
 }
 
-function exactPathsOf(index: Index, bounds: FieldBounds[]): Set<string> {
-  const out = new Set<string>();
-  for (let f = 0; f < bounds.length; f++) {
-    const b = bounds[f]!;
-    if (b.unconstrained) break;
-    if (!b.inexact && !isMultikeyPath(index, index.fields[f]!.path)) out.add(index.fields[f]!.path);
-    if (!b.intervals.every(isPointInterval)) break;
-  }
+/**
+ * Conjuncts the bounds answer exactly. A multikey field's predicate counts
+ * only when no other field of the index is multikey: two array fields'
+ * keys need not come from one array element.
+ */
+function answeredBy(index: Index, bounds: FieldBounds[]): Set<number> {
+  const out = new Set<number>();
+  let multikeyFields = 0;
+  for (const f of index.fields) if (isMultikeyPath(index, f.path)) multikeyFields++;
+  bounds.forEach((b, f) => {
+    if (multikeyFields > 1 && isMultikeyPath(index, index.fields[f]!.path)) return;
+    for (const p of b.answered) out.add(p.conjunct);
+  });
   return out;
 }
 
-function indexPlan(index: Index, predicates: PathPredicates, sort: SortField[], hinted: boolean): IxScanPlan | undefined {
+/** A partial filter's clauses as conjunct keys: a query conjunct equal to one holds for every indexed document. */
+const partialConjunctKeys = new WeakMap<Document, Set<string>>();
+
+function conjunctKey(c: Conjunct): string | undefined {
+  if (c.path === undefined || c.op === undefined) return undefined;
+  return `${c.path}\u0000${c.op}\u0000${encodeValue(c.value)}`;
+}
+
+function partialKeys(partial: Document): Set<string> {
+  let keys = partialConjunctKeys.get(partial);
+  if (!keys) {
+    keys = new Set();
+    for (const c of conjunctsOf(partial)) {
+      const k = conjunctKey(c);
+      if (k !== undefined) keys.add(k);
+    }
+    partialConjunctKeys.set(partial, keys);
+  }
+  return keys;
+}
+
+function isCovered(index: Index, answered: Set<number>, conjuncts: readonly Conjunct[]): boolean {
+  if (answered.size === conjuncts.length) return true;
+  if (!index.partialFilter) return false;
+  const implied = partialKeys(index.partialFilter);
+  for (let i = 0; i < conjuncts.length; i++) {
+    if (answered.has(i)) continue;
+    const k = conjunctKey(conjuncts[i]!);
+    if (k === undefined || !implied.has(k)) return false;
+  }
+  return true;
+}
+
+function indexPlan(
+  index: Index,
+  predicates: PathPredicates,
+  conjuncts: readonly Conjunct[],
+  sort: SortField[],
+  hinted: boolean,
+): IxScanPlan | undefined {
   if (!hinted && index.spec.hidden === true) return undefined;
   if (index.partialFilter && !queryImpliesPartialFilter(predicates, index.partialFilter)) return undefined;
   const bounds = index.fields.map((f) => fieldBounds(predicates.get(f.path), isMultikeyPath(index, f.path)));
@@ -153,14 +239,18 @@ function indexPlan(index: Index, predicates: PathPredicates, sort: SortField[], 
   const { provides, direction } = sortProvision(index, bounds, sort);
   // A sparse index misses documents without the field, so it cannot serve a sort over all of them.
   if (!hinted && !leading && (!provides || index.sparse)) return undefined;
+  const { ranges, checks } = scanBounds(index, bounds);
+  const answered = answeredBy(index, bounds);
   return {
     kind: 'IXSCAN',
     index,
     bounds,
-    ranges: compositeRanges(index, bounds),
+    ranges,
+    checks,
     direction,
     providesSort: provides,
-    exactPaths: exactPathsOf(index, bounds),
+    answered,
+    covered: isCovered(index, answered, conjuncts),
   };
 }
 
@@ -174,17 +264,22 @@ function branchScore(plan: IxScanPlan): number {
   return score + (plan.index.unique ? 0.5 : 0);
 }
 
+function branchPlan(index: Index, branch: unknown): IxScanPlan | undefined {
+  if (!isPlainObject(branch)) return undefined;
+  const conjuncts = conjunctsOf(branch);
+  const p = indexPlan(index, predicatesOf(conjuncts), conjuncts, [], false);
+  return p && !p.bounds[0]!.unconstrained ? p : undefined;
+}
+
 function orPlan(indexes: Index[], filter: Document): OrPlan | undefined {
   const branches = filter.$or;
   if (!Array.isArray(branches) || branches.length === 0) return undefined;
   const plans: IxScanPlan[] = [];
   for (const branch of branches) {
-    if (!isPlainObject(branch)) return undefined;
-    const preds = extractPredicates(branch);
     let best: IxScanPlan | undefined;
     for (const index of indexes) {
-      const p = indexPlan(index, preds, [], false);
-      if (p && !p.bounds[0]!.unconstrained && (!best || branchScore(p) > branchScore(best))) best = p;
+      const p = branchPlan(index, branch);
+      if (p && (!best || branchScore(p) > branchScore(best))) best = p;
     }
     if (!best) return undefined;
     plans.push(best);
@@ -214,62 +309,69 @@ function findHintedIndex(indexes: Index[], hint: unknown): Index | undefined {
   return undefined;
 }
 
-export function enumeratePlans(req: QueryRequest): AccessPlan[] {
+/** What a query is planned from: its conjuncts and their indexable predicates. */
+interface Analysis {
+  conjuncts: Conjunct[];
+  predicates: PathPredicates;
+}
+
+function analyze(filter: Document): Analysis {
+  const conjuncts = conjunctsOf(filter);
+  return { conjuncts, predicates: predicatesOf(conjuncts) };
+}
+
+/** Plans that need no choosing (hint, $natural, _id lookup, no collection), or undefined. */
+function singlePlan(req: QueryRequest, analysis: Analysis): AccessPlan | undefined {
   const coll = req.source.collection;
-  if (req.natural !== undefined || !coll) return [{ kind: 'COLLSCAN', direction: req.natural ?? 1 }];
-  const predicates = extractPredicates(req.filter);
+  if (req.natural !== undefined || !coll) return { kind: 'COLLSCAN', direction: req.natural ?? 1 };
   if (req.hint !== undefined && req.hint !== null) {
     if (isPlainObject(req.hint) && '$natural' in req.hint) {
-      return [{ kind: 'COLLSCAN', direction: Number(req.hint.$natural) < 0 ? -1 : 1 }];
+      return { kind: 'COLLSCAN', direction: Number(req.hint.$natural) < 0 ? -1 : 1 };
     }
     const index = findHintedIndex(coll.indexes, req.hint);
-    if (!index) throw new CommandError(ErrorCode.BadValue, 'error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index');
-    return [indexPlan(index, predicates, req.sort, true)!];
+    // A partial index whose filter the query does not imply cannot answer it, hinted or not.
+    const plan = index && indexPlan(index, analysis.predicates, analysis.conjuncts, req.sort, true);
+    if (!plan) throw new CommandError(ErrorCode.BadValue, 'error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index');
+    return plan;
   }
   if (req.sort.length === 0) {
     const idKey = idHackKey(req.filter);
-    if (idKey !== undefined) return [{ kind: 'IDHACK', idKey }];
+    if (idKey !== undefined) return { kind: 'IDHACK', idKey };
   }
+  return undefined;
+}
+
+function candidatePlans(req: QueryRequest, analysis: Analysis): AccessPlan[] {
+  const indexes = req.source.collection!.indexes;
   const plans: AccessPlan[] = [];
-  for (const index of coll.indexes) {
-    const p = indexPlan(index, predicates, req.sort, false);
+  for (const index of indexes) {
+    const p = indexPlan(index, analysis.predicates, analysis.conjuncts, req.sort, false);
     if (p) plans.push(p);
   }
-  const or = orPlan(coll.indexes, req.filter);
+  const or = orPlan(indexes, req.filter);
   if (or) plans.push(or);
   if (plans.length === 0) plans.push({ kind: 'COLLSCAN', direction: 1 });
   return plans;
 }
 
-function* indexCandidates(plan: IxScanPlan | OrPlan | IdHackPlan, stats: ExecStats, seen: Set<string>): Generator<string> {
-  if (plan.kind === 'IDHACK') {
-    stats.keysExamined++;
-    seen.add(plan.idKey);
-    yield plan.idKey;
-    return;
-  }
-  const scans = plan.kind === 'OR' ? plan.branches : [plan];
-  for (const scan of scans) {
-    const ranges = scan.direction === 1 ? scan.ranges : [...scan.ranges].reverse();
-    for (const range of ranges) {
-      for (const entry of scan.index.tree.range(range.start, range.end, scan.direction === -1)) {
-        stats.keysExamined++;
-        if (seen.has(entry.id)) continue;
-        seen.add(entry.id);
-        yield entry.id;
-      }
-    }
-  }
+/** A match found from index keys alone (a count that needs no document). */
+const KEY_MATCH = true;
+type Step = Document | typeof KEY_MATCH | null;
+
+/** Whether a count can be answered from this plan's index keys without fetching documents. */
+function countsFromKeys(plan: AccessPlan, req: QueryRequest): plan is IxScanPlan {
+  return req.countOnly === true && plan.kind === 'IXSCAN' && plan.covered && req.source.overlay.size === 0;
 }
 
 /**
- * One step per examined candidate: yields the document when it matches,
- * null when it does not.
+ * One step per examined candidate: yields the document when it matches (or
+ * KEY_MATCH for a count from keys), null when it does not.
  */
-function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generator<Document | null> {
-  const { source, matcher } = req;
+function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generator<Step> {
+  const { source } = req;
   const checkDeadline = interruptCheck(req);
   if (plan.kind === 'COLLSCAN') {
+    const matcher = req.matcher;
     const docs = plan.direction === 1 ? source.scan() : [...source.scan()].reverse();
     for (const doc of docs) {
       stats.docsExamined++;
@@ -278,20 +380,64 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
     }
     return;
   }
-  const seen = new Set<string>();
-  const visit = function* (idKey: string): Generator<Document | null> {
+  if (plan.kind === 'IDHACK') {
+    // The view's version of that _id, a transaction's own included; no other document can have it.
+    stats.keysExamined++;
+    const doc = source.get(plan.idKey);
+    if (doc) {
+      stats.docsExamined++;
+      yield !req.matcher || req.matcher(doc) ? doc : null;
+    }
+    return;
+  }
+  const overlay = source.overlay;
+  const keysOnly = countsFromKeys(plan, req);
+  // The filter can be skipped only for what the committed index holds: a transaction's versions may differ.
+  const skipFilter = plan.kind === 'IXSCAN' && plan.covered && overlay.size === 0;
+  const scans = plan.kind === 'OR' ? plan.branches : [plan];
+  // Disjoint ranges of an index with one key per document never repeat a document.
+  const seen = plan.kind === 'OR' || overlay.size > 0 || plan.index.multikey ? new Set<string>() : undefined;
+  for (const scan of scans) {
+    const ranges = scan.direction === 1 ? scan.ranges : [...scan.ranges].reverse();
+    const checks = scan.checks;
+    for (const range of ranges) {
+      for (const entry of scan.index.tree.range(range.start, range.end, scan.direction === -1)) {
+        stats.keysExamined++;
+        let verified = true;
+        if (checks.length > 0) {
+          const inside = passesChecks(entry.key, scan.index, checks);
+          if (inside === false) {
+            yield null;
+            continue;
+          }
+          verified = inside === true;
+        }
+        if (seen) {
+          if (seen.has(entry.id)) continue;
+          seen.add(entry.id);
+        }
+        if (keysOnly && verified) {
+          checkDeadline();
+          yield KEY_MATCH;
+          continue;
+        }
+        const doc = source.get(entry.id);
+        if (!doc) continue;
+        stats.docsExamined++;
+        checkDeadline();
+        yield (skipFilter && verified) || !req.matcher || req.matcher(doc) ? doc : null;
+      }
+    }
+  }
+  // A transaction's own and snapshot-only versions are not in the committed indexes.
+  for (const idKey of overlay) {
+    if (seen!.has(idKey)) continue;
+    seen!.add(idKey);
     const doc = source.get(idKey);
-    if (!doc) return;
+    if (!doc) continue;
     stats.docsExamined++;
     checkDeadline();
-    yield !matcher || matcher(doc) ? doc : null;
-  };
-  for (const idKey of indexCandidates(plan, stats, seen)) yield* visit(idKey);
-  // A transaction's own and snapshot-only versions are not in the committed indexes.
-  for (const idKey of source.overlay) {
-    if (seen.has(idKey)) continue;
-    seen.add(idKey);
-    yield* visit(idKey);
+    yield !req.matcher || req.matcher(doc) ? doc : null;
   }
 }
 
@@ -300,102 +446,275 @@ function providesOrder(plan: AccessPlan, req: QueryRequest): boolean {
   return plan.kind === 'IXSCAN' && plan.providesSort && req.source.overlay.size === 0;
 }
 
-interface TrialState {
-  plan: AccessPlan;
-  iter: Generator<Document | null>;
-  stats: ExecStats;
-  works: number;
-  advanced: number;
-  matchedBlocked: number;
-  eof: boolean;
+/**
+ * A plan being executed, one work unit (examined candidate) at a time: by
+ * the trial, by a cached plan's trial period, and then to completion.
+ */
+class PlanRun {
+  readonly stats: ExecStats = { keysExamined: 0, docsExamined: 0 };
+  /** Produces results in the requested order (else they are sorted when it is done). */
+  readonly ordered: boolean;
+  works = 0;
+  matched = 0;
+  eof = false;
+  /** Kept matches: after skip and up to the limit when ordered, all of them otherwise (none when counting). */
+  readonly docs: Document[] = [];
+  private readonly iter: Generator<Step>;
+  /** Matches after which an ordered run is done. */
+  private readonly want: number;
+
+  constructor(
+    readonly plan: AccessPlan,
+    private readonly req: QueryRequest,
+  ) {
+    this.ordered = providesOrder(plan, req);
+    this.want = req.limit > 0 ? req.skip + req.limit : Infinity;
+    this.iter = steps(plan, req, this.stats);
+  }
+
+  /** One unit of work; false once the run is done. */
+  work(): boolean {
+    if (this.eof) return false;
+    const r = this.iter.next();
+    this.works++;
+    if (r.done) {
+      this.eof = true;
+      return false;
+    }
+    const value = r.value;
+    if (value === null) return true;
+    this.matched++;
+    if (value !== KEY_MATCH && !this.req.countOnly && (!this.ordered || this.matched > this.req.skip)) this.docs.push(value);
+    if (this.ordered && this.matched >= this.want) {
+      this.eof = true;
+      this.iter.return(undefined);
+      return false;
+    }
+    return true;
+  }
+
+  /** Results a consumer would have had by now: a blocking sort gives none before its input ends. */
+  get advanced(): number {
+    return this.ordered || this.eof ? this.matched : 0;
+  }
+
+  finish(): void {
+    while (this.work());
+  }
+
+  close(): void {
+    this.iter.return(undefined);
+  }
 }
 
+/** internalQueryPlanEvaluationMaxResults: a trial ends once a plan has produced a batch this big. */
 const TRIAL_MAX_RESULTS = 101;
 
-/** mongod-style multi-planning: round-robin until one plan fills a batch or finishes. */
-function choosePlan(plans: AccessPlan[], req: QueryRequest): { winner: AccessPlan; rejected: AccessPlan[] } {
-  if (plans.length === 1) return { winner: plans[0]!, rejected: [] };
+function trialTarget(req: QueryRequest): number {
+  return req.limit > 0 ? Math.min(req.skip + req.limit, TRIAL_MAX_RESULTS) : TRIAL_MAX_RESULTS;
+}
+
+function score(run: PlanRun, req: QueryRequest): number {
+  const works = Math.max(run.works, 1);
+  const epsilon = Math.min(1 / (10 * works), 1e-4);
+  return 1 + run.advanced / works + (run.eof ? 1 : 0) + (providesOrder(run.plan, req) ? epsilon : 0);
+}
+
+interface Decision {
+  winner: PlanRun;
+  rejected: PlanRun[];
+  /** Scores, winner first. */
+  scores: number[];
+}
+
+/** mongod-style multi-planning: round-robin until one plan fills a batch or finishes; the winner is kept running. */
+function multiPlan(plans: AccessPlan[], req: QueryRequest): Decision {
+  const runs = plans.map((plan) => new PlanRun(plan, req));
   // The committed size is close enough for the trial budget, and free to read.
   const size = req.source.collection?.docs.size ?? 0;
   const maxWorks = Math.max(10_000, Math.floor(0.3 * size));
-  const target = req.limit > 0 ? Math.min(req.skip + req.limit, TRIAL_MAX_RESULTS) : TRIAL_MAX_RESULTS;
-  const states: TrialState[] = plans.map((plan) => {
-    const stats = { keysExamined: 0, docsExamined: 0 };
-    return { plan, iter: steps(plan, req, stats), stats, works: 0, advanced: 0, matchedBlocked: 0, eof: false };
-  });
+  const target = trialTarget(req);
   let done = false;
   for (let round = 0; round < maxWorks && !done; round++) {
-    for (const s of states) {
-      if (s.eof) continue;
-      const r = s.iter.next();
-      s.works++;
-      if (r.done) {
-        s.eof = true;
-        // A blocking sort only produces its results once its input is exhausted.
-        if (!providesOrder(s.plan, req)) s.advanced = s.matchedBlocked;
-        done = true;
-        continue;
-      }
-      if (r.value) {
-        if (providesOrder(s.plan, req)) s.advanced++;
-        else s.matchedBlocked++;
-      }
-      if (s.advanced >= target) done = true;
+    for (const run of runs) {
+      if (!run.work() && run.eof) done = true;
+      if (run.advanced >= target) done = true;
     }
   }
-  let best = states[0]!;
-  let bestScore = -1;
-  for (const s of states) {
-    const works = Math.max(s.works, 1);
-    const epsilon = Math.min(1 / (10 * works), 1e-4);
-    const score = 1 + s.advanced / works + (s.eof ? 1 : 0) + (providesOrder(s.plan, req) ? epsilon : 0);
-    if (score > bestScore) {
-      best = s;
-      bestScore = score;
+  const scored = runs.map((run) => ({ run, score: score(run, req) }));
+  let best = scored[0]!;
+  for (const s of scored) if (s.score > best.score) best = s;
+  const rejected = scored.filter((s) => s !== best);
+  for (const s of rejected) s.run.close();
+  return { winner: best.run, rejected: rejected.map((s) => s.run), scores: [best.score, ...rejected.map((s) => s.score)] };
+}
+
+/** The plan to cache: which index (or indexes, or none), not its bounds. */
+function solutionOf(plan: AccessPlan): CachedSolution | undefined {
+  switch (plan.kind) {
+    case 'IXSCAN':
+      return { kind: 'IXSCAN', index: plan.index };
+    case 'OR':
+      return { kind: 'OR', branches: plan.branches.map((b) => b.index) };
+    case 'COLLSCAN':
+      return { kind: 'COLLSCAN' };
+    case 'IDHACK':
+      return undefined;
+  }
+}
+
+/** A cached solution with this query's values, or undefined if it does not apply to them. */
+function instantiate(solution: CachedSolution, req: QueryRequest, analysis: Analysis): AccessPlan | undefined {
+  switch (solution.kind) {
+    case 'COLLSCAN':
+      return { kind: 'COLLSCAN', direction: 1 };
+    case 'IXSCAN':
+      return indexPlan(solution.index, analysis.predicates, analysis.conjuncts, req.sort, false);
+    case 'OR': {
+      const branches = req.filter.$or;
+      if (!Array.isArray(branches) || branches.length !== solution.branches.length) return undefined;
+      const plans: IxScanPlan[] = [];
+      for (let i = 0; i < branches.length; i++) {
+        const p = branchPlan(solution.branches[i]!, branches[i]);
+        if (!p) return undefined;
+        plans.push(p);
+      }
+      return { kind: 'OR', branches: plans };
     }
   }
-  for (const s of states) s.iter.return(undefined);
-  return { winner: best.plan, rejected: states.filter((s) => s !== best).map((s) => s.plan) };
+}
+
+/**
+ * The cache key: the shape plus, per partial index, whether this query can
+ * use it (mongod's index discriminators). The queryHash leaves them out.
+ */
+function cacheKeys(req: QueryRequest, analysis: Analysis): { key: string; queryHash: string; planCacheKey: string } {
+  const shape = queryShape({ filter: req.filter, sort: req.sort, skip: req.skip, limit: req.limit, countOnly: req.countOnly === true });
+  let discriminators = '';
+  for (const index of req.source.collection!.indexes) {
+    if (index.partialFilter) discriminators += queryImpliesPartialFilter(analysis.predicates, index.partialFilter) ? '1' : '0';
+  }
+  const key = `${shape}|partial:${discriminators}`;
+  return { key, queryHash: shapeHash(shape), planCacheKey: shapeHash(key) };
+}
+
+function sortDocument(sort: SortField[]): Document {
+  const out: Document = {};
+  for (const s of sort) out[s.path] = s.direction;
+  return out;
+}
+
+interface Chosen {
+  run: PlanRun;
+  rejected: AccessPlan[];
+  isCached: boolean;
+  queryHash?: string;
+  planCacheKey?: string;
+}
+
+/** Multi-plans and, unless this is an explain or nothing was learnt, records the winner in the cache. */
+function planAndRecord(req: QueryRequest, plans: AccessPlan[], keys: ReturnType<typeof cacheKeys>): Chosen {
+  const decision = multiPlan(plans, req);
+  const winner = decision.winner;
+  const solution = solutionOf(winner.plan);
+  // As mongod: a winner that produced nothing and did not finish says nothing about the shape.
+  const learnt = winner.advanced > 0 || winner.eof;
+  if (req.planCache && !req.explain && solution && learnt) {
+    req.planCache.record({
+      ...keys,
+      solution,
+      works: Math.max(1, winner.works),
+      candidatePlanScores: decision.scores,
+      createdFromQuery: { query: req.filter, sort: sortDocument(req.sort), projection: {} },
+      cachedPlan: accessStage(winner.plan, req.filter),
+    });
+  }
+  return { run: winner, rejected: decision.rejected.map((r) => r.plan), isCached: false, ...keys };
+}
+
+/**
+ * Runs an active entry's plan for its trial period: done once it has a
+ * batch or has finished, abandoned once it used more than
+ * CACHE_EVICTION_RATIO times the works it was cached with.
+ */
+function runCached(entry: PlanCacheEntry, plan: AccessPlan, req: QueryRequest): PlanRun | undefined {
+  const run = new PlanRun(plan, req);
+  const budget = Math.ceil(CACHE_EVICTION_RATIO * entry.works);
+  const target = trialTarget(req);
+  while (run.works < budget) {
+    if (!run.work() || run.advanced >= target) return run;
+  }
+  if (run.eof || run.advanced >= target) return run;
+  run.close();
+  return undefined;
+}
+
+function choose(req: QueryRequest, analysis: Analysis): Chosen {
+  const single = singlePlan(req, analysis);
+  const metrics = req.planCacheMetrics;
+  if (single) {
+    if (metrics && !req.explain) metrics.skipped++;
+    return { run: new PlanRun(single, req), rejected: [], isCached: false };
+  }
+  const keys = req.planCache ? cacheKeys(req, analysis) : undefined;
+  const entry = keys ? req.planCache!.get(keys.key) : undefined;
+  let replanned = false;
+  if (keys && entry?.isActive) {
+    const plan = instantiate(entry.solution, req, analysis);
+    if (plan) {
+      if (metrics && !req.explain) metrics.hits++;
+      const run = runCached(entry, plan, req);
+      if (run) return { run, rejected: [], isCached: true, ...keys };
+      replanned = true;
+      if (metrics && !req.explain) metrics.replanned++;
+      if (!req.explain) req.planCache!.deactivate(keys.key);
+    }
+  }
+  const plans = candidatePlans(req, analysis);
+  if (plans.length === 1) {
+    if (metrics && !req.explain && !replanned) metrics.skipped++;
+    return { run: new PlanRun(plans[0]!, req), rejected: [], isCached: false };
+  }
+  if (metrics && !req.explain && !replanned) metrics.misses++;
+  if (!keys) {
+    const decision = multiPlan(plans, req);
+    return { run: decision.winner, rejected: decision.rejected.map((r) => r.plan), isCached: false };
+  }
+  return planAndRecord(req, plans, keys);
 }
 
 export function runQuery(req: QueryRequest): QueryOutcome {
   const started = performance.now();
-  const { winner, rejected } = choosePlan(enumeratePlans(req), req);
-  const stats: ExecStats = { keysExamined: 0, docsExamined: 0 };
-  const ordered = providesOrder(winner, req);
-  const docs: Document[] = [];
-  let matched = 0;
-  if (ordered) {
-    const want = req.limit > 0 ? req.skip + req.limit : Infinity;
-    for (const doc of steps(winner, req, stats)) {
-      if (!doc) continue;
-      matched++;
-      if (matched > req.skip) docs.push(doc);
-      if (matched >= want) break;
-    }
+  const analysis = analyze(req.filter);
+  const chosen = choose(req, analysis);
+  const run = chosen.run;
+  run.finish();
+  let docs: Document[];
+  let count: number;
+  if (req.countOnly) {
+    docs = [];
+    count = Math.max(0, Math.min(run.matched, req.limit > 0 ? req.skip + req.limit : Infinity) - req.skip);
+  } else if (run.ordered) {
+    docs = run.docs;
+    count = docs.length;
   } else {
-    const all: Document[] = [];
-    for (const doc of steps(winner, req, stats)) if (doc) all.push(doc);
-    matched = all.length;
+    const all = run.docs;
     const sorted = req.limit > 0 ? topK(all, req.sort, req.skip + req.limit) : sortDocuments(all, req.sort);
-    docs.push(...sorted.slice(req.skip, req.limit > 0 ? req.skip + req.limit : undefined));
+    docs = sorted.slice(req.skip, req.limit > 0 ? req.skip + req.limit : undefined);
+    count = docs.length;
   }
   return {
     docs,
-    plan: winner,
-    rejected,
-    stats,
-    matched,
-    blockingSort: !ordered,
+    count,
+    plan: run.plan,
+    rejected: chosen.rejected,
+    stats: run.stats,
+    matched: run.matched,
+    blockingSort: !run.ordered,
+    keysOnly: countsFromKeys(run.plan, req),
+    isCached: chosen.isCached,
+    queryHash: chosen.queryHash,
+    planCacheKey: chosen.planCacheKey,
     millis: Math.round(performance.now() - started),
   };
-}
-
-/** The index bounds of a scan as explain prints them. */
-export function explainIndexBounds(plan: IxScanPlan): Document {
-  const out: Document = {};
-  plan.index.fields.forEach((f, i) => {
-    out[f.path] = displayIntervals(plan.bounds[i]!, f.direction, plan.direction);
-  });
-  return out;
 }

@@ -6,8 +6,9 @@
  * Anything malformed raises ProtocolError; the connection that sent it is
  * closed, as mongod does, and nothing else is affected.
  */
-import type { Document } from 'bson';
+import { calculateObjectSize, serializeWithBufferAndIndex, type Document } from 'bson';
 import { decodeDocument, decodeDocumentWithSize, encodeDocument } from '../bson/codec.js';
+import { knownReplySize } from '../cursors.js';
 import { crc32c } from './crc32c.js';
 
 export const OP_REPLY = 1;
@@ -205,8 +206,40 @@ function header(length: number, responseTo: number, opCode: number): Buffer {
   return h;
 }
 
+const SERIALIZE_OPTIONS = { serializeFunctions: false, ignoreUndefined: false, checkKeys: false } as const;
+
+/**
+ * A reply with a cursor batch whose documents were measured when the batch
+ * was taken: its size is the envelope's plus theirs (an array element is a
+ * type byte, the index as a C string, the document), so the documents are
+ * walked once, to serialize them. The serializer must end exactly at that
+ * size, else the reply is encoded the ordinary way.
+ */
+function encodeReply(body: Document): Buffer {
+  const cursor: unknown = body.cursor;
+  if (cursor === null || typeof cursor !== 'object') return encodeDocument(body);
+  const c = cursor as Document;
+  const key = Array.isArray(c.firstBatch) ? 'firstBatch' : Array.isArray(c.nextBatch) ? 'nextBatch' : undefined;
+  if (!key) return encodeDocument(body);
+  const batch = c[key] as Document[];
+  let documents = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const size = knownReplySize(batch[i]!);
+    if (size === undefined) return encodeDocument(body);
+    documents += 2 + String(i).length + size;
+  }
+  const size = calculateObjectSize({ ...body, cursor: { ...c, [key]: [] } }) + documents;
+  const buf = Buffer.allocUnsafe(size);
+  try {
+    if (serializeWithBufferAndIndex(body, buf, SERIALIZE_OPTIONS) + 1 === size) return buf;
+  } catch {
+    // A size that was off: fall through to the ordinary encoding.
+  }
+  return encodeDocument(body);
+}
+
 export function encodeOpMsg(responseTo: number, body: Document, moreToCome = false): Buffer {
-  const bson = encodeDocument(body);
+  const bson = encodeReply(body);
   const length = HEADER_BYTES + 4 + 1 + bson.length;
   const flags = Buffer.allocUnsafe(5);
   flags.writeUInt32LE(moreToCome ? FLAG_MORE_TO_COME : 0, 0);

@@ -180,6 +180,10 @@ t.test('Patient/$everything', async (t) => {
 
   await t.test('every query is answered through an index', async (t) => {
     const stages = (plan: Document): Document[] => (plan ? [plan, ...stages(plan.inputStage as Document)] : []);
+    // The planner caches a plan per query shape, as mongod does: Bob's first page (5 of his 30 encounters) is
+    // fastest along _id and that plan is kept for the shape until it does 10x worse than when cached. This test
+    // asks what the planner chooses for Alice's query itself.
+    await store.heads.db.command({ planCacheClear: store.heads.collectionName });
     for (const patientId of [alice.id, undefined]) {
       for (const type of ['Patient', 'Encounter', 'MedicationRequest']) {
         const query = everythingQuery(type, patientId, undefined);

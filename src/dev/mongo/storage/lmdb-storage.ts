@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Binary, UUID, type Document } from 'bson';
 import { ABORT, open, type Database, type RootDatabase } from 'lmdb';
-import { decodeDocument, encodeDocument } from '../bson/codec.js';
+import { decodeDocument, encodeDocument, takeReceivedBson } from '../bson/codec.js';
 import { Collection, type CollectionStore, type DocumentTable } from './collection.js';
 import { lockDataDirectory, unlockDataDirectory } from './data-directory.js';
 import { DocumentCache } from './document-cache.js';
@@ -382,7 +382,7 @@ export class LmdbDocumentTable implements DocumentTable {
 
   set(idKey: string, doc: Document): this {
     const key = documentKey(this.no, idKey);
-    const bson = encodeDocument(doc);
+    const bson = takeReceivedBson(doc) ?? encodeDocument(doc);
     const old = this.storage.documents.getBinaryFast(key);
     if (old) this.bytes -= documentBson(old).length;
     else this.count++;

@@ -7,7 +7,7 @@ import { encodeValue } from '../bson/keystring.js';
 import { CommandError, ErrorCode } from '../errors.js';
 import { compileProjection } from '../query/filter.js';
 import { runQuery } from '../query/planner.js';
-import { applyUpdate, parseUpdate, upsertDocument } from '../write/update.js';
+import { applyUpdate, parseUpdate, targetPaths, unchangedAt, updateTargets, upsertDocument } from '../write/update.js';
 import { checkSize, checkValidator } from '../write/validation.js';
 import {
   collectionArg,
@@ -56,10 +56,11 @@ async function findAndModify(ctx: CommandContext): Promise<Document> {
     const applyOptions = { query, arrayFilters, inserting: false, variables };
     if (target && coll) {
       const next = applyUpdate(target, spec!, applyOptions);
-      if (encodeValue(next) !== encodeValue(target)) {
+      const targets = updateTargets(spec!);
+      if (!(targets ? unchangedAt(target, next, targets) : encodeValue(next) === encodeValue(target))) {
         checkSize(next);
         if (!bypass) checkValidator(coll, next);
-        writer.replace(coll, target, next);
+        writer.replace(coll, target, next, targets && targetPaths(targets));
       }
       return { lastErrorObject: { n: 1, updatedExisting: true }, value: shape(returnNew ? next : target), ok: 1 };
     }

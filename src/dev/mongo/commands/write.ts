@@ -12,7 +12,7 @@ import { compileFilter } from '../query/filter.js';
 import { runQuery } from '../query/planner.js';
 import { idKeyOf, type Collection } from '../storage/collection.js';
 import { LockWait } from '../txn/manager.js';
-import { applyUpdate, parseUpdate, upsertDocument, type UpdateSpec } from '../write/update.js';
+import { applyUpdate, parseUpdate, targetPaths, unchangedAt, updateTargets, upsertDocument, type UpdateSpec } from '../write/update.js';
 import { checkSize, checkValidator, prepareForInsert } from '../write/validation.js';
 import {
   collectionArg,
@@ -170,6 +170,9 @@ async function executeUpdate(ctx: CommandContext, name: string, st: UpdateStatem
   }
   let n = 0;
   let nModified = 0;
+  // Where an operator update can change a document: the no-op check and index maintenance look there only.
+  const updated = updateTargets(st.spec);
+  const changed = updated && targetPaths(updated);
   for (const original of found) {
     let current: Document | undefined = original;
     // The query just matched `original`; only a document re-read after a lock wait needs the filter again.
@@ -180,11 +183,11 @@ async function executeUpdate(ctx: CommandContext, name: string, st: UpdateStatem
       if (!coll || !current || (recheck && matcher && !matcher(current))) break;
       const next = applyUpdate(current, st.spec, applyOptions);
       n++;
-      if (encodeValue(next) === encodeValue(current)) break;
+      if (updated ? unchangedAt(current, next, updated) : encodeValue(next) === encodeValue(current)) break;
       checkSize(next);
       if (!bypass) checkValidator(coll, next);
       try {
-        writer.replace(coll, current, next);
+        writer.replace(coll, current, next, changed);
         nModified++;
         break;
       } catch (err) {

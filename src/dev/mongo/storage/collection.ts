@@ -101,9 +101,9 @@ export class Collection {
    * ignoring entries of `ignoreIds`. The _id index is not consulted: callers
    * check `docs` for an existing _id directly.
    */
-  uniqueViolations(doc: Document, idKey: string, ignoreIds?: (id: string) => boolean): UniqueViolation[] {
+  uniqueViolations(doc: Document, idKey: string, ignoreIds?: (id: string) => boolean, indexes: readonly Index[] = this.indexes): UniqueViolation[] {
     const out: UniqueViolation[] = [];
-    for (const index of this.indexes) {
+    for (const index of indexes) {
       if (!index.unique || index.isIdIndex) continue;
       for (const k of index.keysFor(doc).keys) {
         for (const other of index.tree.idsWithKey(k.key)) {
@@ -121,8 +121,16 @@ export class Collection {
    * keys) is refused before the engine applies anything: a commit must not fail half-way. The keys are memoized
    * (Index.keysFor), so the commit does not compute them again.
    */
-  assertIndexable(doc: Document): void {
-    for (const index of this.indexes) index.keysFor(doc);
+  assertIndexable(doc: Document, indexes: readonly Index[] = this.indexes): void {
+    for (const index of indexes) index.keysFor(doc);
+  }
+
+  /**
+   * The indexes whose entries a change at `changed` (dotted paths; undefined: anywhere) can alter. An update that
+   * sets one field of a large document then recomputes the keys of the indexes on that field alone.
+   */
+  indexesChangedBy(changed: readonly string[] | undefined): readonly Index[] {
+    return changed ? this.indexes.filter((index) => index.dependsOnAny(changed)) : this.indexes;
   }
 
   insertDoc(idKey: string, doc: Document): void {
@@ -149,14 +157,15 @@ export class Collection {
     return doc;
   }
 
-  replaceDoc(idKey: string, doc: Document): Document | undefined {
+  /** `changed`: where the new document can differ from the stored one (undefined: anywhere). */
+  replaceDoc(idKey: string, doc: Document, changed?: readonly string[]): Document | undefined {
     const old = this.docs.get(idKey);
     if (!old) {
       this.insertDoc(idKey, doc);
       return undefined;
     }
     this.docs.set(idKey, doc);
-    for (const index of this.indexes) {
+    for (const index of this.indexesChangedBy(changed)) {
       const before = index.keysFor(old);
       const after = index.keysFor(doc);
       const beforeSet = new Set(before.keys.map((k) => k.key));

@@ -54,6 +54,8 @@ export class MemoryBackend implements StorageBackend {
 interface DocChange {
   idKey: string;
   doc: Document | null;
+  /** Where a replacement can differ from the stored document (undefined: anywhere). */
+  changed?: readonly string[];
 }
 
 export class StorageEngine {
@@ -114,7 +116,11 @@ export class StorageEngine {
       if (op.op === 'insert' || op.op === 'replace' || op.op === 'delete') {
         if (batchNs !== op.ns) flushBatch();
         batchNs = op.ns;
-        batch.push(op.op === 'delete' ? { idKey: encodeValue(op.id), doc: null } : { idKey: idKeyOf(op.doc), doc: op.doc });
+        batch.push(
+          op.op === 'delete'
+            ? { idKey: encodeValue(op.id), doc: null }
+            : { idKey: idKeyOf(op.doc), doc: op.doc, ...(op.op === 'replace' && op.changed ? { changed: op.changed } : {}) },
+        );
         continue;
       }
       flushBatch();
@@ -140,9 +146,9 @@ export class StorageEngine {
       for (const c of changes) this.history.record(ts, ns, c.idKey, coll.docs.get(c.idKey) ?? null);
     }
     if (changes.length === 1) {
-      const { idKey, doc } = changes[0]!;
+      const { idKey, doc, changed } = changes[0]!;
       if (doc === null) coll.removeDoc(idKey);
-      else coll.replaceDoc(idKey, doc);
+      else coll.replaceDoc(idKey, doc, changed);
       coll.saveIfStale();
       return;
     }

@@ -44,6 +44,25 @@ export interface IndexTable {
 
 const MAX_KEYS_PER_DOCUMENT = 100_000;
 
+/** The field paths a partial filter looks at (through $and), or undefined when that cannot be said. */
+function filterFieldPaths(filter: Document): string[] | undefined {
+  const out: string[] = [];
+  for (const [key, value] of Object.entries(filter)) {
+    if (key === '$and' && Array.isArray(value)) {
+      for (const part of value) {
+        const inner = part !== null && typeof part === 'object' && !Array.isArray(part) ? filterFieldPaths(part as Document) : undefined;
+        if (!inner) return undefined;
+        out.push(...inner);
+      }
+    } else if (key.startsWith('$')) {
+      return undefined;
+    } else {
+      out.push(key);
+    }
+  }
+  return out;
+}
+
 export function parseKeyPattern(key: unknown): IndexField[] {
   if (key === null || typeof key !== 'object' || Array.isArray(key) || Object.keys(key).length === 0) {
     throw new CommandError(ErrorCode.CannotCreateIndex, 'Index keys cannot be an empty field.');
@@ -84,6 +103,8 @@ export class Index {
   readonly partialFilter: Document | undefined;
   readonly tree: IndexTable;
   private readonly partialQuery: Query | undefined;
+  /** The paths whose values decide this index's entries for a document (key fields, partial filter fields); undefined: any. */
+  private readonly dependsOn: string[] | undefined;
   /** Sticky, as in mongod: once an array was indexed the index stays multikey. */
   multikey = false;
   readonly multikeyPaths = new Map<string, Set<number>>();
@@ -100,6 +121,17 @@ export class Index {
     this.partialFilter = partial && typeof partial === 'object' ? (partial as Document) : undefined;
     this.partialQuery = this.partialFilter ? new Query(this.partialFilter, mingoOptions()) : undefined;
     for (const f of this.fields) this.multikeyPaths.set(f.path, new Set());
+    const filterPaths = this.partialFilter ? filterFieldPaths(this.partialFilter) : [];
+    this.dependsOn = filterPaths && [...this.fields.map((f) => f.path), ...filterPaths];
+  }
+
+  /** Whether changes at `paths` (dotted) can change this index's entries for a document. */
+  dependsOnAny(paths: readonly string[]): boolean {
+    if (!this.dependsOn) return true;
+    for (const a of this.dependsOn) {
+      for (const b of paths) if (a === b || a.startsWith(`${b}.`) || b.startsWith(`${a}.`)) return true;
+    }
+    return false;
   }
 
   get keyPattern(): Document {

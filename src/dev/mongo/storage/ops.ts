@@ -9,7 +9,8 @@ import type { Document, UUID } from 'bson';
 
 export type StorageOp =
   | { op: 'insert'; ns: string; doc: Document }
-  | { op: 'replace'; ns: string; doc: Document }
+  /** `changed`: the dotted paths at which `doc` can differ from the stored document (undefined: anywhere). */
+  | { op: 'replace'; ns: string; doc: Document; changed?: readonly string[] }
   | { op: 'delete'; ns: string; id: unknown }
   | { op: 'createCollection'; ns: string; options: Document; uuid: UUID }
   | { op: 'dropCollection'; ns: string }

@@ -111,7 +111,6 @@ function mingoFailure(err: unknown): CommandError {
   return new CommandError(ErrorCode.BadValue, message);
 }
 
-/** A new document; the input is never modified. */
 /** Whether an update path uses the positional `$` (as in "grades.$.score"), which needs the query. */
 function usesPositionalOperator(ops: Document): boolean {
   return Object.values(ops).some(
@@ -119,6 +118,102 @@ function usesPositionalOperator(ops: Document): boolean {
   );
 }
 
+/**
+ * Where an operator update may change a document: for each path it names (and $rename's targets), the path up to its
+ * first positional ($, $[], $[id]) or numeric component, and whether it was cut there (then anything below may
+ * change). Undefined when it cannot be said (a replacement, a pipeline, a path that starts with such a component).
+ */
+export interface UpdateTarget {
+  parts: string[];
+  cut: boolean;
+}
+
+export function updateTargets(spec: UpdateSpec): UpdateTarget[] | undefined {
+  if (spec.kind !== 'operators') return undefined;
+  const out: UpdateTarget[] = [];
+  for (const [operator, fields] of Object.entries(spec.ops)) {
+    if (!isPlainObject(fields)) return undefined;
+    for (const [path, value] of Object.entries(fields)) {
+      const paths = operator === '$rename' && typeof value === 'string' ? [path, value] : [path];
+      for (const p of paths) {
+        const parts = p.split('.');
+        const at = parts.findIndex((part) => part.startsWith('$') || /^\d+$/.test(part));
+        if (at === 0) return undefined;
+        out.push(at < 0 ? { parts, cut: false } : { parts: parts.slice(0, at), cut: true });
+      }
+    }
+  }
+  return out;
+}
+
+/** The dotted paths of update targets, for index maintenance. */
+export function targetPaths(targets: readonly UpdateTarget[]): string[] {
+  return [...new Set(targets.map((t) => t.parts.join('.')))];
+}
+
+/**
+ * A copy of `doc` that an operator update may modify in place without touching `doc`: the objects along each
+ * target path are copied (shallow), the value at a target is copied shallow (an array that $push or $pull change)
+ * or deep when the path was cut there or runs on through an array (elements below may change); everything else
+ * is shared. Documents are immutable once stored, so sharing is safe, and an update of one field of a large
+ * document no longer copies all of it.
+ */
+function copyForUpdate(doc: Document, targets: readonly UpdateTarget[]): Document {
+  const root: Document = { ...doc };
+  /** Containers copied shallow (their children still shared) and deep (wholly new). */
+  const shallow = new Set<unknown>([root]);
+  const deep = new Set<unknown>();
+  for (const { parts, cut } of targets) {
+    let parent: Document = root;
+    for (let i = 0; i < parts.length; i++) {
+      const key = parts[i]!;
+      const value: unknown = parent[key];
+      if (!Array.isArray(value) && !isPlainObject(value)) break;
+      if (deep.has(value)) break;
+      const last = i === parts.length - 1;
+      // Below a cut, or beyond an array in the middle of a path, elements may change: a deep copy.
+      if ((last && cut) || (!last && Array.isArray(value))) {
+        const copy = cloneDeep(value);
+        parent[key] = copy;
+        deep.add(copy);
+        break;
+      }
+      let copy = value;
+      if (!shallow.has(value)) {
+        copy = Array.isArray(value) ? value.slice() : { ...value };
+        parent[key] = copy;
+        shallow.add(copy);
+      }
+      if (last) break;
+      parent = copy as Document;
+    }
+  }
+  return root;
+}
+
+/**
+ * Whether an operator update left the document as it was: its values at every target path are the same (the
+ * update can change nothing else). Cheaper than comparing whole documents.
+ */
+export function unchangedAt(before: Document, after: Document, targets: readonly UpdateTarget[]): boolean {
+  const at = (doc: Document, parts: string[]): unknown => {
+    let value: unknown = doc;
+    for (const part of parts) {
+      if (!isPlainObject(value)) return value;
+      value = value[part];
+    }
+    return value;
+  };
+  for (const { parts } of targets) {
+    const a = at(before, parts);
+    const b = at(after, parts);
+    if (a === b) continue;
+    if (a === undefined || b === undefined || encodeValue(a) !== encodeValue(b)) return false;
+  }
+  return true;
+}
+
+/** A new document; the input is never modified. */
 export function applyUpdate(doc: Document, spec: UpdateSpec, opts: ApplyOptions): Document {
   switch (spec.kind) {
     case 'replacement': {
@@ -135,7 +230,8 @@ export function applyUpdate(doc: Document, spec: UpdateSpec, opts: ApplyOptions)
       return idFirst(next);
     }
     case 'operators': {
-      const next = cloneDeep(doc) as Document;
+      const targets = updateTargets(spec);
+      const next = targets ? copyForUpdate(doc, targets) : (cloneDeep(doc) as Document);
       const ops: Document = { ...spec.ops };
       const onInsert = ops.$setOnInsert as Document | undefined;
       delete ops.$setOnInsert;

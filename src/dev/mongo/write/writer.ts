@@ -18,12 +18,14 @@ import type { StorageEngine } from '../storage/engine.js';
 import { CommittedSource, TransactionSource, type DocumentSource } from '../storage/source.js';
 import { docLockKey, uniqueLockKey, type TransactionManager } from '../txn/manager.js';
 import type { Transaction } from '../txn/transaction.js';
+import type { Index } from '../storage/index.js';
 
 export interface Writer {
   readonly txn: Transaction | undefined;
   source(ns: string, coll: Collection | undefined): DocumentSource;
   insert(coll: Collection, doc: Document): void;
-  replace(coll: Collection, oldDoc: Document, newDoc: Document): void;
+  /** `changed`: the dotted paths at which newDoc can differ from oldDoc (an operator update's), undefined: anywhere. */
+  replace(coll: Collection, oldDoc: Document, newDoc: Document, changed?: readonly string[]): void;
   remove(coll: Collection, doc: Document): void;
 }
 
@@ -39,18 +41,18 @@ export class DirectWriter implements Writer {
     return new CommittedSource(ns, coll);
   }
 
-  private checkLocks(coll: Collection, idKey: string, doc: Document | undefined): void {
+  private checkLocks(coll: Collection, idKey: string, doc: Document | undefined, indexes: readonly Index[] = coll.indexes): void {
     if (!this.txns.hasLocks) return;
     this.txns.checkFree(docLockKey(coll.ns, idKey));
     if (!doc) return;
-    for (const index of coll.indexes) {
+    for (const index of indexes) {
       if (!index.unique || index.isIdIndex) continue;
       for (const k of index.keysFor(doc).keys) this.txns.checkFree(uniqueLockKey(coll.ns, index.name, k.key));
     }
   }
 
-  private checkUnique(coll: Collection, idKey: string, doc: Document): void {
-    const violation = coll.uniqueViolations(doc, idKey)[0];
+  private checkUnique(coll: Collection, idKey: string, doc: Document, indexes: readonly Index[] = coll.indexes): void {
+    const violation = coll.uniqueViolations(doc, idKey, undefined, indexes)[0];
     if (violation) throw violation.index.duplicateKeyError(coll.ns, violation.values);
   }
 
@@ -63,12 +65,14 @@ export class DirectWriter implements Writer {
     this.engine.apply([{ op: 'insert', ns: coll.ns, doc }]);
   }
 
-  replace(coll: Collection, oldDoc: Document, newDoc: Document): void {
+  replace(coll: Collection, oldDoc: Document, newDoc: Document, changed?: readonly string[]): void {
     const idKey = idKeyOf(oldDoc);
-    this.checkLocks(coll, idKey, newDoc);
-    coll.assertIndexable(newDoc);
-    this.checkUnique(coll, idKey, newDoc);
-    this.engine.apply([{ op: 'replace', ns: coll.ns, doc: newDoc }]);
+    // Keys of the indexes the change cannot reach stay as they are: no lock, uniqueness or key work for them.
+    const indexes = coll.indexesChangedBy(changed);
+    this.checkLocks(coll, idKey, newDoc, indexes);
+    coll.assertIndexable(newDoc, indexes);
+    this.checkUnique(coll, idKey, newDoc, indexes);
+    this.engine.apply([{ op: 'replace', ns: coll.ns, doc: newDoc, ...(changed ? { changed } : {}) }]);
   }
 
   remove(coll: Collection, doc: Document): void {

@@ -7,10 +7,14 @@
  * of the server and of MongoDB at each step, draws them against population size (an SVG chart) and appends a
  * section to docs/benchmarks.md.
  *
- * As `npm start` runs: validation on, strict references, the ledger on (the project's local Hedera network in
- * this process, anchoring every version; the loaded population is anchored before a step is measured), MongoDB
- * the embedded server in a child process on a data directory (or MONGODB_URI). Every loop is bounded by a count
- * and a time.
+ * As `npm start` runs: validation on, strict references, authorization on (a SMART access token of an identity
+ * provider on every request, verified against its key) and audit on (an AuditEvent for every request: committed with
+ * each write, written by the audit worker thread for reads and searches), the ledger on (the project's local Hedera
+ * network in this process, anchoring every version and AuditEvent; the loaded population is anchored before a step
+ * is measured), MongoDB the embedded server in a child process on a data directory (or MONGODB_URI). At each step
+ * the same create, read and searches are also run against two more apps on the same database, without and with
+ * authorization and audit, interleaved round by round: what both cost together (bench/access-cost.ts). Every loop
+ * is bounded by a count and a time.
  *   npm run bench                                       # 10k, 100k, 1M resources
  *   npm run bench -- --steps 10000,100000 --requests 1000
  *   npm run bench -- --quick                            # 2k and 10k resources, short rows, no report unless --out
@@ -35,6 +39,7 @@ import { ResourceStore } from '../src/store/resource-store.js';
 import { lineChartSvg, type Panel } from './chart.js';
 import { loadPopulation } from './load-population.js';
 import { machineDescription, markdownTable, measure, type Measurement } from './measure.js';
+import { accessCostTable, benchIssuer, measureAccessCost, securedSettings, type AccessCostResult } from './access-cost.js';
 import { residentMb } from './mongo-process.js';
 import { generatePatient, mulberry32, patientId } from './population.js';
 import { BENCH_SEARCHES, queryInputs } from './searches.js';
@@ -48,6 +53,8 @@ const { values } = parseArgs({
     'max-seconds': { type: 'string' },
     /** Transaction Bundles of 100 Patients per step. */
     bundles: { type: 'string' },
+    /** Interleaved rounds of the authorization-and-audit comparison per step (0: not measured). */
+    'access-rounds': { type: 'string' },
     quick: { type: 'boolean', default: false },
     ledger: { type: 'boolean', default: true },
     out: { type: 'string' },
@@ -63,9 +70,10 @@ const concurrency = Number(values.concurrency);
 const requests = Number(values.requests ?? (quick ? 300 : 3000));
 const maxSeconds = Number(values['max-seconds'] ?? (quick ? 5 : 20));
 const bundleCount = Number(values.bundles ?? (quick ? 5 : 30));
+const accessRounds = Number(values['access-rounds'] ?? (quick ? 1 : 2));
 const out = values.out ?? (quick ? undefined : 'docs/benchmarks.md');
 const chartPath = values.chart ?? (quick ? undefined : 'docs/benchmarks-growth.svg');
-for (const [name, value] of Object.entries({ seed, concurrency, requests, maxSeconds, bundleCount })) {
+for (const [name, value] of Object.entries({ seed, concurrency, requests, maxSeconds, bundleCount, accessRounds })) {
   if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a non-negative integer`);
 }
 if (steps.some((s) => !Number.isInteger(s) || s <= 0) || steps.some((s, i) => i > 0 && s <= steps[i - 1]!)) {
@@ -87,6 +95,8 @@ interface StepResult {
   loadSeconds: number;
   loadedResources: number;
   rows: Measurement[];
+  /** Authorization and audit off against on, at this population (undefined: --access-rounds 0). */
+  access: AccessCostResult | undefined;
   serverRssMb: number;
   serverHeapMb: number;
   mongoRssMb: number | undefined;
@@ -132,15 +142,24 @@ async function main(): Promise<void> {
     : undefined;
   await runtime?.init();
   runtime?.start();
+  // The hospital's identity provider: the app trusts its key, the bench asks it for a token now and then (a client
+  // reuses its token for the token's lifetime; this one is renewed well before its 10 minutes are up).
+  const issuer = await benchIssuer(BASE_URL);
+  const database = { mongoUri, dbName: connection.db.databaseName };
   const app = await buildApp(
-    { basePath: '', baseUrl: BASE_URL, bodyLimit: 64 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict', ...withoutAccessControl(BASE_URL) },
-    { store, validator, logger: false, ...(runtime ? { ledger: runtime.service } : {}) },
+    { basePath: '', baseUrl: BASE_URL, bodyLimit: 64 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict', ...withoutAccessControl(BASE_URL), ...securedSettings(BASE_URL) },
+    { store, validator, logger: false, auth: issuer.auth, auditWorker: database, ...(runtime ? { ledger: runtime.service } : {}) },
   );
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  let token = { value: '', at: 0 };
+  const authorization = async (): Promise<string> => {
+    if (Date.now() - token.at > 5 * 60_000) token = { value: `Bearer ${await issuer.token('system/*.cruds')}`, at: Date.now() };
+    return token.value;
+  };
   const call = async (method: string, path: string, body?: unknown, expected = 200): Promise<Response> => {
     const res = await fetch(`${address}${path}`, {
       method,
-      headers: { accept: FHIR_JSON, ...(body === undefined ? {} : { 'content-type': FHIR_JSON }) },
+      headers: { accept: FHIR_JSON, authorization: await authorization(), ...(body === undefined ? {} : { 'content-type': FHIR_JSON }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     if (res.status !== expected) throw new Error(`${method} ${path}: ${res.status} ${(await res.text()).slice(0, 300)}`);
@@ -235,7 +254,28 @@ async function main(): Promise<void> {
       if (response.entry?.length !== 100) throw new Error('transaction: not 100 entries back');
     }, { maxSeconds: maxSeconds * 2 });
     record({ ...tx, name: TRANSACTION_ROW });
-    storedResources += rows[0]!.count + tx.count * 100 + 1;
+
+    const access =
+      accessRounds > 0
+        ? await measureAccessCost({
+            store,
+            database,
+            mongoPid: child?.pid,
+            validator,
+            baseUrl: BASE_URL,
+            seed,
+            patients: loadedPatients,
+            requests,
+            concurrency,
+            maxSeconds,
+            rounds: accessRounds,
+            // Beyond the population and this bench's own creates: ids never collide.
+            firstNewPatient: 100_000_000 + results.length * 10_000_000,
+            log,
+          })
+        : undefined;
+    // Creates, transactions, probes and the comparison's creates (AuditEvents are not counted: they have no heads).
+    storedResources = await store.heads.estimatedDocumentCount();
 
     const server = residentParts(process.pid);
     const mongo = residentParts(child?.pid);
@@ -251,6 +291,7 @@ async function main(): Promise<void> {
       loadSeconds,
       loadedResources,
       rows,
+      access,
       serverRssMb: residentMb(process.pid) ?? 0,
       serverHeapMb: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
       mongoRssMb: residentMb(child?.pid),
@@ -327,7 +368,7 @@ function report(results: StepResult[], loadAtStart: number, mongo: string): stri
     `Machine: ${machineDescription()}; 1-minute load average ${loadAtStart.toFixed(2)} when the run started${values.note ? ` (${values.note})` : ''}. ` +
       'The benchmark process (FHIR server, ledger and HTTP client) and MongoDB share these cores.',
     '',
-    `MongoDB: ${mongo}. Validation on, strict references, ledger ${values.ledger ? 'on (local network, every version anchored; the loaded population anchored before each step is measured)' : 'OFF'}. ` +
+    `MongoDB: ${mongo}. Authorization on (a bench identity provider's ES256 token, renewed every 5 minutes), audit on, validation on, strict references, ledger ${values.ledger ? 'on (local network, every version anchored; the loaded population anchored before each step is measured)' : 'OFF'}. ` +
       `${concurrency} connections, at most ${requests} requests or ${maxSeconds} s per row.`,
     '',
     `![throughput, latency and memory against population size](${chartPath ? chartPath.replace(/^docs\//, '') : 'benchmarks-growth.svg'})`,
@@ -343,6 +384,16 @@ function report(results: StepResult[], loadAtStart: number, mongo: string): stri
       markdownTable(r.rows),
       '',
     );
+    if (r.access) {
+      lines.push(
+        `Authorization and audit, off against on, at this population: the same requests against two more apps on this database, ` +
+          `in ${r.access.rows[0]?.off.length ?? 0} interleaved rounds, medians (the table above is the "on" side, as \`npm start\` runs). ` +
+          `CPU per request counts this process (server, audit worker and HTTP client) and the MongoDB process.`,
+        '',
+        accessCostTable(r.access),
+        '',
+      );
+    }
   }
   const first = results[0];
   const last = results.at(-1);

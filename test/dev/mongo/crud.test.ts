@@ -56,6 +56,30 @@ await forEachBackend(t, async (t, { db, backend }) => {
     t.same(one, { _id: 3, name: 'cid', age: 42 });
   });
 
+  await t.test("inclusion projections of dotted paths, in the document's field order, through arrays", async (t) => {
+    const c = db.collection<TestDoc>('projected');
+    await c.insertMany([
+      { _id: 1, a: [{ b: 1, c: 2 }, 5, [{ b: 3, d: 0 }], { c: 4 }], x: 1, z: { q: 1, p: 2, r: 3 } },
+      { _id: 2, a: 5, x: 2 },
+      { _id: 3, a: { c: 1 }, x: 3 },
+    ]);
+    const find = (projection: Document) => c.find({}, { projection }).sort({ _id: 1 }).toArray();
+    t.same(await find({ 'a.b': 1 }), [{ _id: 1, a: [{ b: 1 }, [{ b: 3 }], {}] }, { _id: 2 }, { _id: 3, a: {} }], 'scalars in arrays dropped, sub-documents projected');
+    t.same(await find({ x: 1, _id: 0 }), [{ x: 1 }, { x: 2 }, { x: 3 }]);
+    const ordered = await c.findOne({ _id: 1 }, { projection: { 'z.r': 1, 'z.q': 1, x: 1 } });
+    t.same(Object.keys(ordered ?? {}), ['_id', 'x', 'z'], "the document's order, not the projection's");
+    t.same(Object.keys((ordered?.z as Document | undefined) ?? {}), ['q', 'r']);
+    t.same(await c.findOne({ _id: 2 }, { projection: { missing: 1, 'also.missing': true } }), { _id: 2 }, 'paths that are not there give nothing');
+    const collision = await c
+      .find({}, { projection: { a: 1, 'a.b': 1 } })
+      .toArray()
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    t.ok(collision instanceof Error, 'a path and its prefix together are refused');
+  });
+
   await t.test('generated _id is an ObjectId and comes first', async (t) => {
     const c = db.collection<TestDoc>('ids');
     const { insertedId } = await c.insertOne({ b: 1 });

@@ -81,6 +81,8 @@ export function compileProjection(
   options: FilterOptions = {},
 ): ((docs: Document[]) => Document[]) | undefined {
   if (!projection || Object.keys(projection).length === 0) return undefined;
+  const inclusion = inclusionSpec(projection);
+  if (inclusion) return (docs) => docs.map((doc) => includeFields(doc, inclusion));
   const query = compileQuery(filter, options);
   const run = (docs: Document[]): Document[] => {
     try {
@@ -106,4 +108,85 @@ export function compileProjection(
       return ordered;
     });
   };
+}
+
+/** An inclusion projection of plain paths as a tree: true for a path's end, a subtree for its next components. */
+interface InclusionSpec {
+  withId: boolean;
+  fields: Map<string, InclusionTree>;
+}
+type InclusionTree = true | Map<string, InclusionTree>;
+
+/**
+ * The projection as an inclusion of plain field paths (`{a: 1, 'b.c': 1, _id: 0}`), or undefined for anything
+ * else (exclusions, operators, positional paths, expressions, paths that collide), which mingo then handles. This
+ * is what most finds send (a store reading a few fields), and applying it directly skips compiling a query and
+ * matching every document again.
+ */
+function inclusionSpec(projection: Document): InclusionSpec | undefined {
+  const fields = new Map<string, InclusionTree>();
+  let withId = true;
+  for (const [path, value] of Object.entries(projection)) {
+    const on = value === true || (typeof value === 'number' && value !== 0 && !Number.isNaN(value));
+    const off = value === false || value === 0;
+    if (path === '_id') {
+      if (!on && !off) return undefined;
+      withId = on;
+      continue;
+    }
+    if (!on || path === '' || path.includes('$')) return undefined;
+    const parts = path.split('.');
+    if (parts.some((part) => part === '')) return undefined;
+    let level = fields;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      const last = i === parts.length - 1;
+      const existing = level.get(part);
+      // A path that is a prefix of another (a and a.b) is a collision mongod refuses: mingo says so.
+      if (existing === true || (existing && last)) return undefined;
+      if (last) {
+        level.set(part, true);
+      } else {
+        const next = existing ?? new Map<string, InclusionTree>();
+        level.set(part, next);
+        level = next;
+      }
+    }
+  }
+  // ({_id: 0} alone excludes _id and keeps the rest: an exclusion, left to mingo.)
+  return fields.size > 0 ? { withId, fields } : undefined;
+}
+
+/** mongod's inclusion: the document's own field order; under an array each sub-document projected, scalars dropped. */
+function includeFields(doc: Document, spec: InclusionSpec): Document {
+  const out: Document = {};
+  if (spec.withId && '_id' in doc) out._id = doc._id;
+  for (const key of Object.keys(doc)) {
+    if (key === '_id') continue;
+    const tree = spec.fields.get(key);
+    if (tree === undefined) continue;
+    const value = pick(doc[key], tree);
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+function pick(value: unknown, tree: InclusionTree): unknown {
+  if (tree === true) return value;
+  if (Array.isArray(value)) {
+    const out: unknown[] = [];
+    for (const el of value) {
+      if (Array.isArray(el) || isPlainObject(el)) out.push(pick(el, tree));
+    }
+    return out;
+  }
+  if (!isPlainObject(value)) return undefined;
+  const out: Document = {};
+  for (const key of Object.keys(value)) {
+    const sub = tree.get(key);
+    if (sub === undefined) continue;
+    const picked = pick(value[key], sub);
+    if (picked !== undefined) out[key] = picked;
+  }
+  return out;
 }

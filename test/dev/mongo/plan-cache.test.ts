@@ -307,3 +307,47 @@ await t.test('bounds after a range field, sort from the index', async (t) => {
 function expectedCount(docs: Document[], f: (d: Document) => boolean): number {
   return docs.filter(f).length;
 }
+
+await t.test('a covered scan sorted by _id with a limit fetches only the documents it returns', async (t) => {
+  await forEachBackend(t, async (t, { backend, db }) => {
+    const embedded = backend.name === 'embedded';
+    const c = db.collection<TestDoc>('by_record_id');
+    const docs = Array.from({ length: 600 }, (_, i) => ({
+      _id: `id${String((i * 7919) % 600).padStart(4, '0')}`,
+      family: `${['smith', 'smithson', 'jones', 'brown'][i % 4]}${i % 3}`,
+      tags: [`t${i % 5}`, `t${(i + 2) % 5}`],
+      kind: i % 2 === 0 ? 'even' : 'odd',
+    }));
+    await c.insertMany(docs);
+    await c.createIndexes([{ key: { family: 1 } }, { key: { tags: 1 } }]);
+    const ids = (f: (d: (typeof docs)[number]) => boolean, direction: 1 | -1 = 1): string[] =>
+      docs
+        .filter(f)
+        .map((d) => d._id)
+        .sort((a, b) => (a < b ? -direction : a > b ? direction : 0));
+
+    const prefix = { family: /^smith/ };
+    const page = (filter: Document, skip: number, limit: number, direction: 1 | -1 = 1) =>
+      c.find(filter).sort({ _id: direction }).skip(skip).limit(limit).hint(Object.keys(filter)[0] === 'tags' ? 'tags_1' : 'family_1');
+    t.same(await page(prefix, 0, 5).map((d) => d._id).toArray(), ids((d) => d.family.startsWith('smith')).slice(0, 5), 'the first page in _id order');
+    t.same(await page(prefix, 7, 5).map((d) => d._id).toArray(), ids((d) => d.family.startsWith('smith')).slice(7, 12), 'a later page (skip)');
+    t.same(await page(prefix, 0, 5, -1).map((d) => d._id).toArray(), ids((d) => d.family.startsWith('smith'), -1).slice(0, 5), 'descending');
+    t.same(
+      await page({ tags: { $in: ['t1', 't2'] } }, 0, 6).map((d) => d._id).toArray(),
+      ids((d) => d.tags.includes('t1') || d.tags.includes('t2')).slice(0, 6),
+      'multikey: each document once',
+    );
+    t.same(
+      await page({ family: /^smith/, kind: 'odd' }, 0, 5).map((d) => d._id).toArray(),
+      ids((d) => d.family.startsWith('smith') && d.kind === 'odd').slice(0, 5),
+      'a filter the index does not answer: documents decide',
+    );
+    if (embedded) {
+      const e = (await page(prefix, 0, 5).explain('executionStats')) as Document;
+      t.equal(e.executionStats.totalKeysExamined, 300, 'every matching key is read');
+      t.equal(e.executionStats.totalDocsExamined, 5, 'and only the returned documents are fetched');
+      const residual = (await page({ family: /^smith/, kind: 'odd' }, 0, 5).explain('executionStats')) as Document;
+      t.equal(residual.executionStats.totalDocsExamined, 300, 'with a residual filter every candidate is fetched');
+    }
+  });
+});

@@ -354,9 +354,35 @@ function candidatePlans(req: QueryRequest, analysis: Analysis): AccessPlan[] {
   return plans;
 }
 
-/** A match found from index keys alone (a count that needs no document). */
+/** A match found from index keys alone (a count, or a match whose document is fetched later). */
 const KEY_MATCH = true;
-type Step = Document | typeof KEY_MATCH | null;
+
+/** A document fetched after its match was counted (as KEY_MATCH): kept, not counted again. */
+class FetchedLater {
+  constructor(readonly doc: Document) {}
+}
+
+type Step = Document | typeof KEY_MATCH | FetchedLater | null;
+
+/**
+ * Whether this plan's matches can be put in order before their documents are fetched: the query sorts by _id
+ * alone (a FHIR search's default order), has a limit, and the scan's bounds answer the whole filter, so an index
+ * entry's record id (the _id's key string, whose string order is _id order) is all the sort needs. Then only the
+ * first skip + limit documents are fetched, instead of every match (mongod plans FETCH above SORT when the sort is
+ * covered by the index for the same reason). A transaction's overlay needs its documents: not then.
+ */
+function sortsByRecordId(plan: AccessPlan, req: QueryRequest): boolean {
+  return (
+    plan.kind === 'IXSCAN' &&
+    plan.covered &&
+    !plan.providesSort &&
+    !req.countOnly &&
+    req.limit > 0 &&
+    req.sort.length === 1 &&
+    req.sort[0]!.path === '_id' &&
+    req.source.overlay.size === 0
+  );
+}
 
 /** Whether a count can be answered from this plan's index keys without fetching documents. */
 function countsFromKeys(plan: AccessPlan, req: QueryRequest): plan is IxScanPlan {
@@ -388,6 +414,10 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
       stats.docsExamined++;
       yield !req.matcher || req.matcher(doc) ? doc : null;
     }
+    return;
+  }
+  if (plan.kind === 'IXSCAN' && sortsByRecordId(plan, req)) {
+    yield* stepsSortedByRecordId(plan, req, stats, checkDeadline);
     return;
   }
   const overlay = source.overlay;
@@ -441,6 +471,56 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
   }
 }
 
+/**
+ * The scan of sortsByRecordId: every key is examined (one step each, a match counted as KEY_MATCH without its
+ * document, unless the key alone cannot tell), then the first skip + limit record ids in _id order are fetched.
+ */
+function* stepsSortedByRecordId(plan: IxScanPlan, req: QueryRequest, stats: ExecStats, checkDeadline: () => void): Generator<Step> {
+  const ids: string[] = [];
+  const fetched = new Map<string, Document>();
+  const seen = plan.index.multikey ? new Set<string>() : undefined;
+  const ranges = plan.direction === 1 ? plan.ranges : [...plan.ranges].reverse();
+  for (const range of ranges) {
+    for (const entry of plan.index.tree.range(range.start, range.end, plan.direction === -1)) {
+      stats.keysExamined++;
+      checkDeadline();
+      const inside = plan.checks.length > 0 ? passesChecks(entry.key, plan.index, plan.checks) : true;
+      if (inside === false) {
+        yield null;
+        continue;
+      }
+      if (seen) {
+        if (seen.has(entry.id)) continue;
+        seen.add(entry.id);
+      }
+      if (inside !== true) {
+        // The key alone cannot tell: the document decides, and is kept for later.
+        const doc = req.source.get(entry.id);
+        if (!doc) continue;
+        stats.docsExamined++;
+        if (req.matcher && !req.matcher(doc)) {
+          yield null;
+          continue;
+        }
+        fetched.set(entry.id, doc);
+      }
+      ids.push(entry.id);
+      yield KEY_MATCH;
+    }
+  }
+  const descending = req.sort[0]!.direction === -1;
+  ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0) * (descending ? -1 : 1));
+  for (const id of ids.slice(0, req.skip + req.limit)) {
+    let doc = fetched.get(id);
+    if (!doc) {
+      doc = req.source.get(id);
+      if (!doc) continue;
+      stats.docsExamined++;
+    }
+    yield new FetchedLater(doc);
+  }
+}
+
 function providesOrder(plan: AccessPlan, req: QueryRequest): boolean {
   if (req.sort.length === 0) return true;
   return plan.kind === 'IXSCAN' && plan.providesSort && req.source.overlay.size === 0;
@@ -483,6 +563,10 @@ class PlanRun {
     }
     const value = r.value;
     if (value === null) return true;
+    if (value instanceof FetchedLater) {
+      this.docs.push(value.doc);
+      return true;
+    }
     this.matched++;
     if (value !== KEY_MATCH && !this.req.countOnly && (!this.ordered || this.matched > this.req.skip)) this.docs.push(value);
     if (this.ordered && this.matched >= this.want) {

@@ -357,9 +357,9 @@ function candidatePlans(req: QueryRequest, analysis: Analysis): AccessPlan[] {
 /** A match found from index keys alone (a count, or a match whose document is fetched later). */
 const KEY_MATCH = true;
 
-/** A document fetched after its match was counted (as KEY_MATCH): kept, not counted again. */
+/** The page's documents, fetched after their matches were counted (as KEY_MATCH): kept, not counted again. */
 class FetchedLater {
-  constructor(readonly doc: Document) {}
+  constructor(readonly docs: Document[]) {}
 }
 
 type Step = Document | typeof KEY_MATCH | FetchedLater | null;
@@ -510,6 +510,7 @@ function* stepsSortedByRecordId(plan: IxScanPlan, req: QueryRequest, stats: Exec
   }
   const descending = req.sort[0]!.direction === -1;
   ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0) * (descending ? -1 : 1));
+  const page: Document[] = [];
   for (const id of ids.slice(0, req.skip + req.limit)) {
     let doc = fetched.get(id);
     if (!doc) {
@@ -517,8 +518,9 @@ function* stepsSortedByRecordId(plan: IxScanPlan, req: QueryRequest, stats: Exec
       if (!doc) continue;
       stats.docsExamined++;
     }
-    yield new FetchedLater(doc);
+    page.push(doc);
   }
+  yield new FetchedLater(page);
 }
 
 function providesOrder(plan: AccessPlan, req: QueryRequest): boolean {
@@ -564,8 +566,11 @@ class PlanRun {
     const value = r.value;
     if (value === null) return true;
     if (value instanceof FetchedLater) {
-      this.docs.push(value.doc);
-      return true;
+      // Part of the scan's last step, not a step of its own: every other plan fetches as it reads a key, one work
+      // each, so counting the page again would rank the plan that fetches least below those that fetch everything.
+      this.works--;
+      for (const doc of value.docs) this.docs.push(doc);
+      return this.work();
     }
     this.matched++;
     if (value !== KEY_MATCH && !this.req.countOnly && (!this.ordered || this.matched > this.req.skip)) this.docs.push(value);

@@ -8,34 +8,27 @@
  */
 import t from 'tap';
 import { AccountId, Client, PrivateKey, Timestamp, TopicId, TopicMessageSubmitTransaction, TransactionId } from '@hashgraph/sdk';
-import { SdkHederaLedger, type HederaLedger, type PreparedTransaction, type ReceiptOutcome, type SubmitOutcome } from '../../src/ledger/hedera-client.js';
+import { SdkHederaLedger, type PreparedTransaction, type ReceiptOutcome, type SubmitOutcome } from '../../src/ledger/hedera-client.js';
 import { decodeBatchMessage } from '../../src/ledger/batch-message.js';
 import { bytes } from '../../src/ledger/ledger-store.js';
 import type { LocalHedera } from '../../src/dev/hedera/index.js';
 import { stopMongoAtEnd } from '../helpers/app.js';
-import { createPatient, startLedgerApp, startTestNetwork, waitAnchored } from './helpers/ledger-app.js';
+import { ForwardingLedger, createPatient, startLedgerApp, startTestNetwork, waitAnchored } from './helpers/ledger-app.js';
 
 /** Delegates to the real SDK client; the test arms one fault at a time. */
-class FaultyLedger implements HederaLedger {
+class FaultyLedger extends ForwardingLedger {
   failNextSubmit = false;
   expireNextMessage = false;
   loseNextReceipt = false;
   readonly submitted: string[] = [];
   constructor(
-    private readonly real: SdkHederaLedger,
+    real: SdkHederaLedger,
     private readonly net: LocalHedera,
-  ) {}
-  get networkLabel(): string {
-    return this.real.networkLabel;
+  ) {
+    super(real);
   }
-  get operatorId(): string {
-    return this.real.operatorId;
-  }
-  prepareTopicCreate(memo: string): Promise<PreparedTransaction> {
-    return this.real.prepareTopicCreate(memo);
-  }
-  async prepareMessage(topicId: string, message: Buffer): Promise<PreparedTransaction> {
-    if (!this.expireNextMessage) return this.real.prepareMessage(topicId, message);
+  override async prepareMessage(topicId: string, message: Buffer): Promise<PreparedTransaction> {
+    if (!this.expireNextMessage) return super.prepareMessage(topicId, message);
     this.expireNextMessage = false;
     // Valid from 200 s ago for 120 s: expired for 80 s, past the worker's mirror grace period.
     const client = Client.forNetwork({ [this.net.grpcEndpoint]: this.net.nodeAccountId }, { scheduleNetworkUpdate: false });
@@ -48,27 +41,21 @@ class FaultyLedger implements HederaLedger {
     client.close();
     return { transactionId: id.toString(), signedBytes: Buffer.from(tx.toBytes()), validUntilMs: start + 120_000 };
   }
-  async submit(signedBytes: Buffer): Promise<SubmitOutcome> {
+  override async submit(signedBytes: Buffer): Promise<SubmitOutcome> {
     if (this.failNextSubmit) {
       this.failNextSubmit = false;
       throw new Error('14 UNAVAILABLE: No connection established (simulated)');
     }
-    const outcome = await this.real.submit(signedBytes);
+    const outcome = await super.submit(signedBytes);
     this.submitted.push(outcome);
     return outcome;
   }
-  async receipt(transactionId: string, wait: boolean): Promise<ReceiptOutcome> {
+  override async receipt(transactionId: string, wait: boolean): Promise<ReceiptOutcome> {
     if (wait && this.loseNextReceipt) {
       this.loseNextReceipt = false;
       throw new Error('4 DEADLINE_EXCEEDED (simulated)');
     }
-    return this.real.receipt(transactionId, wait);
-  }
-  consensusTimestamp(transactionId: string): Promise<string> {
-    return this.real.consensusTimestamp(transactionId);
-  }
-  close(): void {
-    this.real.close();
+    return super.receipt(transactionId, wait);
   }
 }
 

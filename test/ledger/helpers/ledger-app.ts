@@ -111,16 +111,9 @@ export function sdkLedgerFor(net: LocalHedera): SdkHederaLedger {
   });
 }
 
-/**
- * The real SDK client with a hook before each submission of a batch message (not the topic's creation): it may
- * look at the database as it is just before the batch goes out, or throw (the submission then never happens, as
- * when the process dies right before it).
- */
-export class HookedLedger implements HederaLedger {
-  beforeSubmit: (() => Promise<void>) | null = null;
-  /** The signed bytes of every batch message prepared, to tell them from the topic's creation. */
-  private readonly messages = new Set<string>();
-  constructor(private readonly real: HederaLedger) {}
+/** A HederaLedger that forwards everything to a real one: test doubles override only what they change. */
+export class ForwardingLedger implements HederaLedger {
+  constructor(protected readonly real: HederaLedger) {}
   get networkLabel(): string {
     return this.real.networkLabel;
   }
@@ -130,13 +123,10 @@ export class HookedLedger implements HederaLedger {
   prepareTopicCreate(memo: string): Promise<PreparedTransaction> {
     return this.real.prepareTopicCreate(memo);
   }
-  async prepareMessage(topicId: string, message: Buffer): Promise<PreparedTransaction> {
-    const prepared = await this.real.prepareMessage(topicId, message);
-    this.messages.add(prepared.signedBytes.toString('hex'));
-    return prepared;
+  prepareMessage(topicId: string, message: Buffer): Promise<PreparedTransaction> {
+    return this.real.prepareMessage(topicId, message);
   }
-  async submit(signedBytes: Buffer): Promise<SubmitOutcome> {
-    if (this.messages.has(signedBytes.toString('hex'))) await this.beforeSubmit?.();
+  submit(signedBytes: Buffer): Promise<SubmitOutcome> {
     return this.real.submit(signedBytes);
   }
   receipt(transactionId: string, wait: boolean): Promise<ReceiptOutcome> {
@@ -147,6 +137,26 @@ export class HookedLedger implements HederaLedger {
   }
   close(): void {
     this.real.close();
+  }
+}
+
+/**
+ * The real SDK client with a hook before each submission of a batch message (not the topic's creation): it may
+ * look at the database as it is just before the batch goes out, or throw (the submission then never happens, as
+ * when the process dies right before it).
+ */
+export class HookedLedger extends ForwardingLedger {
+  beforeSubmit: (() => Promise<void>) | null = null;
+  /** The signed bytes of every batch message prepared, to tell them from the topic's creation. */
+  private readonly messages = new Set<string>();
+  override async prepareMessage(topicId: string, message: Buffer): Promise<PreparedTransaction> {
+    const prepared = await super.prepareMessage(topicId, message);
+    this.messages.add(prepared.signedBytes.toString('hex'));
+    return prepared;
+  }
+  override async submit(signedBytes: Buffer): Promise<SubmitOutcome> {
+    if (this.messages.has(signedBytes.toString('hex'))) await this.beforeSubmit?.();
+    return super.submit(signedBytes);
   }
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Document } from 'mongodb';
+import { BSON, type Document } from 'mongodb';
 import { forEachBackend, rejection, type TestDoc } from './backends.js';
 
 await forEachBackend(t, async (t, { backend, client, db }) => {
@@ -69,6 +69,18 @@ await forEachBackend(t, async (t, { backend, client, db }) => {
     t.ok(listed.databases.some((d: Document) => d.name === other.databaseName));
     const full = await admin.command({ listDatabases: 1 });
     t.ok(full.databases.find((d: Document) => d.name === other.databaseName)?.sizeOnDisk >= 0);
+    if (backend.name === 'embedded') {
+      // Sizes come from the totals kept as documents are written (not from reading every document again): they
+      // must follow inserts, updates that grow a document, and deletes, to the byte.
+      const x = other.collection<TestDoc>('x');
+      await x.insertMany([{ b: 'x'.repeat(100) }, { c: [1, 2, 3] }]);
+      await x.updateOne({ a: 1 }, { $set: { grown: 'y'.repeat(50) } });
+      await x.deleteOne({ c: { $exists: true } });
+      const expected = (await x.find().toArray()).reduce((sum, doc) => sum + BSON.calculateObjectSize(doc), 0);
+      const sized = await admin.command({ listDatabases: 1, filter: { name: other.databaseName } });
+      t.equal(sized.databases[0]?.sizeOnDisk, expected, 'sizeOnDisk: the BSON bytes of the documents');
+      t.equal((await other.command({ dbStats: 1 })).dataSize, expected, 'dbStats.dataSize');
+    }
     t.ok((await other.dropDatabase()) === true);
     const after = await admin.command({ listDatabases: 1, nameOnly: true });
     t.notOk(after.databases.some((d: Document) => d.name === other.databaseName));

@@ -3,7 +3,6 @@
  */
 import type { Document } from 'bson';
 import { Query } from 'mingo/query';
-import { documentSize } from '../bson/codec.js';
 import { encodeValue } from '../bson/keystring.js';
 import { isPlainObject } from '../bson/values.js';
 import { CommandError, ErrorCode } from '../errors.js';
@@ -117,9 +116,13 @@ function listCollections(ctx: CommandContext): Document {
   return { ...batch, ok: 1 };
 }
 
+/**
+ * The BSON bytes of a database's documents, from the totals each collection's store keeps as it writes (reading
+ * every document instead took two minutes at a million of them, and held the single-threaded server meanwhile).
+ */
 function databaseSize(ctx: CommandContext, db: string): number {
   let size = 0;
-  for (const coll of ctx.instance.engine.catalog.collections(db)) for (const doc of coll.docs.values()) size += documentSize(doc);
+  for (const coll of ctx.instance.engine.catalog.collections(db)) size += coll.store.dataSize();
   return size;
 }
 
@@ -130,8 +133,9 @@ function listDatabases(ctx: CommandContext): Document {
     .databases()
     .sort()
     .map((name) => {
+      if (nameOnly) return { name };
       const size = databaseSize(ctx, name);
-      return nameOnly ? { name } : { name, sizeOnDisk: size, empty: size === 0 };
+      return { name, sizeOnDisk: size, empty: size === 0 };
     });
   if (filter && Object.keys(filter).length) {
     const q = new Query(filter, mingoOptions());

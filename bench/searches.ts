@@ -109,7 +109,7 @@ export const BENCH_SEARCHES: BenchSearch[] = [
     name: 'Encounter status=finished, _sort=-date',
     type: 'Encounter',
     query: () => `status=finished&_sort=-date`,
-    index: /^search_Encounter_date_hi$/,
+    index: /^search_Encounter_status_date_hi$/,
     sortFromIndex: true,
   },
   {

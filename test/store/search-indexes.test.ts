@@ -41,11 +41,12 @@ t.test('typical searches run on the search indexes', async (t) => {
     patients.push(p.id);
     const e = await create(app, {
       resourceType: 'Encounter',
-      status: 'finished',
+      // One in four still in progress, with an open period: newest first by period end, those come first.
+      status: i % 4 ? 'finished' : 'in-progress',
       class: { code: 'AMB' },
       identifier: [{ value: `E${i}` }],
       subject: { reference: `Patient/${p.id}` },
-      period: { start: `2024-0${1 + (i % 9)}-01`, end: `2024-0${1 + (i % 9)}-02` },
+      period: i % 4 ? { start: `2024-0${1 + (i % 9)}-01`, end: `2024-0${1 + (i % 9)}-02` } : { start: `2024-0${1 + (i % 9)}-01` },
     });
     await create(app, {
       resourceType: 'MedicationRequest',
@@ -75,6 +76,7 @@ t.test('typical searches run on the search indexes', async (t) => {
     { type: 'Encounter', query: 'identifier=E3', index: /^search_Encounter_identifier$/ },
     { type: 'Encounter', query: '_sort=-date', index: /^search_Encounter_date_hi$/, sortFromIndex: true },
     { type: 'Encounter', query: 'date=ge2024-05&_sort=-date', index: /^search_Encounter_date_hi$/, sortFromIndex: true },
+    { type: 'Encounter', query: 'status=finished&_sort=-date', index: /^search_Encounter_status_date_hi$/, sortFromIndex: true },
     { type: 'MedicationRequest', query: `patient=${p0}&status=active`, index: /^search_MedicationRequest_patient_status$/ },
     { type: 'MedicationRequest', query: `subject=Patient/${p0}&status=active`, index: /^search_MedicationRequest_subject_status$/ },
     { type: 'MedicationRequest', query: 'identifier=R7', index: /^search_MedicationRequest_identifier$/ },

@@ -40,6 +40,10 @@ const SEARCH_INDEXES: SearchIndex[] = [
   { type: 'Encounter', name: 'subject_date', key: { 'idx.subject': 1, 'idx.date.lo': 1 } },
   { type: 'Encounter', name: 'date_lo', key: { 'idx.date.lo': 1, _id: 1 } },
   { type: 'Encounter', name: 'date_hi', key: { 'idx.date.hi': -1, _id: -1 } },
+  // "Finished encounters, newest first" (status=finished&_sort=-date). date_hi alone delivers the order but not the
+  // status: descending by period end, the open periods (in progress, planned: about a tenth) come first, and at
+  // 1M resources the scan read 44,826 encounters to find 21 finished ones (0.3 s hot, 10 s cold).
+  { type: 'Encounter', name: 'status_date_hi', key: { 'idx.status': 1, 'idx.date.hi': -1, _id: -1 } },
   // MedicationRequest
   { type: 'MedicationRequest', name: 'identifier', key: { 'idx.identifier': 1, _id: 1 } },
   { type: 'MedicationRequest', name: 'patient_status', key: { 'idx.patient': 1, 'idx.status': 1 } },

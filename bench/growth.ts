@@ -122,7 +122,9 @@ function residentParts(pid: number | undefined): { anonMb?: number; fileMb?: num
 async function main(): Promise<void> {
   const loadAtStart = loadavg()[0];
   const dataDir = await mkdtemp(join(tmpdir(), 'fhir-bench-growth-'));
+  const partialPath = join(tmpdir(), 'fhir-bench-growth-partial.md');
   const configured = process.env.MONGODB_URI;
+  const mongoDescription = configured ? 'MONGODB_URI' : "the project's embedded MongoDB-compatible server (src/dev/mongo, LMDB storage) in a child process";
   const child = configured ? undefined : await startEmbeddedMongoProcess({ dataDir, log });
   const mongoUri = configured ?? child!.uri;
   const connection = await connectMongo(mongoUri, `bench_growth_${Date.now()}`);
@@ -239,17 +241,24 @@ async function main(): Promise<void> {
     const inputsBase = { patients: loadedPatients, loadedFrom: new Date(started), loadedTo: new Date() };
     for (const [n, search] of BENCH_SEARCHES.entries()) {
       if (search.deepPage) continue;
-      // A search the server stops at SEARCH_TIMEOUT_MS (400 too-costly) is counted and named in the row, not fatal:
-      // at a large population that is a result worth reporting.
+      // A search the server stops at SEARCH_TIMEOUT_MS (400 too-costly), or answers 503 because the database did not
+      // answer in time, is counted and named in the row, not fatal: at a large population that is a result worth
+      // reporting. Anything else (a 500) stops the benchmark.
       let stopped = 0;
+      let unavailable = 0;
       const m = await measure(`search ${search.name}`, requests, concurrency, async (i) => {
         const path = `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`;
         const res = await fetch(`${address}${path}`, { headers: { accept: FHIR_JSON, authorization: await authorization() } });
         const text = await res.text();
         if (res.status === 400 && text.includes('"too-costly"')) stopped++;
+        else if (res.status === 503) unavailable++;
         else if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${text.slice(0, 300)}`);
       }, bounded);
-      record(stopped > 0 ? { ...m, name: `${m.name} — ${stopped} of ${m.count} stopped at SEARCH_TIMEOUT_MS (400 too-costly)` } : m);
+      const notes = [
+        ...(stopped > 0 ? [`${stopped} of ${m.count} stopped at SEARCH_TIMEOUT_MS (400 too-costly)`] : []),
+        ...(unavailable > 0 ? [`${unavailable} of ${m.count} answered 503 (database unavailable)`] : []),
+      ];
+      record(notes.length > 0 ? { ...m, name: `${m.name} — ${notes.join('; ')}` } : m);
     }
     const tx = await measure('transaction of 100 Patients', bundleCount, Math.min(concurrency, 4), async () => {
       const entry = Array.from({ length: 100 }, () => {
@@ -305,6 +314,9 @@ async function main(): Promise<void> {
       dataFileMb,
     });
     log(`  memory: server ${server.anonMb ?? '?'} MB anon; MongoDB ${mongo.anonMb ?? '?'} MB anon + ${mongo.fileMb ?? '?'} MB mapped file pages; data file ${dataFileMb ?? '?'} MB`);
+    // The steps so far, as the report will show them: an hour-long run that fails at its last step keeps the rest.
+    await writeFile(partialPath, report(results, loadAtStart, mongoDescription));
+    log(`  steps so far written to ${partialPath}`);
   }
 
   await app.close();
@@ -315,7 +327,7 @@ async function main(): Promise<void> {
   await child?.stop(30_000);
   await rm(dataDir, { recursive: true, force: true });
 
-  const section = report(results, loadAtStart, configured ? 'MONGODB_URI' : "the project's embedded MongoDB-compatible server (src/dev/mongo, LMDB storage) in a child process");
+  const section = report(results, loadAtStart, mongoDescription);
   console.log(section);
   if (chartPath) {
     await writeFile(chartPath, chart(results));

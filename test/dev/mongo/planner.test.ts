@@ -114,6 +114,24 @@ await forEachBackend(t, async (t, { db }) => {
     t.notOk(findStage(winningPlan(viaPartial), 'SORT'));
   });
 
+  await t.test('a blocking sort with skip and limit returns the slice of the whole sorted order', async (t) => {
+    // The embedded server keeps only skip + limit documents while it scans (a top-k heap): the slice must be the
+    // one sorting every match gives, at the start, in the middle, at the end and past it, both directions.
+    const byKindThenCode = (a: Document, b: Document, dir: 1 | -1): number =>
+      (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : a.code < b.code ? -1 : a.code > b.code ? 1 : 0) * dir;
+    for (const dir of [1, -1] as const) {
+      const expected = docs.filter((d) => d.status !== 'pending').sort((a, b) => byKindThenCode(a, b, dir)).map((d) => d._id);
+      for (const [skip, limit] of [[0, 1], [0, 7], [5, 10], [45, 20], [190, 30], [199, 5], [250, 5]] as const) {
+        const filter = { status: { $in: ['active', 'inactive'] } };
+        const got = await c.find(filter).sort({ kind: dir, code: dir }).skip(skip).limit(limit).map((d) => d._id).toArray();
+        t.same(got, expected.slice(skip, skip + limit), `sort ${dir}, skip ${skip}, limit ${limit}`);
+      }
+    }
+    const e = await explain({ status: { $in: ['active', 'inactive'] } }, { sort: { kind: 1, code: 1 }, skip: 5, limit: 10 });
+    t.ok(findStage(winningPlan(e), 'SORT'), 'a blocking sort');
+    t.equal(e.executionStats.nReturned, 10);
+  });
+
   await t.test('hint, $natural and results identical to a collection scan', async (t) => {
     const filters: Document[] = [
       { age: { $gt: 20, $lte: 30 }, status: 'pending' },

@@ -44,7 +44,7 @@ import {
   type PlanCacheMetrics,
 } from './plan-cache.js';
 import { queryShape, shapeHash } from './shape.js';
-import { sortDocuments, topK, type SortField } from './sort.js';
+import { sortDocuments, TopK, type SortField } from './sort.js';
 
 export interface IxScanPlan {
   kind: 'IXSCAN';
@@ -539,8 +539,10 @@ class PlanRun {
   works = 0;
   matched = 0;
   eof = false;
-  /** Kept matches: after skip and up to the limit when ordered, all of them otherwise (none when counting). */
-  readonly docs: Document[] = [];
+  /** Kept matches when ordered (after skip, up to the limit) or sorted without a limit (all); none when counting. */
+  private readonly docs: Document[] = [];
+  /** A blocking sort with a limit: the first skip + limit matches in order, kept as they come. */
+  private readonly top: TopK<Document> | undefined;
   private readonly iter: Generator<Step>;
   /** Matches after which an ordered run is done. */
   private readonly want: number;
@@ -551,7 +553,20 @@ class PlanRun {
   ) {
     this.ordered = providesOrder(plan, req);
     this.want = req.limit > 0 ? req.skip + req.limit : Infinity;
+    this.top = !this.ordered && !req.countOnly && req.limit > 0 ? new TopK(req.sort, req.skip + req.limit) : undefined;
     this.iter = steps(plan, req, this.stats);
+  }
+
+  private keep(doc: Document): void {
+    if (this.top) this.top.push(doc);
+    else this.docs.push(doc);
+  }
+
+  /** The results once the run is done: after skip and up to the limit, in the requested order. */
+  results(): Document[] {
+    if (this.ordered) return this.docs;
+    const sorted = this.top ? this.top.sorted() : sortDocuments(this.docs, this.req.sort);
+    return sorted.slice(this.req.skip, this.req.limit > 0 ? this.req.skip + this.req.limit : undefined);
   }
 
   /** One unit of work; false once the run is done. */
@@ -569,11 +584,11 @@ class PlanRun {
       // Part of the scan's last step, not a step of its own: every other plan fetches as it reads a key, one work
       // each, so counting the page again would rank the plan that fetches least below those that fetch everything.
       this.works--;
-      for (const doc of value.docs) this.docs.push(doc);
+      for (const doc of value.docs) this.keep(doc);
       return this.work();
     }
     this.matched++;
-    if (value !== KEY_MATCH && !this.req.countOnly && (!this.ordered || this.matched > this.req.skip)) this.docs.push(value);
+    if (value !== KEY_MATCH && !this.req.countOnly && (!this.ordered || this.matched > this.req.skip)) this.keep(value);
     if (this.ordered && this.matched >= this.want) {
       this.eof = true;
       this.iter.return(undefined);
@@ -783,13 +798,8 @@ export function runQuery(req: QueryRequest): QueryOutcome {
   if (req.countOnly) {
     docs = [];
     count = Math.max(0, Math.min(run.matched, req.limit > 0 ? req.skip + req.limit : Infinity) - req.skip);
-  } else if (run.ordered) {
-    docs = run.docs;
-    count = docs.length;
   } else {
-    const all = run.docs;
-    const sorted = req.limit > 0 ? topK(all, req.sort, req.skip + req.limit) : sortDocuments(all, req.sort);
-    docs = sorted.slice(req.skip, req.limit > 0 ? req.skip + req.limit : undefined);
+    docs = run.results();
     count = docs.length;
   }
   return {

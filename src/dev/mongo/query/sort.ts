@@ -61,45 +61,63 @@ export function sortDocuments<T extends Document>(docs: T[], fields: SortField[]
 }
 
 /**
- * Keeps the first `limit` documents of the sorted order without sorting the
- * whole input (mongod's top-k SORT with limitAmount).
+ * The first `limit` documents of the sorted order, kept as documents arrive without holding the others (mongod's
+ * top-k SORT with limitAmount): memory is bounded by the limit, not by the number of matches, and the cost is
+ * paid while the scan runs (where the query's time limit is checked), not in one sort at its end.
  */
-export function topK<T extends Document>(docs: T[], fields: SortField[], limit: number): T[] {
-  if (limit <= 0 || limit >= docs.length) return sortDocuments(docs, fields);
-  const heap: Array<{ doc: T; index: number; keys: string[] }> = [];
-  const worse = (a: (typeof heap)[number], b: (typeof heap)[number]): boolean =>
-    (compareSortKeys(a.keys, b.keys, fields) || a.index - b.index) > 0;
-  // Max-heap on "worst first" so the worst kept element is evicted.
-  const up = (i: number): void => {
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!worse(heap[i]!, heap[p]!)) break;
-      [heap[i], heap[p]] = [heap[p]!, heap[i]!];
-      i = p;
+export class TopK<T extends Document> {
+  private readonly heap: Array<{ doc: T; index: number; keys: string[] }> = [];
+  private seen = 0;
+
+  constructor(
+    private readonly fields: SortField[],
+    private readonly limit: number,
+  ) {}
+
+  /** Whether a is after b in the sorted order (ties: the later arrival is after). */
+  private worse(a: { index: number; keys: string[] }, b: { index: number; keys: string[] }): boolean {
+    return (compareSortKeys(a.keys, b.keys, this.fields) || a.index - b.index) > 0;
+  }
+
+  push(doc: T): void {
+    const heap = this.heap;
+    const entry = { doc, index: this.seen++, keys: this.fields.map((f) => sortKey(doc, f)) };
+    // A max-heap on "worst first": the worst kept entry is the one to evict.
+    if (heap.length < this.limit) {
+      heap.push(entry);
+      let i = heap.length - 1;
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (!this.worse(heap[i]!, heap[p]!)) break;
+        [heap[i], heap[p]] = [heap[p]!, heap[i]!];
+        i = p;
+      }
+      return;
     }
-  };
-  const down = (i: number): void => {
-    for (;;) {
+    if (this.limit === 0 || !this.worse(heap[0]!, entry)) return;
+    heap[0] = entry;
+    for (let i = 0; ; ) {
       const l = 2 * i + 1;
       const r = l + 1;
       let m = i;
-      if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
-      if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
-      if (m === i) return;
+      if (l < heap.length && this.worse(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && this.worse(heap[r]!, heap[m]!)) m = r;
+      if (m === i) break;
       [heap[i], heap[m]] = [heap[m]!, heap[i]!];
       i = m;
     }
-  };
-  docs.forEach((doc, index) => {
-    const entry = { doc, index, keys: fields.map((f) => sortKey(doc, f)) };
-    if (heap.length < limit) {
-      heap.push(entry);
-      up(heap.length - 1);
-    } else if (worse(heap[0]!, entry)) {
-      heap[0] = entry;
-      down(0);
-    }
-  });
-  heap.sort((a, b) => compareSortKeys(a.keys, b.keys, fields) || a.index - b.index);
-  return heap.map((e) => e.doc);
+  }
+
+  /** The kept documents, in order. */
+  sorted(): T[] {
+    return [...this.heap].sort((a, b) => compareSortKeys(a.keys, b.keys, this.fields) || a.index - b.index).map((e) => e.doc);
+  }
+}
+
+/** The first `limit` documents of the sorted order, without sorting the whole input. */
+export function topK<T extends Document>(docs: T[], fields: SortField[], limit: number): T[] {
+  if (limit <= 0 || limit >= docs.length) return sortDocuments(docs, fields);
+  const top = new TopK<T>(fields, limit);
+  for (const doc of docs) top.push(doc);
+  return top.sorted();
 }

@@ -97,6 +97,20 @@ t.test('typical searches run on the search indexes', async (t) => {
     t.ok(scans.length > 0 && scans.every((name) => names.includes(name) && c.index.test(name)), `${c.type}?${c.query}: uses ${c.index} [${summary}]`);
     if (c.sortFromIndex) t.notOk(plan.some((s) => s.stage === 'SORT'), `${c.type}?${c.query}: the index delivers the order [${summary}]`);
   }
+
+  // A chain reads the keys of the patients it matches from their index (a covered query: no Patient document is
+  // read) and the Encounters referring to them in key order from theirs: only the page's documents are read.
+  const scannedObjects = async (): Promise<number> => {
+    const status = await store.db.admin().command({ serverStatus: 1 });
+    return Number(status.metrics.queryExecutor.scannedObjects);
+  };
+  const before = await scannedObjects();
+  const chained = await app.inject({ url: '/Encounter?subject:Patient.family=Fam3&_count=3' });
+  const read = (await scannedObjects()) - before;
+  const bundle = chained.json() as { entry?: Array<{ resource: { subject: { reference: string } } }> };
+  t.equal(chained.statusCode, 200);
+  t.equal(bundle.entry?.length, 3, 'a page of 3 of the Encounters of the 9 Fam3 patients');
+  t.ok(read <= 4, `documents read: the page and the one that says more follow (${read}; reading the patients too made it 13)`);
 });
 
 t.test("the compliance team's AuditEvent searches run on their indexes (on resource_versions: AuditEvents have no heads)", async (t) => {

@@ -6,6 +6,7 @@
 import { ObjectId, Timestamp, UUID, type Document } from 'bson';
 import { CursorRegistry } from './cursors.js';
 import { PlanCacheRegistry } from './query/plan-cache.js';
+import type { QueryExecutorMetrics } from './query/planner.js';
 import { CommandError, ErrorCode } from './errors.js';
 import { validateCollectionName, validateDatabaseName } from './storage/catalog.js';
 import type { Collection } from './storage/collection.js';
@@ -36,6 +37,8 @@ export class MongoInstance {
   readonly cursors = new CursorRegistry();
   /** Per-collection plan caches and their hit/miss counters. */
   readonly planCaches = new PlanCacheRegistry();
+  /** serverStatus metrics.queryExecutor. */
+  readonly queryExecutor: QueryExecutorMetrics = { scanned: 0, scannedObjects: 0 };
   readonly identity: InstanceIdentity;
   readonly log: (msg: string) => void;
   /** Aborted when the server shuts down (ends awaitable hello waits). */

@@ -14,13 +14,18 @@ export const MAX_SUBSEARCH_IDS = 5000;
 async function subSearchIds(store: ResourceStore, search: SubSearch, session?: ClientSession): Promise<string[]> {
   const where = await resolveSubSearches(store, search.where, session);
   const filter = compileFilter({ types: search.types, where });
-  // The ids a chain compares references with are "Type/id": read the fields rather than the key, which for
-  // single-version types is the version's.
-  const docs = await store
-    .currentOf(search.types)
-    .find(filter as Filter<HeadDocument>, { projection: { type: 1, id: 1 }, session, maxTimeMS: store.queryTimeMs })
-    .limit(MAX_SUBSEARCH_IDS + 1)
-    .toArray();
+  const collection = store.currentOf(search.types);
+  const limit = MAX_SUBSEARCH_IDS + 1;
+  const options = { session, maxTimeMS: store.queryTimeMs };
+  // The ids a chain compares references with are "Type/id". A head's key is exactly that, and a search index ends
+  // with _id: projecting the key alone, MongoDB answers from the index without reading the documents (a covered
+  // query). A single-version type's key is its version's ("Type/id/_history/1"): read the fields then.
+  if (collection === store.heads) {
+    const keys = await store.heads.find(filter as Filter<HeadDocument>, { ...options, projection: { _id: 1 } }).limit(limit).toArray();
+    if (keys.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
+    return keys.map((d) => d._id);
+  }
+  const docs = await collection.find(filter as Filter<HeadDocument>, { ...options, projection: { type: 1, id: 1 } }).limit(limit).toArray();
   if (docs.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
   return docs.map((d) => `${d.type}/${d.id}`);
 }

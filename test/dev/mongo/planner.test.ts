@@ -2,7 +2,7 @@ import t from 'tap';
 import type { Document } from 'mongodb';
 import { findStage, forEachBackend, winningPlan, rejection, type TestDoc } from './backends.js';
 
-await forEachBackend(t, async (t, { db }) => {
+await forEachBackend(t, async (t, { client, db }) => {
   const c = db.collection<TestDoc>('plans');
   const docs: Document[] = [];
   for (let i = 0; i < 300; i++) {
@@ -130,6 +130,58 @@ await forEachBackend(t, async (t, { db }) => {
     const e = await explain({ status: { $in: ['active', 'inactive'] } }, { sort: { kind: 1, code: 1 }, skip: 5, limit: 10 });
     t.ok(findStage(winningPlan(e), 'SORT'), 'a blocking sort');
     t.equal(e.executionStats.nReturned, 10);
+  });
+
+  await t.test('an _id-only find answered by an index holding _id reads no document (PROJECTION_COVERED)', async (t) => {
+    const keyed = db.collection<TestDoc>('covered_ids');
+    const rows: Document[] = [];
+    for (let i = 0; i < 120; i++) rows.push({ _id: `Patient/p${String(i).padStart(3, '0')}`, family: ['smith', 'jones', 'brown'][i % 3], n: i });
+    // Odd _ids too: a NUL inside, and ones that are not strings (the key cannot give those back: fetched).
+    rows.push({ _id: 'Patient/with\u0000nul', family: 'smith', n: 500 }, { _id: 7, family: 'smith', n: 501 }, { _id: { a: 1 }, family: 'smith', n: 502 });
+    await keyed.insertMany(rows);
+    await keyed.createIndexes([{ key: { family: 1, _id: 1 }, name: 'family_id' }, { key: { n: 1 }, name: 'n_only' }]);
+    const expected = rows.filter((r) => r.family === 'smith').map((r) => ({ _id: r._id }));
+    const sortKey = (v: unknown): string => JSON.stringify(v);
+    const got = await keyed.find({ family: 'smith' }, { projection: { _id: 1 } }).toArray();
+    t.same(got.map((d) => sortKey(d._id)).sort(), expected.map((d) => sortKey(d._id)).sort(), 'every match, odd _ids included');
+    t.ok(got.some((d) => d._id === 'Patient/with\u0000nul'), 'a NUL inside a string _id comes back intact');
+
+    const strings = { family: 'jones' };
+    const e = await keyed.find(strings, { projection: { _id: 1 } }).explain('executionStats');
+    t.ok(findStage(winningPlan(e), 'PROJECTION_COVERED'), 'PROJECTION_COVERED');
+    t.notOk(findStage(winningPlan(e), 'FETCH'), 'no FETCH');
+    t.equal(e.executionStats.totalDocsExamined, 0, 'no document read');
+    t.equal(e.executionStats.nReturned, 40);
+
+    // Sorted by _id with a limit (a FHIR search's page of keys): still no document read.
+    const page = await keyed.find(strings, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(3).toArray();
+    t.same(page, [{ _id: 'Patient/p118' }, { _id: 'Patient/p115' }, { _id: 'Patient/p112' }]);
+    const pe = await keyed.find(strings, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(3).explain('executionStats');
+    t.equal(pe.executionStats.totalDocsExamined, 0, 'a sorted page of keys reads no document');
+
+    // Not covered: the index lacks _id, the filter is not answered by the bounds, or more than _id is projected.
+    const noId = await keyed.find({ n: { $lt: 10 } }, { projection: { _id: 1 } }).explain('executionStats');
+    t.ok(findStage(winningPlan(noId), 'FETCH'), 'an index without _id fetches');
+    t.equal(noId.executionStats.totalDocsExamined, 10);
+    const residual = await keyed.find({ family: 'jones', n: { $gt: 100 } }, { projection: { _id: 1 } }).hint('family_id').explain('executionStats');
+    t.ok(findStage(winningPlan(residual), 'FETCH'), 'a residual filter fetches');
+    t.same(await keyed.find({ family: 'jones', n: { $gt: 100 } }, { projection: { _id: 1 } }).hint('family_id').toArray(), rows.filter((r) => r.family === 'jones' && r.n > 100).map((r) => ({ _id: r._id })));
+    const more = await keyed.find(strings, { projection: { _id: 1, n: 1 } }).explain('executionStats');
+    t.ok(findStage(winningPlan(more), 'FETCH'), 'projecting a field outside the index fetches');
+    t.same((await keyed.find({ family: 'jones' }, { projection: { _id: 1, n: 1 } }).limit(1).toArray())[0], { _id: 'Patient/p001', n: 1 });
+
+    // Inside a transaction the documents decide (its own writes are not in the committed index).
+    const session = client.startSession();
+    try {
+      await session.withTransaction(async () => {
+        await keyed.insertOne({ _id: 'Patient/p999', family: 'jones', n: 999 }, { session });
+        const inTxn = await keyed.find(strings, { projection: { _id: 1 }, session }).toArray();
+        t.equal(inTxn.length, 41, "a transaction sees its own insert");
+        await keyed.deleteOne({ _id: 'Patient/p999' }, { session });
+      });
+    } finally {
+      await session.endSession();
+    }
   });
 
   await t.test('hint, $natural and results identical to a collection scan', async (t) => {

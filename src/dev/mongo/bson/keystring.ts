@@ -151,6 +151,20 @@ export function encodeValue(v: unknown): string {
   return String.fromCharCode(rank) + encodeBody(v, rank);
 }
 
+/**
+ * The string a key string of ONE string value encodes, or undefined when it encodes anything else. (A BSON symbol
+ * has the string's key: it comes back as a string.)
+ */
+export function decodeStringKey(key: string): string | undefined {
+  if (key.charCodeAt(0) !== Rank.String || !key.endsWith(STRING_TERMINATOR)) return undefined;
+  const body = key.slice(1, -STRING_TERMINATOR.length);
+  if (!body.includes(END)) return body;
+  // Inside the body a NUL only ever appears escaped; anything else is not one string's encoding.
+  const unescaped = body.replaceAll(ESCAPED_NUL, '\u0001');
+  if (unescaped.includes(END)) return undefined;
+  return body.replaceAll(ESCAPED_NUL, END);
+}
+
 /** Complement used for descending index fields. */
 export function invert(key: string): string {
   let out = '';

@@ -110,6 +110,7 @@ async function explain(ctx: CommandContext): Promise<Document> {
       hint: planned.hint,
       variables: planned.variables,
       countOnly: planned.countOnly,
+      projection: planned.projection,
       explain: true,
     }),
   );

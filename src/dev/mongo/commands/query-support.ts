@@ -19,6 +19,8 @@ export interface QueryArgs {
   hint?: unknown;
   collation?: unknown;
   variables?: Document;
+  /** The find's projection: { _id: 1 } alone lets a covered index scan answer without fetching. */
+  projection?: Document;
   /** Only the number of matches is wanted. */
   countOnly?: boolean;
   /** For explain: the plan cache is read, never written. */
@@ -52,6 +54,15 @@ export function collectionResolver(ctx: CommandContext): (name: string) => Docum
   };
 }
 
+/** Whether a find projection keeps `_id` and nothing else ({ _id: 1 } or { _id: true }). */
+function projectsIdOnly(projection: Document | undefined): boolean {
+  if (!projection) return false;
+  const keys = Object.keys(projection);
+  if (keys.length !== 1 || keys[0] !== '_id') return false;
+  const v = projection._id;
+  return v === true || (typeof v === 'number' && v !== 0);
+}
+
 export function queryRequest(ctx: CommandContext, ns: string, coll: Collection | undefined, args: QueryArgs): QueryRequest {
   checkCollation(args.collation);
   const filter = args.filter ?? {};
@@ -71,6 +82,8 @@ export function queryRequest(ctx: CommandContext, ns: string, coll: Collection |
     deadline: ctx.deadline,
     planCache: coll ? ctx.instance.planCaches.forCollection(coll) : undefined,
     planCacheMetrics: ctx.instance.planCaches.metrics,
+    executorMetrics: ctx.instance.queryExecutor,
+    idOnly: projectsIdOnly(args.projection),
     countOnly: args.countOnly,
     explain: args.explain,
   };

@@ -54,6 +54,7 @@ function find(ctx: CommandContext): Document {
     hint: ctx.body.hint,
     collation: ctx.body.collation,
     variables,
+    projection,
   });
   const transform = compileProjection(filter, projection, filterOptions(ctx, variables));
   const outcome = runQuery(req);

@@ -121,7 +121,11 @@ function serverStatus(ctx: CommandContext): Document {
     transactions: ctx.instance.txns.describe(),
     repl: { setName: REPLICA_SET_NAME, isWritablePrimary: true, hosts: [ctx.instance.identity.me], me: ctx.instance.identity.me },
     mem: { bits: 64, resident: Math.round(process.memoryUsage().rss / (1024 * 1024)) },
-    metrics: { query: { planCache: { classic: planCacheMetrics(ctx) } } },
+    metrics: {
+      query: { planCache: { classic: planCacheMetrics(ctx) } },
+      // Keys and documents examined by the plans that ran (a rejected plan's trial work is not added).
+      queryExecutor: { scanned: Long.fromNumber(ctx.instance.queryExecutor.scanned), scannedObjects: Long.fromNumber(ctx.instance.queryExecutor.scannedObjects) },
+    },
     ok: 1,
   };
 }

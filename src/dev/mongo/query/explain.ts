@@ -145,8 +145,9 @@ function isSimpleProjection(projection: Document): boolean {
 }
 
 /** The complete stage tree for a plan, bottom-up as mongod builds it. */
-export function planTree(plan: AccessPlan, blockingSort: boolean, opts: ShapeOptions, keysOnly = false): Document {
-  let stage = accessStage(plan, opts.filter, keysOnly);
+export function planTree(plan: AccessPlan, blockingSort: boolean, opts: ShapeOptions, keysOnly = false, projectionCovered = false): Document {
+  // An _id-only find answered from index entries has no FETCH: its projection reads the keys (PROJECTION_COVERED).
+  let stage = projectionCovered && plan.kind === 'IXSCAN' ? ixscanStage(plan) : accessStage(plan, opts.filter, keysOnly);
   if (keysOnly) return opts.rootStage ? { ...opts.rootStage, inputStage: stage } : stage;
   if (blockingSort && opts.sort.length) {
     const sortStage: Document = {
@@ -165,7 +166,7 @@ export function planTree(plan: AccessPlan, blockingSort: boolean, opts: ShapeOpt
   }
   if (opts.projection && Object.keys(opts.projection).length) {
     stage = {
-      stage: isSimpleProjection(opts.projection) ? 'PROJECTION_SIMPLE' : 'PROJECTION_DEFAULT',
+      stage: projectionCovered ? 'PROJECTION_COVERED' : isSimpleProjection(opts.projection) ? 'PROJECTION_SIMPLE' : 'PROJECTION_DEFAULT',
       transformBy: opts.projection,
       inputStage: stage,
     };
@@ -212,7 +213,7 @@ export function explainSections(
   verbosity: Verbosity,
   returned: number = outcome.docs.length,
 ): ExplainSections {
-  const winningPlan = planTree(outcome.plan, outcome.blockingSort, opts, outcome.keysOnly);
+  const winningPlan = planTree(outcome.plan, outcome.blockingSort, opts, outcome.keysOnly, outcome.projectionCovered);
   const queryPlanner: Document = {
     namespace: ns,
     parsedQuery: parsedQuery(opts.filter),

@@ -153,8 +153,10 @@ function inclusionSpec(projection: Document): InclusionSpec | undefined {
       }
     }
   }
-  // ({_id: 0} alone excludes _id and keeps the rest: an exclusion, left to mingo.)
-  return fields.size > 0 ? { withId, fields } : undefined;
+  // {_id: 1} alone keeps _id only (what a covered _id-only find returns: those documents hold nothing else, so the
+  // filter must not be matched against them again). {_id: 0} alone excludes _id and keeps the rest: an exclusion,
+  // left to mingo.
+  return fields.size > 0 || withId ? { withId, fields } : undefined;
 }
 
 /** mongod's inclusion: the document's own field order; under an array each sub-document projected, scalars dropped. */

@@ -17,7 +17,7 @@
  *   overlay every candidate goes through the filter.
  */
 import type { Document } from 'bson';
-import { encodeValue } from '../bson/keystring.js';
+import { decodeStringKey, encodeValue } from '../bson/keystring.js';
 import { isPlainObject } from '../bson/values.js';
 import { CommandError, ErrorCode } from '../errors.js';
 import type { Index } from '../storage/index.js';
@@ -83,6 +83,12 @@ export interface ExecStats {
   docsExamined: number;
 }
 
+/** serverStatus metrics.queryExecutor: index keys and documents examined by queries, server-wide. */
+export interface QueryExecutorMetrics {
+  scanned: number;
+  scannedObjects: number;
+}
+
 export interface QueryRequest {
   source: DocumentSource;
   filter: Document;
@@ -101,6 +107,13 @@ export interface QueryRequest {
   planCache?: CollectionPlanCache;
   /** Where cache hits, misses and replans are counted. */
   planCacheMetrics?: PlanCacheMetrics;
+  /** Where the keys and documents the chosen plan examined are added up (explain adds nothing). */
+  executorMetrics?: QueryExecutorMetrics;
+  /**
+   * Only `_id` is wanted (a find projecting { _id: 1 }): a covered scan of an index with _id among its fields
+   * answers from the index entries without fetching documents (mongod's PROJECTION_COVERED).
+   */
+  idOnly?: boolean;
   /** Only the number of matches is wanted (count, the aggregate count shape): no documents are kept. */
   countOnly?: boolean;
   /** explain: the plan cache is read, never written. */
@@ -136,6 +149,8 @@ export interface QueryOutcome {
   blockingSort: boolean;
   /** A count answered from index keys alone, without fetching documents. */
   keysOnly: boolean;
+  /** Only _id was wanted and the index entries gave it: no document was fetched (PROJECTION_COVERED). */
+  projectionCovered: boolean;
   /** The plan came from an active plan cache entry (no trial). */
   isCached: boolean;
   /** The shape's hashes, when the query had a shape worth caching (several candidate plans). */
@@ -390,6 +405,28 @@ function countsFromKeys(plan: AccessPlan, req: QueryRequest): plan is IxScanPlan
 }
 
 /**
+ * Whether this plan answers an _id-only find from its index entries: the scan answers the whole filter and _id is
+ * one of the index's fields (as mongod requires for PROJECTION_COVERED; here the entry's record id is the _id's key
+ * string, so any index could, but an index without _id would not be covered by mongod and explain would differ).
+ */
+function projectsFromKeys(plan: AccessPlan, req: QueryRequest): plan is IxScanPlan {
+  return (
+    req.idOnly === true &&
+    !req.countOnly &&
+    plan.kind === 'IXSCAN' &&
+    plan.covered &&
+    req.source.overlay.size === 0 &&
+    plan.index.fields.some((f) => f.path === '_id')
+  );
+}
+
+/** The { _id } document of an index entry's record id, when the key string is a string's (else undefined: fetch). */
+function idDocument(idKey: string): Document | undefined {
+  const id = decodeStringKey(idKey);
+  return id === undefined ? undefined : { _id: id };
+}
+
+/**
  * One step per examined candidate: yields the document when it matches (or
  * KEY_MATCH for a count from keys), null when it does not.
  */
@@ -422,6 +459,7 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
   }
   const overlay = source.overlay;
   const keysOnly = countsFromKeys(plan, req);
+  const idsOnly = projectsFromKeys(plan, req);
   // The filter can be skipped only for what the committed index holds: a transaction's versions may differ.
   const skipFilter = plan.kind === 'IXSCAN' && plan.covered && overlay.size === 0;
   const scans = plan.kind === 'OR' ? plan.branches : [plan];
@@ -449,6 +487,12 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
         if (keysOnly && verified) {
           checkDeadline();
           yield KEY_MATCH;
+          continue;
+        }
+        const fromKey = idsOnly && verified ? idDocument(entry.id) : undefined;
+        if (fromKey) {
+          checkDeadline();
+          yield fromKey;
           continue;
         }
         const doc = source.get(entry.id);
@@ -511,8 +555,9 @@ function* stepsSortedByRecordId(plan: IxScanPlan, req: QueryRequest, stats: Exec
   const descending = req.sort[0]!.direction === -1;
   ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0) * (descending ? -1 : 1));
   const page: Document[] = [];
+  const idsOnly = projectsFromKeys(plan, req);
   for (const id of ids.slice(0, req.skip + req.limit)) {
-    let doc = fetched.get(id);
+    let doc = fetched.get(id) ?? (idsOnly ? idDocument(id) : undefined);
     if (!doc) {
       doc = req.source.get(id);
       if (!doc) continue;
@@ -802,6 +847,10 @@ export function runQuery(req: QueryRequest): QueryOutcome {
     docs = run.results();
     count = docs.length;
   }
+  if (req.executorMetrics && !req.explain) {
+    req.executorMetrics.scanned += run.stats.keysExamined;
+    req.executorMetrics.scannedObjects += run.stats.docsExamined;
+  }
   return {
     docs,
     count,
@@ -811,6 +860,7 @@ export function runQuery(req: QueryRequest): QueryOutcome {
     matched: run.matched,
     blockingSort: !run.ordered,
     keysOnly: countsFromKeys(run.plan, req),
+    projectionCovered: projectsFromKeys(run.plan, req) && run.stats.docsExamined === 0,
     isCached: chosen.isCached,
     queryHash: chosen.queryHash,
     planCacheKey: chosen.planCacheKey,

@@ -1,6 +1,7 @@
 /**
- * Where the time goes, for a CPU profile: N single creates over real HTTP (--what create), or the bulk loader
- * on N patients (--what load), against the embedded MongoDB started IN THIS process, so one profile shows the
+ * Where the time goes, for a CPU profile: N single creates over real HTTP (--what create), N reads of 2,000 loaded
+ * patients (--what read), N searches `Patient?family=<name>&_count=20` over them (--what search), or the bulk
+ * loader on N patients (--what load), against the embedded MongoDB started IN THIS process, so one profile shows the
  * FHIR server and the database together.
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof dist/bench/profile.js --what create --count 2000
  */
@@ -14,7 +15,7 @@ import { connectMongo } from '../src/store/mongo.js';
 import { ResourceStore } from '../src/store/resource-store.js';
 import { loadPopulation } from './load-population.js';
 import { measure } from './measure.js';
-import { generatePatient, patientId } from './population.js';
+import { FAMILY_NAMES, generatePatient, patientId } from './population.js';
 import { benchIssuer, securedSettings } from './access-cost.js';
 import { benchMongo, childCpuMs } from './mongo-process.js';
 import { withoutAccessControl } from '../src/config.js';
@@ -62,8 +63,9 @@ async function main(): Promise<void> {
   );
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const authorization: Record<string, string> = values.secured ? { authorization: `Bearer ${await issuer.token('system/*.cruds')}` } : {};
-  if (values.what === 'load' || values.what === 'read') {
-    const load = await loadPopulation({ store, baseUrl, seed: 1, from: 0, to: values.what === 'read' ? 2000 : Number(values.count) });
+  const onPopulation = values.what === 'read' || values.what === 'search';
+  if (values.what === 'load' || onPopulation) {
+    const load = await loadPopulation({ store, baseUrl, seed: 1, from: 0, to: onPopulation ? 2000 : Number(values.count) });
     console.log(JSON.stringify({ ...load, perSecond: load.resources / load.seconds }));
   }
   const count = Number(values.count);
@@ -78,7 +80,13 @@ async function main(): Promise<void> {
           if (res.status !== 200) throw new Error(`${res.status} ${await res.text()}`);
           await res.arrayBuffer();
         })
-      : await measure('create Patient', values.what === 'create' ? count : 0, Number(values.concurrency), async (i) => {
+      : values.what === 'search'
+        ? await measure('search Patient?family=<name>&_count=20', count, Number(values.concurrency), async (i) => {
+            const res = await fetch(`${address}/Patient?family=${FAMILY_NAMES[i % FAMILY_NAMES.length]}&_count=20`, { headers: { ...authorization } });
+            if (res.status !== 200) throw new Error(`${res.status} ${await res.text()}`);
+            await res.arrayBuffer();
+          })
+        : await measure('create Patient', values.what === 'create' ? count : 0, Number(values.concurrency), async (i) => {
           const { id: _id, ...patient } = generatePatient(1, i).patient;
           const res = await fetch(`${address}/Patient`, {
             method: 'POST',

@@ -220,13 +220,16 @@ export class ResourceStore {
     return currentCollectionName(types) === VERSIONS_COLLECTION ? (this.versions as unknown as Collection<HeadDocument>) : this.heads;
   }
 
-  /** The current version of a resource (a deleted resource's tombstone included), by one indexed lookup. */
-  async readCurrent(type: string, id: string, session?: ClientSession): Promise<HeadDocument | null> {
+  /**
+   * The current version of a resource (a deleted resource's tombstone included), by one indexed lookup; with
+   * `projection`, only those fields of it.
+   */
+  async readCurrent(type: string, id: string, session?: ClientSession, projection?: Document): Promise<HeadDocument | null> {
     if (SINGLE_VERSION_TYPES.has(type)) {
-      const version = await this.versions.findOne({ _id: versionKey(type, id, 1) }, { session });
+      const version = await this.versions.findOne({ _id: versionKey(type, id, 1) }, { session, ...(projection ? { projection } : {}) });
       return version ? headFromVersion(version) : null;
     }
-    return this.heads.findOne({ _id: headKey(type, id) }, { session });
+    return this.heads.findOne({ _id: headKey(type, id) }, { session, ...(projection ? { projection } : {}) });
   }
 
   /** One version of a resource, by one indexed lookup. */

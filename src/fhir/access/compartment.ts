@@ -56,3 +56,17 @@ export function inPatientCompartment(type: string, id: string, idx: Document | u
   const reference = `Patient/${patientId}`;
   return (searchRegistry().patientCompartment.get(type) ?? []).some((param) => referencesIn(idx, param).includes(reference));
 }
+
+/**
+ * The fields of stored heads that answering reads and searches of `types` needs: everything but the index values,
+ * of which only the Patient-compartment references (the access policy and the audit trail judge from them) and
+ * `paths` (e.g. a search's sort keys, for its paging links). As a MongoDB projection: the index values are two
+ * thirds of a stored Patient (2.2 of 3.2 KB) and not carrying them halves what every read moves and decodes.
+ */
+export function resultFields(types: readonly string[], paths: readonly string[] = []): Document {
+  const wanted = new Set(['type', 'id', 'versionId', 'lastUpdated', 'deleted', 'resource', 'idxVersion', ...paths]);
+  for (const type of types) for (const param of searchRegistry().patientCompartment.get(type) ?? []) wanted.add(idxPath(param));
+  // A path inside another one wanted whole would be a collision MongoDB refuses ("idx.a" and "idx.a.lo").
+  const kept = [...wanted].filter((path) => ![...wanted].some((other) => other !== path && path.startsWith(`${other}.`)));
+  return Object.fromEntries(kept.sort().map((path) => [path, 1]));
+}

@@ -41,7 +41,7 @@ import { decodeCursor, encodeCursor, queryFingerprint, type Cursor } from './cur
 import { idxPath } from './fields.js';
 import { DEFAULT_SEARCH_LIMITS, parseSearch, type IncludeSpec, type ParsedSearch, type SearchLimits, type TotalMode } from './parse.js';
 import { searchRegistry, type SearchRegistry } from './registry.js';
-import { compartmentCondition } from '../access/compartment.js';
+import { compartmentCondition, resultFields } from '../access/compartment.js';
 import { confineSearch, includeRestriction } from './confine.js';
 
 export interface SearchSettings {
@@ -361,7 +361,10 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
       : cursor.direction === 'last'
         ? { kind: 'last' }
         : { kind: cursor.direction, values: cursor.values };
-    ({ heads, more } = await findPage(ctx.store, query, count, position, ctx.session));
+    // Without _include the page's heads are rendered and audited only: the fields that takes (and the sort keys
+    // its links are made of). _include reads the matches' reference values: those get whole heads.
+    const fields = parsed.include.length === 0 ? resultFields(query.types, fullSort(query.sort).map((key) => key.field)) : undefined;
+    ({ heads, more } = await findPage(ctx.store, query, count, position, ctx.session, fields));
   }
   const readForward = !cursor || cursor.direction === 'after';
   const pageStart = startOf(cursor, heads.length, more);

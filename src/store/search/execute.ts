@@ -108,13 +108,17 @@ export interface Page {
   more: boolean;
 }
 
-/** One page of a (resolved) search, read by keyset: count + 1 entries tell whether more exist. */
+/**
+ * One page of a (resolved) search, read by keyset: count + 1 entries tell whether more exist. With `projection`,
+ * only those fields of each head (it must keep the query's sort fields: the page's position is read from them).
+ */
 export async function findPage(
   store: ResourceStore,
   query: StoreQuery,
   count: number,
   position: PagePosition,
   session?: ClientSession,
+  projection?: Document,
 ): Promise<Page> {
   const sort = fullSort(query.sort);
   const backwards = position.kind === 'before' || position.kind === 'last';
@@ -125,7 +129,7 @@ export async function findPage(
   }
   const heads = await store
     .currentOf(query.types)
-    .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs })
+    .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs, ...(projection ? { projection } : {}) })
     .sort(sortDocument(order))
     .limit(count + 1)
     .toArray();

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Binary, Decimal128, Double, Int32, Long, MongoClient, ObjectId, type Document } from 'mongodb';
+import { Binary, BSON, Decimal128, Double, Int32, Long, MongoClient, ObjectId, type Document } from 'mongodb';
 import { CLIENT_OPTIONS, forEachBackend, rejection, type TestDoc } from './backends.js';
 
 await forEachBackend(t, async (t, { db, backend }) => {
@@ -24,6 +24,33 @@ await forEachBackend(t, async (t, { db, backend }) => {
     t.equal(await c.countDocuments({ b: 1 }, { hint: { b: 1, c: 1 } }), 1);
     await c.insertOne({ _id: 5, a: 5, b: 7, c: [8, 9] });
     t.equal(await c.countDocuments(), 2);
+  });
+
+  await t.test('an inserted document is stored as the bytes it was sent as (insertOne, insertMany, in a transaction)', async (t) => {
+    // A double holding a whole number decodes to a JS number that would be encoded again as a 4-byte int32: stored
+    // as received it keeps its 8 bytes, as mongod stores it. dataSize counts the stored bytes.
+    const other = db.client.db(`${db.databaseName}_received`);
+    const c = other.collection<TestDoc>('bytes');
+    const one = { _id: 'one', d: new Double(1), s: 'x' };
+    const many = [{ _id: 'm1', d: new Double(2), n: [new Double(3)] }, { _id: 'm2', d: new Double(4) }];
+    const inTxn = { _id: 't1', d: new Double(5) };
+    await c.insertOne(one);
+    await c.insertMany(many);
+    const s = db.client.startSession();
+    try {
+      await s.withTransaction(async () => void (await c.insertOne(inTxn, { session: s })));
+    } finally {
+      await s.endSession();
+    }
+    const sent = [one, ...many, inTxn].reduce((sum, doc) => sum + BSON.calculateObjectSize(doc), 0);
+    t.equal((await other.command({ dbStats: 1 })).dataSize, sent, 'the bytes sent, doubles as doubles');
+    t.same(await c.find({}, { sort: { _id: 1 } }).toArray(), [
+      { _id: 'm1', d: 2, n: [3] },
+      { _id: 'm2', d: 4 },
+      { _id: 'one', d: 1, s: 'x' },
+      { _id: 't1', d: 5 },
+    ]);
+    await other.dropDatabase();
   });
 
   await t.test('insert and find with filter, sort, projection, skip, limit', async (t) => {

@@ -60,3 +60,92 @@ export function takeReceivedBson(doc: Document): Uint8Array | undefined {
   received.set(doc, entry.length);
   return entry;
 }
+
+/** Bytes of a BSON element's value after its type byte and name, for the types whose size is fixed or prefixed. */
+function valueSize(bytes: Uint8Array, view: DataView, type: number, at: number): number | undefined {
+  switch (type) {
+    case 0x01: // double
+    case 0x09: // date
+    case 0x11: // timestamp
+    case 0x12: // int64
+      return 8;
+    case 0x02: // string
+    case 0x0d: // JavaScript code
+    case 0x0e: // symbol
+      return 4 + view.getInt32(at, true);
+    case 0x03: // document
+    case 0x04: // array
+    case 0x0f: // code with scope
+      return view.getInt32(at, true);
+    case 0x05: // binary: length, subtype, bytes
+      return 5 + view.getInt32(at, true);
+    case 0x06: // undefined
+    case 0x0a: // null
+    case 0xff: // MinKey
+    case 0x7f: // MaxKey
+      return 0;
+    case 0x07: // ObjectId
+      return 12;
+    case 0x08: // bool
+      return 1;
+    case 0x0b: {
+      // regex: two C strings
+      const first = bytes.indexOf(0, at);
+      const second = first < 0 ? -1 : bytes.indexOf(0, first + 1);
+      return second < 0 ? undefined : second + 1 - at;
+    }
+    case 0x0c: // DBPointer: string, ObjectId
+      return 4 + view.getInt32(at, true) + 12;
+    case 0x10: // int32
+      return 4;
+    case 0x13: // decimal128
+      return 16;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Remembers, for each document of the array `field` of a command decoded from `bytes` (an insert's `documents`
+ * sent inside the command rather than as a document sequence, as the driver sends insertOne), the bytes it was
+ * decoded from, as decodeDocumentWithSize does for a sequence: the engine stores them as received. Anything
+ * unexpected (a field missing, not an array of documents, a size that does not add up) leaves the documents as
+ * they are: they are then encoded again, as before.
+ */
+export function rememberArrayDocumentBytes(command: Document, bytes: Uint8Array, field: string): void {
+  const docs = command[field];
+  if (!Array.isArray(docs) || docs.length === 0) return;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = bytes.length - 1;
+  let at = 4;
+  while (at < end) {
+    const type = bytes[at]!;
+    const nameEnd = bytes.indexOf(0, at + 1);
+    if (type === 0 || nameEnd < 0) return;
+    const name = Buffer.from(bytes.buffer, bytes.byteOffset + at + 1, nameEnd - at - 1).toString('utf8');
+    const valueAt = nameEnd + 1;
+    const size = valueSize(bytes, view, type, valueAt);
+    if (size === undefined || valueAt + size > end + 1) return;
+    if (name === field) {
+      if (type === 0x04) rememberElements(docs, bytes, view, valueAt, valueAt + size);
+      return;
+    }
+    at = valueAt + size;
+  }
+}
+
+function rememberElements(docs: unknown[], bytes: Uint8Array, view: DataView, start: number, end: number): void {
+  const found: Array<[Document, Uint8Array]> = [];
+  let at = start + 4;
+  for (const doc of docs) {
+    if (at >= end - 1 || bytes[at] !== 0x03 || doc === null || typeof doc !== 'object' || Array.isArray(doc)) return;
+    const nameEnd = bytes.indexOf(0, at + 1);
+    if (nameEnd < 0 || nameEnd >= end) return;
+    const size = view.getInt32(nameEnd + 1, true);
+    if (size < 5 || nameEnd + 1 + size > end) return;
+    found.push([doc as Document, bytes.subarray(nameEnd + 1, nameEnd + 1 + size)]);
+    at = nameEnd + 1 + size;
+  }
+  if (at !== end - 1) return;
+  for (const [doc, docBytes] of found) received.set(doc, docBytes);
+}

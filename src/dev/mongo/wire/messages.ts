@@ -7,7 +7,7 @@
  * closed, as mongod does, and nothing else is affected.
  */
 import { calculateObjectSize, serializeWithBufferAndIndex, type Document } from 'bson';
-import { decodeDocument, decodeDocumentWithSize, encodeDocument } from '../bson/codec.js';
+import { decodeDocument, decodeDocumentWithSize, encodeDocument, rememberArrayDocumentBytes } from '../bson/codec.js';
 import { knownReplySize } from '../cursors.js';
 import { crc32c } from './crc32c.js';
 
@@ -135,6 +135,8 @@ function parseOpMsg(buf: Buffer, header: MessageHeader): OpMsgRequest {
       if (body) throw new ProtocolError('OP_MSG has more than one body section');
       const r = readDocument(buf, offset, end);
       body = r.doc;
+      // An insert's documents inside the body: stored as the bytes they arrived as, like a sequence's.
+      if (typeof body.insert === 'string') rememberArrayDocumentBytes(body, buf.subarray(offset, r.next), 'documents');
       offset = r.next;
     } else if (kind === 1) {
       if (offset + 4 > end) throw new ProtocolError('truncated document sequence');

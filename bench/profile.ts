@@ -35,7 +35,11 @@ const { values } = parseArgs({
 });
 
 async function main(): Promise<void> {
-  const mongo: { uri: string; close: () => Promise<void>; pid?: number } = values['child-mongo']
+  // MONGODB_URI: a server started apart (e.g. the embedded one under `node --cpu-prof`, to profile the database side).
+  const configured = process.env.MONGODB_URI;
+  const mongo: { uri: string; close: () => Promise<void>; pid?: number } = configured
+    ? { uri: configured, close: async () => undefined }
+    : values['child-mongo']
     ? await (async () => {
         const child = await benchMongo({ heapMb: 4096, log: () => {} });
         return { uri: child.uri, close: () => child.stop(), pid: child.pid };

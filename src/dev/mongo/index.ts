@@ -18,6 +18,11 @@ export interface EmbeddedMongoOptions {
   dataDir?: string;
   /** Budget of the decoded-document cache in MiB (default 64). */
   cacheMb?: number;
+  /**
+   * Whether a NEW data directory stores its documents LZ4-compressed (default true). An existing directory keeps
+   * the format it was made with; false makes one as versions before compression did (tests of such directories).
+   */
+  compressDocuments?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -40,7 +45,12 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
   // The replica-set member name must equal the address clients connect to,
   // and the port is only known after listening; the instance is created with
   // a placeholder and given its identity once bound.
-  const storage = await LmdbStorage.open({ dataDir: options.dataDir, cacheBytes: options.cacheMb === undefined ? undefined : options.cacheMb * 1024 * 1024, log });
+  const storage = await LmdbStorage.open({
+    dataDir: options.dataDir,
+    cacheBytes: options.cacheMb === undefined ? undefined : options.cacheMb * 1024 * 1024,
+    compressDocuments: options.compressDocuments,
+    log,
+  });
   let instance: MongoInstance;
   try {
     instance = new MongoInstance('unbound:0', log, storage);

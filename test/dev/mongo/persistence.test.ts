@@ -4,12 +4,13 @@
  */
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { MongoClient, type Document } from 'mongodb';
+import { BSON, MongoClient, type Document } from 'mongodb';
 import type { Test } from 'tap';
 import { UUID } from 'bson';
 import { encodeDocument } from '../../../src/dev/mongo/bson/codec.js';
@@ -75,6 +76,44 @@ t.test('data and indexes survive close and restart', async (t) => {
     const birth = (await c.findOne({ _id: 4 }))?.birthDate;
     t.ok(birth instanceof Date && birth.getTime() === new Date(2000, 0, 5).getTime(), 'types preserved');
   });
+});
+
+t.test('documents are stored compressed; a directory made before compression keeps working', async (t) => {
+  // Resource-like documents: repeated system URLs and names, 6-7 KB each (an AuditEvent's size).
+  const docs = Array.from({ length: 400 }, (_, i) => ({
+    _id: `AuditEvent/ae-${i}`,
+    entity: Array.from({ length: 20 }, (_, k) => ({
+      what: { reference: `Patient/pat-${i * 20 + k}` },
+      type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '1' },
+      role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' },
+    })),
+    n: i,
+  }));
+  const fill = async (dir: string, options: { compressDocuments?: boolean } = {}): Promise<void> => {
+    const server = await startEmbeddedMongo({ dataDir: dir, ...options });
+    await withClient(server.uri, async (client) => void (await client.db('app').collection<TestDoc>('events').insertMany(docs)));
+    await server.close();
+  };
+  const allocated = (dir: string): number => statSync(join(dir, 'data.mdb')).blocks * 512;
+  const compressed = await tempDir(t);
+  const plain = await tempDir(t);
+  await fill(compressed);
+  await fill(plain, { compressDocuments: false });
+  const raw = docs.reduce((sum, d) => sum + BSON.calculateObjectSize(d), 0);
+  t.ok(allocated(plain) > raw, `uncompressed: the file holds at least the documents' ${raw} bytes (${allocated(plain)})`);
+  t.ok(allocated(compressed) < allocated(plain) / 2, `compressed: under half of that (${allocated(compressed)} bytes)`);
+
+  // The directory made without compression, opened by today's default: read, written and read again after a restart.
+  for (let round = 0; round < 2; round++) {
+    const server = await startEmbeddedMongo({ dataDir: plain });
+    await withClient(server.uri, async (client) => {
+      const events = client.db('app').collection<TestDoc>('events');
+      t.same(await events.find({}, { sort: { n: 1 } }).toArray(), docs.concat(round > 0 ? [{ ...docs[0]!, _id: 'added', n: 1000 }] : []).sort((a, b) => a.n - b.n));
+      if (round === 0) await events.insertOne({ ...docs[0]!, _id: 'added', n: 1000 });
+    });
+    await server.close();
+  }
+  t.ok(allocated(plain) > raw, 'and it stays uncompressed');
 });
 
 t.test('a data directory serves one server at a time', async (t) => {

@@ -59,6 +59,8 @@ export interface LmdbStorageOptions {
   dataDir?: string;
   /** Budget of the decoded-document cache, in BSON bytes (default 64 MiB). */
   cacheBytes?: number;
+  /** Whether a new data directory compresses its documents (default true); an existing one keeps its format. */
+  compressDocuments?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -66,6 +68,18 @@ const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 /** Address space reserved for the map; the file grows as data does (lmdb-js enlarges the map when it fills). */
 const MAP_SIZE = 64 * 1024 * 1024 * 1024;
 const NEXT_KEY = Buffer.from('next');
+/**
+ * Marks a data directory whose documents are LZ4-compressed. Directories made before compression lack it and keep
+ * their documents uncompressed (lmdb-js must open a database with the compression it was written with).
+ */
+const COMPRESSED_KEY = Buffer.from('documents-lz4');
+/**
+ * Documents above this size are stored LZ4-compressed (lmdb-js's compression), as mongod's WiredTiger compresses
+ * its blocks (snappy). A stored FHIR resource is mostly repeated names and URLs: a 6-8 KB AuditEvent shrinks to
+ * a third or less, which also keeps it out of LMDB's overflow pages (a value over ~4 KB takes whole 8 KB pages of
+ * its own: about half of every such page was empty).
+ */
+const COMPRESSION_THRESHOLD = 1024;
 
 type BinaryDatabase = Database<Buffer, Buffer>;
 
@@ -124,9 +138,18 @@ export class LmdbStorage implements StorageBackend {
         // Values are copied out (getBinary) before use; no need to zero fresh pages for us.
         noMemInit: true,
       });
-      const documents = env.openDB({ name: 'documents', keyEncoding: 'binary', encoding: 'binary' }) as unknown as BinaryDatabase;
       const indexEntries = env.openDB({ name: 'index-entries', keyEncoding: 'binary', encoding: 'binary' }) as unknown as BinaryDatabase;
       const catalog = env.openDB({ name: 'catalog', keyEncoding: 'binary', encoding: 'binary' }) as unknown as BinaryDatabase;
+      // A new directory (nothing numbered yet) compresses its documents; an older one keeps what it has.
+      const isNew = catalog.getBinary(NEXT_KEY) === undefined;
+      if (isNew && options.compressDocuments !== false) catalog.putSync(COMPRESSED_KEY, Buffer.from([1]));
+      const compressed = catalog.getBinary(COMPRESSED_KEY) !== undefined;
+      const documents = env.openDB({
+        name: 'documents',
+        keyEncoding: 'binary',
+        encoding: 'binary',
+        ...(compressed ? { compression: { threshold: COMPRESSION_THRESHOLD } } : {}),
+      }) as unknown as BinaryDatabase;
       return new LmdbStorage(env, documents, indexEntries, catalog, dir, temporary, options.cacheBytes ?? DEFAULT_CACHE_BYTES);
     } catch (err) {
       await unlockDataDirectory(dir);

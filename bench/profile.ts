@@ -77,29 +77,28 @@ async function main(): Promise<void> {
   // shared machine.
   const cpuBefore = process.cpuUsage();
   const childBefore = childCpuMs(mongo.pid);
+  const get = async (path: string): Promise<void> => {
+    const res = await fetch(`${address}${path}`, { headers: { ...authorization } });
+    if (res.status !== 200) throw new Error(`${res.status} ${await res.text()}`);
+    await res.arrayBuffer();
+  };
+  const create = async (i: number): Promise<void> => {
+    const { id: _id, ...patient } = generatePatient(1, i).patient;
+    const res = await fetch(`${address}/Patient`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/fhir+json', ...authorization },
+      body: JSON.stringify(patient),
+    });
+    if (res.status !== 201) throw new Error(`${res.status} ${await res.text()}`);
+    await res.arrayBuffer();
+  };
+  const concurrency = Number(values.concurrency);
   const result =
     values.what === 'read'
-      ? await measure('read Patient', count, Number(values.concurrency), async (i) => {
-          const res = await fetch(`${address}/Patient/${patientId(i % 2000)}`, { headers: { ...authorization } });
-          if (res.status !== 200) throw new Error(`${res.status} ${await res.text()}`);
-          await res.arrayBuffer();
-        })
+      ? await measure('read Patient', count, concurrency, (i) => get(`/Patient/${patientId(i % 2000)}`))
       : values.what === 'search'
-        ? await measure('search Patient?family=<name>&_count=20', count, Number(values.concurrency), async (i) => {
-            const res = await fetch(`${address}/Patient?family=${FAMILY_NAMES[i % FAMILY_NAMES.length]}&_count=20`, { headers: { ...authorization } });
-            if (res.status !== 200) throw new Error(`${res.status} ${await res.text()}`);
-            await res.arrayBuffer();
-          })
-        : await measure('create Patient', values.what === 'create' ? count : 0, Number(values.concurrency), async (i) => {
-          const { id: _id, ...patient } = generatePatient(1, i).patient;
-          const res = await fetch(`${address}/Patient`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/fhir+json', ...authorization },
-            body: JSON.stringify(patient),
-          });
-          if (res.status !== 201) throw new Error(`${res.status} ${await res.text()}`);
-          await res.arrayBuffer();
-        });
+        ? await measure('search Patient?family=<name>&_count=20', count, concurrency, (i) => get(`/Patient?family=${FAMILY_NAMES[i % FAMILY_NAMES.length]}&_count=20`))
+        : await measure('create Patient', values.what === 'create' ? count : 0, concurrency, create);
   const cpu = process.cpuUsage(cpuBefore);
   const childMs = childCpuMs(mongo.pid) - childBefore;
   console.log(

@@ -64,6 +64,19 @@ export function inPatientCompartment(type: string, id: string, idx: Document | u
  * thirds of a stored Patient (2.2 of 3.2 KB) and not carrying them halves what every read moves and decodes.
  */
 export function resultFields(types: readonly string[], paths: readonly string[] = []): Document {
+  // Asked on every read and search page, with few distinct arguments: computed once each.
+  const key = `${types.join(',')}|${paths.join(',')}`;
+  let fields = resultFieldsCache.get(key);
+  if (!fields) {
+    fields = computeResultFields(types, paths);
+    if (resultFieldsCache.size < 1000) resultFieldsCache.set(key, fields);
+  }
+  return fields;
+}
+
+const resultFieldsCache = new Map<string, Readonly<Document>>();
+
+function computeResultFields(types: readonly string[], paths: readonly string[]): Document {
   const wanted = new Set(['type', 'id', 'versionId', 'lastUpdated', 'deleted', 'resource', 'idxVersion', ...paths]);
   for (const type of types) for (const param of searchRegistry().patientCompartment.get(type) ?? []) wanted.add(idxPath(param));
   // A path inside another one wanted whole would be a collision MongoDB refuses ("idx.a" and "idx.a.lo").

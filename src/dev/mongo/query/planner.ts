@@ -388,20 +388,26 @@ type Step = Document | typeof KEY_MATCH | FetchedLater | null;
  */
 function sortsByRecordId(plan: AccessPlan, req: QueryRequest): boolean {
   return (
-    plan.kind === 'IXSCAN' &&
-    plan.covered &&
+    answersFromKeys(plan, req) &&
     !plan.providesSort &&
     !req.countOnly &&
     req.limit > 0 &&
     req.sort.length === 1 &&
-    req.sort[0]!.path === '_id' &&
-    req.source.overlay.size === 0
+    req.sort[0]!.path === '_id'
   );
+}
+
+/**
+ * Whether the committed index entries of this plan's scan answer the whole filter: its bounds (and the index's
+ * partial filter) say everything, and no transaction overlay has versions the committed index does not hold.
+ */
+function answersFromKeys(plan: AccessPlan, req: QueryRequest): plan is IxScanPlan {
+  return plan.kind === 'IXSCAN' && plan.covered && req.source.overlay.size === 0;
 }
 
 /** Whether a count can be answered from this plan's index keys without fetching documents. */
 function countsFromKeys(plan: AccessPlan, req: QueryRequest): plan is IxScanPlan {
-  return req.countOnly === true && plan.kind === 'IXSCAN' && plan.covered && req.source.overlay.size === 0;
+  return req.countOnly === true && answersFromKeys(plan, req);
 }
 
 /**
@@ -410,14 +416,7 @@ function countsFromKeys(plan: AccessPlan, req: QueryRequest): plan is IxScanPlan
  * string, so any index could, but an index without _id would not be covered by mongod and explain would differ).
  */
 function projectsFromKeys(plan: AccessPlan, req: QueryRequest): plan is IxScanPlan {
-  return (
-    req.idOnly === true &&
-    !req.countOnly &&
-    plan.kind === 'IXSCAN' &&
-    plan.covered &&
-    req.source.overlay.size === 0 &&
-    plan.index.fields.some((f) => f.path === '_id')
-  );
+  return req.idOnly === true && !req.countOnly && answersFromKeys(plan, req) && plan.index.fields.some((f) => f.path === '_id');
 }
 
 /** The { _id } document of an index entry's record id, when the key string is a string's (else undefined: fetch). */
@@ -461,7 +460,7 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
   const keysOnly = countsFromKeys(plan, req);
   const idsOnly = projectsFromKeys(plan, req);
   // The filter can be skipped only for what the committed index holds: a transaction's versions may differ.
-  const skipFilter = plan.kind === 'IXSCAN' && plan.covered && overlay.size === 0;
+  const skipFilter = answersFromKeys(plan, req);
   const scans = plan.kind === 'OR' ? plan.branches : [plan];
   // Disjoint ranges of an index with one key per document never repeat a document.
   const seen = plan.kind === 'OR' || overlay.size > 0 || plan.index.multikey ? new Set<string>() : undefined;

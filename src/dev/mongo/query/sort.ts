@@ -113,11 +113,3 @@ export class TopK<T extends Document> {
     return [...this.heap].sort((a, b) => compareSortKeys(a.keys, b.keys, this.fields) || a.index - b.index).map((e) => e.doc);
   }
 }
-
-/** The first `limit` documents of the sorted order, without sorting the whole input. */
-export function topK<T extends Document>(docs: T[], fields: SortField[], limit: number): T[] {
-  if (limit <= 0 || limit >= docs.length) return sortDocuments(docs, fields);
-  const top = new TopK<T>(fields, limit);
-  for (const doc of docs) top.push(doc);
-  return top.sorted();
-}

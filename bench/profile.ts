@@ -19,6 +19,8 @@ import { FAMILY_NAMES, generatePatient, patientId } from './population.js';
 import { benchIssuer, securedSettings } from './access-cost.js';
 import { benchMongo, childCpuMs } from './mongo-process.js';
 import { withoutAccessControl } from '../src/config.js';
+import { startLocalHedera } from '../src/dev/hedera/index.js';
+import { LedgerRuntime, localLedgerEndpoint } from '../src/ledger/ledger-runtime.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +33,8 @@ const { values } = parseArgs({
     variant: { type: 'string', default: 'both' },
     /** MongoDB in a child process (as npm run bench runs it): the profile then shows the server alone. */
     'child-mongo': { type: 'boolean', default: false },
+    /** The ledger on (the local Hedera network, every version anchored), as `npm run bench` runs. */
+    ledger: { type: 'boolean', default: false },
   },
 });
 
@@ -51,6 +55,20 @@ async function main(): Promise<void> {
   const validator = await createResourceValidator({ profilesDir: fileURLToPath(new URL('profiles', PROJECT_ROOT)), log: () => {} });
   const baseUrl = 'http://127.0.0.1';
   const issuer = await benchIssuer(baseUrl);
+  const net = values.ledger ? await startLocalHedera({ log: () => {} }) : undefined;
+  const silent = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+  const runtime = net
+    ? new LedgerRuntime({
+        db: connection.db,
+        config: { topicId: undefined, batchMaxLeaves: 10_000, batchIntervalMs: 1000, leaseTtlMs: 15_000, retryMaxMs: 5_000 },
+        endpoint: localLedgerEndpoint(net),
+        baseUrl,
+        software: 'fhir-ledger-server',
+        log: silent,
+      })
+    : undefined;
+  await runtime?.init();
+  runtime?.start();
   const app = await buildApp(
     {
       basePath: '',
@@ -63,7 +81,13 @@ async function main(): Promise<void> {
       ...(values.secured && values.variant === 'auth' ? { audit: withoutAccessControl(baseUrl).audit } : {}),
       ...(values.secured && values.variant === 'audit' ? { auth: withoutAccessControl(baseUrl).auth } : {}),
     },
-    { store, validator, logger: false, ...(values.secured ? { auth: issuer.auth, auditWorker: { mongoUri: mongo.uri, dbName: 'profile' } } : {}) },
+    {
+      store,
+      validator,
+      logger: false,
+      ...(values.secured ? { auth: issuer.auth, auditWorker: { mongoUri: mongo.uri, dbName: 'profile' } } : {}),
+      ...(runtime ? { ledger: runtime.service } : {}),
+    },
   );
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const authorization: Record<string, string> = values.secured ? { authorization: `Bearer ${await issuer.token('system/*.cruds')}` } : {};
@@ -71,6 +95,10 @@ async function main(): Promise<void> {
   if (values.what === 'load' || onPopulation) {
     const load = await loadPopulation({ store, baseUrl, seed: 1, from: 0, to: onPopulation ? 2000 : Number(values.count) });
     console.log(JSON.stringify({ ...load, perSecond: load.resources / load.seconds }));
+  }
+  // The loaded population anchored before measuring, as `npm run bench` waits for it.
+  while (runtime && (await connection.db.collection('resource_versions').countDocuments({ 'anchor.state': 'pending' }, { limit: 1 })) > 0) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
   const count = Number(values.count);
   // CPU time of this process (server and embedded MongoDB together) per request: steadier than wall time on a
@@ -109,6 +137,8 @@ async function main(): Promise<void> {
     }),
   );
   await app.close();
+  await runtime?.stop();
+  await net?.close();
   await connection.close();
   await mongo.close();
 }

@@ -2,7 +2,7 @@
  * BSON (de)serialization settings shared by the wire protocol and the
  * journal, so a document stored and replayed is identical to one received.
  */
-import { calculateObjectSize, deserialize, serializeWithBufferAndIndex, type Document } from 'bson';
+import { calculateObjectSize, deserialize, serialize, serializeWithBufferAndIndex, type Document } from 'bson';
 
 /** The driver's defaults: int32/double/safe Long become JS numbers, binaries stay Binary. */
 export const DESERIALIZE_OPTIONS = {
@@ -17,12 +17,23 @@ export function decodeDocument(bytes: Uint8Array): Document {
   return deserialize(bytes, DESERIALIZE_OPTIONS);
 }
 
-/** Serializes documents of any size (bson's `serialize` is limited by its internal buffer). */
+const SERIALIZE_OPTIONS = { serializeFunctions: false, ignoreUndefined: false, checkKeys: false } as const;
+
+/**
+ * Serializes documents of any size. bson's `serialize` writes into its internal buffer (17 MB, above the 16 MiB
+ * document limit) and copies: half the cost of sizing the document first. A document too large for that buffer
+ * is sized and written directly.
+ */
 export function encodeDocument(doc: Document): Buffer {
-  const size = calculateObjectSize(doc, { serializeFunctions: false, ignoreUndefined: false });
-  const buf = Buffer.allocUnsafe(size);
-  serializeWithBufferAndIndex(doc, buf, { serializeFunctions: false, ignoreUndefined: false, checkKeys: false });
-  return buf;
+  let bytes: Uint8Array;
+  try {
+    bytes = serialize(doc, SERIALIZE_OPTIONS);
+  } catch {
+    const buf = Buffer.allocUnsafe(calculateObjectSize(doc, SERIALIZE_OPTIONS));
+    serializeWithBufferAndIndex(doc, buf, SERIALIZE_OPTIONS);
+    return buf;
+  }
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -38,6 +49,16 @@ export function decodeDocumentWithSize(bytes: Uint8Array): Document {
   const doc = decodeDocument(bytes);
   received.set(doc, bytes);
   return doc;
+}
+
+/**
+ * Encodes a document the server built (an update's result) once, for both its size check and its storage: the
+ * bytes are kept as if the document had arrived as them, and the storage engine takes them.
+ */
+export function encodeOnce(doc: Document): number {
+  const bytes = encodeDocument(doc);
+  received.set(doc, bytes);
+  return bytes.length;
 }
 
 /** BSON size of a document (its wire size when it arrived in a document sequence). */

@@ -184,7 +184,7 @@ async function executeUpdate(ctx: CommandContext, name: string, st: UpdateStatem
       const next = applyUpdate(current, st.spec, applyOptions);
       n++;
       if (updated ? unchangedAt(current, next, updated) : encodeValue(next) === encodeValue(current)) break;
-      checkSize(next);
+      checkSize(next, true);
       if (!bypass) checkValidator(coll, next);
       try {
         writer.replace(coll, current, next, changed);

@@ -98,6 +98,8 @@ export class LmdbStorage implements StorageBackend {
   readonly cache: DocumentCache;
   private nextNo: number;
   private writing = false;
+  /** Counts changed by the engine commit being written (see countsChanged). */
+  private readonly changedCounts = new Map<number, { count: number; bytes: number }>();
   private batch: { close: (result?: unknown) => void; done: Promise<unknown> } | null = null;
   private failure: Error | null = null;
   private discarded: Promise<void> = Promise.resolve();
@@ -173,9 +175,11 @@ export class LmdbStorage implements StorageBackend {
     this.writing = true;
     try {
       const result = fn();
+      this.saveChangedCounts();
       this.dirty = true;
       return result;
     } catch (err) {
+      this.changedCounts.clear();
       this.fail(err);
       throw err;
     } finally {
@@ -301,6 +305,20 @@ export class LmdbStorage implements StorageBackend {
     this.catalogRecords.putSync(catalogKey('C', no), encodeDocument(record));
   }
 
+  /**
+   * A collection's document count and size changed: saved once at the end of the engine commit (an insert of a
+   * thousand documents writes its counts once, not a thousand times), at once outside one.
+   */
+  countsChanged(no: number, count: number, bytes: number): void {
+    if (this.writing) this.changedCounts.set(no, { count, bytes });
+    else this.saveCounts(no, count, bytes);
+  }
+
+  private saveChangedCounts(): void {
+    for (const [no, { count, bytes }] of this.changedCounts) this.saveCounts(no, count, bytes);
+    this.changedCounts.clear();
+  }
+
   saveCounts(no: number, count: number, bytes: number): void {
     const value = Buffer.allocUnsafe(16);
     value.writeDoubleBE(count, 0);
@@ -309,6 +327,7 @@ export class LmdbStorage implements StorageBackend {
   }
 
   removeMetadata(no: number): void {
+    this.changedCounts.delete(no);
     this.catalogRecords.removeSync(catalogKey('C', no));
     this.catalogRecords.removeSync(catalogKey('N', no));
   }
@@ -411,7 +430,7 @@ export class LmdbDocumentTable implements DocumentTable {
     else this.count++;
     this.bytes += bson.length;
     this.storage.documents.putSync(key, documentValue(idKey, bson));
-    this.storage.saveCounts(this.no, this.count, this.bytes);
+    this.storage.countsChanged(this.no, this.count, this.bytes);
     this.storage.cache.set(this.cacheKey(idKey), doc, bson.length);
     return this;
   }
@@ -424,7 +443,7 @@ export class LmdbDocumentTable implements DocumentTable {
     this.bytes -= documentBson(old).length;
     this.count--;
     this.storage.documents.removeSync(key);
-    this.storage.saveCounts(this.no, this.count, this.bytes);
+    this.storage.countsChanged(this.no, this.count, this.bytes);
     return true;
   }
 

@@ -213,6 +213,51 @@ export function unchangedAt(before: Document, after: Document, targets: readonly
   return true;
 }
 
+/**
+ * An update that is only a `$set` of plain dotted paths through sub-documents (no component numeric or starting
+ * with `$`, no array or other value in the way, no path inside another): what the ledger's claims and most
+ * updates are. Applied here without mingo, whose update builds an operator context on every call (a sixth of the
+ * engine's CPU time under a stream of claims). The result is mingo's: a field that exists keeps its place, a new
+ * one is appended in the order given, and values are copied deep. Returns false, having changed nothing, when the
+ * update is not of that kind.
+ */
+function setPlainPaths(next: Document, ops: Document): boolean {
+  const operators = Object.keys(ops);
+  if (operators.length !== 1 || operators[0] !== '$set') return false;
+  const fields = ops.$set as Document;
+  const paths = Object.keys(fields);
+  if (paths.length === 0) return false;
+  const split: string[][] = [];
+  for (const path of paths) {
+    const parts = path.split('.');
+    let parent: unknown = next;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      if (part === '' || part.startsWith('$') || /^\d+$/.test(part)) return false;
+      if (i < parts.length - 1) {
+        parent = (parent as Document)[part];
+        if (parent === undefined) break;
+        if (!isPlainObject(parent)) return false;
+      }
+    }
+    split.push(parts);
+  }
+  for (const a of paths) for (const b of paths) if (a !== b && b.startsWith(`${a}.`)) return false;
+  for (let p = 0; p < paths.length; p++) {
+    const parts = split[p]!;
+    let parent = next;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const part = parts[i]!;
+      // Objects along the path are this update's own copies (copyForUpdate) or new ones.
+      if (parent[part] === undefined) parent[part] = {};
+      parent = parent[part] as Document;
+    }
+    const value: unknown = fields[paths[p]!];
+    parent[parts[parts.length - 1]!] = value !== null && typeof value === 'object' ? cloneDeep(value) : value;
+  }
+  return true;
+}
+
 /** A new document; the input is never modified. */
 export function applyUpdate(doc: Document, spec: UpdateSpec, opts: ApplyOptions): Document {
   switch (spec.kind) {
@@ -232,6 +277,10 @@ export function applyUpdate(doc: Document, spec: UpdateSpec, opts: ApplyOptions)
     case 'operators': {
       const targets = updateTargets(spec);
       const next = targets ? copyForUpdate(doc, targets) : (cloneDeep(doc) as Document);
+      if (setPlainPaths(next, spec.ops)) {
+        checkIdUnchanged(doc, next);
+        return idFirst(next);
+      }
       const ops: Document = { ...spec.ops };
       const onInsert = ops.$setOnInsert as Document | undefined;
       delete ops.$setOnInsert;

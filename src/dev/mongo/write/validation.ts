@@ -4,7 +4,7 @@
  */
 import { ObjectId, type Document } from 'bson';
 import { Query } from 'mingo/query';
-import { documentSize, receivedSize } from '../bson/codec.js';
+import { documentSize, encodeOnce, receivedSize } from '../bson/codec.js';
 import { bsonTypeName, isPlainObject } from '../bson/values.js';
 import { CommandError, ErrorCode } from '../errors.js';
 import { mingoOptions } from '../query/mingo-context.js';
@@ -40,8 +40,12 @@ export function prepareForInsert(doc: Document): Document {
   return out;
 }
 
-export function checkSize(doc: Document): void {
-  const size = documentSize(doc);
+/**
+ * Refuses a document over the size limit. `encode`: a document the server built and is about to store (an
+ * update's result): it is encoded once here, and storage keeps those bytes instead of encoding it again.
+ */
+export function checkSize(doc: Document, encode = false): void {
+  const size = encode ? encodeOnce(doc) : documentSize(doc);
   if (size > MAX_BSON_OBJECT_SIZE) {
     throw new CommandError(ErrorCode.BSONObjectTooLarge, `object to insert too large. size in bytes: ${size}, max size: ${MAX_BSON_OBJECT_SIZE}`);
   }

@@ -24,9 +24,21 @@ function original(): TestDoc {
   };
 }
 
-const CASES: Array<{ name: string; update: Document; arrayFilters?: Document[]; query?: Document }> = [
+/** `expect`: the whole document after the update, field order included (as mongod gives it). */
+const CASES: Array<{ name: string; update: Document; arrayFilters?: Document[]; query?: Document; expect?: Document }> = [
   { name: '$set of a nested field', update: { $set: { 'anchor.state': 'batched', 'anchor.batch': 7 } } },
   { name: '$set of a whole subdocument', update: { $set: { nested: { a: { b: 9 } } } } },
+  // Plain paths (the engine applies these without mingo): new intermediate objects, existing and new fields mixed.
+  {
+    name: '$set creating a nested path',
+    update: { $set: { 'fresh.deep.value': { list: [1, { x: 2 }] }, 'anchor.state': 'batched' } },
+    expect: { ...original(), anchor: { state: 'batched', commitment: 'c1' }, fresh: { deep: { value: { list: [1, { x: 2 }] } } } },
+  },
+  {
+    name: '$set of existing and new fields under one object',
+    update: { $set: { 'nested.a.c': 3, 'nested.a.b': 2, 'counts.m': 1 } },
+    expect: { ...original(), nested: { a: { b: 2, c: 3 }, list: [1, 2, 3] }, counts: { n: 5, m: 1 } },
+  },
   { name: '$inc deep', update: { $inc: { 'nested.a.b': 1, 'counts.n': -1 } } },
   { name: '$push to a nested array', update: { $push: { 'nested.list': 4 } } },
   { name: '$push with $each and $sort', update: { $push: { 'nested.list': { $each: [0], $sort: -1 } } } },
@@ -72,6 +84,7 @@ await forEachBackend(t, async (t, { client, db }) => {
       t.equal(result.modifiedCount, 1, 'a real change is not taken for a no-op');
       const after = await coll.findOne({ _id: 'doc' });
       t.notSame(after, original(), 'the document changed');
+      if (c.expect) t.equal(JSON.stringify(after), JSON.stringify(c.expect), 'the document is the expected one, field order included');
 
       t.same(await coll.findOne({ _id: 'doc' }, { session: s }), original(), "the transaction's snapshot still has the old document");
       await s.commitTransaction();

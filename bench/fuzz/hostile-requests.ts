@@ -401,7 +401,8 @@ export class HostileRequests {
     }
     if (roll < 0.9) {
       const path = `/${type}${this.chance(0.5) ? `/${this.id()}` : `?${this.query(type)}`}`;
-      return { kind: 'delete', method: 'DELETE', path, headers: this.headers() };
+      // Clients send their Content-Type on every request, body or not.
+      return { kind: 'delete', method: 'DELETE', path, headers: this.headers(this.chance(0.5) ? 'application/fhir+json' : undefined) };
     }
     // Method and header tampering on random routes, bodies where none belongs.
     const method = this.pick(METHODS);

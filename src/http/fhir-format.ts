@@ -71,6 +71,24 @@ export function negotiateResponseType(format: string | undefined, accept: string
   );
 }
 
+/**
+ * Requests whose FHIR interaction has no body: DELETE (instance and conditional), OPTIONS, and POST [type]/_search,
+ * whose parameters may all be in the URL. Fastify parses a body for these methods whenever a Content-Type is sent,
+ * and FHIR clients and test suites send theirs on every request: with an empty body that header is dropped, so an
+ * empty body is no body instead of a 400 "empty JSON" or a 415. (GET and HEAD are never parsed.)
+ */
+function takesNoBody(request: FastifyRequest): boolean {
+  if (request.method === 'DELETE' || request.method === 'OPTIONS') return true;
+  if (request.method !== 'POST') return false;
+  const path = (request.raw.url ?? request.url).split('?')[0] ?? '';
+  return path.endsWith('/_search');
+}
+
+function hasEmptyBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] === undefined && (length === undefined || length === '0');
+}
+
 function isTrue(value: unknown): boolean {
   return value === 'true' || value === '';
 }
@@ -97,6 +115,7 @@ export function registerFhirFormat(fastify: FastifyInstance, options: { bodyLimi
   fastify.decorateRequest('pretty', false);
 
   fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (takesNoBody(request) && hasEmptyBody(request)) delete request.headers['content-type'];
     const query = request.query as Record<string, unknown>;
     const format = typeof query._format === 'string' ? query._format : undefined;
     request.pretty = isTrue(query._pretty);

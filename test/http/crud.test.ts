@@ -263,3 +263,36 @@ t.test('concurrent updates: If-Match lets exactly one win; without it every upda
   const versions = unguarded.map((r) => Number(r.json().meta.versionId)).sort((a, b) => a - b);
   t.same(versions, [3, 4, 5, 6, 7, 8, 9, 10], 'each update its own version, none lost');
 });
+
+t.test('body-less interactions answer as usual when the client sends a Content-Type with no body (over a socket)', async (t) => {
+  const { app } = await startTestApp(t);
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  const send = (method: string, path: string, contentType: string, body?: string) =>
+    fetch(`${address}${path}`, { method, headers: { 'content-type': contentType, accept: 'application/fhir+json' }, body });
+  const create = async (family: string) => ((await (await send('POST', '/Patient', 'application/fhir+json', JSON.stringify(patient(family)))).json()) as Patient).id!;
+
+  // What FHIR clients send on every request: Content-Type: application/fhir+json (fetch adds Content-Length: 0).
+  const first = await create('NoBodyDelete');
+  let res = await send('DELETE', `/Patient/${first}`, 'application/fhir+json');
+  t.equal(res.status, 204, 'DELETE with a JSON Content-Type and no body deletes');
+  t.equal((await app.inject({ url: `/Patient/${first}` })).statusCode, 410, 'and the resource is gone');
+
+  const second = await create('NoBodyDeletePlain');
+  res = await send('DELETE', `/Patient/${second}`, 'text/plain');
+  t.equal(res.status, 204, 'whatever the Content-Type: there is nothing to parse');
+
+  await create('NoBodyConditional');
+  res = await send('DELETE', '/Patient?family=NoBodyConditional', 'application/fhir+json');
+  t.equal(res.status, 204, 'a conditional DELETE too');
+  t.equal(((await (await send('GET', '/Patient?family=NoBodyConditional', 'application/fhir+json')).json()) as { total?: number }).total ?? 0, 0);
+
+  await create('NoBodySearch');
+  res = await send('POST', '/Patient/_search?family=NoBodySearch', 'application/fhir+json');
+  t.equal(res.status, 200, 'POST _search with its parameters in the URL and an empty body');
+  t.equal(((await res.json()) as { entry?: unknown[] }).entry?.length, 1);
+
+  res = await send('POST', '/Patient', 'application/fhir+json');
+  t.equal(res.status, 400, 'a create still needs its body');
+  res = await send('DELETE', `/Patient/${second}`, 'application/fhir+json', '{"not":');
+  t.equal(res.status, 400, 'a DELETE that does carry a body still has it parsed (and refused when it is not JSON)');
+});

@@ -3,8 +3,7 @@
  * identity. Interactions are functions over this context, free of HTTP, so the same code serves single requests
  * and the entries of a transaction Bundle.
  */
-import type { ClientSession } from 'mongodb';
-import type { ResourceStore } from '../store/resource-store.js';
+import type { ResourceStore, StoreSession } from '../store/resource-store.js';
 import type { AccessPolicy } from './access/access-policy.js';
 import type { AuditTrail } from './audit/audit-trail.js';
 import type { ResourceValidator } from './validation/index.js';
@@ -34,7 +33,7 @@ export interface FhirContext {
    * Set while the entries of a transaction Bundle run: every read and write joins this MongoDB transaction, so
    * entries see each other's writes and nothing is committed unless all succeed.
    */
-  session?: ClientSession;
+  session?: StoreSession;
   /**
    * Aborted when the request's remaining work should not be done: its client has gone (closed its connection),
    * or the server is shutting down and the request outlived the grace period. Interactions check it between

@@ -55,6 +55,22 @@ export type WriteMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 /** The error code mongod answers for a unique-index violation. */
 const DUPLICATE_KEY = 11000;
 
+/**
+ * A version's search index values: parameter name (with its variants, e.g. `name:a`) to normalised values, as
+ * fhir/search/extract.ts computes them. The FHIR layer reads them (compartments, access) without knowing how they
+ * are stored.
+ */
+export type IndexValues = Document;
+
+/** Which fields of a stored version a read returns (the FHIR layer names them; here it is a MongoDB projection). */
+export type FieldSelection = Document;
+
+/**
+ * A storage transaction, as the FHIR layer holds it: received from the store (a transaction Bundle's run) and
+ * handed back to the store's methods unchanged, never used otherwise.
+ */
+export type StoreSession = ClientSession;
+
 /** What a head (current version) and a version document share. */
 interface StoredVersionFields {
   type: string;
@@ -65,7 +81,7 @@ interface StoredVersionFields {
   /** The version exactly as served to clients (meta.versionId and meta.lastUpdated included). */
   resource: Resource;
   /** Search index values; kept on versions too, so a head can be rebuilt from its version alone. */
-  idx?: Document;
+  idx?: IndexValues;
   /** Version of the index definitions that produced idx (reindexing touches only stale rows). */
   idxVersion?: number;
 }

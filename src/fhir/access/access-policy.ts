@@ -20,7 +20,7 @@
  *   (system/AuditEvent.rs), so that a client granted all clinical data does not also read who else accessed it.
  *   patient/ scopes grant nothing on it at all (UNCONFINABLE_TYPES): one AuditEvent can name several patients.
  */
-import type { Document } from 'mongodb';
+import type { IndexValues } from '../../store/resource-store.js';
 import type { Condition } from '../../store/search/query.js';
 import { FhirError, issue } from '../outcome.js';
 import { compartmentCondition, inPatientCompartment, inPatientCompartmentDefinition } from './compartment.js';
@@ -76,12 +76,12 @@ export interface AccessPolicy {
    * Throws a 403 unless `permission` on `type` is granted by a scope without search parameters and, when only
    * patient/ scopes grant it, the resource (its id and index values) is in the token's patient compartment.
    */
-  requireWritable(permission: 'c' | 'u' | 'd', type: string, id: string, idx: Document | undefined): void;
+  requireWritable(permission: 'c' | 'u' | 'd', type: string, id: string, idx: IndexValues | undefined): void;
   /**
    * Throws a 403 unless a read ('r') may see this stored resource; `matches` evaluates scope search parameters
    * against it (only called when a scope has them).
    */
-  requireVisible(permission: 'r' | 's', type: string, id: string, idx: Document | undefined, matches: VersionMatcher): Promise<void>;
+  requireVisible(permission: 'r' | 's', type: string, id: string, idx: IndexValues | undefined, matches: VersionMatcher): Promise<void>;
 }
 
 /** A 403 with an OperationOutcome that says what is missing (issue code forbidden). */
@@ -186,7 +186,7 @@ export class SmartAccessPolicy implements AccessPolicy {
     return { kind: 'some', branches };
   }
 
-  requireWritable(permission: 'c' | 'u' | 'd', type: string, id: string, idx: Document | undefined): void {
+  requireWritable(permission: 'c' | 'u' | 'd', type: string, id: string, idx: IndexValues | undefined): void {
     const grants = this.grants(permission, type);
     if (grants.length === 0) throw forbidden(this.missing(permission, type));
     const usable = grants.filter((scope) => scope.query.length === 0);
@@ -206,7 +206,7 @@ export class SmartAccessPolicy implements AccessPolicy {
     }
   }
 
-  async requireVisible(permission: 'r' | 's', type: string, id: string, idx: Document | undefined, matches: VersionMatcher): Promise<void> {
+  async requireVisible(permission: 'r' | 's', type: string, id: string, idx: IndexValues | undefined, matches: VersionMatcher): Promise<void> {
     const visibility = this.visibility(permission, type);
     if (visibility.kind === 'all') return;
     if (visibility.kind === 'none') throw forbidden(visibility.reason);

@@ -3,7 +3,7 @@
  * which stored resources belong to a patient, judged from their write-time index values, and the search
  * condition that confines a query to one patient's compartment.
  */
-import type { Document } from 'mongodb';
+import type { FieldSelection, IndexValues } from '../../store/resource-store.js';
 import type { Condition } from '../../store/search/query.js';
 import { idxPath } from '../search/fields.js';
 import { searchRegistry } from '../search/registry.js';
@@ -32,14 +32,14 @@ export function compartmentCondition(type: string, patientId: string, options: {
   return branches.length === 1 ? branches[0] : { op: 'or', of: branches };
 }
 
-function referencesIn(idx: Document | undefined, param: string): string[] {
+function referencesIn(idx: IndexValues | undefined, param: string): string[] {
   const value = idx?.[param];
   const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
   return values.filter((v): v is string => typeof v === 'string');
 }
 
 /** The patients ("Patient/id") whose compartment a stored resource is in, from its index values. */
-export function patientsOf(type: string, id: string, idx: Document | undefined): string[] {
+export function patientsOf(type: string, id: string, idx: IndexValues | undefined): string[] {
   const patients = new Set<string>();
   if (type === 'Patient') patients.add(`Patient/${id}`);
   for (const param of searchRegistry().patientCompartment.get(type) ?? []) {
@@ -51,7 +51,7 @@ export function patientsOf(type: string, id: string, idx: Document | undefined):
 }
 
 /** Whether a stored resource (its id and index values) is in Patient/`patientId`'s compartment. */
-export function inPatientCompartment(type: string, id: string, idx: Document | undefined, patientId: string): boolean {
+export function inPatientCompartment(type: string, id: string, idx: IndexValues | undefined, patientId: string): boolean {
   if (type === 'Patient' && id === patientId) return true;
   const reference = `Patient/${patientId}`;
   return (searchRegistry().patientCompartment.get(type) ?? []).some((param) => referencesIn(idx, param).includes(reference));
@@ -63,7 +63,7 @@ export function inPatientCompartment(type: string, id: string, idx: Document | u
  * `paths` (e.g. a search's sort keys, for its paging links). As a MongoDB projection: the index values are two
  * thirds of a stored Patient (2.2 of 3.2 KB) and not carrying them halves what every read moves and decodes.
  */
-export function resultFields(types: readonly string[], paths: readonly string[] = []): Document {
+export function resultFields(types: readonly string[], paths: readonly string[] = []): FieldSelection {
   // Asked on every read and search page, with few distinct arguments: computed once each.
   const key = `${types.join(',')}|${paths.join(',')}`;
   let fields = resultFieldsCache.get(key);
@@ -74,9 +74,9 @@ export function resultFields(types: readonly string[], paths: readonly string[] 
   return fields;
 }
 
-const resultFieldsCache = new Map<string, Readonly<Document>>();
+const resultFieldsCache = new Map<string, Readonly<FieldSelection>>();
 
-function computeResultFields(types: readonly string[], paths: readonly string[]): Document {
+function computeResultFields(types: readonly string[], paths: readonly string[]): FieldSelection {
   const wanted = new Set(['type', 'id', 'versionId', 'lastUpdated', 'deleted', 'resource', 'idxVersion', ...paths]);
   for (const type of types) for (const param of searchRegistry().patientCompartment.get(type) ?? []) wanted.add(idxPath(param));
   // A path inside another one wanted whole would be a collision MongoDB refuses ("idx.a" and "idx.a.lo").

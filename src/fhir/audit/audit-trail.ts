@@ -12,8 +12,7 @@
  * - Everything else (reads, searches, operations, refusals, failed writes) is handed to the sink, which buffers
  *   it for at most the flush interval (see audit-recorder.ts).
  */
-import type { Document } from 'mongodb';
-import type { NewVersion } from '../../store/resource-store.js';
+import type { IndexValues, NewVersion } from '../../store/resource-store.js';
 import { patientsOf } from '../access/compartment.js';
 import type { Principal } from '../access/principal.js';
 import type { AccessRecord, AuditedInteraction, AuditEntityRef } from './audit-event.js';
@@ -42,7 +41,7 @@ export interface TouchedVersion {
   type: string;
   id: string;
   versionId: number;
-  idx?: Document;
+  idx?: IndexValues;
 }
 
 export class AuditTrail {

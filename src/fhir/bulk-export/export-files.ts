@@ -19,10 +19,9 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
-import type { Document, Filter } from 'mongodb';
 import type { ExportFile, ExportLevel, ExportProgress } from '../../store/export-jobs.js';
-import type { HeadDocument, ResourceStore, VersionDocument } from '../../store/resource-store.js';
-import { compileCondition } from '../../store/search/compile.js';
+import { countCurrent, exportPage, versionAt, type ExportHead } from '../../store/export-queries.js';
+import type { HeadDocument, ResourceStore } from '../../store/resource-store.js';
 import { compartmentMembership } from '../operations/everything.js';
 import { searchRegistry } from '../search/registry.js';
 
@@ -75,7 +74,7 @@ class NdjsonFile {
 }
 
 /** Whether a version's index values put it in some patient's compartment (for versions read from history). */
-function inSomePatientCompartment(type: string, idx: Document | undefined): boolean {
+function inSomePatientCompartment(type: string, idx: HeadDocument['idx']): boolean {
   if (type === 'Patient') return true;
   for (const param of searchRegistry().patientCompartment.get(type) ?? []) {
     const value = idx?.[param] as unknown;
@@ -85,27 +84,16 @@ function inSomePatientCompartment(type: string, idx: Document | undefined): bool
   return false;
 }
 
-/**
- * The heads of one type after `afterKey`: those unchanged since T that qualify, and every head changed after T
- * (resolved against history by the caller).
- */
-function headFilter(args: SnapshotExport, type: string, afterKey: string | undefined): Document {
-  const current: Document = { lastUpdated: { $lte: args.transactionTime, ...(args.since ? { $gt: args.since } : {}) }, deleted: false };
-  const member = args.level === 'patient' ? compileCondition(compartmentMembership(type, undefined)) : {};
-  return {
-    _id: { ...(afterKey === undefined ? { $gte: `${type}/` } : { $gt: afterKey }), $lt: `${type}0` },
-    type,
-    $or: [{ ...current, ...(Object.keys(member).length > 0 ? { $and: [member] } : {}) }, { lastUpdated: { $gt: args.transactionTime } }],
-  };
+/** One page of the type's heads by key: those current at T that qualify, and every head changed after T. */
+function readHeads(args: SnapshotExport, type: string, afterKey: string | undefined, limit: number): Promise<ExportHead[]> {
+  // At Patient level a head current at T must be in some patient's compartment (a version from history is checked below).
+  const membership = args.level === 'patient' ? compartmentMembership(type, undefined) : undefined;
+  return exportPage(args.store, { type, transactionTime: args.transactionTime, since: args.since, membership, afterKey, limit });
 }
 
 /** The resource as it was at T, for a head changed after T; undefined when it is not to be exported. */
 async function resourceAtTransactionTime(args: SnapshotExport, head: Pick<HeadDocument, 'type' | 'id'>): Promise<Resource | undefined> {
-  const version = await args.store.versions
-    .find({ type: head.type, id: head.id, lastUpdated: { $lte: args.transactionTime } } as Filter<VersionDocument>)
-    .sort({ type: 1, id: 1, versionId: -1 })
-    .limit(1)
-    .next();
+  const version = await versionAt(args.store, head.type, head.id, args.transactionTime);
   if (!version || version.deleted) return undefined;
   if (args.since && version.lastUpdated <= args.since) return undefined;
   if (args.level === 'patient' && !inSomePatientCompartment(head.type, version.idx)) return undefined;
@@ -124,19 +112,14 @@ export async function exportSnapshot(args: SnapshotExport): Promise<ExportFile[]
   try {
     for (const type of args.types) {
       checkAborted(args.signal);
-      const estimate = await args.store.heads.countDocuments({ type, deleted: false });
+      const estimate = await countCurrent(args.store, type);
       let exported = 0;
       let fileNumber = 0;
       await args.onProgress?.({ type, exported, estimate, message: `exporting ${type}: 0 of ~${estimate}` });
       let afterKey: string | undefined;
       for (;;) {
         checkAborted(args.signal);
-        const heads = await args.store.heads
-          .find(headFilter(args, type, afterKey) as Filter<HeadDocument>, { projection: { _id: 1, type: 1, id: 1, lastUpdated: 1, resource: 1 } })
-          .sort({ _id: 1 })
-          .hint({ _id: 1 })
-          .limit(batchSize)
-          .toArray();
+        const heads = await readHeads(args, type, afterKey, batchSize);
         if (heads.length === 0) break;
         afterKey = heads[heads.length - 1]._id;
         let chunk = '';

@@ -7,13 +7,20 @@
  * period the value denotes (a version is current from its lastUpdated until the next version's).
  */
 import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
-import type { Document, Filter } from 'mongodb';
 import type { VersionDocument } from '../../store/resource-store.js';
+import {
+  latestVersionsBefore,
+  versionsMade,
+  type HistoryPosition,
+  type HistoryQuery,
+  type MadeBetween,
+  type VersionAccess,
+  type VersionAccessBranch,
+} from '../../store/history-queries.js';
 import type { FhirContext } from '../context.js';
 import { parseDateRange } from '../dates.js';
 import { errors } from '../outcome.js';
 import { visibilityCondition } from '../access/access-policy.js';
-import { compileCondition } from '../../store/search/compile.js';
 import { requireReadable } from './visibility.js';
 import { patientsOf } from '../access/compartment.js';
 
@@ -67,44 +74,11 @@ function parseInstantParam(name: string, value: string) {
   return range;
 }
 
-/** Entries strictly after the cursor in (lastUpdated desc, _id desc) order, or strictly before it for `b`. */
-function afterCursor(cursor: Cursor | undefined): Filter<VersionDocument> {
-  if (!cursor) return {};
-  const t = new Date(cursor.t);
-  if (cursor.b) return { $or: [{ lastUpdated: { $gt: t } }, { lastUpdated: t, _id: { $gt: cursor.k } }] };
-  return { $or: [{ lastUpdated: { $lt: t } }, { lastUpdated: t, _id: { $lt: cursor.k } }] };
-}
-
-function scopeFilter(scope: HistoryScope): Filter<VersionDocument> {
-  const filter: Filter<VersionDocument> = {};
-  if (scope.type) filter.type = scope.type;
-  if (scope.id) filter.id = scope.id;
-  return filter;
-}
-
-const SORT = { lastUpdated: -1, _id: -1 } as const;
-/** A previous page is read towards newer entries, then reversed. */
-const REVERSE_SORT = { lastUpdated: 1, _id: 1 } as const;
-
-/** Versions current at the period's start but made before it: the newest version of each resource before `low`. */
-async function versionsCurrentAtStart(
-  ctx: FhirContext,
-  scope: HistoryScope,
-  access: Filter<VersionDocument>,
-  low: Date,
-  cursor: Cursor | undefined,
-  limit: number,
-): Promise<VersionDocument[]> {
-  const pipeline: Document[] = [
-    { $match: { $and: [scopeFilter(scope), access, { lastUpdated: { $lt: low } }] } },
-    { $sort: { type: 1, id: 1, versionId: -1 } },
-    { $group: { _id: { type: '$type', id: '$id' }, version: { $first: '$$ROOT' } } },
-    { $replaceRoot: { newRoot: '$version' } },
-  ];
-  const after = afterCursor(cursor);
-  if (Object.keys(after).length > 0) pipeline.push({ $match: after });
-  pipeline.push({ $sort: cursor?.b ? REVERSE_SORT : SORT }, { $limit: limit });
-  return ctx.store.versions.aggregate<VersionDocument>(pipeline, { session: ctx.session }).toArray();
+/** Where a cursor says the page starts, for the store. */
+function positionOf(cursor: Cursor): HistoryPosition {
+  const position: HistoryPosition = { lastUpdated: new Date(cursor.t), versionKey: cursor.k };
+  if (cursor.b) position.towardsNewer = true;
+  return position;
 }
 
 function entryFor(ctx: FhirContext, version: VersionDocument): BundleEntry {
@@ -136,12 +110,12 @@ function linkUrl(ctx: FhirContext, scope: HistoryScope, params: Record<string, s
 }
 
 /**
- * The versions the caller may see, as a filter: for a resource it may see (instance history), its versions that
- * were themselves visible (deletions included: they carry nothing but the id); across a type or the system, the
+ * The versions the caller may see: for a resource it may see (instance history), its versions that were
+ * themselves visible (deletions included: they carry nothing but the id); across a type or the system, the
  * visible versions of the types it may read. System history covers the clinical types only: the audit trail's
  * own versions are read through AuditEvent/_history.
  */
-async function accessFilter(ctx: FhirContext, scope: HistoryScope): Promise<Filter<VersionDocument>> {
+async function versionAccess(ctx: FhirContext, scope: HistoryScope): Promise<VersionAccess> {
   const types = scope.type ? [scope.type] : [...ctx.resourceTypes];
   if (scope.type) ctx.access.require('r', scope.type);
   if (scope.type && scope.id) {
@@ -150,18 +124,18 @@ async function accessFilter(ctx: FhirContext, scope: HistoryScope): Promise<Filt
     ctx.audit?.touched(`${scope.type}/${scope.id}`, patientsOf(head.type, head.id, head.idx));
     await requireReadable(ctx, head);
   }
-  if (ctx.access.unrestricted) return scope.type ? {} : { type: { $in: types } };
-  const branches: Document[] = [];
+  if (ctx.access.unrestricted) return scope.type ? { kind: 'all' } : { kind: 'types', types };
+  const branches: VersionAccessBranch[] = [];
   for (const type of types) {
     const visibility = ctx.access.visibility('r', type);
     if (visibility.kind === 'none') continue;
-    const restriction = visibilityCondition(type, visibility, { versions: true });
-    if (restriction === undefined) branches.push({ type });
-    else if (scope.id) branches.push({ $and: [{ type }, { $or: [{ deleted: true }, compileCondition(restriction)] }] });
-    else branches.push({ $and: [{ type, deleted: false }, compileCondition(restriction)] });
+    const condition = visibilityCondition(type, visibility, { versions: true });
+    if (condition === undefined) branches.push({ type });
+    else if (scope.id) branches.push({ type, condition, includeDeleted: true });
+    else branches.push({ type, condition });
   }
   if (branches.length === 0) ctx.access.require('r', types[0]);
-  return branches.length === 1 ? branches[0] : { $or: branches };
+  return { kind: 'branches', branches };
 }
 
 export async function history(ctx: FhirContext, scope: HistoryScope, params: HistoryParams): Promise<Bundle> {
@@ -170,26 +144,23 @@ export async function history(ctx: FhirContext, scope: HistoryScope, params: His
   const at = params._at !== undefined ? parseInstantParam('_at', params._at) : undefined;
   const cursor = params._cursor !== undefined ? decodeCursor(params._cursor) : undefined;
 
-  const access = await accessFilter(ctx, scope);
-  const filter: Filter<VersionDocument> = { ...scopeFilter(scope), ...afterCursor(cursor) };
-  if (Object.keys(access).length > 0) (filter as Document).$and = [access];
-  const time: { $gte?: Date; $lte?: Date } = {};
-  if (since) time.$gte = since;
+  const query: HistoryQuery = { scope, access: await versionAccess(ctx, scope) };
+  if (cursor) query.position = positionOf(cursor);
+  const made: MadeBetween = {};
+  if (since) made.from = since;
   if (at) {
-    time.$lte = at.high;
-    if (!since || at.low > since) time.$gte = at.low;
+    made.to = at.high;
+    if (!since || at.low > since) made.from = at.low;
   }
-  if (Object.keys(time).length > 0) filter.lastUpdated = time;
 
   // One more than a page tells whether another page exists in the direction read. With _at the list is the
   // versions made in the period, newest first, then those current at its start (made before it); a previous page
   // reads the same list from the other end.
   const backwards = cursor?.b === 1;
-  const inPeriod = (limit: number) =>
-    ctx.store.versions.find(filter, { session: ctx.session, maxTimeMS: ctx.store.queryTimeMs }).sort(backwards ? REVERSE_SORT : SORT).limit(limit).toArray();
+  const inPeriod = (limit: number) => versionsMade(ctx.store, query, made, limit, ctx.session);
   const currentAtStart = async (limit: number) => {
     if (!at) return [];
-    const earlier = await versionsCurrentAtStart(ctx, scope, access, at.low, cursor, limit);
+    const earlier = await latestVersionsBefore(ctx.store, query, at.low, limit, ctx.session);
     return since ? earlier.filter((v) => v.lastUpdated >= since) : earlier;
   };
   let versions: VersionDocument[];

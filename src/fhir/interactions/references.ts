@@ -6,6 +6,7 @@
  */
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { headKey, versionKey } from '../../store/resource-store.js';
+import { existingKeys } from '../../store/reference-checks.js';
 import type { FhirContext } from '../context.js';
 import { issue } from '../outcome.js';
 
@@ -71,23 +72,13 @@ export async function checkReferences(ctx: FhirContext, resource: Resource): Pro
   const versionIds = [
     ...new Set(references.filter((r) => r.versionId !== undefined).map((r) => versionKey(r.type, r.id, r.versionId!))),
   ];
-  const session = ctx.session;
-  const findHeads = () =>
-    headIds.length > 0 ? ctx.store.heads.find({ _id: { $in: headIds } }, { projection: { _id: 1, deleted: 1 }, session }).toArray() : [];
-  const findVersions = () =>
-    versionIds.length > 0 ? ctx.store.versions.find({ _id: { $in: versionIds } }, { projection: { _id: 1 }, session }).toArray() : [];
-  // Statements of one transaction go one after the other (the driver does not order concurrent ones).
-  const [heads, versions] = session
-    ? [await findHeads(), await findVersions()]
-    : await Promise.all([findHeads(), findVersions()]);
-  const liveHeads = new Set(heads.filter((h) => !h.deleted).map((h) => h._id));
-  const storedVersions = new Set(versions.map((v) => v._id));
+  const existing = await existingKeys(ctx.store, headIds, versionIds, ctx.session);
   const issues: OperationOutcomeIssue[] = [];
   for (const ref of references) {
     const exists =
       ref.versionId === undefined
-        ? liveHeads.has(headKey(ref.type, ref.id))
-        : storedVersions.has(versionKey(ref.type, ref.id, ref.versionId));
+        ? existing.liveHeads.has(headKey(ref.type, ref.id))
+        : existing.versions.has(versionKey(ref.type, ref.id, ref.versionId));
     if (!exists) {
       issues.push(
         issue(

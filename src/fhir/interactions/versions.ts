@@ -3,10 +3,9 @@
  * pending anchor and hand the version to the store. Also the read-side view of a stored version.
  */
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
-import type { Document } from 'mongodb';
 import { pendingAnchorFor } from '../../ledger/pending-anchor.js';
 import { canonicalJson } from '../../ledger/canonical-json.js';
-import { DocumentTooLargeError, assertStorable, type HeadDocument, type NewVersion, type VersionDocument, type WriteMethod } from '../../store/resource-store.js';
+import { DocumentTooLargeError, assertStorable, type HeadDocument, type IndexValues, type NewVersion, type VersionDocument, type WriteMethod } from '../../store/resource-store.js';
 import type { FhirContext } from '../context.js';
 import { FhirError, errors, issue } from '../outcome.js';
 import { extractIndex } from '../search/extract.js';
@@ -23,7 +22,7 @@ export interface VersionView {
   /** The version as served (for a deletion: the tombstone that was committed to the ledger). */
   resource: Resource;
   /** Its search index values (which patients it concerns, for access checks and the audit trail); never served. */
-  idx?: Document;
+  idx?: IndexValues;
 }
 
 export interface WriteResult {

@@ -7,22 +7,22 @@
  *   own new version already and wins; the reindex skips that head;
  * - the current version document gets the same values, so a head rebuilt from its version stays correct.
  * Deleted heads (tombstones) have no index values; they are only stamped.
+ * The values are computed here; finding the stale documents and writing them is src/store/reindex-store.ts.
  */
-import type { AnyBulkWriteOperation, Document } from 'mongodb';
-import { SINGLE_VERSION_TYPES, versionKey, type HeadDocument, type ResourceStore, type VersionDocument } from '../../store/resource-store.js';
+import type { ResourceStore } from '../../store/resource-store.js';
+import {
+  countStaleHeads,
+  readReindexCheckpoint,
+  saveReindexCheckpoint,
+  staleHeadBatches,
+  staleSingleVersionBatches,
+  writeHeadIndexes,
+  writeVersionIndexes,
+} from '../../store/reindex-store.js';
 import { extractIndex } from './extract.js';
 import { searchRegistry } from './registry.js';
 
-export const REINDEX_CHECKPOINTS = 'reindex_checkpoints';
-const CHECKPOINT_ID = 'resources';
-
-interface Checkpoint {
-  _id: string;
-  idxVersion: number;
-  /** Last head _id processed; undefined when a run completed. */
-  lastId?: string;
-  updatedAt: Date;
-}
+export { REINDEX_CHECKPOINTS } from '../../store/reindex-store.js';
 
 export interface ReindexOptions {
   batchSize?: number;
@@ -45,51 +45,36 @@ export interface ReindexResult {
   completed: boolean;
 }
 
+/** Reindexes every stale head, then every stale single-version resource; see above for the guarantees. */
 export async function reindex(store: ResourceStore, baseUrl: string, options: ReindexOptions = {}): Promise<ReindexResult> {
   const registry = searchRegistry();
   const idxVersion = registry.indexVersion(baseUrl);
   const batchSize = options.batchSize ?? 500;
-  const checkpoints = store.db.collection<Checkpoint>(REINDEX_CHECKPOINTS);
-  const saved = options.restart ? null : await checkpoints.findOne({ _id: CHECKPOINT_ID });
-  let after = saved && saved.idxVersion === idxVersion ? saved.lastId : undefined;
+  const saved = options.restart ? null : await readReindexCheckpoint(store);
+  const after = saved && saved.idxVersion === idxVersion ? saved.lastId : undefined;
   const result: ReindexResult = { idxVersion, total: 0, updated: 0, skipped: 0, completed: false };
   if (after !== undefined) result.resumedFrom = after;
 
-  const stale = (from: string | undefined): Document => ({
-    idxVersion: { $ne: idxVersion },
-    ...(from !== undefined ? { _id: { $gt: from } } : {}),
-  });
-  result.total = await store.heads.countDocuments(stale(after));
+  result.total = await countStaleHeads(store, idxVersion, after);
   let done = 0;
   options.onProgress?.(0, result.total);
 
-  for (;;) {
-    if (options.signal?.aborted) return result;
-    const batch = await store.heads.find(stale(after)).sort({ _id: 1 }).limit(batchSize).toArray();
-    if (batch.length === 0) break;
-    const headOps: AnyBulkWriteOperation<HeadDocument>[] = [];
-    const versionOps: AnyBulkWriteOperation<VersionDocument>[] = [];
-    for (const head of batch) {
-      const update: Document = head.deleted
-        ? { $set: { idxVersion }, $unset: { idx: '' } }
-        : { $set: { idx: extractIndex(registry, head.resource, baseUrl).idx, idxVersion } };
-      headOps.push({ updateOne: { filter: { _id: head._id, versionId: head.versionId }, update } });
-      versionOps.push({ updateOne: { filter: { _id: versionKey(head.type, head.id, head.versionId) }, update } });
-    }
-    const written = await store.heads.bulkWrite(headOps, { ordered: false });
-    await store.versions.bulkWrite(versionOps, { ordered: false });
-    result.updated += written.matchedCount;
-    result.skipped += batch.length - written.matchedCount;
-    after = batch[batch.length - 1]._id;
-    done += batch.length;
-    await checkpoints.updateOne(
-      { _id: CHECKPOINT_ID },
-      { $set: { idxVersion, lastId: after, updatedAt: new Date() } },
-      { upsert: true },
+  if (options.signal?.aborted) return result;
+  for await (const batch of staleHeadBatches(store, idxVersion, after, batchSize)) {
+    const written = await writeHeadIndexes(
+      store,
+      idxVersion,
+      batch.map((head) => ({ head, idx: head.deleted ? undefined : extractIndex(registry, head.resource, baseUrl).idx })),
     );
+    result.updated += written;
+    result.skipped += batch.length - written;
+    done += batch.length;
+    await saveReindexCheckpoint(store, idxVersion, batch[batch.length - 1]._id);
     options.onProgress?.(done, Math.max(result.total, done));
+    // Leaving the loop stops the batches: the next one is not read.
+    if (options.signal?.aborted) return result;
   }
-  await checkpoints.updateOne({ _id: CHECKPOINT_ID }, { $set: { idxVersion, updatedAt: new Date() }, $unset: { lastId: '' } }, { upsert: true });
+  await saveReindexCheckpoint(store, idxVersion, undefined);
   if (!(await reindexSingleVersionTypes(store, baseUrl, batchSize, options.signal))) return result;
   result.completed = true;
   return result;
@@ -103,19 +88,14 @@ export async function reindex(store: ResourceStore, baseUrl: string, options: Re
 async function reindexSingleVersionTypes(store: ResourceStore, baseUrl: string, batchSize: number, signal: AbortSignal | undefined): Promise<boolean> {
   const registry = searchRegistry();
   const idxVersion = registry.indexVersion(baseUrl);
-  const types = [...SINGLE_VERSION_TYPES];
-  let after: string | undefined;
-  for (;;) {
-    if (signal?.aborted) return false;
-    const filter: Document = { type: { $in: types }, idxVersion: { $ne: idxVersion }, ...(after !== undefined ? { _id: { $gt: after } } : {}) };
-    const batch = await store.versions.find(filter).sort({ _id: 1 }).limit(batchSize).toArray();
-    if (batch.length === 0) return true;
-    await store.versions.bulkWrite(
-      batch.map((version) => ({
-        updateOne: { filter: { _id: version._id }, update: { $set: { idx: extractIndex(registry, version.resource, baseUrl).idx, idxVersion } } },
-      })),
-      { ordered: false },
+  if (signal?.aborted) return false;
+  for await (const batch of staleSingleVersionBatches(store, idxVersion, batchSize)) {
+    await writeVersionIndexes(
+      store,
+      idxVersion,
+      batch.map((version) => ({ _id: version._id, idx: extractIndex(registry, version.resource, baseUrl).idx })),
     );
-    after = batch[batch.length - 1]._id;
+    if (signal?.aborted) return false;
   }
+  return true;
 }

@@ -19,7 +19,6 @@
  *   page is read backwards from the end.
  */
 import type { Bundle, BundleEntry, BundleLink, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
-import type { Document } from 'mongodb';
 import type { HeadDocument } from '../../store/resource-store.js';
 import { fullSort, type SortValue } from '../../store/search/compile.js';
 import {
@@ -444,7 +443,7 @@ export async function explainFhirSearch(
   ctx: FhirContext,
   scope: SearchScope,
   params: Array<[string, string]>,
-): Promise<Document> {
+): ReturnType<typeof explainSearch> {
   const parsed = parseForScope(ctx, DEFAULT_SEARCH_SETTINGS, scope, { params, strict: true });
   return explainSearch(ctx.store, { types: parsed.types, where: parsed.where, sort: parsed.sort }, parsed.count);
 }

@@ -19,6 +19,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { calculateObjectSize } from 'bson';
 import { MongoBulkWriteError, MongoServerError, type ClientSession, type Collection, type Db, type Document } from 'mongodb';
 import { compileFilter } from './search/compile.js';
+import { ConditionalKeys } from './search/conditional-keys.js';
 import { searchIndexDescriptions } from './search/indexes.js';
 import type { Condition } from './search/query.js';
 
@@ -199,6 +200,9 @@ export class ResourceStore {
   readonly versions: Collection<VersionDocument>;
   readonly heads: Collection<HeadDocument>;
 
+  /** The keys that serialise conditional creates with the same criteria (see search/conditional-keys.ts). */
+  readonly conditionalKeys: ConditionalKeys;
+
   constructor(
     readonly db: Db,
     readonly supportsTransactions: boolean,
@@ -210,6 +214,7 @@ export class ResourceStore {
   ) {
     this.versions = db.collection<VersionDocument>(VERSIONS_COLLECTION);
     this.heads = db.collection<HeadDocument>(HEADS_COLLECTION);
+    this.conditionalKeys = new ConditionalKeys(db);
   }
 
   /** Creates the indexes every query relies on. Idempotent: createIndexes with identical specs is a no-op. */

@@ -40,6 +40,10 @@ t.test('src/fhir imports neither MongoDB (nor BSON) nor Fastify', async (t) => {
   t.same(offenders('src/fhir', importOf('mongodb|bson|fastify|@fastify')), []);
 });
 
+t.test('src/fhir does not reach the database handle', async (t) => {
+  t.same(offenders('src/fhir', /\bstore\.db\b/), []);
+});
+
 t.test("no code outside src/store reaches the resource store's collections", async (t) => {
   // store.heads / store.versions are the store's own; the ledger keeps its own collections in ledger/ledger-store.ts.
   t.same(

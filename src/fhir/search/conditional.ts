@@ -12,7 +12,7 @@
  * Paths that may create hold the criteria's conditional key (store/search/conditional-keys.ts) from the second
  * search to the create, so concurrent requests with the same criteria create one resource between them.
  */
-import { ConditionalKeys, type HeldKey } from '../../store/search/conditional-keys.js';
+import type { HeldKey } from '../../store/search/conditional-keys.js';
 import type { HeadDocument } from '../../store/resource-store.js';
 import type { FhirContext } from '../context.js';
 import { createResource } from '../interactions/create.js';
@@ -58,7 +58,7 @@ async function guarded<T>(
   existing: (match: HeadDocument) => Promise<T>,
   write: () => Promise<T>,
 ): Promise<T> {
-  const keys = new ConditionalKeys(ctx.store.db);
+  const keys = ctx.store.conditionalKeys;
   const key = criteriaKey(type, criteria);
   const deadline = Date.now() + GUARD_WAIT_MS;
   for (let attempt = 1; ; attempt++) {

@@ -73,7 +73,11 @@ export async function benchIssuer(audience: string): Promise<{ auth: OpenedAuth;
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'bench', alg: 'ES256', use: 'sig' }] };
   const auth: OpenedAuth = {
-    verifier: new AccessTokenVerifier({ issuers: [{ issuer: ISSUER, keys: { kind: 'local', jwks: () => jwks }, own: false }], audience, clockSkewSeconds: 30 }),
+    verifier: new AccessTokenVerifier({
+      issuers: [{ issuer: ISSUER, keys: { kind: 'local', jwks: () => jwks }, own: false }],
+      audience,
+      clockSkewSeconds: 30,
+    }),
     server: undefined,
     smartConfiguration: () => ({ issuer: ISSUER }),
     tokenEndpoint: undefined,
@@ -93,7 +97,13 @@ export async function benchIssuer(audience: string): Promise<{ auth: OpenedAuth;
 /** Authorization on (tokens of the bench issuer) and audit on, as the server runs by default. */
 export function securedSettings(baseUrl: string): Pick<ServerConfig, 'auth' | 'audit' | 'exposure'> {
   return {
-    auth: { mode: 'smart', audience: baseUrl, externalIssuer: undefined, clockSkewSeconds: 30, server: { enabled: false, tokenTtlSeconds: 300, devClient: false } },
+    auth: {
+      mode: 'smart',
+      audience: baseUrl,
+      externalIssuer: undefined,
+      clockSkewSeconds: 30,
+      server: { enabled: false, tokenTtlSeconds: 300, devClient: false },
+    },
     audit: { enabled: true, flushIntervalMs: 200, bufferMax: 5000 },
     exposure: { corsOrigins: [], rateLimitPerMinute: 0 },
   };
@@ -111,7 +121,14 @@ export async function measureAccessCost(options: AccessCostOptions): Promise<Acc
   const addresses = { off: await plain.listen({ port: 0, host: '127.0.0.1' }), on: await secured.listen({ port: 0, host: '127.0.0.1' }) };
   const token = `Bearer ${await issuer.token('system/*.cruds')}`;
 
-  const call = async (side: 'off' | 'on', method: string, path: string, body: unknown, expected: number, authorization?: string): Promise<Response> => {
+  const call = async (
+    side: 'off' | 'on',
+    method: string,
+    path: string,
+    body: unknown,
+    expected: number,
+    authorization?: string,
+  ): Promise<Response> => {
     const headers: Record<string, string> = { accept: FHIR_JSON };
     if (body !== undefined) headers['content-type'] = FHIR_JSON;
     if (side === 'on') headers.authorization = authorization ?? token;
@@ -140,7 +157,8 @@ export async function measureAccessCost(options: AccessCostOptions): Promise<Acc
     },
     {
       name: 'search Encounter?subject=<patient>&_include=Encounter:subject',
-      op: async (side) => void (await call(side, 'GET', `/Encounter?subject=Patient/${anyPatient()}&_include=Encounter:subject`, undefined, 200)),
+      op: async (side) =>
+        void (await call(side, 'GET', `/Encounter?subject=Patient/${anyPatient()}&_include=Encounter:subject`, undefined, 200)),
     },
   ];
   // The worst case for the verifier: a token it has never seen, every request (a signature check each time).
@@ -149,7 +167,8 @@ export async function measureAccessCost(options: AccessCostOptions): Promise<Acc
   let fresh = 0;
   operations.push({
     name: 'read Patient, a new token every request',
-    op: async (side) => void (await call(side, 'GET', `/Patient/${anyPatient()}`, undefined, 200, freshTokens[fresh++ % freshTokens.length])),
+    op: async (side) =>
+      void (await call(side, 'GET', `/Patient/${anyPatient()}`, undefined, 200, freshTokens[fresh++ % freshTokens.length])),
   });
 
   const rows: AccessCostRow[] = operations.map((o) => ({ operation: o.name, off: [], on: [], cpuOff: [], cpuOn: [] }));
@@ -164,12 +183,16 @@ export async function measureAccessCost(options: AccessCostOptions): Promise<Acc
         for (const side of order) {
           const cpuBefore = process.cpuUsage();
           const childBefore = childCpuMs(options.mongoPid);
-          const m: Measurement = await measure(`${name} (${side})`, requests, concurrency, (i) => op(side, i), { maxSeconds: options.maxSeconds });
+          const m: Measurement = await measure(`${name} (${side})`, requests, concurrency, (i) => op(side, i), {
+            maxSeconds: options.maxSeconds,
+          });
           const cpu = process.cpuUsage(cpuBefore);
           const cpuMs = ((cpu.user + cpu.system) / 1000 + childCpuMs(options.mongoPid) - childBefore) / Math.max(1, m.count);
           rows[index][side].push(m.throughput);
           rows[index][side === 'off' ? 'cpuOff' : 'cpuOn'].push(cpuMs);
-          options.log(`access cost, round ${round + 1}: ${m.name}: ${m.throughput.toFixed(0)}/s, p50 ${m.p50.toFixed(1)} ms, ${cpuMs.toFixed(2)} ms CPU per request`);
+          options.log(
+            `access cost, round ${round + 1}: ${m.name}: ${m.throughput.toFixed(0)}/s, p50 ${m.p50.toFixed(1)} ms, ${cpuMs.toFixed(2)} ms CPU per request`,
+          );
         }
       }
     }
@@ -181,7 +204,6 @@ export async function measureAccessCost(options: AccessCostOptions): Promise<Acc
     await secured.close();
   }
 }
-
 
 /**
  * The report section: median throughput and CPU per request, off and on, and the cost of both together by each
@@ -207,4 +229,3 @@ export function accessCostTable(result: AccessCostResult): string {
   }
   return lines.join('\n');
 }
-

@@ -67,9 +67,13 @@ function panelSvg(panel: Panel, offsetY: number, legend: boolean): string {
     offsetY +
     MARGIN.top +
     plotH -
-    (panel.logY ? ((Math.log10(Math.max(y, yMin)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * plotH : (y / yMax) * plotH);
+    (panel.logY
+      ? ((Math.log10(Math.max(y, yMin)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * plotH
+      : (y / yMax) * plotH);
   const out: string[] = [];
-  out.push(`<text x="${WIDTH / 2}" y="${offsetY + 22}" text-anchor="middle" font-size="15" font-weight="bold">${escape(panel.title)}</text>`);
+  out.push(
+    `<text x="${WIDTH / 2}" y="${offsetY + 22}" text-anchor="middle" font-size="15" font-weight="bold">${escape(panel.title)}</text>`,
+  );
   for (const t of panel.logY ? logTicks(yMin, yMax) : linearTicks(yMax)) {
     const y = py(t);
     out.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y}" y2="${y}" stroke="#ddd"/>`);

@@ -141,7 +141,17 @@ async function compare(servers: Array<[string, string]>): Promise<Row[]> {
         });
         const cpu = { server: childCpuMs(pids.get(label)) - cpuBefore.server, mongo: childCpuMs(mongoPid) - cpuBefore.mongo };
         const key = `${search}\u0000${label}`;
-        const row = rows.get(key) ?? { search, server: label, p50: [], throughput: [], total, failed: 0, requests: 0, serverCpu: [], mongoCpu: [] };
+        const row = rows.get(key) ?? {
+          search,
+          server: label,
+          p50: [],
+          throughput: [],
+          total,
+          failed: 0,
+          requests: 0,
+          serverCpu: [],
+          mongoCpu: [],
+        };
         row.serverCpu.push(cpu.server / Math.max(1, m.count));
         row.mongoCpu.push(cpu.mongo / Math.max(1, m.count));
         row.p50.push(m.p50);
@@ -176,7 +186,12 @@ async function breakdown(): Promise<string[]> {
   ];
   for (const search of values.search) {
     const [type, query] = search.split('?');
-    const parsed = parseForScope(ctx, DEFAULT_SEARCH_SETTINGS, { types: [type], path: type }, { params: [...new URLSearchParams(query).entries()], strict: true });
+    const parsed = parseForScope(
+      ctx,
+      DEFAULT_SEARCH_SETTINGS,
+      { types: [type], path: type },
+      { params: [...new URLSearchParams(query).entries()], strict: true },
+    );
     const resolved = await storeQueryOf(ctx, parsed);
     const times: Record<'page' | 'bounded' | 'full', number[]> = { page: [], bounded: [], full: [] };
     let matches: number | undefined;
@@ -232,7 +247,8 @@ async function main(): Promise<void> {
   }
   // Printed before the breakdown, which may take long: what is measured is not lost to what follows.
   console.log(out.join('\n'));
-  if (values.breakdown) console.log(['', `At the store, ${rounds} interleaved runs of each query, medians:`, '', ...(await breakdown())].join('\n'));
+  if (values.breakdown)
+    console.log(['', `At the store, ${rounds} interleaved runs of each query, medians:`, '', ...(await breakdown())].join('\n'));
 }
 
 main().catch((error: unknown) => {

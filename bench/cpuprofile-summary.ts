@@ -23,7 +23,10 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, inclusive: { type: 'boolean', default: false } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { top: { type: 'string', default: '25' }, inclusive: { type: 'boolean', default: false } },
+});
 
 /** The area a source URL belongs to, most specific first. */
 function areaOf(url: string, functionName: string): string {
@@ -107,7 +110,10 @@ function main(): void {
   }
   if (values.inclusive) {
     console.log('\n| function (src/dev/mongo) | total (with callees) |\n|---|---:|');
-    for (const [fn, micros] of [...fnTotal].filter(([k]) => k.includes('dev/mongo/')).sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) {
+    for (const [fn, micros] of [...fnTotal]
+      .filter(([k]) => k.includes('dev/mongo/'))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, Number(values.top))) {
       console.log(`| ${fn} | ${pct(micros)} |`);
     }
   }

@@ -124,7 +124,9 @@ async function main(): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), 'fhir-bench-growth-'));
   const partialPath = join(tmpdir(), 'fhir-bench-growth-partial.md');
   const configured = process.env.MONGODB_URI;
-  const mongoDescription = configured ? 'MONGODB_URI' : "the project's embedded MongoDB-compatible server (src/dev/mongo, LMDB storage) in a child process";
+  const mongoDescription = configured
+    ? 'MONGODB_URI'
+    : "the project's embedded MongoDB-compatible server (src/dev/mongo, LMDB storage) in a child process";
   const child = configured ? undefined : await startEmbeddedMongoProcess({ dataDir, log });
   const mongoUri = configured ?? child!.uri;
   const connection = await connectMongo(mongoUri, `bench_growth_${Date.now()}`);
@@ -149,7 +151,15 @@ async function main(): Promise<void> {
   const issuer = await benchIssuer(BASE_URL);
   const database = { mongoUri, dbName: connection.db.databaseName };
   const app = await buildApp(
-    { basePath: '', baseUrl: BASE_URL, bodyLimit: 64 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict', ...withoutAccessControl(BASE_URL), ...securedSettings(BASE_URL) },
+    {
+      basePath: '',
+      baseUrl: BASE_URL,
+      bodyLimit: 64 * 1024 * 1024,
+      logLevel: 'silent',
+      referencePolicy: 'strict',
+      ...withoutAccessControl(BASE_URL),
+      ...securedSettings(BASE_URL),
+    },
     { store, validator, logger: false, auth: issuer.auth, auditWorker: database, ...(runtime ? { ledger: runtime.service } : {}) },
   );
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -172,7 +182,9 @@ async function main(): Promise<void> {
   const ledgerCaughtUp = async (deadlineMs: number): Promise<number> => {
     if (!runtime) return 0;
     const t0 = Date.now();
-    const probe = (await (await call('POST', '/Patient', { resourceType: 'Patient', name: [{ family: 'Probe' }] }, 201)).json()) as { id: string };
+    const probe = (await (await call('POST', '/Patient', { resourceType: 'Patient', name: [{ family: 'Probe' }] }, 201)).json()) as {
+      id: string;
+    };
     while (Date.now() - t0 < deadlineMs) {
       const verdict = (await (await call('GET', `/Patient/${probe.id}/_history/1/$verify`)).json()) as Parameters;
       const status = verdict.parameter?.find((p) => p.name === 'status')?.valueCode;
@@ -204,7 +216,10 @@ async function main(): Promise<void> {
         validateEvery: 1000,
         validator,
         progress: (done, resources) => {
-          if (done % 50_000 === 0) log(`  ${loadedPatients + done} patients, ${storedResources + resources} resources, mongo RSS ${residentMb(child?.pid) ?? '?'} MB`);
+          if (done % 50_000 === 0)
+            log(
+              `  ${loadedPatients + done} patients, ${storedResources + resources} resources, mongo RSS ${residentMb(child?.pid) ?? '?'} MB`,
+            );
         },
       });
       loadedPatients += more;
@@ -213,7 +228,9 @@ async function main(): Promise<void> {
       loadedResources += load.resources;
     }
     const anchorWait = await ledgerCaughtUp(3_600_000);
-    log(`step ${target}: ${storedResources} resources (${loadedPatients} patients) loaded at ${(loadedResources / loadSeconds).toFixed(0)}/s; ledger caught up in ${anchorWait.toFixed(0)} s`);
+    log(
+      `step ${target}: ${storedResources} resources (${loadedPatients} patients) loaded at ${(loadedResources / loadSeconds).toFixed(0)}/s; ledger caught up in ${anchorWait.toFixed(0)} s`,
+    );
 
     const rows: Measurement[] = [];
     const record = (m: Measurement): void => {
@@ -224,19 +241,45 @@ async function main(): Promise<void> {
     const pick = mulberry32(seed ^ target);
     const anyPatient = (): string => patientId(Math.floor(pick() * loadedPatients));
     // A warm-up so that JIT and caches do not count against the first row.
-    await measure('warm-up', Math.min(requests, 500), concurrency, async () => void (await (await call('GET', `/Patient/${anyPatient()}`)).arrayBuffer()), { maxSeconds: 5 });
-    record(
-      await measure('create Patient', requests, concurrency, async () => {
-        const { id: _id, ...patient } = generatePatient(seed, nextNewPatient++).patient;
-        await (await call('POST', '/Patient', patient, 201)).arrayBuffer();
-      }, bounded),
+    await measure(
+      'warm-up',
+      Math.min(requests, 500),
+      concurrency,
+      async () => void (await (await call('GET', `/Patient/${anyPatient()}`)).arrayBuffer()),
+      { maxSeconds: 5 },
     );
-    record(await measure('read Patient', requests, concurrency, async () => void (await (await call('GET', `/Patient/${anyPatient()}`)).arrayBuffer()), bounded));
     record(
-      await measure('search Patient?family=Smith&_count=20', requests, concurrency, async () => {
-        const bundle = (await (await call('GET', '/Patient?family=Smith&_count=20')).json()) as Bundle;
-        if (bundle.resourceType !== 'Bundle') throw new Error('family=Smith: not a Bundle');
-      }, bounded),
+      await measure(
+        'create Patient',
+        requests,
+        concurrency,
+        async () => {
+          const { id: _id, ...patient } = generatePatient(seed, nextNewPatient++).patient;
+          await (await call('POST', '/Patient', patient, 201)).arrayBuffer();
+        },
+        bounded,
+      ),
+    );
+    record(
+      await measure(
+        'read Patient',
+        requests,
+        concurrency,
+        async () => void (await (await call('GET', `/Patient/${anyPatient()}`)).arrayBuffer()),
+        bounded,
+      ),
+    );
+    record(
+      await measure(
+        'search Patient?family=Smith&_count=20',
+        requests,
+        concurrency,
+        async () => {
+          const bundle = (await (await call('GET', '/Patient?family=Smith&_count=20')).json()) as Bundle;
+          if (bundle.resourceType !== 'Bundle') throw new Error('family=Smith: not a Bundle');
+        },
+        bounded,
+      ),
     );
     const inputsBase = { patients: loadedPatients, loadedFrom: new Date(started), loadedTo: new Date() };
     for (const [n, search] of BENCH_SEARCHES.entries()) {
@@ -246,28 +289,40 @@ async function main(): Promise<void> {
       // reporting. Anything else (a 500) stops the benchmark.
       let stopped = 0;
       let unavailable = 0;
-      const m = await measure(`search ${search.name}`, requests, concurrency, async (i) => {
-        const path = `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`;
-        const res = await fetch(`${address}${path}`, { headers: { accept: FHIR_JSON, authorization: await authorization() } });
-        const text = await res.text();
-        if (res.status === 400 && text.includes('"too-costly"')) stopped++;
-        else if (res.status === 503) unavailable++;
-        else if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${text.slice(0, 300)}`);
-      }, bounded);
+      const m = await measure(
+        `search ${search.name}`,
+        requests,
+        concurrency,
+        async (i) => {
+          const path = `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`;
+          const res = await fetch(`${address}${path}`, { headers: { accept: FHIR_JSON, authorization: await authorization() } });
+          const text = await res.text();
+          if (res.status === 400 && text.includes('"too-costly"')) stopped++;
+          else if (res.status === 503) unavailable++;
+          else if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${text.slice(0, 300)}`);
+        },
+        bounded,
+      );
       const notes = [
         ...(stopped > 0 ? [`${stopped} of ${m.count} stopped at SEARCH_TIMEOUT_MS (400 too-costly)`] : []),
         ...(unavailable > 0 ? [`${unavailable} of ${m.count} answered 503 (database unavailable)`] : []),
       ];
       record(notes.length > 0 ? { ...m, name: `${m.name} — ${notes.join('; ')}` } : m);
     }
-    const tx = await measure('transaction of 100 Patients', bundleCount, Math.min(concurrency, 4), async () => {
-      const entry = Array.from({ length: 100 }, () => {
-        const { id: _id, ...patient } = generatePatient(seed, nextNewPatient++).patient;
-        return { resource: patient, request: { method: 'POST', url: 'Patient' } };
-      });
-      const response = (await (await call('POST', '/', { resourceType: 'Bundle', type: 'transaction', entry })).json()) as Bundle;
-      if (response.entry?.length !== 100) throw new Error('transaction: not 100 entries back');
-    }, { maxSeconds: maxSeconds * 2 });
+    const tx = await measure(
+      'transaction of 100 Patients',
+      bundleCount,
+      Math.min(concurrency, 4),
+      async () => {
+        const entry = Array.from({ length: 100 }, () => {
+          const { id: _id, ...patient } = generatePatient(seed, nextNewPatient++).patient;
+          return { resource: patient, request: { method: 'POST', url: 'Patient' } };
+        });
+        const response = (await (await call('POST', '/', { resourceType: 'Bundle', type: 'transaction', entry })).json()) as Bundle;
+        if (response.entry?.length !== 100) throw new Error('transaction: not 100 entries back');
+      },
+      { maxSeconds: maxSeconds * 2 },
+    );
     record({ ...tx, name: TRANSACTION_ROW });
 
     const access =
@@ -296,7 +351,7 @@ async function main(): Promise<void> {
     const mongo = residentParts(child?.pid);
     let dataFileMb: number | undefined;
     try {
-      dataFileMb = Math.round(statSync(join(dataDir, 'data.mdb')).blocks * 512 / 2 ** 20);
+      dataFileMb = Math.round((statSync(join(dataDir, 'data.mdb')).blocks * 512) / 2 ** 20);
     } catch {
       dataFileMb = undefined;
     }
@@ -313,7 +368,9 @@ async function main(): Promise<void> {
       mongoAnonMb: mongo.anonMb,
       dataFileMb,
     });
-    log(`  memory: server ${server.anonMb ?? '?'} MB anon; MongoDB ${mongo.anonMb ?? '?'} MB anon + ${mongo.fileMb ?? '?'} MB mapped file pages; data file ${dataFileMb ?? '?'} MB`);
+    log(
+      `  memory: server ${server.anonMb ?? '?'} MB anon; MongoDB ${mongo.anonMb ?? '?'} MB anon + ${mongo.fileMb ?? '?'} MB mapped file pages; data file ${dataFileMb ?? '?'} MB`,
+    );
     // The steps so far, as the report will show them: an hour-long run that fails at its last step keeps the rest.
     await writeFile(partialPath, report(results, loadAtStart, mongoDescription));
     log(`  steps so far written to ${partialPath}`);
@@ -418,7 +475,12 @@ function report(results: StepResult[], loadAtStart: number, mongo: string): stri
   const first = results[0];
   const last = results.at(-1);
   if (first && last && first !== last) {
-    lines.push(`### From ${first.resources.toLocaleString('en')} to ${last.resources.toLocaleString('en')} resources`, '', '| operation | throughput ratio (last / first) |', '|---|---:|');
+    lines.push(
+      `### From ${first.resources.toLocaleString('en')} to ${last.resources.toLocaleString('en')} resources`,
+      '',
+      '| operation | throughput ratio (last / first) |',
+      '|---|---:|',
+    );
     for (const row of first.rows) {
       const base = row.name.split(' — ')[0]!;
       const later = last.rows.find((r) => r.name === base || r.name.startsWith(`${base} — `));

@@ -75,7 +75,9 @@ async function drained(db: Db, deadlineMs: number): Promise<void> {
   const batches = db.collection('ledger_batches');
   const deadline = Date.now() + deadlineMs;
   while (Date.now() < deadline) {
-    const open = (await versions.countDocuments({ 'anchor.state': 'pending' }, { limit: 1 })) + (await batches.countDocuments({ state: { $ne: 'anchored' } }));
+    const open =
+      (await versions.countDocuments({ 'anchor.state': 'pending' }, { limit: 1 })) +
+      (await batches.countDocuments({ state: { $ne: 'anchored' } }));
     if (open === 0) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -108,7 +110,14 @@ async function main(): Promise<void> {
   await runtime.init();
   const validator = await createResourceValidator({ profilesDir: fileURLToPath(new URL('profiles', PROJECT_ROOT)), log: () => {} });
   const app = await buildApp(
-    { basePath: '', baseUrl: 'http://127.0.0.1', bodyLimit: 16 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict', ...withoutAccessControl('http://127.0.0.1') },
+    {
+      basePath: '',
+      baseUrl: 'http://127.0.0.1',
+      bodyLimit: 16 * 1024 * 1024,
+      logLevel: 'silent',
+      referencePolicy: 'strict',
+      ...withoutAccessControl('http://127.0.0.1'),
+    },
     { store, validator, logger: false, ledger: runtime.service },
   );
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -122,7 +131,11 @@ async function main(): Promise<void> {
   let nextPatient = 0;
   const create = async (): Promise<void> => {
     const i = nextPatient++;
-    const res = await fetch(`${address}/Patient`, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify(patient(i)) });
+    const res = await fetch(`${address}/Patient`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/fhir+json' },
+      body: JSON.stringify(patient(i)),
+    });
     if (res.status !== 201) throw new Error(`create: ${res.status} ${await res.text()}`);
     await res.arrayBuffer();
   };
@@ -161,13 +174,19 @@ async function main(): Promise<void> {
       sides[side].push(m);
       cpu[side].push(cpuMs);
       mongoCpu[side].push(childMs);
-      console.log(`round ${round + 1}: ${m.name}: ${m.throughput.toFixed(1)}/s, p50 ${m.p50.toFixed(1)} ms, ${cpuMs.toFixed(2)} ms CPU per create (MongoDB ${childMs.toFixed(2)})`);
+      console.log(
+        `round ${round + 1}: ${m.name}: ${m.throughput.toFixed(1)}/s, p50 ${m.p50.toFixed(1)} ms, ${cpuMs.toFixed(2)} ms CPU per create (MongoDB ${childMs.toFixed(2)})`,
+      );
       if (side === 'on') {
         await drained(connection.db, 120_000);
         await runtime.worker.stop();
         // Write -> anchored for the versions written under load.
-        const anchoredAt = new Map((await batches.find({ _id: { $gte: firstBatch } }).toArray()).map((b) => [b._id, b.anchoredAt!.getTime()]));
-        const written = await versions.find({ lastUpdated: { $gte: loadStart } }, { projection: { lastUpdated: 1, 'anchor.batch': 1 } }).toArray();
+        const anchoredAt = new Map(
+          (await batches.find({ _id: { $gte: firstBatch } }).toArray()).map((b) => [b._id, b.anchoredAt!.getTime()]),
+        );
+        const written = await versions
+          .find({ lastUpdated: { $gte: loadStart } }, { projection: { lastUpdated: 1, 'anchor.batch': 1 } })
+          .toArray();
         for (const v of written) delays.push(anchoredAt.get(v.anchor!.batch!)! - v.lastUpdated.getTime());
         loadBatches += anchoredAt.size;
         loadVersions += written.length;

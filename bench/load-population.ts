@@ -97,7 +97,8 @@ export async function loadPopulation(options: LoadOptions): Promise<LoadResult> 
     for (const resource of resourcesOf(record)) {
       if (validateEvery > 0 && options.validator && index % validateEvery === 0) {
         const errors = options.validator.validate(resource).filter((i) => i.severity === 'error' || i.severity === 'fatal');
-        if (errors.length > 0) throw new Error(`${resource.resourceType}/${resource.id} is invalid: ${errors.map((e) => e.diagnostics).join('; ')}`);
+        if (errors.length > 0)
+          throw new Error(`${resource.resourceType}/${resource.id} is invalid: ${errors.map((e) => e.diagnostics).join('; ')}`);
         validated++;
       }
       lastUpdated = new Date(clock());

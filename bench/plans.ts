@@ -67,6 +67,7 @@ export function planProblems(search: BenchSearch, plan: PlanSummary): string[] {
   if (plan.stages.some((s) => s.stage === 'COLLSCAN')) problems.push('collection scan');
   if (scans.length === 0 && !plan.stages.some((s) => s.stage === 'IDHACK')) problems.push('no index scan');
   for (const name of scans) if (!search.index.test(name)) problems.push(`scans ${name}, expected ${search.index}`);
-  if (search.sortFromIndex && plan.stages.some((s) => s.stage === 'SORT')) problems.push('blocking SORT (the index should deliver the order)');
+  if (search.sortFromIndex && plan.stages.some((s) => s.stage === 'SORT'))
+    problems.push('blocking SORT (the index should deliver the order)');
   return problems;
 }

@@ -50,37 +50,255 @@ function weighted<T>(rng: Rng, choices: ReadonlyArray<readonly [T, number]>): T 
 
 // Common family names; one in seven patients gets one from the accented list instead.
 export const FAMILY_NAMES = [
-  'Smith', 'Johnson', 'Williams', 'Brown', 'Jones', 'Garcia', 'Miller', 'Davis', 'Rodriguez', 'Martinez', 'Hernandez',
-  'Lopez', 'Gonzalez', 'Wilson', 'Anderson', 'Thomas', 'Taylor', 'Moore', 'Jackson', 'Martin', 'Lee', 'Perez',
-  'Thompson', 'White', 'Harris', 'Sanchez', 'Clark', 'Ramirez', 'Lewis', 'Robinson', 'Walker', 'Young', 'Allen', 'King',
-  'Wright', 'Scott', 'Torres', 'Nguyen', 'Hill', 'Flores', 'Green', 'Adams', 'Nelson', 'Baker', 'Hall', 'Rivera',
-  'Campbell', 'Mitchell', 'Carter', 'Roberts', 'Schmidt', 'Schneider', 'Fischer', 'Weber', 'Meyer', 'Wagner', 'Becker',
-  'Hoffmann', 'Dubois', 'Moreau', 'Laurent', 'Girard', 'Dupont', 'Lambert', 'Rossi', 'Russo', 'Ferrari', 'Esposito',
-  'Bianchi', 'Romano', 'Colombo', 'Ricci', 'Nowak', 'Kowalski', 'Novak', 'Kaya', 'Demir', 'Kim', 'Park', 'Choi',
-  'Tanaka', 'Suzuki', 'Takahashi', 'Wang', 'Li', 'Zhang', 'Liu', 'Chen', 'Yang', 'Huang', 'Singh', 'Kumar', 'Patel',
-  'Shah', "O'Brien", 'Murphy', 'Kelly', 'Byrne', 'Ryan', 'Jansen', 'de Vries', 'van Dijk', 'Bakker', 'Visser', 'Smit',
+  'Smith',
+  'Johnson',
+  'Williams',
+  'Brown',
+  'Jones',
+  'Garcia',
+  'Miller',
+  'Davis',
+  'Rodriguez',
+  'Martinez',
+  'Hernandez',
+  'Lopez',
+  'Gonzalez',
+  'Wilson',
+  'Anderson',
+  'Thomas',
+  'Taylor',
+  'Moore',
+  'Jackson',
+  'Martin',
+  'Lee',
+  'Perez',
+  'Thompson',
+  'White',
+  'Harris',
+  'Sanchez',
+  'Clark',
+  'Ramirez',
+  'Lewis',
+  'Robinson',
+  'Walker',
+  'Young',
+  'Allen',
+  'King',
+  'Wright',
+  'Scott',
+  'Torres',
+  'Nguyen',
+  'Hill',
+  'Flores',
+  'Green',
+  'Adams',
+  'Nelson',
+  'Baker',
+  'Hall',
+  'Rivera',
+  'Campbell',
+  'Mitchell',
+  'Carter',
+  'Roberts',
+  'Schmidt',
+  'Schneider',
+  'Fischer',
+  'Weber',
+  'Meyer',
+  'Wagner',
+  'Becker',
+  'Hoffmann',
+  'Dubois',
+  'Moreau',
+  'Laurent',
+  'Girard',
+  'Dupont',
+  'Lambert',
+  'Rossi',
+  'Russo',
+  'Ferrari',
+  'Esposito',
+  'Bianchi',
+  'Romano',
+  'Colombo',
+  'Ricci',
+  'Nowak',
+  'Kowalski',
+  'Novak',
+  'Kaya',
+  'Demir',
+  'Kim',
+  'Park',
+  'Choi',
+  'Tanaka',
+  'Suzuki',
+  'Takahashi',
+  'Wang',
+  'Li',
+  'Zhang',
+  'Liu',
+  'Chen',
+  'Yang',
+  'Huang',
+  'Singh',
+  'Kumar',
+  'Patel',
+  'Shah',
+  "O'Brien",
+  'Murphy',
+  'Kelly',
+  'Byrne',
+  'Ryan',
+  'Jansen',
+  'de Vries',
+  'van Dijk',
+  'Bakker',
+  'Visser',
+  'Smit',
 ] as const;
 export const ACCENTED_FAMILY_NAMES = [
-  'Müller', 'Schäfer', 'Krüger', 'Lefèvre', 'Bézier', 'Fontaine-Lévêque', 'García', 'Fernández', 'González', 'Rodríguez',
-  'López', 'Martínez', 'Sánchez', 'Pérez', 'Gómez', 'Jiménez', 'Hernández', 'Díaz', 'Muñoz', 'Álvarez', 'Jørgensen',
-  'Søndergaard', 'Wiśniewski', 'Dąbrowski', 'Dvořák', 'Černý', 'Yılmaz', 'Şahin', 'Çelik', 'Öztürk', 'Nguyễn', 'Trần',
-  'Phạm', 'Ó Súilleabháin', 'Þórsson', 'Åberg', 'Ångström', 'Gonçalves', 'Conceição', 'Björk',
+  'Müller',
+  'Schäfer',
+  'Krüger',
+  'Lefèvre',
+  'Bézier',
+  'Fontaine-Lévêque',
+  'García',
+  'Fernández',
+  'González',
+  'Rodríguez',
+  'López',
+  'Martínez',
+  'Sánchez',
+  'Pérez',
+  'Gómez',
+  'Jiménez',
+  'Hernández',
+  'Díaz',
+  'Muñoz',
+  'Álvarez',
+  'Jørgensen',
+  'Søndergaard',
+  'Wiśniewski',
+  'Dąbrowski',
+  'Dvořák',
+  'Černý',
+  'Yılmaz',
+  'Şahin',
+  'Çelik',
+  'Öztürk',
+  'Nguyễn',
+  'Trần',
+  'Phạm',
+  'Ó Súilleabháin',
+  'Þórsson',
+  'Åberg',
+  'Ångström',
+  'Gonçalves',
+  'Conceição',
+  'Björk',
 ] as const;
 const GIVEN_FEMALE = [
-  'Mary', 'Patricia', 'Jennifer', 'Linda', 'Elizabeth', 'Barbara', 'Susan', 'Jessica', 'Sarah', 'Karen', 'Nancy', 'Lisa',
-  'Emma', 'Olivia', 'Sophia', 'Mia', 'Chloé', 'Léa', 'Zoë', 'Anaïs', 'Inès', 'María', 'Lucía', 'Sofía', 'Anna', 'Hanna',
-  'Ingrid', 'Astrid', 'Aiko', 'Yuki', 'Mei', 'Priya', 'Fatima', 'Amira', 'Siobhán', 'Małgorzata',
+  'Mary',
+  'Patricia',
+  'Jennifer',
+  'Linda',
+  'Elizabeth',
+  'Barbara',
+  'Susan',
+  'Jessica',
+  'Sarah',
+  'Karen',
+  'Nancy',
+  'Lisa',
+  'Emma',
+  'Olivia',
+  'Sophia',
+  'Mia',
+  'Chloé',
+  'Léa',
+  'Zoë',
+  'Anaïs',
+  'Inès',
+  'María',
+  'Lucía',
+  'Sofía',
+  'Anna',
+  'Hanna',
+  'Ingrid',
+  'Astrid',
+  'Aiko',
+  'Yuki',
+  'Mei',
+  'Priya',
+  'Fatima',
+  'Amira',
+  'Siobhán',
+  'Małgorzata',
 ] as const;
 const GIVEN_MALE = [
-  'James', 'John', 'Robert', 'Michael', 'William', 'David', 'Richard', 'Joseph', 'Thomas', 'Charles', 'Daniel', 'Matthew',
-  'Liam', 'Noah', 'Lucas', 'Louis', 'Hugo', 'Raphaël', 'José', 'Jesús', 'Andrés', 'Jürgen', 'Lukas', 'Jonas', 'Søren',
-  'Björn', 'Hiroshi', 'Kenji', 'Wei', 'Arjun', 'Omar', 'Mehmet', 'Seán', 'Paweł', 'Tomáš', 'Ömer',
+  'James',
+  'John',
+  'Robert',
+  'Michael',
+  'William',
+  'David',
+  'Richard',
+  'Joseph',
+  'Thomas',
+  'Charles',
+  'Daniel',
+  'Matthew',
+  'Liam',
+  'Noah',
+  'Lucas',
+  'Louis',
+  'Hugo',
+  'Raphaël',
+  'José',
+  'Jesús',
+  'Andrés',
+  'Jürgen',
+  'Lukas',
+  'Jonas',
+  'Søren',
+  'Björn',
+  'Hiroshi',
+  'Kenji',
+  'Wei',
+  'Arjun',
+  'Omar',
+  'Mehmet',
+  'Seán',
+  'Paweł',
+  'Tomáš',
+  'Ömer',
 ] as const;
-const STREETS = ['Main St', 'Oak Ave', 'Maple Dr', 'Cedar Ln', 'Elm St', 'Park Rd', 'Lake View', 'Hauptstraße', 'Rue de la Paix', 'Calle Mayor'] as const;
+const STREETS = [
+  'Main St',
+  'Oak Ave',
+  'Maple Dr',
+  'Cedar Ln',
+  'Elm St',
+  'Park Rd',
+  'Lake View',
+  'Hauptstraße',
+  'Rue de la Paix',
+  'Calle Mayor',
+] as const;
 const CITIES: ReadonlyArray<readonly [string, string, string]> = [
-  ['Boston', 'MA', 'US'], ['Springfield', 'IL', 'US'], ['Portland', 'OR', 'US'], ['Austin', 'TX', 'US'],
-  ['Madison', 'WI', 'US'], ['Denver', 'CO', 'US'], ['Toronto', 'ON', 'CA'], ['Montréal', 'QC', 'CA'],
-  ['München', 'BY', 'DE'], ['Zürich', 'ZH', 'CH'], ['Lyon', 'ARA', 'FR'], ['Sevilla', 'AN', 'ES'],
+  ['Boston', 'MA', 'US'],
+  ['Springfield', 'IL', 'US'],
+  ['Portland', 'OR', 'US'],
+  ['Austin', 'TX', 'US'],
+  ['Madison', 'WI', 'US'],
+  ['Denver', 'CO', 'US'],
+  ['Toronto', 'ON', 'CA'],
+  ['Montréal', 'QC', 'CA'],
+  ['München', 'BY', 'DE'],
+  ['Zürich', 'ZH', 'CH'],
+  ['Lyon', 'ARA', 'FR'],
+  ['Sevilla', 'AN', 'ES'],
 ];
 
 /** RxNorm clinical drugs the MedicationRequests prescribe (code, display). */
@@ -150,7 +368,12 @@ const isoDateTime = (ms: number): string => `${new Date(Math.floor(ms / 1000) * 
 export function generatePatient(seed: number, index: number): PatientRecord {
   const rng = mulberry32(streamSeed(seed, index));
   const id = patientId(index);
-  const gender = weighted(rng, [['female', 49], ['male', 49], ['other', 1], ['unknown', 1]] as const);
+  const gender = weighted(rng, [
+    ['female', 49],
+    ['male', 49],
+    ['other', 1],
+    ['unknown', 1],
+  ] as const);
   const family = rng() < 1 / 7 ? pick(rng, ACCENTED_FAMILY_NAMES) : pick(rng, FAMILY_NAMES);
   const givenList = gender === 'female' ? GIVEN_FEMALE : gender === 'male' ? GIVEN_MALE : rng() < 0.5 ? GIVEN_FEMALE : GIVEN_MALE;
   const given = rng() < 0.3 ? [pick(rng, givenList), pick(rng, givenList)] : [pick(rng, givenList)];
@@ -190,13 +413,25 @@ export function generatePatient(seed: number, index: number): PatientRecord {
   if (rng() < 0.05) patient.deceasedBoolean = true;
 
   const encounters: Encounter[] = [];
-  const encounterCount = weighted(rng, [[0, 10], [1, 25], [2, 30], [3, 20], [4, 15]] as const);
+  const encounterCount = weighted(rng, [
+    [0, 10],
+    [1, 25],
+    [2, 30],
+    [3, 20],
+    [4, 15],
+  ] as const);
   for (let k = 0; k < encounterCount; k++) {
     const [classCode, classDisplay] = weighted(rng, ENCOUNTER_CLASSES);
     const [typeCode, typeDisplay] = pick(rng, ENCOUNTER_TYPES);
     const start = ENCOUNTER_FROM + Math.floor(rng() * ((ENCOUNTER_TO - ENCOUNTER_FROM) / 60_000)) * 60_000;
     const minutes = classCode === 'IMP' ? int(rng, 1, 10) * 1440 : classCode === 'EMER' ? int(rng, 120, 720) : int(rng, 15, 90);
-    const status = weighted(rng, [['finished', 85], ['in-progress', 3], ['cancelled', 5], ['planned', 5], ['arrived', 2]] as const);
+    const status = weighted(rng, [
+      ['finished', 85],
+      ['in-progress', 3],
+      ['cancelled', 5],
+      ['planned', 5],
+      ['arrived', 2],
+    ] as const);
     const encounter: Encounter = {
       resourceType: 'Encounter',
       id: encounterId(index, k),
@@ -204,14 +439,22 @@ export function generatePatient(seed: number, index: number): PatientRecord {
       class: { system: ACT_CODE, code: classCode, display: classDisplay },
       type: [{ coding: [{ system: SNOMED, code: typeCode, display: typeDisplay }], text: typeDisplay }],
       subject: { reference: `Patient/${id}` },
-      period: status === 'finished' || status === 'cancelled' ? { start: isoDateTime(start), end: isoDateTime(start + minutes * 60_000) } : { start: isoDateTime(start) },
+      period:
+        status === 'finished' || status === 'cancelled'
+          ? { start: isoDateTime(start), end: isoDateTime(start + minutes * 60_000) }
+          : { start: isoDateTime(start) },
     };
     if (rng() < 0.7) encounter.serviceProvider = { reference: `Organization/${pick(rng, ORGANIZATIONS)}` };
     encounters.push(encounter);
   }
 
   const medicationRequests: MedicationRequest[] = [];
-  const prescriptionCount = weighted(rng, [[0, 25], [1, 30], [2, 25], [3, 20]] as const);
+  const prescriptionCount = weighted(rng, [
+    [0, 25],
+    [1, 30],
+    [2, 25],
+    [3, 20],
+  ] as const);
   for (let k = 0; k < prescriptionCount; k++) {
     const [code, display] = pick(rng, RXNORM_DRUGS);
     const encounter = encounters.length > 0 && rng() < 0.85 ? pick(rng, encounters) : undefined;
@@ -221,7 +464,13 @@ export function generatePatient(seed: number, index: number): PatientRecord {
     const request: MedicationRequest = {
       resourceType: 'MedicationRequest',
       id: medicationRequestId(index, k),
-      status: weighted(rng, [['active', 45], ['completed', 35], ['stopped', 10], ['on-hold', 5], ['cancelled', 5]] as const),
+      status: weighted(rng, [
+        ['active', 45],
+        ['completed', 35],
+        ['stopped', 10],
+        ['on-hold', 5],
+        ['cancelled', 5],
+      ] as const),
       intent: 'order',
       medicationCodeableConcept: { coding: [{ system: RXNORM_SYSTEM, code, display }], text: display },
       subject: { reference: `Patient/${id}` },
@@ -262,7 +511,10 @@ export function transactionEntries(seed: number, record: PatientRecord): BundleE
   const urns = new Map<string, string>();
   for (const resource of resourcesOf(record)) urns.set(`${resource.resourceType}/${resource.id}`, `urn:uuid:${uuidFrom(rng)}`);
   return resourcesOf(record).map((resource) => {
-    const { id, ...body } = structuredClone(resource) as Resource & { subject?: { reference?: string }; encounter?: { reference?: string } };
+    const { id, ...body } = structuredClone(resource) as Resource & {
+      subject?: { reference?: string };
+      encounter?: { reference?: string };
+    };
     for (const ref of [body.subject, body.encounter]) {
       if (ref?.reference && urns.has(ref.reference)) ref.reference = urns.get(ref.reference);
     }

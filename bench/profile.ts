@@ -44,11 +44,11 @@ async function main(): Promise<void> {
   const mongo: { uri: string; close: () => Promise<void>; pid?: number } = configured
     ? { uri: configured, close: async () => undefined }
     : values['child-mongo']
-    ? await (async () => {
-        const child = await benchMongo({ heapMb: 4096, log: () => {} });
-        return { uri: child.uri, close: () => child.stop(), pid: child.pid };
-      })()
-    : await startEmbeddedMongo({ port: 0 });
+      ? await (async () => {
+          const child = await benchMongo({ heapMb: 4096, log: () => {} });
+          return { uri: child.uri, close: () => child.stop(), pid: child.pid };
+        })()
+      : await startEmbeddedMongo({ port: 0 });
   const connection = await connectMongo(mongo.uri, 'profile');
   const store = new ResourceStore(connection.db, connection.supportsTransactions);
   await store.ensureIndexes();
@@ -125,7 +125,9 @@ async function main(): Promise<void> {
     values.what === 'read'
       ? await measure('read Patient', count, concurrency, (i) => get(`/Patient/${patientId(i % 2000)}`))
       : values.what === 'search'
-        ? await measure('search Patient?family=<name>&_count=20', count, concurrency, (i) => get(`/Patient?family=${FAMILY_NAMES[i % FAMILY_NAMES.length]}&_count=20`))
+        ? await measure('search Patient?family=<name>&_count=20', count, concurrency, (i) =>
+            get(`/Patient?family=${FAMILY_NAMES[i % FAMILY_NAMES.length]}&_count=20`),
+          )
         : await measure('create Patient', values.what === 'create' ? count : 0, concurrency, create);
   const cpu = process.cpuUsage(cpuBefore);
   const childMs = childCpuMs(mongo.pid) - childBefore;

@@ -97,7 +97,9 @@ interface Row {
 }
 
 const familyOf = (q: QueryInputs): string =>
-  q.rng() < 1 / 7 ? ACCENTED_FAMILY_NAMES[Math.floor(q.rng() * ACCENTED_FAMILY_NAMES.length)] : FAMILY_NAMES[Math.floor(q.rng() * FAMILY_NAMES.length)];
+  q.rng() < 1 / 7
+    ? ACCENTED_FAMILY_NAMES[Math.floor(q.rng() * ACCENTED_FAMILY_NAMES.length)]
+    : FAMILY_NAMES[Math.floor(q.rng() * FAMILY_NAMES.length)];
 
 const patientSearch = (name: string): Row => {
   const search = BENCH_SEARCHES.find((s) => s.name === name);
@@ -173,9 +175,17 @@ async function main(): Promise<void> {
       const q = queries[0]!;
       const filter = compileFilter(q);
       const collection = store.currentOf(q.types);
-      const page = await collection.find(filter).sort(sortDocument(fullSort(q.sort))).limit(21).explain('executionStats');
+      const page = await collection
+        .find(filter)
+        .sort(sortDocument(fullSort(q.sort)))
+        .limit(21)
+        .explain('executionStats');
       const count = await connection.db.command({
-        explain: { aggregate: collection.collectionName, pipeline: [{ $match: filter }, { $limit: CHEAP_TOTAL_LIMIT }, { $group: { _id: 1, n: { $sum: 1 } } }], cursor: {} },
+        explain: {
+          aggregate: collection.collectionName,
+          pipeline: [{ $match: filter }, { $limit: CHEAP_TOTAL_LIMIT }, { $group: { _id: 1, n: { $sum: 1 } } }],
+          cursor: {},
+        },
         verbosity: 'executionStats',
       });
       console.log(JSON.stringify({ row: row.name, page: planSummary(page), count: planSummary(count) }));
@@ -205,13 +215,25 @@ async function main(): Promise<void> {
       results.push({ ...m, row: row.name, kind, cpuMs });
       const cacheAfter = await planCacheCounters(connection.db);
       const planCache = Object.fromEntries(Object.entries(cacheAfter).map(([k, v]) => [k, v - (cacheBefore[k] ?? 0)]));
-      console.log(JSON.stringify({ row: row.name, kind, perSecond: Math.round(m.throughput), cpuMs: cpuMs.toFixed(2), p50: m.p50.toFixed(2), p95: m.p95.toFixed(2), planCache }));
+      console.log(
+        JSON.stringify({
+          row: row.name,
+          kind,
+          perSecond: Math.round(m.throughput),
+          cpuMs: cpuMs.toFixed(2),
+          p50: m.p50.toFixed(2),
+          p95: m.p95.toFixed(2),
+          planCache,
+        }),
+      );
     }
   }
   await stopProfiler();
   console.log('\n| row | kind | queries/s | CPU ms/query | p50 (ms) | p95 (ms) |\n|---|---|---:|---:|---:|---:|');
   for (const r of results) {
-    console.log(`| ${r.row} | ${r.kind} | ${Math.round(r.throughput)} | ${r.cpuMs.toFixed(2)} | ${r.p50.toFixed(2)} | ${r.p95.toFixed(2)} |`);
+    console.log(
+      `| ${r.row} | ${r.kind} | ${Math.round(r.throughput)} | ${r.cpuMs.toFixed(2)} | ${r.p50.toFixed(2)} | ${r.p95.toFixed(2)} |`,
+    );
   }
   await connection.close();
   await mongo.close();

@@ -128,17 +128,22 @@ async function main(): Promise<void> {
   const resumeFrom = Math.max(0, present - 1000);
   if (earlier) log(`reusing the population loaded earlier into ${values.db}`);
   else log(`loading ${patients} patients (seed ${seed})${present > 0 ? `, resuming at patient ${resumeFrom}` : ''}`);
-  const load = earlier?.load ?? await loadPopulation({
-    store,
-    baseUrl: BASE_URL,
-    seed,
-    from: resumeFrom,
-    skipExisting: present > 0,
-    to: patients,
-    validateEvery: 1000,
-    validator,
-    progress: (done, resources) => log(`  ${done} patients, ${resources} resources, mongo RSS ${residentMb(mongo.pid ?? (values['mongo-pid'] ? Number(values['mongo-pid']) : undefined)) ?? '?'} MB`),
-  });
+  const load =
+    earlier?.load ??
+    (await loadPopulation({
+      store,
+      baseUrl: BASE_URL,
+      seed,
+      from: resumeFrom,
+      skipExisting: present > 0,
+      to: patients,
+      validateEvery: 1000,
+      validator,
+      progress: (done, resources) =>
+        log(
+          `  ${done} patients, ${resources} resources, mongo RSS ${residentMb(mongo.pid ?? (values['mongo-pid'] ? Number(values['mongo-pid']) : undefined)) ?? '?'} MB`,
+        ),
+    }));
   // Resident memory of the MongoDB process: the child's, or the one --mongo-pid names (a server given by URI).
   const mongoPid = mongo.pid ?? (values['mongo-pid'] ? Number(values['mongo-pid']) : undefined);
   const mongoRss = earlier ? earlier.mongoRss : residentMb(mongoPid);
@@ -147,13 +152,31 @@ async function main(): Promise<void> {
 
   const exportDir = await mkdtemp(join(tmpdir(), 'fhir-bench-export-'));
   const app = await buildApp(
-    { basePath: '', baseUrl: BASE_URL, bodyLimit: 64 * 1024 * 1024, logLevel: 'silent', referencePolicy: 'strict', ...withoutAccessControl(BASE_URL) },
+    {
+      basePath: '',
+      baseUrl: BASE_URL,
+      bodyLimit: 64 * 1024 * 1024,
+      logLevel: 'silent',
+      referencePolicy: 'strict',
+      ...withoutAccessControl(BASE_URL),
+    },
     // Bulk export files go to a temporary directory, removed at the end.
-    { store, validator, logger: values['server-log'] ? { level: 'error', file: values['server-log'] } : false, bulkExport: { dir: exportDir } },
+    {
+      store,
+      validator,
+      logger: values['server-log'] ? { level: 'error', file: values['server-log'] } : false,
+      bulkExport: { dir: exportDir },
+    },
   );
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const pathOf = (url: string): string => (url.startsWith(BASE_URL) ? url.slice(BASE_URL.length) : url);
-  const call = async (method: string, path: string, body?: unknown, expected = 200, headers: Record<string, string> = {}): Promise<Response> => {
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    expected = 200,
+    headers: Record<string, string> = {},
+  ): Promise<Response> => {
     const res = await fetch(`${address}${path}`, {
       method,
       headers: { accept: FHIR_JSON, ...(body === undefined ? {} : { 'content-type': FHIR_JSON }), ...headers },
@@ -169,7 +192,9 @@ async function main(): Promise<void> {
   const results: Measurement[] = [];
   const record = (m: Measurement): void => {
     results.push(m);
-    log(`${m.name}: ${m.count} in ${m.seconds.toFixed(1)} s, p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms${m.plan ? ` [${m.plan}]` : ''}`);
+    log(
+      `${m.name}: ${m.count} in ${m.seconds.toFixed(1)} s, p50 ${m.p50.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms${m.plan ? ` [${m.plan}]` : ''}`,
+    );
   };
 
   // Writes: new patients beyond the population (numbers patients.. so ids never collide), and encounters that
@@ -178,39 +203,69 @@ async function main(): Promise<void> {
   const anyLoadedPatient = (): string => patientId(Math.floor(pick() * patients));
   if (!accessOnly) {
     record(
-      await measure('create Patient', requests, concurrency, async (i) => {
-        const { id: _id, ...patient } = generatePatient(seed, patients + i).patient;
-        await drain(await call('POST', '/Patient', patient, 201));
-      }, bounded),
+      await measure(
+        'create Patient',
+        requests,
+        concurrency,
+        async (i) => {
+          const { id: _id, ...patient } = generatePatient(seed, patients + i).patient;
+          await drain(await call('POST', '/Patient', patient, 201));
+        },
+        bounded,
+      ),
     );
     record(
-      await measure('create Encounter (strict reference check)', requests, concurrency, async (i) => {
-        const { id: _id, ...encounter } = generatePatient(seed, patients + requests + i).encounters[0] ?? generatePatient(seed, 0).encounters[0];
-        await drain(await call('POST', '/Encounter', { ...encounter, subject: { reference: `Patient/${anyLoadedPatient()}` } }, 201));
-      }, bounded),
+      await measure(
+        'create Encounter (strict reference check)',
+        requests,
+        concurrency,
+        async (i) => {
+          const { id: _id, ...encounter } =
+            generatePatient(seed, patients + requests + i).encounters[0] ?? generatePatient(seed, 0).encounters[0];
+          await drain(await call('POST', '/Encounter', { ...encounter, subject: { reference: `Patient/${anyLoadedPatient()}` } }, 201));
+        },
+        bounded,
+      ),
     );
     record(
-      await measure('read Patient', requests, concurrency, async () => {
-        await drain(await call('GET', `/Patient/${anyLoadedPatient()}`));
-      }, bounded),
+      await measure(
+        'read Patient',
+        requests,
+        concurrency,
+        async () => {
+          await drain(await call('GET', `/Patient/${anyLoadedPatient()}`));
+        },
+        bounded,
+      ),
     );
 
     const inputsBase = { patients, loadedFrom: load.firstUpdated, loadedTo: load.lastUpdated };
     for (const [n, search] of BENCH_SEARCHES.entries()) {
       const first = search.query(queryInputs(seed, n, 0, inputsBase));
-      const plan = await explainBenchSearch(ctx, search, first, search.deepPage ? `Patient/${patientId(Math.floor(patients / 2))}` : undefined);
+      const plan = await explainBenchSearch(
+        ctx,
+        search,
+        first,
+        search.deepPage ? `Patient/${patientId(Math.floor(patients / 2))}` : undefined,
+      );
       if (!search.deepPage) {
         // A failed request is counted and reported on its row rather than ending the run.
         const failures: string[] = [];
-        const m = await measure(`${search.name}: \`${search.type}?${decodeURIComponent(first)}\``, requests, concurrency, async (i) => {
-          try {
-            const res = await call('GET', `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`);
-            const bundle = (await res.json()) as Bundle;
-            if (bundle.resourceType !== 'Bundle') throw new Error(`${search.name}: not a Bundle`);
-          } catch (error) {
-            failures.push((error as Error).message.slice(0, 160));
-          }
-        }, bounded);
+        const m = await measure(
+          `${search.name}: \`${search.type}?${decodeURIComponent(first)}\``,
+          requests,
+          concurrency,
+          async (i) => {
+            try {
+              const res = await call('GET', `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`);
+              const bundle = (await res.json()) as Bundle;
+              if (bundle.resourceType !== 'Bundle') throw new Error(`${search.name}: not a Bundle`);
+            } catch (error) {
+              failures.push((error as Error).message.slice(0, 160));
+            }
+          },
+          bounded,
+        );
         if (failures.length > 0) {
           m.name += ` — **${failures.length} failed** (first: ${failures[0]})`;
           log(`${failures.length} failures: ${failures[0]}`);
@@ -222,24 +277,38 @@ async function main(): Promise<void> {
       const walks = Math.max(2, Math.min(30, Math.floor(requests / 25)));
       const pageLatencies: number[] = [];
       const walkFailures: string[] = [];
-      const walk = await measure(`${search.name} — the whole walk (50 requests)`, walks, concurrency, async (i) => {
-        let path: string | undefined = `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`;
-        try {
-          for (let page = 1; page <= 50; page++) {
-            if (!path) throw new Error(`${search.name}: no next link before page ${page}`);
-            const t0 = performance.now();
-            const bundle = (await (await call('GET', path)).json()) as Bundle;
-            if (page === 50) pageLatencies.push(performance.now() - t0);
-            const next = bundle.link?.find((l) => l.relation === 'next')?.url;
-            path = next ? pathOf(next) : undefined;
+      const walk = await measure(
+        `${search.name} — the whole walk (50 requests)`,
+        walks,
+        concurrency,
+        async (i) => {
+          let path: string | undefined = `/${search.type}?${search.query(queryInputs(seed, n, i, inputsBase))}`;
+          try {
+            for (let page = 1; page <= 50; page++) {
+              if (!path) throw new Error(`${search.name}: no next link before page ${page}`);
+              const t0 = performance.now();
+              const bundle = (await (await call('GET', path)).json()) as Bundle;
+              if (page === 50) pageLatencies.push(performance.now() - t0);
+              const next = bundle.link?.find((l) => l.relation === 'next')?.url;
+              path = next ? pathOf(next) : undefined;
+            }
+          } catch (error) {
+            walkFailures.push((error as Error).message.slice(0, 160));
           }
-        } catch (error) {
-          walkFailures.push((error as Error).message.slice(0, 160));
-        }
-      }, bounded);
+        },
+        bounded,
+      );
       if (walkFailures.length > 0) walk.name += ` — **${walkFailures.length} failed** (first: ${walkFailures[0]})`;
       const pageSeconds = pageLatencies.reduce((a, b) => a + b, 0) / 1000 / Math.min(concurrency, walks);
-      record({ ...summarize(`${search.name}: \`${search.type}?${decodeURIComponent(first)}\` (page 50 request)`, pageLatencies, pageSeconds, concurrency), plan: plan.summary });
+      record({
+        ...summarize(
+          `${search.name}: \`${search.type}?${decodeURIComponent(first)}\` (page 50 request)`,
+          pageLatencies,
+          pageSeconds,
+          concurrency,
+        ),
+        plan: plan.summary,
+      });
       record(walk);
     }
   }
@@ -274,7 +343,12 @@ async function main(): Promise<void> {
   await connection.close();
   await mongo.stop();
 
-  const section = report(load, results, bundles, exported, access, { mongo: mongoDescription, mongoRss, loadAtStart, reused: earlier !== null });
+  const section = report(load, results, bundles, exported, access, {
+    mongo: mongoDescription,
+    mongoRss,
+    loadAtStart,
+    reused: earlier !== null,
+  });
   console.log(section);
   if (out) {
     await mkdir('docs', { recursive: true });
@@ -303,7 +377,8 @@ async function compareBundles(call: Call, address: string): Promise<BundleCompar
     body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [] }),
   });
   await probe.arrayBuffer();
-  if (unsupported(probe.status)) return `pending: POST [base] answered ${probe.status} (transaction Bundles are not available in this build)`;
+  if (unsupported(probe.status))
+    return `pending: POST [base] answered ${probe.status} (transaction Bundles are not available in this build)`;
   log(`transaction Bundles: ${bundles.length} × 1000 entries`);
   const bundleLatencies: number[] = [];
   const t0 = performance.now();
@@ -329,7 +404,10 @@ async function compareBundles(call: Call, address: string): Promise<BundleCompar
   await measure('single creates', groups.length, concurrency, async (g) => {
     const ids = new Map<string, string>();
     for (const entry of groups[g]) {
-      const resource = structuredClone(entry.resource) as Resource & { subject?: { reference?: string }; encounter?: { reference?: string } };
+      const resource = structuredClone(entry.resource) as Resource & {
+        subject?: { reference?: string };
+        encounter?: { reference?: string };
+      };
       for (const ref of [resource.subject, resource.encounter]) {
         if (ref?.reference && ids.has(ref.reference)) ref.reference = ids.get(ref.reference);
       }
@@ -343,7 +421,8 @@ async function compareBundles(call: Call, address: string): Promise<BundleCompar
 /** Bulk $export of the whole server: kick-off, poll to completion, download every file. */
 async function bulkExport(call: Call, pathOf: (url: string) => string, address: string): Promise<ExportResult | string> {
   const kickoff = await fetch(`${address}/$export`, { headers: { accept: FHIR_JSON, prefer: 'respond-async' } });
-  if (unsupported(kickoff.status)) return `pending: GET [base]/$export answered ${kickoff.status} (Bulk export is not available in this build)`;
+  if (unsupported(kickoff.status))
+    return `pending: GET [base]/$export answered ${kickoff.status} (Bulk export is not available in this build)`;
   if (kickoff.status !== 202) throw new Error(`$export kick-off: ${kickoff.status} ${await kickoff.text()}`);
   const status = kickoff.headers.get('content-location');
   if (!status) throw new Error('$export kick-off: no Content-Location');
@@ -375,7 +454,13 @@ async function bulkExport(call: Call, pathOf: (url: string) => string, address: 
       if (i > from) resources++;
     }
   }
-  return { resources, files: manifest.output?.length ?? 0, megabytes: bytes / 2 ** 20, exportSeconds, downloadSeconds: (performance.now() - t1) / 1000 };
+  return {
+    resources,
+    files: manifest.output?.length ?? 0,
+    megabytes: bytes / 2 ** 20,
+    exportSeconds,
+    downloadSeconds: (performance.now() - t1) / 1000,
+  };
 }
 
 function report(
@@ -386,7 +471,9 @@ function report(
   access: AccessCostResult | undefined,
   env: { mongo: string; mongoRss: number | undefined; loadAtStart: number; reused: boolean },
 ): string {
-  const types = Object.entries(load.byType).map(([type, count]) => `${count.toLocaleString('en')} ${type}`).join(', ');
+  const types = Object.entries(load.byType)
+    .map(([type, count]) => `${count.toLocaleString('en')} ${type}`)
+    .join(', ');
   const lines = [
     `## ${new Date().toISOString()} — npm run bench:population, ${patients.toLocaleString('en')} patients, seed ${seed}`,
     '',

@@ -4,7 +4,17 @@
  * test/store/search-indexes.test.ts runs the same definitions through explain() and fails when one of them stops
  * using its index, so the benchmark and the index test cannot drift apart.
  */
-import { ACCENTED_FAMILY_NAMES, FAMILY_NAMES, MRN_SYSTEM, RXNORM_DRUGS, RXNORM_SYSTEM, mrnOf, mulberry32, patientId, type Rng } from './population.js';
+import {
+  ACCENTED_FAMILY_NAMES,
+  FAMILY_NAMES,
+  MRN_SYSTEM,
+  RXNORM_DRUGS,
+  RXNORM_SYSTEM,
+  mrnOf,
+  mulberry32,
+  patientId,
+  type Rng,
+} from './population.js';
 
 /** What a search's queries are drawn from. */
 export interface QueryInputs {

@@ -60,7 +60,10 @@ export interface AppDependencies {
   auditWorker?: { mongoUri: string; dbName: string };
 }
 
-export type AppConfig = Pick<ServerConfig, 'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy' | 'auth' | 'audit' | 'exposure'> &
+export type AppConfig = Pick<
+  ServerConfig,
+  'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy' | 'auth' | 'audit' | 'exposure'
+> &
   Partial<Pick<ServerConfig, 'bundle' | 'bulkExport' | 'http'>> & {
     /** Paging and limits of searches (ServerConfig.search without the store's query time limit). */
     search?: SearchSettings;
@@ -113,7 +116,11 @@ function answerMalformedRequest(error: Error & { code?: string }, socket: Duplex
     error.code === 'HPE_HEADER_OVERFLOW'
       ? (['431 Request Header Fields Too Large', 'too-costly', 'Request headers are too large'] as const)
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? (['408 Request Timeout', 'timeout', 'The request was not received in time (HTTP_REQUEST_TIMEOUT_MS, HTTP_HEADERS_TIMEOUT_MS)'] as const)
+        ? ([
+            '408 Request Timeout',
+            'timeout',
+            'The request was not received in time (HTTP_REQUEST_TIMEOUT_MS, HTTP_HEADERS_TIMEOUT_MS)',
+          ] as const)
         : (['400 Bad Request', 'structure', 'Malformed HTTP request'] as const);
   const body = JSON.stringify(operationOutcome([issue('error', code, diagnostics)]));
   // The answer to a HEAD request has no body (a client would read one as garbage after the response). The parser
@@ -133,7 +140,11 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
   const app = Fastify({
     // Behind a reverse proxy, the client's address (audit trail, rate limits) is the one the proxy forwards.
     trustProxy:
-      trustProxy === undefined ? false : typeof trustProxy === 'number' ? (_address: string, hop: number) => hop < trustProxy : trustProxy.split(','),
+      trustProxy === undefined
+        ? false
+        : typeof trustProxy === 'number'
+          ? (_address: string, hop: number) => hop < trustProxy
+          : trustProxy.split(','),
     logger: deps.logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimit,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PATH_SEGMENT },
@@ -252,7 +263,9 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     verifier: auth?.verifier,
     realm: config.baseUrl,
     policyFor: (principal) => new SmartAccessPolicy(principal, parseScopeQuery),
-    audit: recorder ? { sink: recorder, server: { baseUrl: config.baseUrl, name: SOFTWARE.name, version: SOFTWARE.version }, now: () => new Date() } : undefined,
+    audit: recorder
+      ? { sink: recorder, server: { baseUrl: config.baseUrl, name: SOFTWARE.name, version: SOFTWARE.version }, now: () => new Date() }
+      : undefined,
   });
   await app.register(healthPlugin, { db: deps.store.db });
 

@@ -78,7 +78,12 @@ export interface HttpLimits {
   maxConnections: number;
 }
 
-export const DEFAULT_HTTP_LIMITS: HttpLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000, maxConnections: 1024 };
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 1024,
+};
 
 export type AuthMode = 'smart' | 'off';
 
@@ -204,7 +209,8 @@ const VARIABLES = {
     schema: { type: 'string', enum: ['strict', 'lenient'], default: 'strict' },
   },
   REQUIRED_PROFILES: {
-    description: 'a comma-separated list of Type=canonical-url, e.g. Patient=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient',
+    description:
+      'a comma-separated list of Type=canonical-url, e.g. Patient=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient',
     schema: { type: 'string', pattern: '^\\s*[A-Z][A-Za-z]+=\\S+(\\s*,\\s*[A-Z][A-Za-z]+=\\S+)*\\s*$' },
   },
   MONGOD_START_TIMEOUT_MS: {
@@ -225,7 +231,8 @@ const VARIABLES = {
     schema: { type: 'string', enum: ['none', 'estimate', 'accurate'], default: 'none' },
   },
   SEARCH_TIMEOUT_MS: {
-    description: 'milliseconds from 100 to 600000 (each query of a search, history or $everything is stopped by MongoDB after it: 400 too-costly)',
+    description:
+      'milliseconds from 100 to 600000 (each query of a search, history or $everything is stopped by MongoDB after it: 400 too-costly)',
     schema: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
   },
   SEARCH_MAX_PARAMETERS: {
@@ -233,7 +240,8 @@ const VARIABLES = {
     schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
   },
   SEARCH_MAX_VALUES: {
-    description: 'an integer from 1 to 10000 (most values in one search, counting each comma-separated alternative; more is a 400 too-costly)',
+    description:
+      'an integer from 1 to 10000 (most values in one search, counting each comma-separated alternative; more is a 400 too-costly)',
     schema: { type: 'integer', minimum: 1, maximum: 10000, default: 200 },
   },
   SEARCH_MAX_INCLUDES: {
@@ -253,11 +261,12 @@ const VARIABLES = {
     schema: { type: 'integer', minimum: 0, maximum: 600000, default: 10000 },
   },
   HTTP_HEADERS_TIMEOUT_MS: {
-    description: 'milliseconds from 1000 to 600000 (time to receive a request\'s headers)',
+    description: "milliseconds from 1000 to 600000 (time to receive a request's headers)",
     schema: { type: 'integer', minimum: 1000, maximum: 600000, default: DEFAULT_HTTP_LIMITS.headersTimeoutMs },
   },
   HTTP_REQUEST_TIMEOUT_MS: {
-    description: 'milliseconds from 1000 to 3600000 (time to receive a whole request, headers and body; a slower client is cut off with 408)',
+    description:
+      'milliseconds from 1000 to 3600000 (time to receive a whole request, headers and body; a slower client is cut off with 408)',
     schema: { type: 'integer', minimum: 1000, maximum: 3600000, default: DEFAULT_HTTP_LIMITS.requestTimeoutMs },
   },
   HTTP_KEEP_ALIVE_TIMEOUT_MS: {
@@ -285,7 +294,7 @@ const VARIABLES = {
     schema: { type: 'integer', minimum: 1, maximum: 10000000, default: 100000 },
   },
   HEDERA_NETWORK: {
-    description: "one of testnet, mainnet, previewnet, local (default: testnet when an operator is configured, else local)",
+    description: 'one of testnet, mainnet, previewnet, local (default: testnet when an operator is configured, else local)',
     schema: { type: 'string', enum: ['testnet', 'mainnet', 'previewnet', 'local'] },
   },
   HEDERA_OPERATOR_ID: {
@@ -356,7 +365,8 @@ const VARIABLES = {
     schema: { type: 'string', pattern: '^\\s*(\\*|https?://[^\\s/,]+)(\\s*,\\s*https?://[^\\s/,]+)*\\s*$' },
   },
   TRUST_PROXY: {
-    description: 'the reverse proxies in front of the server: a comma-separated list of addresses or CIDR ranges (e.g. 10.0.0.0/8), or a number of hops',
+    description:
+      'the reverse proxies in front of the server: a comma-separated list of addresses or CIDR ranges (e.g. 10.0.0.0/8), or a number of hops',
     schema: { type: 'string', pattern: '^\\s*(\\d{1,2}|[0-9a-fA-F.:/]+(\\s*,\\s*[0-9a-fA-F.:/]+)*)\\s*$' },
   },
   RATE_LIMIT_PER_MINUTE: {
@@ -464,7 +474,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       maxConnections: input.HTTP_MAX_CONNECTIONS as number,
     },
     exposure: {
-      corsOrigins: ((input.CORS_ORIGINS as string | undefined) ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+      corsOrigins: ((input.CORS_ORIGINS as string | undefined) ?? '')
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
       rateLimitPerMinute: input.RATE_LIMIT_PER_MINUTE as number,
       ...trustProxy(input.TRUST_PROXY as string | undefined),
     },
@@ -473,7 +486,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
 
 function trustProxy(value: string | undefined): { trustProxy?: string | number } {
   if (value === undefined) return {};
-  return /^\d+$/.test(value) ? { trustProxy: Number(value) } : { trustProxy: value.split(',').map((v) => v.trim()).join(',') };
+  return /^\d+$/.test(value)
+    ? { trustProxy: Number(value) }
+    : {
+        trustProxy: value
+          .split(',')
+          .map((v) => v.trim())
+          .join(','),
+      };
 }
 
 /** True for the interfaces only this machine can reach: a server bound there exposes nothing. */
@@ -493,12 +513,15 @@ function authConfig(input: Record<string, unknown>, host: string, baseUrl: strin
   const devClient = (input.AUTH_DEV_CLIENT as boolean | undefined) ?? (loopback && serverEnabled && mode === 'smart');
   const problems: string[] = [];
   if (mode === 'off' && !loopback) {
-    problems.push(`AUTH_MODE=off is refused with HOST=${host}: without authorization the server may listen on a loopback interface only (127.0.0.1, ::1)`);
+    problems.push(
+      `AUTH_MODE=off is refused with HOST=${host}: without authorization the server may listen on a loopback interface only (127.0.0.1, ::1)`,
+    );
   }
   if (devClient && !loopback) {
     problems.push(`AUTH_DEV_CLIENT=true is refused with HOST=${host}: the development client exists on a loopback interface only`);
   }
-  if (devClient && !serverEnabled) problems.push('AUTH_DEV_CLIENT=true needs AUTH_SERVER_ENABLED=true (the development client gets its tokens there)');
+  if (devClient && !serverEnabled)
+    problems.push('AUTH_DEV_CLIENT=true needs AUTH_SERVER_ENABLED=true (the development client gets its tokens there)');
   if (input.AUTH_JWKS_URL !== undefined && input.AUTH_ISSUER === undefined) {
     problems.push('AUTH_JWKS_URL needs AUTH_ISSUER (the iss that tokens verified with those keys must carry)');
   }
@@ -556,7 +579,9 @@ function ledgerConfig(input: Record<string, unknown>): LedgerConfig {
   }
   if (network === 'local') {
     if (operatorId !== undefined || operatorKey !== undefined) {
-      problems.push('HEDERA_NETWORK=local uses the project\'s own local network and its operator: unset HEDERA_OPERATOR_ID and HEDERA_OPERATOR_KEY');
+      problems.push(
+        "HEDERA_NETWORK=local uses the project's own local network and its operator: unset HEDERA_OPERATOR_ID and HEDERA_OPERATOR_KEY",
+      );
     }
     if (input.HEDERA_MIRROR_URL !== undefined) {
       problems.push('HEDERA_NETWORK=local serves its own mirror REST API: unset HEDERA_MIRROR_URL');
@@ -582,7 +607,10 @@ function ledgerConfig(input: Record<string, unknown>): LedgerConfig {
 
 function parseRequiredProfiles(value: string | undefined): Partial<Record<string, string[]>> {
   const result: Partial<Record<string, string[]>> = {};
-  for (const pair of (value ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of (value ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [type, url] = pair.split('=', 2);
     (result[type] ??= []).push(url);
   }

@@ -75,7 +75,8 @@ async function announceAccess(config: ServerConfig, app: FastifyInstance): Promi
     return;
   }
   if (!config.auth.server.devClient) {
-    if (await server.clients.revoke(DEV_CLIENT_ID).catch(() => undefined)) app.log.warn('the development client of an earlier loopback run was revoked');
+    if (await server.clients.revoke(DEV_CLIENT_ID).catch(() => undefined))
+      app.log.warn('the development client of an earlier loopback run was revoked');
     app.log.info({ tokenEndpoint: server.tokenEndpoint }, 'Authorization: SMART Backend Services clients registered with fhir-clients');
     return;
   }
@@ -131,7 +132,13 @@ async function main(): Promise<void> {
       log: ledgerLog,
       afterSubmit: config.ledger.testCrashAfterSubmit
         ? (batch) => {
-            console.log(JSON.stringify({ level: 50, time: Date.now(), msg: `LEDGER_TEST_CRASH_AFTER_SUBMIT: exiting after submitting batch ${batch}` }));
+            console.log(
+              JSON.stringify({
+                level: 50,
+                time: Date.now(),
+                msg: `LEDGER_TEST_CRASH_AFTER_SUBMIT: exiting after submitting batch ${batch}`,
+              }),
+            );
             process.exit(TEST_CRASH_EXIT_CODE);
           }
         : undefined,
@@ -151,10 +158,7 @@ async function main(): Promise<void> {
     auditWorker: { mongoUri: mongo.uri, dbName: config.mongodbDb },
   });
   ledgerLogger = app.log;
-  app.log.info(
-    { mongodb: mongo.kind, transactions: connection.supportsTransactions },
-    `MongoDB in use: ${mongo.description}`,
-  );
+  app.log.info({ mongodb: mongo.kind, transactions: connection.supportsTransactions }, `MongoDB in use: ${mongo.description}`);
 
   const stop = gracefulShutdown({
     app,

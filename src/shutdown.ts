@@ -43,7 +43,10 @@ export function gracefulShutdown(options: ShutdownOptions): (signal: string) => 
     }
     stopping = true;
     const started = Date.now();
-    log.info({ signal, inFlight: app.inFlight.count, graceMs: options.graceMs }, 'shutting down: no new connections, letting requests in flight finish');
+    log.info(
+      { signal, inFlight: app.inFlight.count, graceMs: options.graceMs },
+      'shutting down: no new connections, letting requests in flight finish',
+    );
     const overrun = setTimeout(() => {
       log.error({ ms: Date.now() - started }, 'shutdown overran its bound: exiting');
       options.exit(1);

@@ -67,7 +67,12 @@ t.test('the variables are described for documentation', async (t) => {
 t.test('search limits and HTTP connection limits are read, defaulted and checked', async (t) => {
   t.equal(loadConfig({}).search.timeoutMs, 10_000);
   t.same(loadConfig({}).search.limits, { maxParameters: 50, maxValues: 200, maxIncludes: 10, maxChainDepth: 4 });
-  t.same(loadConfig({ SEARCH_MAX_VALUES: '7', SEARCH_MAX_CHAIN_DEPTH: '2' }).search.limits, { maxParameters: 50, maxValues: 7, maxIncludes: 10, maxChainDepth: 2 });
+  t.same(loadConfig({ SEARCH_MAX_VALUES: '7', SEARCH_MAX_CHAIN_DEPTH: '2' }).search.limits, {
+    maxParameters: 50,
+    maxValues: 7,
+    maxIncludes: 10,
+    maxChainDepth: 2,
+  });
   t.throws(() => loadConfig({ SEARCH_MAX_CHAIN_DEPTH: '11' }), /SEARCH_MAX_CHAIN_DEPTH="11" is invalid/);
   t.same(loadConfig({}).http, { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000, maxConnections: 1024 });
   t.equal(loadConfig({ HTTP_MAX_CONNECTIONS: '10' }).http.maxConnections, 10);
@@ -82,7 +87,11 @@ t.test('SEARCH_DEFAULT_TOTAL: the _total of a search without one; none unless co
     t.equal(loadConfig({ SEARCH_DEFAULT_TOTAL: ` ${mode} ` }).search.defaultTotal, mode, mode);
   }
   for (const bad of ['Accurate', 'exact', '1', 'none,estimate']) {
-    t.throws(() => loadConfig({ SEARCH_DEFAULT_TOTAL: bad }), new RegExp(`SEARCH_DEFAULT_TOTAL="${bad}" is invalid: it should be none, estimate or accurate`), bad);
+    t.throws(
+      () => loadConfig({ SEARCH_DEFAULT_TOTAL: bad }),
+      new RegExp(`SEARCH_DEFAULT_TOTAL="${bad}" is invalid: it should be none, estimate or accurate`),
+      bad,
+    );
   }
   const described = describeVariables().find((v) => v.name === 'SEARCH_DEFAULT_TOTAL');
   t.equal(described?.default, 'none');

@@ -65,7 +65,10 @@ t.test('SIGTERM under load: in-flight requests finish or get 503, exit 0 within 
     body: JSON.stringify({
       resourceType: 'Bundle',
       type: 'batch',
-      entry: Array.from({ length: 1000 }, (_, i) => ({ resource: { resourceType: 'Patient', name: [{ family: `Term${i}`, given: [`Given${i}`] }] }, request: { method: 'POST', url: 'Patient' } })),
+      entry: Array.from({ length: 1000 }, (_, i) => ({
+        resource: { resourceType: 'Patient', name: [{ family: `Term${i}`, given: [`Given${i}`] }] },
+        request: { method: 'POST', url: 'Patient' },
+      })),
     }),
   });
   t.equal(seeded.status, 200);
@@ -80,7 +83,9 @@ t.test('SIGTERM under load: in-flight requests finish or get 503, exit 0 within 
     body: JSON.stringify({
       resourceType: 'Bundle',
       type: 'batch',
-      entry: Array.from({ length: 2000 }, (_, i) => ({ request: { method: 'GET', url: `Patient?name:contains=${COSTLY_VALUES}${i}&_total=accurate` } })),
+      entry: Array.from({ length: 2000 }, (_, i) => ({
+        request: { method: 'GET', url: `Patient?name:contains=${COSTLY_VALUES}${i}&_total=accurate` },
+      })),
     }),
   }).then(async (res) => ({ status: res.status, body: (await res.json()) as Bundle }));
   // Steady traffic from several clients until the server stops answering.
@@ -92,7 +97,11 @@ t.test('SIGTERM under load: in-flight requests finish or get 503, exit 0 within 
         const res =
           i % 2 === 0
             ? await fetch(`${base}/Patient?name=Term${i % 30}`)
-            : await fetch(`${base}/Patient`, { method: 'POST', headers: json, body: JSON.stringify({ resourceType: 'Patient', name: [{ family: `Load${n}-${i}` }] }) });
+            : await fetch(`${base}/Patient`, {
+                method: 'POST',
+                headers: json,
+                body: JSON.stringify({ resourceType: 'Patient', name: [{ family: `Load${n}-${i}` }] }),
+              });
         await res.arrayBuffer();
         statuses.push(res.status);
       } catch {
@@ -109,7 +118,11 @@ t.test('SIGTERM under load: in-flight requests finish or get 503, exit 0 within 
   const code = await waitForExit(child, GRACE_MS + 15_000);
   const tookMs = Date.now() - signalled;
   await clients;
-  const batch = await slowBatch.catch((error: unknown) => ({ status: 0, body: { resourceType: 'Bundle', type: 'batch-response', entry: [] } as Bundle, error }));
+  const batch = await slowBatch.catch((error: unknown) => ({
+    status: 0,
+    body: { resourceType: 'Bundle', type: 'batch-response', entry: [] } as Bundle,
+    error,
+  }));
 
   t.equal(code, 0, 'exit code 0');
   t.ok(tookMs < GRACE_MS + 8000, `exited ${tookMs} ms after SIGTERM (grace ${GRACE_MS} ms)`);
@@ -126,7 +139,10 @@ t.test('SIGTERM under load: in-flight requests finish or get 503, exit 0 within 
     entryStatuses.some((s) => s.startsWith('503')),
     `the entries not run within the grace period say 503 (${entryStatuses.filter((s) => s.startsWith('200')).length} ran)`,
   );
-  t.ok(entryStatuses.every((s) => s.startsWith('200') || s.startsWith('503')), 'every entry either ran or says 503');
+  t.ok(
+    entryStatuses.every((s) => s.startsWith('200') || s.startsWith('503')),
+    'every entry either ran or says 503',
+  );
   // The database process ends with the server.
   const deadline = Date.now() + 15_000;
   while (alive(mongoPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
@@ -139,7 +155,11 @@ t.test('a second signal exits at once', async (t) => {
   const pending = fetch(`${base}/`, {
     method: 'POST',
     headers: { 'content-type': 'application/fhir+json' },
-    body: JSON.stringify({ resourceType: 'Bundle', type: 'batch', entry: Array.from({ length: 100 }, () => ({ request: { method: 'GET', url: 'Patient?name:contains=x&_total=accurate' } })) }),
+    body: JSON.stringify({
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: Array.from({ length: 100 }, () => ({ request: { method: 'GET', url: 'Patient?name:contains=x&_total=accurate' } })),
+    }),
   }).catch(() => undefined);
   await new Promise((resolve) => setTimeout(resolve, 100));
   child.kill('SIGTERM');

@@ -25,10 +25,37 @@ export interface HostileRequest {
 }
 
 const TYPES = ['Patient', 'Encounter', 'MedicationRequest'];
-const OTHER_TYPES = ['AuditEvent', 'Observation', 'patient', 'Bundle', 'OperationOutcome', 'Binary', '__proto__', 'constructor', 'toString', ''];
+const OTHER_TYPES = [
+  'AuditEvent',
+  'Observation',
+  'patient',
+  'Bundle',
+  'OperationOutcome',
+  'Binary',
+  '__proto__',
+  'constructor',
+  'toString',
+  '',
+];
 const PROTO = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', '__defineGetter__', 'isPrototypeOf'];
 const OPERATORS = ['$ne', '$gt', '$regex', '$where', '$expr', '$function', '$in', '$exists', '$or', '$text', '$elemMatch'];
-const MODIFIERS = ['exact', 'contains', 'missing', 'not', 'text', 'above', 'below', 'in', 'not-in', 'of-type', 'identifier', 'Patient', 'iterate', 'x', ''];
+const MODIFIERS = [
+  'exact',
+  'contains',
+  'missing',
+  'not',
+  'text',
+  'above',
+  'below',
+  'in',
+  'not-in',
+  'of-type',
+  'identifier',
+  'Patient',
+  'iterate',
+  'x',
+  '',
+];
 const PREFIXES = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap', 'zz', 'EQ', ''];
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'PROPFIND', 'FOO', 'get'];
 const CONTENT_TYPES = [
@@ -45,7 +72,18 @@ const CONTENT_TYPES = [
   ';;;',
   '',
 ];
-const ACCEPTS = ['application/fhir+json', '*/*', 'application/fhir+xml', 'text/html', 'application/json;q=0', 'application/fhir+json;fhirVersion=4.0', '__proto__', ',,,', 'a/b;q=x', ''];
+const ACCEPTS = [
+  'application/fhir+json',
+  '*/*',
+  'application/fhir+xml',
+  'text/html',
+  'application/json;q=0',
+  'application/fhir+json;fhirVersion=4.0',
+  '__proto__',
+  ',,,',
+  'a/b;q=x',
+  '',
+];
 
 /** Odd strings: Unicode of every kind, separators, escapes, encodings, injection attempts. */
 const ODD_VALUES = [
@@ -111,7 +149,9 @@ function loadExamples(): unknown[] {
   const root = fileURLToPath(new URL('test/fixtures/fhir-r4-examples/', PROJECT_ROOT));
   const examples: unknown[] = [];
   for (const type of TYPES) {
-    for (const file of readdirSync(`${root}${type}`).filter((f) => f.endsWith('.json')).slice(0, 6)) {
+    for (const file of readdirSync(`${root}${type}`)
+      .filter((f) => f.endsWith('.json'))
+      .slice(0, 6)) {
       examples.push(JSON.parse(readFileSync(`${root}${type}/${file}`, 'utf8')));
     }
   }
@@ -167,7 +207,23 @@ export class HostileRequests {
 
   private id(): string {
     if (this.chance(0.5) && this.knownIds.length > 0) return this.pick(this.knownIds).id;
-    return this.pick(['x', 'a'.repeat(64), 'a'.repeat(65), 'a'.repeat(300), '..', '.', '%2F', '%2e%2e', 'ID_with_underscore', '-', '0', '$everything', '_history', '_search', ...PROTO]);
+    return this.pick([
+      'x',
+      'a'.repeat(64),
+      'a'.repeat(65),
+      'a'.repeat(300),
+      '..',
+      '.',
+      '%2F',
+      '%2e%2e',
+      'ID_with_underscore',
+      '-',
+      '0',
+      '$everything',
+      '_history',
+      '_search',
+      ...PROTO,
+    ]);
   }
 
   private searchValue(paramType: string | undefined): string {
@@ -175,7 +231,8 @@ export class HostileRequests {
     const n = this.chance(0.05) ? this.pick([150, 250, 2000]) : 1 + this.int(3);
     for (let i = 0; i < n; i++) {
       const value = this.chance(0.5) ? this.oddValue() : `v${i}`;
-      const prefix = paramType === 'date' || paramType === 'number' || paramType === 'quantity' || this.chance(0.1) ? this.pick(PREFIXES) : '';
+      const prefix =
+        paramType === 'date' || paramType === 'number' || paramType === 'quantity' || this.chance(0.1) ? this.pick(PREFIXES) : '';
       const system = paramType === 'token' && this.chance(0.3) ? `${this.pick(['http://x', '', '|', 'urn:oid:1.2'])}|` : '';
       values.push(`${prefix}${system}${value}`);
     }
@@ -193,11 +250,18 @@ export class HostileRequests {
     if (roll < 0.55) return [`${this.pick(params.length ? params : ['name'])}[${this.pick(OPERATORS)}]`, this.oddValue()];
     if (roll < 0.6) return [this.pick(PROTO), this.oddValue()];
     if (roll < 0.7) {
-      const chain = Array.from({ length: 1 + this.int(6) }, () => `${this.pick(['subject', 'patient', 'link', 'encounter', 'part-of', 'general-practitioner', 'x'])}${this.chance(0.4) ? `:${this.pick(TYPES)}` : ''}`).join('.');
+      const chain = Array.from(
+        { length: 1 + this.int(6) },
+        () =>
+          `${this.pick(['subject', 'patient', 'link', 'encounter', 'part-of', 'general-practitioner', 'x'])}${this.chance(0.4) ? `:${this.pick(TYPES)}` : ''}`,
+      ).join('.');
       return [`${chain}.${this.pick(['name', 'status', '_id', 'birthdate', ''])}`, this.oddValue()];
     }
     if (roll < 0.75) {
-      const has = Array.from({ length: 1 + this.int(6) }, () => `_has:${this.type()}:${this.pick(['subject', 'patient', 'part-of', 'encounter', 'x'])}`).join(':');
+      const has = Array.from(
+        { length: 1 + this.int(6) },
+        () => `_has:${this.type()}:${this.pick(['subject', 'patient', 'part-of', 'encounter', 'x'])}`,
+      ).join(':');
       return [`${has}:${this.pick(['status', 'name', '_id', ''])}`, this.oddValue()];
     }
     const control: Array<() => [string, string]> = [
@@ -206,15 +270,32 @@ export class HostileRequests {
       () => ['_elements', this.pick(['', ',', 'name', 'name,birthDate', 'id', 'meta', '*', ...PROTO, this.text(40)])],
       () => ['_summary', this.pick(['true', 'false', 'count', 'text', 'data', 'x', '', ...PROTO])],
       () => ['_total', this.pick(['none', 'estimate', 'accurate', 'ACCURATE', 'estimate,accurate', ' none', 'x', '', ...PROTO])],
-      () => [this.pick(['_include', '_revinclude', '_include:iterate', '_revinclude:iterate']), `${this.type()}:${this.pick(['subject', 'patient', 'encounter', '*', 'x', '', ...PROTO])}${this.chance(0.3) ? `:${this.type()}` : ''}`],
+      () => [
+        this.pick(['_include', '_revinclude', '_include:iterate', '_revinclude:iterate']),
+        `${this.type()}:${this.pick(['subject', 'patient', 'encounter', '*', 'x', '', ...PROTO])}${this.chance(0.3) ? `:${this.type()}` : ''}`,
+      ],
       () => ['_id', this.searchValue('token')],
       () => ['_lastUpdated', this.searchValue('date')],
       () => ['_type', this.pick(['', ',', '%2C', 'Patient,', ',Patient', 'Patient,Encounter', 'AuditEvent,Patient', ...PROTO])],
       () => ['_format', this.pick(['json', 'xml', 'ttl', 'application/fhir+json', 'html', '', ...PROTO])],
       () => ['_pretty', this.pick(['true', 'false', 'x', ''])],
-      () => ['_cursor', this.pick(['', 'x', Buffer.from('{"v":1}').toString('base64url'), Buffer.from('{"__proto__":{"x":1}}').toString('base64url'), Buffer.from('{"q":"x","d":"n","v":[],"t":-1,"o":1e300}').toString('base64url'), Buffer.from('{"q":"x","d":"l","t":"9","o":{"__proto__":1}}').toString('base64url'), this.text(200)])],
+      () => [
+        '_cursor',
+        this.pick([
+          '',
+          'x',
+          Buffer.from('{"v":1}').toString('base64url'),
+          Buffer.from('{"__proto__":{"x":1}}').toString('base64url'),
+          Buffer.from('{"q":"x","d":"n","v":[],"t":-1,"o":1e300}').toString('base64url'),
+          Buffer.from('{"q":"x","d":"l","t":"9","o":{"__proto__":1}}').toString('base64url'),
+          this.text(200),
+        ]),
+      ],
       () => ['_since', this.searchValue('date')],
-      () => [this.pick(['_contained', '_list', '_filter', '_query', '_text', '_content', '_has', '_has:', '_security', '_tag', '_profile']), this.oddValue()],
+      () => [
+        this.pick(['_contained', '_list', '_filter', '_query', '_text', '_content', '_has', '_has:', '_security', '_tag', '_profile']),
+        this.oddValue(),
+      ],
     ];
     return this.pick(control)();
   }
@@ -237,7 +318,10 @@ export class HostileRequests {
     if (roll < 0.45) return { [this.pick(OPERATORS)]: this.pick<unknown>(['', 1, null, {}, 'function(){return true}']) };
     if (roll < 0.7) return Array.from({ length: this.int(4) }, () => this.hostileJson(depth + 1));
     const object: Record<string, unknown> = {};
-    for (let i = 0; i < this.int(4); i++) object[this.chance(0.2) ? this.pick([...OPERATORS, 'resourceType', 'id', 'meta', 'extension']) : this.text(8)] = this.hostileJson(depth + 1);
+    for (let i = 0; i < this.int(4); i++)
+      object[this.chance(0.2) ? this.pick([...OPERATORS, 'resourceType', 'id', 'meta', 'extension']) : this.text(8)] = this.hostileJson(
+        depth + 1,
+      );
     return object;
   }
 
@@ -257,10 +341,23 @@ export class HostileRequests {
           resource[key] = this.hostileJson();
           break;
         case 2:
-          resource[this.pick([...PROTO.filter((p) => p !== '__proto__' && p !== 'constructor'), 'unknownElement', '_birthDate', 'resourceType'])] = this.hostileJson();
+          resource[
+            this.pick([...PROTO.filter((p) => p !== '__proto__' && p !== 'constructor'), 'unknownElement', '_birthDate', 'resourceType'])
+          ] = this.hostileJson();
           break;
         case 3:
-          resource.subject = { reference: this.pick(['Patient/does-not-exist', 'Patient/', '#x', 'urn:uuid:x', 'http://other/Patient/1', 'Observation/1', '', this.oddValue()]) };
+          resource.subject = {
+            reference: this.pick([
+              'Patient/does-not-exist',
+              'Patient/',
+              '#x',
+              'urn:uuid:x',
+              'http://other/Patient/1',
+              'Observation/1',
+              '',
+              this.oddValue(),
+            ]),
+          };
           break;
         case 4:
           resource.id = this.id();
@@ -269,7 +366,14 @@ export class HostileRequests {
           resource.name = [{ family: this.oddValue(), given: [this.oddValue()] }];
           break;
         default:
-          resource.meta = this.pick<unknown>([{ versionId: 'x' }, { profile: ['http://x'] }, { lastUpdated: '2026-99' }, 'x', null, { security: [{ code: this.oddValue() }] }]);
+          resource.meta = this.pick<unknown>([
+            { versionId: 'x' },
+            { profile: ['http://x'] },
+            { lastUpdated: '2026-99' },
+            'x',
+            null,
+            { security: [{ code: this.oddValue() }] },
+          ]);
       }
     }
     return resource;
@@ -282,10 +386,17 @@ export class HostileRequests {
     if (roll < 0.6) return `${'['.repeat(this.pick([50, 101, 5000]))}${']'.repeat(this.pick([0, 50, 101]))}`;
     if (roll < 0.65) return `{"resourceType":"${type ?? 'Patient'}","__proto__":{"admin":true}}`;
     if (roll < 0.7) return `{"resourceType":"${type ?? 'Patient'}","constructor":{"prototype":{"x":1}}}`;
-    if (roll < 0.75) return `{"resourceType":"${type ?? 'Patient'}","name":[{"family":"${this.pick(['\\ud800', '\\udc00x', 'a\\ud83d', '\\u0000', '\\uffff', '\\ud83d\\ude00'])}"}]}`;
-    if (roll < 0.8) return this.pick(['', ' ', 'null', '{', '{"a":', '[]', '"x"', '1', '{"resourceType":1}', '\uFEFF{}', '{}garbage', '{"a":1,"a":2}']);
-    if (roll < 0.85) return JSON.stringify({ resourceType: type ?? 'Patient', text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${this.oddValue()}<script>x</script></div>` } });
-    if (roll < 0.9) return JSON.stringify({ resourceType: type ?? 'Patient', name: [{ family: 'x'.repeat(this.pick([100_000, 1_100_000])) }] });
+    if (roll < 0.75)
+      return `{"resourceType":"${type ?? 'Patient'}","name":[{"family":"${this.pick(['\\ud800', '\\udc00x', 'a\\ud83d', '\\u0000', '\\uffff', '\\ud83d\\ude00'])}"}]}`;
+    if (roll < 0.8)
+      return this.pick(['', ' ', 'null', '{', '{"a":', '[]', '"x"', '1', '{"resourceType":1}', '\uFEFF{}', '{}garbage', '{"a":1,"a":2}']);
+    if (roll < 0.85)
+      return JSON.stringify({
+        resourceType: type ?? 'Patient',
+        text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${this.oddValue()}<script>x</script></div>` },
+      });
+    if (roll < 0.9)
+      return JSON.stringify({ resourceType: type ?? 'Patient', name: [{ family: 'x'.repeat(this.pick([100_000, 1_100_000])) }] });
     return this.text(200);
   }
 
@@ -293,7 +404,20 @@ export class HostileRequests {
     if (this.chance(0.6)) {
       const operations = Array.from({ length: 1 + this.int(3) }, () => ({
         op: this.pick(['add', 'remove', 'replace', 'move', 'copy', 'test', 'x', '']),
-        path: this.pick(['/name/0/family', '/id', '/resourceType', '/meta/versionId', '/name/-', '/__proto__/x', '/constructor/prototype', '', '/', '/a/b/c', '~1', '/name/99']),
+        path: this.pick([
+          '/name/0/family',
+          '/id',
+          '/resourceType',
+          '/meta/versionId',
+          '/name/-',
+          '/__proto__/x',
+          '/constructor/prototype',
+          '',
+          '/',
+          '/a/b/c',
+          '~1',
+          '/name/99',
+        ]),
         ...(this.chance(0.7) ? { value: this.hostileJson() } : {}),
         ...(this.chance(0.2) ? { from: this.pick(['/name', '/id', '', '/__proto__']) } : {}),
       }));
@@ -305,7 +429,18 @@ export class HostileRequests {
         name: this.pick(['operation', 'x']),
         part: [
           { name: 'type', valueCode: this.pick(['add', 'insert', 'delete', 'replace', 'move', 'x']) },
-          { name: 'path', valueString: this.pick(['Patient', 'Patient.name', 'Patient.name[0].family', 'Patient.name.where(', 'Patient.id', '%resource', 'x()']) },
+          {
+            name: 'path',
+            valueString: this.pick([
+              'Patient',
+              'Patient.name',
+              'Patient.name[0].family',
+              'Patient.name.where(',
+              'Patient.id',
+              '%resource',
+              'x()',
+            ]),
+          },
           { name: 'name', valueString: this.pick(['family', 'given', 'id', '__proto__']) },
           { name: 'value', valueString: this.oddValue() },
         ],
@@ -332,19 +467,34 @@ export class HostileRequests {
       ]);
       const entry: Record<string, unknown> = { request: { method, url } };
       if (this.chance(0.5)) entry.resource = this.chance(0.8) ? this.mutatedResource() : this.hostileJson();
-      if (this.chance(0.3)) entry.fullUrl = this.pick(['urn:uuid:1', 'urn:uuid:1', `urn:uuid:${this.int(5)}`, 'x', '', 'http://x/Patient/1']);
+      if (this.chance(0.3))
+        entry.fullUrl = this.pick(['urn:uuid:1', 'urn:uuid:1', `urn:uuid:${this.int(5)}`, 'x', '', 'http://x/Patient/1']);
       if (this.chance(0.1)) (entry.request as Record<string, unknown>).ifNoneExist = this.query(type);
       if (this.chance(0.1)) (entry.request as Record<string, unknown>).ifMatch = this.pick(['W/"1"', 'x', '"99"']);
       return this.chance(0.05) ? this.hostileJson() : entry;
     });
-    return JSON.stringify({ resourceType: 'Bundle', type: this.pick(['batch', 'transaction', 'transaction', 'batch', 'searchset', 'x', '']), entry: entries });
+    return JSON.stringify({
+      resourceType: 'Bundle',
+      type: this.pick(['batch', 'transaction', 'transaction', 'batch', 'searchset', 'x', '']),
+      entry: entries,
+    });
   }
 
   private headers(contentType?: string): Record<string, string> {
     const headers: Record<string, string> = {};
     if (contentType !== undefined) headers['content-type'] = this.chance(0.85) ? contentType : this.pick(CONTENT_TYPES);
     if (this.chance(0.2)) headers.accept = this.pick(ACCEPTS);
-    if (this.chance(0.1)) headers.prefer = this.pick(['handling=strict', 'handling=lenient', 'return=minimal', 'return=OperationOutcome', 'respond-async', 'x=y', '', 'handling=__proto__']);
+    if (this.chance(0.1))
+      headers.prefer = this.pick([
+        'handling=strict',
+        'handling=lenient',
+        'return=minimal',
+        'return=OperationOutcome',
+        'respond-async',
+        'x=y',
+        '',
+        'handling=__proto__',
+      ]);
     if (this.chance(0.05)) headers['if-match'] = this.pick(['W/"1"', '"1"', 'x', '*', '', 'W/"99999999999999999999"']);
     if (this.chance(0.05)) headers['if-none-match'] = this.pick(['W/"1"', '*', 'x']);
     if (this.chance(0.05)) headers['if-modified-since'] = this.pick(['Sat, 01 Jan 2000 00:00:00 GMT', 'x', '']);
@@ -365,18 +515,38 @@ export class HostileRequests {
     }
     if (roll < 0.4) {
       const body = this.query(type);
-      return { kind: 'search-post', method: 'POST', path: `/${this.chance(0.2) ? '' : `${type}/`}_search`, headers: this.headers('application/x-www-form-urlencoded'), body };
+      return {
+        kind: 'search-post',
+        method: 'POST',
+        path: `/${this.chance(0.2) ? '' : `${type}/`}_search`,
+        headers: this.headers('application/x-www-form-urlencoded'),
+        body,
+      };
     }
-    if (roll < 0.5) return { kind: 'create', method: 'POST', path: `/${type}`, headers: this.headers('application/fhir+json'), body: this.jsonBody(TYPES.includes(type) ? type : undefined) };
+    if (roll < 0.5)
+      return {
+        kind: 'create',
+        method: 'POST',
+        path: `/${type}`,
+        headers: this.headers('application/fhir+json'),
+        body: this.jsonBody(TYPES.includes(type) ? type : undefined),
+      };
     if (roll < 0.58) {
       const id = this.id();
-      return { kind: 'update', method: 'PUT', path: `/${type}/${id}${this.chance(0.1) ? `?${this.query(type)}` : ''}`, headers: this.headers('application/fhir+json'), body: this.jsonBody(type) };
+      return {
+        kind: 'update',
+        method: 'PUT',
+        path: `/${type}/${id}${this.chance(0.1) ? `?${this.query(type)}` : ''}`,
+        headers: this.headers('application/fhir+json'),
+        body: this.jsonBody(type),
+      };
     }
     if (roll < 0.64) {
       const patch = this.patchBody();
       return { kind: 'patch', method: 'PATCH', path: `/${type}/${this.id()}`, headers: this.headers(patch.contentType), body: patch.body };
     }
-    if (roll < 0.72) return { kind: 'bundle', method: 'POST', path: '/', headers: this.headers('application/fhir+json'), body: this.bundleBody() };
+    if (roll < 0.72)
+      return { kind: 'bundle', method: 'POST', path: '/', headers: this.headers('application/fhir+json'), body: this.bundleBody() };
     if (roll < 0.8) {
       const path = this.pick([
         `/${type}/${this.id()}`,
@@ -397,7 +567,13 @@ export class HostileRequests {
       return { kind: 'read', method: this.chance(0.85) ? 'GET' : this.pick(METHODS), path, headers: this.headers() };
     }
     if (roll < 0.85) {
-      return { kind: 'validate', method: 'POST', path: `/${type}/$validate${this.chance(0.2) ? `?mode=${this.pick(['create', 'update', 'delete', 'x'])}` : ''}`, headers: this.headers('application/fhir+json'), body: this.jsonBody(type) };
+      return {
+        kind: 'validate',
+        method: 'POST',
+        path: `/${type}/$validate${this.chance(0.2) ? `?mode=${this.pick(['create', 'update', 'delete', 'x'])}` : ''}`,
+        headers: this.headers('application/fhir+json'),
+        body: this.jsonBody(type),
+      };
     }
     if (roll < 0.9) {
       const path = `/${type}${this.chance(0.5) ? `/${this.id()}` : `?${this.query(type)}`}`;

@@ -55,12 +55,21 @@ function send(agent: Agent, port: number, hostile: HostileRequest, timeoutMs: nu
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...hostile.headers };
     if (hostile.body !== undefined) headers['content-length'] = Buffer.byteLength(hostile.body);
-    const req = httpRequest({ host: '127.0.0.1', port, method: hostile.method, path: hostile.path, headers, agent, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port, method: hostile.method, path: hostile.path, headers, agent, timeout: timeoutMs },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: String(res.headers['content-type'] ?? ''),
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('socket', (socket) => {
       if (previous) previous.value = lastOnSocket.get(socket);
       lastOnSocket.set(socket, `${hostile.method} ${hostile.path.slice(0, 200)} ${JSON.stringify(hostile.headers).slice(0, 200)}`);
@@ -84,7 +93,16 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const generator = new HostileRequests(options.seed, options.knownIds);
   const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
   const probeAgent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const report: FuzzReport = { sent: 0, byStatus: {}, byKind: {}, findings: [], slowestMs: 0, healthProbes: 0, slowestHealthMs: 0, seconds: 0 };
+  const report: FuzzReport = {
+    sent: 0,
+    byStatus: {},
+    byKind: {},
+    findings: [],
+    slowestMs: 0,
+    healthProbes: 0,
+    slowestHealthMs: 0,
+    seconds: 0,
+  };
   const started = Date.now();
   const deadline = started + options.timeBudgetMs;
 
@@ -94,9 +112,16 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       const at = Date.now();
       try {
         const answer = await send(probeAgent, options.port, { kind: 'health', method: 'GET', path: '/healthz', headers: {} }, 10_000);
-        if (answer.status !== 200) report.findings.push({ problem: `/healthz answered ${answer.status}`, request: { kind: 'health', method: 'GET', path: '/healthz', headers: {} } });
+        if (answer.status !== 200)
+          report.findings.push({
+            problem: `/healthz answered ${answer.status}`,
+            request: { kind: 'health', method: 'GET', path: '/healthz', headers: {} },
+          });
       } catch (error) {
-        report.findings.push({ problem: `/healthz failed: ${(error as Error).message}`, request: { kind: 'health', method: 'GET', path: '/healthz', headers: {} } });
+        report.findings.push({
+          problem: `/healthz failed: ${(error as Error).message}`,
+          request: { kind: 'health', method: 'GET', path: '/healthz', headers: {} },
+        });
       }
       report.healthProbes++;
       report.slowestHealthMs = Math.max(report.slowestHealthMs, Date.now() - at);
@@ -115,7 +140,12 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       try {
         answer = await send(agent, options.port, hostile, options.slowMs * 3, previous);
       } catch (error) {
-        report.findings.push({ problem: `no answer: ${(error as Error).message}`, request: hostile, ms: Date.now() - at, previousOnConnection: previous.value });
+        report.findings.push({
+          problem: `no answer: ${(error as Error).message}`,
+          request: hostile,
+          ms: Date.now() - at,
+          previousOnConnection: previous.value,
+        });
         continue;
       }
       const ms = Date.now() - at;
@@ -125,7 +155,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         report.findings.push({ problem, request: hostile, status: answer.status, body: answer.body.slice(0, 500), ms });
       };
       if (answer.status >= 500) finding(`status ${answer.status}`);
-      else if (answer.status >= 400 && hostile.method !== 'HEAD' && !isOperationOutcome(answer)) finding(`error ${answer.status} is not an OperationOutcome`);
+      else if (answer.status >= 400 && hostile.method !== 'HEAD' && !isOperationOutcome(answer))
+        finding(`error ${answer.status} is not an OperationOutcome`);
       if (ms > options.slowMs) finding(`answered in ${ms} ms`);
     }
   };

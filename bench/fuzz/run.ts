@@ -56,7 +56,15 @@ async function main(): Promise<void> {
   const knownIds = Array.from({ length: Math.min(patients, 200) }, (_, i) => ({ type: 'Patient', id: patientId(i) }));
   const rssBefore = process.memoryUsage().rss;
   console.log(`fuzzing: ${requests} requests, seed ${seed}...`);
-  const report = await runFuzz({ port, seed, requests, concurrency: Number(values.concurrency), timeBudgetMs: Number(values['budget-s']) * 1000, slowMs: 5000, knownIds });
+  const report = await runFuzz({
+    port,
+    seed,
+    requests,
+    concurrency: Number(values.concurrency),
+    timeBudgetMs: Number(values['budget-s']) * 1000,
+    slowMs: 5000,
+    knownIds,
+  });
   const rssAfter = process.memoryUsage().rss;
   const mongoMb = residentMb(mongo.pid);
   const fiveHundreds = report.findings.filter((f) => /^status 5|^no answer/.test(f.problem)).length;
@@ -85,7 +93,14 @@ async function main(): Promise<void> {
       .map(([kind, n]) => `${kind} ${n}`)
       .join(', ')}.`,
     '',
-    ...(report.findings.length > 0 ? ['Findings (first 20):', '', ...report.findings.slice(0, 20).map((f) => `- ${describeFinding(f).replace(/\|/g, '\\|').slice(0, 400)}`), ''] : ['No findings.', '']),
+    ...(report.findings.length > 0
+      ? [
+          'Findings (first 20):',
+          '',
+          ...report.findings.slice(0, 20).map((f) => `- ${describeFinding(f).replace(/\|/g, '\\|').slice(0, 400)}`),
+          '',
+        ]
+      : ['No findings.', '']),
   ];
   await appendFile(values.out!, lines.join('\n'));
   console.log(lines.join('\n'));

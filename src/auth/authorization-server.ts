@@ -20,20 +20,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { format } from 'node:util';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JSONWebKeySet, type JWK } from 'jose';
 import type { Db } from 'mongodb';
-import type {
-  Adapter,
-  AdapterPayload,
-  Client as OidcClient,
-  Configuration,
-  KoaContextWithOIDC,
-  ResourceServer,
-} from 'oidc-provider';
+import type { Adapter, AdapterPayload, Client as OidcClient, Configuration, KoaContextWithOIDC, ResourceServer } from 'oidc-provider';
 import type Provider from 'oidc-provider';
+import type * as OidcProviderModule from 'oidc-provider';
 import { OAuthStore, type ClientDocument, type SigningKeyDocument } from '../store/oauth-store.js';
 import { CLIENT_ASSERTION_ALGS, ClientRegistry, verifySecret } from './clients.js';
 import { parseScopes, scopeCovers } from '../fhir/access/scopes.js';
 
-type OidcModule = typeof import('oidc-provider');
+type OidcModule = typeof OidcProviderModule;
 
 /** pino-compatible: (fields, message). */
 export interface AuthLogger {
@@ -97,7 +91,8 @@ const DISCOVERY_OMITTED = [
   'subject_types_supported',
 ];
 
-export type EndpointMatch = { served: true } | { served: false; reason: 'not-found' } | { served: false; reason: 'method-not-allowed'; allow: readonly string[] };
+export type EndpointMatch =
+  { served: true } | { served: false; reason: 'not-found' } | { served: false; reason: 'method-not-allowed'; allow: readonly string[] };
 
 /** SMART resource scopes, 1.0 and 2.0 forms: context/Type.permissions[?query]. */
 const SMART_SCOPE = /^(patient|user|system)\/(\*|[A-Z][A-Za-z]*)\.(read|write|\*|c?r?u?d?s?)(\?\S+)?$/;
@@ -169,7 +164,9 @@ function providerMetadata(client: ClientDocument): AdapterPayload | undefined {
   };
   if (client.authMethod === 'client_secret_basic') {
     // oidc-provider wants a client_secret for this method; it gets the hash, and compareClientSecret is replaced.
-    return client.secretHash ? { ...common, token_endpoint_auth_method: 'client_secret_basic', client_secret: client.secretHash } : undefined;
+    return client.secretHash
+      ? { ...common, token_endpoint_auth_method: 'client_secret_basic', client_secret: client.secretHash }
+      : undefined;
   }
   if (client.jwks) return { ...common, token_endpoint_auth_method: 'private_key_jwt', jwks: client.jwks };
   if (client.jwks_uri) return { ...common, token_endpoint_auth_method: 'private_key_jwt', jwks_uri: client.jwks_uri };
@@ -242,7 +239,10 @@ function refusalDetail(error: Error & { error_detail?: string; error_description
   let current: unknown = error;
   for (let depth = 0; current instanceof Error && depth < 4; depth += 1) {
     const described = current as Error & { error_detail?: string; error_description?: string };
-    const text = depth === 0 ? (described.error_detail ?? described.error_description) : (described.error_description ?? described.error_detail ?? described.message);
+    const text =
+      depth === 0
+        ? (described.error_detail ?? described.error_description)
+        : (described.error_description ?? described.error_detail ?? described.message);
     // Skip bare error codes (a wrapped error's message is its code: invalid_client_metadata).
     if (text && !/^[a-z_]+$/.test(text) && !parts.includes(text)) parts.push(text);
     current = current.cause;
@@ -397,7 +397,13 @@ export class AuthorizationServer {
     // The discovery document is OpenID Connect's, generated for every flow; leave out what is not offered here.
     provider.use(async (ctx, next) => {
       await next();
-      if (ctx.method === 'GET' && ctx.status === 200 && ctx.path.startsWith('/.well-known/') && typeof ctx.body === 'object' && ctx.body !== null) {
+      if (
+        ctx.method === 'GET' &&
+        ctx.status === 200 &&
+        ctx.path.startsWith('/.well-known/') &&
+        typeof ctx.body === 'object' &&
+        ctx.body !== null
+      ) {
         const document = ctx.body as Record<string, unknown>;
         for (const member of DISCOVERY_OMITTED) Reflect.deleteProperty(document, member);
       }
@@ -414,7 +420,9 @@ export class AuthorizationServer {
     provider.on('grant.error', (ctx, error) =>
       log.info({ clientId: ctx.oidc.client?.clientId, error: error.error, detail: refusalDetail(error) }, 'token request refused'),
     );
-    provider.on('server_error', (_ctx, error) => log.error({ err: { message: error.message, name: error.name } }, 'authorization server error'));
+    provider.on('server_error', (_ctx, error) =>
+      log.error({ err: { message: error.message, name: error.name } }, 'authorization server error'),
+    );
     provider.on('jwks.error', (_ctx, error) => log.warn({ error: error.message }, 'jwks endpoint error'));
     provider.on('discovery.error', (_ctx, error) => log.warn({ error: error.message }, 'discovery endpoint error'));
     // Koa's own 'error' event (its typings hide it): with a listener, Koa does not print errors to stderr itself.

@@ -79,7 +79,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /** Why this public key cannot verify an RS384 or ES384 assertion, or undefined when it can. */
 function unsuitability(key: Record<string, unknown>): string | undefined {
   if (key.use !== undefined && key.use !== 'sig') return `"use" is ${JSON.stringify(key.use)}, not "sig"`;
-  if (key.key_ops !== undefined && !(Array.isArray(key.key_ops) && key.key_ops.includes('verify'))) return '"key_ops" does not include "verify"';
+  if (key.key_ops !== undefined && !(Array.isArray(key.key_ops) && key.key_ops.includes('verify')))
+    return '"key_ops" does not include "verify"';
   if (key.kty === 'RSA') {
     if (key.alg !== undefined && key.alg !== 'RS384') return `"alg" is ${JSON.stringify(key.alg)}, not RS384`;
     const bits = typeof key.n === 'string' ? Buffer.from(key.n, 'base64url').length * 8 : 0;
@@ -130,7 +131,8 @@ export function validateClientJwks(jwks: unknown): PublicJwks {
 export function validateJwksUri(uri: unknown): string {
   if (typeof uri !== 'string') throw new ClientRegistrationError('jwks_uri must be a string');
   const url = URL.parse(uri);
-  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) throw new ClientRegistrationError(`jwks_uri ${JSON.stringify(uri)} is not an http(s) URL`);
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
+    throw new ClientRegistrationError(`jwks_uri ${JSON.stringify(uri)} is not an http(s) URL`);
   if (url.username || url.password) throw new ClientRegistrationError('jwks_uri must not carry credentials');
   if (url.hash) throw new ClientRegistrationError('jwks_uri must not have a fragment');
   return url.href;
@@ -204,7 +206,8 @@ export class ClientRegistry {
     const scopes = validateScopes(registration.scopes);
     const hasJwks = registration.jwks !== undefined;
     const hasUri = registration.jwksUri !== undefined;
-    if (hasJwks === hasUri) throw new ClientRegistrationError('give exactly one of jwks (the public keys) or jwks_uri (where they are published)');
+    if (hasJwks === hasUri)
+      throw new ClientRegistrationError('give exactly one of jwks (the public keys) or jwks_uri (where they are published)');
     const document: ClientDocument = {
       _id: randomUUID(),
       name,

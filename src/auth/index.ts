@@ -50,7 +50,7 @@ async function discover(issuer: string, log: AuthLogger): Promise<DiscoveryDocum
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     return (await response.json()) as DiscoveryDocument;
   } catch (error) {
-    log.warn({ issuer, reason: (error as Error).message }, 'auth: the identity provider\'s discovery document could not be read');
+    log.warn({ issuer, reason: (error as Error).message }, "auth: the identity provider's discovery document could not be read");
     return undefined;
   }
 }
@@ -91,7 +91,12 @@ export async function openAuth(config: AuthConfig, baseUrl: string, db: Db, log:
   let tokenEndpoint: string | undefined;
   if (server) {
     tokenEndpoint = server.tokenEndpoint;
-    document = smartConfiguration({ issuer: server.issuer, tokenEndpoint: server.tokenEndpoint, jwksUri: server.jwksUri, scopesSupported: SCOPES_SUPPORTED });
+    document = smartConfiguration({
+      issuer: server.issuer,
+      tokenEndpoint: server.tokenEndpoint,
+      jwksUri: server.jwksUri,
+      scopesSupported: SCOPES_SUPPORTED,
+    });
   } else {
     const discovered = await discover(external!.issuer, log);
     tokenEndpoint = discovered?.token_endpoint;

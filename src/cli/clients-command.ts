@@ -8,7 +8,14 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
-import { ClientRegistrationError, ClientRegistry, validateClientJwks, validateJwksUri, validateScopes, type ClientInfo } from '../auth/clients.js';
+import {
+  ClientRegistrationError,
+  ClientRegistry,
+  validateClientJwks,
+  validateJwksUri,
+  validateScopes,
+  type ClientInfo,
+} from '../auth/clients.js';
 import { OAuthStore } from '../store/oauth-store.js';
 import type { Output } from './exit-codes.js';
 
@@ -79,7 +86,9 @@ async function parseCommand(argv: string[]): Promise<{ command: Command; mongodb
   const [verb, ...rest] = positionals;
   const connection = { mongodb: values.mongodb, db: values.db };
   const only = (allowed: string[]): void => {
-    const given = (['name', 'scope', 'jwks', 'jwks-uri', 'json'] as const).filter((option) => values[option] !== undefined && !allowed.includes(option));
+    const given = (['name', 'scope', 'jwks', 'jwks-uri', 'json'] as const).filter(
+      (option) => values[option] !== undefined && !allowed.includes(option),
+    );
     if (given.length > 0) throw new UsageError(`${verb} takes no ${given.map((option) => `--${option}`).join(', ')}`);
   };
   switch (verb) {
@@ -88,9 +97,13 @@ async function parseCommand(argv: string[]): Promise<{ command: Command; mongodb
       if (rest.length > 0) throw new UsageError(`register takes no arguments besides options (got ${rest.join(' ')})`);
       if (!values.name?.trim()) throw new UsageError('register needs --name');
       const scopes = validateScopes((values.scope ?? []).flatMap((value) => value.split(/\s+/)).filter((scope) => scope.length > 0));
-      if ((values.jwks === undefined) === (values['jwks-uri'] === undefined)) throw new UsageError('register needs exactly one of --jwks FILE or --jwks-uri URL');
+      if ((values.jwks === undefined) === (values['jwks-uri'] === undefined))
+        throw new UsageError('register needs exactly one of --jwks FILE or --jwks-uri URL');
       if (values['jwks-uri'] !== undefined) {
-        return { command: { kind: 'register', name: values.name.trim(), scopes, jwksUri: validateJwksUri(values['jwks-uri']) }, ...connection };
+        return {
+          command: { kind: 'register', name: values.name.trim(), scopes, jwksUri: validateJwksUri(values['jwks-uri']) },
+          ...connection,
+        };
       }
       let text: string;
       try {
@@ -222,8 +235,12 @@ export async function runClients(
           return CLIENTS_EXIT.FAILURE;
         }
         const after = await registry.revoke(command.clientId);
-        if (before.status === 'revoked') out.write(`${command.clientId} was already revoked (${before.revokedAt?.toISOString() ?? 'earlier'})\n`);
-        else out.write(`revoked ${command.clientId} (${after?.revokedAt?.toISOString() ?? 'now'}); the FHIR API refuses its tokens within seconds\n`);
+        if (before.status === 'revoked')
+          out.write(`${command.clientId} was already revoked (${before.revokedAt?.toISOString() ?? 'earlier'})\n`);
+        else
+          out.write(
+            `revoked ${command.clientId} (${after?.revokedAt?.toISOString() ?? 'now'}); the FHIR API refuses its tokens within seconds\n`,
+          );
         return CLIENTS_EXIT.OK;
       }
     }

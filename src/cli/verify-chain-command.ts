@@ -92,6 +92,8 @@ export async function runVerifyChain(argv: string[], out: Output, err: Output): 
     return EXIT.PENDING;
   }
   const unchecked = result.entries.filter((e) => e.runningHash === 'unchecked').length;
-  out.write(`\nRESULT: INTACT: ${result.entries.length - unchecked} running hashes recomputed${unchecked ? `, ${unchecked} not checkable` : ''} (exit ${EXIT.VERIFIED})\n`);
+  out.write(
+    `\nRESULT: INTACT: ${result.entries.length - unchecked} running hashes recomputed${unchecked ? `, ${unchecked} not checkable` : ''} (exit ${EXIT.VERIFIED})\n`,
+  );
   return EXIT.VERIFIED;
 }

@@ -47,7 +47,8 @@ export async function runVerify(argv: string[], out: Output, err: Output): Promi
     if (positionals.length !== 1) throw new Error('give exactly one proof package file');
     file = positionals[0]!;
     mirrorOption = values.mirror;
-    if (mirrorOption !== undefined && !/^https?:\/\/\S+$/.test(mirrorOption)) throw new Error(`--mirror ${mirrorOption} is not an http(s) URL`);
+    if (mirrorOption !== undefined && !/^https?:\/\/\S+$/.test(mirrorOption))
+      throw new Error(`--mirror ${mirrorOption} is not an http(s) URL`);
   } catch (error) {
     err.write(`fhir-ledger-verify: ${(error as Error).message}\n\n${VERIFY_USAGE}\n`);
     return EXIT.USAGE;
@@ -57,7 +58,10 @@ export async function runVerify(argv: string[], out: Output, err: Output): Promi
   try {
     pkg = parseProofPackage(JSON.parse(await readFile(file, 'utf8')) as unknown);
   } catch (error) {
-    const message = error instanceof ProofPackageError || error instanceof SyntaxError ? error.message : `cannot read ${file}: ${(error as Error).message}`;
+    const message =
+      error instanceof ProofPackageError || error instanceof SyntaxError
+        ? error.message
+        : `cannot read ${file}: ${(error as Error).message}`;
     err.write(`fhir-ledger-verify: ${message}\n`);
     return EXIT.USAGE;
   }
@@ -65,14 +69,21 @@ export async function runVerify(argv: string[], out: Output, err: Output): Promi
   const mirrorUrl = mirrorOption ?? pkg.mirrorUrl;
   const mirror = mirrorUrl ? new MirrorClient(mirrorUrl) : null;
   const resource = `${pkg.resource.type}/${pkg.resource.id}`;
-  out.write(`fhir-ledger-verify: ${resource}, ${pkg.versions.length} version(s), network ${pkg.network}, mirror ${mirror?.baseUrl ?? '(none)'}\n`);
+  out.write(
+    `fhir-ledger-verify: ${resource}, ${pkg.versions.length} version(s), network ${pkg.network}, mirror ${mirror?.baseUrl ?? '(none)'}\n`,
+  );
   if (pkg.network.startsWith('local')) {
     out.write('NOTE: this package was anchored on a LOCAL development ledger, not on Hedera; it proves only what that ledger recorded.\n');
   }
 
   const result = await verifyPackage(pkg, mirror);
   for (const { versionId, verification, mirrorUnavailable } of result.versions) {
-    const status = mirrorUnavailable && verification.status !== 'failed' ? 'NOT CHECKED' : verification.status === 'anchored' ? 'VERIFIED' : verification.status.toUpperCase();
+    const status =
+      mirrorUnavailable && verification.status !== 'failed'
+        ? 'NOT CHECKED'
+        : verification.status === 'anchored'
+          ? 'VERIFIED'
+          : verification.status.toUpperCase();
     out.write(`\n${resource}/_history/${versionId}  ${status}\n`);
     for (const check of verification.checks) out.write(line(`${check.ok ? 'ok' : 'FAIL'} ${check.name}`, check.detail));
     const published = verification.published;

@@ -43,7 +43,9 @@ class DirectoryBusyError extends Error {}
 
 function startOnce(options: EmbeddedMongoProcessOptions): Promise<{ child: ChildProcess; uri: string }> {
   // Under a TypeScript loader (tests, development) the child needs the same loader flags.
-  const loaderFlags = process.execArgv.filter((arg) => arg.includes('typescript') || arg.startsWith('--import') || arg.startsWith('--loader'));
+  const loaderFlags = process.execArgv.filter(
+    (arg) => arg.includes('typescript') || arg.startsWith('--import') || arg.startsWith('--loader'),
+  );
   const args = [
     ...loaderFlags,
     ...(options.heapMb ? [`--max-old-space-size=${options.heapMb}`] : []),
@@ -73,7 +75,11 @@ function startOnce(options: EmbeddedMongoProcessOptions): Promise<{ child: Child
     };
     const onEarlyExit = (code: number | null): void => {
       clearTimeout(timer);
-      reject(/is in use by process/.test(output) ? new DirectoryBusyError(output.trim()) : new Error(`the embedded MongoDB exited (${code}) before it was ready:\n${output}`));
+      reject(
+        /is in use by process/.test(output)
+          ? new DirectoryBusyError(output.trim())
+          : new Error(`the embedded MongoDB exited (${code}) before it was ready:\n${output}`),
+      );
     };
     child.stdout!.on('data', onStdout);
     child.stderr!.on('data', (chunk: Buffer) => {

@@ -46,7 +46,14 @@ async function locateMongod(): Promise<string | undefined> {
   if (cached) return cached;
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     const candidate = join(dir, 'mongod');
-    if (dir && (await access(candidate, constants.X_OK).then(() => true, () => false))) return candidate;
+    if (
+      dir &&
+      (await access(candidate, constants.X_OK).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return candidate;
   }
   return undefined;
 }
@@ -63,11 +70,7 @@ async function downloadMongod(timeoutMs: number): Promise<string | undefined> {
   return path;
 }
 
-async function startMongod(
-  dataDir: string | undefined,
-  timeoutMs: number,
-  allowDownload: boolean,
-): Promise<ProvidedMongo | undefined> {
+async function startMongod(dataDir: string | undefined, timeoutMs: number, allowDownload: boolean): Promise<ProvidedMongo | undefined> {
   if (timeoutMs <= 0) return undefined;
   const binary = (await locateMongod()) ?? (allowDownload ? await downloadMongod(timeoutMs) : undefined);
   if (!binary) return undefined;

@@ -13,15 +13,7 @@ import type {
 } from '@medplum/fhirtypes';
 
 export type TypeInteraction =
-  | 'read'
-  | 'vread'
-  | 'update'
-  | 'patch'
-  | 'delete'
-  | 'history-instance'
-  | 'history-type'
-  | 'create'
-  | 'search-type';
+  'read' | 'vread' | 'update' | 'patch' | 'delete' | 'history-instance' | 'history-type' | 'create' | 'search-type';
 const TYPE_INTERACTION_ORDER: readonly TypeInteraction[] = [
   'read',
   'vread',

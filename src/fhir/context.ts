@@ -56,10 +56,17 @@ export function abortedError(signal: AbortSignal): FhirError {
   if (signal.reason === SHUTTING_DOWN) {
     return new FhirError(
       503,
-      issue('error', 'transient', 'The server is shutting down and stopped this request before it finished (what was not done is not done); try again shortly'),
+      issue(
+        'error',
+        'transient',
+        'The server is shutting down and stopped this request before it finished (what was not done is not done); try again shortly',
+      ),
       { 'retry-after': '5' },
     );
   }
   // 499, as proxies log it ("client closed request"): no client sees it, but the log line and the AuditEvent do.
-  return new FhirError(499, issue('error', 'incomplete', 'The client closed the connection before the answer was ready; the remaining work was not done'));
+  return new FhirError(
+    499,
+    issue('error', 'incomplete', 'The client closed the connection before the answer was ready; the remaining work was not done'),
+  );
 }

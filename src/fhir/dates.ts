@@ -11,8 +11,7 @@ export interface DateRange {
   high: Date;
 }
 
-const DATE_TIME =
-  /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
+const DATE_TIME = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
 
 function daysInMonth(year: number, month: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate();
@@ -49,7 +48,6 @@ export function parseDateRange(value: string): DateRange | undefined {
   }
   const low = Date.UTC(year, month - 1, day, hour, minute, second ?? 0, millis) - offsetMinutes * 60_000;
   // Precision: minute without seconds, second without fraction, else the digits given (down to milliseconds).
-  const width =
-    second === undefined ? 60_000 : fraction === undefined ? 1000 : Math.max(1, 10 ** Math.max(0, 3 - fraction.length));
+  const width = second === undefined ? 60_000 : fraction === undefined ? 1000 : Math.max(1, 10 ** Math.max(0, 3 - fraction.length));
   return { low: new Date(low), high: new Date(low + width - 1) };
 }

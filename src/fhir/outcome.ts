@@ -48,21 +48,23 @@ export class FhirError extends Error {
 }
 
 export const errors = {
-  badRequest: (diagnostics: string, expression?: string) =>
-    new FhirError(400, issue('error', 'invalid', diagnostics, expression)),
+  badRequest: (diagnostics: string, expression?: string) => new FhirError(400, issue('error', 'invalid', diagnostics, expression)),
   notFound: (diagnostics: string) => new FhirError(404, issue('error', 'not-found', diagnostics)),
   gone: (diagnostics: string) => new FhirError(410, issue('error', 'deleted', diagnostics)),
   methodNotAllowed: (method: string, path: string, allowed: string[], why?: string) =>
-    new FhirError(405, issue('error', 'not-supported', `${method} is not allowed on ${path}${why ? ` (${why})` : ''}; allowed: ${allowed.join(', ')}`), {
-      allow: allowed.join(', '),
-    }),
+    new FhirError(
+      405,
+      issue('error', 'not-supported', `${method} is not allowed on ${path}${why ? ` (${why})` : ''}; allowed: ${allowed.join(', ')}`),
+      {
+        allow: allowed.join(', '),
+      },
+    ),
   notAcceptable: (diagnostics: string) => new FhirError(406, issue('error', 'not-supported', diagnostics)),
   conflict: (diagnostics: string) => new FhirError(409, issue('error', 'conflict', diagnostics)),
   preconditionFailed: (diagnostics: string) => new FhirError(412, issue('error', 'conflict', diagnostics)),
   payloadTooLarge: (diagnostics: string) => new FhirError(413, issue('error', 'too-costly', diagnostics)),
   unsupportedMediaType: (diagnostics: string) => new FhirError(415, issue('error', 'not-supported', diagnostics)),
-  unprocessable: (diagnostics: string, expression?: string) =>
-    new FhirError(422, issue('error', 'business-rule', diagnostics, expression)),
+  unprocessable: (diagnostics: string, expression?: string) => new FhirError(422, issue('error', 'business-rule', diagnostics, expression)),
   unavailable: (diagnostics: string) => new FhirError(503, issue('error', 'transient', diagnostics)),
   internal: (diagnostics: string) => new FhirError(500, issue('fatal', 'exception', diagnostics)),
 };

@@ -27,11 +27,17 @@ export function fhirErrorOfStoreFailure(error: unknown): FhirError | undefined {
     case 'sort-memory-limit':
       return new FhirError(
         400,
-        issue('error', 'too-costly', 'The search would sort more matches in memory than the database allows; narrow it or sort by a parameter with an index'),
+        issue(
+          'error',
+          'too-costly',
+          'The search would sort more matches in memory than the database allows; narrow it or sort by a parameter with an index',
+        ),
       );
     case 'unavailable':
       // The database did not answer: the request did not fail on its own account, and may well succeed again shortly.
-      return new FhirError(503, issue('error', 'transient', 'The database did not answer in time; try again shortly'), { 'retry-after': '5' });
+      return new FhirError(503, issue('error', 'transient', 'The database did not answer in time; try again shortly'), {
+        'retry-after': '5',
+      });
     case undefined:
       return undefined;
   }

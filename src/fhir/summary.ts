@@ -69,7 +69,10 @@ export function parseSummary(value: string | undefined): SummaryMode | undefined
 
 export function parseElements(value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;
-  const names = value.split(',').map((n) => n.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
   for (const name of names) {
     if (!/^[a-z][A-Za-z0-9]*$/.test(name)) throw errors.badRequest(`_elements: ${name} is not an element name`);
   }

@@ -55,9 +55,7 @@ function notFound(request: FastifyRequest, options: ErrorOptions): FhirError {
   const relative = path.startsWith(options.basePath) ? path.slice(options.basePath.length) : path;
   const first = relative.split('/').filter(Boolean)[0];
   if (first && /^[A-Z][A-Za-z]+$/.test(first) && !options.resourceTypes.includes(first)) {
-    return errors.notFound(
-      `Resource type ${first} is not supported by this server; supported types: ${options.resourceTypes.join(', ')}`,
-    );
+    return errors.notFound(`Resource type ${first} is not supported by this server; supported types: ${options.resourceTypes.join(', ')}`);
   }
   return errors.notFound(`No FHIR interaction answers ${request.method} ${path}`);
 }
@@ -71,11 +69,18 @@ export function answerFrameworkError(error: FastifyError, _request: FastifyReque
     error.code === 'FST_ERR_MAX_PARAM_LENGTH'
       ? new FhirError(
           414,
-          issue('error', 'too-costly', `A path segment of the URL is longer than ${MAX_PATH_SEGMENT} characters (a FHIR id has at most 64)`),
+          issue(
+            'error',
+            'too-costly',
+            `A path segment of the URL is longer than ${MAX_PATH_SEGMENT} characters (a FHIR id has at most 64)`,
+          ),
         )
       : error.code === 'FST_ERR_BAD_URL'
         ? errors.badRequest('The URL path is not valid percent-encoding (RFC 3986): a "%" must be followed by two hexadecimal digits')
-        : new FhirError(error.statusCode && error.statusCode < 500 ? error.statusCode : 400, issue('error', 'invalid', 'The request could not be routed'));
+        : new FhirError(
+            error.statusCode && error.statusCode < 500 ? error.statusCode : 400,
+            issue('error', 'invalid', 'The request could not be routed'),
+          );
   reply.code(fhirError.status).type('application/fhir+json; charset=utf-8').send(fhirError.outcome);
 }
 
@@ -95,7 +100,8 @@ async function errorPlugin(fastify: FastifyInstance, options: ErrorOptions): Pro
     const fhirError = toFhirError(error, options, request);
     // The reason the client is given, for the request's AuditEvent.
     request.failure = fhirError.outcome.issue?.[0]?.diagnostics;
-    if (fhirError.status >= 500 || !(error instanceof FhirError || String(error.code ?? '').startsWith('FST_'))) request.log.error({ err: error }, 'request failed');
+    if (fhirError.status >= 500 || !(error instanceof FhirError || String(error.code ?? '').startsWith('FST_')))
+      request.log.error({ err: error }, 'request failed');
     else request.log.info({ status: fhirError.status, code: fhirError.outcome.issue?.[0]?.code }, 'request refused');
     if (!reply.getHeader('content-type')?.toString().includes('json')) reply.type('application/fhir+json; charset=utf-8');
     reply.code(fhirError.status).headers(fhirError.headers).send(fhirError.outcome);

@@ -97,9 +97,7 @@ export const DEFAULT_CACHE_CONTROL = 'no-store';
  */
 export function isCorsPreflight(request: FastifyRequest): boolean {
   return (
-    request.method === 'OPTIONS' &&
-    request.headers.origin !== undefined &&
-    request.headers['access-control-request-method'] !== undefined
+    request.method === 'OPTIONS' && request.headers.origin !== undefined && request.headers['access-control-request-method'] !== undefined
   );
 }
 

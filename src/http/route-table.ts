@@ -56,7 +56,17 @@ export interface RouteTableEntry {
   public?: PublicReason;
 }
 
-const TYPE_INTERACTIONS = new Set<string>(['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type']);
+const TYPE_INTERACTIONS = new Set<string>([
+  'read',
+  'vread',
+  'update',
+  'patch',
+  'delete',
+  'history-instance',
+  'history-type',
+  'create',
+  'search-type',
+]);
 const SYSTEM_INTERACTIONS = new Set<string>(['transaction', 'batch', 'search-system', 'history-system']);
 
 export type Handler = (request: FastifyRequest, reply: FastifyReply) => unknown;
@@ -79,7 +89,13 @@ export type RouteFamily = Partial<Record<Method, RouteSpec>>;
  * Registers one declared route, and adds its interaction to the CapabilityStatement (when it is one a
  * CapabilityStatement lists: operations are declared there by their modules, with their definitions).
  */
-export function fhirRoute(fastify: FastifyInstance, capabilities: Capabilities | undefined, method: HTTPMethods, url: string, spec: RouteSpec): void {
+export function fhirRoute(
+  fastify: FastifyInstance,
+  capabilities: Capabilities | undefined,
+  method: HTTPMethods,
+  url: string,
+  spec: RouteSpec,
+): void {
   const options: RouteOptions = {
     method,
     url,

@@ -56,7 +56,14 @@ import { Backoff } from './backoff.js';
 import { isTransientHederaError, type HederaLedger } from './hedera-client.js';
 import { transactionValidStartMs } from './hedera-ids.js';
 import type { Lease } from './lease.js';
-import { MAX_BATCH_MEMBER_BYTES, memberBytes, type BatchContent, type BatchDocument, type BatchReceipt, type LedgerStore } from './ledger-store.js';
+import {
+  MAX_BATCH_MEMBER_BYTES,
+  memberBytes,
+  type BatchContent,
+  type BatchDocument,
+  type BatchReceipt,
+  type LedgerStore,
+} from './ledger-store.js';
 import { MirrorUnavailableError, type MirrorClient } from './mirror-client.js';
 import { RUNNING_HASH_VERSION } from './running-hash.js';
 import { ensureTopic } from './topic.js';
@@ -163,10 +170,13 @@ export class AnchorWorker {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.renewTimer = setInterval(() => {
-      // Keeps the lease while a long step (a submission waiting for its receipt) is in progress.
-      if (this.options.lease.held) this.options.lease.acquire().catch(() => undefined);
-    }, Math.max(250, Math.floor(this.options.lease.ttlMs / 3)));
+    this.renewTimer = setInterval(
+      () => {
+        // Keeps the lease while a long step (a submission waiting for its receipt) is in progress.
+        if (this.options.lease.held) this.options.lease.acquire().catch(() => undefined);
+      },
+      Math.max(250, Math.floor(this.options.lease.ttlMs / 3)),
+    );
     this.renewTimer.unref();
     this.loopDone = this.loop();
   }
@@ -234,7 +244,10 @@ export class AnchorWorker {
     }
     const unfinished = await store.unfinishedBatch();
     if (unfinished) {
-      this.options.log.info({ batch: unfinished._id, state: unfinished.state }, `ledger: finishing batch ${unfinished._id} (${unfinished.state})`);
+      this.options.log.info(
+        { batch: unfinished._id, state: unfinished.state },
+        `ledger: finishing batch ${unfinished._id} (${unfinished.state})`,
+      );
       if (unfinished.state === 'claiming') {
         // Never sent (only sealed batches are): claim and seal again, then send.
         const sealed = await this.claimAndSeal(unfinished);
@@ -290,7 +303,13 @@ export class AnchorWorker {
   /** A batch's content over `leaves`: tree root, member list, leaves, message, and its signed transaction. */
   private async content(number: number, previousRoot: Buffer | null, topicId: string, leaves: Leaf[]): Promise<BatchContent> {
     const tree = buildTree(leaves.map((l) => leafHash(l.commitment)));
-    const message = encodeBatchMessage({ version: BATCH_MESSAGE_VERSION, batchNumber: number, treeSize: leaves.length, root: tree.root, previousRoot });
+    const message = encodeBatchMessage({
+      version: BATCH_MESSAGE_VERSION,
+      batchNumber: number,
+      treeSize: leaves.length,
+      root: tree.root,
+      previousRoot,
+    });
     const prepared = await this.options.ledger.prepareMessage(topicId, message);
     return {
       root: tree.root,
@@ -320,19 +339,25 @@ export class AnchorWorker {
       // All claimed by this call: nobody else has any of them (the usual case, no read needed).
       const claimed = claimedNow === batch.size ? null : await store.claimedBy(batch._id, batch.members);
       if (claimed === null || claimed.size === batch.size) {
-        if (!(await store.sealBatch(batch._id, revision))) throw new LeaseLostError(`batch ${batch._id} was changed by another worker before it could be sealed`);
+        if (!(await store.sealBatch(batch._id, revision)))
+          throw new LeaseLostError(`batch ${batch._id} was changed by another worker before it could be sealed`);
         return { ...batch, state: 'prepared' };
       }
       if (claimed.size === 0) {
-        if (!(await store.dropBatch(batch._id, revision))) throw new LeaseLostError(`batch ${batch._id} was changed by another worker before it could be dropped`);
-        this.options.log.warn({ batch: batch._id }, `ledger: batch ${batch._id} could claim none of its ${batch.size} versions (taken by another batch, or gone); dropped, nothing was sent`);
+        if (!(await store.dropBatch(batch._id, revision)))
+          throw new LeaseLostError(`batch ${batch._id} was changed by another worker before it could be dropped`);
+        this.options.log.warn(
+          { batch: batch._id },
+          `ledger: batch ${batch._id} could claim none of its ${batch.size} versions (taken by another batch, or gone); dropped, nothing was sent`,
+        );
         return null;
       }
       const kept = batch.members
         .map((key, i) => ({ key, commitment: batch.leaves.subarray(i * 32, (i + 1) * 32) }))
         .filter((leaf) => claimed.has(leaf.key));
       const content = await this.content(batch._id, batch.previousRoot, batch.topicId, kept);
-      if (!(await store.reviseBatch(batch._id, revision, content))) throw new LeaseLostError(`batch ${batch._id} was changed by another worker before it could be cut down`);
+      if (!(await store.reviseBatch(batch._id, revision, content)))
+        throw new LeaseLostError(`batch ${batch._id} was changed by another worker before it could be cut down`);
       this.options.log.warn(
         { batch: batch._id, claimed: kept.length, listed: batch.size },
         `ledger: batch ${batch._id} could claim ${kept.length} of its ${batch.size} versions (the others are in another batch, or gone); it goes out with those ${kept.length}`,
@@ -415,7 +440,13 @@ export class AnchorWorker {
       const current = i === 0;
       const receipt = await ledger.receipt(transactionId, false);
       if (receipt.kind === 'success') {
-        return { kind: 'found', transactionId, sequenceNumber: receipt.sequenceNumber, runningHash: receipt.runningHash, consensusTimestamp: null };
+        return {
+          kind: 'found',
+          transactionId,
+          sequenceNumber: receipt.sequenceNumber,
+          runningHash: receipt.runningHash,
+          consensusTimestamp: null,
+        };
       }
       if (receipt.kind === 'failed') continue;
       const validUntil = current ? batch.validUntilMs : (transactionValidStartMs(transactionId) ?? 0) + MAX_VALID_DURATION_MS;
@@ -483,7 +514,13 @@ export class AnchorWorker {
     this.stats.batchesAnchored++;
     this.stats.versionsAnchored += batch.size;
     this.options.log.info(
-      { batch: batch._id, size: batch.size, topicId: batch.topicId, sequenceNumber: receipt.sequenceNumber, consensusTimestamp: receipt.consensusTimestamp },
+      {
+        batch: batch._id,
+        size: batch.size,
+        topicId: batch.topicId,
+        sequenceNumber: receipt.sequenceNumber,
+        consensusTimestamp: receipt.consensusTimestamp,
+      },
       `ledger: batch ${batch._id} anchored (${batch.size} versions, ${batch.network} topic ${batch.topicId} #${receipt.sequenceNumber})`,
     );
   }

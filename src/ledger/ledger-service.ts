@@ -12,7 +12,14 @@
  * verification do not change.
  */
 import type { Provenance } from '@medplum/fhirtypes';
-import { HEADS_COLLECTION, SINGLE_VERSION_TYPES, VERSIONS_COLLECTION, type HeadDocument, type VersionDocument, versionKey } from '../store/resource-store.js';
+import {
+  HEADS_COLLECTION,
+  SINGLE_VERSION_TYPES,
+  VERSIONS_COLLECTION,
+  type HeadDocument,
+  type VersionDocument,
+  versionKey,
+} from '../store/resource-store.js';
 import { BatchTrees } from './batch-trees.js';
 import { canonicalJson } from './canonical-json.js';
 import { computeCommitment } from './commitment.js';
@@ -69,16 +76,55 @@ export interface VersionReport {
 }
 
 /** The proof fields of an anchored anchor; null if any is missing (then the version is not verifiable). */
-export function proofOf(anchor: AnchorView, batchMessage: Buffer | null = null, previousRunningHash: Buffer | null = null): AnchorProof | null {
+export function proofOf(
+  anchor: AnchorView,
+  batchMessage: Buffer | null = null,
+  previousRunningHash: Buffer | null = null,
+): AnchorProof | null {
   if (anchor.state !== 'anchored') return null;
-  const { batch, leafIndex, treeSize, auditPath, root, topicId, sequenceNumber, consensusTimestamp, runningHash, runningHashVersion, transactionId } = anchor;
+  const {
+    batch,
+    leafIndex,
+    treeSize,
+    auditPath,
+    root,
+    topicId,
+    sequenceNumber,
+    consensusTimestamp,
+    runningHash,
+    runningHashVersion,
+    transactionId,
+  } = anchor;
   if (
-    batch === undefined || leafIndex === undefined || treeSize === undefined || !auditPath || !root || !topicId ||
-    sequenceNumber === undefined || !consensusTimestamp || !runningHash || runningHashVersion === undefined || !transactionId
+    batch === undefined ||
+    leafIndex === undefined ||
+    treeSize === undefined ||
+    !auditPath ||
+    !root ||
+    !topicId ||
+    sequenceNumber === undefined ||
+    !consensusTimestamp ||
+    !runningHash ||
+    runningHashVersion === undefined ||
+    !transactionId
   ) {
     return null;
   }
-  return { batch, leafIndex, treeSize, auditPath, root, batchMessage, topicId, sequenceNumber, consensusTimestamp, runningHash, runningHashVersion, transactionId, previousRunningHash };
+  return {
+    batch,
+    leafIndex,
+    treeSize,
+    auditPath,
+    root,
+    batchMessage,
+    topicId,
+    sequenceNumber,
+    consensusTimestamp,
+    runningHash,
+    runningHashVersion,
+    transactionId,
+    previousRunningHash,
+  };
 }
 
 /** The batches that list versions of one resource, and where they list each. */
@@ -136,7 +182,8 @@ export class LedgerService {
     const listed = new Map<number, { batch: number; leafIndex: number }>();
     const problems: string[] = [];
     for (const batch of batches) {
-      if (batch.members.length !== batch.size) problems.push(`batch ${batch._id} lists ${batch.members.length} versions but its tree has ${batch.size} leaves`);
+      if (batch.members.length !== batch.size)
+        problems.push(`batch ${batch._id} lists ${batch.members.length} versions but its tree has ${batch.size} leaves`);
       batch.members.forEach((key, leafIndex) => {
         const parsed = parseVersionKey(key);
         if (parsed && parsed.type === type && parsed.id === id) listed.set(parsed.versionId, { batch: batch._id, leafIndex });
@@ -183,13 +230,16 @@ export class LedgerService {
       if (own.state === 'batched' && own.batch !== undefined) {
         // Claimed, but no batch lists it: fine while that batch is being prepared, a finding once it is anchored.
         const claimedBy = await this.options.store.batchState(own.batch);
-        if (claimedBy === 'anchored') problems.push(`the version's anchor names batch ${own.batch}, but that batch was anchored without it`);
+        if (claimedBy === 'anchored')
+          problems.push(`the version's anchor names batch ${own.batch}, but that batch was anchored without it`);
       }
       return { view, problems };
     }
     view.batch = batch._id;
     if (own.state === 'batched' && own.batch !== batch._id) {
-      problems.push(`the version's anchor names batch ${own.batch ?? '(none)'}, but batch ${batch._id} lists it as leaf ${listed.leafIndex}`);
+      problems.push(
+        `the version's anchor names batch ${own.batch ?? '(none)'}, but batch ${batch._id} lists it as leaf ${listed.leafIndex}`,
+      );
     }
     if (batch.state !== 'anchored' || !batch.receipt) {
       view.state = 'batched';
@@ -197,14 +247,18 @@ export class LedgerService {
     }
     // Every member of a batch is claimed before the batch is sealed, so a member of an anchored batch that still
     // says pending was changed afterwards.
-    if (own.state === 'pending') problems.push(`the version's anchor says "pending", but batch ${batch._id} anchored it as leaf ${listed.leafIndex}`);
+    if (own.state === 'pending')
+      problems.push(`the version's anchor says "pending", but batch ${batch._id} anchored it as leaf ${listed.leafIndex}`);
     const built = await this.trees.tree(batch);
     if (!built || listed.leafIndex >= built.tree.size) {
-      problems.push(`batch ${batch._id} is anchored, but its stored leaves are missing or do not fit its ${batch.size} leaves: no inclusion proof can be computed`);
+      problems.push(
+        `batch ${batch._id} is anchored, but its stored leaves are missing or do not fit its ${batch.size} leaves: no inclusion proof can be computed`,
+      );
       view.state = 'batched';
       return { view, problems };
     }
-    if (!built.leavesGiveRoot) problems.push(`the leaves stored with batch ${batch._id} no longer give its root (the batch document was changed)`);
+    if (!built.leavesGiveRoot)
+      problems.push(`the leaves stored with batch ${batch._id} no longer give its root (the batch document was changed)`);
     const receipt = batch.receipt;
     return {
       view: {
@@ -256,7 +310,14 @@ export class LedgerService {
       const detail = `${type}/${id} version ${versionId} is missing from the database, but ${trace}`;
       return {
         ...base,
-        verification: { status: 'failed', reasons: [detail], checks: [{ name: 'history', ok: false, detail }], commitment: null, computedRoot: null, published: null },
+        verification: {
+          status: 'failed',
+          reasons: [detail],
+          checks: [{ name: 'history', ok: false, detail }],
+          commitment: null,
+          computedRoot: null,
+          published: null,
+        },
         anchor: null,
         mirrorUnavailable: null,
         hashscan: null,
@@ -267,7 +328,14 @@ export class LedgerService {
       const detail = `${type}/${id} version ${versionId} has no readable anchor (salt and commitment)`;
       return {
         ...base,
-        verification: { status: 'failed', reasons: [detail], checks: [{ name: 'commitment', ok: false, detail }], commitment: null, computedRoot: null, published: null },
+        verification: {
+          status: 'failed',
+          reasons: [detail],
+          checks: [{ name: 'commitment', ok: false, detail }],
+          commitment: null,
+          computedRoot: null,
+          published: null,
+        },
         anchor: null,
         mirrorUnavailable: null,
         hashscan: null,
@@ -288,7 +356,12 @@ export class LedgerService {
     if (proof) {
       try {
         if (!mirror) throw new MirrorUnavailableError('(none)', `no mirror node is known for network ${anchor.network ?? '(unknown)'}`);
-        const ledger = await readLedgerEvidence(mirror, proof, () => this.previousRunningHash(proof.topicId, proof.sequenceNumber, mirror), this.now());
+        const ledger = await readLedgerEvidence(
+          mirror,
+          proof,
+          () => this.previousRunningHash(proof.topicId, proof.sequenceNumber, mirror),
+          this.now(),
+        );
         verification = verifyAgainstLedger(evidence, local, ledger);
       } catch (error) {
         if (!(error instanceof MirrorUnavailableError)) throw error;
@@ -296,12 +369,28 @@ export class LedgerService {
       }
     }
     if (!history.check.ok) {
-      verification = { ...verification, status: 'failed', reasons: [...verification.reasons, history.check.detail], checks: [...verification.checks, history.check] };
+      verification = {
+        ...verification,
+        status: 'failed',
+        reasons: [...verification.reasons, history.check.detail],
+        checks: [...verification.checks, history.check],
+      };
     } else {
       verification = { ...verification, checks: [...verification.checks, history.check] };
     }
-    const hashscan = proof && anchor.network ? hashscanLinks(anchor.network, proof.topicId, verification.published?.consensusTimestamp ?? proof.consensusTimestamp) : null;
-    return { ...base, verification, anchor, mirrorUnavailable, hashscan, network: anchor.network ?? this.options.network, mirrorUrl: mirror?.baseUrl ?? null };
+    const hashscan =
+      proof && anchor.network
+        ? hashscanLinks(anchor.network, proof.topicId, verification.published?.consensusTimestamp ?? proof.consensusTimestamp)
+        : null;
+    return {
+      ...base,
+      verification,
+      anchor,
+      mirrorUnavailable,
+      hashscan,
+      network: anchor.network ?? this.options.network,
+      mirrorUrl: mirror?.baseUrl ?? null,
+    };
   }
 
   /** $proof: a proof package for every version (versionId undefined) or one; null when the resource is unknown. */
@@ -369,7 +458,9 @@ export class LedgerService {
       scope: versionId === undefined ? 'all' : 'version',
       history: {
         currentVersion: history.currentVersion,
-        anchoredVersions: [...history.listed].map(([v, at]) => ({ versionId: v, batch: at.batch, leafIndex: at.leafIndex })).sort((a, b) => a.versionId - b.versionId),
+        anchoredVersions: [...history.listed]
+          .map(([v, at]) => ({ versionId: v, batch: at.batch, leafIndex: at.leafIndex }))
+          .sort((a, b) => a.versionId - b.versionId),
       },
       versions,
     };
@@ -379,7 +470,9 @@ export class LedgerService {
   async provenance(type: string, id: string, versionId?: number): Promise<Provenance[]> {
     const { store } = this.options;
     const [docs, placements] = await Promise.all([
-      versionId === undefined ? store.versionsOf(type, id) : store.version(versionKey(type, id, versionId)).then((doc) => (doc ? [doc] : [])),
+      versionId === undefined
+        ? store.versionsOf(type, id)
+        : store.version(versionKey(type, id, versionId)).then((doc) => (doc ? [doc] : [])),
       this.placements(type, id),
     ]);
     const out: Provenance[] = [];
@@ -429,9 +522,13 @@ function headProblems(resource: string, versions: VersionDocument[], head: HeadD
   const headMatches = matches(head.resource);
   const versionMatches = matches(version.resource);
   const differ = `the current-version record of ${resource} (what read and search serve) and version ${head.versionId} in ${VERSIONS_COLLECTION} differ`;
-  if (versionMatches && !headMatches) return [`${differ}: the current-version record was changed after it was written (the version matches its commitment)`];
-  if (headMatches && !versionMatches) return [`${differ}: the version document was changed after it was written (the current-version record still matches the commitment)`];
-  return [`${differ}, and ${headMatches === undefined ? 'the version has no readable commitment to tell which was changed' : 'neither matches the commitment recorded when it was written'}`];
+  if (versionMatches && !headMatches)
+    return [`${differ}: the current-version record was changed after it was written (the version matches its commitment)`];
+  if (headMatches && !versionMatches)
+    return [`${differ}: the version document was changed after it was written (the current-version record still matches the commitment)`];
+  return [
+    `${differ}, and ${headMatches === undefined ? 'the version has no readable commitment to tell which was changed' : 'neither matches the commitment recorded when it was written'}`,
+  ];
 }
 
 function sameContent(a: unknown, b: unknown): boolean {

@@ -247,7 +247,10 @@ export class LedgerStore {
   /** Up to `limit` pending versions, oldest first: their keys and commitments (the leaf data). */
   async takePending(limit: number): Promise<Array<{ key: string; commitment: Buffer }>> {
     const docs = await this.versions
-      .find({ 'anchor.state': 'pending' }, { sort: { 'anchor.state': 1, lastUpdated: 1 }, limit, projection: { _id: 1, 'anchor.commitment': 1 } })
+      .find(
+        { 'anchor.state': 'pending' },
+        { sort: { 'anchor.state': 1, lastUpdated: 1 }, limit, projection: { _id: 1, 'anchor.commitment': 1 } },
+      )
       .toArray();
     const out: Array<{ key: string; commitment: Buffer }> = [];
     for (const doc of docs) {
@@ -309,7 +312,10 @@ export class LedgerStore {
 
   /** Replaces a claiming batch's content (cut down to its claimed members), if it is still at `revision`. */
   async reviseBatch(number: number, revision: number, content: BatchContent): Promise<boolean> {
-    const result = await this.batches.updateOne({ _id: number, state: 'claiming', revision }, { $set: { ...content, revision: revision + 1 } });
+    const result = await this.batches.updateOne(
+      { _id: number, state: 'claiming', revision },
+      { $set: { ...content, revision: revision + 1 } },
+    );
     return result.matchedCount === 1;
   }
 
@@ -388,7 +394,10 @@ export class LedgerStore {
 
   /** The running hash after message `sequenceNumber` of a topic, if one of our batches went out as that message. */
   async runningHashAfter(topicId: string, sequenceNumber: number): Promise<Buffer | null> {
-    const doc = await this.batches.findOne({ topicId, 'receipt.sequenceNumber': sequenceNumber }, { projection: { 'receipt.runningHash': 1 } });
+    const doc = await this.batches.findOne(
+      { topicId, 'receipt.sequenceNumber': sequenceNumber },
+      { projection: { 'receipt.runningHash': 1 } },
+    );
     return bytes(doc?.receipt?.runningHash);
   }
 

@@ -240,13 +240,7 @@ export function consistencyProof(m: number, leafHashes: readonly Buffer[]): Buff
  * leaf's path has the same shape in trees of 5..8 leaves, say), so a mismatched size is not
  * guaranteed to be detected.
  */
-export function verifyInclusion(
-  leafHash: Buffer,
-  index: number,
-  treeSize: number,
-  path: readonly Buffer[],
-  root: Buffer,
-): boolean {
+export function verifyInclusion(leafHash: Buffer, index: number, treeSize: number, path: readonly Buffer[], root: Buffer): boolean {
   if (!isHash(leafHash) || !isHash(root) || !isSize(index) || !isSize(treeSize)) return false;
   if (!Array.isArray(path) || !path.every(isHash)) return false;
   // 1. leaf_index >= tree_size: fail.
@@ -285,13 +279,7 @@ export function verifyInclusion(
  * holds iff the proof is empty and the roots are equal; m = 0 holds iff the proof is empty and
  * `oldRoot` is the empty-tree hash (every tree extends the empty tree).
  */
-export function verifyConsistency(
-  m: number,
-  n: number,
-  oldRoot: Buffer,
-  newRoot: Buffer,
-  proof: readonly Buffer[],
-): boolean {
+export function verifyConsistency(m: number, n: number, oldRoot: Buffer, newRoot: Buffer, proof: readonly Buffer[]): boolean {
   if (!isSize(m) || !isSize(n) || !isHash(oldRoot) || !isHash(newRoot)) return false;
   if (!Array.isArray(proof) || !proof.every(isHash)) return false;
   if (m > n) return false;

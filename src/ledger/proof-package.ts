@@ -140,7 +140,8 @@ function hexBytes(value: unknown, length: number, where: string): Buffer {
 }
 
 function count(value: unknown, min: number, where: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) throw new ProofPackageError(`${where} must be an integer >= ${min}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min)
+    throw new ProofPackageError(`${where} must be an integer >= ${min}`);
   return value;
 }
 
@@ -166,7 +167,10 @@ function parseProof(p: unknown, where: string): AnchorProof {
     runningHash: hexBytes(p.runningHash, 48, `${where}.runningHash`),
     runningHashVersion: count(p.runningHashVersion, 0, `${where}.runningHashVersion`),
     transactionId: text(p.transactionId, `${where}.transactionId`),
-    previousRunningHash: p.previousRunningHash === null || p.previousRunningHash === undefined ? null : hexBytes(p.previousRunningHash, 48, `${where}.previousRunningHash`),
+    previousRunningHash:
+      p.previousRunningHash === null || p.previousRunningHash === undefined
+        ? null
+        : hexBytes(p.previousRunningHash, 48, `${where}.previousRunningHash`),
   };
 }
 
@@ -175,7 +179,9 @@ export function parseProofPackage(json: unknown): ProofPackage {
   if (!isRecord(json)) throw new ProofPackageError('the document must be a JSON object');
   if (json.format !== PROOF_PACKAGE_FORMAT) throw new ProofPackageError(`"format" must be "${PROOF_PACKAGE_FORMAT}"`);
   if (json.formatVersion !== PROOF_PACKAGE_VERSION) {
-    throw new ProofPackageError(`formatVersion ${JSON.stringify(json.formatVersion)} is not supported (this verifier reads ${PROOF_PACKAGE_VERSION})`);
+    throw new ProofPackageError(
+      `formatVersion ${JSON.stringify(json.formatVersion)} is not supported (this verifier reads ${PROOF_PACKAGE_VERSION})`,
+    );
   }
   const resource = json.resource;
   if (!isRecord(resource)) throw new ProofPackageError('"resource" must be an object');
@@ -204,7 +210,10 @@ export function parseProofPackage(json: unknown): ProofPackage {
     resource: { type: text(resource.type, 'resource.type'), id: text(resource.id, 'resource.id') },
     scope: json.scope === 'version' ? 'version' : 'all',
     history: {
-      currentVersion: history.currentVersion === null || history.currentVersion === undefined ? null : count(history.currentVersion, 1, 'history.currentVersion'),
+      currentVersion:
+        history.currentVersion === null || history.currentVersion === undefined
+          ? null
+          : count(history.currentVersion, 1, 'history.currentVersion'),
       anchoredVersions: history.anchoredVersions.map((a, i) => {
         if (!isRecord(a)) throw new ProofPackageError(`history.anchoredVersions[${i}] must be an object`);
         return {

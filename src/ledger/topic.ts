@@ -40,7 +40,10 @@ export async function ensureTopic(
 
   if (configuredTopicId) {
     if (stored?.topicId && stored.topicId !== configuredTopicId) {
-      log('warn', `HEDERA_TOPIC_ID ${configuredTopicId} differs from topic ${stored.topicId} used before on ${ledger.networkLabel}; new batches go to ${configuredTopicId}`);
+      log(
+        'warn',
+        `HEDERA_TOPIC_ID ${configuredTopicId} differs from topic ${stored.topicId} used before on ${ledger.networkLabel}; new batches go to ${configuredTopicId}`,
+      );
     }
     if (stored?.topicId !== configuredTopicId) {
       await collection.updateOne(
@@ -60,7 +63,8 @@ export async function ensureTopic(
     if (found.kind === 'unknown' && signed && (stored.validUntilMs ?? 0) > Date.now() + 5000) {
       await ledger.submit(signed); // accepted or duplicate: either way, now wait for its receipt
       const receipt = await ledger.receipt(stored.transactionId, true);
-      if (receipt.kind === 'success' && receipt.topicId) return markReady(collection, _id, ledger, receipt.topicId, stored.transactionId, log);
+      if (receipt.kind === 'success' && receipt.topicId)
+        return markReady(collection, _id, ledger, receipt.topicId, stored.transactionId, log);
     }
   }
 
@@ -96,6 +100,9 @@ async function markReady(
   log: (level: 'info' | 'warn', message: string) => void,
 ): Promise<string> {
   await collection.updateOne({ _id }, { $set: { state: 'ready', topicId, transactionId, updatedAt: new Date() } });
-  log('info', `created HCS topic ${topicId} on ${ledger.networkLabel} (submit key = operator key); set HEDERA_TOPIC_ID=${topicId} to pin it`);
+  log(
+    'info',
+    `created HCS topic ${topicId} on ${ledger.networkLabel} (submit key = operator key); set HEDERA_TOPIC_ID=${topicId} to pin it`,
+  );
   return topicId;
 }

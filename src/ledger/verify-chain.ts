@@ -52,7 +52,8 @@ export async function verifyChain(mirror: MirrorClient, topicId: string, from: n
   const start = Math.max(1, from - 1);
   const messages = await mirror.topicMessages(topicId, start, to);
   const bySequence = new Map(messages.map((m) => [m.sequence_number, m]));
-  let previous: Buffer | null = from === 1 ? initialRunningHash() : bySequence.has(from - 1) ? Buffer.from(bySequence.get(from - 1)!.running_hash, 'base64') : null;
+  let previous: Buffer | null =
+    from === 1 ? initialRunningHash() : bySequence.has(from - 1) ? Buffer.from(bySequence.get(from - 1)!.running_hash, 'base64') : null;
   const entries: ChainEntry[] = [];
   const problems: string[] = [];
   const roots = new Map<number, Buffer>();
@@ -77,7 +78,9 @@ export async function verifyChain(mirror: MirrorClient, topicId: string, from: n
       const recomputed = recompute(previous, m);
       runningHash = recomputed && recomputed.equals(published) ? 'ok' : 'broken';
       if (runningHash === 'broken') {
-        problems.push(`message ${seq}: the running hash recomputed from message ${seq - 1} is ${recomputed?.toString('hex') ?? '(malformed message)'}, the mirror says ${published.toString('hex')}`);
+        problems.push(
+          `message ${seq}: the running hash recomputed from message ${seq - 1} is ${recomputed?.toString('hex') ?? '(malformed message)'}, the mirror says ${published.toString('hex')}`,
+        );
       }
     } else if (!previous) {
       notes.push(`not checked: no running hash before message ${seq}`);
@@ -95,13 +98,17 @@ export async function verifyChain(mirror: MirrorClient, topicId: string, from: n
     if (batch) {
       const seen = roots.get(batch.batchNumber);
       if (seen && !seen.equals(batch.root)) {
-        problems.push(`batch ${batch.batchNumber} appears twice with different roots (${seen.toString('hex')} and ${batch.root.toString('hex')})`);
+        problems.push(
+          `batch ${batch.batchNumber} appears twice with different roots (${seen.toString('hex')} and ${batch.root.toString('hex')})`,
+        );
       } else if (seen) {
         notes.push(`batch ${batch.batchNumber} again with the same root (a resubmission after a restart)`);
       }
       const before = roots.get(batch.batchNumber - 1);
       if (before && batch.previousRoot && !before.equals(batch.previousRoot)) {
-        problems.push(`batch ${batch.batchNumber} says the previous root was ${batch.previousRoot.toString('hex')}, but batch ${batch.batchNumber - 1} published ${before.toString('hex')}`);
+        problems.push(
+          `batch ${batch.batchNumber} says the previous root was ${batch.previousRoot.toString('hex')}, but batch ${batch.batchNumber - 1} published ${before.toString('hex')}`,
+        );
       }
       if (!seen) roots.set(batch.batchNumber, batch.root);
     }

@@ -5,7 +5,7 @@
  * version's proof must sit where the batch member lists put it.
  */
 import { readLedgerEvidence } from './ledger-evidence.js';
-import { MirrorClient, MirrorUnavailableError } from './mirror-client.js';
+import { type MirrorClient, MirrorUnavailableError } from './mirror-client.js';
 import type { ProofPackage } from './proof-package.js';
 import { initialRunningHash } from './running-hash.js';
 import { checkHistory, verifyAgainstLedger, verifyLocally, type Check, type VersionVerification } from './verify-version.js';
@@ -19,14 +19,23 @@ export interface PackageVerification {
   outcome: PackageOutcome;
 }
 
-async function previousRunningHash(mirror: MirrorClient, topicId: string, sequenceNumber: number, carried: Buffer | null): Promise<Buffer | null> {
+async function previousRunningHash(
+  mirror: MirrorClient,
+  topicId: string,
+  sequenceNumber: number,
+  carried: Buffer | null,
+): Promise<Buffer | null> {
   if (carried) return carried;
   if (sequenceNumber === 1) return initialRunningHash();
   const previous = await mirror.topicMessage(topicId, sequenceNumber - 1);
   return previous ? Buffer.from(previous.running_hash, 'base64') : null;
 }
 
-export async function verifyPackage(pkg: ProofPackage, mirror: MirrorClient | null, now: number = Date.now()): Promise<PackageVerification> {
+export async function verifyPackage(
+  pkg: ProofPackage,
+  mirror: MirrorClient | null,
+  now: number = Date.now(),
+): Promise<PackageVerification> {
   const listed = new Map(pkg.history.anchoredVersions.map((a) => [a.versionId, a]));
   const versions: PackageVerification['versions'] = [];
   for (const version of pkg.versions) {
@@ -45,7 +54,12 @@ export async function verifyPackage(pkg: ProofPackage, mirror: MirrorClient | nu
       try {
         if (!mirror) throw new MirrorUnavailableError('(none)', 'no mirror node URL (give --mirror)');
         const proof = version.proof;
-        const ledger = await readLedgerEvidence(mirror, proof, () => previousRunningHash(mirror, proof.topicId, proof.sequenceNumber, proof.previousRunningHash), now);
+        const ledger = await readLedgerEvidence(
+          mirror,
+          proof,
+          () => previousRunningHash(mirror, proof.topicId, proof.sequenceNumber, proof.previousRunningHash),
+          now,
+        );
         verification = verifyAgainstLedger(evidence, local, ledger);
       } catch (error) {
         if (!(error instanceof MirrorUnavailableError)) throw error;

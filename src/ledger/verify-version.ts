@@ -119,7 +119,11 @@ export function verifyLocally(evidence: VersionEvidence): VersionVerification {
         detail: `leaf ${proof.leafIndex} of ${proof.treeSize} folds along its audit path to ${short(computedRoot)}, not to the batch root ${short(proof.root)} recorded with the proof`,
       });
     } else {
-      checks.push({ name: 'audit-path', ok: true, detail: `leaf ${proof.leafIndex} of ${proof.treeSize} folds along ${proof.auditPath.length} hashes to ${short(computedRoot)}` });
+      checks.push({
+        name: 'audit-path',
+        ok: true,
+        detail: `leaf ${proof.leafIndex} of ${proof.treeSize} folds along ${proof.auditPath.length} hashes to ${short(computedRoot)}`,
+      });
     }
   }
   const failed = checks.filter((c) => !c.ok);
@@ -159,7 +163,11 @@ export function verifyAgainstLedger(evidence: VersionEvidence, local: VersionVer
     return { ...local, status: failedLocally.length > 0 ? 'failed' : 'pending', reasons: failedLocally.map((c) => c.detail), checks };
   }
   if (!message && !elsewhere) {
-    checks.push({ name: 'published-root', ok: false, detail: `the mirror node has no message ${proof.sequenceNumber} on topic ${proof.topicId}` });
+    checks.push({
+      name: 'published-root',
+      ok: false,
+      detail: `the mirror node has no message ${proof.sequenceNumber} on topic ${proof.topicId}`,
+    });
   } else if (message) {
     const bytes = Buffer.from(message.message, 'base64');
     const runningHash = Buffer.from(message.running_hash, 'base64');
@@ -192,12 +200,19 @@ export function verifyAgainstLedger(evidence: VersionEvidence, local: VersionVer
       if (published.batch !== proof.batch) problems.push(`it is batch ${published.batch}, not batch ${proof.batch}`);
       if (published.treeSize !== proof.treeSize) problems.push(`its tree has ${published.treeSize} leaves, not ${proof.treeSize}`);
       if (!local.computedRoot || !same(published.root, local.computedRoot)) {
-        problems.push(`it publishes root ${short(published.root)}, but the version's audit path leads to ${local.computedRoot ? short(local.computedRoot) : '(nothing)'}`);
+        problems.push(
+          `it publishes root ${short(published.root)}, but the version's audit path leads to ${local.computedRoot ? short(local.computedRoot) : '(nothing)'}`,
+        );
       }
-      if (proof.batchMessage && !same(proof.batchMessage, bytes)) problems.push('the copy of the batch message in the proof differs from the one on the ledger');
+      if (proof.batchMessage && !same(proof.batchMessage, bytes))
+        problems.push('the copy of the batch message in the proof differs from the one on the ledger');
       checks.push(
         problems.length > 0
-          ? { name: 'published-root', ok: false, detail: `HCS message ${proof.sequenceNumber} on topic ${proof.topicId}: ${problems.join('; ')}` }
+          ? {
+              name: 'published-root',
+              ok: false,
+              detail: `HCS message ${proof.sequenceNumber} on topic ${proof.topicId}: ${problems.join('; ')}`,
+            }
           : {
               name: 'published-root',
               ok: true,
@@ -245,7 +260,8 @@ function chainCheck(message: MirrorTopicMessage, bytes: Buffer, runningHash: Buf
   const payer = entityNumbers(message.payer_account_id);
   const topic = entityNumbers(message.topic_id);
   const time = parseConsensusTimestamp(message.consensus_timestamp);
-  if (!payer || !topic || !time) return { name: 'running-hash-chain', ok: false, detail: 'the mirror message has malformed ids or timestamp' };
+  if (!payer || !topic || !time)
+    return { name: 'running-hash-chain', ok: false, detail: 'the mirror message has malformed ids or timestamp' };
   const recomputed = computeRunningHashV3({
     previousRunningHash: previous,
     payer,

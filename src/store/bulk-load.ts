@@ -29,7 +29,11 @@ function writeErrorsOf(error: unknown): Document[] {
 }
 
 /** Unordered insertMany; with skipExisting, duplicate keys (documents already there) are not failures. */
-async function insertAll(collection: ResourceStore['versions'] | ResourceStore['heads'], documents: Document[], skipExisting: boolean): Promise<void> {
+async function insertAll(
+  collection: ResourceStore['versions'] | ResourceStore['heads'],
+  documents: Document[],
+  skipExisting: boolean,
+): Promise<void> {
   try {
     await collection.insertMany(documents as never[], { ordered: false });
   } catch (error) {
@@ -44,14 +48,21 @@ async function insertAll(collection: ResourceStore['versions'] | ResourceStore['
  * Inserts first versions of new resources: all versions of the chunk, then all heads. Resolves when both
  * inserts are acknowledged; rejects with BulkLoadError naming the first failure otherwise.
  */
-export async function insertNewVersions(store: ResourceStore, versions: NewVersion[], options: { skipExisting?: boolean } = {}): Promise<void> {
+export async function insertNewVersions(
+  store: ResourceStore,
+  versions: NewVersion[],
+  options: { skipExisting?: boolean } = {},
+): Promise<void> {
   if (versions.length === 0) return;
   for (const version of versions) {
     if (version.versionId !== 1 || version.deleted) {
       throw new BulkLoadError(`${version.type}/${version.id}: only first versions of live resources can be bulk loaded`, undefined);
     }
   }
-  const documents: VersionDocument[] = versions.map((version) => ({ _id: versionKey(version.type, version.id, version.versionId), ...version }));
+  const documents: VersionDocument[] = versions.map((version) => ({
+    _id: versionKey(version.type, version.id, version.versionId),
+    ...version,
+  }));
   const skipExisting = options.skipExisting ?? false;
   await insertAll(store.versions, documents, skipExisting);
   await insertAll(store.heads, versions.map(headFromVersion), skipExisting);

@@ -71,7 +71,10 @@ export interface ExportJobDocument {
   expiresAt?: Date;
 }
 
-export type NewExportJob = Pick<ExportJobDocument, '_id' | 'request' | 'params' | 'createdAt' | 'transactionTime' | 'warnings' | 'requestedBy'>;
+export type NewExportJob = Pick<
+  ExportJobDocument,
+  '_id' | 'request' | 'params' | 'createdAt' | 'transactionTime' | 'warnings' | 'requestedBy'
+>;
 
 export class ExportJobStore {
   readonly jobs: Collection<ExportJobDocument>;
@@ -114,7 +117,10 @@ export class ExportJobStore {
   async claimNext(owner: string, now: Date, leaseUntil: Date): Promise<ExportJobDocument | null> {
     return this.jobs.findOneAndUpdate(
       { $or: [{ state: 'accepted' }, { state: 'in-progress', leaseUntil: { $lt: now } }] },
-      { $set: { state: 'in-progress', owner, leaseUntil, startedAt: now, progress: { exported: 0, message: 'starting' } }, $inc: { attempts: 1 } },
+      {
+        $set: { state: 'in-progress', owner, leaseUntil, startedAt: now, progress: { exported: 0, message: 'starting' } },
+        $inc: { attempts: 1 },
+      },
       { sort: { createdAt: 1 }, returnDocument: 'after' },
     );
   }
@@ -125,11 +131,24 @@ export class ExportJobStore {
     return result.matchedCount === 1;
   }
 
-  async complete(id: string, owner: string, files: { output: ExportFile[]; error: ExportFile[] }, now: Date, expiresAt: Date): Promise<boolean> {
+  async complete(
+    id: string,
+    owner: string,
+    files: { output: ExportFile[]; error: ExportFile[] },
+    now: Date,
+    expiresAt: Date,
+  ): Promise<boolean> {
     const result = await this.jobs.updateOne(
       { _id: id, owner, state: 'in-progress' },
       {
-        $set: { state: 'completed', output: files.output, error: files.error, completedAt: now, expiresAt, progress: { exported: 0, message: 'completed' } },
+        $set: {
+          state: 'completed',
+          output: files.output,
+          error: files.error,
+          completedAt: now,
+          expiresAt,
+          progress: { exported: 0, message: 'completed' },
+        },
         $unset: { owner: '', leaseUntil: '' },
       },
     );
@@ -138,7 +157,10 @@ export class ExportJobStore {
 
   /** Marks a job failed; with `owner`, only while that runner still holds it. */
   async fail(id: string, owner: string | undefined, failure: string, now: Date, expiresAt: Date): Promise<boolean> {
-    const filter = owner === undefined ? { _id: id, state: { $in: ['accepted', 'in-progress'] as ExportJobState[] } } : { _id: id, owner, state: 'in-progress' as const };
+    const filter =
+      owner === undefined
+        ? { _id: id, state: { $in: ['accepted', 'in-progress'] as ExportJobState[] } }
+        : { _id: id, owner, state: 'in-progress' as const };
     const result = await this.jobs.updateOne(filter, {
       $set: { state: 'failed', failure, completedAt: now, expiresAt, progress: { exported: 0, message: 'failed' } },
       $unset: { owner: '', leaseUntil: '' },
@@ -150,7 +172,10 @@ export class ExportJobStore {
   async release(id: string, owner: string): Promise<void> {
     await this.jobs.updateOne(
       { _id: id, owner, state: 'in-progress' },
-      { $set: { state: 'accepted', progress: { exported: 0, message: 'waiting to restart (the server stopped)' } }, $unset: { owner: '', leaseUntil: '' } },
+      {
+        $set: { state: 'accepted', progress: { exported: 0, message: 'waiting to restart (the server stopped)' } },
+        $unset: { owner: '', leaseUntil: '' },
+      },
     );
   }
 
@@ -172,7 +197,10 @@ export class ExportJobStore {
 
   /** Finished jobs whose retention has passed. */
   async expired(now: Date, limit = 100): Promise<ExportJobDocument[]> {
-    return this.jobs.find({ expiresAt: { $lte: now } }).limit(limit).toArray();
+    return this.jobs
+      .find({ expiresAt: { $lte: now } })
+      .limit(limit)
+      .toArray();
   }
 
   /** Which of these job ids exist (to find directories no job owns any more). */

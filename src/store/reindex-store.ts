@@ -4,7 +4,14 @@
  * interrupted run resume.
  */
 import type { AnyBulkWriteOperation, Document } from 'mongodb';
-import { SINGLE_VERSION_TYPES, versionKey, type HeadDocument, type IndexValues, type ResourceStore, type VersionDocument } from './resource-store.js';
+import {
+  SINGLE_VERSION_TYPES,
+  versionKey,
+  type HeadDocument,
+  type IndexValues,
+  type ResourceStore,
+  type VersionDocument,
+} from './resource-store.js';
 
 export const REINDEX_CHECKPOINTS = 'reindex_checkpoints';
 const CHECKPOINT_ID = 'resources';
@@ -55,7 +62,12 @@ export async function countStaleHeads(store: ResourceStore, idxVersion: number, 
  * when the caller asks for it, after the _id that ended the previous one, so the caller writes a batch (and its
  * checkpoint) before the next is read, and can stop between batches.
  */
-export async function* staleHeadBatches(store: ResourceStore, idxVersion: number, after: string | undefined, batchSize: number): AsyncGenerator<HeadDocument[]> {
+export async function* staleHeadBatches(
+  store: ResourceStore,
+  idxVersion: number,
+  after: string | undefined,
+  batchSize: number,
+): AsyncGenerator<HeadDocument[]> {
   for (;;) {
     const batch = await store.heads.find(staleHeadFilter(idxVersion, after)).sort({ _id: 1 }).limit(batchSize).toArray();
     if (batch.length === 0) return;
@@ -94,11 +106,19 @@ export async function writeHeadIndexes(store: ResourceStore, idxVersion: number,
  * The version documents of single-version types (which have no heads, see SINGLE_VERSION_TYPES) not indexed by
  * `idxVersion`, in _id order, `batchSize` at a time; each batch is read when the caller asks for it.
  */
-export async function* staleSingleVersionBatches(store: ResourceStore, idxVersion: number, batchSize: number): AsyncGenerator<VersionDocument[]> {
+export async function* staleSingleVersionBatches(
+  store: ResourceStore,
+  idxVersion: number,
+  batchSize: number,
+): AsyncGenerator<VersionDocument[]> {
   const types = [...SINGLE_VERSION_TYPES];
   let after: string | undefined;
   for (;;) {
-    const filter: Document = { type: { $in: types }, idxVersion: { $ne: idxVersion }, ...(after !== undefined ? { _id: { $gt: after } } : {}) };
+    const filter: Document = {
+      type: { $in: types },
+      idxVersion: { $ne: idxVersion },
+      ...(after !== undefined ? { _id: { $gt: after } } : {}),
+    };
     const batch = await store.versions.find(filter).sort({ _id: 1 }).limit(batchSize).toArray();
     if (batch.length === 0) return;
     yield batch;
@@ -107,7 +127,11 @@ export async function* staleSingleVersionBatches(store: ResourceStore, idxVersio
 }
 
 /** Writes new index values, stamped `idxVersion`, on version documents (by _id) read by staleSingleVersionBatches. */
-export async function writeVersionIndexes(store: ResourceStore, idxVersion: number, updates: ReadonlyArray<{ _id: string; idx: IndexValues }>): Promise<void> {
+export async function writeVersionIndexes(
+  store: ResourceStore,
+  idxVersion: number,
+  updates: ReadonlyArray<{ _id: string; idx: IndexValues }>,
+): Promise<void> {
   if (updates.length === 0) return;
   await store.versions.bulkWrite(
     updates.map(({ _id, idx }) => ({ updateOne: { filter: { _id }, update: { $set: { idx, idxVersion } } } })),

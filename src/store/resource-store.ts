@@ -347,7 +347,10 @@ export class ResourceStore {
    */
   async versionMatches(type: string, id: string, versionId: number, condition: Condition, session?: ClientSession): Promise<boolean> {
     const filter = compileFilter({ types: [type], where: condition });
-    const found = await this.versions.findOne({ $and: [{ _id: versionKey(type, id, versionId) }, filter] }, { session, projection: { _id: 1 } });
+    const found = await this.versions.findOne(
+      { $and: [{ _id: versionKey(type, id, versionId) }, filter] },
+      { session, projection: { _id: 1 } },
+    );
     return found !== null;
   }
 

@@ -47,7 +47,11 @@ t.test('src/fhir does not reach the database handle', async (t) => {
 t.test("no code outside src/store reaches the resource store's collections", async (t) => {
   // store.heads / store.versions are the store's own; the ledger keeps its own collections in ledger/ledger-store.ts.
   t.same(
-    offenders('src', /\bstore\.(?:heads|versions)\b/, (file) => file.startsWith(join('src', 'store')) || file.startsWith(join('src', 'dev'))),
+    offenders(
+      'src',
+      /\bstore\.(?:heads|versions)\b/,
+      (file) => file.startsWith(join('src', 'store')) || file.startsWith(join('src', 'dev')),
+    ),
     [],
   );
 });

@@ -59,7 +59,12 @@ async function createPatient(base: string): Promise<string> {
   const res = await fetch(`${base}/Patient`, {
     method: 'POST',
     headers: { 'content-type': 'application/fhir+json' },
-    body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Crash', given: ['Audit'] }], gender: 'female', birthDate: '1980-01-02' }),
+    body: JSON.stringify({
+      resourceType: 'Patient',
+      name: [{ family: 'Crash', given: ['Audit'] }],
+      gender: 'female',
+      birthDate: '1980-01-02',
+    }),
   });
   if (res.status !== 201) throw new Error(`create: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
@@ -116,7 +121,9 @@ t.test('the audit trail loses nothing older than one flush interval on a crash, 
   const afterKill = await recordedRequestIds(second.base, settled);
   t.same(afterKill, [...settled].sort(), `all ${N} read AuditEvents older than the flush interval survived the crash`);
   const lastSurvivors = await recordedRequestIds(second.base, lastMoment);
-  t.comment(`${lastSurvivors.length} of ${lastMoment.length} AuditEvents recorded just before the SIGKILL survived (inside the bound: may be lost)`);
+  t.comment(
+    `${lastSurvivors.length} of ${lastMoment.length} AuditEvents recorded just before the SIGKILL survived (inside the bound: may be lost)`,
+  );
   const createEvents = (await (await fetch(`${second.base}/AuditEvent?entity=Patient/${patientId}&subtype=create`)).json()) as Bundle;
   t.equal(createEvents.entry?.length, 1, "the create's AuditEvent (committed with the write) is there");
   t.not(second.firstRequestId, first.firstRequestId, 'a server-generated X-Request-Id is not reused after a restart');

@@ -87,7 +87,11 @@ t.test('AuditEvents are anchored; edits and deletions in MongoDB are reported by
 
   // Accesses: creates (their events committed with them) and reads (events buffered, flushed every 50 ms).
   const patient = await createPatient(app, 'Audited');
-  const others = [await createPatient(app, 'HeadDeleted'), await createPatient(app, 'HeadEdited'), await createPatient(app, 'VersionDeleted')] as const;
+  const others = [
+    await createPatient(app, 'HeadDeleted'),
+    await createPatient(app, 'HeadEdited'),
+    await createPatient(app, 'VersionDeleted'),
+  ] as const;
   const readIds: string[] = [];
   for (let i = 0; i < 5; i++) {
     const res = await app.inject({ method: 'GET', url: `/Patient/${patient.id}`, headers: { 'x-request-id': `audit-ledger-read-${i}` } });
@@ -100,11 +104,16 @@ t.test('AuditEvents are anchored; edits and deletions in MongoDB are reported by
     if (!doc) throw new Error(`no AuditEvent for ${rid}`);
     return doc.resource as AuditEvent;
   };
-  const created = (await versions.findOne({ type: 'AuditEvent', 'resource.subtype.code': 'create', 'resource.entity.what.reference': `Patient/${patient.id}` }))!
-    .resource as AuditEvent;
+  const created = (await versions.findOne({
+    type: 'AuditEvent',
+    'resource.subtype.code': 'create',
+    'resource.entity.what.reference': `Patient/${patient.id}`,
+  }))!.resource as AuditEvent;
   const reads = await Promise.all(readIds.map(eventOf));
   t.ok(
-    (await versions.find({ type: 'AuditEvent' }).toArray()).every((d) => d.anchor?.state === 'pending' && d.anchor.salt && d.anchor.commitment),
+    (await versions.find({ type: 'AuditEvent' }).toArray()).every(
+      (d) => d.anchor?.state === 'pending' && d.anchor.salt && d.anchor.commitment,
+    ),
     'every AuditEvent was stored with a salt and a commitment, pending anchoring',
   );
   t.equal(await heads.countDocuments({ type: 'AuditEvent' }), 0, 'AuditEvents are single-version: their version document is all there is');
@@ -114,7 +123,10 @@ t.test('AuditEvents are anchored; edits and deletions in MongoDB are reported by
   const batches = await connection.db.collection('ledger_batches').find().toArray();
   const members = batches.flatMap((b) => b.members as string[]);
   t.ok(members.includes(`AuditEvent/${created.id}/1`), 'the create event is a leaf of a batch');
-  t.ok(reads.every((e) => members.includes(`AuditEvent/${e.id}/1`)), 'so is every read event');
+  t.ok(
+    reads.every((e) => members.includes(`AuditEvent/${e.id}/1`)),
+    'so is every read event',
+  );
   t.ok(members.includes(`Patient/${patient.id}/1`), 'beside the Patient version it records');
 
   await t.test('$verify says anchored; $proof verifies offline with fhir-ledger-verify', async (t) => {
@@ -137,13 +149,19 @@ t.test('AuditEvents are anchored; edits and deletions in MongoDB are reported by
   await t.test('an AuditEvent edited in MongoDB: commitment mismatch', async (t) => {
     // The outcome of one event...
     const target = reads[1]!;
-    await versions.updateOne({ _id: `AuditEvent/${target.id}/1` } as never, { $set: { 'resource.outcome': '4', 'resource.outcomeDesc': 'HTTP 403' } });
+    await versions.updateOne({ _id: `AuditEvent/${target.id}/1` } as never, {
+      $set: { 'resource.outcome': '4', 'resource.outcomeDesc': 'HTTP 403' },
+    });
     const served = (await app.inject({ method: 'GET', url: `/AuditEvent/${target.id}` })).json() as AuditEvent;
     t.equal(served.outcome, '4', 'the API serves the edited event');
     const answer = await verify(app, 'AuditEvent', target.id!);
     checkFailedShape(t, answer);
     t.match(answer.reasons.join('\n'), /the version or its salt changed after it was written/);
-    t.same(failedChecks(answer.body), ['commitment', 'audit-path', 'published-root'], 'the commitment, and so the fold and the published root, no longer match');
+    t.same(
+      failedChecks(answer.body),
+      ['commitment', 'audit-path', 'published-root'],
+      'the commitment, and so the fold and the published root, no longer match',
+    );
     const offline = await verifyOffline(app, dir, `/AuditEvent/${target.id}/$proof`);
     t.equal(offline.code, EXIT.MISMATCH, offline.out);
     t.match(offline.out, /FAIL commitment/);
@@ -152,7 +170,9 @@ t.test('AuditEvents are anchored; edits and deletions in MongoDB are reported by
     const other = reads[2]!;
     const index = (other.entity ?? []).findIndex((e) => e.what?.reference === `Patient/${patient.id}/_history/1`);
     t.ok(index >= 0, 'the read event names the version read');
-    await versions.updateOne({ _id: `AuditEvent/${other.id}/1` } as never, { $set: { [`resource.entity.${index}.what.reference`]: 'Patient/someone-else/_history/1' } });
+    await versions.updateOne({ _id: `AuditEvent/${other.id}/1` } as never, {
+      $set: { [`resource.entity.${index}.what.reference`]: 'Patient/someone-else/_history/1' },
+    });
     const second = await verify(app, 'AuditEvent', other.id!);
     checkFailedShape(t, second);
     t.match(second.reasons.join('\n'), /changed after it was written/);
@@ -163,11 +183,16 @@ t.test('AuditEvents are anchored; edits and deletions in MongoDB are reported by
     t.equal((await versions.deleteOne({ _id: `AuditEvent/${target.id}/1` } as never)).deletedCount, 1);
     await heads.deleteOne({ _id: `AuditEvent/${target.id}` } as never); // none is written; an insider would remove one if it were
     t.equal((await app.inject({ method: 'GET', url: `/AuditEvent/${target.id}` })).statusCode, 404, 'gone from the API');
-    const search = (await app.inject({ method: 'GET', url: `/AuditEvent?entity:identifier=${readIds[3]}` })).json() as { entry?: unknown[] };
+    const search = (await app.inject({ method: 'GET', url: `/AuditEvent?entity:identifier=${readIds[3]}` })).json() as {
+      entry?: unknown[];
+    };
     t.equal(search.entry?.length ?? 0, 0, 'and from its searches');
     const answer = await verify(app, 'AuditEvent', target.id!);
     checkFailedShape(t, answer);
-    t.match(answer.reasons.join('\n'), new RegExp(`AuditEvent/${target.id} version 1 is missing from the database, but batch \\d+ anchored it as leaf \\d+`));
+    t.match(
+      answer.reasons.join('\n'),
+      new RegExp(`AuditEvent/${target.id} version 1 is missing from the database, but batch \\d+ anchored it as leaf \\d+`),
+    );
     const history = param(answer.body, 'history');
     t.equal(part(history, 'status')?.valueCode, 'incomplete');
     t.equal(part(history, 'missingVersion')?.valueInteger, 1);
@@ -185,14 +210,20 @@ t.test('AuditEvents are anchored; edits and deletions in MongoDB are reported by
     t.equal((await app.inject({ method: 'GET', url: `/Patient/${versionDeleted.id}` })).statusCode, 200, 'read still answers');
     const v = await verify(app, 'Patient', versionDeleted.id);
     checkFailedShape(t, v);
-    t.match(v.reasons.join('\n'), new RegExp(`Patient/${versionDeleted.id} version 1 is missing from the database, but batch \\d+ anchored it`));
+    t.match(
+      v.reasons.join('\n'),
+      new RegExp(`Patient/${versionDeleted.id} version 1 is missing from the database, but batch \\d+ anchored it`),
+    );
 
     // Only the current-version record.
     await heads.deleteOne({ _id: `Patient/${headDeleted.id}` } as never);
     t.equal((await app.inject({ method: 'GET', url: `/Patient/${headDeleted.id}` })).statusCode, 404, 'read and search no longer find it');
     const h = await verify(app, 'Patient', headDeleted.id);
     checkFailedShape(t, h);
-    t.match(h.reasons.join('\n'), new RegExp(`Patient/${headDeleted.id} has version 1 in resource_versions but no current-version record in resources`));
+    t.match(
+      h.reasons.join('\n'),
+      new RegExp(`Patient/${headDeleted.id} has version 1 in resource_versions but no current-version record in resources`),
+    );
     t.same(failedChecks(h.body), ['history'], 'the version itself still verifies; the history check fails');
     t.equal(part(param(h.body, 'history'), 'status')?.valueCode, 'incomplete');
 
@@ -204,7 +235,9 @@ t.test('AuditEvents are anchored; edits and deletions in MongoDB are reported by
     checkFailedShape(t, e);
     t.match(
       e.reasons.join('\n'),
-      new RegExp(`the current-version record of Patient/${headEdited.id} \\(what read and search serve\\) and version 1 in resource_versions differ: the current-version record was changed`),
+      new RegExp(
+        `the current-version record of Patient/${headEdited.id} \\(what read and search serve\\) and version 1 in resource_versions differ: the current-version record was changed`,
+      ),
     );
     t.same(failedChecks(e.body), ['history'], 'the version itself still verifies');
   });
@@ -216,7 +249,10 @@ t.test('AuditEvents are anchored; edits and deletions in MongoDB are reported by
     await versions.deleteOne({ _id: `Patient/${late.id}/1` } as never);
     const answer = await verify(app, 'Patient', late.id);
     checkFailedShape(t, answer);
-    t.match(answer.reasons.join('\n'), new RegExp(`Patient/${late.id} version 1 is missing from the database, but the current-version record`));
+    t.match(
+      answer.reasons.join('\n'),
+      new RegExp(`Patient/${late.id} version 1 is missing from the database, but the current-version record`),
+    );
     // An AuditEvent: nothing but its version document exists until its batch is anchored. This is the window
     // (one batch interval, LEDGER_BATCH_INTERVAL_MS, when the ledger keeps up) in which deleting it leaves no trace.
     const res = await app.inject({ method: 'GET', url: `/Patient/${patient.id}`, headers: { 'x-request-id': 'audit-ledger-unanchored' } });

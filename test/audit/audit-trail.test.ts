@@ -8,7 +8,15 @@
  * committed with their writes and which wait in the buffer.
  */
 import { randomUUID } from 'node:crypto';
-import type { AuditEvent, AuditEventAgent, AuditEventEntity, Bundle, OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import type {
+  AuditEvent,
+  AuditEventAgent,
+  AuditEventEntity,
+  Bundle,
+  OperationOutcome,
+  OperationOutcomeIssue,
+  Resource,
+} from '@medplum/fhirtypes';
 import type { LightMyRequestResponse } from 'fastify';
 import t, { type Test } from 'tap';
 import { AUDIT_SYSTEM, JTI_URN_PREFIX } from '../../src/fhir/audit/audit-event.js';
@@ -55,14 +63,22 @@ async function call(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: st
   let jti: string | undefined;
   if (options.scope !== undefined) {
     jti = randomUUID();
-    headers.authorization = await secured.bearer(options.scope, { client_id: CLIENT_ID, sub: USER, fhirUser: FHIR_USER, jti, ...options.claims });
+    headers.authorization = await secured.bearer(options.scope, {
+      client_id: CLIENT_ID,
+      sub: USER,
+      fhirUser: FHIR_USER,
+      jti,
+      ...options.claims,
+    });
   }
   if (options.payload !== undefined && headers['content-type'] === undefined) headers['content-type'] = FHIR_JSON;
   const res = await app.inject({
     method,
     url,
     headers,
-    ...(options.payload === undefined ? {} : { payload: typeof options.payload === 'string' ? options.payload : JSON.stringify(options.payload) }),
+    ...(options.payload === undefined
+      ? {}
+      : { payload: typeof options.payload === 'string' ? options.payload : JSON.stringify(options.payload) }),
   });
   const rid = res.headers['x-request-id'];
   if (typeof rid !== 'string' || rid.length === 0) throw new Error(`${method} ${url}: no x-request-id in the answer`);
@@ -97,8 +113,7 @@ const resourceRefs = (e: AuditEvent) => entitiesWith(e, AUDIT_SYSTEM.entityType,
 const patientRefs = (e: AuditEvent) => entitiesWith(e, AUDIT_SYSTEM.entityType, '1', '1').map((x) => x.what?.reference ?? '');
 const queryEntities = (e: AuditEvent) => entitiesWith(e, AUDIT_SYSTEM.entityType, '2', '24');
 const requestIds = (e: AuditEvent) => entitiesWith(e, AUDIT_SYSTEM.balpEntityType, 'XrequestId').map((x) => x.what?.identifier?.value);
-const operationNames = (e: AuditEvent) =>
-  (e.entity ?? []).filter((x) => x.type?.code === 'OperationDefinition').map((x) => x.name);
+const operationNames = (e: AuditEvent) => (e.entity ?? []).filter((x) => x.type?.code === 'OperationDefinition').map((x) => x.name);
 const sorted = (values: string[]) => [...values].sort();
 
 interface Expected {
@@ -155,8 +170,10 @@ function checkShape(t: Test, event: AuditEvent, c: Call, expected: Expected): vo
   t.same(requestIds(event), [c.rid], 'X-Request-Id entity = the x-request-id header of the answer');
 
   // what
-  if (expected.resources) t.same(sorted(resourceRefs(event)), sorted(expected.resources), `resources ${expected.resources.join(', ') || '(none)'}`);
-  if (expected.patients) t.same(sorted(patientRefs(event)), sorted(expected.patients), `patients ${expected.patients.join(', ') || '(none)'}`);
+  if (expected.resources)
+    t.same(sorted(resourceRefs(event)), sorted(expected.resources), `resources ${expected.resources.join(', ') || '(none)'}`);
+  if (expected.patients)
+    t.same(sorted(patientRefs(event)), sorted(expected.patients), `patients ${expected.patients.join(', ') || '(none)'}`);
   const queries = queryEntities(event);
   if (expected.query !== undefined) {
     t.equal(queries.length, 1, 'one query entity');
@@ -189,7 +206,13 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
     const events = await storedEvents(c.rid);
     t.equal(events.length, 1, 'the AuditEvent is in MongoDB as soon as the create answered');
     t.equal(app.auditRecorder!.pending, flushed, 'nothing was added to the buffer');
-    checkShape(t, events[0]!, c, { subtype: 'create', action: 'C', outcome: '0', resources: [`Patient/${id}/_history/1`], patients: [`Patient/${id}`] });
+    checkShape(t, events[0]!, c, {
+      subtype: 'create',
+      action: 'C',
+      outcome: '0',
+      resources: [`Patient/${id}/_history/1`],
+      patients: [`Patient/${id}`],
+    });
     // A read, by contrast, waits in the buffer until the flush.
     const read = await call('GET', `/Patient/${id}`, { scope: CLINICAL });
     t.equal(read.res.statusCode, 200);
@@ -204,13 +227,25 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
   await t.test('read', async (t) => {
     const c = await call('GET', `/Patient/${id}`, { scope: CLINICAL });
     t.equal(c.res.statusCode, 200);
-    checkShape(t, await onlyEvent(t, c.rid), c, { subtype: 'read', action: 'R', outcome: '0', resources: [`${patientRef}/_history/1`], patients: [patientRef] });
+    checkShape(t, await onlyEvent(t, c.rid), c, {
+      subtype: 'read',
+      action: 'R',
+      outcome: '0',
+      resources: [`${patientRef}/_history/1`],
+      patients: [patientRef],
+    });
   });
 
   await t.test('vread', async (t) => {
     const c = await call('GET', `/Patient/${id}/_history/1`, { scope: CLINICAL });
     t.equal(c.res.statusCode, 200);
-    checkShape(t, await onlyEvent(t, c.rid), c, { subtype: 'vread', action: 'R', outcome: '0', resources: [`${patientRef}/_history/1`], patients: [patientRef] });
+    checkShape(t, await onlyEvent(t, c.rid), c, {
+      subtype: 'vread',
+      action: 'R',
+      outcome: '0',
+      resources: [`${patientRef}/_history/1`],
+      patients: [patientRef],
+    });
   });
 
   await t.test('search: the query, base64, and every result', async (t) => {
@@ -229,7 +264,10 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
   });
 
   await t.test('update, patch, history', async (t) => {
-    const update = await call('PUT', `/Patient/${id}`, { scope: CLINICAL, payload: { ...patientBody('Subject', 'mrn-subject'), id, gender: 'male' } });
+    const update = await call('PUT', `/Patient/${id}`, {
+      scope: CLINICAL,
+      payload: { ...patientBody('Subject', 'mrn-subject'), id, gender: 'male' },
+    });
     t.equal(update.res.statusCode, 200, update.res.body);
     const updated = await onlyEvent(t, update.rid);
     checkShape(t, updated, update, { subtype: 'update', action: 'U', outcome: '0', patients: [patientRef] });
@@ -260,11 +298,23 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
   await t.test('$validate and $everything', async (t) => {
     const validate = await call('POST', '/Patient/$validate', { scope: CLINICAL, payload: patientBody('Valid') });
     t.equal(validate.res.statusCode, 200, validate.res.body);
-    checkShape(t, await onlyEvent(t, validate.rid), validate, { subtype: 'operation', action: 'E', outcome: '0', operation: 'validate', resources: [], patients: [] });
+    checkShape(t, await onlyEvent(t, validate.rid), validate, {
+      subtype: 'operation',
+      action: 'E',
+      outcome: '0',
+      operation: 'validate',
+      resources: [],
+      patients: [],
+    });
 
     const enc = await call('POST', '/Encounter', {
       scope: CLINICAL,
-      payload: { resourceType: 'Encounter', status: 'finished', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' }, subject: { reference: patientRef } },
+      payload: {
+        resourceType: 'Encounter',
+        status: 'finished',
+        class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+        subject: { reference: patientRef },
+      },
     });
     t.equal(enc.res.statusCode, 201, enc.res.body);
     const encId = (enc.res.json() as Resource).id!;
@@ -283,13 +333,27 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
 
   await t.test('conditional create, update and delete', async (t) => {
     const mrn = `mrn-${randomUUID()}`;
-    const first = await call('POST', '/Patient', { scope: CLINICAL, payload: patientBody('Cond', mrn), headers: { 'if-none-exist': `identifier=${IDENTIFIER_SYSTEM}|${mrn}` } });
+    const first = await call('POST', '/Patient', {
+      scope: CLINICAL,
+      payload: patientBody('Cond', mrn),
+      headers: { 'if-none-exist': `identifier=${IDENTIFIER_SYSTEM}|${mrn}` },
+    });
     t.equal(first.res.statusCode, 201, first.res.body);
     const condId = (first.res.json() as Resource).id!;
     const ref = `Patient/${condId}`;
-    checkShape(t, await onlyEvent(t, first.rid), first, { subtype: 'create', action: 'C', outcome: '0', resources: [`${ref}/_history/1`], patients: [ref] });
+    checkShape(t, await onlyEvent(t, first.rid), first, {
+      subtype: 'create',
+      action: 'C',
+      outcome: '0',
+      resources: [`${ref}/_history/1`],
+      patients: [ref],
+    });
 
-    const again = await call('POST', '/Patient', { scope: CLINICAL, payload: patientBody('Cond', mrn), headers: { 'if-none-exist': `identifier=${IDENTIFIER_SYSTEM}|${mrn}` } });
+    const again = await call('POST', '/Patient', {
+      scope: CLINICAL,
+      payload: patientBody('Cond', mrn),
+      headers: { 'if-none-exist': `identifier=${IDENTIFIER_SYSTEM}|${mrn}` },
+    });
     t.equal(again.res.statusCode, 200, 'the existing one');
     checkShape(t, await onlyEvent(t, again.rid), again, {
       subtype: 'create',
@@ -299,7 +363,10 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
       patients: [ref],
     });
 
-    const update = await call('PUT', `/Patient?identifier=${IDENTIFIER_SYSTEM}|${mrn}`, { scope: CLINICAL, payload: { ...patientBody('Cond2', mrn) } });
+    const update = await call('PUT', `/Patient?identifier=${IDENTIFIER_SYSTEM}|${mrn}`, {
+      scope: CLINICAL,
+      payload: { ...patientBody('Cond2', mrn) },
+    });
     t.equal(update.res.statusCode, 200, update.res.body);
     const updated = await onlyEvent(t, update.rid);
     checkShape(t, updated, update, { subtype: 'update', action: 'U', outcome: '0', patients: [ref] });
@@ -347,10 +414,33 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
     const [read] = bySubtype('read', '0');
     const [missing] = bySubtype('read', '4');
     t.ok(create && read && missing, 'a create, a read and a failed read');
-    if (create) checkShape(t, create, c, { subtype: 'create', action: 'C', outcome: '0', status: 201, resources: [`Patient/${created}/_history/1`], patients: [`Patient/${created}`] });
-    if (read) checkShape(t, read, c, { subtype: 'read', action: 'R', outcome: '0', status: 200, resources: [`Patient/${target}/_history/1`], patients: [`Patient/${target}`] });
+    if (create)
+      checkShape(t, create, c, {
+        subtype: 'create',
+        action: 'C',
+        outcome: '0',
+        status: 201,
+        resources: [`Patient/${created}/_history/1`],
+        patients: [`Patient/${created}`],
+      });
+    if (read)
+      checkShape(t, read, c, {
+        subtype: 'read',
+        action: 'R',
+        outcome: '0',
+        status: 200,
+        resources: [`Patient/${target}/_history/1`],
+        patients: [`Patient/${target}`],
+      });
     if (missing) {
-      checkShape(t, missing, c, { subtype: 'read', action: 'R', outcome: '4', status: 404, resources: ['Patient/does-not-exist'], outcomeDesc: /^HTTP 404: / });
+      checkShape(t, missing, c, {
+        subtype: 'read',
+        action: 'R',
+        outcome: '4',
+        status: 404,
+        resources: ['Patient/does-not-exist'],
+        outcomeDesc: /^HTTP 404: /,
+      });
     }
     t.match(
       events.map((e) => entitiesWith(e, AUDIT_SYSTEM.balpEntityType, 'XrequestId')[0]?.description).sort(),
@@ -366,7 +456,11 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
         resourceType: 'Bundle',
         type: 'transaction',
         entry: [
-          { fullUrl: 'urn:uuid:1b6e7d1a-7d6b-4d3f-9a0e-6f7b2b1f1a01', request: { method: 'POST', url: 'Patient' }, resource: patientBody('InTx') },
+          {
+            fullUrl: 'urn:uuid:1b6e7d1a-7d6b-4d3f-9a0e-6f7b2b1f1a01',
+            request: { method: 'POST', url: 'Patient' },
+            resource: patientBody('InTx'),
+          },
           {
             request: { method: 'POST', url: 'Encounter' },
             resource: {
@@ -380,7 +474,9 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
       },
     });
     t.equal(c.res.statusCode, 200, c.res.body);
-    const locations = ((c.res.json() as Bundle).entry ?? []).map((e) => e.response?.location?.replace(/^.*?\b(Patient|Encounter)\//, '$1/') ?? '');
+    const locations = ((c.res.json() as Bundle).entry ?? []).map(
+      (e) => e.response?.location?.replace(/^.*?\b(Patient|Encounter)\//, '$1/') ?? '',
+    );
     const [pid, eid] = locations.map((l) => l.split('/')[1]);
     const committed = await storedEvents(c.rid);
     t.equal(committed.length, 1, 'in MongoDB right away, without a flush');
@@ -399,7 +495,15 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
     t.equal(c.res.statusCode, 401);
     const event = await onlyEvent(t, c.rid);
     // What was asked for is named even though nothing was served.
-    checkShape(t, event, c, { subtype: 'read', action: 'R', outcome: '4', user: false, resources: [patientRef], patients: [patientRef], outcomeDesc: /^HTTP 401: Authorization: / });
+    checkShape(t, event, c, {
+      subtype: 'read',
+      action: 'R',
+      outcome: '4',
+      user: false,
+      resources: [patientRef],
+      patients: [patientRef],
+      outcomeDesc: /^HTTP 401: Authorization: /,
+    });
   });
 
   await t.test('403: the principal, outcome 4 and the reason', async (t) => {
@@ -408,7 +512,14 @@ t.test('each interaction leaves exactly the AuditEvent(s) expected, in the BALP 
     const reason = (c.res.json() as OperationOutcome).issue[0]?.diagnostics ?? '';
     t.ok(reason.length > 0, 'the answer says why');
     const event = await onlyEvent(t, c.rid);
-    checkShape(t, event, c, { subtype: 'read', action: 'R', outcome: '4', resources: [patientRef], patients: [patientRef], outcomeDesc: /^HTTP 403: / });
+    checkShape(t, event, c, {
+      subtype: 'read',
+      action: 'R',
+      outcome: '4',
+      resources: [patientRef],
+      patients: [patientRef],
+      outcomeDesc: /^HTTP 403: /,
+    });
     t.equal(event.outcomeDesc, `HTTP 403: ${reason}`, 'the same reason as the client got');
   });
 });
@@ -433,7 +544,13 @@ t.test('a write and its AuditEvent commit together', async (t) => {
     t.equal(await store.versions.countDocuments({ type: 'AuditEvent' }), eventsBefore, 'no AuditEvent was written with it');
     t.equal((await storedEvents(c.rid)).length, 0, 'its failure event waits in the buffer');
     const event = await onlyEvent(t, c.rid);
-    checkShape(t, event, c, { subtype: 'transaction', action: 'E', outcome: '4', resources: [], outcomeDesc: new RegExp(`^HTTP ${c.res.statusCode}: `) });
+    checkShape(t, event, c, {
+      subtype: 'transaction',
+      action: 'E',
+      outcome: '4',
+      resources: [],
+      outcomeDesc: new RegExp(`^HTTP ${c.res.statusCode}: `),
+    });
     t.equal(await store.versions.countDocuments({ type: { $ne: 'AuditEvent' } }), before, 'still no version');
   });
 
@@ -481,7 +598,11 @@ t.test('a write and its AuditEvent commit together', async (t) => {
     checkShape(t, event, c, { subtype: 'update', action: 'U', outcome: '0', patients: [ref] });
     t.ok(resourceRefs(event).includes(`${ref}/_history/3`), 'names version 3');
     t.comment(`entities of the retried update's event: ${resourceRefs(event).join(', ')}`);
-    const namingV3 = await store.versions.countDocuments({ type: 'AuditEvent', 'resource.entity.what.reference': `${ref}/_history/3`, 'resource.subtype.code': 'update' });
+    const namingV3 = await store.versions.countDocuments({
+      type: 'AuditEvent',
+      'resource.entity.what.reference': `${ref}/_history/3`,
+      'resource.subtype.code': 'update',
+    });
     t.equal(namingV3, 1, 'exactly one update event names version 3');
   });
 });
@@ -505,7 +626,11 @@ t.test('AuditEvents are searchable through the API, with a scope for them only',
   await t.test('by entity, date, patient, type, subtype, outcome', async (t) => {
     const byEntity = await search(`entity=${ref}`);
     t.equal(byEntity.status, 200, byEntity.body);
-    t.same(sorted(found(byEntity.bundle).map((e) => e.subtype?.[0]?.code ?? '')), ['create', 'read', 'read'], 'its create, its read and the refused read');
+    t.same(
+      sorted(found(byEntity.bundle).map((e) => e.subtype?.[0]?.code ?? '')),
+      ['create', 'read', 'read'],
+      'its create, its read and the refused read',
+    );
 
     const withDate = await search(`entity=${ref}&date=ge${today}`);
     t.equal(found(withDate.bundle).length, 3, 'date=ge today keeps them');
@@ -513,7 +638,11 @@ t.test('AuditEvents are searchable through the API, with a scope for them only',
     t.equal(found(future.bundle).length, 0, 'date=ge2999 excludes them');
 
     const byPatient = await search(`patient=${ref}`);
-    t.same(sorted(found(byPatient.bundle).map((e) => e.subtype?.[0]?.code ?? '')), ['create', 'read', 'read'], 'patient=, refusals included');
+    t.same(
+      sorted(found(byPatient.bundle).map((e) => e.subtype?.[0]?.code ?? '')),
+      ['create', 'read', 'read'],
+      'patient=, refusals included',
+    );
 
     const reads = await search(`entity=${ref}&type=rest&subtype=read`);
     t.equal(found(reads.bundle).length, 2, 'type=rest&subtype=read');
@@ -552,7 +681,11 @@ t.test('AuditEvents are searchable through the API, with a scope for them only',
     t.equal(res.status, 200, res.body);
     t.equal(res.bundle.total, 3, '_total=accurate');
     const times = found(res.bundle).map((e) => Date.parse(e.recorded));
-    t.same(times, [...times].sort((a, b) => b - a), '_sort=-date: newest first');
+    t.same(
+      times,
+      [...times].sort((a, b) => b - a),
+      '_sort=-date: newest first',
+    );
     t.equal(found(res.bundle).at(-1)?.subtype?.[0]?.code, 'create', 'the create is the oldest');
   });
 
@@ -572,7 +705,7 @@ t.test('AuditEvents are searchable through the API, with a scope for them only',
   await t.test('never written through the API: 405 with an OperationOutcome, and no Bundle entry may write one', async (t) => {
     const someId = found((await search(`entity=${ref}`)).bundle)[0]!.id!;
     const event = (await call('GET', `/AuditEvent/${someId}`, { scope: AUDIT_READ })).res.json() as AuditEvent;
-    const writes: Array<[ 'POST' | 'PUT' | 'PATCH' | 'DELETE', string, unknown]> = [
+    const writes: Array<['POST' | 'PUT' | 'PATCH' | 'DELETE', string, unknown]> = [
       ['POST', '/AuditEvent', { ...event, id: undefined }],
       ['PUT', `/AuditEvent/${someId}`, { ...event, outcome: '0' }],
       ['PATCH', `/AuditEvent/${someId}`, [{ op: 'replace', path: '/outcome', value: '0' }]],
@@ -609,7 +742,10 @@ t.test('AuditEvents are searchable through the API, with a scope for them only',
       if (type === 'batch') {
         t.equal(c.res.statusCode, 200, c.res.body);
         const statuses = ((c.res.json() as Bundle).entry ?? []).map((e) => Number.parseInt(e.response?.status ?? '0', 10));
-        t.ok(statuses.every((s) => s >= 400 && s < 500), `batch: every AuditEvent entry refused (${statuses.join(', ')})`);
+        t.ok(
+          statuses.every((s) => s >= 400 && s < 500),
+          `batch: every AuditEvent entry refused (${statuses.join(', ')})`,
+        );
       } else {
         t.ok(c.res.statusCode >= 400 && c.res.statusCode < 500, `transaction refused (${c.res.statusCode})`);
       }
@@ -638,8 +774,16 @@ t.test('stored AuditEvents are valid R4', async (t) => {
     t.equal(c.res.statusCode, 200);
     const served = c.res.json() as AuditEvent;
     const issues = validator.validate(served);
-    t.same(issues.filter((i) => i.severity === 'error' || i.severity === 'fatal'), [], `${key}: no errors`);
-    t.same(issues.filter((i) => i.severity === 'warning' && !expectedWarning(i)), [], `${key}: no unexpected warnings`);
+    t.same(
+      issues.filter((i) => i.severity === 'error' || i.severity === 'fatal'),
+      [],
+      `${key}: no errors`,
+    );
+    t.same(
+      issues.filter((i) => i.severity === 'warning' && !expectedWarning(i)),
+      [],
+      `${key}: no unexpected warnings`,
+    );
   }
   t.ok(seen.size >= 10, `${seen.size} kinds of events validated`);
 });

@@ -37,7 +37,12 @@ const events = (store: ResourceStore, requestIds: string[]) =>
 
 t.test('reads are audited through the worker thread, and a flush waits for it', async (t) => {
   const { app, store } = await workerApp(t);
-  const created = await app.inject({ method: 'POST', url: '/Patient', headers: { 'content-type': 'application/fhir+json' }, payload: { resourceType: 'Patient' } });
+  const created = await app.inject({
+    method: 'POST',
+    url: '/Patient',
+    headers: { 'content-type': 'application/fhir+json' },
+    payload: { resourceType: 'Patient' },
+  });
   const id = created.json().id as string;
   const ids: string[] = [];
   for (let i = 0; i < 40; i++) {
@@ -54,7 +59,12 @@ t.test('reads are audited through the worker thread, and a flush waits for it', 
 
 t.test('a worker that dies is replaced, and the events it had not confirmed are written by the next one', async (t) => {
   const { app, store } = await workerApp(t);
-  const created = await app.inject({ method: 'POST', url: '/Patient', headers: { 'content-type': 'application/fhir+json' }, payload: { resourceType: 'Patient' } });
+  const created = await app.inject({
+    method: 'POST',
+    url: '/Patient',
+    headers: { 'content-type': 'application/fhir+json' },
+    payload: { resourceType: 'Patient' },
+  });
   const id = created.json().id as string;
   const ids: string[] = [];
   const read = async (label: string) => {
@@ -72,6 +82,9 @@ t.test('a worker that dies is replaced, and the events it had not confirmed are 
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   t.ok((await events(store, ids)) >= ids.length, 'every read recorded before and after the death is stored (twice at worst)');
-  const distinct = await store.versions.distinct('resource.entity.what.identifier.value', { type: 'AuditEvent', 'resource.entity.what.identifier.value': { $in: ids } });
+  const distinct = await store.versions.distinct('resource.entity.what.identifier.value', {
+    type: 'AuditEvent',
+    'resource.entity.what.identifier.value': { $in: ids },
+  });
   t.same(distinct.filter((v) => typeof v === 'string').sort(), [...ids].sort(), 'none is missing');
 });

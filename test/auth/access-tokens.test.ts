@@ -122,10 +122,14 @@ t.test('identity provider by JWKS URL: a good token becomes a Principal', async 
 
 t.test('client id from azp, then cid; scp as an array or a string; aud as an array', async (t) => {
   const verifier = remote();
-  const azp = await verifier.verify(`Bearer ${await idp.token({ claims: { azp: 'app-azp', cid: 'x', scp: ['patient/Patient.r', 'openid', 7] } })}`);
+  const azp = await verifier.verify(
+    `Bearer ${await idp.token({ claims: { azp: 'app-azp', cid: 'x', scp: ['patient/Patient.r', 'openid', 7] } })}`,
+  );
   t.equal(azp.clientId, 'app-azp');
   t.same(azp.scopes, ['patient/Patient.r', 'openid'], 'scp array, non-strings dropped');
-  const cid = await verifier.verify(`Bearer ${await idp.token({ claims: { cid: 'app-cid', scp: 'user/*.rs system/*.rs', aud: ['api://other', AUDIENCE] } })}`);
+  const cid = await verifier.verify(
+    `Bearer ${await idp.token({ claims: { cid: 'app-cid', scp: 'user/*.rs system/*.rs', aud: ['api://other', AUDIENCE] } })}`,
+  );
   t.equal(cid.clientId, 'app-cid');
   t.same(cid.scopes, ['user/*.rs', 'system/*.rs']);
   const none = await verifier.verify(`Bearer ${await idp.token({ claims: { aud: `${AUDIENCE}/` } })}`);
@@ -225,7 +229,10 @@ t.test('unknown issuer: refused without any network call', async (t) => {
   // trusts idp2 only; the tokens come from idp (signed by idp's key) or claim another issuer
   const verifier = remote({}, [{ issuer: idp2.url, keys: { kind: 'remote', jwksUrl: idp2.jwksUrl }, own: false }]);
   const before = idp.requests.length;
-  await refused(t, verifier, `Bearer ${await idp.token()}`, { error: 'invalid_token', description: /not issued by an issuer this server trusts/ });
+  await refused(t, verifier, `Bearer ${await idp.token()}`, {
+    error: 'invalid_token',
+    description: /not issued by an issuer this server trusts/,
+  });
   await refused(t, verifier, `Bearer ${await idp.token({ claims: { iss: 'https://evil.example.org' } })}`, { description: /trusts/ });
   await refused(t, verifier, `Bearer ${await idp.token({ claims: { iss: undefined } })}`, { description: /no issuer/ });
   await refused(t, verifier, `Bearer ${await idp.token({ claims: { iss: 42 } })}`, { description: /no issuer/ });
@@ -250,7 +257,9 @@ t.test('alg none is refused explicitly', async (t) => {
   await refused(t, verifier, `Bearer ${base64urlJson({ alg: 'none' })}.${payload}.c2ln`, { description: /alg none/ });
   await refused(t, verifier, `Bearer ${base64urlJson({ typ: 'JWT' })}.${payload}.c2ln`, { description: /names no signature algorithm/ });
   await refused(t, verifier, `Bearer ${base64urlJson({ alg: 'RS1' })}.${payload}.c2ln`, { description: /RS1 is not accepted/ });
-  await refused(t, verifier, `Bearer ${base64urlJson({ alg: 'RS256\r\nX: y' })}.${payload}.c2ln`, { description: /algorithm is not accepted/ });
+  await refused(t, verifier, `Bearer ${base64urlJson({ alg: 'RS256\r\nX: y' })}.${payload}.c2ln`, {
+    description: /algorithm is not accepted/,
+  });
 });
 
 t.test('HS256 (symmetric) tokens are refused explicitly, whatever the secret', async (t) => {
@@ -258,7 +267,9 @@ t.test('HS256 (symmetric) tokens are refused explicitly, whatever the secret', a
   const now = Math.floor(Date.now() / 1000);
   const claims = { iss: idp.url, aud: AUDIENCE, exp: now + 300, sub: 'attacker' };
   for (const alg of ['HS256', 'HS384', 'HS512']) {
-    const token = await new SignJWT(claims).setProtectedHeader({ alg }).sign(new TextEncoder().encode('a-shared-secret-of-32-bytes-long!!'));
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg })
+      .sign(new TextEncoder().encode('a-shared-secret-of-32-bytes-long!!'));
     await refused(t, verifier, `Bearer ${token}`, {
       error: 'invalid_token',
       description: new RegExp(`symmetric signatures \\(${alg}\\) are not accepted`),
@@ -315,7 +326,10 @@ t.test('malformed Authorization headers', async (t) => {
   await refused(t, verifier, 'Bearer é.b.c', { error: 'invalid_request' });
   await refused(t, verifier, 'Bearer a+b.c/d.e', { error: 'invalid_token', description: /compact form/ });
   await refused(t, verifier, 'Bearer a.b.c', { error: 'invalid_token', description: /header is not base64url-encoded JSON/ });
-  await refused(t, verifier, `Bearer ${base64urlJson({ alg: 'RS256' })}.bm90IGpzb24.c2ln`, { error: 'invalid_token', description: /payload/ });
+  await refused(t, verifier, `Bearer ${base64urlJson({ alg: 'RS256' })}.bm90IGpzb24.c2ln`, {
+    error: 'invalid_token',
+    description: /payload/,
+  });
   await refused(t, verifier, `Bearer ${base64urlJson({ alg: 'RS256' })}.${base64urlJson([1, 2])}.c2ln`, { description: /payload/ });
   await refused(t, verifier, `Bearer ${base64urlJson('x')}.${base64urlJson({})}.c2ln`, { description: /header/ });
   const huge = await refused(t, verifier, `Bearer ${'a'.repeat(100_000)}`, { error: 'invalid_request', description: /longer than/ });
@@ -380,7 +394,9 @@ t.test('JWKS unreachable, failing or slow: IssuerUnavailableError (503), never a
 t.test('a JWKS that is not a key set is an availability problem too', async (t) => {
   const idp2 = await startIdentityProvider();
   t.teardown(() => idp2.stop());
-  const verifier = remote({}, [{ issuer: idp2.url, keys: { kind: 'remote', jwksUrl: `${idp2.url}/.well-known/openid-configuration` }, own: false }]);
+  const verifier = remote({}, [
+    { issuer: idp2.url, keys: { kind: 'remote', jwksUrl: `${idp2.url}/.well-known/openid-configuration` }, own: false },
+  ]);
   await unavailable(t, verifier, `Bearer ${await idp2.token()}`);
 });
 
@@ -475,7 +491,9 @@ t.test('own issuer: local keys, revocation on every call, cache', async (t) => {
   await refused(t, verifier, `Bearer ${await signLocal(key1, claims({ jti: 'j-2' }))}`, { description: /no key of the issuer matches/ });
 
   // an unknown client, a token without a client, a failing registry
-  await refused(t, verifier, `Bearer ${await signLocal(key2, claims({ client_id: 'stranger' }))}`, { description: /stranger has been revoked/ });
+  await refused(t, verifier, `Bearer ${await signLocal(key2, claims({ client_id: 'stranger' }))}`, {
+    description: /stranger has been revoked/,
+  });
   await refused(t, verifier, `Bearer ${await signLocal(key2, claims({ client_id: undefined }))}`, { description: /names no client/ });
 
   // tokens from the outside issuer never consult the client registry
@@ -521,7 +539,9 @@ t.test('several keys match a token without kid: each is tried', async (t) => {
   const c = await localKey('c');
   await refused(t, verifier, `Bearer ${await signLocal(c, claims, { kid: false })}`, { description: /signature does not verify/ });
   // and a claim failure after a good signature is reported as such
-  await refused(t, verifier, `Bearer ${await signLocal(a, { ...claims, aud: 'x' }, { kid: false })}`, { description: /not meant for this server/ });
+  await refused(t, verifier, `Bearer ${await signLocal(a, { ...claims, aud: 'x' }, { kid: false })}`, {
+    description: /not meant for this server/,
+  });
 });
 
 t.test('the cache is bounded, and a verification is not reused beyond the JWKS cache age', async (t) => {
@@ -549,9 +569,7 @@ t.test('the cache is bounded, and a verification is not reused beyond the JWKS c
     now: () => clock,
   });
   const s = Math.floor(clock / 1000);
-  const tokens = await Promise.all(
-    ['1', '2', '3'].map((jti) => signLocal(key, { iss: OWN_ISSUER, aud: AUDIENCE, exp: s + 3600, jti })),
-  );
+  const tokens = await Promise.all(['1', '2', '3'].map((jti) => signLocal(key, { iss: OWN_ISSUER, aud: AUDIENCE, exp: s + 3600, jti })));
   for (const token of tokens) await verifier.verify(`Bearer ${token}`);
   t.equal(verifier.cacheSize, 2);
   t.equal(jwksCalls, 3);
@@ -588,7 +606,11 @@ t.test('configuration errors are caught at construction', async (t) => {
 
 t.test('wwwAuthenticate', async (t) => {
   t.equal(wwwAuthenticate('fhir'), 'Bearer realm="fhir"');
-  t.equal(wwwAuthenticate('fhir', new InvalidTokenError('invalid_request', 'an access token is required', true)), 'Bearer realm="fhir"', 'missing: no error');
+  t.equal(
+    wwwAuthenticate('fhir', new InvalidTokenError('invalid_request', 'an access token is required', true)),
+    'Bearer realm="fhir"',
+    'missing: no error',
+  );
   t.equal(
     wwwAuthenticate('fhir', new InvalidTokenError('invalid_token', 'the token has expired')),
     'Bearer realm="fhir", error="invalid_token", error_description="the token has expired"',
@@ -608,5 +630,7 @@ t.test('wwwAuthenticate', async (t) => {
   t.ok(long.length < 300, 'the description is cut short');
   // every value is a valid header value for Node
   const { validateHeaderValue } = await import('node:http');
-  t.doesNotThrow(() => validateHeaderValue('www-authenticate', wwwAuthenticate('ré\u0000alm', new InvalidTokenError('invalid_token', '\u0000\u2028ü"'))));
+  t.doesNotThrow(() =>
+    validateHeaderValue('www-authenticate', wwwAuthenticate('ré\u0000alm', new InvalidTokenError('invalid_token', '\u0000\u2028ü"'))),
+  );
 });

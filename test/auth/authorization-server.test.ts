@@ -43,7 +43,11 @@ const { auth } = running;
 const secrets: string[] = [];
 
 const [rsaKeys, ecKeys] = await Promise.all([clientKeys('RS384'), clientKeys('ES384')]);
-const rsaClient = await auth.clients.register({ name: 'RSA backend', scopes: ['system/Patient.rs', 'system/Encounter.rs'], jwks: rsaKeys.jwks });
+const rsaClient = await auth.clients.register({
+  name: 'RSA backend',
+  scopes: ['system/Patient.rs', 'system/Encounter.rs'],
+  jwks: rsaKeys.jwks,
+});
 const ecClient = await auth.clients.register({
   name: 'EC backend',
   scopes: ['system/*.cruds', 'system/Observation.rs?category=laboratory', 'system/Patient.read'],
@@ -147,9 +151,15 @@ t.test('a client may be granted any subset of its scopes; a repeated scope is gr
 });
 
 t.test('openid-client with its default assertion audience (the issuer) is accepted too', async (t) => {
-  const config = await oidc.discovery(new URL(auth.issuer), ecClient.clientId, undefined, oidc.PrivateKeyJwt({ key: ecKeys.privateKey, kid: ecKeys.kid }), {
-    execute: [oidc.allowInsecureRequests],
-  });
+  const config = await oidc.discovery(
+    new URL(auth.issuer),
+    ecClient.clientId,
+    undefined,
+    oidc.PrivateKeyJwt({ key: ecKeys.privateKey, kid: ecKeys.kid }),
+    {
+      execute: [oidc.allowInsecureRequests],
+    },
+  );
   const tokens = await oidc.clientCredentialsGrant(config, { scope: 'system/*.cruds' });
   secrets.push(tokens.access_token);
   t.equal((await verifyAccessToken(tokens.access_token)).scope, 'system/*.cruds');
@@ -167,7 +177,11 @@ t.test('a client registered by jwks_uri: its keys are fetched from the URL', asy
   t.ok(host.requests >= 1, 'the key set was fetched');
 
   const stranger = await clientKeys('ES384');
-  const refused = await assertionGrant(auth.tokenEndpoint, await assertion({ ...stranger, kid: keys.kid }, clientId, auth.tokenEndpoint), 'system/Patient.rs');
+  const refused = await assertionGrant(
+    auth.tokenEndpoint,
+    await assertion({ ...stranger, kid: keys.kid }, clientId, auth.tokenEndpoint),
+    'system/Patient.rs',
+  );
   t.equal(refused.status, 401, 'a key that is not in the published set is refused');
   t.equal(refused.body.error, 'invalid_client');
 });
@@ -222,7 +236,11 @@ t.test('an assertion signed with the wrong key, with alg none, or for another au
   t.equal(wrongKey.status, 401);
   t.equal(wrongKey.body.error, 'invalid_client');
 
-  const rsaKeyForEcClient = await assertionGrant(auth.tokenEndpoint, await assertion(rsaKeys, ecClient.clientId, auth.tokenEndpoint), 'system/*.cruds');
+  const rsaKeyForEcClient = await assertionGrant(
+    auth.tokenEndpoint,
+    await assertion(rsaKeys, ecClient.clientId, auth.tokenEndpoint),
+    'system/*.cruds',
+  );
   t.equal(rsaKeyForEcClient.body.error, 'invalid_client', "another client's key");
 
   const unsigned = new UnsecuredJWT({})
@@ -237,7 +255,11 @@ t.test('an assertion signed with the wrong key, with alg none, or for another au
   t.equal(none.status, 401);
   t.equal(none.body.error, 'invalid_client', 'alg none');
 
-  const elsewhere = await assertionGrant(auth.tokenEndpoint, await assertion(ecKeys, ecClient.clientId, 'https://other.example.org/token'), 'system/*.cruds');
+  const elsewhere = await assertionGrant(
+    auth.tokenEndpoint,
+    await assertion(ecKeys, ecClient.clientId, 'https://other.example.org/token'),
+    'system/*.cruds',
+  );
   t.equal(elsewhere.status, 401);
   t.equal(elsewhere.body.error, 'invalid_client', 'aud must be the token endpoint (or the issuer)');
 
@@ -248,12 +270,17 @@ t.test('an assertion signed with the wrong key, with alg none, or for another au
   );
   t.equal(expired.body.error, 'invalid_client', 'expired');
 
-  const unknownClient = await assertionGrant(auth.tokenEndpoint, await assertion(ecKeys, 'no-such-client', auth.tokenEndpoint), 'system/*.cruds');
+  const unknownClient = await assertionGrant(
+    auth.tokenEndpoint,
+    await assertion(ecKeys, 'no-such-client', auth.tokenEndpoint),
+    'system/*.cruds',
+  );
   t.equal(unknownClient.body.error, 'invalid_client', 'unknown client');
 });
 
 t.test('scopes: only registered ones; malformed and missing scope answer invalid_scope', async (t) => {
-  const grant = async (scope?: string) => assertionGrant(auth.tokenEndpoint, await assertion(rsaKeys, rsaClient.clientId, auth.tokenEndpoint), scope);
+  const grant = async (scope?: string) =>
+    assertionGrant(auth.tokenEndpoint, await assertion(rsaKeys, rsaClient.clientId, auth.tokenEndpoint), scope);
 
   const unregistered = await grant('system/Patient.rs system/Observation.rs');
   t.equal(unregistered.status, 400);
@@ -274,7 +301,11 @@ t.test('scopes: only registered ones; malformed and missing scope answer invalid
 
   const badCharacters = await grant('system/"Patient".rs');
   t.equal(badCharacters.status, 400);
-  t.same(badCharacters.body, { error: 'invalid_scope', error_description: 'scope contains invalid characters' }, "oidc-provider's own check");
+  t.same(
+    badCharacters.body,
+    { error: 'invalid_scope', error_description: 'scope contains invalid characters' },
+    "oidc-provider's own check",
+  );
 
   const missing = await grant(undefined);
   t.equal(missing.status, 400);
@@ -344,23 +375,44 @@ t.test('the development client uses client_secret_basic; registered clients cann
   t.equal(claims.scope, 'system/*.rs');
 
   const basic = (id: string, secret: string) => ({ authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` });
-  const wrong = await tokenRequest(auth.tokenEndpoint, { grant_type: 'client_credentials', scope: 'system/*.rs' }, basic('dev-client', 'not-the-secret'));
+  const wrong = await tokenRequest(
+    auth.tokenEndpoint,
+    { grant_type: 'client_credentials', scope: 'system/*.rs' },
+    basic('dev-client', 'not-the-secret'),
+  );
   t.equal(wrong.status, 401);
   t.equal(wrong.body.error, 'invalid_client');
 
-  const post = await tokenRequest(auth.tokenEndpoint, { grant_type: 'client_credentials', scope: 'system/*.rs', client_id: 'dev-client', client_secret: dev.clientSecret });
+  const post = await tokenRequest(auth.tokenEndpoint, {
+    grant_type: 'client_credentials',
+    scope: 'system/*.rs',
+    client_id: 'dev-client',
+    client_secret: dev.clientSecret,
+  });
   t.equal(post.body.error, 'invalid_client', 'client_secret_post is not accepted');
 
   const renewed = await auth.clients.ensureDevClient(['system/*.rs']);
   secrets.push(renewed.clientSecret);
   t.not(renewed.clientSecret, dev.clientSecret, 'a fresh secret each time');
-  const old = await tokenRequest(auth.tokenEndpoint, { grant_type: 'client_credentials', scope: 'system/*.rs' }, basic('dev-client', dev.clientSecret));
+  const old = await tokenRequest(
+    auth.tokenEndpoint,
+    { grant_type: 'client_credentials', scope: 'system/*.rs' },
+    basic('dev-client', dev.clientSecret),
+  );
   t.equal(old.body.error, 'invalid_client', 'the previous secret no longer works');
-  const fresh = await tokenRequest(auth.tokenEndpoint, { grant_type: 'client_credentials', scope: 'system/*.rs' }, basic('dev-client', renewed.clientSecret));
+  const fresh = await tokenRequest(
+    auth.tokenEndpoint,
+    { grant_type: 'client_credentials', scope: 'system/*.rs' },
+    basic('dev-client', renewed.clientSecret),
+  );
   t.equal(fresh.status, 200);
   secrets.push(String(fresh.body.access_token));
 
-  const registered = await tokenRequest(auth.tokenEndpoint, { grant_type: 'client_credentials', scope: 'system/Patient.rs' }, basic(rsaClient.clientId, 'anything'));
+  const registered = await tokenRequest(
+    auth.tokenEndpoint,
+    { grant_type: 'client_credentials', scope: 'system/Patient.rs' },
+    basic(rsaClient.clientId, 'anything'),
+  );
   t.equal(registered.status, 401);
   t.equal(registered.body.error, 'invalid_client', 'a private_key_jwt client cannot use client_secret_basic');
 });
@@ -383,7 +435,10 @@ t.test('a loopback jwks_uri is refused unless private addresses are allowed (SSR
   const strictSocket = await openSocket();
   t.teardown(() => strictSocket.close());
   // Answer directly through the provider (same issuer; the URL the request came in on does not matter).
-  strictSocket.server.on('request', (request, response) => void strict.handle(request, response, request.url!.slice(`${BASE_PATH}/auth`.length)));
+  strictSocket.server.on(
+    'request',
+    (request, response) => void strict.handle(request, response, request.url!.slice(`${BASE_PATH}/auth`.length)),
+  );
   const answer = await assertionGrant(
     `${strictSocket.origin}${BASE_PATH}/auth/token`,
     await assertion(keys, clientId, strict.tokenEndpoint),

@@ -91,7 +91,12 @@ interface Expected {
 }
 
 /** GET /Patient with this Authorization header value (undefined: none), checked against what is expected. */
-async function refused(t: Test, authorization: string | undefined, expected: Expected, credential?: string): Promise<LightMyRequestResponse> {
+async function refused(
+  t: Test,
+  authorization: string | undefined,
+  expected: Expected,
+  credential?: string,
+): Promise<LightMyRequestResponse> {
   const response = await app.inject({
     method: 'GET',
     url: '/Patient',
@@ -137,7 +142,12 @@ t.test('missing or malformed Authorization headers', async (t) => {
   await refused(t, `Bearer ${one} ${two}`, invalidRequest(/the Authorization header must hold exactly one Bearer token/), one);
   await refused(t, `Bearer ${one}, Bearer ${two}`, invalidRequest(/the Authorization header must hold exactly one Bearer token/), two);
   await refused(t, 'Bearer {"alg":"none"}', invalidRequest(/the Bearer token holds characters a token cannot contain/));
-  await refused(t, 'Bearer not-a-jwt-at-all', invalidToken(/the token is not a JWT in compact form \(three base64url parts\)/), 'not-a-jwt-at-all');
+  await refused(
+    t,
+    'Bearer not-a-jwt-at-all',
+    invalidToken(/the token is not a JWT in compact form \(three base64url parts\)/),
+    'not-a-jwt-at-all',
+  );
   const fourParts = `${one}.AAAA`;
   await refused(t, `Bearer ${fourParts}`, invalidToken(/the token is not a JWT in compact form \(three base64url parts\)/), fourParts);
   await refused(t, 'Bearer aGVsbG8.d29ybGQ.c2ln', invalidToken(/the token is not a JWT: its header is not base64url-encoded JSON/));
@@ -153,7 +163,10 @@ t.test('a 20 KB Authorization header', async (t) => {
   t.equal(response.status, 431);
   t.match(response.headers.get('content-type'), /^application\/fhir\+json/);
   const text = await response.text();
-  t.match(JSON.parse(text), { resourceType: 'OperationOutcome', issue: [{ code: 'too-costly', diagnostics: 'Request headers are too large' }] });
+  t.match(JSON.parse(text), {
+    resourceType: 'OperationOutcome',
+    issue: [{ code: 'too-costly', diagnostics: 'Request headers are too large' }],
+  });
   t.notMatch(text, STACK_TRACE);
   t.notOk(text.includes('AAAAAAAAAA'));
 });
@@ -174,7 +187,12 @@ t.test('signatures: alg none, HS256, a key the issuer does not publish, an unkno
     .setExpirationTime('5m')
     .sign(new TextEncoder().encode('some shared secret that is long enough for HS256'));
   secrets.push(hs256);
-  await refused(t, `Bearer ${hs256}`, invalidToken(/symmetric signatures \(HS256\) are not accepted: tokens must be signed with an asymmetric key/), hs256);
+  await refused(
+    t,
+    `Bearer ${hs256}`,
+    invalidToken(/symmetric signatures \(HS256\) are not accepted: tokens must be signed with an asymmetric key/),
+    hs256,
+  );
 
   // The algorithm confusion attack: HS256 keyed with the issuer's public key.
   const publicJwk = idp.issuer.keys.toJSON()[0]!;
@@ -184,7 +202,12 @@ t.test('signatures: alg none, HS256, a key the issuer does not publish, an unkno
     .setExpirationTime('5m')
     .sign(new TextEncoder().encode(JSON.stringify(publicJwk)));
   secrets.push(confused);
-  await refused(t, `Bearer ${confused}`, invalidToken(/symmetric signatures \(HS256\) are not accepted: tokens must be signed with an asymmetric key/), confused);
+  await refused(
+    t,
+    `Bearer ${confused}`,
+    invalidToken(/symmetric signatures \(HS256\) are not accepted: tokens must be signed with an asymmetric key/),
+    confused,
+  );
 
   const wrongKey = await foreignToken(idpKid);
   await refused(t, `Bearer ${wrongKey}`, invalidToken(/the token signature does not verify/), wrongKey);
@@ -198,11 +221,17 @@ t.test('signatures: alg none, HS256, a key the issuer does not publish, an unkno
   let jkuRequests = 0;
   const jkuHost = createServer((_request, response) => {
     jkuRequests++;
-    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [{ ...attackerJwk, kid: idpKid, alg: 'ES256' }] }));
+    response
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ keys: [{ ...attackerJwk, kid: idpKid, alg: 'ES256' }] }));
   });
   await new Promise<void>((resolve) => jkuHost.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => jkuHost.close(() => resolve())));
-  for (const offered of [{ jwk: attackerJwk }, { jku: `http://127.0.0.1:${(jkuHost.address() as AddressInfo).port}/jwks` }, { x5u: 'http://127.0.0.1:1/cert.pem' }]) {
+  for (const offered of [
+    { jwk: attackerJwk },
+    { jku: `http://127.0.0.1:${(jkuHost.address() as AddressInfo).port}/jwks` },
+    { x5u: 'http://127.0.0.1:1/cert.pem' },
+  ]) {
     const selfSigned = await new SignJWT({ aud: TEST_AUDIENCE, scope: 'system/Patient.rs', client_id: 'ehr-app' })
       .setProtectedHeader({ alg: 'ES256', kid: idpKid, ...offered })
       .setIssuer(idp.url)
@@ -229,7 +258,11 @@ t.test('claims: expired, not yet valid, issued in the future, wrong audience, wr
   await refused(t, `Bearer ${notYet}`, invalidToken(/the token is not valid yet \(nbf\)/), notYet);
 
   const withinSkew = await idpToken({ nbf: now() + 10 });
-  t.equal((await app.inject({ method: 'GET', url: '/Patient', headers: { authorization: `Bearer ${withinSkew}` } })).statusCode, 200, 'an nbf within the clock skew is accepted');
+  t.equal(
+    (await app.inject({ method: 'GET', url: '/Patient', headers: { authorization: `Bearer ${withinSkew}` } })).statusCode,
+    200,
+    'an nbf within the clock skew is accepted',
+  );
 
   const future = await idpToken({ iat: now() + 600, nbf: undefined, exp: now() + 1200 });
   await refused(t, `Bearer ${future}`, invalidToken(/the token was issued in the future \(iat\)/), future);
@@ -255,16 +288,28 @@ t.test('scopes: garbage grants nothing (403 saying so); a patient/ scope needs a
   await refused(
     t,
     `Bearer ${badLetters}`,
-    forbidden(/the token grants no resource scopes\. malformed scopes grant nothing: patient\/Patient\.xyz \(permissions must be read, write, \* or a subset of c r u d s in that order\)/),
+    forbidden(
+      /the token grants no resource scopes\. malformed scopes grant nothing: patient\/Patient\.xyz \(permissions must be read, write, \* or a subset of c r u d s in that order\)/,
+    ),
     badLetters,
   );
   const numericType = await idpToken({ scope: 'system/12345.rs 67890' });
-  await refused(t, `Bearer ${numericType}`, forbidden(/malformed scopes grant nothing: system\/12345\.rs \(the resource type is not a FHIR type name or \*\)/), numericType);
+  await refused(
+    t,
+    `Bearer ${numericType}`,
+    forbidden(/malformed scopes grant nothing: system\/12345\.rs \(the resource type is not a FHIR type name or \*\)/),
+    numericType,
+  );
 
   // A scope claim that is not a string at all: nothing is granted (the verifier keeps string scopes only).
   for (const scope of [12345, { 'system/Patient.rs': true }, ['system/Patient.cruds'].map(() => 7)]) {
     const token = await idpToken({ scope });
-    await refused(t, `Bearer ${token}`, forbidden(/^Insufficient scope: search on Patient needs a scope such as system\/Patient\.s .*the token grants no resource scopes$/), token);
+    await refused(
+      t,
+      `Bearer ${token}`,
+      forbidden(/^Insufficient scope: search on Patient needs a scope such as system\/Patient\.s .*the token grants no resource scopes$/),
+      token,
+    );
   }
 
   const noPatient = await idpToken({ scope: 'patient/Patient.rs launch/patient' });
@@ -284,7 +329,12 @@ t.test('the token endpoint: a replayed assertion, a garbage scope, an assertion 
       method: 'POST',
       url: '/auth/token',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      payload: new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: clientAssertion, scope }).toString(),
+      payload: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_assertion_type: ASSERTION_TYPE,
+        client_assertion: clientAssertion,
+        scope,
+      }).toString(),
     });
     t.notMatch(response.body, STACK_TRACE, 'no stack trace');
     t.notOk(response.body.includes(clientAssertion), 'the assertion is not echoed');
@@ -303,7 +353,9 @@ t.test('the token endpoint: a replayed assertion, a garbage scope, an assertion 
   t.same(replay.json(), { error: 'invalid_client', error_description: 'client authentication failed' });
   t.equal(replay.headers['cache-control'], 'no-store');
 
-  const sameJti = await assertion(keys, clientId, TOKEN_ENDPOINT, { jti: JSON.parse(Buffer.from(signed.split('.')[1]!, 'base64url').toString()).jti });
+  const sameJti = await assertion(keys, clientId, TOKEN_ENDPOINT, {
+    jti: JSON.parse(Buffer.from(signed.split('.')[1]!, 'base64url').toString()).jti,
+  });
   secrets.push(sameJti);
   t.equal((await grant(sameJti, 'system/Patient.rs')).json().error, 'invalid_client', 'a fresh assertion with a used jti is a replay too');
 
@@ -327,7 +379,14 @@ t.test('the token endpoint: a replayed assertion, a garbage scope, an assertion 
   t.equal(garbage.statusCode, 400, 'a client_assertion that is not a JWT');
   t.equal(garbage.json().error, 'invalid_request');
 
-  const none = new UnsecuredJWT({}).setIssuer(clientId).setSubject(clientId).setAudience(TOKEN_ENDPOINT).setJti(randomUUID()).setIssuedAt().setExpirationTime('2m').encode();
+  const none = new UnsecuredJWT({})
+    .setIssuer(clientId)
+    .setSubject(clientId)
+    .setAudience(TOKEN_ENDPOINT)
+    .setJti(randomUUID())
+    .setIssuedAt()
+    .setExpirationTime('2m')
+    .encode();
   secrets.push(none);
   t.equal((await grant(none, 'system/Patient.rs')).json().error, 'invalid_client', 'an assertion with alg none');
 });
@@ -341,7 +400,12 @@ t.test('a token endpoint token is refused where its scopes do not reach, and acc
     method: 'POST',
     url: '/auth/token',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    payload: new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: signed, scope: 'system/Patient.rs' }).toString(),
+    payload: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_assertion_type: ASSERTION_TYPE,
+      client_assertion: signed,
+      scope: 'system/Patient.rs',
+    }).toString(),
   });
   t.equal(answer.statusCode, 200);
   const token = String(answer.json().access_token);
@@ -350,7 +414,10 @@ t.test('a token endpoint token is refused where its scopes do not reach, and acc
   const encounter = await app.inject({ method: 'GET', url: '/Encounter', headers: { authorization: `Bearer ${token}` } });
   t.equal(encounter.statusCode, 403);
   t.equal(encounter.headers['www-authenticate'], `Bearer realm="${REALM}", error="insufficient_scope"`);
-  t.match((encounter.json() as OperationOutcome).issue?.[0], { code: 'forbidden', diagnostics: /search on Encounter needs a scope such as system\/Encounter\.s .*the token grants system\/Patient\.rs/ });
+  t.match((encounter.json() as OperationOutcome).issue?.[0], {
+    code: 'forbidden',
+    diagnostics: /search on Encounter needs a scope such as system\/Encounter\.s .*the token grants system\/Patient\.rs/,
+  });
   checkNoLeak(t, encounter, token);
 });
 
@@ -363,6 +430,12 @@ t.test('nothing secret in any response or in the log; no 5xx was logged', async 
   const answered = bodies.join('\n');
   t.same(secrets.filter((secret) => answered.includes(secret)).length, 0, `none is in any of ${bodies.length} response bodies`);
   const levels = logLines.map((line) => (JSON.parse(line) as { level: number }).level);
-  t.notOk(levels.some((level) => level >= 50), 'no error was logged');
-  t.notOk(logLines.some((line) => /"statusCode":5\d\d/.test(line)), 'no 5xx was answered');
+  t.notOk(
+    levels.some((level) => level >= 50),
+    'no error was logged',
+  );
+  t.notOk(
+    logLines.some((line) => /"statusCode":5\d\d/.test(line)),
+    'no 5xx was answered',
+  );
 });

@@ -22,7 +22,10 @@ function header(response: LightMyRequestResponse, name: string): string {
 }
 
 function listed(value: string): string[] {
-  return value.split(',').map((item) => item.trim().toLowerCase()).filter((item) => item !== '');
+  return value
+    .split(',')
+    .map((item) => item.trim().toLowerCase())
+    .filter((item) => item !== '');
 }
 
 /**
@@ -56,7 +59,11 @@ t.test('CORS: preflight without a token, readable answers for the allowed origin
   const preflight = await app.inject({
     method: 'OPTIONS',
     url: '/Patient',
-    headers: { origin: ALLOWED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, if-match' },
+    headers: {
+      origin: ALLOWED,
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'authorization, content-type, if-match',
+    },
   });
   t.equal(preflight.statusCode, 204, 'the preflight is answered without a token');
   t.equal(header(preflight, 'access-control-allow-origin'), ALLOWED);
@@ -86,7 +93,7 @@ t.test('CORS: preflight without a token, readable answers for the allowed origin
 
   const unauthenticated = await app.inject({ method: 'GET', url: '/Patient', headers: { origin: ALLOWED } });
   t.equal(unauthenticated.statusCode, 401);
-  t.equal(header(unauthenticated, 'access-control-allow-origin'), ALLOWED, "a browser app can read the 401 and its challenge");
+  t.equal(header(unauthenticated, 'access-control-allow-origin'), ALLOWED, 'a browser app can read the 401 and its challenge');
   t.match(header(unauthenticated, 'www-authenticate'), /^Bearer realm=/);
 
   const readOther = await app.inject({ method: 'GET', url: '/Patient', headers: { origin: OTHER, authorization: token } });
@@ -106,7 +113,11 @@ t.test('CORS with a rate limit: preflights do not use the limit up, and a browse
   const { app, bearer } = await startSecuredApp(t, { exposure: { corsOrigins: [ALLOWED], rateLimitPerMinute: 2 } });
   const token = await bearer('system/Patient.rs', { client_id: 'browser-app' });
   for (let i = 0; i < 4; i++) {
-    const preflight = await app.inject({ method: 'OPTIONS', url: '/Patient', headers: { origin: ALLOWED, 'access-control-request-method': 'GET' } });
+    const preflight = await app.inject({
+      method: 'OPTIONS',
+      url: '/Patient',
+      headers: { origin: ALLOWED, 'access-control-request-method': 'GET' },
+    });
     t.equal(preflight.statusCode, 204, `preflight ${i + 1}`);
   }
   const statuses: number[] = [];
@@ -155,10 +166,18 @@ t.test('rate limit: an address sending bad credentials is refused before verific
   const attacker = '192.0.2.66';
   const statuses: number[] = [];
   for (let i = 0; i < 7; i++) {
-    const response = await app.inject({ method: 'GET', url: '/Patient', headers: { authorization: 'Bearer not-a-jwt' }, remoteAddress: attacker });
+    const response = await app.inject({
+      method: 'GET',
+      url: '/Patient',
+      headers: { authorization: 'Bearer not-a-jwt' },
+      remoteAddress: attacker,
+    });
     statuses.push(response.statusCode);
     if (response.statusCode === 429) {
-      t.match(response.json(), { resourceType: 'OperationOutcome', issue: [{ code: 'throttled', diagnostics: /without valid credentials from this address/ }] });
+      t.match(response.json(), {
+        resourceType: 'OperationOutcome',
+        issue: [{ code: 'throttled', diagnostics: /without valid credentials from this address/ }],
+      });
       t.ok(Number(header(response, 'retry-after')) > 0, 'with Retry-After');
     }
   }

@@ -25,7 +25,21 @@ t.test('generated credentials never cause a 5xx', async (t) => {
     Array.from({ length: Math.floor(random() * max) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
   const { privateKey } = await generateKeyPair('ES256');
   const foreignJwk = await exportJWK((await generateKeyPair('ES256')).publicKey);
-  const weird: unknown[] = [null, 0, -1, 1e308, true, 'none', 'HS256', 'RS256', '', '../../etc/passwd', ['ES256'], { alg: 'x' }, 'x'.repeat(5000)];
+  const weird: unknown[] = [
+    null,
+    0,
+    -1,
+    1e308,
+    true,
+    'none',
+    'HS256',
+    'RS256',
+    '',
+    '../../etc/passwd',
+    ['ES256'],
+    { alg: 'x' },
+    'x'.repeat(5000),
+  ];
 
   const headers: Array<() => Promise<string>> = [
     async () => text(60),
@@ -54,7 +68,11 @@ t.test('generated credentials never cause a 5xx', async (t) => {
       res = await s.app.inject({
         method: pick(['GET', 'POST', 'DELETE']) as 'GET',
         url: pick(urls),
-        headers: { authorization, ...(requestId !== undefined ? { 'x-request-id': requestId } : {}), 'content-type': 'application/fhir+json' },
+        headers: {
+          authorization,
+          ...(requestId !== undefined ? { 'x-request-id': requestId } : {}),
+          'content-type': 'application/fhir+json',
+        },
         payload: '{"resourceType":"Patient"}',
       });
     } catch {
@@ -63,7 +81,10 @@ t.test('generated credentials never cause a 5xx', async (t) => {
     }
     if (res.statusCode >= 500) {
       fiveHundreds++;
-      t.fail(`5xx for Authorization ${JSON.stringify(authorization.slice(0, 120))}`, { status: res.statusCode, body: res.body.slice(0, 300) });
+      t.fail(`5xx for Authorization ${JSON.stringify(authorization.slice(0, 120))}`, {
+        status: res.statusCode,
+        body: res.body.slice(0, 300),
+      });
     }
     if (res.statusCode >= 400) t.equal(res.json().resourceType, 'OperationOutcome', `round ${i}: an OperationOutcome`);
     const id = String(res.headers['x-request-id']);
@@ -72,7 +93,21 @@ t.test('generated credentials never cause a 5xx', async (t) => {
   t.equal(fiveHundreds, 0, 'no 5xx');
 
   // Scope claims of every shape in tokens that verify: refused (403) or served (200), never a 5xx.
-  const scopes: unknown[] = ['', ' ', 'patient/Patient.xyz', 'system/*.rs?', 'system/Patient.rs?=x', 'user/Patient.rs?name=%zz', `system/${'A'.repeat(2000)}.rs`, ['system/Patient.rs', 7, null], { scope: 'x' }, 42, 'launch/patient openid fhirUser', 'system/Patient.cruds?_sort=name', 'patient/*.rs'];
+  const scopes: unknown[] = [
+    '',
+    ' ',
+    'patient/Patient.xyz',
+    'system/*.rs?',
+    'system/Patient.rs?=x',
+    'user/Patient.rs?name=%zz',
+    `system/${'A'.repeat(2000)}.rs`,
+    ['system/Patient.rs', 7, null],
+    { scope: 'x' },
+    42,
+    'launch/patient openid fhirUser',
+    'system/Patient.cruds?_sort=name',
+    'patient/*.rs',
+  ];
   for (const scope of scopes) {
     const token = await s.issuer.token({ scope: scope as string, ...(random() < 0.5 ? { patient: text(20) } : {}) });
     const res = await s.app.inject({ url: '/Patient?name=a', headers: { authorization: `Bearer ${token}` } });

@@ -25,7 +25,6 @@ const NDJSON_DIR = fileURLToPath(new URL('../fixtures/bulk-ndjson/', import.meta
 const HOSTED = { Patient: 4, Encounter: 68, MedicationRequest: 14 } as const;
 const TOTAL = HOSTED.Patient + HOSTED.Encounter + HOSTED.MedicationRequest;
 
-
 const port = await freePort();
 const baseUrl = `http://127.0.0.1:${port}`;
 const secured = await startSecuredApp(t, {
@@ -73,14 +72,29 @@ async function importWith(t: Test, env: NodeJS.ProcessEnv, extra: string[] = [],
   let stdout = '';
   let stderr = '';
   const result = await runImport(
-    ['--url', baseUrl, '--quiet', '--batch-size', '25', '--checkpoint', checkpoint, '--report', join(dir, 'report.json'), ...extra, NDJSON_DIR],
+    [
+      '--url',
+      baseUrl,
+      '--quiet',
+      '--batch-size',
+      '25',
+      '--checkpoint',
+      checkpoint,
+      '--report',
+      join(dir, 'report.json'),
+      ...extra,
+      NDJSON_DIR,
+    ],
     env,
     { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } },
   );
   const written = await readFile(join(dir, 'report.json'), 'utf8');
   const state = await readFile(checkpoint, 'utf8');
   for (const token of [writerToken, readerToken]) {
-    t.notOk([stdout, stderr, written, state].some((text) => text.includes(token)), 'the token is not printed, reported or kept in the checkpoint');
+    t.notOk(
+      [stdout, stderr, written, state].some((text) => text.includes(token)),
+      'the token is not printed, reported or kept in the checkpoint',
+    );
   }
   return { ...result, stdout, stderr };
 }
@@ -104,20 +118,37 @@ t.test('without a token every line is rejected with 401, exit code 1, nothing st
     t.same(run.report!.totals[type], { imported: 0, unchanged: 0, skipped: 0, rejected: count }, `${type}: all ${count} rejected`);
   }
   t.equal(run.report!.rejections.length, TOTAL, 'each rejection listed');
-  t.ok(run.report!.rejections.every((r) => r.status === 401), 'each one with status 401');
+  t.ok(
+    run.report!.rejections.every((r) => r.status === 401),
+    'each one with status 401',
+  );
   t.match(run.report!.rejections[0]!.diagnostics, [/access token is required/]);
   t.match(run.stdout, /REJECTED .*Patient\.000\.ndjson line 1 Patient\/\S+: 401 /);
-  t.match(run.stdout, /86 lines were refused access \(HTTP 401\/403\/429: .*the checkpoint was not moved past them; run the same command again/, 'the report says how to go on');
+  t.match(
+    run.stdout,
+    /86 lines were refused access \(HTTP 401\/403\/429: .*the checkpoint was not moved past them; run the same command again/,
+    'the report says how to go on',
+  );
   t.equal(await read('Patient', await firstId('Patient')), 404, 'nothing was stored');
 });
 
 t.test('a token that may only read: every line rejected with 403 naming the scope', async (t) => {
   const run = await importWith(t, { FHIR_ACCESS_TOKEN: readerToken });
   t.equal(run.code, IMPORT_EXIT.REJECTED);
-  t.same(run.report!.resumed, [`${join(NDJSON_DIR, 'Device.000.ndjson')}: done in an earlier run`], 'only the file without hosted types counts as done: every refused line is sent again');
+  t.same(
+    run.report!.resumed,
+    [`${join(NDJSON_DIR, 'Device.000.ndjson')}: done in an earlier run`],
+    'only the file without hosted types counts as done: every refused line is sent again',
+  );
   t.equal(run.report!.sum.rejected, TOTAL);
-  t.ok(run.report!.rejections.every((r) => r.status === 403), 'each one with status 403');
-  t.match(run.report!.rejections.find((r) => r.resourceType === 'Encounter')?.diagnostics.join(' '), /Encounter needs a scope such as system\/Encounter\.[cu]/);
+  t.ok(
+    run.report!.rejections.every((r) => r.status === 403),
+    'each one with status 403',
+  );
+  t.match(
+    run.report!.rejections.find((r) => r.resourceType === 'Encounter')?.diagnostics.join(' '),
+    /Encounter needs a scope such as system\/Encounter\.[cu]/,
+  );
 });
 
 t.test('FHIR_ACCESS_TOKEN, the same command again: everything imported over the socket, exit code 0', async (t) => {
@@ -129,11 +160,16 @@ t.test('FHIR_ACCESS_TOKEN, the same command again: everything imported over the 
   }
   t.match(run.stdout, /import complete/);
   t.notMatch(run.stdout, /refused access/);
-  for (const type of Object.keys(HOSTED) as Array<keyof typeof HOSTED>) t.equal(await read(type, await firstId(type)), 200, `${type} readable`);
+  for (const type of Object.keys(HOSTED) as Array<keyof typeof HOSTED>)
+    t.equal(await read(type, await firstId(type)), 200, `${type} readable`);
 
   const again = await importWith(t, { FHIR_ACCESS_TOKEN: writerToken });
   t.equal(again.code, IMPORT_EXIT.OK);
-  t.equal(again.report!.sum.imported + again.report!.sum.unchanged + again.report!.sum.rejected, 0, 'now the checkpoint says done: nothing is sent');
+  t.equal(
+    again.report!.sum.imported + again.report!.sum.unchanged + again.report!.sum.rejected,
+    0,
+    'now the checkpoint says done: nothing is sent',
+  );
   t.equal(again.report!.resumed.length, 4, 'every file done in an earlier run');
 });
 
@@ -141,16 +177,25 @@ t.test('a batch Bundle whose entries were refused for access is sent again by th
   const dir = await mkdtemp(join(tmpdir(), 'fhir-import-token-batch-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'batch.json');
-  const entry = (id: string) => ({ resource: { resourceType: 'Patient', id, name: [{ family: id }] }, request: { method: 'PUT', url: `Patient/${id}` } });
+  const entry = (id: string) => ({
+    resource: { resourceType: 'Patient', id, name: [{ family: id }] },
+    request: { method: 'PUT', url: `Patient/${id}` },
+  });
   await writeFile(file, JSON.stringify({ resourceType: 'Bundle', type: 'batch', entry: [entry('batch-1'), entry('batch-2')] }));
   const checkpoint = join(dir, 'state.json');
   const runBatch = (env: NodeJS.ProcessEnv) =>
-    runImport(['--url', baseUrl, '--quiet', '--checkpoint', checkpoint, file], env, { stdout: { write: () => true }, stderr: { write: () => true } });
+    runImport(['--url', baseUrl, '--quiet', '--checkpoint', checkpoint, file], env, {
+      stdout: { write: () => true },
+      stderr: { write: () => true },
+    });
 
   const refused = await runBatch({ FHIR_ACCESS_TOKEN: readerToken });
   t.equal(refused.code, IMPORT_EXIT.REJECTED);
   t.same(refused.report!.totals.Patient, { imported: 0, unchanged: 0, skipped: 0, rejected: 2 });
-  t.ok(refused.report!.rejections.every((r) => r.status === 403), 'both entries refused with 403');
+  t.ok(
+    refused.report!.rejections.every((r) => r.status === 403),
+    'both entries refused with 403',
+  );
   const imported = await runBatch({ FHIR_ACCESS_TOKEN: writerToken });
   t.equal(imported.code, IMPORT_EXIT.OK);
   t.same(imported.report!.resumed, [], 'the refused batch was not recorded as done');
@@ -172,13 +217,19 @@ t.test('--token-file: the same import again is recognised as unchanged', async (
 });
 
 t.test('an unreadable --token-file is a usage error', async (t) => {
-  const run = await runImport(['--url', baseUrl, '--token-file', join(tmpdir(), `no-such-token-${process.pid}`), NDJSON_DIR], {}, { stdout: { write: () => true }, stderr: { write: () => true } });
+  const run = await runImport(
+    ['--url', baseUrl, '--token-file', join(tmpdir(), `no-such-token-${process.pid}`), NDJSON_DIR],
+    {},
+    { stdout: { write: () => true }, stderr: { write: () => true } },
+  );
   t.equal(run.code, IMPORT_EXIT.USAGE);
 });
 
 t.test('the refused and the imported lines are in the audit trail', async (t) => {
   await secured.flushAudit();
-  const response = await fetch(`${baseUrl}/AuditEvent?_count=1&_summary=count`, { headers: { authorization: `Bearer ${await tokenFor(['system/AuditEvent.rs'])}` } });
+  const response = await fetch(`${baseUrl}/AuditEvent?_count=1&_summary=count`, {
+    headers: { authorization: `Bearer ${await tokenFor(['system/AuditEvent.rs'])}` },
+  });
   t.equal(response.status, 200);
   const bundle = (await response.json()) as { total?: number };
   t.ok((bundle.total ?? 0) >= TOTAL * 2, `${bundle.total} AuditEvents: the refused lines and the imported ones`);

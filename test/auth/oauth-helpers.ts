@@ -90,7 +90,11 @@ export async function startAuthServer(
       return socket.server;
     },
   });
-  await app.register(oauthRoutes, { prefix: BASE_PATH, server: auth, smartConfiguration: { scopesSupported: ['system/*.rs', 'system/Patient.rs'] } });
+  await app.register(oauthRoutes, {
+    prefix: BASE_PATH,
+    server: auth,
+    smartConfiguration: { scopesSupported: ['system/*.rs', 'system/Patient.rs'] },
+  });
   await app.ready();
   return {
     auth,
@@ -146,7 +150,11 @@ export interface TokenAnswer {
 }
 
 /** POSTs a form to the token endpoint. */
-export async function tokenRequest(endpoint: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<TokenAnswer> {
+export async function tokenRequest(
+  endpoint: string,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<TokenAnswer> {
   const response = await fetch(endpoint, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...headers },
@@ -199,7 +207,12 @@ export async function hostJwks(keys: JWK[]): Promise<JwksHost> {
  * allowInsecureRequests), authenticating with private_key_jwt whose assertion aud is the token endpoint, as SMART
  * Backend Services says.
  */
-export async function privateKeyJwtClient(issuer: string, tokenEndpoint: string, clientId: string, keys: ClientKeys): Promise<oidc.Configuration> {
+export async function privateKeyJwtClient(
+  issuer: string,
+  tokenEndpoint: string,
+  clientId: string,
+  keys: ClientKeys,
+): Promise<oidc.Configuration> {
   return oidc.discovery(
     new URL(issuer),
     clientId,

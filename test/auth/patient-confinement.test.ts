@@ -94,7 +94,12 @@ async function fixture(t: Test): Promise<Fixture> {
 
   const p2 = await create(app, admin, 'Patient', samplePatient(P2_FAMILY, 'p2', { name: [{ family: P2_FAMILY, given: [P2_MARKER] }] }));
   // P1 links to P2: that puts P1 in P2's compartment (R4 Patient.link), never P2 in P1's.
-  const p1 = await create(app, admin, 'Patient', samplePatient('Alphaberg', 'p1', { link: [{ other: { reference: `Patient/${p2}` }, type: 'seealso' }] }));
+  const p1 = await create(
+    app,
+    admin,
+    'Patient',
+    samplePatient('Alphaberg', 'p1', { link: [{ other: { reference: `Patient/${p2}` }, type: 'seealso' }] }),
+  );
   const e1: string[] = [];
   for (const [i, status] of (['finished', 'finished', 'in-progress', 'finished'] as const).entries()) {
     e1.push(await create(app, admin, 'Encounter', sampleEncounter(p1, `e1-${i}`, { status })));
@@ -107,20 +112,57 @@ async function fixture(t: Test): Promise<Fixture> {
   for (let i = 0; i < e1.length; i++) m1.push(await create(app, admin, 'MedicationRequest', sampleMedicationRequest(p1, e1[i], `m1-${i}`)));
   const m2: string[] = [];
   for (let i = 0; i < e2.length; i++) {
-    m2.push(await create(app, admin, 'MedicationRequest', sampleMedicationRequest(p2, e2[i], `m2-${i}`, { medicationCodeableConcept: { text: P2_MARKER } })));
+    m2.push(
+      await create(
+        app,
+        admin,
+        'MedicationRequest',
+        sampleMedicationRequest(p2, e2[i], `m2-${i}`, { medicationCodeableConcept: { text: P2_MARKER } }),
+      ),
+    );
   }
   const m1x = await create(app, admin, 'MedicationRequest', sampleMedicationRequest(p1, e2[0], 'm1-x'));
   const m2x = await create(
     app,
     admin,
     'MedicationRequest',
-    sampleMedicationRequest(p2, e1[0], 'm2-x', { requester: { reference: `Patient/${p1}` }, medicationCodeableConcept: { text: P2_MARKER } }),
+    sampleMedicationRequest(p2, e1[0], 'm2-x', {
+      requester: { reference: `Patient/${p1}` },
+      medicationCodeableConcept: { text: P2_MARKER },
+    }),
   );
-  const p1Refs = new Set([`Patient/${p1}`, ...e1.map((id) => `Encounter/${id}`), ...m1.map((id) => `MedicationRequest/${id}`), `MedicationRequest/${m1x}`]);
-  const p2Refs = new Set([`Patient/${p2}`, ...e2.map((id) => `Encounter/${id}`), ...m2.map((id) => `MedicationRequest/${id}`), `MedicationRequest/${m2x}`]);
+  const p1Refs = new Set([
+    `Patient/${p1}`,
+    ...e1.map((id) => `Encounter/${id}`),
+    ...m1.map((id) => `MedicationRequest/${id}`),
+    `MedicationRequest/${m1x}`,
+  ]);
+  const p2Refs = new Set([
+    `Patient/${p2}`,
+    ...e2.map((id) => `Encounter/${id}`),
+    ...m2.map((id) => `MedicationRequest/${id}`),
+    `MedicationRequest/${m2x}`,
+  ]);
   // P1's Patient names P2, and m1x names e2[0]: those two ids may appear inside P1's own records.
   const p2Secret = [...e2.slice(1), ...m2, m2x];
-  return { app, flushAudit: secured.flushAudit, db: secured.connection.db, issuer: secured.issuer, admin, p1, p2, e1, e2, m1, m2, m1x, m2x, p1Refs, p2Refs, p2Secret };
+  return {
+    app,
+    flushAudit: secured.flushAudit,
+    db: secured.connection.db,
+    issuer: secured.issuer,
+    admin,
+    p1,
+    p2,
+    e1,
+    e2,
+    m1,
+    m2,
+    m1x,
+    m2x,
+    p1Refs,
+    p2Refs,
+    p2Secret,
+  };
 }
 
 function bearer(f: Fixture, scope: string, claims: Record<string, string> = {}): Promise<string> {
@@ -197,7 +239,10 @@ type Counts = { versions: number; heads: number };
 
 async function clinicalCounts(db: Db): Promise<Counts> {
   const clinical = { type: { $ne: 'AuditEvent' } };
-  return { versions: await db.collection('resource_versions').countDocuments(clinical), heads: await db.collection('resources').countDocuments(clinical) };
+  return {
+    versions: await db.collection('resource_versions').countDocuments(clinical),
+    heads: await db.collection('resources').countDocuments(clinical),
+  };
 }
 
 t.test('a patient/ token sees its patient and nothing of another patient', async (t) => {
@@ -221,8 +266,15 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
         if (bundle.total !== undefined) t.equal(bundle.total, f.e1.length, `${url}: total counts P1's only`);
       }
       // The default policy (none) counts nothing; the page where forward paging runs out knows the total for free.
-      t.equal((walked.pages[0].res.json() as Bundle).total, total ? f.e1.length : undefined, `the first page: counted only when asked${total}`);
-      t.ok(walked.pages.some(({ res }) => (res.json() as Bundle).total === f.e1.length), `a page knows the total${total}`);
+      t.equal(
+        (walked.pages[0].res.json() as Bundle).total,
+        total ? f.e1.length : undefined,
+        `the first page: counted only when asked${total}`,
+      );
+      t.ok(
+        walked.pages.some(({ res }) => (res.json() as Bundle).total === f.e1.length),
+        `a page knows the total${total}`,
+      );
       const relations = new Set(walked.pages.flatMap(({ res }) => ((res.json() as Bundle).link ?? []).map((l) => l.relation)));
       t.ok(relations.has('next') && relations.has('previous') && relations.has('last'), 'next, previous and last links were all followed');
     }
@@ -237,14 +289,21 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
   });
 
   await t.test("another patient's paging cursor yields neither that patient's data nor its total", async (t) => {
-    for (const base of ['/Encounter?_count=2', '/Encounter?_count=2&_total=accurate', '/Encounter/_history?_count=2', '/Patient/$everything?_count=2']) {
+    for (const base of [
+      '/Encounter?_count=2',
+      '/Encounter?_count=2&_total=accurate',
+      '/Encounter/_history?_count=2',
+      '/Patient/$everything?_count=2',
+    ]) {
       const first = await send(app, p2, 'GET', base);
       t.equal(first.statusCode, 200, `P2's ${base}`);
       const links = ((first.json() as Bundle).link ?? []).filter((l) => ['next', 'last'].includes(l.relation));
       t.ok(links.length > 0, `P2's ${base} has paging links`);
       for (const link of links) {
         const replayed = await send(app, p1, 'GET', link.url);
-        t.ok([200, 400].includes(replayed.statusCode), `P1 replaying P2's ${link.relation} link of ${base}: refused or confined`, { status: replayed.statusCode });
+        t.ok([200, 400].includes(replayed.statusCode), `P1 replaying P2's ${link.relation} link of ${base}: refused or confined`, {
+          status: replayed.statusCode,
+        });
         assertNoP2(t, f, replayed, `replayed ${link.relation} of ${base}`);
         if (replayed.statusCode === 200) {
           const total = (replayed.json() as Bundle).total;
@@ -262,7 +321,10 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
       { url: '/Encounter?_include=Encounter:subject', admin: `Patient/${f.p2}` },
       { url: '/Patient?_include=Patient:link', admin: `Patient/${f.p2}` },
       { url: `/MedicationRequest?_id=${f.m1x}&_include=MedicationRequest:encounter`, admin: `Encounter/${f.e2[0]}` },
-      { url: `/MedicationRequest?_id=${f.m1x}&_include=MedicationRequest:encounter&_include:iterate=Encounter:subject`, admin: `Patient/${f.p2}` },
+      {
+        url: `/MedicationRequest?_id=${f.m1x}&_include=MedicationRequest:encounter&_include:iterate=Encounter:subject`,
+        admin: `Patient/${f.p2}`,
+      },
       { url: `/MedicationRequest?_id=${f.m1x}&_include=*&_include:iterate=*`, admin: `Patient/${f.p2}` },
       { url: '/Patient?_revinclude=Encounter:subject', admin: `Encounter/${f.e2[1]}` },
       { url: '/Patient?_revinclude=MedicationRequest:requester', admin: `MedicationRequest/${f.m2x}` },
@@ -275,7 +337,11 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
       t.equal(res.statusCode, 200, url);
       assertNoP2(t, f, res, url);
       const refs = refsOf(res.json() as Bundle);
-      t.ok(refs.every((ref) => f.p1Refs.has(ref)), `${url}: every entry is P1's`, { refs });
+      t.ok(
+        refs.every((ref) => f.p1Refs.has(ref)),
+        `${url}: every entry is P1's`,
+        { refs },
+      );
       const control = await send(app, f.admin, 'GET', url);
       t.ok(refsOf(control.json() as Bundle).includes(admin), `${url}: unconfined it brings in ${admin}`);
     }
@@ -330,7 +396,10 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
         t.equal(res.statusCode, 200, page);
         assertNoP2(t, f, res, page);
       }
-      t.ok([...walked.matches].every((ref) => f.p1Refs.has(ref)), `${url}: P1's only`);
+      t.ok(
+        [...walked.matches].every((ref) => f.p1Refs.has(ref)),
+        `${url}: P1's only`,
+      );
     }
     const everything = await send(app, p1, 'GET', '/?_total=accurate');
     t.equal((everything.json() as Bundle).total, f.p1Refs.size, 'without _type: every P1 resource and no other, counted');
@@ -387,8 +456,16 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
       resourceType: 'Bundle',
       type: 'transaction',
       entry: [
-        { fullUrl: 'urn:uuid:7f0c4a52-8a5e-4f5e-9e63-1d5a1b2c3d01', resource: sampleEncounter(f.p1, 'tx-ok'), request: { method: 'POST', url: 'Encounter' } },
-        { fullUrl: 'urn:uuid:7f0c4a52-8a5e-4f5e-9e63-1d5a1b2c3d02', resource: sampleMedicationRequest(f.p2, undefined, 'tx-p2'), request: { method: 'POST', url: 'MedicationRequest' } },
+        {
+          fullUrl: 'urn:uuid:7f0c4a52-8a5e-4f5e-9e63-1d5a1b2c3d01',
+          resource: sampleEncounter(f.p1, 'tx-ok'),
+          request: { method: 'POST', url: 'Encounter' },
+        },
+        {
+          fullUrl: 'urn:uuid:7f0c4a52-8a5e-4f5e-9e63-1d5a1b2c3d02',
+          resource: sampleMedicationRequest(f.p2, undefined, 'tx-p2'),
+          request: { method: 'POST', url: 'MedicationRequest' },
+        },
       ],
     });
     t.equal(mixed.statusCode, 403, 'a transaction with one entry writing into P2 compartment: 403');
@@ -413,15 +490,24 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
       resourceType: 'Bundle',
       type: 'transaction',
       entry: [
-        { fullUrl: 'urn:uuid:7f0c4a52-8a5e-4f5e-9e63-1d5a1b2c3d03', resource: sampleEncounter(f.p1, 'tx-own-e'), request: { method: 'POST', url: 'Encounter' } },
+        {
+          fullUrl: 'urn:uuid:7f0c4a52-8a5e-4f5e-9e63-1d5a1b2c3d03',
+          resource: sampleEncounter(f.p1, 'tx-own-e'),
+          request: { method: 'POST', url: 'Encounter' },
+        },
         {
           fullUrl: 'urn:uuid:7f0c4a52-8a5e-4f5e-9e63-1d5a1b2c3d04',
-          resource: { ...sampleMedicationRequest(f.p1, undefined, 'tx-own-m'), encounter: { reference: 'urn:uuid:7f0c4a52-8a5e-4f5e-9e63-1d5a1b2c3d03' } },
+          resource: {
+            ...sampleMedicationRequest(f.p1, undefined, 'tx-own-m'),
+            encounter: { reference: 'urn:uuid:7f0c4a52-8a5e-4f5e-9e63-1d5a1b2c3d03' },
+          },
           request: { method: 'POST', url: 'MedicationRequest' },
         },
       ],
     });
-    t.equal(own.statusCode, 200, "a transaction writing only into P1's compartment succeeds (patient/*.cruds)", { body: own.body.slice(0, 400) });
+    t.equal(own.statusCode, 200, "a transaction writing only into P1's compartment succeeds (patient/*.cruds)", {
+      body: own.body.slice(0, 400),
+    });
     t.same(
       ((own.json() as Bundle).entry ?? []).map((e: BundleEntry) => e.response?.status?.split(' ')[0]),
       ['201', '201'],
@@ -454,7 +540,11 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
       t.equal(still.statusCode, 200, `P2's Encounter/${id} is unchanged`);
       t.equal((still.json() as { meta: { versionId: string } }).meta.versionId, '1', 'still version 1');
     }
-    t.same(await clinicalCounts(f.db), { versions: before.versions + 2, heads: before.heads + 2 }, "only P1's two new Encounters were written");
+    t.same(
+      await clinicalCounts(f.db),
+      { versions: before.versions + 2, heads: before.heads + 2 },
+      "only P1's two new Encounters were written",
+    );
     for (const res of [conditional, update]) {
       t.equal((await send(app, f.admin, 'DELETE', `/Encounter/${(res.json() as { id: string }).id}`)).statusCode, 204, 'cleanup');
     }
@@ -465,14 +555,23 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
     t.same([...mine.matches].sort(), [...f.p1Refs].sort(), 'Patient/P1/$everything: exactly P1 compartment over all pages');
     for (const { url, res } of mine.pages) assertNoP2(t, f, res, url);
     for (const method of ['GET', 'POST']) {
-      const res = await send(app, p1, method, `/Patient/${f.p2}/$everything`, method === 'POST' ? { resourceType: 'Parameters', parameter: [] } : undefined);
+      const res = await send(
+        app,
+        p1,
+        method,
+        `/Patient/${f.p2}/$everything`,
+        method === 'POST' ? { resourceType: 'Parameters', parameter: [] } : undefined,
+      );
       t.equal(res.statusCode, 403, `${method} Patient/P2/$everything`);
     }
     const all = await crawl(f, p1, '/Patient/$everything?_count=4');
     t.same([...all.matches].sort(), [...f.p1Refs].sort(), "Patient/$everything (all patients): only P1's");
     for (const { url, res } of all.pages) assertNoP2(t, f, res, url);
     const control = await crawl(f, f.admin, '/Patient/$everything?_count=50');
-    t.ok([...f.p2Refs].every((ref) => control.matches.has(ref)), 'the admin gets P2 compartment too');
+    t.ok(
+      [...f.p2Refs].every((ref) => control.matches.has(ref)),
+      'the admin gets P2 compartment too',
+    );
   });
 
   await t.test('Bulk export: patient/ tokens refused; files for the system client that asked only', async (t) => {
@@ -496,8 +595,12 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
     }
     if (!manifest) return t.fail('the export did not complete within 10 s');
     let files = '';
-    for (const file of manifest.output) files += (await send(app, f.admin, 'GET', file.url, undefined, { accept: 'application/fhir+ndjson' })).body;
-    t.ok([...f.p1Refs, ...f.p2Refs].every((ref) => files.includes(`"id":"${ref.split('/')[1]}"`)), "the system client's files hold both patients' data");
+    for (const file of manifest.output)
+      files += (await send(app, f.admin, 'GET', file.url, undefined, { accept: 'application/fhir+ndjson' })).body;
+    t.ok(
+      [...f.p1Refs, ...f.p2Refs].every((ref) => files.includes(`"id":"${ref.split('/')[1]}"`)),
+      "the system client's files hold both patients' data",
+    );
 
     const other = await bearer(f, 'system/*.rs', { client_id: 'confine-other-system' });
     t.equal((await send(app, other, 'GET', statusUrl)).statusCode, 404, "another system client: the job's status is not found");
@@ -535,7 +638,13 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
     t.ok(mixed.length > 0, "AuditEvents in P1's compartment that also name P2 exist");
     const auditToken = await bearer(f, 'patient/Patient.rs patient/AuditEvent.rs', { patient: f.p1 });
     // (AuditEvents are never _revincluded: the include parameters reach the clinical types only.)
-    for (const url of ['/AuditEvent', `/AuditEvent?patient=Patient/${f.p1}`, `/AuditEvent/${mixed[0]?.resource?.id}`, '/AuditEvent/_history', `/AuditEvent/${mixed[0]?.resource?.id}/_history/1`]) {
+    for (const url of [
+      '/AuditEvent',
+      `/AuditEvent?patient=Patient/${f.p1}`,
+      `/AuditEvent/${mixed[0]?.resource?.id}`,
+      '/AuditEvent/_history',
+      `/AuditEvent/${mixed[0]?.resource?.id}/_history/1`,
+    ]) {
       const res = await send(app, auditToken, 'GET', url);
       t.equal(res.statusCode, 403, `${url} with patient/AuditEvent.rs: 403`);
       t.match(diagnostics(res), /cannot be confined/, `${url}: says why`);
@@ -564,7 +673,10 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
     const write = await send(app, writer, 'POST', '/Encounter', sampleEncounter(f.p1, 'narrow-write'));
     t.equal(write.statusCode, 403, 'a write under a scope with search parameters: 403');
     t.match(diagnostics(write), /reads and searches only/, 'says such scopes grant reads only');
-    const update = await send(app, writer, 'PUT', `/Encounter/${expected[0].split('/')[1]}`, { ...sampleEncounter(f.p1, 'x'), id: expected[0].split('/')[1] });
+    const update = await send(app, writer, 'PUT', `/Encounter/${expected[0].split('/')[1]}`, {
+      ...sampleEncounter(f.p1, 'x'),
+      id: expected[0].split('/')[1],
+    });
     t.equal(update.statusCode, 403, 'an update too');
     t.same(await clinicalCounts(f.db), before, 'nothing written');
   });
@@ -581,7 +693,11 @@ t.test('a patient/ token sees its patient and nothing of another patient', async
 
     const user = await bearer(f, 'user/Patient.rs', { fhirUser: 'Practitioner/abc' });
     const patients = await send(app, user, 'GET', '/Patient?_total=accurate');
-    t.same(refsOf(patients.json() as Bundle, 'match').sort(), [`Patient/${f.p1}`, `Patient/${f.p2}`].sort(), 'user/Patient.rs: every patient');
+    t.same(
+      refsOf(patients.json() as Bundle, 'match').sort(),
+      [`Patient/${f.p1}`, `Patient/${f.p2}`].sort(),
+      'user/Patient.rs: every patient',
+    );
     t.equal((await send(app, user, 'GET', `/Patient/${f.p2}`)).statusCode, 200, 'user/Patient.rs reads P2');
     t.equal((await send(app, user, 'GET', `/Encounter/${f.e2[1]}`)).statusCode, 403, 'but no Encounter without a scope for it');
   });

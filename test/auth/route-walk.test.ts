@@ -101,12 +101,16 @@ async function startWalkApp(t: Test): Promise<Walk> {
     close: () => server.close(),
   };
 
-  const secured = await startSecuredApp(t, { ...SECURED_CONFIG, auth: { ...SECURED_CONFIG.auth, server: { enabled: true, tokenTtlSeconds: 300, devClient: false } } }, {
-    store,
-    auth,
-    ledger: runtime.service,
-    bulkExport: { dir: exportDir, tuning: { pollIntervalMs: 50 } },
-  });
+  const secured = await startSecuredApp(
+    t,
+    { ...SECURED_CONFIG, auth: { ...SECURED_CONFIG.auth, server: { enabled: true, tokenTtlSeconds: 300, devClient: false } } },
+    {
+      store,
+      auth,
+      ledger: runtime.service,
+      bulkExport: { dir: exportDir, tuning: { pollIntervalMs: 50 } },
+    },
+  );
   // Teardowns run in reverse: the app (startSecuredApp's teardown) closes first, then these.
   t.teardown(async () => {
     await runtime.stop();
@@ -172,7 +176,11 @@ async function seed(walk: Walk, admin: string): Promise<Seed> {
   const m1 = await created(app, admin, 'MedicationRequest', sampleMedicationRequest(p1, e1, 'm1'));
   const m2 = await created(app, admin, 'MedicationRequest', sampleMedicationRequest(p2, e2, 'm2'));
   // One updated resource: P2 gets a version 2.
-  const update = await send(app, admin, { method: 'PUT', url: `/Patient/${p2}`, body: { ...samplePatient(p2Family, 'p2'), id: p2, gender: 'male' } });
+  const update = await send(app, admin, {
+    method: 'PUT',
+    url: `/Patient/${p2}`,
+    body: { ...samplePatient(p2Family, 'p2'), id: p2, gender: 'male' },
+  });
   if (update.statusCode !== 200) throw new Error(`seeding the update: ${update.statusCode} ${update.body}`);
 
   // The AuditEvent committed with P2's creation names P2.
@@ -251,7 +259,16 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
   // Routes with literal paths first (Patient's own operations, system level, ledger, export).
   switch (key) {
     case 'GET /Patient/:id/:compartmentType':
-      return [{ method: 'GET', url: `/Patient/${s.p2}/*`, patient: 'forbidden', missing: /system\/Patient\.r/, control: [200], controlShowsP2: true }];
+      return [
+        {
+          method: 'GET',
+          url: `/Patient/${s.p2}/*`,
+          patient: 'forbidden',
+          missing: /system\/Patient\.r/,
+          control: [200],
+          controlShowsP2: true,
+        },
+      ];
     case 'GET /Patient/:id/$everything':
     case 'POST /Patient/:id/$everything':
       return [
@@ -279,7 +296,16 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
         } as Sample,
       ];
     case 'GET /_history':
-      return [{ method: 'GET', url: '/_history?_count=100', patient: 'confined', missing: /system\/Patient\.r/, control: [200], controlShowsP2: true }];
+      return [
+        {
+          method: 'GET',
+          url: '/_history?_count=100',
+          patient: 'confined',
+          missing: /system\/Patient\.r/,
+          control: [200],
+          controlShowsP2: true,
+        },
+      ];
     case 'GET /':
       return [
         {
@@ -347,10 +373,26 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
       ];
     case 'GET /Provenance':
       return [
-        { method: 'GET', url: `/Provenance?target=Encounter/${s.e2}`, patient: 'forbidden', missing: /system\/Provenance\.s/, control: [200], controlShowsP2: true },
+        {
+          method: 'GET',
+          url: `/Provenance?target=Encounter/${s.e2}`,
+          patient: 'forbidden',
+          missing: /system\/Provenance\.s/,
+          control: [200],
+          controlShowsP2: true,
+        },
       ];
     case 'GET /Provenance/:id':
-      return [{ method: 'GET', url: `/Provenance/Encounter-1-${s.e2}`, patient: 'forbidden', missing: /system\/Provenance\.r/, control: [200], controlShowsP2: true }];
+      return [
+        {
+          method: 'GET',
+          url: `/Provenance/Encounter-1-${s.e2}`,
+          patient: 'forbidden',
+          missing: /system\/Provenance\.r/,
+          control: [200],
+          controlShowsP2: true,
+        },
+      ];
     case 'GET /$export':
     case 'POST /$export':
     case 'GET /Patient/$export':
@@ -367,12 +409,39 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
         } as Sample,
       ];
     case 'GET /$export-status/:jobId':
-      return [{ method: 'GET', url: `/$export-status/${s.jobId}`, patient: 'forbidden', missing: /system\/Patient\.r/, otherClientStatus: 404, control: [200] }];
+      return [
+        {
+          method: 'GET',
+          url: `/$export-status/${s.jobId}`,
+          patient: 'forbidden',
+          missing: /system\/Patient\.r/,
+          otherClientStatus: 404,
+          control: [200],
+        },
+      ];
     case 'DELETE /$export-status/:jobId':
-      return [{ method: 'DELETE', url: `/$export-status/${s.jobId}`, patient: 'forbidden', missing: /system\/Patient\.r/, otherClientStatus: 404, control: [202] }];
+      return [
+        {
+          method: 'DELETE',
+          url: `/$export-status/${s.jobId}`,
+          patient: 'forbidden',
+          missing: /system\/Patient\.r/,
+          otherClientStatus: 404,
+          control: [202],
+        },
+      ];
     case 'GET /$export-file/:jobId/:file':
       return [
-        { method: 'GET', url: `/$export-file/${s.jobId}/${s.jobFile}`, headers: { accept: 'application/fhir+ndjson' }, patient: 'forbidden', missing: /system\/Patient\.r/, otherClientStatus: 404, control: [200], controlShowsP2: true },
+        {
+          method: 'GET',
+          url: `/$export-file/${s.jobId}/${s.jobFile}`,
+          headers: { accept: 'application/fhir+ndjson' },
+          patient: 'forbidden',
+          missing: /system\/Patient\.r/,
+          otherClientStatus: 404,
+          control: [200],
+          controlShowsP2: true,
+        },
       ];
     default:
       break;
@@ -380,9 +449,19 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
   if (!type) return undefined;
   // The audit trail is read-only: its write routes answer 405 to every token (declared, so the attempt is audited).
   if (type === 'AuditEvent' && method !== 'GET' && !url.endsWith('/_search')) {
-    if (!['POST /[type]', 'PUT /[type]', 'DELETE /[type]', 'PUT /[type]/:id', 'PATCH /[type]/:id', 'DELETE /[type]/:id'].includes(`${method} ${shape}`)) return undefined;
+    if (
+      !['POST /[type]', 'PUT /[type]', 'DELETE /[type]', 'PUT /[type]/:id', 'PATCH /[type]/:id', 'DELETE /[type]/:id'].includes(
+        `${method} ${shape}`,
+      )
+    )
+      return undefined;
     const instanceUrl = shape.endsWith('/:id') ? `/AuditEvent/${s.audit2}` : `/AuditEvent?entity=Patient/${s.p2}`;
-    const body = method === 'PATCH' ? [{ op: 'replace', path: '/outcome', value: '0' }] : method === 'DELETE' ? undefined : { resourceType: 'AuditEvent' };
+    const body =
+      method === 'PATCH'
+        ? [{ op: 'replace', path: '/outcome', value: '0' }]
+        : method === 'DELETE'
+          ? undefined
+          : { resourceType: 'AuditEvent' };
     return [
       {
         method: method as Sample['method'],
@@ -399,8 +478,18 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
 
   // The generic routes of one type, aimed at P2's resource of that type.
   const target: Record<ResourceType, { id: string; body: object; patch: unknown; identifier: string }> = {
-    Patient: { id: s.p2, body: { ...samplePatient(s.p2Family, 'p2'), id: s.p2, gender: 'other' }, patch: [{ op: 'replace', path: '/gender', value: 'other' }], identifier: 'p2' },
-    Encounter: { id: s.e2, body: { ...sampleEncounter(s.p2, 'e2'), id: s.e2, status: 'cancelled' }, patch: [{ op: 'replace', path: '/status', value: 'cancelled' }], identifier: 'e2' },
+    Patient: {
+      id: s.p2,
+      body: { ...samplePatient(s.p2Family, 'p2'), id: s.p2, gender: 'other' },
+      patch: [{ op: 'replace', path: '/gender', value: 'other' }],
+      identifier: 'p2',
+    },
+    Encounter: {
+      id: s.e2,
+      body: { ...sampleEncounter(s.p2, 'e2'), id: s.e2, status: 'cancelled' },
+      patch: [{ op: 'replace', path: '/status', value: 'cancelled' }],
+      identifier: 'e2',
+    },
     MedicationRequest: {
       id: s.m2,
       body: { ...sampleMedicationRequest(s.p2, s.e2, 'm2'), id: s.m2, status: 'on-hold' },
@@ -426,44 +515,108 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
   const perm = (letters: string) => new RegExp(`system/${type}\\.[${letters}]`);
   switch (`${method} ${shape}`) {
     case 'GET /[type]':
-      return [{ method: 'GET', url: `/${type}?${criteria[type]}`, patient: 'confined', missing: perm('s'), control: [200], controlShowsP2: true }];
+      return [
+        { method: 'GET', url: `/${type}?${criteria[type]}`, patient: 'confined', missing: perm('s'), control: [200], controlShowsP2: true },
+      ];
     case 'POST /[type]/_search':
-      return [{ method: 'POST', url: `/${type}/_search`, body: criteria[type], contentType: FORM, patient: 'confined', missing: perm('s'), control: [200], controlShowsP2: true }];
+      return [
+        {
+          method: 'POST',
+          url: `/${type}/_search`,
+          body: criteria[type],
+          contentType: FORM,
+          patient: 'confined',
+          missing: perm('s'),
+          control: [200],
+          controlShowsP2: true,
+        },
+      ];
     case 'POST /[type]':
       return [{ method: 'POST', url: `/${type}`, body: fresh[type], patient: 'forbidden', missing: perm('c'), control: [201] }];
     case 'PUT /[type]':
       // Conditional update: the criteria name P2's resource by identifier, the body keeps its id.
       return [
-        { method: 'PUT', url: `/${type}?identifier=${SAMPLE_IDENTIFIER_SYSTEM}|${identifier}`, body, patient: 'forbidden', missing: perm('u'), control: [200] },
+        {
+          method: 'PUT',
+          url: `/${type}?identifier=${SAMPLE_IDENTIFIER_SYSTEM}|${identifier}`,
+          body,
+          patient: 'forbidden',
+          missing: perm('u'),
+          control: [200],
+        },
       ];
     case 'DELETE /[type]':
       // Conditional delete: a patient/ token's criteria search only P1's compartment, so it matches nothing and
       // deletes nothing (204, no P2 data in it): 'confined', with the no-write check of every scenario.
-      return [{ method: 'DELETE', url: `/${type}?identifier=${SAMPLE_IDENTIFIER_SYSTEM}|${identifier}`, patient: 'confined', missing: perm('d'), control: [204] }];
+      return [
+        {
+          method: 'DELETE',
+          url: `/${type}?identifier=${SAMPLE_IDENTIFIER_SYSTEM}|${identifier}`,
+          patient: 'confined',
+          missing: perm('d'),
+          control: [204],
+        },
+      ];
     case 'GET /[type]/:id':
       return [{ method: 'GET', url: `/${type}/${id}`, patient: 'forbidden', missing: perm('r'), control: [200], controlShowsP2: true }];
     case 'PUT /[type]/:id':
       return [{ method: 'PUT', url: `/${type}/${id}`, body, patient: 'forbidden', missing: perm('u'), control: [200] }];
     case 'PATCH /[type]/:id':
-      return [{ method: 'PATCH', url: `/${type}/${id}`, body: patch, contentType: JSON_PATCH, patient: 'forbidden', missing: perm('u'), control: [200] }];
+      return [
+        {
+          method: 'PATCH',
+          url: `/${type}/${id}`,
+          body: patch,
+          contentType: JSON_PATCH,
+          patient: 'forbidden',
+          missing: perm('u'),
+          control: [200],
+        },
+      ];
     case 'DELETE /[type]/:id':
       return [{ method: 'DELETE', url: `/${type}/${id}`, patient: 'forbidden', missing: perm('d'), control: [204] }];
     case 'POST /[type]/$validate':
       return [{ method: 'POST', url: `/${type}/$validate`, body: fresh[type], patient: 'confined', missing: perm('cu'), control: [200] }];
     case 'POST /[type]/:id/$validate':
-      return [{ method: 'POST', url: `/${type}/${id}/$validate?mode=update`, body, patient: 'forbidden', missing: perm('cu'), control: [200] }];
+      return [
+        { method: 'POST', url: `/${type}/${id}/$validate?mode=update`, body, patient: 'forbidden', missing: perm('cu'), control: [200] },
+      ];
     case 'GET /[type]/:id/_history/:vid':
-      return [{ method: 'GET', url: `/${type}/${id}/_history/1`, patient: 'forbidden', missing: perm('r'), control: [200], controlShowsP2: true }];
+      return [
+        { method: 'GET', url: `/${type}/${id}/_history/1`, patient: 'forbidden', missing: perm('r'), control: [200], controlShowsP2: true },
+      ];
     case 'GET /[type]/:id/_history':
-      return [{ method: 'GET', url: `/${type}/${id}/_history`, patient: 'forbidden', missing: perm('r'), control: [200], controlShowsP2: true }];
+      return [
+        { method: 'GET', url: `/${type}/${id}/_history`, patient: 'forbidden', missing: perm('r'), control: [200], controlShowsP2: true },
+      ];
     case 'GET /[type]/_history':
-      return [{ method: 'GET', url: `/${type}/_history?_count=100`, patient: 'confined', missing: perm('r'), control: [200], controlShowsP2: true }];
+      return [
+        {
+          method: 'GET',
+          url: `/${type}/_history?_count=100`,
+          patient: 'confined',
+          missing: perm('r'),
+          control: [200],
+          controlShowsP2: true,
+        },
+      ];
     case 'GET /[type]/:id/_history/:vid/$verify':
       return [{ method: 'GET', url: `/${type}/${id}/_history/1/$verify`, patient: 'forbidden', missing: perm('r'), control: [200] }];
     case 'GET /[type]/:id/$proof':
-      return [{ method: 'GET', url: `/${type}/${id}/$proof`, patient: 'forbidden', missing: perm('r'), control: [200], controlShowsP2: true }];
+      return [
+        { method: 'GET', url: `/${type}/${id}/$proof`, patient: 'forbidden', missing: perm('r'), control: [200], controlShowsP2: true },
+      ];
     case 'GET /[type]/:id/_history/:vid/$proof':
-      return [{ method: 'GET', url: `/${type}/${id}/_history/1/$proof`, patient: 'forbidden', missing: perm('r'), control: [200], controlShowsP2: true }];
+      return [
+        {
+          method: 'GET',
+          url: `/${type}/${id}/_history/1/$proof`,
+          patient: 'forbidden',
+          missing: perm('r'),
+          control: [200],
+          controlShowsP2: true,
+        },
+      ];
     default:
       return undefined;
   }
@@ -501,7 +654,11 @@ async function auditEventsOf(walk: Walk, requestIds: string[]): Promise<Map<stri
     .toArray();
   const byRequest = new Map<string, AuditSummary[]>();
   for (const doc of docs) {
-    const event = doc.resource as { outcome: string; subtype: Array<{ code: string }>; entity: Array<{ what?: { identifier?: { value?: string } } }> };
+    const event = doc.resource as {
+      outcome: string;
+      subtype: Array<{ code: string }>;
+      entity: Array<{ what?: { identifier?: { value?: string } } }>;
+    };
     const requestId = event.entity.find((e) => e.what?.identifier?.value !== undefined)?.what?.identifier?.value;
     if (!requestId) continue;
     const list = byRequest.get(requestId) ?? [];
@@ -543,199 +700,260 @@ interface Walked {
 
 type Scenario = 'no-token' | 'wrong-audience' | 'expired' | 'too-few-scopes' | 'other-patient';
 
-t.test('every route refuses missing, wrong, expired, too narrow and other-patient tokens, writes nothing and audits each refusal', async (t) => {
-  const started = Date.now();
-  const walk = await startWalkApp(t);
-  const { app, issuer } = walk;
-  const admin = `Bearer ${await issuer.token({ scope: ADMIN_SCOPE, client_id: ADMIN_CLIENT })}`;
-  const s = await seed(walk, admin);
+t.test(
+  'every route refuses missing, wrong, expired, too narrow and other-patient tokens, writes nothing and audits each refusal',
+  async (t) => {
+    const started = Date.now();
+    const walk = await startWalkApp(t);
+    const { app, issuer } = walk;
+    const admin = `Bearer ${await issuer.token({ scope: ADMIN_SCOPE, client_id: ADMIN_CLIENT })}`;
+    const s = await seed(walk, admin);
 
-  // The table: every declared route, once (HEAD answers with the GET handler; public routes serve no data).
-  const declared = app.routeTable.filter((r) => r.declaration && r.declaration.requires !== 'public' && r.method !== 'HEAD');
-  await t.test('the route table holds every route the server can have', async (t) => {
-    const byInteraction = new Map<string, number>();
-    for (const r of declared) {
-      const kind = r.declaration!.operation ? `$${r.declaration!.operation}` : r.declaration!.interaction;
-      byInteraction.set(kind, (byInteraction.get(kind) ?? 0) + 1);
-    }
-    const expected: Record<string, number> = {
-      'search-type': 4 + 4 + 1 + 1, // GET [type] and POST [type]/_search for 3 clinical types + AuditEvent, Provenance, Patient compartment
-      read: 4 + 1, // [type]/[id] incl. AuditEvent, Provenance/[id]
-      vread: 4,
-      'history-instance': 4,
-      'history-type': 4,
-      'history-system': 1,
-      'search-system': 2,
-      create: 3 + 1, // + POST AuditEvent, refused (405) but declared so that the attempt is audited
-      update: 6 + 2, // PUT [type]/[id] and PUT [type]?criteria; + the two on AuditEvent, refused
-      patch: 3 + 1,
-      delete: 6 + 2,
-      transaction: 1,
-      $validate: 6,
-      $everything: 4,
-      $verify: 4,
-      $proof: 8,
-      $export: 4,
-      '$export-status': 1,
-      '$export-cancel': 1,
-      '$export-file': 1,
-    };
-    t.same(Object.fromEntries([...byInteraction].sort()), Object.fromEntries(Object.entries(expected).sort()), 'routes per interaction');
-    t.equal(declared.length, Object.values(expected).reduce((a, b) => a + b, 0), 'declared routes walked');
-    t.equal(declared.length, 84, 'declared routes walked (3 clinical types x 17, AuditEvent 9 + 6 refused writes, system level, Patient and ledger operations and export 18)');
-    t.ok(app.routeTable.some((r) => r.public === 'authorization-server'), 'the own authorization server is mounted (its routes are public)');
-    t.ok(app.routeTable.every((r) => r.declaration || r.public), 'every route is declared or says why it is public');
-  });
-
-  // Every declared route has a sample; a route without one fails here, by name.
-  const walked: Walked[] = [];
-  await t.test('every declared route has a sample request', async (t) => {
-    for (const route of declared) {
-      const samples = sampleFor(route.method, route.url, s);
-      if (!samples || samples.length === 0) {
-        t.fail(`no sample request for ${route.method} ${route.url}: add one to sampleFor`);
-        continue;
+    // The table: every declared route, once (HEAD answers with the GET handler; public routes serve no data).
+    const declared = app.routeTable.filter((r) => r.declaration && r.declaration.requires !== 'public' && r.method !== 'HEAD');
+    await t.test('the route table holds every route the server can have', async (t) => {
+      const byInteraction = new Map<string, number>();
+      for (const r of declared) {
+        const kind = r.declaration!.operation ? `$${r.declaration!.operation}` : r.declaration!.interaction;
+        byInteraction.set(kind, (byInteraction.get(kind) ?? 0) + 1);
       }
-      for (const sample of samples) walked.push({ route, sample });
-    }
-    t.ok(walked.length >= declared.length);
-    // The mapping has no catch-all: a route it was not written for gets no sample.
-    for (const [method, url] of [['GET', '/Patient/:id/$summary'], ['POST', '/AuditEvent/_history'], ['GET', '/$import'], ['GET', '/Observation/:id']]) {
-      t.equal(sampleFor(method, url, s), undefined, `no sample for an unknown route (${method} ${url})`);
-    }
-  });
-  if (walked.length < declared.length) return;
+      const expected: Record<string, number> = {
+        'search-type': 4 + 4 + 1 + 1, // GET [type] and POST [type]/_search for 3 clinical types + AuditEvent, Provenance, Patient compartment
+        read: 4 + 1, // [type]/[id] incl. AuditEvent, Provenance/[id]
+        vread: 4,
+        'history-instance': 4,
+        'history-type': 4,
+        'history-system': 1,
+        'search-system': 2,
+        create: 3 + 1, // + POST AuditEvent, refused (405) but declared so that the attempt is audited
+        update: 6 + 2, // PUT [type]/[id] and PUT [type]?criteria; + the two on AuditEvent, refused
+        patch: 3 + 1,
+        delete: 6 + 2,
+        transaction: 1,
+        $validate: 6,
+        $everything: 4,
+        $verify: 4,
+        $proof: 8,
+        $export: 4,
+        '$export-status': 1,
+        '$export-cancel': 1,
+        '$export-file': 1,
+      };
+      t.same(Object.fromEntries([...byInteraction].sort()), Object.fromEntries(Object.entries(expected).sort()), 'routes per interaction');
+      t.equal(
+        declared.length,
+        Object.values(expected).reduce((a, b) => a + b, 0),
+        'declared routes walked',
+      );
+      t.equal(
+        declared.length,
+        84,
+        'declared routes walked (3 clinical types x 17, AuditEvent 9 + 6 refused writes, system level, Patient and ledger operations and export 18)',
+      );
+      t.ok(
+        app.routeTable.some((r) => r.public === 'authorization-server'),
+        'the own authorization server is mounted (its routes are public)',
+      );
+      t.ok(
+        app.routeTable.every((r) => r.declaration || r.public),
+        'every route is declared or says why it is public',
+      );
+    });
 
-  const tokens = {
-    wrongAudience: `Bearer ${await issuer.token({ scope: ADMIN_SCOPE, client_id: ADMIN_CLIENT }, { audience: 'https://other-server.example/fhir' })}`,
-    expired: `Bearer ${await issuer.token({ scope: ADMIN_SCOPE, client_id: ADMIN_CLIENT }, { expiresInSeconds: -600 })}`,
-    // Too few scopes, for the admin's own client (so its export job is "theirs", and only the scopes are lacking).
-    narrowClinical: `Bearer ${await issuer.token({ scope: 'system/Observation.rs', client_id: ADMIN_CLIENT })}`,
-    // '*' does not cover the audit trail: a token with every clinical scope is too narrow for AuditEvent routes.
-    narrowAudit: `Bearer ${await issuer.token({ scope: 'system/*.cruds', client_id: ADMIN_CLIENT })}`,
-    patientP1: `Bearer ${await issuer.token({ scope: 'patient/*.cruds', patient: s.p1, client_id: 'walk-patient-app' })}`,
-  };
-
-  let sequence = 0;
-  /** Sends every sample with the scenario's token, checks each answer, then the database and the audit trail. */
-  const runScenario = async (
-    scenario: Scenario,
-    tokenFor: (w: Walked) => string | undefined,
-    check: (t: Test, w: Walked, res: LightMyRequestResponse) => void,
-  ): Promise<void> => {
-    await t.test(scenario, async (t) => {
-      const before = await counts(walk.db);
-      const requests: Array<{ id: string; w: Walked; status: number }> = [];
-      for (const w of walked) {
-        const id = `walk-${scenario}-${++sequence}`;
-        const res = await send(app, tokenFor(w), w.sample, id);
-        requests.push({ id, w, status: res.statusCode });
-        check(t, w, res);
+    // Every declared route has a sample; a route without one fails here, by name.
+    const walked: Walked[] = [];
+    await t.test('every declared route has a sample request', async (t) => {
+      for (const route of declared) {
+        const samples = sampleFor(route.method, route.url, s);
+        if (!samples || samples.length === 0) {
+          t.fail(`no sample request for ${route.method} ${route.url}: add one to sampleFor`);
+          continue;
+        }
+        for (const sample of samples) walked.push({ route, sample });
       }
-      t.same(await counts(walk.db), before, 'nothing clinical written, no export job created');
-
-      // One AuditEvent at least per request: outcome 4 (refused) with the route's interaction as subtype; a batch's
-      // refusals are recorded per entry, with the entry's interaction.
-      const audited = await auditEventsOf(walk, requests.map((r) => r.id));
-      for (const { id, w, status } of requests) {
-        const events = audited.get(id) ?? [];
-        const label = `${w.sample.method} ${w.route.url}`;
-        const refusedEntries = w.sample.batchEntries !== undefined && status === 200;
-        const subtype = refusedEntries ? w.sample.batchEntries! : w.route.declaration!.interaction;
-        const outcome = status >= 400 || refusedEntries ? '4' : '0';
-        const matching = events.filter((e) => e.subtype === subtype && e.outcome === outcome);
-        if (refusedEntries) t.equal(matching.length, 3, `${label}: an AuditEvent (outcome 4, ${subtype}) per refused entry`);
-        else t.ok(matching.length >= 1, `${label}: AuditEvent with outcome ${outcome} and subtype ${subtype}`, { found: events });
+      t.ok(walked.length >= declared.length);
+      // The mapping has no catch-all: a route it was not written for gets no sample.
+      for (const [method, url] of [
+        ['GET', '/Patient/:id/$summary'],
+        ['POST', '/AuditEvent/_history'],
+        ['GET', '/$import'],
+        ['GET', '/Observation/:id'],
+      ]) {
+        t.equal(sampleFor(method, url, s), undefined, `no sample for an unknown route (${method} ${url})`);
       }
     });
-  };
+    if (walked.length < declared.length) return;
 
-  const unauthorized = (t: Test, w: Walked, res: LightMyRequestResponse, error: RegExp | undefined): void => {
-    const label = `${w.sample.method} ${w.route.url}`;
-    t.equal(res.statusCode, 401, label);
-    const challenge = String(res.headers['www-authenticate'] ?? '');
-    t.match(challenge, /^Bearer realm="http:\/\/127\.0\.0\.1:8080"/, `${label}: WWW-Authenticate Bearer with the realm`);
-    if (error) t.match(challenge, error, `${label}: the challenge says why`);
-    else t.notMatch(challenge, /error=/, `${label}: no error code without credentials (RFC 6750 3.1)`);
-    t.ok(isOperationOutcome(res), `${label}: an OperationOutcome`);
-  };
+    const tokens = {
+      wrongAudience: `Bearer ${await issuer.token({ scope: ADMIN_SCOPE, client_id: ADMIN_CLIENT }, { audience: 'https://other-server.example/fhir' })}`,
+      expired: `Bearer ${await issuer.token({ scope: ADMIN_SCOPE, client_id: ADMIN_CLIENT }, { expiresInSeconds: -600 })}`,
+      // Too few scopes, for the admin's own client (so its export job is "theirs", and only the scopes are lacking).
+      narrowClinical: `Bearer ${await issuer.token({ scope: 'system/Observation.rs', client_id: ADMIN_CLIENT })}`,
+      // '*' does not cover the audit trail: a token with every clinical scope is too narrow for AuditEvent routes.
+      narrowAudit: `Bearer ${await issuer.token({ scope: 'system/*.cruds', client_id: ADMIN_CLIENT })}`,
+      patientP1: `Bearer ${await issuer.token({ scope: 'patient/*.cruds', patient: s.p1, client_id: 'walk-patient-app' })}`,
+    };
 
-  await runScenario('no-token', () => undefined, (t, w, res) => unauthorized(t, w, res, undefined));
-  await runScenario('wrong-audience', () => tokens.wrongAudience, (t, w, res) => unauthorized(t, w, res, /error="invalid_token", error_description="[^"]*\(aud\)/));
-  // exp 10 minutes ago: well beyond the 30 s clock skew the verifier allows.
-  await runScenario('expired', () => tokens.expired, (t, w, res) => unauthorized(t, w, res, /error="invalid_token", error_description="[^"]*expired/));
+    let sequence = 0;
+    /** Sends every sample with the scenario's token, checks each answer, then the database and the audit trail. */
+    const runScenario = async (
+      scenario: Scenario,
+      tokenFor: (w: Walked) => string | undefined,
+      check: (t: Test, w: Walked, res: LightMyRequestResponse) => void,
+    ): Promise<void> => {
+      await t.test(scenario, async (t) => {
+        const before = await counts(walk.db);
+        const requests: Array<{ id: string; w: Walked; status: number }> = [];
+        for (const w of walked) {
+          const id = `walk-${scenario}-${++sequence}`;
+          const res = await send(app, tokenFor(w), w.sample, id);
+          requests.push({ id, w, status: res.statusCode });
+          check(t, w, res);
+        }
+        t.same(await counts(walk.db), before, 'nothing clinical written, no export job created');
 
-  await runScenario(
-    'too-few-scopes',
-    (w) => (w.route.declaration!.type === 'AuditEvent' ? tokens.narrowAudit : tokens.narrowClinical),
-    (t, w, res) => {
+        // One AuditEvent at least per request: outcome 4 (refused) with the route's interaction as subtype; a batch's
+        // refusals are recorded per entry, with the entry's interaction.
+        const audited = await auditEventsOf(
+          walk,
+          requests.map((r) => r.id),
+        );
+        for (const { id, w, status } of requests) {
+          const events = audited.get(id) ?? [];
+          const label = `${w.sample.method} ${w.route.url}`;
+          const refusedEntries = w.sample.batchEntries !== undefined && status === 200;
+          const subtype = refusedEntries ? w.sample.batchEntries! : w.route.declaration!.interaction;
+          const outcome = status >= 400 || refusedEntries ? '4' : '0';
+          const matching = events.filter((e) => e.subtype === subtype && e.outcome === outcome);
+          if (refusedEntries) t.equal(matching.length, 3, `${label}: an AuditEvent (outcome 4, ${subtype}) per refused entry`);
+          else t.ok(matching.length >= 1, `${label}: AuditEvent with outcome ${outcome} and subtype ${subtype}`, { found: events });
+        }
+      });
+    };
+
+    const unauthorized = (t: Test, w: Walked, res: LightMyRequestResponse, error: RegExp | undefined): void => {
       const label = `${w.sample.method} ${w.route.url}`;
-      if (w.sample.batchEntries !== undefined) {
-        t.equal(res.statusCode, 200, `${label}: a batch answers 200 with its entries' statuses`);
-        const entries = (res.json() as Bundle).entry ?? [];
-        t.same(entries.map((e) => e.response?.status?.split(' ')[0]), ['403', '403', '403'], `${label}: every entry refused`);
-        for (const entry of entries) t.match(JSON.stringify(entry.response?.outcome), w.sample.missing, `${label}: the entry names the scope`);
-        t.same(p2IdsIn(JSON.stringify(entries.map((e) => e.resource ?? null)), s), [], `${label}: no P2 resource`);
-        return;
-      }
-      if (w.sample.refusedForAll !== undefined) {
-        t.equal(res.statusCode, w.sample.refusedForAll, `${label}: refused for every token`);
-        t.match(diagnosticsOf(res), w.sample.missing, `${label}: the diagnostics say why`);
-        return;
-      }
-      t.equal(res.statusCode, 403, label);
+      t.equal(res.statusCode, 401, label);
+      const challenge = String(res.headers['www-authenticate'] ?? '');
+      t.match(challenge, /^Bearer realm="http:\/\/127\.0\.0\.1:8080"/, `${label}: WWW-Authenticate Bearer with the realm`);
+      if (error) t.match(challenge, error, `${label}: the challenge says why`);
+      else t.notMatch(challenge, /error=/, `${label}: no error code without credentials (RFC 6750 3.1)`);
       t.ok(isOperationOutcome(res), `${label}: an OperationOutcome`);
-      t.match(diagnosticsOf(res), w.sample.missing, `${label}: the diagnostics name the missing scope`);
-    },
-  );
+    };
 
-  await runScenario(
-    'other-patient',
-    () => tokens.patientP1,
-    (t, w, res) => {
-      const label = `${w.sample.method} ${w.route.url}`;
-      if (w.sample.batchEntries !== undefined) {
-        t.equal(res.statusCode, 200, `${label}: a batch answers 200 with its entries' statuses`);
-        const entries = (res.json() as Bundle).entry ?? [];
-        t.same(entries.map((e) => e.response?.status?.split(' ')[0]), ['403', '403', '403'], `${label}: every entry naming P2's data refused`);
-        t.same(p2IdsIn(JSON.stringify(entries.map((e) => e.resource ?? null)), s), [], `${label}: no P2 resource`);
-        return;
-      }
-      if (w.sample.otherClientStatus !== undefined) {
-        // Export status, cancel and files belong to the client that kicked the job off: to any other client the job
-        // does not exist (404), whatever its scopes. Not a leak: nothing of the job is shown.
-        t.equal(res.statusCode, w.sample.otherClientStatus, `${label}: another client's export job is not found`);
-        t.same(p2IdsIn(res.body, s), [], `${label}: no P2 data`);
-        return;
-      }
-      if (w.sample.refusedForAll !== undefined) {
-        t.equal(res.statusCode, w.sample.refusedForAll, `${label}: refused for every token`);
-        return;
-      }
-      if (w.sample.patient === 'forbidden') {
-        t.equal(res.statusCode, 403, `${label}: refused`, { body: res.body.slice(0, 400) });
+    await runScenario(
+      'no-token',
+      () => undefined,
+      (t, w, res) => unauthorized(t, w, res, undefined),
+    );
+    await runScenario(
+      'wrong-audience',
+      () => tokens.wrongAudience,
+      (t, w, res) => unauthorized(t, w, res, /error="invalid_token", error_description="[^"]*\(aud\)/),
+    );
+    // exp 10 minutes ago: well beyond the 30 s clock skew the verifier allows.
+    await runScenario(
+      'expired',
+      () => tokens.expired,
+      (t, w, res) => unauthorized(t, w, res, /error="invalid_token", error_description="[^"]*expired/),
+    );
+
+    await runScenario(
+      'too-few-scopes',
+      (w) => (w.route.declaration!.type === 'AuditEvent' ? tokens.narrowAudit : tokens.narrowClinical),
+      (t, w, res) => {
+        const label = `${w.sample.method} ${w.route.url}`;
+        if (w.sample.batchEntries !== undefined) {
+          t.equal(res.statusCode, 200, `${label}: a batch answers 200 with its entries' statuses`);
+          const entries = (res.json() as Bundle).entry ?? [];
+          t.same(
+            entries.map((e) => e.response?.status?.split(' ')[0]),
+            ['403', '403', '403'],
+            `${label}: every entry refused`,
+          );
+          for (const entry of entries)
+            t.match(JSON.stringify(entry.response?.outcome), w.sample.missing, `${label}: the entry names the scope`);
+          t.same(p2IdsIn(JSON.stringify(entries.map((e) => e.resource ?? null)), s), [], `${label}: no P2 resource`);
+          return;
+        }
+        if (w.sample.refusedForAll !== undefined) {
+          t.equal(res.statusCode, w.sample.refusedForAll, `${label}: refused for every token`);
+          t.match(diagnosticsOf(res), w.sample.missing, `${label}: the diagnostics say why`);
+          return;
+        }
+        t.equal(res.statusCode, 403, label);
         t.ok(isOperationOutcome(res), `${label}: an OperationOutcome`);
-        // Why: the token is confined to P1, or grants nothing on the audit trail, or cannot export.
-        t.match(diagnosticsOf(res), new RegExp(`compartment of Patient/${s.p1}|AuditEvent|Bulk export`), `${label}: the diagnostics say why`);
-        return;
+        t.match(diagnosticsOf(res), w.sample.missing, `${label}: the diagnostics name the missing scope`);
+      },
+    );
+
+    await runScenario(
+      'other-patient',
+      () => tokens.patientP1,
+      (t, w, res) => {
+        const label = `${w.sample.method} ${w.route.url}`;
+        if (w.sample.batchEntries !== undefined) {
+          t.equal(res.statusCode, 200, `${label}: a batch answers 200 with its entries' statuses`);
+          const entries = (res.json() as Bundle).entry ?? [];
+          t.same(
+            entries.map((e) => e.response?.status?.split(' ')[0]),
+            ['403', '403', '403'],
+            `${label}: every entry naming P2's data refused`,
+          );
+          t.same(p2IdsIn(JSON.stringify(entries.map((e) => e.resource ?? null)), s), [], `${label}: no P2 resource`);
+          return;
+        }
+        if (w.sample.otherClientStatus !== undefined) {
+          // Export status, cancel and files belong to the client that kicked the job off: to any other client the job
+          // does not exist (404), whatever its scopes. Not a leak: nothing of the job is shown.
+          t.equal(res.statusCode, w.sample.otherClientStatus, `${label}: another client's export job is not found`);
+          t.same(p2IdsIn(res.body, s), [], `${label}: no P2 data`);
+          return;
+        }
+        if (w.sample.refusedForAll !== undefined) {
+          t.equal(res.statusCode, w.sample.refusedForAll, `${label}: refused for every token`);
+          return;
+        }
+        if (w.sample.patient === 'forbidden') {
+          t.equal(res.statusCode, 403, `${label}: refused`, { body: res.body.slice(0, 400) });
+          t.ok(isOperationOutcome(res), `${label}: an OperationOutcome`);
+          // Why: the token is confined to P1, or grants nothing on the audit trail, or cannot export.
+          t.match(
+            diagnosticsOf(res),
+            new RegExp(`compartment of Patient/${s.p1}|AuditEvent|Bulk export`),
+            `${label}: the diagnostics say why`,
+          );
+          return;
+        }
+        t.ok(res.statusCode === 403 || (res.statusCode >= 200 && res.statusCode < 300), `${label}: refused or confined`, {
+          status: res.statusCode,
+          body: res.body.slice(0, 400),
+        });
+        t.same(p2IdsIn(res.body, s), [], `${label}: nothing of P2's in the answer`);
+      },
+    );
+
+    // Control: the admin reaches P2's data with every sample (writes last, deletes at the very end), so the
+    // refusals above come from the credentials, not from a sample that misses its target.
+    await t.test('control: the admin token gets through every sample', async (t) => {
+      const rank = (w: Walked) =>
+        w.sample.method === 'DELETE'
+          ? 2
+          : w.sample.method === 'GET' || w.sample.url.includes('_search') || w.sample.url.includes('$everything')
+            ? 0
+            : 1;
+      const ordered = [...walked].sort((a, b) => rank(a) - rank(b));
+      for (const w of ordered) {
+        const label = `${w.sample.method} ${w.route.url}`;
+        const res = await send(app, admin, w.sample);
+        t.ok(w.sample.control.includes(res.statusCode), `${label}: admin gets ${w.sample.control.join('/')}`, {
+          status: res.statusCode,
+          body: res.body.slice(0, 400),
+        });
+        if (w.sample.controlShowsP2) t.not(p2IdsIn(res.body, s).length, 0, `${label}: the admin's answer holds P2's data`);
       }
-      t.ok(res.statusCode === 403 || (res.statusCode >= 200 && res.statusCode < 300), `${label}: refused or confined`, { status: res.statusCode, body: res.body.slice(0, 400) });
-      t.same(p2IdsIn(res.body, s), [], `${label}: nothing of P2's in the answer`);
-    },
-  );
+    });
 
-  // Control: the admin reaches P2's data with every sample (writes last, deletes at the very end), so the
-  // refusals above come from the credentials, not from a sample that misses its target.
-  await t.test('control: the admin token gets through every sample', async (t) => {
-    const rank = (w: Walked) => (w.sample.method === 'DELETE' ? 2 : w.sample.method === 'GET' || w.sample.url.includes('_search') || w.sample.url.includes('$everything') ? 0 : 1);
-    const ordered = [...walked].sort((a, b) => rank(a) - rank(b));
-    for (const w of ordered) {
-      const label = `${w.sample.method} ${w.route.url}`;
-      const res = await send(app, admin, w.sample);
-      t.ok(w.sample.control.includes(res.statusCode), `${label}: admin gets ${w.sample.control.join('/')}`, { status: res.statusCode, body: res.body.slice(0, 400) });
-      if (w.sample.controlShowsP2) t.not(p2IdsIn(res.body, s).length, 0, `${label}: the admin's answer holds P2's data`);
-    }
-  });
-
-  t.ok(Date.now() - started < 60_000, `the walk took ${Date.now() - started} ms (budget 60 s)`);
-});
+    t.ok(Date.now() - started < 60_000, `the walk took ${Date.now() - started} ms (budget 60 s)`);
+  },
+);

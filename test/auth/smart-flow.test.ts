@@ -25,7 +25,6 @@ import { clientKeys, privateKeyJwtClient, type ClientKeys } from './oauth-helper
 // Teardowns run last-registered first: MongoDB stops after the app and the identity provider.
 stopMongoAtEnd(t);
 
-
 // ---- the outside world: an identity provider, and the app listening on a known port --------------------------
 
 const idp = await startIdentityProvider('ES256');
@@ -58,7 +57,6 @@ const tokenEndpoint = `${baseUrl}/auth/token`;
 const secrets: string[] = [];
 
 // ---- helpers ---------------------------------------------------------------------------------------------------
-
 
 /**
  * openid-client configured by discovery of our issuer (http on loopback needs allowInsecureRequests), with
@@ -111,7 +109,12 @@ function diagnostics(t: Test, body: unknown): string {
   return (outcome?.issue ?? []).map((i) => i.diagnostics ?? '').join(' | ');
 }
 
-const newPatient = (family: string): Patient => ({ resourceType: 'Patient', name: [{ family, given: ['Ada'] }], gender: 'female', birthDate: '1970-01-01' });
+const newPatient = (family: string): Patient => ({
+  resourceType: 'Patient',
+  name: [{ family, given: ['Ada'] }],
+  gender: 'female',
+  birthDate: '1970-01-01',
+});
 
 // Made before the first subtest: tap ends the file's test when no subtest is pending at a top-level await.
 const rsaKeys = await clientKeys('RS384');
@@ -142,12 +145,17 @@ t.test('discovery: smart-configuration and the CapabilityStatement point to the 
     service: Array<{ coding: Array<{ system: string; code: string }> }>;
     extension: Array<{ url: string; extension: Array<{ url: string; valueUri: string }> }>;
   };
-  t.match(security.service[0]!.coding[0], { system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' });
+  t.match(security.service[0]!.coding[0], {
+    system: 'http://terminology.hl7.org/CodeSystem/restful-security-service',
+    code: 'SMART-on-FHIR',
+  });
   const oauthUris = security.extension.find((e) => e.url === 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris');
   t.same(oauthUris?.extension.find((e) => e.url === 'token')?.valueUri, tokenEndpoint, 'oauth-uris holds the token endpoint');
 
   // openid-client's own discovery of the issuer agrees.
-  const discovered = (await oidc.discovery(new URL(`${baseUrl}/auth`), 'any', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] })).serverMetadata();
+  const discovered = (
+    await oidc.discovery(new URL(`${baseUrl}/auth`), 'any', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] })
+  ).serverMetadata();
   t.equal(discovered.token_endpoint, tokenEndpoint);
   t.equal(discovered.issuer, `${baseUrl}/auth`);
 });
@@ -155,7 +163,11 @@ t.test('discovery: smart-configuration and the CapabilityStatement point to the 
 let patientId = '';
 
 t.test('backend clients (RS384 and ES384) get tokens with openid-client and use them on the FHIR API', async (t) => {
-  const writer = await authServer.clients.register({ name: 'writer (RS384)', scopes: ['system/Patient.cruds', 'system/Encounter.rs'], jwks: rsaKeys.jwks });
+  const writer = await authServer.clients.register({
+    name: 'writer (RS384)',
+    scopes: ['system/Patient.cruds', 'system/Encounter.rs'],
+    jwks: rsaKeys.jwks,
+  });
   const reader = await authServer.clients.register({ name: 'reader (ES384)', scopes: ['system/Patient.rs'], jwks: ecKeys.jwks });
 
   // system/Patient.cruds: create, then read back.
@@ -211,7 +223,14 @@ t.test('a token from the external identity provider is accepted through its JWKS
   const external = (claims: Record<string, unknown>, issuer = idp) =>
     issuer.issuer.buildToken({
       scopesOrTransform: (_header, payload) => {
-        Object.assign(payload, { aud: baseUrl, scope: 'launch/patient patient/Patient.rs openid fhirUser', client_id: 'ehr-app', patient: patientId, fhirUser: `${baseUrl}/Practitioner/pr-1`, ...claims });
+        Object.assign(payload, {
+          aud: baseUrl,
+          scope: 'launch/patient patient/Patient.rs openid fhirUser',
+          client_id: 'ehr-app',
+          patient: patientId,
+          fhirUser: `${baseUrl}/Practitioner/pr-1`,
+          ...claims,
+        });
       },
     });
   const requestsBefore = idp.requests.length;
@@ -232,7 +251,10 @@ t.test('a token from the external identity provider is accepted through its JWKS
   secrets.push(wrongAudience);
   const refusedAud = await api('GET', `/Patient/${patientId}`, wrongAudience);
   t.equal(refusedAud.status, 401, 'a token for another audience is refused');
-  t.match(refusedAud.headers.get('www-authenticate'), /^Bearer realm="[^"]+", error="invalid_token", error_description="the token is not meant for this server \(aud\)"$/);
+  t.match(
+    refusedAud.headers.get('www-authenticate'),
+    /^Bearer realm="[^"]+", error="invalid_token", error_description="the token is not meant for this server \(aud\)"$/,
+  );
   t.match(diagnostics(t, refusedAud.body), /aud/);
 
   // An identity provider we do not trust: same claims, its own issuer URL and keys.
@@ -242,7 +264,10 @@ t.test('a token from the external identity provider is accepted through its JWKS
   secrets.push(strangerToken);
   const refusedIss = await api('GET', `/Patient/${patientId}`, strangerToken);
   t.equal(refusedIss.status, 401, 'a token from an issuer we do not trust is refused');
-  t.match(refusedIss.headers.get('www-authenticate'), /error="invalid_token", error_description="the token was not issued by an issuer this server trusts"/);
+  t.match(
+    refusedIss.headers.get('www-authenticate'),
+    /error="invalid_token", error_description="the token was not issued by an issuer this server trusts"/,
+  );
   t.same(stranger.requests, [], 'the untrusted issuer was not contacted');
 
   // The stranger's key under the trusted issuer's name: no key of the trusted issuer verifies it.
@@ -253,7 +278,7 @@ t.test('a token from the external identity provider is accepted through its JWKS
   });
   secrets.push(forged);
   const refusedForged = await api('GET', `/Patient/${patientId}`, forged);
-  t.equal(refusedForged.status, 401, "a token signed with a key the trusted issuer does not publish is refused");
+  t.equal(refusedForged.status, 401, 'a token signed with a key the trusted issuer does not publish is refused');
   t.match(refusedForged.headers.get('www-authenticate'), /error="invalid_token"/);
 });
 
@@ -295,7 +320,10 @@ t.test('revocation: the token endpoint refuses at once, the FHIR API within 3 se
   const elapsed = Date.now() - revokedAt;
   t.equal(last?.status, 401, `the FHIR API refuses the revoked client's token (after ${elapsed} ms)`);
   t.ok(elapsed < 3_000, 'within 3 seconds');
-  t.match(last?.headers.get('www-authenticate'), new RegExp(`error="invalid_token", error_description="the client ${clientId} has been revoked"`));
+  t.match(
+    last?.headers.get('www-authenticate'),
+    new RegExp(`error="invalid_token", error_description="the client ${clientId} has been revoked"`),
+  );
 });
 
 t.test('the development client: client_secret_basic with plain fetch, as curl would', async (t) => {
@@ -324,7 +352,10 @@ t.test('the development client: client_secret_basic with plain fetch, as curl wo
 
   const wrong = await fetch(tokenEndpoint, {
     method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${dev.clientId}:wrong`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    headers: {
+      authorization: `Basic ${Buffer.from(`${dev.clientId}:wrong`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
     body: 'grant_type=client_credentials&scope=system%2F*.rs',
   });
   t.equal(wrong.status, 401);
@@ -342,11 +373,18 @@ t.test('fhir-kit-client with a bearer token reads and searches; without one it s
   t.equal(read.name?.[0]?.family, 'Lovelace');
   const bundle = (await client.search({ resourceType: 'Patient', searchParams: { family: 'Lovelace' } })) as unknown as Bundle<Patient>;
   t.equal(bundle.type, 'searchset');
-  t.same(bundle.entry?.map((e) => e.resource?.id), [patientId]);
+  t.same(
+    bundle.entry?.map((e) => e.resource?.id),
+    [patientId],
+  );
   t.equal(((await client.capabilityStatement()) as FhirResource).resourceType, 'CapabilityStatement');
 
   const anonymous = new Client({ baseUrl });
-  t.equal(((await anonymous.capabilityStatement()) as FhirResource).resourceType, 'CapabilityStatement', 'the CapabilityStatement is public');
+  t.equal(
+    ((await anonymous.capabilityStatement()) as FhirResource).resourceType,
+    'CapabilityStatement',
+    'the CapabilityStatement is public',
+  );
   const failure = await anonymous.read({ resourceType: 'Patient', id: patientId }).then(
     () => undefined,
     (error: unknown) => error as { response?: { status?: number; data?: unknown } },
@@ -365,10 +403,14 @@ t.test('the audit trail, read with a system/AuditEvent.rs token, names the clien
   t.equal(page.status, 200);
   const events = (page.body.entry ?? []).map((e) => e.resource!);
   t.ok(events.length > 10, `${events.length} AuditEvents`);
-  const clientsNamed = new Set(events.flatMap((e) => e.agent.map((a) => a.who?.identifier?.value).filter((v): v is string => v !== undefined)));
+  const clientsNamed = new Set(
+    events.flatMap((e) => e.agent.map((a) => a.who?.identifier?.value).filter((v): v is string => v !== undefined)),
+  );
   t.ok(clientsNamed.has('ehr-app'), "the identity provider's client is named");
   t.ok(clientsNamed.has('dev-client'), 'the development client is named');
-  const refusedExternal = events.filter((e) => e.outcome !== '0' && e.agent.some((a) => /no valid access token/.test(a.who?.display ?? '')));
+  const refusedExternal = events.filter(
+    (e) => e.outcome !== '0' && e.agent.some((a) => /no valid access token/.test(a.who?.display ?? '')),
+  );
   t.ok(refusedExternal.length > 0, 'refused requests are audited too');
   t.notOk(JSON.stringify(events).includes('eyJ'), 'no JWT is stored in an AuditEvent');
 

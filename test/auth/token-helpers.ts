@@ -20,7 +20,12 @@ export interface MockIdentityProvider {
   /** ok: serve; fail: 503 to everything; hang: never answer. */
   mode: 'ok' | 'fail' | 'hang';
   /** A token signed by one of its keys (or `kid`), aud = AUDIENCE unless overridden; claims and header merged in. */
-  token(options?: { claims?: Record<string, unknown>; header?: Record<string, unknown>; kid?: string; expiresIn?: number }): Promise<string>;
+  token(options?: {
+    claims?: Record<string, unknown>;
+    header?: Record<string, unknown>;
+    kid?: string;
+    expiresIn?: number;
+  }): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -97,11 +102,7 @@ export function keySet(...keys: LocalKey[]): JSONWebKeySet {
 }
 
 /** A JWT signed with a local key; `kid: false` leaves the kid out of the header. */
-export async function signLocal(
-  key: LocalKey,
-  claims: JWTPayload,
-  header: { kid?: string | false; typ?: string } = {},
-): Promise<string> {
+export async function signLocal(key: LocalKey, claims: JWTPayload, header: { kid?: string | false; typ?: string } = {}): Promise<string> {
   const kid = header.kid === false ? undefined : (header.kid ?? key.kid);
   return new SignJWT(claims)
     .setProtectedHeader({ alg: key.alg, ...(kid === undefined ? {} : { kid }), ...(header.typ === undefined ? {} : { typ: header.typ }) })

@@ -41,7 +41,11 @@ t.test('a sample of the population validates with no errors', async (t) => {
   t.same(failures.slice(0, 5), [], 'no validation errors');
   // Transaction entries are the same resources without ids, with urn:uuid references.
   const entries = transactionEntries(7, generatePatient(7, 3));
-  for (const entry of entries) t.same(validator.validate(entry.resource as Resource).filter((i) => i.severity === 'error'), []);
+  for (const entry of entries)
+    t.same(
+      validator.validate(entry.resource as Resource).filter((i) => i.severity === 'error'),
+      [],
+    );
 });
 
 t.test('the population has the shape the benchmark searches rely on', async (t) => {
@@ -50,25 +54,39 @@ t.test('the population has the shape the benchmark searches rely on', async (t) 
   t.equal(records[5].patient.identifier?.[0].value, mrnOf(5));
   const encounters = records.flatMap((r) => r.encounters);
   const prescriptions = records.flatMap((r) => r.medicationRequests);
-  t.ok(encounters.length / records.length > 1.6 && encounters.length / records.length < 2.6, `about 2 encounters per patient (${encounters.length})`);
-  t.ok(prescriptions.length / records.length > 1.1 && prescriptions.length / records.length < 1.9, `about 1.5 prescriptions per patient (${prescriptions.length})`);
+  t.ok(
+    encounters.length / records.length > 1.6 && encounters.length / records.length < 2.6,
+    `about 2 encounters per patient (${encounters.length})`,
+  );
+  t.ok(
+    prescriptions.length / records.length > 1.1 && prescriptions.length / records.length < 1.9,
+    `about 1.5 prescriptions per patient (${prescriptions.length})`,
+  );
   const years = records.map((r) => Number(r.patient.birthDate!.slice(0, 4)));
   t.ok(Math.min(...years) <= 1932 && Math.max(...years) >= 2022, 'birth dates spread over 1930-2024');
-  t.ok(records.some((r) => /[^\x00-\x7f]/.test(r.patient.name![0].family!)), 'some names carry accents');
+  t.ok(
+    records.some((r) => /[^\x00-\x7f]/.test(r.patient.name![0].family!)),
+    'some names carry accents',
+  );
   t.ok(prescriptions.some((m) => m.status === 'active') && prescriptions.some((m) => m.status !== 'active'));
   const strayEncounters = prescriptions.filter(
     (m) => m.encounter && !m.encounter.reference!.startsWith(`Encounter/enc-${m.subject!.reference!.slice('Patient/pat-'.length)}-`),
   );
   t.same(strayEncounters, [], "a prescription's encounter is one of its patient's");
   const { bundles, next } = transactionBundles(1, 0, 3, 1000);
-  t.same(bundles.map((b) => b.entry.length), [1000, 1000, 1000], 'bundles of exactly 1000 entries');
+  t.same(
+    bundles.map((b) => b.entry.length),
+    [1000, 1000, 1000],
+    'bundles of exactly 1000 entries',
+  );
   t.ok(next > 500 && next < 1000, `about 4.5 resources per patient (${next} patients)`);
   const urns = new Set(bundles[0].entry.map((e) => e.fullUrl));
   const problems: string[] = [];
   for (const e of bundles[0].entry) {
     const r = e.resource as Resource & { subject?: { reference: string }; encounter?: { reference: string } };
     if (r.id) problems.push(`${e.fullUrl} has an id (the server assigns them)`);
-    for (const ref of [r.subject?.reference, r.encounter?.reference]) if (ref && !urns.has(ref)) problems.push(`${ref} does not resolve within the bundle`);
+    for (const ref of [r.subject?.reference, r.encounter?.reference])
+      if (ref && !urns.has(ref)) problems.push(`${ref} does not resolve within the bundle`);
   }
   t.same(problems, [], 'no ids, and every reference resolves within the bundle');
 });

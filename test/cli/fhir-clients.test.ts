@@ -45,8 +45,17 @@ async function cli(args: string[], env: Record<string, string | undefined>): Pro
 }
 
 const dir = t.testdir({});
-const [rsa, ec, p256] = await Promise.all([generateKeyPair('RS384', { extractable: true }), generateKeyPair('ES384', { extractable: true }), generateKeyPair('ES256', { extractable: true })]);
-const publicJwks = { keys: [{ ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS384' }, { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES384' }] };
+const [rsa, ec, p256] = await Promise.all([
+  generateKeyPair('RS384', { extractable: true }),
+  generateKeyPair('ES384', { extractable: true }),
+  generateKeyPair('ES256', { extractable: true }),
+]);
+const publicJwks = {
+  keys: [
+    { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS384' },
+    { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES384' },
+  ],
+};
 const jwksFile = join(dir, 'client.jwks.json');
 await writeFile(jwksFile, JSON.stringify(publicJwks));
 const privateFile = join(dir, 'private.jwks.json');
@@ -61,28 +70,56 @@ t.test('register, list, revoke', async (t) => {
   const env = { MONGODB_URI: mongo.uri, MONGODB_DB: dbName };
   const registry = new ClientRegistry(new OAuthStore(mongoClient.db(dbName)));
 
-  const inline = await cli(['register', '--name', 'Lab system', '--scope', 'system/Patient.rs system/Encounter.rs', '--jwks', jwksFile], env);
+  const inline = await cli(
+    ['register', '--name', 'Lab system', '--scope', 'system/Patient.rs system/Encounter.rs', '--jwks', jwksFile],
+    env,
+  );
   t.equal(inline.code, CLIENTS_EXIT.OK, inline.stderr);
   const inlineId = inline.stdout.trim();
   t.match(inlineId, /^[0-9a-f-]{36}$/, 'the client id is printed, alone on stdout');
   const stored = await registry.get(inlineId);
-  t.match(stored, { name: 'Lab system', scopes: ['system/Patient.rs', 'system/Encounter.rs'], authMethod: 'private_key_jwt', status: 'active' });
+  t.match(stored, {
+    name: 'Lab system',
+    scopes: ['system/Patient.rs', 'system/Encounter.rs'],
+    authMethod: 'private_key_jwt',
+    status: 'active',
+  });
   t.same(stored?.jwks, publicJwks, 'the key set as given');
 
   const byUri = await cli(
-    ['register', '--name', 'Billing', '--scope', 'system/Encounter.rs', '--scope', 'system/Patient.read', '--jwks-uri', 'https://billing.example.org/jwks.json', '--mongodb', mongo.uri, '--db', dbName],
+    [
+      'register',
+      '--name',
+      'Billing',
+      '--scope',
+      'system/Encounter.rs',
+      '--scope',
+      'system/Patient.read',
+      '--jwks-uri',
+      'https://billing.example.org/jwks.json',
+      '--mongodb',
+      mongo.uri,
+      '--db',
+      dbName,
+    ],
     {},
   );
   t.equal(byUri.code, CLIENTS_EXIT.OK, 'options --mongodb and --db');
   const uriId = byUri.stdout.trim();
-  t.match(await registry.get(uriId), { jwksUri: 'https://billing.example.org/jwks.json', scopes: ['system/Encounter.rs', 'system/Patient.read'] });
+  t.match(await registry.get(uriId), {
+    jwksUri: 'https://billing.example.org/jwks.json',
+    scopes: ['system/Encounter.rs', 'system/Patient.read'],
+  });
 
   const table = await cli(['list'], env);
   t.equal(table.code, CLIENTS_EXIT.OK);
   const lines = table.stdout.trimEnd().split('\n');
   t.match(lines[0], /^CLIENT ID\s+NAME\s+STATUS\s+CREATED\s+KEYS\s+SCOPES$/);
   t.equal(lines.length, 3);
-  t.match(table.stdout, new RegExp(`${inlineId}\\s+Lab system\\s+active\\s+\\S+\\s+2 key\\(s\\) inline\\s+system/Patient.rs system/Encounter.rs`));
+  t.match(
+    table.stdout,
+    new RegExp(`${inlineId}\\s+Lab system\\s+active\\s+\\S+\\s+2 key\\(s\\) inline\\s+system/Patient.rs system/Encounter.rs`),
+  );
   t.match(table.stdout, new RegExp(`${uriId}\\s+Billing\\s+active\\s+\\S+\\s+https://billing.example.org/jwks.json`));
 
   const revoked = await cli(['revoke', inlineId], env);
@@ -115,7 +152,10 @@ t.test('register, list, revoke', async (t) => {
 
 t.test('a private key in the JWKS file is refused with a clear message and exit 2, before touching MongoDB', async (t) => {
   const dbName = uniqueDbName('clients_private');
-  const run = await cli(['register', '--name', 'Leaky', '--scope', 'system/Patient.rs', '--jwks', privateFile], { MONGODB_URI: mongo.uri, MONGODB_DB: dbName });
+  const run = await cli(['register', '--name', 'Leaky', '--scope', 'system/Patient.rs', '--jwks', privateFile], {
+    MONGODB_URI: mongo.uri,
+    MONGODB_DB: dbName,
+  });
   t.equal(run.code, CLIENTS_EXIT.USAGE);
   t.match(run.stderr, /key 0 \(kid "ec-1"\) contains private key material \("d"\): register the PUBLIC key only/);
   t.equal(run.stdout, '');
@@ -130,12 +170,18 @@ t.test('usage errors exit 2', async (t) => {
     [['register', '--scope', 'system/Patient.rs', '--jwks', jwksFile], /needs --name/],
     [['register', '--name', 'x', '--jwks', jwksFile], /at least one scope is required/],
     [['register', '--name', 'x', '--scope', 'system/Patient.rs'], /exactly one of --jwks FILE or --jwks-uri URL/],
-    [['register', '--name', 'x', '--scope', 'system/Patient.rs', '--jwks', jwksFile, '--jwks-uri', 'https://a.example/jwks'], /exactly one of/],
+    [
+      ['register', '--name', 'x', '--scope', 'system/Patient.rs', '--jwks', jwksFile, '--jwks-uri', 'https://a.example/jwks'],
+      /exactly one of/,
+    ],
     [['register', '--name', 'x', '--scope', 'system/Patient.rs', '--jwks-uri', 'ftp://a.example/jwks'], /is not an http\(s\) URL/],
     [['register', '--name', 'x', '--scope', 'system/"Patient".rs', '--jwks', jwksFile], /is not a valid scope token/],
     [['register', '--name', 'x', '--scope', 'system/Patient.rs', '--jwks', join(dir, 'missing.json')], /cannot read/],
     [['register', '--name', 'x', '--scope', 'system/Patient.rs', '--jwks', notJsonFile], /is not JSON/],
-    [['register', '--name', 'x', '--scope', 'system/Patient.rs', '--jwks', p256File], /no public key usable for RS384 or ES384 \(key 0: curve "P-256" is not P-384/],
+    [
+      ['register', '--name', 'x', '--scope', 'system/Patient.rs', '--jwks', p256File],
+      /no public key usable for RS384 or ES384 \(key 0: curve "P-256" is not P-384/,
+    ],
     [['list', '--color'], /Unknown option '--color'/],
     [['list', '--name', 'x'], /list takes no --name/],
     [['revoke'], /exactly one CLIENT_ID/],

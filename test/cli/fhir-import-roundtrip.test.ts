@@ -51,7 +51,12 @@ t.test('export -> import into an empty database -> identical apart from meta', a
   await sourceStore.ensureIndexes();
   const source = await buildApp(
     { ...TEST_CONFIG, referencePolicy: 'strict' },
-    { store: sourceStore, validator: await testValidator(), logger: false, bulkExport: { dir: join(dir, 'exports'), tuning: { pollIntervalMs: 50 } } },
+    {
+      store: sourceStore,
+      validator: await testValidator(),
+      logger: false,
+      bulkExport: { dir: join(dir, 'exports'), tuning: { pollIntervalMs: 50 } },
+    },
   );
   t.teardown(async () => {
     await source.close();
@@ -70,7 +75,11 @@ t.test('export -> import into an empty database -> identical apart from meta', a
   t.equal(load.code, 0, load.out);
 
   // Export everything, wait for the manifest, download the files.
-  const kickoff = await source.inject({ method: 'GET', url: '/$export', headers: { prefer: 'respond-async', accept: 'application/fhir+json' } });
+  const kickoff = await source.inject({
+    method: 'GET',
+    url: '/$export',
+    headers: { prefer: 'respond-async', accept: 'application/fhir+json' },
+  });
   t.equal(kickoff.statusCode, 202, kickoff.body);
   const statusPath = String(kickoff.headers['content-location']).slice(TEST_CONFIG.baseUrl.length);
   let manifest: { output: Array<{ type: string; url: string; count: number }> } | undefined;

@@ -116,8 +116,15 @@ t.test('NDJSON into MongoDB in-process: counts, resources read back equal apart 
   for (const type of HOSTED) {
     const originals = await ndjsonResources(`${type}.000.ndjson`);
     const stored = await Promise.all(originals.map((r) => read(test.app, type, r.id!)));
-    t.same(stored.map((r) => r && withoutServerMeta(r)), originals.map(asImported), `every ${type} stored, equal apart from meta`);
-    t.ok(stored.every((r) => r?.meta?.versionId === '1'), `every ${type} at version 1`);
+    t.same(
+      stored.map((r) => r && withoutServerMeta(r)),
+      originals.map(asImported),
+      `every ${type} stored, equal apart from meta`,
+    );
+    t.ok(
+      stored.every((r) => r?.meta?.versionId === '1'),
+      `every ${type} at version 1`,
+    );
   }
   t.ok(expectedRewrites.conditional > 0);
   t.same(result.report!.referenceRewrites, expectedRewrites, 'Organization?/Practitioner?/Location? references made logical, counted');
@@ -135,7 +142,10 @@ t.test('NDJSON into MongoDB in-process: counts, resources read back equal apart 
     TOTAL,
     'every imported version awaits its anchor',
   );
-  const search = await test.app.inject({ method: 'GET', url: '/Encounter?subject=Patient/3af3708d-41f1-cd80-f3dd-ec5ac76072bf&_summary=count' });
+  const search = await test.app.inject({
+    method: 'GET',
+    url: '/Encounter?subject=Patient/3af3708d-41f1-cd80-f3dd-ec5ac76072bf&_summary=count',
+  });
   t.equal(search.json().total, 20, 'imported resources are indexed for search');
 });
 
@@ -168,7 +178,11 @@ t.test('interrupted after 2 chunks, then re-run: resumes from the checkpoint, no
   // The chunks in flight at the interruption were finished and recorded, so the second run sends exactly the rest.
   t.equal(sum.imported + sum.unchanged + stored, TOTAL, 'the second run sends only what the first did not finish');
   t.equal(await versionCount(test), TOTAL, 'no duplicate versions');
-  t.equal(await test.connection.db.collection('resources').countDocuments({ type: { $ne: 'AuditEvent' } }), TOTAL, 'no duplicate resources');
+  t.equal(
+    await test.connection.db.collection('resources').countDocuments({ type: { $ne: 'AuditEvent' } }),
+    TOTAL,
+    'no duplicate resources',
+  );
 
   // A checkpoint written by hand (as after a crash between a chunk's answer and its checkpoint) re-sends that
   // chunk: PUT with ids makes it idempotent, and unchanged content makes no version.
@@ -199,40 +213,44 @@ t.test('interrupted after 2 chunks, then re-run: resumes from the checkpoint, no
   t.equal(fourth.report!.sum.imported + fourth.report!.sum.unchanged, 0, 'a finished import sends nothing');
 });
 
-t.test('over HTTP: a malformed line and an invalid resource are reported with line and diagnostics, exit 1, the rest imported', async (t) => {
-  const dir = await tmp(t);
-  const test = await startTestApp(t);
-  const address = await test.app.listen({ port: 0, host: '127.0.0.1' });
-  const file = join(dir, 'mixed.ndjson');
-  const patient = (id: string, extra: object = {}): string => JSON.stringify({ resourceType: 'Patient', id, name: [{ family: id }], ...extra });
-  await writeFile(
-    file,
-    [
-      patient('ok-1'),
-      '{"resourceType": "Patient", "id": "broken"',
-      patient('bad-gender', { gender: 'robot' }),
-      '',
-      JSON.stringify({ resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'x' } }),
-      JSON.stringify({ resourceType: 'Patient', name: [{ family: 'NoId' }] }),
-      patient('ok-2'),
-    ].join('\r\n'),
-  );
-  const result = await run(['--url', address, '--quiet', '--batch-size', '3', '--checkpoint', join(dir, 's.json'), file]);
-  t.equal(result.code, 1, result.stdout + result.stderr);
-  const rejections = result.report!.rejections;
-  t.equal(rejections.length, 2);
-  t.match(rejections[0], { line: 2, status: undefined, diagnostics: [/Line 2 is not valid JSON/] });
-  t.match(rejections[1], { line: 3, resourceType: 'Patient', id: 'bad-gender', diagnostics: [/gender|robot/] });
-  t.ok(rejections[1].status! >= 400 && rejections[1].status! < 500, `a 4xx (${rejections[1].status})`);
-  t.same(result.report!.totals.Patient, { imported: 3, unchanged: 0, skipped: 0, rejected: 1 });
-  t.same(result.report!.totals.Observation, { imported: 0, unchanged: 0, skipped: 1, rejected: 0 });
-  t.same(result.report!.totals['(unknown)'], { imported: 0, unchanged: 0, skipped: 0, rejected: 1 });
-  t.match(result.stdout, /REJECTED .*mixed\.ndjson line 3 Patient\/bad-gender: 4\d\d /);
-  t.ok(await read(test.app, 'Patient', 'ok-1'));
-  t.ok(await read(test.app, 'Patient', 'ok-2'));
-  const noId = await test.app.inject({ method: 'GET', url: '/Patient?family=NoId' });
-  t.equal(noId.json().total ?? noId.json().entry?.length, 1, 'a line without id is created by POST');
-});
+t.test(
+  'over HTTP: a malformed line and an invalid resource are reported with line and diagnostics, exit 1, the rest imported',
+  async (t) => {
+    const dir = await tmp(t);
+    const test = await startTestApp(t);
+    const address = await test.app.listen({ port: 0, host: '127.0.0.1' });
+    const file = join(dir, 'mixed.ndjson');
+    const patient = (id: string, extra: object = {}): string =>
+      JSON.stringify({ resourceType: 'Patient', id, name: [{ family: id }], ...extra });
+    await writeFile(
+      file,
+      [
+        patient('ok-1'),
+        '{"resourceType": "Patient", "id": "broken"',
+        patient('bad-gender', { gender: 'robot' }),
+        '',
+        JSON.stringify({ resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'x' } }),
+        JSON.stringify({ resourceType: 'Patient', name: [{ family: 'NoId' }] }),
+        patient('ok-2'),
+      ].join('\r\n'),
+    );
+    const result = await run(['--url', address, '--quiet', '--batch-size', '3', '--checkpoint', join(dir, 's.json'), file]);
+    t.equal(result.code, 1, result.stdout + result.stderr);
+    const rejections = result.report!.rejections;
+    t.equal(rejections.length, 2);
+    t.match(rejections[0], { line: 2, status: undefined, diagnostics: [/Line 2 is not valid JSON/] });
+    t.match(rejections[1], { line: 3, resourceType: 'Patient', id: 'bad-gender', diagnostics: [/gender|robot/] });
+    t.ok(rejections[1].status! >= 400 && rejections[1].status! < 500, `a 4xx (${rejections[1].status})`);
+    t.same(result.report!.totals.Patient, { imported: 3, unchanged: 0, skipped: 0, rejected: 1 });
+    t.same(result.report!.totals.Observation, { imported: 0, unchanged: 0, skipped: 1, rejected: 0 });
+    t.same(result.report!.totals['(unknown)'], { imported: 0, unchanged: 0, skipped: 0, rejected: 1 });
+    t.match(result.stdout, /REJECTED .*mixed\.ndjson line 3 Patient\/bad-gender: 4\d\d /);
+    t.ok(await read(test.app, 'Patient', 'ok-1'));
+    t.ok(await read(test.app, 'Patient', 'ok-2'));
+    const noId = await test.app.inject({ method: 'GET', url: '/Patient?family=NoId' });
+    t.equal(noId.json().total ?? noId.json().entry?.length, 1, 'a line without id is created by POST');
+  },
+);
 
 t.test('Synthea transaction Bundles over HTTP: narrowed to hosted types, references kept working', async (t) => {
   const dir = await tmp(t);
@@ -252,17 +270,30 @@ t.test('Synthea transaction Bundles over HTTP: narrowed to hosted types, referen
   t.ok(totals.Observation.skipped > 0 && totals.Claim.skipped > 0);
   t.ok(result.report!.referenceRewrites.logical > 0, 'references to Practitioner/Organization/Condition entries rewritten');
 
-  for (const name of ['Brett_Gottlieb_0d2177ba-f67b-4f29-addb-91040de55388.json', 'Xavier_Lueilwitz_1af31141-7c85-4dc9-8472-8fd3fa953ee8.json']) {
+  for (const name of [
+    'Brett_Gottlieb_0d2177ba-f67b-4f29-addb-91040de55388.json',
+    'Xavier_Lueilwitz_1af31141-7c85-4dc9-8472-8fd3fa953ee8.json',
+  ]) {
     const bundle = JSON.parse(await readFile(join(SYNTHEA_DIR, name), 'utf8')) as Bundle;
     const source = bundle.entry!.map((e) => e.resource!);
     const sourcePatient = source.find((r) => r.resourceType === 'Patient')!;
     const family = (sourcePatient as { name: Array<{ family: string }> }).name[0].family;
-    const patients = (await test.app.inject({ method: 'GET', url: `/Patient?family:exact=${encodeURIComponent(family)}` })).json() as Bundle;
+    const patients = (
+      await test.app.inject({ method: 'GET', url: `/Patient?family:exact=${encodeURIComponent(family)}` })
+    ).json() as Bundle;
     t.equal(patients.entry?.length, 1, `one Patient ${family}`);
     const patientId = patients.entry![0].resource!.id;
-    const encounters = (await test.app.inject({ method: 'GET', url: `/Encounter?subject=Patient/${patientId}&_count=100` })).json() as Bundle<Encounter>;
-    t.equal(encounters.entry?.length, source.filter((r) => r.resourceType === 'Encounter').length, 'every Encounter stored, subject = the stored patient');
-    const requests = (await test.app.inject({ method: 'GET', url: `/MedicationRequest?subject=Patient/${patientId}` })).json() as Bundle<MedicationRequest>;
+    const encounters = (
+      await test.app.inject({ method: 'GET', url: `/Encounter?subject=Patient/${patientId}&_count=100` })
+    ).json() as Bundle<Encounter>;
+    t.equal(
+      encounters.entry?.length,
+      source.filter((r) => r.resourceType === 'Encounter').length,
+      'every Encounter stored, subject = the stored patient',
+    );
+    const requests = (
+      await test.app.inject({ method: 'GET', url: `/MedicationRequest?subject=Patient/${patientId}` })
+    ).json() as Bundle<MedicationRequest>;
     t.equal(requests.entry?.length, source.filter((r) => r.resourceType === 'MedicationRequest').length, 'every MedicationRequest stored');
     for (const entry of requests.entry ?? []) {
       const mr = entry.resource!;
@@ -298,9 +329,16 @@ t.test('Bundle files: a refused transaction names the entry of the file; wrong k
     resourceType: 'Bundle',
     type: 'transaction',
     entry: [
-      { fullUrl: 'urn:uuid:o', resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } }, request: { method: 'POST', url: 'Observation' } },
+      {
+        fullUrl: 'urn:uuid:o',
+        resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } },
+        request: { method: 'POST', url: 'Observation' },
+      },
       { resource: { resourceType: 'Patient', id: 'tx-ok', name: [{ family: 'TxOk' }] }, request: { method: 'PUT', url: 'Patient/tx-ok' } },
-      { resource: { resourceType: 'Patient', id: 'tx-bad', gender: 'robot' } as unknown as Resource, request: { method: 'PUT', url: 'Patient/tx-bad' } },
+      {
+        resource: { resourceType: 'Patient', id: 'tx-bad', gender: 'robot' } as unknown as Resource,
+        request: { method: 'PUT', url: 'Patient/tx-bad' },
+      },
     ],
   };
   await writeFile(join(inputs, 'a-failing.json'), JSON.stringify(failing));
@@ -323,7 +361,10 @@ t.test('Bundle files: a refused transaction names the entry of the file; wrong k
   t.notOk(await read(test.app, 'Patient', 'tx-ok'), 'all or nothing: the valid entry was not stored');
 
   const state = JSON.parse(await readFile(join(dir, 's.json'), 'utf8')) as { files: Record<string, { done: boolean }> };
-  t.notOk(Object.keys(state.files).some((f) => f.endsWith('a-failing.json')), 'a refused Bundle is not marked done');
+  t.notOk(
+    Object.keys(state.files).some((f) => f.endsWith('a-failing.json')),
+    'a refused Bundle is not marked done',
+  );
 });
 
 t.test('usage errors exit 2, an unreachable target exits 3, --help', async (t) => {

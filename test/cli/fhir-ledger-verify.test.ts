@@ -46,7 +46,10 @@ async function exportPackage(app: FastifyInstance, dir: string, url: string, nam
 async function verifyStatus(app: FastifyInstance, url: string): Promise<{ status?: string; reasons: string[] }> {
   const res = await app.inject({ method: 'GET', url });
   const body = res.json() as { parameter?: Array<{ name: string; valueCode?: string; valueString?: string }> };
-  return { status: param(body, 'status')?.valueCode, reasons: (body.parameter ?? []).filter((p) => p.name === 'reason').map((p) => p.valueString ?? '') };
+  return {
+    status: param(body, 'status')?.valueCode,
+    reasons: (body.parameter ?? []).filter((p) => p.name === 'reason').map((p) => p.valueString ?? ''),
+  };
 }
 
 t.test('CLI verifies exported packages; tampering is reported by $verify and the CLI', async (t) => {
@@ -118,7 +121,9 @@ t.test('CLI verifies exported packages; tampering is reported by $verify and the
 
   // 3a. A changed proof. Nothing proof-related is stored per version any more: a version's audit path is
   // computed from its batch's stored leaves. Changing another member's leaf changes one hash of the path.
-  const batches = connection.db.collection<{ _id: number; members: string[]; leaves: unknown; receipt: { sequenceNumber: number } }>('ledger_batches');
+  const batches = connection.db.collection<{ _id: number; members: string[]; leaves: unknown; receipt: { sequenceNumber: number } }>(
+    'ledger_batches',
+  );
   const o2 = `Patient/${others[1]!.id}/1`;
   const stored = (await batches.findOne({ members: o2 }))!;
   const goodLeaves = bytes(stored.leaves)!;
@@ -135,7 +140,11 @@ t.test('CLI verifies exported packages; tampering is reported by $verify and the
   t.equal(pathCli.code, 1, pathCli.stdout);
   t.match(pathCli.stdout, /FAIL audit-path/);
   await batches.updateOne({ _id: stored._id }, { $set: { leaves: goodLeaves } });
-  t.equal((await verifyStatus(app, `/Patient/${others[1]!.id}/_history/1/$verify`)).status, 'anchored', 'restoring the leaves restores the proof');
+  t.equal(
+    (await verifyStatus(app, `/Patient/${others[1]!.id}/_history/1/$verify`)).status,
+    'anchored',
+    'restoring the leaves restores the proof',
+  );
 
   // 3b. A changed proof: the batch's recorded sequence number, so every proof of the batch points at another
   // (absent) message.

@@ -115,11 +115,22 @@ t.test('Patient/$everything', async (t) => {
       method: 'POST',
       url: `/Patient/${alice.id}/$everything`,
       headers: JSON_HEADERS,
-      payload: { resourceType: 'Parameters', parameter: [{ name: '_type', valueString: 'Encounter' }, { name: '_count', valueInteger: 100 }] },
+      payload: {
+        resourceType: 'Parameters',
+        parameter: [
+          { name: '_type', valueString: 'Encounter' },
+          { name: '_count', valueInteger: 100 },
+        ],
+      },
     });
     t.equal(posted.statusCode, 200, 'POST with a Parameters body');
     t.same([...matches(posted.json() as Bundle)].sort(), aliceEncounters.map(key).sort());
-    const notParameters = await app.inject({ method: 'POST', url: `/Patient/${alice.id}/$everything`, headers: JSON_HEADERS, payload: { resourceType: 'Patient' } });
+    const notParameters = await app.inject({
+      method: 'POST',
+      url: `/Patient/${alice.id}/$everything`,
+      headers: JSON_HEADERS,
+      payload: { resourceType: 'Patient' },
+    });
     t.equal(notParameters.statusCode, 400);
     const strict = await get(app, `/Patient/${alice.id}/$everything?_type=Observation`, { prefer: 'handling=strict' });
     t.equal(strict.status, 400);
@@ -173,7 +184,11 @@ t.test('Patient/$everything', async (t) => {
     t.notOk(keys.includes(key(orphan)), 'an encounter without a patient is not in any compartment');
     for (const k of [...aliceKeys, ...bobEncounters.map(key)]) if (!keys.includes(k)) t.fail(`missing ${k}`);
     t.equal(keys.length, 2 + 12 + 9 + 4 + 30);
-    t.equal(keys.slice(0, 2).every((k) => k.startsWith('Patient/')), true, 'patients first');
+    t.equal(
+      keys.slice(0, 2).every((k) => k.startsWith('Patient/')),
+      true,
+      'patients first',
+    );
     const onlyMeds = await pageThrough(app, '/Patient/$everything?_type=MedicationRequest&_count=100');
     t.equal(onlyMeds.keys.length, 39);
   });
@@ -194,7 +209,10 @@ t.test('Patient/$everything', async (t) => {
             : await explainSearch(store, query);
         const plan = stages(explain.queryPlanner.winningPlan as Document);
         const summary = plan.map((s) => (s.stage === 'IXSCAN' ? `IXSCAN(${s.indexName})` : s.stage)).join(' < ');
-        t.notOk(plan.some((s) => s.stage === 'COLLSCAN'), `${type} ${patientId ?? 'all'}: ${summary}`);
+        t.notOk(
+          plan.some((s) => s.stage === 'COLLSCAN'),
+          `${type} ${patientId ?? 'all'}: ${summary}`,
+        );
         const indexes = plan.filter((s) => s.stage === 'IXSCAN').map((s) => s.indexName as string);
         const expected = patientId === undefined || type === 'Patient' ? /^_id_$/ : new RegExp(`^search_${type}_subject_`);
         t.ok(indexes.length > 0 && indexes.every((name) => expected.test(name)), `${type} ${patientId ?? 'all'}: ${summary}`);

@@ -45,8 +45,19 @@ t.test('UCUM conversion factors (units.ts)', async (t) => {
 t.test('compiled quantity conditions with conversion, by brute force (mingo, scalar and array layouts)', async (t) => {
   const CMPS: Comparator[] = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'];
   const spec = (cmp: Comparator, v: number, value: number, lo: number, hi: number): boolean =>
-    ({ eq: v >= lo && v < hi, ne: !(v >= lo && v < hi), gt: v > value, sa: v > value, lt: v < value, eb: v < value, ge: v >= value, le: v <= value, ap: v >= lo && v <= hi })[cmp];
-  const matches = (filter: object, doc: object): boolean => new Query(filter as Record<string, unknown>).test(doc as Record<string, unknown>);
+    ({
+      eq: v >= lo && v < hi,
+      ne: !(v >= lo && v < hi),
+      gt: v > value,
+      sa: v > value,
+      lt: v < value,
+      eb: v < value,
+      ge: v >= value,
+      le: v <= value,
+      ap: v >= lo && v <= hi,
+    })[cmp];
+  const matches = (filter: object, doc: object): boolean =>
+    new Query(filter as Record<string, unknown>).test(doc as Record<string, unknown>);
   const codes = ['mg', 'g', 'ug', '[IU]'];
   const stored = (v: number, code: string): QuantityValue => {
     const unit = canonicalUnit(code);
@@ -64,9 +75,13 @@ t.test('compiled quantity conditions with conversion, by brute force (mingo, sca
     for (const cmp of CMPS) {
       const [lo, hi] = cmp === 'ap' ? [value * 0.9, value * 1.1] : [value - 0.5, value + 0.5];
       const unit = canonicalUnit(code);
-      const canonical = unit ? { unit: unit.unit, value: toCanonical(value, unit), lo: toCanonical(lo, unit), hi: toCanonical(hi, unit) } : undefined;
+      const canonical = unit
+        ? { unit: unit.unit, value: toCanonical(value, unit), lo: toCanonical(lo, unit), hi: toCanonical(hi, unit) }
+        : undefined;
       const one = (q: QuantityValue): boolean =>
-        canonical && q.cc === canonical.unit ? spec(cmp, q.cv!, canonical.value, canonical.lo, canonical.hi) : q.c === code && spec(cmp, q.v, value, lo, hi);
+        canonical && q.cc === canonical.unit
+          ? spec(cmp, q.cv!, canonical.value, canonical.lo, canonical.hi)
+          : q.c === code && spec(cmp, q.v, value, lo, hi);
       const condition = (layout: 'scalar' | 'array'): Condition => ({
         op: 'number',
         field: 'q',
@@ -167,7 +182,10 @@ t.test('quantity search on Encounter.length', async (t) => {
 
   await t.test('values indexed before canonical values existed: exact unit until a reindex converts them', async (t) => {
     // What a head written by the previous extractor looks like: no cv/cc, an older idxVersion.
-    await store.heads.updateOne({ type: 'Encounter', id: min90 }, { $unset: { 'idx.length.cv': '', 'idx.length.cc': '' }, $set: { idxVersion: 1 } });
+    await store.heads.updateOne(
+      { type: 'Encounter', id: min90 },
+      { $unset: { 'idx.length.cv': '', 'idx.length.cc': '' }, $set: { idxVersion: 1 } },
+    );
     t.same(await q(u('90|U|min')), sorted([min90, h15]), 'found by its exact unit');
     t.same(await q(u('1.5|U|h')), [h15], 'not yet by conversion');
     const result = await reindex(store, TEST_CONFIG.baseUrl, { restart: true });

@@ -23,10 +23,17 @@ const VS = 'http://hl7.org/fhir/ValueSet';
 
 t.test('token :in, :not-in, :below, :above', async (t) => {
   const { app } = await startTestApp(t);
-  const patient = async (extra: Partial<Patient>): Promise<string> => (await create<Patient>(app, { resourceType: 'Patient', ...extra })).id;
+  const patient = async (extra: Partial<Patient>): Promise<string> =>
+    (await create<Patient>(app, { resourceType: 'Patient', ...extra })).id;
   const male = await patient({ gender: 'male', communication: [{ language: { coding: [{ system: 'urn:ietf:bcp:47', code: 'en-US' }] } }] });
-  const female = await patient({ gender: 'female', communication: [{ language: { coding: [{ system: 'urn:ietf:bcp:47', code: 'tlh' }] } }] });
-  const other = await patient({ gender: 'other', meta: { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }] } });
+  const female = await patient({
+    gender: 'female',
+    communication: [{ language: { coding: [{ system: 'urn:ietf:bcp:47', code: 'tlh' }] } }],
+  });
+  const other = await patient({
+    gender: 'other',
+    meta: { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }] },
+  });
   const noGender = await patient({ birthDate: '2000' });
 
   const encounter = async (klass: Encounter['class'], status: Encounter['status'] = 'finished'): Promise<string> =>
@@ -52,7 +59,11 @@ t.test('token :in, :not-in, :below, :above', async (t) => {
   const stopped = await mr('stopped');
 
   await t.test(':in with value sets of the definitions', async (t) => {
-    t.same(await ids(app, `/Patient?gender:in=${VS}/administrative-gender`), sorted([male, female, other]), 'code elements carry their implicit system');
+    t.same(
+      await ids(app, `/Patient?gender:in=${VS}/administrative-gender`),
+      sorted([male, female, other]),
+      'code elements carry their implicit system',
+    );
     t.same(await ids(app, `/Patient?gender:in=${VS}/administrative-gender|4.0.1`), sorted([male, female, other]), 'a versioned canonical');
     t.same(
       await ids(app, '/Encounter?class:in=http://terminology.hl7.org/ValueSet/v3-ActEncounterCode'),
@@ -73,7 +84,11 @@ t.test('token :in, :not-in, :below, :above', async (t) => {
       sorted([male, female, other]),
       'comma: any of the value sets',
     );
-    t.same(await ids(app, `/Encounter?subject:Patient.language:in=${VS}/languages`), [], 'in a chain (the encounters are the Klingon speaker’s)');
+    t.same(
+      await ids(app, `/Encounter?subject:Patient.language:in=${VS}/languages`),
+      [],
+      'in a chain (the encounters are the Klingon speaker’s)',
+    );
     t.same(await ids(app, `/MedicationRequest?subject:Patient.language:in=${VS}/languages`), sorted([active, stopped]));
   });
 
@@ -84,7 +99,10 @@ t.test('token :in, :not-in, :below, :above', async (t) => {
     );
     t.same(await ids(app, `/Patient?gender:not-in=${VS}/administrative-gender`), [noGender]);
     t.same(await ids(app, `/Patient?language:not-in=${VS}/languages`), sorted([female, other, noGender]));
-    t.same(await ids(app, `/Encounter?class:not-in=http://terminology.hl7.org/ValueSet/v3-ActEncounterCode&status=finished`), sorted([ambNoSystem, elsewhere]));
+    t.same(
+      await ids(app, `/Encounter?class:not-in=http://terminology.hl7.org/ValueSet/v3-ActEncounterCode&status=finished`),
+      sorted([ambNoSystem, elsewhere]),
+    );
   });
 
   await t.test(':below and :above through the code system hierarchy', async (t) => {
@@ -93,7 +111,11 @@ t.test('token :in, :not-in, :below, :above', async (t) => {
     t.same(await ids(app, `/Encounter?class:below=${ACT_CODE}|_ActEncounterCode`), sorted([imp, acute, amb]));
     t.same(await ids(app, `/Encounter?class:above=${ACT_CODE}|ACUTE`), sorted([imp, acute]), 'ACUTE and what subsumes it (IMP)');
     t.same(await ids(app, `/Encounter?class:above=${ACT_CODE}|AMB`), [amb]);
-    t.same(await ids(app, `/Patient?gender:below=http://hl7.org/fhir/administrative-gender|male`), [male], 'a flat code system: the code itself');
+    t.same(
+      await ids(app, `/Patient?gender:below=http://hl7.org/fhir/administrative-gender|male`),
+      [male],
+      'a flat code system: the code itself',
+    );
   });
 
   await t.test('the terminology cannot answer: 400 OperationOutcome naming the cause, whatever the handling', async (t) => {
@@ -105,11 +127,17 @@ t.test('token :in, :not-in, :below, :above', async (t) => {
       t.equal(outcome.issue[0].severity, 'error');
       t.match(outcome.issue[0].diagnostics, pattern, url);
     };
-    await refused('/Patient?gender:in=http://example.org/fhir/ValueSet/nope', /value set http:\/\/example\.org\/fhir\/ValueSet\/nope is not known/);
+    await refused(
+      '/Patient?gender:in=http://example.org/fhir/ValueSet/nope',
+      /value set http:\/\/example\.org\/fhir\/ValueSet\/nope is not known/,
+    );
     await refused('/Patient?gender:in=http://x', /http:\/\/x is not known/, { prefer: 'handling=strict' });
     await refused(`/MedicationRequest?code:in=${VS}/medication-codes`, /medication-codes cannot be expanded.*snomed/);
     await refused(`/Patient?language:not-in=${VS}/all-languages`, /all-languages cannot be expanded.*urn:ietf:bcp:47/);
-    await refused(`/Encounter?class:below=http://snomed.info/sct|371883000`, /:below needs a code of a code system this server holds completely.*http:\/\/snomed\.info\/sct\|371883000 is not one/);
+    await refused(
+      `/Encounter?class:below=http://snomed.info/sct|371883000`,
+      /:below needs a code of a code system this server holds completely.*http:\/\/snomed\.info\/sct\|371883000 is not one/,
+    );
     await refused(`/Encounter?class:above=${ACT_CODE}|NOT-A-CODE`, /NOT-A-CODE/);
     await refused('/Encounter?class:below=IMP', /must be system\|code/);
     await refused(`/MedicationRequest?subject:Patient.gender:in=http://example.org/vs`, /is not known/, {});
@@ -119,7 +147,13 @@ t.test('token :in, :not-in, :below, :above', async (t) => {
     const statement = (await app.inject({ url: '/metadata' })).json() as CapabilityStatement;
     for (const type of SUPPORTED_RESOURCE_TYPES) {
       const params = statement.rest?.[0].resource?.find((r) => r.type === type)?.searchParam ?? [];
-      t.same(params.map((p) => p.name), searchRegistry().paramsOf(type).map((d) => d.code), `${type}: every registry parameter`);
+      t.same(
+        params.map((p) => p.name),
+        searchRegistry()
+          .paramsOf(type)
+          .map((d) => d.code),
+        `${type}: every registry parameter`,
+      );
       const incomplete = params.filter((p) => !p.definition || !p.type || !p.documentation?.trim()).map((p) => p.name);
       t.same(incomplete, [], `${type}: none lacks definition, type or documentation`);
     }
@@ -128,7 +162,10 @@ t.test('token :in, :not-in, :below, :above', async (t) => {
   await t.test('other unsupported token modifiers stay lenient (ignored and reported)', async (t) => {
     const res = await app.inject({ url: '/Patient?gender:nonsense=x' });
     t.equal(res.statusCode, 200);
-    t.match(JSON.stringify(res.json()), /not supported on token parameter gender \(supported: not, text, of-type, in, not-in, below, above, missing\)/);
+    t.match(
+      JSON.stringify(res.json()),
+      /not supported on token parameter gender \(supported: not, text, of-type, in, not-in, below, above, missing\)/,
+    );
   });
 });
 

@@ -100,7 +100,11 @@ export interface SecuredApp {
 }
 
 /** The app with authorization and audit on, on a fresh database; `deps` may replace the authentication. */
-export async function startSecuredApp(t: Test, overrides: Partial<AppConfig> = {}, deps: Partial<AppDependencies> = {}): Promise<SecuredApp> {
+export async function startSecuredApp(
+  t: Test,
+  overrides: Partial<AppConfig> = {},
+  deps: Partial<AppDependencies> = {},
+): Promise<SecuredApp> {
   const mongo = await testMongo();
   const connection = await connectMongo(mongo.uri, uniqueDbName('secured'));
   const store = new ResourceStore(connection.db, connection.supportsTransactions);

@@ -48,7 +48,12 @@ async function exportApp(
   await store.ensureIndexes();
   const app = await buildApp(
     { ...TEST_CONFIG, bulkExport: { retentionHours: 24, maxResourcesPerFile: 70 }, ...config },
-    { store, validator: await testValidator(), logger: false, bulkExport: { dir, ...deps, tuning: { pollIntervalMs: 50, ...deps.tuning } } },
+    {
+      store,
+      validator: await testValidator(),
+      logger: false,
+      bulkExport: { dir, ...deps, tuning: { pollIntervalMs: 50, ...deps.tuning } },
+    },
   );
   await app.ready();
   // Seeding writes skip the per-write transaction (two plain inserts each): the same documents, much faster.
@@ -126,7 +131,9 @@ async function seed(ctx: FhirContext, scale = 10): Promise<Seeded> {
   const tasks: Array<() => Promise<void>> = [];
   for (let i = 0; i < 6 * scale; i++) {
     tasks.push(async () => {
-      seeded.patients.push(await write(ctx, { resourceType: 'Patient', name: [{ family: `Export${i}`, given: ['Ünïcode', 'line\nbreak'] }] } as Patient));
+      seeded.patients.push(
+        await write(ctx, { resourceType: 'Patient', name: [{ family: `Export${i}`, given: ['Ünïcode', 'line\nbreak'] }] } as Patient),
+      );
     });
   }
   await runAll(tasks, 8);
@@ -151,7 +158,11 @@ async function seed(ctx: FhirContext, scale = 10): Promise<Seeded> {
 
 async function runAll(tasks: Array<() => Promise<void>>, workers: number): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: workers }, async () => { while (next < tasks.length) await tasks[next++](); }));
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next < tasks.length) await tasks[next++]();
+    }),
+  );
 }
 
 const keyOf = (r: Resource): string => `${r.resourceType}/${r.id}`;
@@ -226,7 +237,13 @@ t.test('kick-off refuses what it cannot do, with a 400 OperationOutcome', async 
     { url: '/$export?_since=2024-01-01&_since=2024-02-01', headers: KICKOFF, why: /more than once/ },
     { url: '/$export?_type=Observation', headers: KICKOFF, why: /Observation/ },
     { url: '/Patient/$export?_typeFilter=Patient%3Factive%3Dtrue', headers: KICKOFF, why: /_typeFilter/ },
-    { url: '/$export', method: 'POST', headers: { ...KICKOFF, 'content-type': 'application/fhir+json' }, payload: { resourceType: 'Patient' }, why: /Parameters/ },
+    {
+      url: '/$export',
+      method: 'POST',
+      headers: { ...KICKOFF, 'content-type': 'application/fhir+json' },
+      payload: { resourceType: 'Patient' },
+      why: /Parameters/,
+    },
     {
       url: '/$export',
       method: 'POST',
@@ -243,7 +260,7 @@ t.test('kick-off refuses what it cannot do, with a 400 OperationOutcome', async 
     t.match(outcome.issue?.map((i) => i.diagnostics).join(' '), c.why);
   }
   t.equal((await app.inject({ method: 'HEAD', url: '/$export', headers: KICKOFF })).statusCode, 405, 'HEAD does not start an export');
-  t.equal((await server.connection.db.collection('bulk_export_jobs').countDocuments()), 0, 'no job was created');
+  t.equal(await server.connection.db.collection('bulk_export_jobs').countDocuments(), 0, 'no job was created');
 
   // Accepted forms: every NDJSON spelling, Accept */* or none, POST with a Parameters body.
   for (const format of ['application/fhir+ndjson', 'application/ndjson', 'ndjson']) {
@@ -255,7 +272,13 @@ t.test('kick-off refuses what it cannot do, with a 400 OperationOutcome', async 
     url: '/Patient/$export',
     method: 'POST',
     headers: { ...KICKOFF, 'content-type': 'application/fhir+json' },
-    payload: { resourceType: 'Parameters', parameter: [{ name: '_type', valueString: 'Encounter' }, { name: '_since', valueInstant: '2024-01-01T00:00:00Z' }] },
+    payload: {
+      resourceType: 'Parameters',
+      parameter: [
+        { name: '_type', valueString: 'Encounter' },
+        { name: '_since', valueInstant: '2024-01-01T00:00:00Z' },
+      ],
+    },
   });
   t.equal(posted.statusCode, 202);
   const job = await new ExportJobStore(server.connection.db).get(String(posted.headers['content-location']).split('/').pop()!);
@@ -264,7 +287,10 @@ t.test('kick-off refuses what it cannot do, with a 400 OperationOutcome', async 
   t.equal(job?.request, `${BASE}/Patient/$export`, 'a POST kick-off URL carries no parameters');
 
   // handling=lenient: an unsupported type or parameter is ignored and reported.
-  const lenient = await app.inject({ url: '/$export?_type=Observation,Patient&_elements=id', headers: { ...KICKOFF, prefer: 'respond-async, handling=lenient' } });
+  const lenient = await app.inject({
+    url: '/$export?_type=Observation,Patient&_elements=id',
+    headers: { ...KICKOFF, prefer: 'respond-async, handling=lenient' },
+  });
   t.equal(lenient.statusCode, 202);
   t.match(JSON.stringify(lenient.json()), /Ignored _type=Observation.*Ignored _elements/);
   t.match(lenient.headers['content-location'], new RegExp(`^${BASE.replace(/[.]/g, '\\.')}/\\$export-status/[0-9a-f-]{36}$`));
@@ -305,7 +331,14 @@ t.test('exports of one seeded database (310 resources)', async (t) => {
     t.ok(Date.parse(manifest.transactionTime) <= Date.now());
     t.same(
       manifest.output.map((f) => [f.type, f.count]),
-      [['Patient', 60], ['Encounter', 70], ['Encounter', 70], ['Encounter', 9], ['MedicationRequest', 70], ['MedicationRequest', 30]],
+      [
+        ['Patient', 60],
+        ['Encounter', 70],
+        ['Encounter', 70],
+        ['Encounter', 9],
+        ['MedicationRequest', 70],
+        ['MedicationRequest', 30],
+      ],
       'types in order, at most 70 per file',
     );
 
@@ -315,7 +348,11 @@ t.test('exports of one seeded database (310 resources)', async (t) => {
     t.equal(exported.size, live.length);
     t.notOk(exported.has(keyOf(deleted)), 'deleted resources are left out');
     const different = live.filter((head) => JSON.stringify(exported.get(head._id)) !== JSON.stringify(head.resource));
-    t.same(different.map((h) => h._id), [], 'every line is the stored resource, byte for byte');
+    t.same(
+      different.map((h) => h._id),
+      [],
+      'every line is the stored resource, byte for byte',
+    );
     for (const head of live.slice(0, 5)) {
       t.same(exported.get(head._id), (await app.inject({ url: `/${head.type}/${head.id}` })).json(), `${head._id} as the server serves it`);
     }
@@ -348,7 +385,11 @@ t.test('exports of one seeded database (310 resources)', async (t) => {
     t.same([...(await download(t, app, delta)).keys()].sort(), changed.map(keyOf).sort());
     const deltaEncounters = await complete(t, app, await kickOff(app, `/$export?_since=${encodeURIComponent(since)}&_type=Encounter`));
     t.same([...(await download(t, app, deltaEncounters)).keys()], [keyOf(changed[1])]);
-    const later = await complete(t, app, await kickOff(app, `/$export?_since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`));
+    const later = await complete(
+      t,
+      app,
+      await kickOff(app, `/$export?_since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`),
+    );
     t.same(later.output, [], 'nothing changed after a future instant: an empty output list');
   });
 
@@ -428,7 +469,7 @@ t.test('a snapshot at the transaction time, and a restart after a clean stop', a
   const second = await exportApp(db, dir);
   t.teardown(second.close);
   const manifest = await complete(t, second.app, statusUrl);
-  t.ok(Date.parse(manifest.transactionTime) <= transactionTime.getTime(), 'the transaction time is the kick-off\'s');
+  t.ok(Date.parse(manifest.transactionTime) <= transactionTime.getTime(), "the transaction time is the kick-off's");
   const exported = await download(t, second.app, manifest);
   t.equal(exported.size, 31, 'exactly the resources that existed at the transaction time');
   t.same(exported.get(keyOf(before)), before, 'a resource updated later is exported as it was');
@@ -436,7 +477,7 @@ t.test('a snapshot at the transaction time, and a restart after a clean stop', a
   t.notOk(exported.has(keyOf(createdLater)), 'a resource created later is not exported');
 });
 
-t.test('a crashed runner\'s job is taken over; one interrupted too often fails clearly', async (t) => {
+t.test("a crashed runner's job is taken over; one interrupted too often fails clearly", async (t) => {
   const { db, dir } = await fixture(t);
   const server = await exportApp(db, dir, { startRunner: false });
   t.teardown(server.close);
@@ -446,8 +487,14 @@ t.test('a crashed runner\'s job is taken over; one interrupted too often fails c
   const jobs = new ExportJobStore(server.connection.db);
   const past = new Date(Date.now() - 1000);
   // As a runner that died mid-export leaves them: in progress, a lapsed lease, a partial directory.
-  await jobs.jobs.updateOne({ _id: crashed.split('/').pop()! }, { $set: { state: 'in-progress', owner: 'dead', leaseUntil: past, attempts: 1 } });
-  await jobs.jobs.updateOne({ _id: doomed.split('/').pop()! }, { $set: { state: 'in-progress', owner: 'dead', leaseUntil: past, attempts: 3 } });
+  await jobs.jobs.updateOne(
+    { _id: crashed.split('/').pop()! },
+    { $set: { state: 'in-progress', owner: 'dead', leaseUntil: past, attempts: 1 } },
+  );
+  await jobs.jobs.updateOne(
+    { _id: doomed.split('/').pop()! },
+    { $set: { state: 'in-progress', owner: 'dead', leaseUntil: past, attempts: 3 } },
+  );
   await server.close();
 
   const restarted = await exportApp(db, dir);
@@ -467,7 +514,12 @@ t.test('completed exports expire; orphaned directories are removed', async (t) =
   await rm(orphan, { recursive: true, force: true });
   await import('node:fs/promises').then((fs) => fs.mkdir(orphan));
   // About a third of a second of retention, cleanup every 100 ms.
-  const server = await exportApp(db, dir, { tuning: { cleanupIntervalMs: 100 } }, { bulkExport: { retentionHours: 0.0001, maxResourcesPerFile: 100 } });
+  const server = await exportApp(
+    db,
+    dir,
+    { tuning: { cleanupIntervalMs: 100 } },
+    { bulkExport: { retentionHours: 0.0001, maxResourcesPerFile: 100 } },
+  );
   t.teardown(server.close);
   await write(server.ctx, { resourceType: 'Patient', name: [{ family: 'Brief' }] } as Patient);
   const statusUrl = await kickOff(server.app, '/$export');
@@ -487,10 +539,23 @@ t.test('the CapabilityStatement declares the export and $everything operations',
   t.teardown(server.close);
   const statement = (await server.app.inject({ url: '/metadata' })).json() as CapabilityStatement;
   t.same(statement.instantiates, ['http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data']);
-  t.same(statement.rest?.[0].operation?.find((o) => o.name === 'export')?.definition, 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export');
+  t.same(
+    statement.rest?.[0].operation?.find((o) => o.name === 'export')?.definition,
+    'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export',
+  );
   const patient = statement.rest?.[0].resource?.find((r) => r.type === 'Patient');
-  t.same(patient?.operation?.find((o) => o.name === 'export')?.definition, 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export');
-  t.same(patient?.operation?.find((o) => o.name === 'everything')?.definition, 'http://hl7.org/fhir/OperationDefinition/Patient-everything');
+  t.same(
+    patient?.operation?.find((o) => o.name === 'export')?.definition,
+    'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export',
+  );
+  t.same(
+    patient?.operation?.find((o) => o.name === 'everything')?.definition,
+    'http://hl7.org/fhir/OperationDefinition/Patient-everything',
+  );
   const issues = (await testValidator()).validate(statement);
-  t.same(issues.filter((i) => i.severity === 'error' || i.severity === 'fatal'), [], 'still a valid CapabilityStatement');
+  t.same(
+    issues.filter((i) => i.severity === 'error' || i.severity === 'fatal'),
+    [],
+    'still a valid CapabilityStatement',
+  );
 });

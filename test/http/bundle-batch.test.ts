@@ -49,7 +49,10 @@ t.test('a batch with bad entries stores the good ones and reports each bad one',
       { resource: patient('b-bad', { gender: 'banana' as Patient['gender'] }), request: { method: 'POST', url: 'Patient' } },
       { resource: { ...existing, active: true }, request: { method: 'PUT', url: `Patient/${existing.id}`, ifMatch: 'W/"9"' } },
       { resource: patient('no-request') },
-      { resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } as Resource, request: { method: 'POST', url: 'Observation' } },
+      {
+        resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } as Resource,
+        request: { method: 'POST', url: 'Observation' },
+      },
       {
         fullUrl: 'urn:uuid:e0000000-0000-4000-8000-000000000001',
         resource: patient('b-2'),
@@ -82,7 +85,11 @@ t.test('a batch with bad entries stores the good ones and reports each bad one',
   t.equal(entries[7].response?.etag, 'W/"1"', 'the failed PUT changed nothing');
   t.equal(entries[8].response?.status, '404 Not Found');
   t.equal(entries[9].response?.status, '201 Created');
-  t.equal((entries[9].resource as Encounter).subject?.reference, `Patient/${existing.id}`, 'conditional references are resolved in batches too');
+  t.equal(
+    (entries[9].resource as Encounter).subject?.reference,
+    `Patient/${existing.id}`,
+    'conditional references are resolved in batches too',
+  );
   t.equal(entries[10].response?.status, '400 Bad Request');
 
   const stored = (await app.inject({ method: 'GET', url: '/Patient?identifier=urn:mrn|b-1,urn:mrn|b-2' })).json() as Bundle;
@@ -125,8 +132,14 @@ t.test('batch PATCH with a JSON Patch in a Binary, and DELETE', async (t) => {
   const res = await post(
     app,
     batch([
-      { resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data: patchData }, request: { method: 'PATCH', url: `Patient/${p.id}` } },
-      { resource: { resourceType: 'Binary', contentType: 'text/plain', data: patchData }, request: { method: 'PATCH', url: `Patient/${p.id}` } },
+      {
+        resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data: patchData },
+        request: { method: 'PATCH', url: `Patient/${p.id}` },
+      },
+      {
+        resource: { resourceType: 'Binary', contentType: 'text/plain', data: patchData },
+        request: { method: 'PATCH', url: `Patient/${p.id}` },
+      },
       { request: { method: 'DELETE', url: `Patient/${gone.id}` } },
     ]),
   );
@@ -173,7 +186,11 @@ t.test('fhir-kit-client: client.transaction and client.batch over a socket', asy
 
   const failure = await client
     .transaction({
-      body: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: encounter('Patient/missing'), request: { method: 'POST', url: 'Encounter' } }] } as unknown as FhirResource,
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [{ resource: encounter('Patient/missing'), request: { method: 'POST', url: 'Encounter' } }],
+      } as unknown as FhirResource,
     })
     .then(
       () => undefined,
@@ -200,7 +217,11 @@ t.test('fhir-kit-client: client.transaction and client.batch over a socket', asy
 t.test('BUNDLE_MAX_ENTRIES, BUNDLE_MAX_SEARCHES and BUNDLE_BODY_LIMIT are read and checked by the configuration', async (t) => {
   const { loadConfig } = await import('../../src/config.js');
   t.same(loadConfig({}).bundle, { maxEntries: 10_000, maxSearches: 100, bodyLimit: 50 * 1024 * 1024 });
-  t.same(loadConfig({ BUNDLE_MAX_ENTRIES: '5', BUNDLE_MAX_SEARCHES: '2', BUNDLE_BODY_LIMIT: '2048' }).bundle, { maxEntries: 5, maxSearches: 2, bodyLimit: 2048 });
+  t.same(loadConfig({ BUNDLE_MAX_ENTRIES: '5', BUNDLE_MAX_SEARCHES: '2', BUNDLE_BODY_LIMIT: '2048' }).bundle, {
+    maxEntries: 5,
+    maxSearches: 2,
+    bodyLimit: 2048,
+  });
   t.throws(() => loadConfig({ BUNDLE_MAX_SEARCHES: '-1' }), /BUNDLE_MAX_SEARCHES="-1" is invalid/);
   t.throws(() => loadConfig({ BUNDLE_MAX_ENTRIES: '0' }), /BUNDLE_MAX_ENTRIES="0" is invalid/);
   t.throws(() => loadConfig({ BUNDLE_BODY_LIMIT: 'lots' }), /BUNDLE_BODY_LIMIT="lots" is invalid/);

@@ -110,7 +110,10 @@ t.test('urn:uuid references between Patient, Encounter and MedicationRequest bec
 
   // Searches see the rewritten references (the index was extracted after the rewrite).
   const search = (await app.inject({ method: 'GET', url: `/MedicationRequest?subject=${patientRef}` })).json() as Bundle;
-  t.same(search.entry?.map((x) => x.resource?.id), [medId]);
+  t.same(
+    search.entry?.map((x) => x.resource?.id),
+    [medId],
+  );
 
   // Every version carries its pending ledger anchor.
   const versions = await store.versions.find({}).toArray();
@@ -125,7 +128,12 @@ t.test('a transaction whose 3rd of 5 entries fails writes nothing at all', async
   const { app, connection } = await startTestApp(t);
   const kept = await create(app, patient('kept'));
   const doomed = await create(app, patient('doomed'));
-  await app.inject({ method: 'POST', url: '/Patient', headers: { ...JSON_HEADERS, 'if-none-exist': 'identifier=urn:mrn|kept' }, payload: patient('kept') });
+  await app.inject({
+    method: 'POST',
+    url: '/Patient',
+    headers: { ...JSON_HEADERS, 'if-none-exist': 'identifier=urn:mrn|kept' },
+    payload: patient('kept'),
+  });
   const before = await snapshot(connection.db);
   t.ok(Object.keys(before).length >= 2, `collections: ${Object.keys(before).join(', ')}`);
 
@@ -143,11 +151,18 @@ t.test('a transaction whose 3rd of 5 entries fails writes nothing at all', async
   t.equal(res.body.resourceType, 'OperationOutcome');
   t.match(diagnostics(res.body), /Bundle\.entry\[2\]/, 'names the failing entry');
   t.match(diagnostics(res.body), /gender|banana/i, 'and says what is wrong with it');
-  t.ok(res.body.issue?.some((i) => i.expression?.some((x) => x.startsWith('Bundle.entry[2].resource'))), 'expressions point into the entry');
+  t.ok(
+    res.body.issue?.some((i) => i.expression?.some((x) => x.startsWith('Bundle.entry[2].resource'))),
+    'expressions point into the entry',
+  );
 
   const after = await snapshot(connection.db);
   t.strictSame(after, before, 'every collection exactly as before: no version, head, index value or anchor left');
-  t.equal((await app.inject({ method: 'GET', url: `/Patient/${doomed.id}` })).statusCode, 200, 'the DELETE processed first was rolled back');
+  t.equal(
+    (await app.inject({ method: 'GET', url: `/Patient/${doomed.id}` })).statusCode,
+    200,
+    'the DELETE processed first was rolled back',
+  );
 });
 
 t.test('conditional create inside a transaction: a match creates nothing and answers 200', async (t) => {
@@ -157,7 +172,11 @@ t.test('conditional create inside a transaction: a match creates nothing and ans
   const res = await post(
     app,
     transaction([
-      { fullUrl: p, resource: patient('cond-1', { gender: 'female' }), request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=urn:mrn|cond-1' } },
+      {
+        fullUrl: p,
+        resource: patient('cond-1', { gender: 'female' }),
+        request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=urn:mrn|cond-1' },
+      },
       { resource: encounter(p), request: { method: 'POST', url: 'Encounter' } },
       { resource: patient('cond-2'), request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=urn:mrn|cond-2' } },
     ]),
@@ -166,7 +185,11 @@ t.test('conditional create inside a transaction: a match creates nothing and ans
   t.equal(res.body.entry?.[0].response?.status, '200 OK');
   t.equal(res.body.entry?.[0].response?.location, `Patient/${existing.id}/_history/1`);
   t.equal((res.body.entry?.[0].resource as Patient).gender, undefined, 'the existing resource, unchanged');
-  t.equal((res.body.entry?.[1].resource as Encounter).subject?.reference, `Patient/${existing.id}`, 'the placeholder names the matched patient');
+  t.equal(
+    (res.body.entry?.[1].resource as Encounter).subject?.reference,
+    `Patient/${existing.id}`,
+    'the placeholder names the matched patient',
+  );
   t.equal(res.body.entry?.[2].response?.status, '201 Created', 'no match: created');
   t.equal(await store.heads.countDocuments({ type: 'Patient' }), 2);
 });
@@ -176,7 +199,10 @@ t.test('conditional references resolve by search: exactly one match, else the tr
   const one = await create(app, patient('ref-1'));
   await create(app, patient('twin'));
   await create(app, patient('twin'));
-  let res = await post(app, transaction([{ resource: encounter('Patient?identifier=urn:mrn|ref-1'), request: { method: 'POST', url: 'Encounter' } }]));
+  let res = await post(
+    app,
+    transaction([{ resource: encounter('Patient?identifier=urn:mrn|ref-1'), request: { method: 'POST', url: 'Encounter' } }]),
+  );
   t.equal(res.status, 200, JSON.stringify(res.body));
   t.equal((res.body.entry?.[0].resource as Encounter).subject?.reference, `Patient/${one.id}`);
 
@@ -191,13 +217,20 @@ t.test('conditional references resolve by search: exactly one match, else the tr
   t.match(diagnostics(res.body), /Bundle\.entry\[1\].*Patient\?identifier=urn:mrn\|nobody.*matches no resource/);
   t.ok(res.body.issue?.[0].expression?.includes('Bundle.entry[1].resource.subject.reference'));
 
-  res = await post(app, transaction([{ resource: encounter('Patient?identifier=urn:mrn|twin'), request: { method: 'POST', url: 'Encounter' } }]));
+  res = await post(
+    app,
+    transaction([{ resource: encounter('Patient?identifier=urn:mrn|twin'), request: { method: 'POST', url: 'Encounter' } }]),
+  );
   t.equal(res.status, 412);
   t.match(diagnostics(res.body), /more than one/);
 
   res = await post(app, transaction([{ resource: encounter('Patient?shoe-size=42'), request: { method: 'POST', url: 'Encounter' } }]));
   t.equal(res.status, 400, 'criteria are parsed strictly');
-  t.equal((await app.inject({ method: 'GET', url: '/Patient?identifier=urn:mrn|fine' })).json().total, 0, 'nothing of the failed ones was written');
+  t.equal(
+    (await app.inject({ method: 'GET', url: '/Patient?identifier=urn:mrn|fine' })).json().total,
+    0,
+    'nothing of the failed ones was written',
+  );
 });
 
 t.test('processing order DELETE, POST, PUT/PATCH, GET; answers in Bundle order', async (t) => {
@@ -216,7 +249,17 @@ t.test('processing order DELETE, POST, PUT/PATCH, GET; answers in Bundle order',
       {
         resource: {
           resourceType: 'Parameters',
-          parameter: [{ name: 'operation', part: [{ name: 'type', valueCode: 'add' }, { name: 'path', valueString: 'Patient' }, { name: 'name', valueString: 'active' }, { name: 'value', valueBoolean: true }] }],
+          parameter: [
+            {
+              name: 'operation',
+              part: [
+                { name: 'type', valueCode: 'add' },
+                { name: 'path', valueString: 'Patient' },
+                { name: 'name', valueString: 'active' },
+                { name: 'value', valueBoolean: true },
+              ],
+            },
+          ],
         },
         request: { method: 'PATCH', url: `Patient/${patched.id}` },
       },
@@ -253,7 +296,10 @@ t.test('If-Match on a transaction entry: 412 fails the whole transaction', async
   t.equal(res.status, 412);
   t.match(diagnostics(res.body), /Bundle\.entry\[1\]: If-Match W\/"7" does not hold/);
   t.strictSame(await snapshot(connection.db), before);
-  res = await post(app, transaction([{ resource: { ...p, active: true }, request: { method: 'PUT', url: `Patient/${p.id}`, ifMatch: 'W/"1"' } }]));
+  res = await post(
+    app,
+    transaction([{ resource: { ...p, active: true }, request: { method: 'PUT', url: `Patient/${p.id}`, ifMatch: 'W/"1"' } }]),
+  );
   t.equal(res.status, 200);
   t.equal(res.body.entry?.[0].response?.etag, 'W/"2"');
   res = await post(app, transaction([{ request: { method: 'DELETE', url: `Patient/${p.id}`, ifMatch: 'W/"1"' } }]));
@@ -308,7 +354,10 @@ t.test('Bundle-level problems are 400s, 404s and 413s with an OperationOutcome',
       'an unsupported type',
       transaction([
         { resource: patient('x'), request: { method: 'POST', url: 'Patient' } },
-        { resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } as Resource, request: { method: 'POST', url: 'Observation' } },
+        {
+          resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } as Resource,
+          request: { method: 'POST', url: 'Observation' },
+        },
       ]),
       404,
       /Bundle\.entry\[1\].*Observation is not supported/,
@@ -333,7 +382,9 @@ t.test('Bundle-level problems are 400s, 404s and 413s with an OperationOutcome',
     ],
     [
       'an unresolvable urn:uuid',
-      transaction([{ resource: encounter('urn:uuid:d0000000-0000-4000-8000-000000000009'), request: { method: 'POST', url: 'Encounter' } }]),
+      transaction([
+        { resource: encounter('urn:uuid:d0000000-0000-4000-8000-000000000009'), request: { method: 'POST', url: 'Encounter' } },
+      ]),
       400,
       /fullUrl of no entry/,
     ],
@@ -343,7 +394,12 @@ t.test('Bundle-level problems are 400s, 404s and 413s with an OperationOutcome',
       413,
       /4 entries; at most 3/,
     ],
-    ['too large', transaction([{ resource: patient('x'.repeat(5000)), request: { method: 'POST', url: 'Patient' } }]), 413, /BUNDLE_BODY_LIMIT/],
+    [
+      'too large',
+      transaction([{ resource: patient('x'.repeat(5000)), request: { method: 'POST', url: 'Patient' } }]),
+      413,
+      /BUNDLE_BODY_LIMIT/,
+    ],
   ];
   for (const [name, body, status, message] of cases) {
     const res = await post(app, body);
@@ -381,9 +437,19 @@ t.test('concurrent transactions: conflicts retry, conditional creates make one r
   const racers = await Promise.all(
     Array.from({ length: 4 }, (_, i) =>
       i % 2 === 0
-        ? post(app, transaction([{ resource: patient('race'), request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=urn:mrn|race' } }]))
+        ? post(
+            app,
+            transaction([
+              { resource: patient('race'), request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=urn:mrn|race' } },
+            ]),
+          )
         : app
-            .inject({ method: 'POST', url: '/Patient', headers: { ...JSON_HEADERS, 'if-none-exist': 'identifier=urn:mrn|race' }, payload: patient('race') })
+            .inject({
+              method: 'POST',
+              url: '/Patient',
+              headers: { ...JSON_HEADERS, 'if-none-exist': 'identifier=urn:mrn|race' },
+              payload: patient('race'),
+            })
             .then((r) => ({ status: r.statusCode })),
     ),
   );
@@ -402,7 +468,10 @@ t.test('without MongoDB transactions a transaction Bundle is refused and nothing
   t.equal(res.body.issue?.[0].code, 'not-supported');
   t.match(diagnostics(res.body), /standalone mongod.*nothing was written/);
   t.equal(await store.heads.countDocuments(), 0);
-  const batch = await post(app, { ...transaction([{ resource: patient('standalone'), request: { method: 'POST', url: 'Patient' } }]), type: 'batch' });
+  const batch = await post(app, {
+    ...transaction([{ resource: patient('standalone'), request: { method: 'POST', url: 'Patient' } }]),
+    type: 'batch',
+  });
   t.equal(batch.status, 200);
   t.equal(batch.body.entry?.[0].response?.status, '201 Created');
 });
@@ -427,5 +496,9 @@ t.test('absolute request URLs under the base and fullUrls that are URLs', async 
   t.equal(res.status, 200, JSON.stringify(res.body));
   const patientId = res.body.entry?.[0].response?.location?.split('/')[1];
   t.not(patientId, 'client-side-1', 'POST ignores the id the client had in mind');
-  t.equal((res.body.entry?.[1].resource as Encounter).subject?.reference, `Patient/${patientId}`, 'references to the fullUrl follow the new id');
+  t.equal(
+    (res.body.entry?.[1].resource as Encounter).subject?.reference,
+    `Patient/${patientId}`,
+    'references to the fullUrl follow the new id',
+  );
 });

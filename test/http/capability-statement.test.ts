@@ -36,9 +36,18 @@ t.test('GET /metadata validates against the R4 CapabilityStatement definition', 
     create: async () => created.statusCode,
     read: async () => (await app.inject({ url: `/Patient/${id}` })).statusCode,
     vread: async () => (await app.inject({ url: `/Patient/${id}/_history/1` })).statusCode,
-    update: async () => (await app.inject({ method: 'PUT', url: `/Patient/${id}`, headers: json, payload: { resourceType: 'Patient', id, active: true } })).statusCode,
+    update: async () =>
+      (await app.inject({ method: 'PUT', url: `/Patient/${id}`, headers: json, payload: { resourceType: 'Patient', id, active: true } }))
+        .statusCode,
     patch: async () =>
-      (await app.inject({ method: 'PATCH', url: `/Patient/${id}`, headers: { 'content-type': 'application/json-patch+json' }, payload: [{ op: 'add', path: '/active', value: false }] })).statusCode,
+      (
+        await app.inject({
+          method: 'PATCH',
+          url: `/Patient/${id}`,
+          headers: { 'content-type': 'application/json-patch+json' },
+          payload: [{ op: 'add', path: '/active', value: false }],
+        })
+      ).statusCode,
     'history-instance': async () => (await app.inject({ url: `/Patient/${id}/_history` })).statusCode,
     'history-type': async () => (await app.inject({ url: '/Patient/_history' })).statusCode,
     'search-type': async () => (await app.inject({ url: `/Patient?_id=${id}` })).statusCode,

@@ -46,13 +46,20 @@ t.test('a search that outruns SEARCH_TIMEOUT_MS is stopped by the database and a
   for (const url of [WORST_CONTAINS, WORST_PHONETIC]) {
     const res = await app.inject({ method: 'GET', url });
     t.equal(res.statusCode, 400, res.body.slice(0, 300));
-    t.match(res.json(), { resourceType: 'OperationOutcome', issue: [{ code: 'too-costly', diagnostics: /ran out of time \(SEARCH_TIMEOUT_MS\)/ }] });
+    t.match(res.json(), {
+      resourceType: 'OperationOutcome',
+      issue: [{ code: 'too-costly', diagnostics: /ran out of time \(SEARCH_TIMEOUT_MS\)/ }],
+    });
   }
   const batch = await app.inject({
     method: 'POST',
     url: '/',
     headers: JSON_HEADERS,
-    payload: { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: WORST_CONTAINS.slice(1) } }, { request: { method: 'GET', url: 'metadata' } }] },
+    payload: {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [{ request: { method: 'GET', url: WORST_CONTAINS.slice(1) } }, { request: { method: 'GET', url: 'metadata' } }],
+    },
   });
   t.equal(batch.statusCode, 200);
   const entries = (batch.json() as Bundle).entry ?? [];
@@ -103,7 +110,9 @@ t.test('/healthz answers within 1 s while the costliest allowed searches run (em
   const results = await searches;
   const slowestSearch = Math.max(...results.map((r) => r.ms));
   const slowestProbe = Math.max(...probes);
-  t.comment(`searches: ${results.map((r) => `${r.status} in ${r.ms} ms`).join(', ')}; /healthz: ${probes.length} probes, slowest ${slowestProbe} ms`);
+  t.comment(
+    `searches: ${results.map((r) => `${r.status} in ${r.ms} ms`).join(', ')}; /healthz: ${probes.length} probes, slowest ${slowestProbe} ms`,
+  );
   for (const result of results) t.ok(result.status === 200 || result.status === 400, `a search answered ${result.status}`);
   t.ok(probes.length >= 3, 'probes ran while the searches did');
   t.ok(slowestProbe < 1000, `/healthz answered within 1 s throughout (slowest ${slowestProbe} ms; slowest search ${slowestSearch} ms)`);

@@ -84,7 +84,10 @@ t.test('_summary and _elements on read', async (t) => {
   t.ok(body.name && body.gender && body.birthDate, 'summary elements kept');
   t.equal(body.maritalStatus, undefined, 'non-summary elements dropped');
   t.equal(body.text, undefined);
-  t.ok(body.meta?.tag?.some((tag) => tag.code === 'SUBSETTED'), 'tagged SUBSETTED');
+  t.ok(
+    body.meta?.tag?.some((tag) => tag.code === 'SUBSETTED'),
+    'tagged SUBSETTED',
+  );
 
   body = (await app.inject({ url: `/Patient/${created.id}?_summary=text` })).json() as Patient;
   t.ok(body.text);
@@ -177,7 +180,12 @@ t.test('Prefer: return=minimal | representation | OperationOutcome', async (t) =
   t.equal(res.json().resourceType, 'OperationOutcome');
   t.match(res.json().issue[0].diagnostics, /^Created Patient\/.+ version 1$/);
 
-  res = await app.inject({ method: 'POST', url: '/Patient', headers: { ...json, prefer: 'return=representation' }, payload: patient('Rep') });
+  res = await app.inject({
+    method: 'POST',
+    url: '/Patient',
+    headers: { ...json, prefer: 'return=representation' },
+    payload: patient('Rep'),
+  });
   t.equal(res.json().resourceType, 'Patient');
 });
 
@@ -230,7 +238,10 @@ t.test('invalid resources are refused with 400 and nothing is written', async (t
     const outcome = res.json();
     t.equal(outcome.resourceType, 'OperationOutcome', label);
     t.match(JSON.stringify(outcome.issue), pattern, `${label}: the issue names the problem`);
-    t.ok(outcome.issue.every((i: { severity: string; code: string }) => i.severity && i.code), `${label}: severity and code`);
+    t.ok(
+      outcome.issue.every((i: { severity: string; code: string }) => i.severity && i.code),
+      `${label}: severity and code`,
+    );
   }
   t.equal(await store.versions.countDocuments({}), 0, 'nothing was written');
   t.equal(await store.heads.countDocuments({}), 0);
@@ -259,7 +270,10 @@ t.test('concurrent updates: If-Match lets exactly one win; without it every upda
       app.inject({ method: 'PUT', url: `/Patient/${id}`, headers: json, payload: { ...created, name: [{ family: `Free${i}` }] } }),
     ),
   );
-  t.ok(unguarded.every((r) => r.statusCode === 200), 'all succeed');
+  t.ok(
+    unguarded.every((r) => r.statusCode === 200),
+    'all succeed',
+  );
   const versions = unguarded.map((r) => Number(r.json().meta.versionId)).sort((a, b) => a - b);
   t.same(versions, [3, 4, 5, 6, 7, 8, 9, 10], 'each update its own version, none lost');
 });
@@ -269,7 +283,8 @@ t.test('body-less interactions answer as usual when the client sends a Content-T
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   const send = (method: string, path: string, contentType: string, body?: string) =>
     fetch(`${address}${path}`, { method, headers: { 'content-type': contentType, accept: 'application/fhir+json' }, body });
-  const create = async (family: string) => ((await (await send('POST', '/Patient', 'application/fhir+json', JSON.stringify(patient(family)))).json()) as Patient).id!;
+  const create = async (family: string) =>
+    ((await (await send('POST', '/Patient', 'application/fhir+json', JSON.stringify(patient(family)))).json()) as Patient).id!;
 
   // What FHIR clients send on every request: Content-Type: application/fhir+json (fetch adds Content-Length: 0).
   const first = await create('NoBodyDelete');
@@ -284,7 +299,10 @@ t.test('body-less interactions answer as usual when the client sends a Content-T
   await create('NoBodyConditional');
   res = await send('DELETE', '/Patient?family=NoBodyConditional', 'application/fhir+json');
   t.equal(res.status, 204, 'a conditional DELETE too');
-  t.equal(((await (await send('GET', '/Patient?family=NoBodyConditional', 'application/fhir+json')).json()) as { total?: number }).total ?? 0, 0);
+  t.equal(
+    ((await (await send('GET', '/Patient?family=NoBodyConditional', 'application/fhir+json')).json()) as { total?: number }).total ?? 0,
+    0,
+  );
 
   await create('NoBodySearch');
   res = await send('POST', '/Patient/_search?family=NoBodySearch', 'application/fhir+json');

@@ -23,14 +23,24 @@ t.test('a database that stopped answering: 503 transient with Retry-After, for r
     await app.close();
     await client.close().catch(() => undefined);
   });
-  const created = await app.inject({ method: 'POST', url: '/Patient', headers: { 'content-type': 'application/fhir+json' }, payload: { resourceType: 'Patient' } });
+  const created = await app.inject({
+    method: 'POST',
+    url: '/Patient',
+    headers: { 'content-type': 'application/fhir+json' },
+    payload: { resourceType: 'Patient' },
+  });
   t.equal(created.statusCode, 201, 'answers while the database is there');
 
   await mongo.close();
   for (const request of [
     { method: 'GET' as const, url: `/Patient/${(created.json() as { id: string }).id}` },
     { method: 'GET' as const, url: '/Patient?family=Smith' },
-    { method: 'POST' as const, url: '/Patient', headers: { 'content-type': 'application/fhir+json' }, payload: { resourceType: 'Patient' } },
+    {
+      method: 'POST' as const,
+      url: '/Patient',
+      headers: { 'content-type': 'application/fhir+json' },
+      payload: { resourceType: 'Patient' },
+    },
   ]) {
     const res = await app.inject(request);
     t.equal(res.statusCode, 503, `${request.method} ${request.url}: 503`);

@@ -133,9 +133,18 @@ t.test('CORS preflight from an allowed origin: 204 with the allowed methods and 
   });
   t.equal(res.statusCode, 204);
   t.equal(res.headers['access-control-allow-origin'], ALLOWED);
-  t.same(headerList(res.headers['access-control-allow-methods']), CORS_METHODS.map((m) => m.toLowerCase()));
-  t.same(headerList(res.headers['access-control-allow-headers']), CORS_ALLOWED_HEADERS.map((h) => h.toLowerCase()));
-  t.same(headerList(res.headers['access-control-expose-headers']), CORS_EXPOSED_HEADERS.map((h) => h.toLowerCase()));
+  t.same(
+    headerList(res.headers['access-control-allow-methods']),
+    CORS_METHODS.map((m) => m.toLowerCase()),
+  );
+  t.same(
+    headerList(res.headers['access-control-allow-headers']),
+    CORS_ALLOWED_HEADERS.map((h) => h.toLowerCase()),
+  );
+  t.same(
+    headerList(res.headers['access-control-expose-headers']),
+    CORS_EXPOSED_HEADERS.map((h) => h.toLowerCase()),
+  );
   t.equal(res.headers['access-control-max-age'], '600');
   t.notOk(res.headers['access-control-allow-credentials'], 'no credentials: tokens travel in Authorization');
   t.match(String(res.headers.vary), /Origin/i);
@@ -153,7 +162,10 @@ t.test('CORS on actual requests: the allowed origin can read responses, includin
   let res = await app.inject({ url: '/Patient/p1', headers: { origin: ALLOWED, authorization: 'Bearer app' } });
   t.equal(res.statusCode, 200);
   t.equal(res.headers['access-control-allow-origin'], ALLOWED);
-  t.same(headerList(res.headers['access-control-expose-headers']), CORS_EXPOSED_HEADERS.map((h) => h.toLowerCase()));
+  t.same(
+    headerList(res.headers['access-control-expose-headers']),
+    CORS_EXPOSED_HEADERS.map((h) => h.toLowerCase()),
+  );
   t.match(String(res.headers.vary), /Origin/i, 'Vary: Origin since the answer depends on it');
 
   res = await app.inject({ url: '/Patient/p1', headers: { origin: ALLOWED, authorization: 'Bearer bad' } });
@@ -185,14 +197,20 @@ t.test('corsOrigins [] means no CORS headers at all, and OPTIONS is an ordinary 
   const { app } = await buildTestApp(t, { corsOrigins: [] });
   const res = await app.inject({ url: '/Patient/p1', headers: { origin: ALLOWED } });
   t.equal(res.statusCode, 200);
-  t.same(Object.keys(res.headers).filter((h) => h.startsWith('access-control-')), []);
+  t.same(
+    Object.keys(res.headers).filter((h) => h.startsWith('access-control-')),
+    [],
+  );
   const preflight = await app.inject({
     method: 'OPTIONS',
     url: '/Patient/p1',
     headers: { origin: ALLOWED, 'access-control-request-method': 'GET' },
   });
   assertOutcome(t, preflight, 404, 'not-found');
-  t.same(Object.keys(preflight.headers).filter((h) => h.startsWith('access-control-')), []);
+  t.same(
+    Object.keys(preflight.headers).filter((h) => h.startsWith('access-control-')),
+    [],
+  );
   assertSecurityHeaders(t, res, 'no CORS');
 });
 
@@ -211,7 +229,15 @@ t.test("corsOrigins ['*'] allows any origin, without credentials", async (t) => 
 });
 
 t.test('misconfigured origins fail at registration', async (t) => {
-  for (const bad of [['https://app.example.org/'], ['HTTPS://App.example.org'], ['https://app.example.org:443'], ['null'], ['app.example.org'], ['*', ALLOWED], ['ftp://x.example']]) {
+  for (const bad of [
+    ['https://app.example.org/'],
+    ['HTTPS://App.example.org'],
+    ['https://app.example.org:443'],
+    ['null'],
+    ['app.example.org'],
+    ['*', ALLOWED],
+    ['ftp://x.example'],
+  ]) {
     t.throws(() => checkCorsOrigins(bad), `${JSON.stringify(bad)} is refused`);
   }
   t.doesNotThrow(() => checkCorsOrigins(['https://app.example.org', 'http://localhost:3000']));
@@ -382,6 +408,7 @@ t.test('an unexpected error leaks no internals: no stack, no path, no message', 
   // A 4xx from something other than Fastify itself keeps its status, not its message (it may name internals).
   const notFound = await app.inject({ url: '/boom-404' });
   t.equal(notFound.statusCode, 404);
-  for (const leak of ['hunter2', 'mirror.internal', 'upstream']) t.notOk(notFound.body.includes(leak), `a foreign 4xx does not pass on ${JSON.stringify(leak)}`);
+  for (const leak of ['hunter2', 'mirror.internal', 'upstream'])
+    t.notOk(notFound.body.includes(leak), `a foreign 4xx does not pass on ${JSON.stringify(leak)}`);
   t.match(notFound.body, /The request could not be processed \(HTTP 404\)/);
 });

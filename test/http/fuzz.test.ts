@@ -22,7 +22,9 @@ const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 3000);
 
 t.test(`${REQUESTS} hostile requests (seed ${SEED}): no 5xx, OperationOutcomes only, no freeze`, async (t) => {
   // The embedded MongoDB in a process of its own, as `npm start` runs it (or MONGODB_URI's server).
-  const mongo = process.env.MONGODB_URI ? { uri: process.env.MONGODB_URI, stop: async () => undefined } : await startEmbeddedMongoProcess({ log: () => undefined });
+  const mongo = process.env.MONGODB_URI
+    ? { uri: process.env.MONGODB_URI, stop: async () => undefined }
+    : await startEmbeddedMongoProcess({ log: () => undefined });
   t.teardown(() => mongo.stop());
   const connection = await connectMongo(mongo.uri, `fuzz_${SEED}_${Date.now()}`);
   t.teardown(async () => {
@@ -35,9 +37,18 @@ t.test(`${REQUESTS} hostile requests (seed ${SEED}): no 5xx, OperationOutcomes o
   t.teardown(() => app.close());
   const knownIds: Array<{ type: string; id: string }> = [];
   for (let i = 0; i < 30; i++) {
-    const patient = await create(app, { resourceType: 'Patient', name: [{ family: `Fuzz${i}`, given: ['Ann'] }], birthDate: `19${50 + i}-01-0${1 + (i % 9)}` });
+    const patient = await create(app, {
+      resourceType: 'Patient',
+      name: [{ family: `Fuzz${i}`, given: ['Ann'] }],
+      birthDate: `19${50 + i}-01-0${1 + (i % 9)}`,
+    });
     knownIds.push({ type: 'Patient', id: patient.id });
-    const encounter = await create(app, { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: `Patient/${patient.id}` } });
+    const encounter = await create(app, {
+      resourceType: 'Encounter',
+      status: 'finished',
+      class: { code: 'AMB' },
+      subject: { reference: `Patient/${patient.id}` },
+    });
     knownIds.push({ type: 'Encounter', id: encounter.id });
     const order = await create(app, {
       resourceType: 'MedicationRequest',

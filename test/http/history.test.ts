@@ -9,7 +9,9 @@ const json = { 'content-type': 'application/fhir+json' };
 
 t.test('instance history lists every version newest first, deletions included', async (t) => {
   const { app } = await startTestApp(t);
-  const created = (await app.inject({ method: 'POST', url: '/Patient', headers: json, payload: { resourceType: 'Patient', gender: 'male' } })).json() as Patient;
+  const created = (
+    await app.inject({ method: 'POST', url: '/Patient', headers: json, payload: { resourceType: 'Patient', gender: 'male' } })
+  ).json() as Patient;
   const id = created.id!;
   await app.inject({ method: 'PUT', url: `/Patient/${id}`, headers: json, payload: { ...created, gender: 'female' } });
   await app.inject({ method: 'DELETE', url: `/Patient/${id}` });
@@ -42,7 +44,12 @@ t.test('type and system history, paged by _count with no duplicates or gaps whil
   for (let i = 0; i < 23; i++) {
     await app.inject({ method: 'POST', url: '/Patient', headers: json, payload: { resourceType: 'Patient', name: [{ family: `P${i}` }] } });
   }
-  await app.inject({ method: 'POST', url: '/Encounter', headers: json, payload: { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' } } });
+  await app.inject({
+    method: 'POST',
+    url: '/Encounter',
+    headers: json,
+    payload: { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' } },
+  });
 
   const seen: string[] = [];
   let url: string | undefined = '/Patient/_history?_count=5';
@@ -70,7 +77,9 @@ t.test('type and system history, paged by _count with no duplicates or gaps whil
 
 t.test('_since and _at', async (t) => {
   const { app, store } = await startTestApp(t);
-  const created = (await app.inject({ method: 'POST', url: '/Patient', headers: json, payload: { resourceType: 'Patient', gender: 'male' } })).json() as Patient;
+  const created = (
+    await app.inject({ method: 'POST', url: '/Patient', headers: json, payload: { resourceType: 'Patient', gender: 'male' } })
+  ).json() as Patient;
   const id = created.id!;
   await app.inject({ method: 'PUT', url: `/Patient/${id}`, headers: json, payload: { ...created, gender: 'female' } });
   await app.inject({ method: 'PUT', url: `/Patient/${id}`, headers: json, payload: { ...created, gender: 'other' } });
@@ -80,9 +89,7 @@ t.test('_since and _at', async (t) => {
     await store.versions.updateOne({ _id: `Patient/${id}/${v}` }, { $set: { lastUpdated: new Date(days[v - 1]) } });
   }
   const versionsOf = async (query: string): Promise<string[]> =>
-    (((await app.inject({ url: `/Patient/${id}/_history?${query}` })).json() as Bundle).entry ?? []).map(
-      (e) => e.response!.etag!,
-    );
+    (((await app.inject({ url: `/Patient/${id}/_history?${query}` })).json() as Bundle).entry ?? []).map((e) => e.response!.etag!);
 
   t.same(await versionsOf('_since=2020-01-02T00:00:00Z'), ['W/"3"', 'W/"2"']);
   t.same(await versionsOf('_since=2020-01-04'), []);
@@ -95,7 +102,9 @@ t.test('_since and _at', async (t) => {
 
 t.test('previous links walk back over the same pages, with and without _at', async (t) => {
   const { app, store } = await startTestApp(t);
-  const created = (await app.inject({ method: 'POST', url: '/Patient', headers: json, payload: { resourceType: 'Patient', gender: 'male' } })).json() as Patient;
+  const created = (
+    await app.inject({ method: 'POST', url: '/Patient', headers: json, payload: { resourceType: 'Patient', gender: 'male' } })
+  ).json() as Patient;
   const id = created.id!;
   for (let v = 2; v <= 7; v++) {
     await app.inject({ method: 'PUT', url: `/Patient/${id}`, headers: json, payload: { ...created, birthDate: `200${v}-01-01` } });

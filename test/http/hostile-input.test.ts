@@ -56,7 +56,12 @@ t.test('an empty _type list is a 400, in every form it comes', async (t) => {
   for (const url of ['/?_type=,', '/?_type=%2C', '/?_type=,,&_sort=_lastUpdated', '/?_type=,&subject.name=x', '/?_type=%20,%20']) {
     assertOutcome(t, await app.inject({ method: 'GET', url }), 400, 'invalid', /_type=.* names no resource type/);
   }
-  const form = await app.inject({ method: 'POST', url: '/_search', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '_type=,' });
+  const form = await app.inject({
+    method: 'POST',
+    url: '/_search',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: '_type=,',
+  });
   assertOutcome(t, form, 400, 'invalid', /names no resource type/);
 });
 
@@ -64,7 +69,13 @@ t.test('Object.prototype names as lookup keys are ordinary unknown values', asyn
   const { app } = await startTestApp(t);
   const names = ['toString', 'constructor', '__proto__', 'valueOf', 'hasOwnProperty', 'isPrototypeOf'];
   for (const name of names) {
-    assertOutcome(t, await app.inject({ method: 'GET', url: `/metadata?_format=${name}` }), 406, 'not-supported', new RegExp(`_format=${name}`));
+    assertOutcome(
+      t,
+      await app.inject({ method: 'GET', url: `/metadata?_format=${name}` }),
+      406,
+      'not-supported',
+      new RegExp(`_format=${name}`),
+    );
     assertOutcome(t, await app.inject({ method: 'GET', url: '/Patient', headers: { accept: name } }), 406, 'not-supported');
     // In search: as a parameter, a modifier, a _sort, _summary, _total, _elements or _include value.
     // _elements may name elements the type does not have (they are simply not there): not an error.
@@ -110,11 +121,22 @@ t.test('a string that is not well-formed Unicode (a lone surrogate) is refused b
     '{"resourceType":"Patient","name":[{"family":"x","\\ud800":"key"}]}',
   ];
   for (const payload of lone) {
-    assertOutcome(t, await app.inject({ method: 'POST', url: '/Patient', headers: JSON_HEADERS, payload }), 400, 'invalid', /not well-formed Unicode/);
+    assertOutcome(
+      t,
+      await app.inject({ method: 'POST', url: '/Patient', headers: JSON_HEADERS, payload }),
+      400,
+      'invalid',
+      /not well-formed Unicode/,
+    );
   }
   const existing = await create(app, { resourceType: 'Patient', name: [{ family: 'Before' }] });
   const put = `{"resourceType":"Patient","id":"${existing.id}","name":[{"family":"\\ud800"}]}`;
-  assertOutcome(t, await app.inject({ method: 'PUT', url: `/Patient/${existing.id}`, headers: JSON_HEADERS, payload: put }), 400, 'invalid');
+  assertOutcome(
+    t,
+    await app.inject({ method: 'PUT', url: `/Patient/${existing.id}`, headers: JSON_HEADERS, payload: put }),
+    400,
+    'invalid',
+  );
   const patch = await app.inject({
     method: 'PATCH',
     url: `/Patient/${existing.id}`,
@@ -129,7 +151,12 @@ t.test('a string that is not well-formed Unicode (a lone surrogate) is refused b
   const binaryPatch = {
     resourceType: 'Bundle',
     type: 'batch',
-    entry: [{ resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data }, request: { method: 'PATCH', url: `Patient/${existing.id}` } }],
+    entry: [
+      {
+        resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data },
+        request: { method: 'PATCH', url: `Patient/${existing.id}` },
+      },
+    ],
   };
   const batch = await app.inject({ method: 'POST', url: '/', headers: JSON_HEADERS, payload: binaryPatch });
   t.match((batch.json() as Bundle).entry?.[0].response?.status, /^400/);
@@ -137,20 +164,35 @@ t.test('a string that is not well-formed Unicode (a lone surrogate) is refused b
   const read = await app.inject({ method: 'GET', url: `/Patient/${existing.id}` });
   t.equal(read.json().meta.versionId, '1', 'the resource is unchanged');
   // A surrogate PAIR is a character like any other.
-  const emoji = await app.inject({ method: 'POST', url: '/Patient', headers: JSON_HEADERS, payload: '{"resourceType":"Patient","name":[{"family":"Smile \\ud83d\\ude00"}]}' });
+  const emoji = await app.inject({
+    method: 'POST',
+    url: '/Patient',
+    headers: JSON_HEADERS,
+    payload: '{"resourceType":"Patient","name":[{"family":"Smile \\ud83d\\ude00"}]}',
+  });
   t.equal(emoji.statusCode, 201);
   t.equal(emoji.json().name[0].family, 'Smile 😀');
 });
 
-t.test('a resource whose stored document would pass MongoDB\'s 16 MiB limit is a 413 before anything is written', async (t) => {
+t.test("a resource whose stored document would pass MongoDB's 16 MiB limit is a 413 before anything is written", async (t) => {
   const { app } = await startTestApp(t, { bodyLimit: 64 * 1024 * 1024 });
   // Each string is within FHIR's 1 MB limit, but a name is stored with its search index values (several copies).
   const big = (letter: string) => ({ family: letter.repeat(700_000), given: [letter.toUpperCase().repeat(700_000)] });
-  const tooLarge = await app.inject({ method: 'POST', url: '/Patient', headers: JSON_HEADERS, payload: { resourceType: 'Patient', name: [big('a'), big('b')] } });
+  const tooLarge = await app.inject({
+    method: 'POST',
+    url: '/Patient',
+    headers: JSON_HEADERS,
+    payload: { resourceType: 'Patient', name: [big('a'), big('b')] },
+  });
   assertOutcome(t, tooLarge, 413, 'too-costly', /would be stored as .* MiB .* over the limit of .* MiB .* nothing was written/);
   t.equal(await patientCount(app), 0);
 
-  const created = await app.inject({ method: 'POST', url: '/Patient', headers: JSON_HEADERS, payload: { resourceType: 'Patient', name: [big('c')] } });
+  const created = await app.inject({
+    method: 'POST',
+    url: '/Patient',
+    headers: JSON_HEADERS,
+    payload: { resourceType: 'Patient', name: [big('c')] },
+  });
   t.equal(created.statusCode, 201, 'one such name fits');
   const id = created.json().id as string;
   const grow = await app.inject({
@@ -204,9 +246,16 @@ t.test('every search has a bounded cost: limits on values, parameters, includes 
   await tooCostly(`/Patient?name:contains=${values(2000)}`, /SEARCH_MAX_VALUES/);
   await tooCostly(`/Patient?${Array.from({ length: 60 }, (_, i) => `name=v${i}`).join('&')}`, /60 parameters.*SEARCH_MAX_PARAMETERS/);
   await tooCostly(`/Encounter?${Array.from({ length: 11 }, () => '_include=Encounter:subject').join('&')}`, /SEARCH_MAX_INCLUDES/);
-  await tooCostly('/Encounter?subject:Patient.link:Patient.link:Patient.link:Patient.link:Patient.name=x', /chains are limited to 4 levels/);
+  await tooCostly(
+    '/Encounter?subject:Patient.link:Patient.link:Patient.link:Patient.link:Patient.name=x',
+    /chains are limited to 4 levels/,
+  );
   await tooCostly(`/Encounter?${'_has:Encounter:part-of:'.repeat(5)}status=x`, /_has is limited to 4 levels/);
-  t.equal((await app.inject({ method: 'GET', url: `/Encounter?${'_has:Encounter:part-of:'.repeat(4)}status=x` })).statusCode, 200, 'four levels run');
+  t.equal(
+    (await app.inject({ method: 'GET', url: `/Encounter?${'_has:Encounter:part-of:'.repeat(4)}status=x` })).statusCode,
+    200,
+    'four levels run',
+  );
   await tooCostly(`/?_type=Patient&name=${values(300)}`, /SEARCH_MAX_VALUES/);
   const post = await app.inject({
     method: 'POST',
@@ -221,7 +270,9 @@ t.test('every search has a bounded cost: limits on values, parameters, includes 
   // At the limits, the search runs.
   t.equal((await app.inject({ method: 'GET', url: `/Patient?name=${values(DEFAULT_SEARCH_SETTINGS.limits.maxValues)}` })).statusCode, 200);
   // Limits are configurable.
-  const { app: narrow } = await startTestApp(t, { search: { ...DEFAULT_SEARCH_SETTINGS, limits: { ...DEFAULT_SEARCH_SETTINGS.limits, maxValues: 3 } } });
+  const { app: narrow } = await startTestApp(t, {
+    search: { ...DEFAULT_SEARCH_SETTINGS, limits: { ...DEFAULT_SEARCH_SETTINGS.limits, maxValues: 3 } },
+  });
   assertOutcome(t, await narrow.inject({ method: 'GET', url: '/Patient?name=a,b,c,d' }), 400, 'too-costly', /at most 3/);
   t.equal((await narrow.inject({ method: 'GET', url: '/Patient?name=a,b,c' })).statusCode, 200);
 
@@ -244,12 +295,16 @@ t.test('every search has a bounded cost: limits on values, parameters, includes 
 });
 
 t.test('a client that sends its body too slowly is cut off with 408', async (t) => {
-  const { app } = await startTestApp(t, { http: { headersTimeoutMs: 1000, requestTimeoutMs: 1500, keepAliveTimeoutMs: 1000, maxConnections: 100 } });
+  const { app } = await startTestApp(t, {
+    http: { headersTimeoutMs: 1000, requestTimeoutMs: 1500, keepAliveTimeoutMs: 1000, maxConnections: 100 },
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as { port: number }).port;
   const started = Date.now();
   const response = await rawExchange(port, (socket) => {
-    socket.write('POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: 1000\r\n\r\n{"resourceType":');
+    socket.write(
+      'POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: 1000\r\n\r\n{"resourceType":',
+    );
     // ...and never the rest.
   });
   const elapsed = Date.now() - started;
@@ -264,7 +319,9 @@ t.test('a client that sends its body too slowly is cut off with 408', async (t) 
 });
 
 t.test('connections beyond HTTP_MAX_CONNECTIONS are refused, the others keep being served', async (t) => {
-  const { app } = await startTestApp(t, { http: { headersTimeoutMs: 5000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 10_000, maxConnections: 2 } });
+  const { app } = await startTestApp(t, {
+    http: { headersTimeoutMs: 5000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 10_000, maxConnections: 2 },
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as { port: number }).port;
   const open = (): Promise<Socket> =>
@@ -306,7 +363,9 @@ t.test('a batch whose client has gone stops running its entries', async (t) => {
     entry: Array.from({ length: 100 }, (_, i) => ({ request: { method: 'GET', url: `Patient?name:contains=Gone${i % 20}` } })),
   });
   socket = connect(port, '127.0.0.1', () =>
-    socket!.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`),
+    socket!.write(
+      `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    ),
   );
   socket.on('error', () => undefined);
   socket.on('close', () => gone());

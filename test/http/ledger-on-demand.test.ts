@@ -53,7 +53,11 @@ t.test('after publication nothing is written per version; $verify, $proof and Pr
   t.same(after, snapshots[0], 'the version documents are exactly as they were just before the batch went out');
   t.equal(after.length, 5);
   for (const v of after) {
-    t.same(Object.keys(v.anchor ?? {}).sort(), ['batch', 'commitment', 'salt', 'state'], `${v._id}: its anchor is the commitment and the claim, no proof`);
+    t.same(
+      Object.keys(v.anchor ?? {}).sort(),
+      ['batch', 'commitment', 'salt', 'state'],
+      `${v._id}: its anchor is the commitment and the claim, no proof`,
+    );
     t.equal(v.anchor?.state, 'batched');
   }
 
@@ -75,23 +79,31 @@ t.test('after publication nothing is written per version; $verify, $proof and Pr
       tree.inclusionProof(i).map((h) => h.toString('hex')),
       `${key}: the audit path of an independent tree`,
     );
-    t.equal(param(body, 'publishedRoot')?.valueString, tree.root.toString('hex'), 'the root on the ledger is that tree\'s');
+    t.equal(param(body, 'publishedRoot')?.valueString, tree.root.toString('hex'), "the root on the ledger is that tree's");
   }
 
   // $proof: the package carries the computed proofs and verifies without the server.
   const proof = await app.inject({ method: 'GET', url: `/Patient/${a.id}/$proof` });
   t.equal(proof.statusCode, 200);
   const pkg = parseProofPackage(proof.json());
-  t.same(pkg.versions.map((v) => [v.versionId, v.status, v.proof?.batch, v.proof?.leafIndex]), [
-    [1, 'anchored', 1, batch.members.indexOf(`Patient/${a.id}/1`)],
-    [2, 'anchored', 1, batch.members.indexOf(`Patient/${a.id}/2`)],
-  ]);
+  t.same(
+    pkg.versions.map((v) => [v.versionId, v.status, v.proof?.batch, v.proof?.leafIndex]),
+    [
+      [1, 'anchored', 1, batch.members.indexOf(`Patient/${a.id}/1`)],
+      [2, 'anchored', 1, batch.members.indexOf(`Patient/${a.id}/2`)],
+    ],
+  );
   const offline = await verifyPackage(pkg, new MirrorClient(net.mirrorUrl));
   t.equal(offline.outcome, 'verified', JSON.stringify(offline.versions.map((v) => v.verification.reasons)));
 
   // Provenance: anchored, with the place in the batch.
-  const provs = ((await app.inject({ method: 'GET', url: `/Provenance?target=Patient/${a.id}` })).json() as Bundle<Provenance>).entry!.map((e) => e.resource!);
-  t.same(provs.map((p) => anchorPart(p, 'status')?.valueCode), ['anchored', 'anchored']);
+  const provs = ((await app.inject({ method: 'GET', url: `/Provenance?target=Patient/${a.id}` })).json() as Bundle<Provenance>).entry!.map(
+    (e) => e.resource!,
+  );
+  t.same(
+    provs.map((p) => anchorPart(p, 'status')?.valueCode),
+    ['anchored', 'anchored'],
+  );
   t.same(
     provs.map((p) => anchorPart(p, 'leafIndex')?.valueInteger),
     [1, 2].map((v) => batch.members.indexOf(`Patient/${a.id}/${v}`)),
@@ -108,7 +120,12 @@ t.test('after publication nothing is written per version; $verify, $proof and Pr
   await versions.updateOne({ _id: doc._id }, { $set: { resource: forged, 'anchor.commitment': forgedCommitment } });
   const editedAnswer = (await app.inject({ method: 'GET', url: `/Patient/${edited.id}/_history/1/$verify` })).json();
   t.equal(param(editedAnswer, 'status')?.valueCode, 'failed', 'a consistently re-committed edit is found');
-  t.match(params(editedAnswer, 'reason').map((r) => r.valueString).join('\n'), /folds along its audit path/);
+  t.match(
+    params(editedAnswer, 'reason')
+      .map((r) => r.valueString)
+      .join('\n'),
+    /folds along its audit path/,
+  );
   const editedPkg = parseProofPackage((await app.inject({ method: 'GET', url: `/Patient/${edited.id}/$proof` })).json());
   t.equal((await verifyPackage(editedPkg, new MirrorClient(net.mirrorUrl))).outcome, 'tampered', 'and the offline verifier finds it too');
 

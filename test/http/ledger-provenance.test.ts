@@ -28,10 +28,24 @@ t.test('Provenance per version, by search and by read', async (t) => {
   t.equal(res.statusCode, 200);
   const bundle = res.json() as Bundle<Provenance>;
   const provs = bundle.entry!.map((e) => e.resource!);
-  t.same(provs.map((x) => x.target[0]!.reference), [1, 2, 3].map((v) => `Patient/${p.id}/_history/${v}`), 'version-specific targets');
-  t.same(provs.map((x) => x.activity?.coding?.[0]?.code), ['CREATE', 'UPDATE', 'DELETE']);
-  const versions = await connection.db.collection('resource_versions').find({ id: p.id }, { sort: { versionId: 1 } }).toArray();
-  t.same(provs.map((x) => x.recorded), versions.map((v) => (v.lastUpdated as Date).toISOString()), 'recorded = the version lastUpdated');
+  t.same(
+    provs.map((x) => x.target[0]!.reference),
+    [1, 2, 3].map((v) => `Patient/${p.id}/_history/${v}`),
+    'version-specific targets',
+  );
+  t.same(
+    provs.map((x) => x.activity?.coding?.[0]?.code),
+    ['CREATE', 'UPDATE', 'DELETE'],
+  );
+  const versions = await connection.db
+    .collection('resource_versions')
+    .find({ id: p.id }, { sort: { versionId: 1 } })
+    .toArray();
+  t.same(
+    provs.map((x) => x.recorded),
+    versions.map((v) => (v.lastUpdated as Date).toISOString()),
+    'recorded = the version lastUpdated',
+  );
   t.equal(provs[0]!.agent[0]!.who.type, 'Device');
   t.equal(anchorPart(provs[0]!, 'status')?.valueCode, 'anchored');
   t.equal(anchorPart(provs[0]!, 'network')?.valueString, 'local (not Hedera)');
@@ -45,13 +59,20 @@ t.test('Provenance per version, by search and by read', async (t) => {
 
   const one = (await app.inject({ method: 'GET', url: `/Provenance?target=Patient/${p.id}/_history/2` })).json() as Bundle;
   t.equal(one.total, 1);
-  const absolute = (await app.inject({ method: 'GET', url: `/Provenance?target=${encodeURIComponent(`http://127.0.0.1:8080/Patient/${p.id}`)}` })).json() as Bundle;
+  const absolute = (
+    await app.inject({ method: 'GET', url: `/Provenance?target=${encodeURIComponent(`http://127.0.0.1:8080/Patient/${p.id}`)}` })
+  ).json() as Bundle;
   t.equal(absolute.total, 3, 'absolute references under the base URL');
 
   t.equal((await app.inject({ method: 'GET', url: '/Provenance' })).statusCode, 400, 'target is required');
   t.equal((await app.inject({ method: 'GET', url: '/Provenance/nope' })).statusCode, 404);
   t.equal((await app.inject({ method: 'GET', url: `/Provenance/Patient-9-${p.id}` })).statusCode, 404);
-  t.equal((await app.inject({ method: 'POST', url: '/Provenance', payload: {}, headers: { 'content-type': 'application/fhir+json' } })).statusCode, 405, 'read-only');
+  t.equal(
+    (await app.inject({ method: 'POST', url: '/Provenance', payload: {}, headers: { 'content-type': 'application/fhir+json' } }))
+      .statusCode,
+    405,
+    'read-only',
+  );
 
   // $proof on a deleted resource still covers its whole history, the tombstone included.
   const proof = await app.inject({ method: 'GET', url: `/Patient/${p.id}/$proof` });
@@ -60,7 +81,10 @@ t.test('Provenance per version, by search and by read', async (t) => {
   const pkg = proof.json() as { format: string; formatVersion: number; versions: Array<{ status: string; resource: { meta?: unknown } }> };
   t.equal(pkg.format, 'fhir-ledger-proof');
   t.equal(pkg.formatVersion, 1);
-  t.same(pkg.versions.map((v) => v.status), ['anchored', 'anchored', 'anchored']);
+  t.same(
+    pkg.versions.map((v) => v.status),
+    ['anchored', 'anchored', 'anchored'],
+  );
 });
 
 t.test('the CapabilityStatement lists Provenance, $verify and $proof', async (t) => {

@@ -44,14 +44,20 @@ t.test('writes are anchored within the batch window and $verify says so, recompu
   t.equal(param(body, 'sequenceNumber')?.valueInteger, 1);
   t.equal(param(body, 'treeSize')?.valueInteger, 3);
   t.equal(param(body, 'hashscan'), undefined, 'no HashScan link for the local network');
-  t.ok(params(body, 'check').every((c) => c.part?.find((p) => p.name === 'ok')?.valueBoolean === true), 'every check passed');
+  t.ok(
+    params(body, 'check').every((c) => c.part?.find((p) => p.name === 'ok')?.valueBoolean === true),
+    'every check passed',
+  );
   t.equal(param(body, 'history')?.part?.[0]?.valueCode, 'complete');
 
   const other = await app.inject({ method: 'GET', url: `/Patient/${b.id}/_history/1/$verify` });
   t.equal(param(other.json(), 'status')?.valueCode, 'anchored');
   const missing = await app.inject({ method: 'GET', url: `/Patient/${b.id}/_history/9/$verify` });
   t.equal(missing.statusCode, 404);
-  t.notOk(logs.some((l) => l.level === 'error'), 'no errors logged');
+  t.notOk(
+    logs.some((l) => l.level === 'error'),
+    'no errors logged',
+  );
 });
 
 stopMongoAtEnd(t);

@@ -44,7 +44,11 @@ for (const type of ['Patient', 'Encounter', 'MedicationRequest']) {
       const post = await app.inject({ method: 'POST', url: `/${type}`, headers: json, payload: withoutId });
       t.equal(post.statusCode, 201, `POST ${type} (${example.id})`);
       const created = post.json() as Resource;
-      t.same(withoutServerMeta({ ...created, id: example.id } as Resource), withoutServerMeta(example), `${type}/${example.id} unchanged by POST`);
+      t.same(
+        withoutServerMeta({ ...created, id: example.id } as Resource),
+        withoutServerMeta(example),
+        `${type}/${example.id} unchanged by POST`,
+      );
     }
   });
 }

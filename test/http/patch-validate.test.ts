@@ -39,11 +39,21 @@ t.test('JSON Patch makes a new version, validated like an update', async (t) => 
   t.equal(res.headers.etag, 'W/"2"');
   t.equal((await store.readVersion('Patient', patient.id!, 2))?.method, 'PATCH', 'history records PATCH');
 
-  res = await app.inject({ method: 'PATCH', url: `/Patient/${patient.id}`, headers: jsonPatch, payload: [{ op: 'replace', path: '/gender', value: 'mail' }] });
+  res = await app.inject({
+    method: 'PATCH',
+    url: `/Patient/${patient.id}`,
+    headers: jsonPatch,
+    payload: [{ op: 'replace', path: '/gender', value: 'mail' }],
+  });
   t.equal(res.statusCode, 400, 'a patch whose result is invalid is refused');
   t.match(JSON.stringify(res.json()), /gender/);
 
-  res = await app.inject({ method: 'PATCH', url: `/Patient/${patient.id}`, headers: jsonPatch, payload: [{ op: 'test', path: '/active', value: true }] });
+  res = await app.inject({
+    method: 'PATCH',
+    url: `/Patient/${patient.id}`,
+    headers: jsonPatch,
+    payload: [{ op: 'test', path: '/active', value: true }],
+  });
   t.equal(res.statusCode, 422, 'a failing test op');
 
   res = await app.inject({ method: 'PATCH', url: `/Patient/${patient.id}`, headers: jsonPatch, payload: { op: 'remove' } });
@@ -57,7 +67,12 @@ t.test('JSON Patch makes a new version, validated like an update', async (t) => 
   });
   t.equal(res.statusCode, 412, 'If-Match honoured');
 
-  res = await app.inject({ method: 'PATCH', url: `/Patient/${patient.id}`, headers: jsonPatch, payload: [{ op: 'add', path: '/__proto__/polluted', value: 1 }] });
+  res = await app.inject({
+    method: 'PATCH',
+    url: `/Patient/${patient.id}`,
+    headers: jsonPatch,
+    payload: [{ op: 'add', path: '/__proto__/polluted', value: 1 }],
+  });
   t.equal(res.statusCode, 400);
   t.equal(({} as Record<string, unknown>).polluted, undefined);
 
@@ -77,8 +92,23 @@ t.test('FHIRPath Patch', async (t) => {
     payload: {
       resourceType: 'Parameters',
       parameter: [
-        { name: 'operation', part: [{ name: 'type', valueCode: 'replace' }, { name: 'path', valueString: 'Patient.active' }, { name: 'value', valueBoolean: false }] },
-        { name: 'operation', part: [{ name: 'type', valueCode: 'add' }, { name: 'path', valueString: 'Patient' }, { name: 'name', valueString: 'birthDate' }, { name: 'value', valueDate: '2001-02-03' }] },
+        {
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'replace' },
+            { name: 'path', valueString: 'Patient.active' },
+            { name: 'value', valueBoolean: false },
+          ],
+        },
+        {
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'add' },
+            { name: 'path', valueString: 'Patient' },
+            { name: 'name', valueString: 'birthDate' },
+            { name: 'value', valueDate: '2001-02-03' },
+          ],
+        },
       ],
     },
   });
@@ -90,14 +120,28 @@ t.test('FHIRPath Patch', async (t) => {
 
 t.test('$validate: type and instance level, mode and profile', async (t) => {
   const { app } = await startTestApp(t);
-  let res = await app.inject({ method: 'POST', url: '/Patient/$validate', headers: json, payload: { resourceType: 'Patient', gender: 'female' } });
+  let res = await app.inject({
+    method: 'POST',
+    url: '/Patient/$validate',
+    headers: json,
+    payload: { resourceType: 'Patient', gender: 'female' },
+  });
   t.equal(res.statusCode, 200);
   t.equal(res.json().resourceType, 'OperationOutcome');
   t.equal(res.json().issue[0].severity, 'information');
 
-  res = await app.inject({ method: 'POST', url: '/Patient/$validate', headers: json, payload: { resourceType: 'Patient', gender: 'mail' } });
+  res = await app.inject({
+    method: 'POST',
+    url: '/Patient/$validate',
+    headers: json,
+    payload: { resourceType: 'Patient', gender: 'mail' },
+  });
   t.equal(res.statusCode, 200, 'an invalid resource is still a successful $validate');
-  t.ok(res.json().issue.some((i: { severity: string; expression?: string[] }) => i.severity === 'error' && i.expression?.[0]?.includes('gender')));
+  t.ok(
+    res
+      .json()
+      .issue.some((i: { severity: string; expression?: string[] }) => i.severity === 'error' && i.expression?.[0]?.includes('gender')),
+  );
 
   res = await app.inject({
     method: 'POST',
@@ -118,7 +162,12 @@ t.test('$validate: type and instance level, mode and profile', async (t) => {
     'US Core requires identifier and name: the profile parameter is applied',
   );
 
-  res = await app.inject({ method: 'POST', url: '/Patient/$validate?profile=http://example.org/unknown', headers: json, payload: { resourceType: 'Patient' } });
+  res = await app.inject({
+    method: 'POST',
+    url: '/Patient/$validate?profile=http://example.org/unknown',
+    headers: json,
+    payload: { resourceType: 'Patient' },
+  });
   t.equal(res.statusCode, 400, 'an unknown profile cannot be validated against');
 
   const patient = await createPatient(app);
@@ -135,14 +184,22 @@ t.test('$validate: type and instance level, mode and profile', async (t) => {
   t.equal(res.statusCode, 200);
   t.equal(res.json().issue[0].severity, 'information', 'deleting an existing resource is allowed');
 
-  res = await app.inject({ method: 'POST', url: '/Patient/$validate', headers: json, payload: { resourceType: 'Parameters', parameter: [{ name: 'mode', valueCode: 'explode' }] } });
+  res = await app.inject({
+    method: 'POST',
+    url: '/Patient/$validate',
+    headers: json,
+    payload: { resourceType: 'Parameters', parameter: [{ name: 'mode', valueCode: 'explode' }] },
+  });
   t.equal(res.statusCode, 400);
   res = await app.inject({ method: 'POST', url: '/Patient/$validate', headers: json, payload: { resourceType: 'Encounter' } });
   t.equal(res.statusCode, 400);
 
   const statement = (await app.inject({ url: '/metadata' })).json();
   const patientCaps = statement.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');
-  t.ok(patientCaps.operation.some((o: { name: string }) => o.name === 'validate'), 'the CapabilityStatement lists $validate');
+  t.ok(
+    patientCaps.operation.some((o: { name: string }) => o.name === 'validate'),
+    'the CapabilityStatement lists $validate',
+  );
   t.ok(patientCaps.interaction.some((i: { code: string }) => i.code === 'patch'));
   t.same(statement.patchFormat, ['application/json-patch+json', 'application/fhir+json']);
 });

@@ -19,7 +19,12 @@ t.test('strict: references to hosted types must resolve', async (t) => {
 
   let res = await app.inject({ method: 'POST', url: '/Encounter', headers: json, payload: encounter(`Patient/${patientId}`) });
   t.equal(res.statusCode, 201, 'relative reference to a stored patient');
-  res = await app.inject({ method: 'POST', url: '/Encounter', headers: json, payload: encounter(`https://fhir.example.org/Patient/${patientId}`) });
+  res = await app.inject({
+    method: 'POST',
+    url: '/Encounter',
+    headers: json,
+    payload: encounter(`https://fhir.example.org/Patient/${patientId}`),
+  });
   t.equal(res.statusCode, 201, 'absolute reference under our own base');
   res = await app.inject({ method: 'POST', url: '/Encounter', headers: json, payload: encounter(`Patient/${patientId}/_history/1`) });
   t.equal(res.statusCode, 201, 'version-specific reference');
@@ -35,7 +40,10 @@ t.test('strict: references to hosted types must resolve', async (t) => {
     method: 'POST',
     url: '/Encounter',
     headers: json,
-    payload: encounter(`Patient/${patientId}`, { participant: [{ individual: { reference: 'Practitioner/unknown-here' } }], serviceProvider: { reference: 'https://elsewhere.example/Organization/1' } }),
+    payload: encounter(`Patient/${patientId}`, {
+      participant: [{ individual: { reference: 'Practitioner/unknown-here' } }],
+      serviceProvider: { reference: 'https://elsewhere.example/Organization/1' },
+    }),
   });
   t.equal(res.statusCode, 201, 'references to other types and other servers are stored as given');
 

@@ -50,7 +50,12 @@ t.test('a Patient that does not meet the required US Core profile is refused', a
   });
   t.equal(res.statusCode, 201, res.body);
 
-  res = await app.inject({ method: 'POST', url: '/Encounter', headers: json, payload: { resourceType: 'Encounter', status: 'planned', class: { code: 'AMB' } } });
+  res = await app.inject({
+    method: 'POST',
+    url: '/Encounter',
+    headers: json,
+    payload: { resourceType: 'Encounter', status: 'planned', class: { code: 'AMB' } },
+  });
   t.equal(res.statusCode, 201, 'other types are not constrained');
 
   t.throws(() => loadConfig({ REQUIRED_PROFILES: 'Patient' }), /REQUIRED_PROFILES="Patient" is invalid/);

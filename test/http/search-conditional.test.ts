@@ -90,7 +90,11 @@ t.test('conditional update: creates, updates, 400 on an id mismatch, 412 on seve
   await create(app, patient('u3'));
   await create(app, patient('u3'));
   t.equal((await put(patient('u3'), 'identifier=urn:mrn|u3')).statusCode, 412);
-  t.equal((await app.inject({ method: 'PUT', url: '/Patient', headers: JSON_HEADERS, payload: patient('u4') })).statusCode, 400, 'no id, no criteria');
+  t.equal(
+    (await app.inject({ method: 'PUT', url: '/Patient', headers: JSON_HEADERS, payload: patient('u4') })).statusCode,
+    400,
+    'no id, no criteria',
+  );
   const racing = await Promise.all(Array.from({ length: 6 }, () => put(patient('u5'), 'identifier=urn:mrn|u5')));
   t.equal(racing.filter((r) => r.statusCode === 201).length, 1, 'concurrent conditional updates with no match create once');
   t.equal((await ids(app, '/Patient?identifier=urn:mrn|u5')).length, 1);

@@ -45,7 +45,11 @@ t.test('date, number and quantity search', async (t) => {
     for (const [value, expected] of cases) {
       t.same(await ids(app, `/Patient?birthdate=${value}`), sorted(expected), `birthdate=${value}`);
     }
-    t.same(await ids(app, '/Patient?birthdate=ge1974-06&birthdate=le1974-12-31'), sorted([Y, M, D]), 'a range by two parameters (AND): 1974 overlaps it');
+    t.same(
+      await ids(app, '/Patient?birthdate=ge1974-06&birthdate=le1974-12-31'),
+      sorted([Y, M, D]),
+      'a range by two parameters (AND): 1974 overlaps it',
+    );
     t.same(await ids(app, '/Patient?birthdate=ge1974-12-26&birthdate=le1974-12-31'), sorted([Y, M]), 'Christmas day ends before the 26th');
     t.same(await ids(app, '/Patient?birthdate=1974-12-25,1974-12'), sorted([M, D]), 'OR');
     t.same(await ids(app, '/Patient?birthdate:missing=true'), [none.id]);
@@ -54,14 +58,24 @@ t.test('date, number and quantity search', async (t) => {
   });
 
   await t.test('timezones: values and queries compared as instants; no timezone means UTC', async (t) => {
-    const base = { resourceType: 'MedicationRequest' as const, status: 'active' as const, intent: 'order' as const, subject: { reference: `Patient/${D}` }, medicationCodeableConcept: { text: 'x' } };
+    const base = {
+      resourceType: 'MedicationRequest' as const,
+      status: 'active' as const,
+      intent: 'order' as const,
+      subject: { reference: `Patient/${D}` },
+      medicationCodeableConcept: { text: 'x' },
+    };
     const late = await create<MedicationRequest>(app, { ...base, authoredOn: '2024-03-10T23:30:00-05:00' }); // 2024-03-11T04:30Z
     const early = await create<MedicationRequest>(app, { ...base, authoredOn: '2024-03-11T01:30:00+14:00' }); // 2024-03-10T11:30Z
     t.same(await ids(app, '/MedicationRequest?authoredon=2024-03-11'), [late.id], 'the UTC day of the instant');
     t.same(await ids(app, '/MedicationRequest?authoredon=2024-03-10'), [early.id]);
     t.same(await ids(app, '/MedicationRequest?authoredon=ge2024-03-10T23:00:00-05:00'), [late.id], 'a query with an offset');
     t.same(await ids(app, '/MedicationRequest?authoredon=lt2024-03-11T06:00:00%2B01:00'), sorted([late.id, early.id]), '+01:00 encoded');
-    t.same(await ids(app, '/MedicationRequest?authoredon=lt2024-03-11T06:00:00+01:00'), sorted([late.id, early.id]), 'an unencoded + (read as a space) still works');
+    t.same(
+      await ids(app, '/MedicationRequest?authoredon=lt2024-03-11T06:00:00+01:00'),
+      sorted([late.id, early.id]),
+      'an unencoded + (read as a space) still works',
+    );
     t.same(await ids(app, '/MedicationRequest?authoredon=2024-03-11T04:30:00Z'), [late.id], 'second precision');
     t.same(await ids(app, '/MedicationRequest?authoredon=2024-03-11T04:30Z'), [late.id], 'minute precision');
     t.same(await ids(app, '/MedicationRequest?authoredon=2024-03-11T04:30:00.500Z'), [], 'a millisecond range inside the stored second');
@@ -70,7 +84,13 @@ t.test('date, number and quantity search', async (t) => {
 
   await t.test('periods with open ends; multi-valued dates match element by element', async (t) => {
     const enc = (period: Encounter['period']) =>
-      create<Encounter>(app, { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, subject: { reference: `Patient/${D}` }, period });
+      create<Encounter>(app, {
+        resourceType: 'Encounter',
+        status: 'finished',
+        class: { code: 'AMB' },
+        subject: { reference: `Patient/${D}` },
+        period,
+      });
     const closed = (await enc({ start: '2024-01-01', end: '2024-01-03' })).id;
     const open = (await enc({ start: '2024-02-01T09:00:00Z' })).id;
     const before = (await enc({ end: '2023-12-31' })).id;
@@ -124,7 +144,13 @@ t.test('date, number and quantity search', async (t) => {
   });
 
   await t.test('numbers: precision of the search value, prefixes (Medplum priority-order)', async (t) => {
-    const base = { resourceType: 'MedicationRequest' as const, status: 'draft' as const, intent: 'proposal' as const, subject: { reference: `Patient/${Y}` }, medicationCodeableConcept: { text: 'n' } };
+    const base = {
+      resourceType: 'MedicationRequest' as const,
+      status: 'draft' as const,
+      intent: 'proposal' as const,
+      subject: { reference: `Patient/${Y}` },
+      medicationCodeableConcept: { text: 'n' },
+    };
     const stat = (await create<MedicationRequest>(app, { ...base, priority: 'stat' })).id; // 50
     const urgent = (await create<MedicationRequest>(app, { ...base, priority: 'urgent' })).id; // 30
     const routine = (await create<MedicationRequest>(app, { ...base, priority: 'routine' })).id; // 20

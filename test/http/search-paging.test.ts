@@ -41,7 +41,10 @@ t.test('paging', async (t) => {
   await inParallel(50, 4, (i) => create<Patient>(app, { resourceType: 'Patient', name: [{ family: 'Other', given: [`O${i}`] }] }));
 
   /** Follows `next` links from `url`, calling `between` after each page; returns the match ids in order. */
-  async function pageThrough(url: string, between: (page: number) => Promise<void>): Promise<{ ids: string[]; bundles: Bundle[]; failures: number }> {
+  async function pageThrough(
+    url: string,
+    between: (page: number) => Promise<void>,
+  ): Promise<{ ids: string[]; bundles: Bundle[]; failures: number }> {
     const seen: string[] = [];
     const bundles: Bundle[] = [];
     let failures = 0;
@@ -67,14 +70,24 @@ t.test('paging', async (t) => {
     const writer = (async () => {
       for (let k = 0; writing; k++) {
         const p = original.get(ids[(k * 331) % ids.length])!;
-        const res = await app.inject({ method: 'PUT', url: `/Patient/${p.id}`, headers: JSON_HEADERS, payload: { ...p, active: k % 2 === 0, meta: undefined } });
+        const res = await app.inject({
+          method: 'PUT',
+          url: `/Patient/${p.id}`,
+          headers: JSON_HEADERS,
+          payload: { ...p, active: k % 2 === 0, meta: undefined },
+        });
         if (res.statusCode !== 200) throw new Error(`update: ${res.statusCode}`);
         await create<Patient>(app, { resourceType: 'Patient', name: [{ family: 'Elsewhere' }] });
-        if (k % 3 === 0) added.push((await create<Patient>(app, { resourceType: 'Patient', name: [{ family: 'Pager', given: ['New'] }] })).id);
+        if (k % 3 === 0)
+          added.push((await create<Patient>(app, { resourceType: 'Patient', name: [{ family: 'Pager', given: ['New'] }] })).id);
         writes++;
       }
     })();
-    const { ids: seen, bundles, failures } = await pageThrough('/Patient?family=pager&_count=37', async (page) => {
+    const {
+      ids: seen,
+      bundles,
+      failures,
+    } = await pageThrough('/Patient?family=pager&_count=37', async (page) => {
       // Let the writer complete at least one round per page read, so that writes land between all pages.
       for (let waited = 0; writes <= page && waited < 2000; waited += 2) await new Promise((resolve) => setTimeout(resolve, 2));
     });
@@ -85,29 +98,53 @@ t.test('paging', async (t) => {
     t.equal(new Set(seen).size, seen.length, 'no duplicates');
     const missing = ids.filter((id) => !seen.includes(id));
     t.same(missing, [], 'no gaps: every resource that matched throughout was seen');
-    t.ok(seen.every((id) => original.has(id) || added.includes(id)), 'nothing that does not match');
+    t.ok(
+      seen.every((id) => original.has(id) || added.includes(id)),
+      'nothing that does not match',
+    );
     t.same(seen, [...seen].sort(), 'in key order');
     t.ok(bundles.length >= Math.ceil(MATCHES / 37), `${bundles.length} pages`);
     t.equal(bundles[0].total, undefined, 'the default policy (none) counts nothing for a first page with more after it');
-    t.equal(bundles[bundles.length - 1].total, seen.length, 'the page where the matches run out knows the total for free: the matches paged through');
+    t.equal(
+      bundles[bundles.length - 1].total,
+      seen.length,
+      'the page where the matches run out knows the total for free: the matches paged through',
+    );
   });
 
   await t.test('_sort on two keys (-birthdate, given) with writes between pages', async (t) => {
-    const { ids: seen, bundles, failures } = await pageThrough('/Patient?family=pager&_sort=-birthdate,given&_count=100', async (page) => {
+    const {
+      ids: seen,
+      bundles,
+      failures,
+    } = await pageThrough('/Patient?family=pager&_sort=-birthdate,given&_count=100', async (page) => {
       // Writes that do not change the sort keys: a resource keeps its place in the order.
       const p = original.get([...original.keys()][page * 13])!;
-      await app.inject({ method: 'PUT', url: `/Patient/${p.id}`, headers: JSON_HEADERS, payload: { ...p, active: false, meta: undefined } });
+      await app.inject({
+        method: 'PUT',
+        url: `/Patient/${p.id}`,
+        headers: JSON_HEADERS,
+        payload: { ...p, active: false, meta: undefined },
+      });
       await create<Patient>(app, { resourceType: 'Patient', name: [{ family: 'Pager', given: ['Later'] }], birthDate: '1970-01-01' });
     });
     t.equal(failures, 0);
     t.equal(new Set(seen).size, seen.length, 'no duplicates');
-    t.same([...original.keys()].filter((id) => !seen.includes(id)), [], 'no gaps');
-    const entries = bundles.flatMap((b) => b.entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource as Patient);
+    t.same(
+      [...original.keys()].filter((id) => !seen.includes(id)),
+      [],
+      'no gaps',
+    );
+    const entries = bundles
+      .flatMap((b) => b.entry ?? [])
+      .filter((e) => e.search?.mode === 'match')
+      .map((e) => e.resource as Patient);
     let ordered = true;
     for (let i = 1; i < entries.length; i++) {
       const [a, b] = [entries[i - 1], entries[i]];
       if (a.birthDate! < b.birthDate!) ordered = false;
-      if (a.birthDate === b.birthDate && (a.name?.[0].given?.[0] ?? '').toLowerCase() > (b.name?.[0].given?.[0] ?? '').toLowerCase()) ordered = false;
+      if (a.birthDate === b.birthDate && (a.name?.[0].given?.[0] ?? '').toLowerCase() > (b.name?.[0].given?.[0] ?? '').toLowerCase())
+        ordered = false;
     }
     t.ok(ordered, 'birthdate descending, then given ascending');
   });

@@ -12,10 +12,24 @@ stopMongoAtEnd(t);
 
 t.test('references, chains, includes, compartments', async (t) => {
   const { app } = await startTestApp(t);
-  const pA = await create<Patient>(app, { resourceType: 'Patient', identifier: [{ system: 'urn:mrn', value: 'A' }], name: [{ family: 'Smith', given: ['Alice'] }], birthDate: '1990-04-01' });
-  const pB = await create<Patient>(app, { resourceType: 'Patient', identifier: [{ system: 'urn:mrn', value: 'B' }], name: [{ family: 'Jones', given: ['Bob'] }] });
-  const pC = await create<Patient>(app, { resourceType: 'Patient', name: [{ family: 'Smith', given: ['Carol'] }], link: [{ other: { reference: `Patient/${pA.id}` }, type: 'seealso' }] });
-  const enc = (extra: Partial<Encounter>) => create<Encounter>(app, { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, ...extra });
+  const pA = await create<Patient>(app, {
+    resourceType: 'Patient',
+    identifier: [{ system: 'urn:mrn', value: 'A' }],
+    name: [{ family: 'Smith', given: ['Alice'] }],
+    birthDate: '1990-04-01',
+  });
+  const pB = await create<Patient>(app, {
+    resourceType: 'Patient',
+    identifier: [{ system: 'urn:mrn', value: 'B' }],
+    name: [{ family: 'Jones', given: ['Bob'] }],
+  });
+  const pC = await create<Patient>(app, {
+    resourceType: 'Patient',
+    name: [{ family: 'Smith', given: ['Carol'] }],
+    link: [{ other: { reference: `Patient/${pA.id}` }, type: 'seealso' }],
+  });
+  const enc = (extra: Partial<Encounter>) =>
+    create<Encounter>(app, { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' }, ...extra });
   const eA1 = await enc({ subject: { reference: `Patient/${pA.id}` }, period: { start: '2024-01-05', end: '2024-01-06' } });
   const eA2 = await enc({ subject: { reference: `${BASE}/Patient/${pA.id}` }, period: { start: '2024-02-05', end: '2024-02-05' } });
   const eB1 = await enc({ subject: { reference: `Patient/${pB.id}` }, period: { start: '2024-01-20' } });
@@ -24,8 +38,18 @@ t.test('references, chains, includes, compartments', async (t) => {
   const eO = await enc({ subject: { reference: 'http://other.example/fhir/Patient/9/_history/2' } });
   const e0 = await enc({});
   const mr = (extra: Partial<MedicationRequest>) =>
-    create<MedicationRequest>(app, { resourceType: 'MedicationRequest', intent: 'order', status: 'active', medicationCodeableConcept: { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '1049502' }] }, ...extra } as MedicationRequest);
-  const mA1 = await mr({ subject: { reference: `Patient/${pA.id}` }, encounter: { reference: `Encounter/${eA1.id}` }, requester: { reference: 'Practitioner/dr1' } });
+    create<MedicationRequest>(app, {
+      resourceType: 'MedicationRequest',
+      intent: 'order',
+      status: 'active',
+      medicationCodeableConcept: { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '1049502' }] },
+      ...extra,
+    } as MedicationRequest);
+  const mA1 = await mr({
+    subject: { reference: `Patient/${pA.id}` },
+    encounter: { reference: `Encounter/${eA1.id}` },
+    requester: { reference: 'Practitioner/dr1' },
+  });
   const mA2 = await mr({ subject: { reference: `Patient/${pA.id}/_history/1` }, status: 'stopped' });
   const mB1 = await mr({ subject: { reference: `Patient/${pB.id}` }, encounter: { reference: `Encounter/${eB1.id}` } });
 
@@ -40,13 +64,28 @@ t.test('references, chains, includes, compartments', async (t) => {
     t.same(await ids(app, '/Encounter?subject=Group/g1'), [eG.id]);
     t.same(await ids(app, '/Encounter?subject:Group=g1'), [eG.id]);
     t.same(await ids(app, '/Encounter?patient=g1'), [], 'patient keeps only Patient references');
-    t.same(await ids(app, '/Encounter?subject=http://other.example/fhir/Patient/9'), [eO.id], 'another server: the URL without its version');
+    t.same(
+      await ids(app, '/Encounter?subject=http://other.example/fhir/Patient/9'),
+      [eO.id],
+      'another server: the URL without its version',
+    );
     t.same(await ids(app, '/Encounter?subject:identifier=urn:mrn|42'), [eX.id]);
     t.same(await ids(app, '/Encounter?subject:identifier=42'), [eX.id]);
-    t.same(await ids(app, '/Encounter?subject:missing=true'), sorted([eX.id, e0.id]), 'no reference (an identifier-only reference has none)');
-    t.same(await ids(app, `/MedicationRequest?subject=${pA.id}`), sorted([mA1.id, mA2.id]), 'version-specific references match the resource');
+    t.same(
+      await ids(app, '/Encounter?subject:missing=true'),
+      sorted([eX.id, e0.id]),
+      'no reference (an identifier-only reference has none)',
+    );
+    t.same(
+      await ids(app, `/MedicationRequest?subject=${pA.id}`),
+      sorted([mA1.id, mA2.id]),
+      'version-specific references match the resource',
+    );
     t.same(await ids(app, '/MedicationRequest?requester=Practitioner/dr1'), [mA1.id], 'references to types not hosted here');
-    t.same(await ids(app, '/MedicationRequest?code=http://www.nlm.nih.gov/research/umls/rxnorm|1049502&status=active'), sorted([mA1.id, mB1.id]));
+    t.same(
+      await ids(app, '/MedicationRequest?code=http://www.nlm.nih.gov/research/umls/rxnorm|1049502&status=active'),
+      sorted([mA1.id, mB1.id]),
+    );
   });
 
   await t.test('chaining, several levels', async (t) => {
@@ -70,10 +109,18 @@ t.test('references, chains, includes, compartments', async (t) => {
     t.same(await ids(app, '/Patient?_has:MedicationRequest:subject:status=active'), sorted([pA.id, pB.id]));
     t.same(await ids(app, '/Patient?_has:MedicationRequest:subject:status=stopped'), [pA.id]);
     t.same(await ids(app, '/Patient?_has:MedicationRequest:subject:status=stopped&name=bob'), []);
-    t.same(await ids(app, '/Patient?_has:Encounter:patient:_has:MedicationRequest:encounter:status=active'), sorted([pA.id, pB.id]), 'nested');
+    t.same(
+      await ids(app, '/Patient?_has:Encounter:patient:_has:MedicationRequest:encounter:status=active'),
+      sorted([pA.id, pB.id]),
+      'nested',
+    );
     t.same(await ids(app, '/Encounter?_has:MedicationRequest:encounter:subject.name=bob'), [eB1.id], '_has with a chain inside');
     t.same(await ids(app, '/Patient?_has:Encounter:patient:status=cancelled'), []);
-    t.equal((await search(app, '/Patient?_has:Encounter:status:status=x', { prefer: 'handling=strict' })).status, 400, 'not a reference parameter');
+    t.equal(
+      (await search(app, '/Patient?_has:Encounter:status:status=x', { prefer: 'handling=strict' })).status,
+      400,
+      'not a reference parameter',
+    );
   });
 
   await t.test('_include and _revinclude, :iterate, *', async (t) => {
@@ -88,7 +135,11 @@ t.test('references, chains, includes, compartments', async (t) => {
     r = await search(app, `/MedicationRequest?_id=${mA1.id}&_include=MedicationRequest:encounter`);
     t.same(r.included, [`Encounter/${eA1.id}`], 'without :iterate, no second step');
     r = await search(app, `/MedicationRequest?_id=${mA1.id}&_include=*`);
-    t.same(sorted(r.included), sorted([`Encounter/${eA1.id}`, `Patient/${pA.id}`]), '* follows every reference (Practitioner is not hosted)');
+    t.same(
+      sorted(r.included),
+      sorted([`Encounter/${eA1.id}`, `Patient/${pA.id}`]),
+      '* follows every reference (Practitioner is not hosted)',
+    );
     r = await search(app, `/Patient?_id=${pA.id}&_revinclude=Encounter:subject`);
     t.same(sorted(r.included), sorted([`Encounter/${eA1.id}`, `Encounter/${eA2.id}`]));
     r = await search(app, `/Patient?_id=${pA.id}&_revinclude=Encounter:subject&_revinclude:iterate=MedicationRequest:encounter`);
@@ -100,7 +151,10 @@ t.test('references, chains, includes, compartments', async (t) => {
     r = await search(app, `/Patient?_id=${pA.id}&_revinclude=MedicationRequest:*`);
     t.same(sorted(r.included), sorted([`MedicationRequest/${mA1.id}`, `MedicationRequest/${mA2.id}`]), 'Type:* reverse');
     const entries = r.bundle.entry ?? [];
-    t.ok(entries.every((e) => e.fullUrl === `${BASE}/${e.resource?.resourceType}/${e.resource?.id}`), 'every entry has its fullUrl');
+    t.ok(
+      entries.every((e) => e.fullUrl === `${BASE}/${e.resource?.resourceType}/${e.resource?.id}`),
+      'every entry has its fullUrl',
+    );
     t.ok(entries.filter((e) => e.search?.mode === 'include').length === 2);
     t.equal((await search(app, '/Patient?_include=Patient:shoe', { prefer: 'handling=strict' })).status, 400);
     t.equal((await search(app, '/Patient?_include=Encounter:subject', { prefer: 'handling=strict' })).status, 400, 'not the searched type');
@@ -148,7 +202,10 @@ t.test('references, chains, includes, compartments', async (t) => {
       payload: `subject=Patient/${pA.id}&date=2024-02`,
     });
     t.equal(form.statusCode, 200);
-    t.same(form.json().entry.map((e: { resource: { id: string } }) => e.resource.id), [eA2.id]);
+    t.same(
+      form.json().entry.map((e: { resource: { id: string } }) => e.resource.id),
+      [eA2.id],
+    );
     t.equal(form.json().link[0].url, `${BASE}/Encounter?subject=Patient/${pA.id}&date=2024-02`, 'self link as a GET');
     const both = await app.inject({
       method: 'POST',
@@ -156,14 +213,32 @@ t.test('references, chains, includes, compartments', async (t) => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       payload: 'date=2024-01',
     });
-    t.same(both.json().entry.map((e: { resource: { id: string } }) => e.resource.id), [eA1.id], 'URL and body parameters together');
+    t.same(
+      both.json().entry.map((e: { resource: { id: string } }) => e.resource.id),
+      [eA1.id],
+      'URL and body parameters together',
+    );
     const system = await app.inject({
       method: 'POST',
       url: '/_search',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       payload: `_type=MedicationRequest&status=stopped`,
     });
-    t.same(system.json().entry.map((e: { resource: { id: string } }) => e.resource.id), [mA2.id]);
-    t.equal((await app.inject({ method: 'POST', url: '/Patient', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=b' })).statusCode, 415, 'forms only where search takes them');
+    t.same(
+      system.json().entry.map((e: { resource: { id: string } }) => e.resource.id),
+      [mA2.id],
+    );
+    t.equal(
+      (
+        await app.inject({
+          method: 'POST',
+          url: '/Patient',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: 'a=b',
+        })
+      ).statusCode,
+      415,
+      'forms only where search takes them',
+    );
   });
 });

@@ -112,13 +112,29 @@ t.test('string, token and uri search', async (t) => {
     const strict = await app.inject({ url: '/Patient?family=chal&shoe-size=42', headers: { prefer: 'handling=strict' } });
     t.equal(strict.statusCode, 400);
     t.match(strict.json().issue[0].diagnostics, /shoe-size/);
-    t.equal((await app.inject({ url: '/Patient?family:sounds=x', headers: { prefer: 'handling=strict' } })).statusCode, 400, 'unknown modifier');
-    t.equal((await app.inject({ url: '/Patient?gender:in=http://x', headers: { prefer: 'handling=strict' } })).statusCode, 400, ':in needs terminology');
+    t.equal(
+      (await app.inject({ url: '/Patient?family:sounds=x', headers: { prefer: 'handling=strict' } })).statusCode,
+      400,
+      'unknown modifier',
+    );
+    t.equal(
+      (await app.inject({ url: '/Patient?gender:in=http://x', headers: { prefer: 'handling=strict' } })).statusCode,
+      400,
+      ':in needs terminology',
+    );
     t.equal((await app.inject({ url: '/Patient?family:missing=perhaps', headers: { prefer: 'handling=strict' } })).statusCode, 400);
     t.equal((await app.inject({ url: '/Patient?_count=-1', headers: { prefer: 'handling=strict' } })).statusCode, 400);
-    t.equal((await app.inject({ url: '/Patient?_text=x', headers: { prefer: 'handling=strict' } })).statusCode, 400, 'unsupported standard parameter');
+    t.equal(
+      (await app.inject({ url: '/Patient?_text=x', headers: { prefer: 'handling=strict' } })).statusCode,
+      400,
+      'unsupported standard parameter',
+    );
     t.equal((await app.inject({ url: '/Patient?family=', headers: { prefer: 'handling=strict' } })).statusCode, 400, 'empty value');
-    t.equal((await app.inject({ url: '/Patient?family=%20%CC%81', headers: { prefer: 'handling=strict' } })).statusCode, 400, 'a value that folds to nothing');
+    t.equal(
+      (await app.inject({ url: '/Patient?family=%20%CC%81', headers: { prefer: 'handling=strict' } })).statusCode,
+      400,
+      'a value that folds to nothing',
+    );
   });
 
   await t.test('the CapabilityStatement lists every parameter with its type and documentation', async (t) => {
@@ -127,7 +143,13 @@ t.test('string, token and uri search', async (t) => {
     for (const type of ['Patient', 'Encounter', 'MedicationRequest']) {
       const entry = resources.find((r) => r.type === type)!;
       const names = (entry.searchParam ?? []).map((p) => p.name);
-      t.same(names, searchRegistry().paramsOf(type).map((d) => d.code), `${type}: the registry's parameters`);
+      t.same(
+        names,
+        searchRegistry()
+          .paramsOf(type)
+          .map((d) => d.code),
+        `${type}: the registry's parameters`,
+      );
       t.ok(entry.interaction?.some((i) => i.code === 'search-type'));
     }
     const patient = resources.find((r) => r.type === 'Patient')!;
@@ -144,7 +166,12 @@ t.test('string, token and uri search', async (t) => {
     await app.inject({ method: 'DELETE', url: `/Patient/${bare.id}` });
     t.same(await ids(app, '/Patient?name=nameless'), []);
     t.same(await ids(app, '/Patient?family:missing=true'), []);
-    await app.inject({ method: 'PUT', url: `/Patient/${adele.id}`, headers: { 'content-type': 'application/fhir+json' }, payload: { ...adele, name: [{ family: 'Berg' }] } });
+    await app.inject({
+      method: 'PUT',
+      url: `/Patient/${adele.id}`,
+      headers: { 'content-type': 'application/fhir+json' },
+      payload: { ...adele, name: [{ family: 'Berg' }] },
+    });
     t.same(await ids(app, '/Patient?family=adele'), [], 'old values gone');
     t.same(await ids(app, '/Patient?family=berg'), [adele.id]);
   });

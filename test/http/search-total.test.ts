@@ -48,7 +48,10 @@ async function walk(app: FastifyInstance, url: string, maxPages = 100): Promise<
 t.test('Bundle.total by policy and by _total', async (t) => {
   const { app: none, store } = await startTestApp(t);
   const withDefault = async (defaultTotal: TotalMode): Promise<FastifyInstance> => {
-    const app = await buildApp({ ...TEST_CONFIG, search: { ...DEFAULT_SEARCH_SETTINGS, defaultTotal } }, { store, validator: await testValidator(), logger: false });
+    const app = await buildApp(
+      { ...TEST_CONFIG, search: { ...DEFAULT_SEARCH_SETTINGS, defaultTotal } },
+      { store, validator: await testValidator(), logger: false },
+    );
     t.teardown(() => app.close());
     return app;
   };
@@ -62,7 +65,11 @@ t.test('Bundle.total by policy and by _total', async (t) => {
     await storeNextVersion(ctx, { type, id, previous: null, resource: { ...resource, id }, deleted: false, method: 'POST' });
     return id;
   };
-  const families: Array<[string, number]> = [['Many', MANY], ['Some', SOME], ['Few', FEW]];
+  const families: Array<[string, number]> = [
+    ['Many', MANY],
+    ['Some', SOME],
+    ['Few', FEW],
+  ];
   for (const [family, count] of families) {
     await inParallel(count, 4, (i) => write('Patient', { resourceType: 'Patient', name: [{ family, given: [`G${i}`] }] }));
   }
@@ -88,15 +95,37 @@ t.test('Bundle.total by policy and by _total', async (t) => {
     t.equal(link(exactlyFull.bundle, 'last'), undefined);
 
     const pages = await walk(none, '/Patient?family=some&_count=20');
-    t.same(pages.map((p) => p.ids.length), [20, 20, 5]);
-    t.same(pages.map((p) => p.bundle.total), [undefined, undefined, SOME], 'no total until the page where the matches run out, which knows it');
-    t.same(pages.map((p) => link(p.bundle, 'next') !== undefined), [true, true, false], 'a next link exactly when there is a next page');
-    t.same(pages.map((p) => link(p.bundle, 'last') !== undefined), [true, true, false], 'a last link while there is more (read backwards: no total needed)');
+    t.same(
+      pages.map((p) => p.ids.length),
+      [20, 20, 5],
+    );
+    t.same(
+      pages.map((p) => p.bundle.total),
+      [undefined, undefined, SOME],
+      'no total until the page where the matches run out, which knows it',
+    );
+    t.same(
+      pages.map((p) => link(p.bundle, 'next') !== undefined),
+      [true, true, false],
+      'a next link exactly when there is a next page',
+    );
+    t.same(
+      pages.map((p) => link(p.bundle, 'last') !== undefined),
+      [true, true, false],
+      'a last link while there is more (read backwards: no total needed)',
+    );
     t.equal(new Set(pages.flatMap((p) => p.ids)).size, SOME, 'every match once');
 
     const many = await walk(none, '/Patient?family=many&_count=200');
-    t.same(many.map((p) => p.bundle.total), [undefined, undefined, undefined, undefined, undefined, MANY], `the last of ${many.length} pages knows all ${MANY}`);
-    t.same(many.map((p) => p.ids.length), [200, 200, 200, 200, 200, 1]);
+    t.same(
+      many.map((p) => p.bundle.total),
+      [undefined, undefined, undefined, undefined, undefined, MANY],
+      `the last of ${many.length} pages knows all ${MANY}`,
+    );
+    t.same(
+      many.map((p) => p.ids.length),
+      [200, 200, 200, 200, 200, 1],
+    );
   });
 
   await t.test('previous links keep the offsets: back and forth still ends with the exact total', async (t) => {
@@ -161,20 +190,41 @@ t.test('Bundle.total by policy and by _total', async (t) => {
 
   await t.test('estimate: exact below the bound, carried to later pages, never a guess above it', async (t) => {
     const some = await walk(estimate, '/Patient?family=some&_count=20');
-    t.same(some.map((p) => p.bundle.total), [SOME, SOME, SOME], 'counted for the first page, carried by the links');
+    t.same(
+      some.map((p) => p.bundle.total),
+      [SOME, SOME, SOME],
+      'counted for the first page, carried by the links',
+    );
     const many = await walk(estimate, '/Patient?family=many&_count=200');
-    t.same(many.map((p) => p.bundle.total), [undefined, undefined, undefined, undefined, undefined, MANY], 'above the bound only the free total of the last page');
+    t.same(
+      many.map((p) => p.bundle.total),
+      [undefined, undefined, undefined, undefined, undefined, MANY],
+      'above the bound only the free total of the last page',
+    );
     const accurateWalk = await walk(accurate, '/Patient?family=many&_count=500');
-    t.same(accurateWalk.map((p) => p.bundle.total), [MANY, MANY, MANY], 'accurate: every page counted');
+    t.same(
+      accurateWalk.map((p) => p.bundle.total),
+      [MANY, MANY, MANY],
+      'accurate: every page counted',
+    );
   });
 
   await t.test('_summary=count and _count=0 always count exactly', async (t) => {
     for (const app of [none, estimate, accurate]) {
-      for (const url of ['/Patient?family=many&_summary=count', '/Patient?family=many&_count=0', '/Patient?family=many&_summary=count&_total=none', '/Patient?family=many&_count=0&_total=estimate']) {
+      for (const url of [
+        '/Patient?family=many&_summary=count',
+        '/Patient?family=many&_count=0',
+        '/Patient?family=many&_summary=count&_total=none',
+        '/Patient?family=many&_count=0&_total=estimate',
+      ]) {
         const result = await search(app, url);
         t.equal(result.bundle.total, MANY, url);
         t.equal(result.bundle.entry, undefined, `${url}: no entries`);
-        t.same(result.bundle.link?.map((l) => l.relation), ['self'], `${url}: no paging links`);
+        t.same(
+          result.bundle.link?.map((l) => l.relation),
+          ['self'],
+          `${url}: no paging links`,
+        );
       }
     }
   });
@@ -186,7 +236,10 @@ t.test('Bundle.total by policy and by _total', async (t) => {
     t.equal(lenient.bundle.total, SOME, 'and the default policy applies');
     t.notOk(link(lenient.bundle, 'self')?.includes('_total'), 'left out of the self link');
     for (const bad of ['maybe', 'ACCURATE', '', 'none,accurate']) {
-      const res = await none.inject({ url: `/Patient?family=some&_total=${encodeURIComponent(bad)}`, headers: { prefer: 'handling=strict' } });
+      const res = await none.inject({
+        url: `/Patient?family=some&_total=${encodeURIComponent(bad)}`,
+        headers: { prefer: 'handling=strict' },
+      });
       t.equal(res.statusCode, 400, `_total=${bad}`);
       const outcome = res.json() as OperationOutcome;
       t.equal(outcome.resourceType, 'OperationOutcome');
@@ -197,7 +250,11 @@ t.test('Bundle.total by policy and by _total', async (t) => {
   await t.test('compartment search follows the policy', async (t) => {
     const url = `/Patient/${owner}/Encounter`;
     const pages = await walk(none, url);
-    t.same(pages.map((p) => p.bundle.total), [undefined, ENCOUNTERS], 'none: the last page knows it');
+    t.same(
+      pages.map((p) => p.bundle.total),
+      [undefined, ENCOUNTERS],
+      'none: the last page knows it',
+    );
     t.equal((await search(none, `${url}?_total=accurate`)).bundle.total, ENCOUNTERS);
     t.equal((await search(estimate, url)).bundle.total, ENCOUNTERS);
     t.equal((await search(none, `${url}?_summary=count`)).bundle.total, ENCOUNTERS);
@@ -208,7 +265,12 @@ t.test('Bundle.total by policy and by _total', async (t) => {
     const body: Bundle = {
       resourceType: 'Bundle',
       type: 'batch',
-      entry: [entry('Patient?family=some'), entry('Patient?family=some&_total=accurate'), entry('Patient?family=few'), entry('Patient?family=many&_summary=count')],
+      entry: [
+        entry('Patient?family=some'),
+        entry('Patient?family=some&_total=accurate'),
+        entry('Patient?family=few'),
+        entry('Patient?family=many&_summary=count'),
+      ],
     };
     const totals = async (app: FastifyInstance): Promise<Array<number | undefined>> => {
       const res = await app.inject({ method: 'POST', url: '/', headers: JSON_HEADERS, payload: body });

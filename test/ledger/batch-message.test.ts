@@ -85,13 +85,21 @@ t.test('decode is strict', async (t) => {
     ['batch string', wire(`{"batch":"12","prev":"${p}","root":"${r}","size":1,"v":1}`), /"batch"/],
     ['batch beyond 2^53', wire(`{"batch":9007199254740993,"prev":"${p}","root":"${r}","size":1,"v":1}`), /"batch"/],
     ['size 0', wire(`{"batch":12,"prev":"${p}","root":"${r}","size":0,"v":1}`), /"size" must be an integer >= 1/],
-    ['prev null after batch 1', wire(`{"batch":12,"prev":null,"root":"${r}","size":10000,"v":1}`), /previous root must be null for batch 1 and only/],
+    [
+      'prev null after batch 1',
+      wire(`{"batch":12,"prev":null,"root":"${r}","size":10000,"v":1}`),
+      /previous root must be null for batch 1 and only/,
+    ],
     ['prev on batch 1', wire(`{"batch":1,"prev":"${p}","root":"${r}","size":1,"v":1}`), /previous root must be null for batch 1/],
     ['whitespace', wire(`{"batch": 12,"prev":"${p}","root":"${r}","size":10000,"v":1}`), /not in canonical form/],
     ['trailing newline', wire(`${canonical}\n`), /not in canonical form/],
     ['key order', wire(`{"v":1,"batch":12,"size":10000,"root":"${r}","prev":"${p}"}`), /not in canonical form/],
     ['number spelling', wire(`{"batch":12,"prev":"${p}","root":"${r}","size":1e4,"v":1}`), /not in canonical form/],
-    ['escaped char', wire(`{"batch":12,"prev":"${p}","root":"\\u00${r.slice(0, 2)}${r.slice(2)}","size":10000,"v":1}`), /"root"|not in canonical/],
+    [
+      'escaped char',
+      wire(`{"batch":12,"prev":"${p}","root":"\\u00${r.slice(0, 2)}${r.slice(2)}","size":10000,"v":1}`),
+      /"root"|not in canonical/,
+    ],
     ['escaped key', wire(`{"batch":12,"prev":"${p}","root":"${r}","size":10000,"\\u0076":1}`), /not in canonical form/],
     ['duplicate key', wire(`{"batch":11,"batch":12,"prev":"${p}","root":"${r}","size":10000,"v":1}`), /not in canonical form/],
     ['BOM', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), wire(canonical)]), /not valid JSON|not in canonical/],
@@ -100,7 +108,11 @@ t.test('decode is strict', async (t) => {
     ['array', wire('[1]'), /not a JSON object/],
     ['null', wire('null'), /not a JSON object/],
     ['empty', Buffer.alloc(0), /not valid JSON/],
-    ['over 1024 bytes', Buffer.concat([wire(canonical), Buffer.alloc(1025 - canonical.length, 0x20)]), /1025 bytes exceeds the 1024-byte limit/],
+    [
+      'over 1024 bytes',
+      Buffer.concat([wire(canonical), Buffer.alloc(1025 - canonical.length, 0x20)]),
+      /1025 bytes exceeds the 1024-byte limit/,
+    ],
     ['not a buffer', 'string' as unknown as Buffer, /must be a Buffer/],
   ];
   for (const [name, bytes, re] of cases) {

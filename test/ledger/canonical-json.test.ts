@@ -39,7 +39,11 @@ t.test('RFC 8785 3.2.3: property sorting by UTF-16 code units (non-BMP key)', as
   const out = canonicalJson(JSON.parse(read('input/rfc8785-sorting.json')));
   const positions = vectors.sortingOrder.values.map((v) => out.indexOf(JSON.stringify(v)));
   t.notOk(positions.includes(-1), 'all values present');
-  t.same([...positions].sort((a, b) => a - b), positions, `values in RFC order: ${out}`);
+  t.same(
+    [...positions].sort((a, b) => a - b),
+    positions,
+    `values in RFC order: ${out}`,
+  );
   // U+1F600 (surrogates D83D DE00) sorts before U+FB33 in UTF-16 although it is after it in code points.
   t.ok(out.indexOf('\u{1F600}') < out.indexOf('\uFB33'));
 });
@@ -101,7 +105,15 @@ t.test('rejects non-JSON values with a clear error and location', async (t) => {
     ['Date', { d: new Date(0) }, /an instance of Date is not a plain JSON object at \$\.d/],
     ['Buffer', { b: Buffer.from('x') }, /an instance of Buffer is not a plain JSON object/],
     ['Map', new Map(), /an instance of Map is not a plain JSON object at \$$/],
-    ['class instance', { c: new (class Foo { x = 1 })() }, /an instance of Foo is not a plain JSON object/],
+    [
+      'class instance',
+      {
+        c: new (class Foo {
+          x = 1;
+        })(),
+      },
+      /an instance of Foo is not a plain JSON object/,
+    ],
     ['boxed string', { s: new String('x') }, /an instance of String/],
     ['sparse array', { arr: [1, , 3] }, /sparse array .* at \$\.arr\[1\]/], // eslint-disable-line no-sparse-arrays
     ['lone high surrogate', { s: 'a\ud800b' }, /lone surrogate .* at \$\.s/],

@@ -1,12 +1,6 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import {
-  COMMITMENT_BYTES,
-  SALT_BYTES,
-  computeCommitment,
-  newSalt,
-  verifyCommitment,
-} from '../../src/ledger/commitment.js';
+import { COMMITMENT_BYTES, SALT_BYTES, computeCommitment, newSalt, verifyCommitment } from '../../src/ledger/commitment.js';
 
 const patient = {
   resourceType: 'Patient',
@@ -33,7 +27,9 @@ t.test('computeCommitment = SHA-256(salt || UTF-8(JCS(resource)))', async (t) =>
   const jcs =
     '{"birthDate":"1974-12-25","id":"example","meta":{"lastUpdated":"2024-01-02T03:04:05.000Z","versionId":"2"},' +
     '"name":[{"family":"Chalmers","given":["Peter","James"]}],"resourceType":"Patient"}';
-  const expected = createHash('sha256').update(Buffer.concat([fixedSalt, Buffer.from(jcs, 'utf8')])).digest();
+  const expected = createHash('sha256')
+    .update(Buffer.concat([fixedSalt, Buffer.from(jcs, 'utf8')]))
+    .digest();
   const c = computeCommitment(patient, fixedSalt);
   t.equal(c.length, COMMITMENT_BYTES);
   t.equal(c.toString('hex'), expected.toString('hex'));

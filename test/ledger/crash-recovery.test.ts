@@ -31,7 +31,11 @@ function startServer(dataDir: string, extra: NodeJS.ProcessEnv) {
 }
 
 async function create(base: string, family: string): Promise<string> {
-  const res = await fetch(`${base}/Patient`, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify(patient(family)) });
+  const res = await fetch(`${base}/Patient`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/fhir+json' },
+    body: JSON.stringify(patient(family)),
+  });
   if (res.status !== 201) throw new Error(`create: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
 }
@@ -97,7 +101,9 @@ t.test('a crash after submitting leaves nothing unanchored and no batch number w
   // The topic, as the mirror node shows it: each batch number once, one root each, chained.
   const mirror = param(last, 'mirrorUrl')!.valueUri!;
   const topic = param(last, 'topic')!.valueString!;
-  const page = (await (await fetch(`${mirror}/api/v1/topics/${topic}/messages?limit=100`)).json()) as { messages: Array<{ message: string }> };
+  const page = (await (await fetch(`${mirror}/api/v1/topics/${topic}/messages?limit=100`)).json()) as {
+    messages: Array<{ message: string }>;
+  };
   const batches = page.messages.map((m) => decodeBatchMessage(Buffer.from(m.message, 'base64')));
   const roots = new Map<number, string>();
   for (const b of batches) {
@@ -106,10 +112,19 @@ t.test('a crash after submitting leaves nothing unanchored and no batch number w
     roots.set(b.batchNumber, root);
   }
   const numbers = batches.map((b) => b.batchNumber);
-  t.same(numbers, numbers.map((_, i) => i + 1), 'batches 1, 2, ... each exactly once: batch 1 was found by its transaction id, not sent again');
+  t.same(
+    numbers,
+    numbers.map((_, i) => i + 1),
+    'batches 1, 2, ... each exactly once: batch 1 was found by its transaction id, not sent again',
+  );
   t.ok(numbers.length >= 2, 'the batch in flight at the crash, and later ones');
   batches.forEach((b, i) => {
-    if (i > 0) t.equal(b.previousRoot?.toString('hex'), batches[i - 1]!.root.toString('hex'), `batch ${b.batchNumber} chains to batch ${b.batchNumber - 1}`);
+    if (i > 0)
+      t.equal(
+        b.previousRoot?.toString('hex'),
+        batches[i - 1]!.root.toString('hex'),
+        `batch ${b.batchNumber} chains to batch ${b.batchNumber - 1}`,
+      );
   });
 
   second.kill('SIGTERM');

@@ -67,9 +67,15 @@ t.test('two workers on one database: only the lease holder submits; the other ta
 
   const topic = holder.worker.stats.topicId!;
   t.equal(standby.worker.stats.topicId, topic, 'same topic, remembered in MongoDB');
-  const page = (await (await fetch(`${net.mirrorUrl}/api/v1/topics/${topic}/messages?limit=100`)).json()) as { messages: Array<{ message: string }> };
+  const page = (await (await fetch(`${net.mirrorUrl}/api/v1/topics/${topic}/messages?limit=100`)).json()) as {
+    messages: Array<{ message: string }>;
+  };
   const numbers = page.messages.map((m) => decodeBatchMessage(Buffer.from(m.message, 'base64')).batchNumber);
-  t.same(numbers, [...numbers].sort((x, y) => x - y), 'batches in order');
+  t.same(
+    numbers,
+    [...numbers].sort((x, y) => x - y),
+    'batches in order',
+  );
   t.equal(new Set(numbers).size, numbers.length, 'no batch number twice');
   const batches = await connection.db.collection('ledger_batches').countDocuments({ state: 'anchored' });
   t.equal(numbers.length, batches, 'one HCS message per batch');

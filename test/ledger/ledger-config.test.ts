@@ -49,7 +49,12 @@ t.test('rules across variables, named in the error', async (t) => {
 
 t.test('invalid values name the variable; the key is never echoed', async (t) => {
   try {
-    loadConfig({ HEDERA_NETWORK: 'moon', HEDERA_TOPIC_ID: 'topic', HEDERA_OPERATOR_KEY: 'secret-key-material', LEDGER_BATCH_MAX_LEAVES: '0' });
+    loadConfig({
+      HEDERA_NETWORK: 'moon',
+      HEDERA_TOPIC_ID: 'topic',
+      HEDERA_OPERATOR_KEY: 'secret-key-material',
+      LEDGER_BATCH_MAX_LEAVES: '0',
+    });
     t.fail('should throw');
   } catch (error) {
     t.ok(error instanceof ConfigError);
@@ -64,7 +69,16 @@ t.test('invalid values name the variable; the key is never echoed', async (t) =>
 
 t.test('the variables are described', async (t) => {
   const names = describeVariables().map((v) => v.name);
-  for (const name of ['HEDERA_NETWORK', 'HEDERA_OPERATOR_ID', 'HEDERA_OPERATOR_KEY', 'HEDERA_TOPIC_ID', 'HEDERA_MIRROR_URL', 'LEDGER_ENABLED', 'LEDGER_BATCH_MAX_LEAVES', 'LEDGER_BATCH_INTERVAL_MS']) {
+  for (const name of [
+    'HEDERA_NETWORK',
+    'HEDERA_OPERATOR_ID',
+    'HEDERA_OPERATOR_KEY',
+    'HEDERA_TOPIC_ID',
+    'HEDERA_MIRROR_URL',
+    'LEDGER_ENABLED',
+    'LEDGER_BATCH_MAX_LEAVES',
+    'LEDGER_BATCH_INTERVAL_MS',
+  ]) {
     t.ok(names.includes(name), name);
   }
 });

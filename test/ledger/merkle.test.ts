@@ -28,9 +28,7 @@ interface Vectors {
   inclusionProofs: Array<{ index: number; size: number; path: string[] }>;
   consistencyProofs: Array<{ m: number; n: number; proof: string[] }>;
 }
-const V = JSON.parse(
-  readFileSync(new URL('../fixtures/ledger/merkle/rfc6962-vectors.json', import.meta.url), 'utf8'),
-) as Vectors;
+const V = JSON.parse(readFileSync(new URL('../fixtures/ledger/merkle/rfc6962-vectors.json', import.meta.url), 'utf8')) as Vectors;
 const hex = (s: string): Buffer => Buffer.from(s, 'hex');
 const hexes = (a: readonly Buffer[]): string[] => a.map((b) => b.toString('hex'));
 const vLeafHashes = V.leaves.map((d) => leafHash(hex(d)));
@@ -301,7 +299,14 @@ t.test('every byte of leaf, path and root matters (exhaustive flips on selected 
         ...path.map((p, k): [string, Buffer, (b: Buffer) => boolean] => [
           `path[${k}]`,
           p,
-          (b) => verifyInclusion(lh, i, n, path.map((q, kk) => (kk === k ? b : q)), root),
+          (b) =>
+            verifyInclusion(
+              lh,
+              i,
+              n,
+              path.map((q, kk) => (kk === k ? b : q)),
+              root,
+            ),
         ]),
       ];
       for (const [name, buf, check] of targets) {

@@ -33,8 +33,12 @@ t.test('writes succeed while the network is down; the backlog drains when it ret
   const pending = await app.inject({ method: 'GET', url: `/Patient/${ids[0]}/_history/1/$verify` });
   t.equal(param(pending.json(), 'status')?.valueCode, 'pending', 'pending while the ledger is away');
   // Let the worker fail a few times.
-  for (let i = 0; i < 100 && !logs.some((l) => l.level === 'warn' && /unreachable/.test(l.message)); i++) await new Promise((r) => setTimeout(r, 100));
-  t.ok(logs.some((l) => l.level === 'warn' && /unreachable/.test(l.message)), 'the outage is logged as a warning, with retries');
+  for (let i = 0; i < 100 && !logs.some((l) => l.level === 'warn' && /unreachable/.test(l.message)); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  t.ok(
+    logs.some((l) => l.level === 'warn' && /unreachable/.test(l.message)),
+    'the outage is logged as a warning, with retries',
+  );
   t.equal(runtime.worker.stats.batchesAnchored, anchoredBefore, 'nothing anchored during the outage');
 
   net = await startLocalHedera({ dataDir, grpcPort, mirrorPort, log: () => {} });
@@ -42,10 +46,17 @@ t.test('writes succeed while the network is down; the backlog drains when it ret
   const batches = connection.db.collection<{ _id: number; size: number; state: string }>('ledger_batches');
   const drained = await batches.find({ _id: { $gt: anchoredBefore } }).toArray();
   t.ok(drained.length >= 3 && drained.every((b) => b.size <= 8), 'the backlog drained in batches of at most 8');
-  t.equal(drained.reduce((n, b) => n + b.size, 0), 20, 'all 20 versions written during the outage');
+  t.equal(
+    drained.reduce((n, b) => n + b.size, 0),
+    20,
+    'all 20 versions written during the outage',
+  );
   const after = await app.inject({ method: 'GET', url: `/Patient/${ids[19]}/_history/1/$verify` });
   t.equal(param(after.json(), 'status')?.valueCode, 'anchored');
-  t.notOk(logs.some((l) => l.level === 'error'), 'an outage is not an error');
+  t.notOk(
+    logs.some((l) => l.level === 'error'),
+    'an outage is not an error',
+  );
 });
 
 stopMongoAtEnd(t);

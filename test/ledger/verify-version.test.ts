@@ -4,7 +4,12 @@ import t from 'tap';
 import { encodeBatchMessage } from '../../src/ledger/batch-message.js';
 import { computeCommitment, newSalt } from '../../src/ledger/commitment.js';
 import { Backoff } from '../../src/ledger/backoff.js';
-import { consensusTimestampToInstant, mirrorTransactionId, transactionPayer, transactionValidStartMs } from '../../src/ledger/hedera-ids.js';
+import {
+  consensusTimestampToInstant,
+  mirrorTransactionId,
+  transactionPayer,
+  transactionValidStartMs,
+} from '../../src/ledger/hedera-ids.js';
 import { buildTree, leafHash, rootFromInclusionPath, verifyInclusion } from '../../src/ledger/merkle.js';
 import { hashscanLinks, networkLabel } from '../../src/ledger/network.js';
 import type { MirrorTopicMessage } from '../../src/ledger/mirror-client.js';
@@ -17,7 +22,12 @@ const TIMESTAMP = '1700000000.123456789';
 const NOW = 1_700_000_000_000 + 10 * 60_000;
 
 const versions = [1, 2, 3, 4, 5].map((i) => ({
-  resource: { resourceType: 'Patient', id: `p${i}`, meta: { versionId: '1', lastUpdated: '2023-11-14T22:13:20.000Z' }, name: [{ family: `F${i}` }] },
+  resource: {
+    resourceType: 'Patient',
+    id: `p${i}`,
+    meta: { versionId: '1', lastUpdated: '2023-11-14T22:13:20.000Z' },
+    name: [{ family: `F${i}` }],
+  },
   salt: newSalt(),
 }));
 const commitments = versions.map((v) => computeCommitment(v.resource, v.salt));
@@ -66,7 +76,12 @@ function evidence(i: number, change: Partial<VersionEvidence> = {}): VersionEvid
 }
 
 function run(e: VersionEvidence, ledger: Partial<Parameters<typeof verifyAgainstLedger>[2]> = {}) {
-  return verifyAgainstLedger(e, verifyLocally(e), { message: mirrorMessage, previousRunningHash: initialRunningHash(), now: NOW, ...ledger });
+  return verifyAgainstLedger(e, verifyLocally(e), {
+    message: mirrorMessage,
+    previousRunningHash: initialRunningHash(),
+    now: NOW,
+    ...ledger,
+  });
 }
 
 t.test('an untouched version is anchored, every step recomputed', async (t) => {
@@ -78,7 +93,10 @@ t.test('an untouched version is anchored, every step recomputed', async (t) => {
     t.same(r.published?.root, tree.root);
   }
   const r = run(evidence(0));
-  t.same(r.checks.map((c) => c.name), ['commitment', 'audit-path', 'published-root', 'consensus-timestamp', 'running-hash', 'running-hash-chain']);
+  t.same(
+    r.checks.map((c) => c.name),
+    ['commitment', 'audit-path', 'published-root', 'consensus-timestamp', 'running-hash', 'running-hash-chain'],
+  );
   t.match(r.checks.at(-1)!.detail, /initial \(zero\) running hash: matches/);
 });
 
@@ -109,7 +127,10 @@ t.test('each kind of tampering fails with its reason', async (t) => {
   t.equal(rewritten.status, 'failed');
   t.match(rewritten.reasons.join(), /publishes root .* but the version's audit path leads to/);
 
-  t.match(run(evidence(0, { proof: { ...proofFor(0), consensusTimestamp: '1700000001.000000000' } })).reasons.join(), /consensus timestamp/);
+  t.match(
+    run(evidence(0, { proof: { ...proofFor(0), consensusTimestamp: '1700000001.000000000' } })).reasons.join(),
+    /consensus timestamp/,
+  );
   t.match(run(evidence(0, { proof: { ...proofFor(0), runningHash: Buffer.alloc(48) } })).reasons.join(), /running hash/);
   t.match(run(evidence(0, { proof: { ...proofFor(0), treeSize: 6 } })).reasons.join(), /leaves|does not fit/);
 });
@@ -122,7 +143,11 @@ t.test('a mirror serving something else, or nothing', async (t) => {
   // Absent and recent: not yet on the mirror. Absent and old: failed. Something else at that time: failed.
   t.equal(run(evidence(0), { message: null, now: 1_700_000_000_000 + 30_000 }).status, 'pending');
   t.equal(run(evidence(0), { message: null }).status, 'failed');
-  t.equal(run(evidence(0), { message: null, now: 1_700_000_000_000 + 30_000, messageAtTimestamp: { ...mirrorMessage, sequence_number: 7 } }).status, 'failed');
+  t.equal(
+    run(evidence(0), { message: null, now: 1_700_000_000_000 + 30_000, messageAtTimestamp: { ...mirrorMessage, sequence_number: 7 } })
+      .status,
+    'failed',
+  );
   // Not anchored yet: only the local checks.
   t.equal(verifyLocally(evidence(0, { proof: null })).status, 'pending');
 });
@@ -186,7 +211,10 @@ t.test('proof packages are checked before use', async (t) => {
     versions: [{ versionId: 1, resource: {}, salt: 'zz', commitment: '00'.repeat(32), status: 'pending', proof: null }],
   };
   t.throws(() => parseProofPackage(base), /salt must be 64 lowercase hex digits/);
-  t.throws(() => parseProofPackage({ ...base, versions: [{ ...base.versions[0], salt: '00'.repeat(32), status: 'anchored' }] }), /anchored but has no proof/);
+  t.throws(
+    () => parseProofPackage({ ...base, versions: [{ ...base.versions[0], salt: '00'.repeat(32), status: 'anchored' }] }),
+    /anchored but has no proof/,
+  );
   t.equal(parseProofPackage({ ...base, versions: [{ ...base.versions[0], salt: '00'.repeat(32) }] }).versions.length, 1);
 });
 

@@ -36,7 +36,11 @@ class FaultyLedger extends ForwardingLedger {
     client.setOperator(this.net.operatorId, key);
     const start = Date.now() - 200_000;
     const id = TransactionId.withValidStart(AccountId.fromString(this.net.operatorId), Timestamp.fromDate(new Date(start)));
-    const tx = new TopicMessageSubmitTransaction().setTopicId(TopicId.fromString(topicId)).setMessage(message).setTransactionId(id).freezeWith(client);
+    const tx = new TopicMessageSubmitTransaction()
+      .setTopicId(TopicId.fromString(topicId))
+      .setMessage(message)
+      .setTransactionId(id)
+      .freezeWith(client);
     await tx.sign(key);
     client.close();
     return { transactionId: id.toString(), signedBytes: Buffer.from(tx.toBytes()), validUntilMs: start + 120_000 };
@@ -60,7 +64,9 @@ class FaultyLedger extends ForwardingLedger {
 }
 
 async function topicBatches(net: LocalHedera, topic: string): Promise<Array<{ batch: number; root: string }>> {
-  const page = (await (await fetch(`${net.mirrorUrl}/api/v1/topics/${topic}/messages?limit=100`)).json()) as { messages: Array<{ message: string }> };
+  const page = (await (await fetch(`${net.mirrorUrl}/api/v1/topics/${topic}/messages?limit=100`)).json()) as {
+    messages: Array<{ message: string }>;
+  };
   return page.messages.map((m) => {
     const decoded = decodeBatchMessage(Buffer.from(m.message, 'base64'));
     return { batch: decoded.batchNumber, root: decoded.root.toString('hex') };
@@ -89,7 +95,10 @@ t.test('restart paths keep one root per batch number', async (t) => {
   await waitAnchored(connection, 10_000);
   const b1 = await batches.findOne({ _id: 1 });
   t.equal(b1?.transactionIds.length, 1, 'batch 1 kept its transaction id');
-  t.ok(logs.some((l) => l.level === 'warn' && /UNAVAILABLE/.test(l.message)), 'the failed send was logged as an outage');
+  t.ok(
+    logs.some((l) => l.level === 'warn' && /UNAVAILABLE/.test(l.message)),
+    'the failed send was logged as an outage',
+  );
 
   // 2. Batch 2's transaction expired unsent: a new id carries the same message.
   faulty.expireNextMessage = true;
@@ -116,7 +125,11 @@ t.test('restart paths keep one root per batch number', async (t) => {
   );
   for (const b of [b1, b2, b3]) {
     const stored = bytes(b!.root)!.toString('hex');
-    t.equal(onTopic.find((m) => m.batch === b!._id)?.root, stored, `batch ${b!._id}: the root prepared before sending is the root on the ledger`);
+    t.equal(
+      onTopic.find((m) => m.batch === b!._id)?.root,
+      stored,
+      `batch ${b!._id}: the root prepared before sending is the root on the ledger`,
+    );
   }
 });
 

@@ -30,7 +30,16 @@ function patientVersion(id: string, versionId: number, family: string): NewVersi
     meta: { versionId: String(versionId), lastUpdated: lastUpdated.toISOString() },
     name: [{ family }],
   };
-  return { type: 'Patient', id, versionId, lastUpdated, deleted: false, method: versionId === 1 ? 'POST' : 'PUT', resource, anchor: { state: 'pending' } };
+  return {
+    type: 'Patient',
+    id,
+    versionId,
+    lastUpdated,
+    deleted: false,
+    method: versionId === 1 ? 'POST' : 'PUT',
+    resource,
+    anchor: { state: 'pending' },
+  };
 }
 
 for (const mode of ['deployment default', 'no transactions (standalone mongod)'] as const) {
@@ -94,24 +103,24 @@ t.test('ensureIndexes is idempotent and creates the lookups reads rely on', asyn
   await store.ensureIndexes();
   await store.ensureIndexes();
   const versionIndexes = (await store.versions.listIndexes().toArray()).map((i) => i.name).sort();
-  t.same(
-    versionIndexes,
-    [
-      '_id_',
-      'lastUpdated',
-      // The audit trail is stored as versions only (single-version type): its search indexes are here.
-      'search_AuditEvent_agent_date',
-      'search_AuditEvent_agent_identifier_date',
-      'search_AuditEvent_date',
-      'search_AuditEvent_entity_date',
-      'search_AuditEvent_patient_date',
-      'type_id_version',
-      'type_lastUpdated',
-    ],
-  );
+  t.same(versionIndexes, [
+    '_id_',
+    'lastUpdated',
+    // The audit trail is stored as versions only (single-version type): its search indexes are here.
+    'search_AuditEvent_agent_date',
+    'search_AuditEvent_agent_identifier_date',
+    'search_AuditEvent_date',
+    'search_AuditEvent_entity_date',
+    'search_AuditEvent_patient_date',
+    'type_id_version',
+    'type_lastUpdated',
+  ]);
   const headIndexes = await store.heads.listIndexes().toArray();
   t.ok(headIndexes.find((i) => i.name === 'type_id')?.unique, 'one head per type and id, enforced');
-  t.notOk(headIndexes.some((i) => i.name?.startsWith('search_AuditEvent')), 'no AuditEvent heads, so no AuditEvent indexes on heads');
+  t.notOk(
+    headIndexes.some((i) => i.name?.startsWith('search_AuditEvent')),
+    'no AuditEvent heads, so no AuditEvent indexes on heads',
+  );
 
   await store.writeVersion(patientVersion('p5', 1, 'X'));
   const plan = await store.versions.find({ type: 'Patient', id: 'p5' }).sort({ versionId: -1 }).explain();

@@ -71,12 +71,16 @@ t.test('date prefixes over ranges: compiled filters agree with the spec table (s
       if (matches(compileCondition(scalar), { idx: { d: stored[0] } }) !== expectedScalar) mismatches++;
       if (matches(compileCondition(array), { idx: { d: stored } }) !== expectedArray) mismatches++;
       const pointCondition: Condition = { op: 'date', field: 'lastUpdated', layout: 'point', cmp, lo: asDate(qlo), hi: asDate(qhi) };
-      if (matches(compileCondition(pointCondition), { lastUpdated: stored[0].lo }) !== dateSpec(cmp, ranges[0].lo, ranges[0].lo, qlo, qhi)) mismatches++;
+      if (matches(compileCondition(pointCondition), { lastUpdated: stored[0].lo }) !== dateSpec(cmp, ranges[0].lo, ranges[0].lo, qlo, qhi))
+        mismatches++;
       checked += 3;
     }
   }
   t.equal(mismatches, 0, `${checked} generated cases`);
-  t.notOk(matches(compileCondition({ op: 'date', field: 'idx.d', layout: 'scalar', cmp: 'eq', lo: new Date(0), hi: new Date(10) }), {}), 'a missing value never matches');
+  t.notOk(
+    matches(compileCondition({ op: 'date', field: 'idx.d', layout: 'scalar', cmp: 'eq', lo: new Date(0), hi: new Date(10) }), {}),
+    'a missing value never matches',
+  );
 });
 
 t.test('numbers and quantities: precision range for eq/ne/ap, the value for the others', async (t) => {
@@ -100,8 +104,13 @@ t.test('numbers and quantities: precision range for eq/ne/ap, the value for the 
     const stored = Array.from({ length: 1 + Math.floor(random() * 3) }, () => Math.floor(random() * 40) / 2);
     for (const cmp of CMPS) {
       const base = { op: 'number' as const, cmp, value, lo, hi };
-      if (matches(compileCondition({ ...base, field: 'n', layout: 'scalar' }), { n: stored[0] }) !== spec(cmp, stored[0], value, lo, hi)) mismatches++;
-      if (matches(compileCondition({ ...base, field: 'n', layout: 'array' }), { n: stored }) !== stored.some((v) => spec(cmp, v, value, lo, hi))) mismatches++;
+      if (matches(compileCondition({ ...base, field: 'n', layout: 'scalar' }), { n: stored[0] }) !== spec(cmp, stored[0], value, lo, hi))
+        mismatches++;
+      if (
+        matches(compileCondition({ ...base, field: 'n', layout: 'array' }), { n: stored }) !==
+        stored.some((v) => spec(cmp, v, value, lo, hi))
+      )
+        mismatches++;
       const quantities = stored.map((v, k) => ({ v, s: 'http://unitsofmeasure.org', c: k % 2 ? 'mg' : 'g', u: k % 2 ? 'mg' : 'g' }));
       const expected = quantities.some((q) => q.c === 'mg' && spec(cmp, q.v, value, lo, hi));
       const quantity: Condition = { ...base, field: 'q', layout: 'array', quantity: { system: 'http://unitsofmeasure.org', code: 'mg' } };
@@ -178,6 +187,16 @@ t.test('keyset: the entries after a position are exactly those that follow it in
     }
   }
   t.equal(mismatches, 0);
-  t.same(fullSort([{ field: '_id', direction: -1 }, { field: 'x', direction: 1 }]), [{ field: '_id', direction: -1 }], 'nothing after the unique key');
-  t.same(fullSort([{ field: 'x', direction: -1 }]), [{ field: 'x', direction: -1 }, { field: '_id', direction: -1 }]);
+  t.same(
+    fullSort([
+      { field: '_id', direction: -1 },
+      { field: 'x', direction: 1 },
+    ]),
+    [{ field: '_id', direction: -1 }],
+    'nothing after the unique key',
+  );
+  t.same(fullSort([{ field: 'x', direction: -1 }]), [
+    { field: 'x', direction: -1 },
+    { field: '_id', direction: -1 },
+  ]);
 });

@@ -33,7 +33,10 @@ t.test('typical searches run on the search indexes', async (t) => {
   for (let i = 0; i < 60; i++) {
     const p = await create(app, {
       resourceType: 'Patient',
-      identifier: [{ system: 'urn:mrn', value: `M${i}` }, { system: 'urn:ssn', value: `S${i}` }],
+      identifier: [
+        { system: 'urn:mrn', value: `M${i}` },
+        { system: 'urn:ssn', value: `S${i}` },
+      ],
       name: [{ family: `Fam${i % 7}`, given: [`G${i}`, 'X'] }],
       gender: i % 2 ? 'male' : 'female',
       birthDate: `19${50 + (i % 40)}-0${1 + (i % 9)}-1${i % 10}`,
@@ -93,9 +96,19 @@ t.test('typical searches run on the search indexes', async (t) => {
     const plan = stages(explain.queryPlanner.winningPlan as Document);
     const scans = plan.filter((s) => s.stage === 'IXSCAN').map((s) => s.indexName as string);
     const summary = plan.map((s) => (s.stage === 'IXSCAN' ? `IXSCAN(${s.indexName})` : s.stage)).join(' < ');
-    t.notOk(plan.some((s) => s.stage === 'COLLSCAN'), `${c.type}?${c.query}: no collection scan [${summary}]`);
-    t.ok(scans.length > 0 && scans.every((name) => names.includes(name) && c.index.test(name)), `${c.type}?${c.query}: uses ${c.index} [${summary}]`);
-    if (c.sortFromIndex) t.notOk(plan.some((s) => s.stage === 'SORT'), `${c.type}?${c.query}: the index delivers the order [${summary}]`);
+    t.notOk(
+      plan.some((s) => s.stage === 'COLLSCAN'),
+      `${c.type}?${c.query}: no collection scan [${summary}]`,
+    );
+    t.ok(
+      scans.length > 0 && scans.every((name) => names.includes(name) && c.index.test(name)),
+      `${c.type}?${c.query}: uses ${c.index} [${summary}]`,
+    );
+    if (c.sortFromIndex)
+      t.notOk(
+        plan.some((s) => s.stage === 'SORT'),
+        `${c.type}?${c.query}: the index delivers the order [${summary}]`,
+      );
   }
 
   // A chain reads the keys of the patients it matches from their index (a covered query: no Patient document is
@@ -137,20 +150,32 @@ t.test("the compliance team's AuditEvent searches run on their indexes (on resou
     { query: '_sort=date', index: /^search_AuditEvent_date$/, sortFromIndex: true },
   ];
   for (const c of cases) {
-    const explain = await explainFhirSearch(ctx, { types: ['AuditEvent'], path: 'AuditEvent' }, [...new URLSearchParams(c.query).entries()]);
+    const explain = await explainFhirSearch(ctx, { types: ['AuditEvent'], path: 'AuditEvent' }, [
+      ...new URLSearchParams(c.query).entries(),
+    ]);
     const plan = stages(explain.queryPlanner.winningPlan as Document);
     const scans = plan.filter((s) => s.stage === 'IXSCAN').map((s) => s.indexName as string);
     const summary = plan.map((s) => (s.stage === 'IXSCAN' ? `IXSCAN(${s.indexName})` : s.stage)).join(' < ');
-    t.notOk(plan.some((s) => s.stage === 'COLLSCAN'), `AuditEvent?${c.query}: no collection scan [${summary}]`);
-    t.ok(scans.length > 0 && scans.every((name) => names.includes(name) && c.index.test(name)), `AuditEvent?${c.query}: uses ${c.index} [${summary}]`);
-    if (c.sortFromIndex) t.notOk(plan.some((s) => s.stage === 'SORT'), `AuditEvent?${c.query}: the index delivers the order [${summary}]`);
+    t.notOk(
+      plan.some((s) => s.stage === 'COLLSCAN'),
+      `AuditEvent?${c.query}: no collection scan [${summary}]`,
+    );
+    t.ok(
+      scans.length > 0 && scans.every((name) => names.includes(name) && c.index.test(name)),
+      `AuditEvent?${c.query}: uses ${c.index} [${summary}]`,
+    );
+    if (c.sortFromIndex)
+      t.notOk(
+        plan.some((s) => s.stage === 'SORT'),
+        `AuditEvent?${c.query}: the index delivers the order [${summary}]`,
+      );
   }
   // And the answers are right: every read of p0 is found by its entity.
   const found = (await app.inject({ url: `/AuditEvent?entity=Patient/${p0}&_total=accurate` })).json() as { total: number };
   t.equal(found.total, 4, 'its create and three reads (versioned references are indexed as Type/id)');
 });
 
-t.test("every search of the benchmark (bench/searches.ts) runs on its index", async (t) => {
+t.test('every search of the benchmark (bench/searches.ts) runs on its index', async (t) => {
   const { store } = await startTestApp(t);
   const ctx = await testContext(store, BASE);
   // A small slice of the benchmark's own population, loaded as the benchmark loads it.
@@ -184,7 +209,9 @@ t.test('a birth-date range bounds its index at both ends', async (t) => {
   const ids = new Map<string, string>();
   for (const birthDate of births) ids.set(birthDate, (await create(app, { resourceType: 'Patient', birthDate })).id);
   const found = async (query: string): Promise<string[]> => {
-    const bundle = (await app.inject({ url: `/Patient?${query}&_count=100` })).json() as { entry?: Array<{ resource: { birthDate: string } }> };
+    const bundle = (await app.inject({ url: `/Patient?${query}&_count=100` })).json() as {
+      entry?: Array<{ resource: { birthDate: string } }>;
+    };
     return (bundle.entry ?? []).map((e) => e.resource.birthDate).sort();
   };
   // The implied bounds change no result (search.html's prefix semantics over [low, high] ranges).

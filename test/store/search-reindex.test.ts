@@ -54,7 +54,10 @@ t.test('reindex: stale heads only, batches, checkpoint and resume, concurrent wr
   t.equal(first.completed, false, 'interrupted after the first batch');
   t.equal(first.total, 11, 'only stale heads are counted (the current one is not)');
   t.equal(first.updated, 4);
-  t.same(progress, [[0, 11], [4, 11]]);
+  t.same(progress, [
+    [0, 11],
+    [4, 11],
+  ]);
   const checkpoint = await store.db.collection(REINDEX_CHECKPOINTS).findOne({});
   t.equal(checkpoint?.idxVersion, current);
   t.type(checkpoint?.lastId, 'string');
@@ -87,7 +90,10 @@ t.test('reindex: stale heads only, batches, checkpoint and resume, concurrent wr
   })();
   await Promise.all([reindex(store, BASE, { batchSize: 1, restart: true }), writes]);
   const heads = await store.heads.find({ deleted: false }).toArray();
-  t.ok(heads.every((h) => h.idxVersion === current), 'every head current');
+  t.ok(
+    heads.every((h) => h.idxVersion === current),
+    'every head current',
+  );
   t.ok(
     heads.every((h) => JSON.stringify(h.idx) === JSON.stringify(extractIndex(searchRegistry(), h.resource, BASE).idx)),
     'and its values those of its own version',

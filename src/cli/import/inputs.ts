@@ -52,21 +52,22 @@ export async function collectInputs(paths: string[]): Promise<Input[]> {
     try {
       info = await stat(given);
     } catch (error) {
-      throw new InputError(`${given}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (error as Error).message}`);
+      throw new InputError(
+        `${given}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (error as Error).message}`,
+      );
     }
     if (info.isDirectory()) {
       const names = (await readdir(given)).filter((n) => !n.startsWith('.') && kindOf(n)).sort();
       if (names.length === 0) throw new InputError(`${given}: no *.ndjson, *.jsonl or *.json files in this directory`);
       for (const n of names) found.push({ path: resolve(given, n), name: join(given, n), fromDirectory: true });
     } else {
-      if (!kindOf(given)) throw new InputError(`${given}: not an input this tool reads: name NDJSON files *.ndjson or *.jsonl, Bundles *.json`);
+      if (!kindOf(given))
+        throw new InputError(`${given}: not an input this tool reads: name NDJSON files *.ndjson or *.jsonl, Bundles *.json`);
       found.push({ path: resolve(given), name: given, fromDirectory: false });
     }
   }
   const unique = [...new Map(found.map((f) => [f.path, f])).values()];
-  const inputs = await Promise.all(
-    unique.map(async (f) => ({ ...f, kind: kindOf(f.path)!, size: (await stat(f.path)).size })),
-  );
+  const inputs = await Promise.all(unique.map(async (f) => ({ ...f, kind: kindOf(f.path)!, size: (await stat(f.path)).size })));
   const ndjson = inputs.filter((i) => i.kind === 'ndjson');
   const rank = new Map<string, number>();
   for (const input of ndjson) {

@@ -37,7 +37,17 @@ const SKIPPED_LINES_PER_SEND = 20;
 
 function newChunk(end: number, nextLine: number): Chunk {
   const rewrites = { logical: 0, typeOnly: 0, conditional: 0 };
-  return { items: [], skipped: new Map(), localRejections: [], rewrites, end, nextLine, lines: 0, acknowledged: false, refusedAccess: false };
+  return {
+    items: [],
+    skipped: new Map(),
+    localRejections: [],
+    rewrites,
+    end,
+    nextLine,
+    lines: 0,
+    acknowledged: false,
+    refusedAccess: false,
+  };
 }
 
 /** The line as a resource, or why it is not one. */

@@ -17,8 +17,7 @@ export interface Item {
 }
 
 export type Verdict =
-  | { outcome: Exclude<EntryOutcome, 'rejected' | 'skipped'> }
-  | { outcome: 'rejected'; status: number; diagnostics: string[] };
+  { outcome: Exclude<EntryOutcome, 'rejected' | 'skipped'> } | { outcome: 'rejected'; status: number; diagnostics: string[] };
 
 /** The HTTP status at the start of a Bundle entry's response.status ("201 Created"). */
 export function statusOf(response: BundleEntryResponse | undefined): number {

@@ -56,11 +56,7 @@ function parseBody(text: string): unknown {
  * Retries transient failures with growing pauses; after the last, the target counts as unreachable. A target
  * that never answered at all (a wrong URL, a server not started) fails at once: retrying would only delay the news.
  */
-async function withRetries(
-  describe: string,
-  attempt: () => Promise<TargetResponse>,
-  answeredBefore: boolean,
-): Promise<TargetResponse> {
+async function withRetries(describe: string, attempt: () => Promise<TargetResponse>, answeredBefore: boolean): Promise<TargetResponse> {
   let last = '';
   for (let i = 0; ; i++) {
     try {
@@ -99,23 +95,27 @@ export class HttpTarget implements ImportTarget {
 
   request(method: Method, path: string, body?: unknown): Promise<TargetResponse> {
     const url = path === '' ? this.base : `${this.base}/${path}`;
-    return withRetries(`${method} ${url}`, async () => {
-      let response: Response;
-      try {
-        response = await fetch(url, {
-          method,
-          headers: body === undefined ? this.headers : { ...this.headers, 'content-type': FHIR_JSON },
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: AbortSignal.timeout(this.timeoutMs),
-        });
-      } catch (error) {
-        // fetch rejects only when no HTTP answer came: refused, reset, DNS, TLS, timeout.
-        const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-        throw new TargetUnreachableError(cause?.code ?? cause?.message ?? (error as Error).message);
-      }
-      this.answered = true;
-      return { status: response.status, body: parseBody(await response.text()) };
-    }, this.answered);
+    return withRetries(
+      `${method} ${url}`,
+      async () => {
+        let response: Response;
+        try {
+          response = await fetch(url, {
+            method,
+            headers: body === undefined ? this.headers : { ...this.headers, 'content-type': FHIR_JSON },
+            body: body === undefined ? undefined : JSON.stringify(body),
+            signal: AbortSignal.timeout(this.timeoutMs),
+          });
+        } catch (error) {
+          // fetch rejects only when no HTTP answer came: refused, reset, DNS, TLS, timeout.
+          const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+          throw new TargetUnreachableError(cause?.code ?? cause?.message ?? (error as Error).message);
+        }
+        this.answered = true;
+        return { status: response.status, body: parseBody(await response.text()) };
+      },
+      this.answered,
+    );
   }
 
   async close(): Promise<void> {}

@@ -9,7 +9,7 @@
  * Transactions waiting for consensus are not journaled (as on Hedera, where a precheck OK
  * does not promise consensus); everything handled is.
  */
-import { ConsensusClock } from './consensus-clock.js';
+import type { ConsensusClock } from './consensus-clock.js';
 import { formatEntityId, type EntityId } from './ids.js';
 import type { Journal } from './journal.js';
 import type { LedgerState, TransactionResult } from './ledger-state.js';

@@ -2,7 +2,7 @@
  * Entity ids (shard.realm.num), transaction ids and consensus timestamps in the string forms
  * Hedera's mirror node uses, and their protobuf equivalents.
  */
-import { proto, toBigInt, toLong } from './proto.js';
+import { type proto, toBigInt, toLong } from './proto.js';
 
 export interface EntityId {
   shard: bigint;

@@ -88,7 +88,12 @@ function encodeTxId(id: TransactionIdParts): Json {
 }
 function decodeTxId(value: unknown): TransactionIdParts {
   const o = obj(value, 'transaction id');
-  return { payer: entity(str(o, 'payer')), validStartNs: BigInt(str(o, 'validStartNs')), nonce: num(o, 'nonce'), scheduled: o['scheduled'] === true };
+  return {
+    payer: entity(str(o, 'payer')),
+    validStartNs: BigInt(str(o, 'validStartNs')),
+    nonce: num(o, 'nonce'),
+    scheduled: o['scheduled'] === true,
+  };
 }
 
 function encodeTopic(t: TopicDefinition): Json {

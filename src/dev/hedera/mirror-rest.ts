@@ -56,7 +56,11 @@ function transactionIdJson(id: TransactionIdParts): Json {
 export function messageJson(m: TopicMessage, encoding: 'base64' | 'utf-8' = 'base64'): Json {
   return {
     chunk_info: m.chunkInfo
-      ? { initial_transaction_id: transactionIdJson(m.chunkInfo.initialTransactionId), number: m.chunkInfo.number, total: m.chunkInfo.total }
+      ? {
+          initial_transaction_id: transactionIdJson(m.chunkInfo.initialTransactionId),
+          number: m.chunkInfo.number,
+          total: m.chunkInfo.total,
+        }
       : null,
     consensus_timestamp: formatTimestamp(m.consensusNs),
     message: encoding === 'utf-8' ? m.message.toString('utf8') : m.message.toString('base64'),

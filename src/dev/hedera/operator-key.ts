@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PrivateKey } from '@hashgraph/sdk';
 import { writeFileAtomic } from './files.js';
-import { proto } from './proto.js';
+import type { proto } from './proto.js';
 
 export const OPERATOR_KEY_FILE = 'operator-key.json';
 

@@ -1,15 +1,8 @@
 /** Protobuf receipts and records of handled transactions, shaped as Hedera returns them. */
 import { EXCHANGE_RATE } from './fees.js';
-import {
-  accountIdToProto,
-  parseEntityId,
-  splitNanos,
-  timestampToProto,
-  topicIdToProto,
-  transactionIdToProto,
-} from './ids.js';
+import { accountIdToProto, parseEntityId, splitNanos, timestampToProto, topicIdToProto, transactionIdToProto } from './ids.js';
 import type { TransactionResult } from './ledger-state.js';
-import { proto, Status, toLong } from './proto.js';
+import { type proto, Status, toLong } from './proto.js';
 
 function entity(text: string) {
   const id = parseEntityId(text);

@@ -29,7 +29,8 @@ async function main(): Promise<void> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${values.port}\n${USAGE}`);
   const cacheMb = values['cache-mb'] === undefined ? undefined : Number(values['cache-mb']);
-  if (cacheMb !== undefined && (!Number.isFinite(cacheMb) || cacheMb < 0)) throw new Error(`invalid --cache-mb ${values['cache-mb']}\n${USAGE}`);
+  if (cacheMb !== undefined && (!Number.isFinite(cacheMb) || cacheMb < 0))
+    throw new Error(`invalid --cache-mb ${values['cache-mb']}\n${USAGE}`);
   const log = values.quiet ? undefined : (msg: string) => console.error(`[embedded-mongo] ${msg}`);
   const server = await startEmbeddedMongo({ host: values.host, port, dataDir: values['data-dir'], cacheMb, log });
   console.log(server.uri);

@@ -103,7 +103,10 @@ export class CursorRegistry {
     const c = this.cursors.get(id);
     if (!c) throw new CommandError(ErrorCode.CursorNotFound, `cursor id ${id} not found`);
     if (c.ns !== ns) {
-      throw new CommandError(ErrorCode.Unauthorized, `Requested getMore on namespace '${ns}', but cursor belongs to a different namespace ${c.ns}`);
+      throw new CommandError(
+        ErrorCode.Unauthorized,
+        `Requested getMore on namespace '${ns}', but cursor belongs to a different namespace ${c.ns}`,
+      );
     }
     if (c.sessionKey !== undefined && sessionKey !== undefined && c.sessionKey !== sessionKey) {
       throw new CommandError(ErrorCode.Unauthorized, `Cursor session id does not match this command's session id`);

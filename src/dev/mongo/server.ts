@@ -76,7 +76,9 @@ export class WireServer {
     let queue: Promise<void> = Promise.resolve();
     const fail = (err: unknown): void => {
       if (!socket.destroyed) {
-        this.instance.log(`closing connection ${connection.id} (${connection.remote}): ${err instanceof Error ? err.message : String(err)}`);
+        this.instance.log(
+          `closing connection ${connection.id} (${connection.remote}): ${err instanceof Error ? err.message : String(err)}`,
+        );
         socket.destroy();
       }
     };
@@ -111,7 +113,10 @@ export class WireServer {
       if (!socket.destroyed) socket.write(encodeOpReply(request.header.requestId, doc, flags));
     };
     if (!request.collection.endsWith('.$cmd')) {
-      respond({ $err: 'OP_QUERY is no longer supported. The client driver may require an upgrade.', code: 5739101, ok: 0 }, REPLY_QUERY_FAILURE);
+      respond(
+        { $err: 'OP_QUERY is no longer supported. The client driver may require an upgrade.', code: 5739101, ok: 0 },
+        REPLY_QUERY_FAILURE,
+      );
       return;
     }
     let body = request.query;
@@ -152,4 +157,3 @@ export class WireServer {
     await closed;
   }
 }
-

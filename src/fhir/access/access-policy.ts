@@ -36,17 +36,13 @@ export { NAMED_SCOPE_ONLY_TYPES };
  */
 export const UNCONFINABLE_TYPES: ReadonlySet<string> = new Set(['AuditEvent']);
 
-
 const PERMISSION_WORDS: Record<Permission, string> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };
 
 /**
  * What a read or search may see of one type: everything, nothing, or the resources that satisfy at least one
  * branch (each branch: in a patient's compartment, and/or matching a scope's search parameters).
  */
-export type Visibility =
-  | { kind: 'all' }
-  | { kind: 'none'; reason: string }
-  | { kind: 'some'; branches: VisibilityBranch[] };
+export type Visibility = { kind: 'all' } | { kind: 'none'; reason: string } | { kind: 'some'; branches: VisibilityBranch[] };
 
 export interface VisibilityBranch {
   /** Confined to this patient's compartment. */
@@ -115,7 +111,10 @@ export class SmartAccessPolicy implements AccessPolicy {
     private readonly parseQuery: ScopeQueryParser,
   ) {
     this.scopes = parseScopes(principal.scopes);
-    this.fingerprint = `${principal.patient ?? ''}|${this.scopes.resources.map((s) => s.text).sort().join(' ')}`;
+    this.fingerprint = `${principal.patient ?? ''}|${this.scopes.resources
+      .map((s) => s.text)
+      .sort()
+      .join(' ')}`;
   }
 
   /** The scopes that grant `permission` on `type` and can be used (a patient/ scope needs a patient context). */
@@ -145,14 +144,20 @@ export class SmartAccessPolicy implements AccessPolicy {
     const notes: string[] = [];
     if (detail) notes.push(detail);
     const unusable = this.scopes.resources.filter((s) => s.context === 'patient' && this.principal.patient === undefined);
-    if (unusable.length > 0) notes.push(`patient/ scopes (${unusable.map((s) => s.text).join(' ')}) grant nothing without a patient in the token's launch context`);
+    if (unusable.length > 0)
+      notes.push(
+        `patient/ scopes (${unusable.map((s) => s.text).join(' ')}) grant nothing without a patient in the token's launch context`,
+      );
     if (UNCONFINABLE_TYPES.has(type) && this.scopes.resources.some((s) => s.context === 'patient' && s.resourceType === type)) {
-      notes.push(`patient/ scopes do not grant ${type}: one ${type} can name several patients, so it cannot be confined to one; use a user/ or system/ scope`);
+      notes.push(
+        `patient/ scopes do not grant ${type}: one ${type} can name several patients, so it cannot be confined to one; use a user/ or system/ scope`,
+      );
     }
     if (NAMED_SCOPE_ONLY_TYPES.has(type) && this.scopes.resources.some((s) => s.resourceType === '*')) {
       notes.push(`'*' scopes do not cover ${type}: name it`);
     }
-    if (this.scopes.invalid.length > 0) notes.push(`malformed scopes grant nothing: ${this.scopes.invalid.map((s) => `${s.text} (${s.reason})`).join('; ')}`);
+    if (this.scopes.invalid.length > 0)
+      notes.push(`malformed scopes grant nothing: ${this.scopes.invalid.map((s) => `${s.text} (${s.reason})`).join('; ')}`);
     return (
       `Insufficient scope: ${PERMISSION_WORDS[permission]} on ${type} needs a scope such as ${example} ` +
       `(SMART 1: ${context}/${type}.${permission === 'c' || permission === 'u' || permission === 'd' ? 'write' : 'read'}); ` +
@@ -181,7 +186,14 @@ export class SmartAccessPolicy implements AccessPolicy {
       branches.push({ patient, query, scope: scope.text });
     }
     if (branches.length === 0) {
-      return { kind: 'none', reason: this.missing(permission, type, `scopes with search parameters this server cannot apply grant nothing: ${problems.join('; ')}`) };
+      return {
+        kind: 'none',
+        reason: this.missing(
+          permission,
+          type,
+          `scopes with search parameters this server cannot apply grant nothing: ${problems.join('; ')}`,
+        ),
+      };
     }
     return { kind: 'some', branches };
   }
@@ -206,7 +218,13 @@ export class SmartAccessPolicy implements AccessPolicy {
     }
   }
 
-  async requireVisible(permission: 'r' | 's', type: string, id: string, idx: IndexValues | undefined, matches: VersionMatcher): Promise<void> {
+  async requireVisible(
+    permission: 'r' | 's',
+    type: string,
+    id: string,
+    idx: IndexValues | undefined,
+    matches: VersionMatcher,
+  ): Promise<void> {
     const visibility = this.visibility(permission, type);
     if (visibility.kind === 'all') return;
     if (visibility.kind === 'none') throw forbidden(visibility.reason);
@@ -218,7 +236,9 @@ export class SmartAccessPolicy implements AccessPolicy {
     const confined = visibility.branches.filter((b) => b.patient !== undefined).map((b) => b.patient);
     throw forbidden(
       `${type}/${id} is not visible to this token: its scopes (${visibility.branches.map((b) => b.scope).join(' ')}) ` +
-        (confined.length > 0 ? `are confined to the compartment of Patient/${confined[0]}` : 'restrict by search parameters it does not match'),
+        (confined.length > 0
+          ? `are confined to the compartment of Patient/${confined[0]}`
+          : 'restrict by search parameters it does not match'),
     );
   }
 }
@@ -251,7 +271,10 @@ export const NO_ACCESS: AccessPolicy = {
   require: (permission, type) => {
     throw forbidden(`This request carries no authorization for ${PERMISSION_WORDS[permission]} on ${type}`);
   },
-  visibility: (permission, type) => ({ kind: 'none', reason: `This request carries no authorization for ${PERMISSION_WORDS[permission]} on ${type}` }),
+  visibility: (permission, type) => ({
+    kind: 'none',
+    reason: `This request carries no authorization for ${PERMISSION_WORDS[permission]} on ${type}`,
+  }),
   requireWritable: (permission, type) => {
     throw forbidden(`This request carries no authorization for ${PERMISSION_WORDS[permission]} on ${type}`);
   },

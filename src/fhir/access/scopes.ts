@@ -179,7 +179,6 @@ function describeNonString(value: unknown): string {
   }
 }
 
-
 /** Resource types that a '*' scope does not cover: they must be named (the audit trail). */
 export const NAMED_SCOPE_ONLY_TYPES: ReadonlySet<string> = new Set(['AuditEvent']);
 
@@ -195,6 +194,10 @@ export function scopeCovers(granted: ResourceScope, requested: ResourceScope): b
   }
   for (const permission of requested.permissions) if (!granted.permissions.has(permission)) return false;
   if (granted.query.length === 0) return true;
-  const key = (query: Array<[string, string]>) => query.map(([name, value]) => `${name}=${value}`).sort().join('&');
+  const key = (query: Array<[string, string]>) =>
+    query
+      .map(([name, value]) => `${name}=${value}`)
+      .sort()
+      .join('&');
   return key(granted.query) === key(requested.query);
 }

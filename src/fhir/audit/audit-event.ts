@@ -130,8 +130,7 @@ export const BALP_PROFILE = {
   Delete: 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.Delete',
   PatientDelete: 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientDelete',
   OAuthMinimal: 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.OAUTHaccessTokenUse.Minimal',
-  OAuthComprehensive:
-    'https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.OAUTHaccessTokenUse.Comprehensive',
+  OAuthComprehensive: 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.OAUTHaccessTokenUse.Comprehensive',
 } as const;
 
 /** Who an agent is (a Reference to a Device, Practitioner, Patient... or just an identifier or a display). */
@@ -195,7 +194,14 @@ export function auditOutcome(status: number): AuditOutcome {
  */
 export function balpProfiles(record: AccessRecord): string[] {
   const profiles: string[] = [];
-  if (record.status >= 200 && record.status < 400 && record.clientAddress && !record.query && record.entities.length === 1 && record.patients.length <= 1) {
+  if (
+    record.status >= 200 &&
+    record.status < 400 &&
+    record.clientAddress &&
+    !record.query &&
+    record.entities.length === 1 &&
+    record.patients.length <= 1
+  ) {
     const withPatient = record.patients.length === 1;
     switch (record.interaction) {
       case 'create':
@@ -287,7 +293,11 @@ const SOURCE_ROLE: Coding = { system: AUDIT_SYSTEM.dicom, code: '110153', displa
 const DESTINATION_ROLE: Coding = { system: AUDIT_SYSTEM.dicom, code: '110152', display: 'Destination Role ID' };
 const APPLICATION: Coding = { system: AUDIT_SYSTEM.dicom, code: '110150', display: 'Application' };
 const CUSTODIAN: Coding = { system: AUDIT_SYSTEM.provenanceParticipantType, code: 'custodian', display: 'Custodian' };
-const USER_OAUTH_AGENT: Coding = { system: AUDIT_SYSTEM.balpUserAgentType, code: 'UserOauthAgent', display: 'User OAuth Agent participant' };
+const USER_OAUTH_AGENT: Coding = {
+  system: AUDIT_SYSTEM.balpUserAgentType,
+  code: 'UserOauthAgent',
+  display: 'User OAuth Agent participant',
+};
 const INFORMATION_RECIPIENT: Coding = { system: AUDIT_SYSTEM.participationType, code: 'IRCP', display: 'information recipient' };
 const AUTHOR: Coding = { system: AUDIT_SYSTEM.participationType, code: 'AUT', display: 'author (originator)' };
 

@@ -145,7 +145,8 @@ class WorkerChannel {
         this.flushes.delete(message.id);
         return;
       case 'closed':
-        if (message.unwritten > 0) this.log.error({ events: message.unwritten }, 'audit trail: AuditEvents could not be written before shutdown');
+        if (message.unwritten > 0)
+          this.log.error({ events: message.unwritten }, 'audit trail: AuditEvents could not be written before shutdown');
         return;
       case 'log':
         this.log[message.level](message.fields, message.message);

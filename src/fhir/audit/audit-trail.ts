@@ -166,7 +166,8 @@ export class AuditTrail {
 }
 
 /** The last part of a request line ("GET /fhir/Patient/1/_history/2", "Bundle.entry[3] GET Patient/1?x=y"): Type/id[/_history/vid]. */
-const REQUEST_TARGET = /(?:^|\/)([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history(?:\/([1-9]\d{0,8}))?)?(?:\/\$[A-Za-z][A-Za-z-]*)?$/;
+const REQUEST_TARGET =
+  /(?:^|\/)([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history(?:\/([1-9]\d{0,8}))?)?(?:\/\$[A-Za-z][A-Za-z-]*)?$/;
 
 /**
  * The resource a request's URL names, if it names one (instance and version URLs, their history and operations;

@@ -62,13 +62,11 @@ async function run(port: NonNullable<typeof parentPort>, data: AuditWorkerData):
       case 'close':
         if (closing) return;
         closing = true;
-        void writer
-          .close()
-          .then(async (unwritten) => {
-            await connection.close().catch(() => undefined);
-            send({ type: 'closed', unwritten });
-            port.close();
-          });
+        void writer.close().then(async (unwritten) => {
+          await connection.close().catch(() => undefined);
+          send({ type: 'closed', unwritten });
+          port.close();
+        });
     }
   };
   for (const message of early.splice(0)) handle(message);
@@ -78,14 +76,20 @@ async function run(port: NonNullable<typeof parentPort>, data: AuditWorkerData):
 /** Errors do not cross threads as objects worth logging: their message and name do. */
 function serializable(fields: object): object {
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(fields)) out[key] = value instanceof Error ? { name: value.name, message: value.message } : value;
+  for (const [key, value] of Object.entries(fields))
+    out[key] = value instanceof Error ? { name: value.name, message: value.message } : value;
   return out;
 }
 
 if (parentPort) {
   const port = parentPort;
   run(port, workerData as AuditWorkerData).catch((error: unknown) => {
-    port.postMessage({ type: 'log', level: 'error', fields: serializable({ err: error }), message: 'audit worker could not start' } satisfies FromAuditWorker);
+    port.postMessage({
+      type: 'log',
+      level: 'error',
+      fields: serializable({ err: error }),
+      message: 'audit worker could not start',
+    } satisfies FromAuditWorker);
     process.exitCode = 1;
     port.close();
   });

@@ -49,7 +49,13 @@ export interface ExportableTypes {
 function preferTokens(prefer: string): string[] {
   return prefer
     .split(/[,;]/)
-    .map((p) => p.trim().toLowerCase().replace(/\s*=\s*/, '=').replace(/"/g, ''))
+    .map((p) =>
+      p
+        .trim()
+        .toLowerCase()
+        .replace(/\s*=\s*/, '=')
+        .replace(/"/g, ''),
+    )
     .filter(Boolean);
 }
 
@@ -84,7 +90,10 @@ export function parseKickoff(request: KickoffRequest, exportable: ExportableType
     switch (name) {
       case '_outputFormat':
         if (!OUTPUT_FORMATS.has(value.trim().toLowerCase())) {
-          throw errors.badRequest(`_outputFormat=${value} is not supported: use application/fhir+ndjson (or application/ndjson, ndjson)`, name);
+          throw errors.badRequest(
+            `_outputFormat=${value} is not supported: use application/fhir+ndjson (or application/ndjson, ndjson)`,
+            name,
+          );
         }
         break;
       case '_since': {
@@ -95,7 +104,10 @@ export function parseKickoff(request: KickoffRequest, exportable: ExportableType
       }
       case '_type':
         typeGiven = true;
-        for (const type of value.split(',').map((t) => t.trim()).filter(Boolean)) {
+        for (const type of value
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean)) {
           if (available.includes(type)) {
             if (!requested.includes(type)) requested.push(type);
           } else {
@@ -111,9 +123,7 @@ export function parseKickoff(request: KickoffRequest, exportable: ExportableType
   if (unsupported.length > 0 && !lenient) {
     throw new FhirError(
       400,
-      unsupported.map((u) =>
-        issue('error', 'not-supported', `${u}; remove it, or send Prefer: handling=lenient to have it ignored`),
-      ),
+      unsupported.map((u) => issue('error', 'not-supported', `${u}; remove it, or send Prefer: handling=lenient to have it ignored`)),
     );
   }
   return { params, typesNamed: typeGiven, warnings: unsupported.map((u) => `Ignored ${u}`) };

@@ -170,9 +170,16 @@ export class BulkExportRunner {
       log.info({ job: job._id, attempt: job.attempts, types: job.params.types }, 'bulk export started');
       await mkdir(dir, { recursive: true });
       const started = Date.now();
-      const error = job.warnings.length > 0
-        ? [await writeOutcomeFile(dir, 'OperationOutcome-1.ndjson', operationOutcome(job.warnings.map((w) => issue('warning', 'not-supported', w))))]
-        : [];
+      const error =
+        job.warnings.length > 0
+          ? [
+              await writeOutcomeFile(
+                dir,
+                'OperationOutcome-1.ndjson',
+                operationOutcome(job.warnings.map((w) => issue('warning', 'not-supported', w))),
+              ),
+            ]
+          : [];
       const output = await exportSnapshot({
         store: this.options.store,
         dir,
@@ -184,11 +191,13 @@ export class BulkExportRunner {
         batchSize: this.tuning.batchSize,
         signal: abort.signal,
         onProgress: async (progress) => {
-          if (!(await jobs.progress(job._id, this.id, progress, leaseUntil()))) throw new JobLostError('the job is no longer this runner\'s');
+          if (!(await jobs.progress(job._id, this.id, progress, leaseUntil())))
+            throw new JobLostError("the job is no longer this runner's");
         },
       });
       const now = this.now();
-      if (!(await jobs.complete(job._id, this.id, { output, error }, now, this.expiry(now)))) throw new JobLostError('the job is no longer this runner\'s');
+      if (!(await jobs.complete(job._id, this.id, { output, error }, now, this.expiry(now))))
+        throw new JobLostError("the job is no longer this runner's");
       const count = output.reduce((sum, f) => sum + f.count, 0);
       log.info({ job: job._id, resources: count, files: output.length, ms: Date.now() - started }, 'bulk export completed');
     } catch (error) {

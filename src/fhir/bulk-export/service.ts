@@ -106,7 +106,11 @@ export class BulkExportService {
     });
     this.runner.wake();
     const outcome = operationOutcome([
-      issue('information', 'informational', `Export accepted (${plan.params.types.join(', ') || 'no types'}); poll the Content-Location URL for its status`),
+      issue(
+        'information',
+        'informational',
+        `Export accepted (${plan.params.types.join(', ') || 'no types'}); poll the Content-Location URL for its status`,
+      ),
       ...plan.warnings.map((w) => issue('warning', 'not-supported', w)),
     ]);
     return { jobId: job._id, statusUrl: `${this.options.baseUrl}/${statusPath(job._id)}`, outcome, types: plan.params.types };
@@ -116,7 +120,8 @@ export class BulkExportService {
   private async job(jobId: string, caller: ExportCaller): Promise<ExportJobDocument> {
     const job = JOB_ID.test(jobId) ? await this.jobs.get(jobId) : null;
     const theirs = job !== null && (caller.access.unrestricted || job.requestedBy === undefined || job.requestedBy === caller.requestedBy);
-    if (!job || job.state === 'cancelled' || !theirs) throw errors.notFound(`There is no export job ${jobId} (it may have expired or been cancelled)`);
+    if (!job || job.state === 'cancelled' || !theirs)
+      throw errors.notFound(`There is no export job ${jobId} (it may have expired or been cancelled)`);
     // The job's URLs need what its kick-off needed: another token of the same client whose scopes do not cover the
     // exported types unconfined (a patient/ token, a narrower system/ token) gets neither the manifest nor a file.
     exportableFor(caller.access, job.params.types, true);
@@ -147,7 +152,11 @@ export class BulkExportService {
       case 'accepted': {
         const ahead = await this.jobs.countAhead(job);
         const restart = job.attempts > 0 ? ' (restarting after an interruption)' : '';
-        return { kind: 'in-progress', progress: ahead > 0 ? `queued: ${ahead} export(s) ahead${restart}` : `waiting to start${restart}`, retryAfterSeconds: 2 };
+        return {
+          kind: 'in-progress',
+          progress: ahead > 0 ? `queued: ${ahead} export(s) ahead${restart}` : `waiting to start${restart}`,
+          retryAfterSeconds: 2,
+        };
       }
       default:
         return { kind: 'in-progress', progress: job.progress.message, retryAfterSeconds: 2 };

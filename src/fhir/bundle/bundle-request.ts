@@ -63,7 +63,13 @@ export function entryPath(index: number): string {
   return `Bundle.entry[${index}]`;
 }
 
-function entryError(index: number, status: number, code: 'invalid' | 'not-found' | 'not-supported' | 'required', text: string, where = ''): FhirError {
+function entryError(
+  index: number,
+  status: number,
+  code: 'invalid' | 'not-found' | 'not-supported' | 'required',
+  text: string,
+  where = '',
+): FhirError {
   return new FhirError(status, issue('error', code, `${entryPath(index)}: ${text}`, `${entryPath(index)}${where}`));
 }
 
@@ -84,13 +90,25 @@ function patchDocumentOf(index: number, resource: Resource | undefined): PatchDo
   if (resource?.resourceType === 'Binary') {
     const binary = resource as Binary;
     if (binary.contentType?.split(';')[0].trim().toLowerCase() !== JSON_PATCH || typeof binary.data !== 'string') {
-      throw entryError(index, 400, 'invalid', `a PATCH Binary must have contentType ${JSON_PATCH} and the patch as base64 data`, '.resource');
+      throw entryError(
+        index,
+        400,
+        'invalid',
+        `a PATCH Binary must have contentType ${JSON_PATCH} and the patch as base64 data`,
+        '.resource',
+      );
     }
     try {
       const text = Buffer.from(binary.data, 'base64').toString('utf8');
       return { kind: 'json-patch', operations: parseJsonText(text) };
     } catch (error) {
-      throw entryError(index, 400, 'invalid', `the Binary's data is not a JSON Patch document (${(error as Error).message})`, '.resource.data');
+      throw entryError(
+        index,
+        400,
+        'invalid',
+        `the Binary's data is not a JSON Patch document (${(error as Error).message})`,
+        '.resource.data',
+      );
     }
   }
   throw entryError(
@@ -104,11 +122,13 @@ function patchDocumentOf(index: number, resource: Resource | undefined): PatchDo
 
 function versionTag(index: number, value: unknown, element: string): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw entryError(index, 400, 'invalid', `request.${element} must be a string such as W/"3"`, `.request.${element}`);
+  if (typeof value !== 'string')
+    throw entryError(index, 400, 'invalid', `request.${element} must be a string such as W/"3"`, `.request.${element}`);
   try {
     return parseVersionTag(value, `${entryPath(index)}.request.${element}`);
   } catch (error) {
-    if (error instanceof FhirError) throw entryError(index, 400, 'invalid', `request.${element} ${value} is not a version tag such as W/"3"`);
+    if (error instanceof FhirError)
+      throw entryError(index, 400, 'invalid', `request.${element} ${value} is not a version tag such as W/"3"`);
     throw error;
   }
 }
@@ -124,7 +144,13 @@ function actionOf(index: number, entry: BundleEntry, method: EntryMethod, hosted
     throw entryError(index, 400, 'not-supported', `operations (${request.url}) are not supported inside a Bundle`, '.request.url');
   }
   if (!new RegExp(`^${TYPE}$`).test(type)) {
-    throw entryError(index, 400, 'invalid', `request.url "${request.url}" is not a relative URL of the form Type, Type/id or Type?criteria`, '.request.url');
+    throw entryError(
+      index,
+      400,
+      'invalid',
+      `request.url "${request.url}" is not a relative URL of the form Type, Type/id or Type?criteria`,
+      '.request.url',
+    );
   }
   if (type === AUDIT_EVENT_TYPE) {
     throw entryError(
@@ -136,7 +162,13 @@ function actionOf(index: number, entry: BundleEntry, method: EntryMethod, hosted
     );
   }
   if (!hosted.includes(type)) {
-    throw entryError(index, 404, 'not-supported', `resource type ${type} is not supported by this server (supported: ${hosted.join(', ')})`, '.request.url');
+    throw entryError(
+      index,
+      404,
+      'not-supported',
+      `resource type ${type} is not supported by this server (supported: ${hosted.join(', ')})`,
+      '.request.url',
+    );
   }
   const id = segments[1];
   if (id !== undefined && id !== '_history' && !new RegExp(`^${ID}$`).test(id)) {
@@ -151,26 +183,38 @@ function actionOf(index: number, entry: BundleEntry, method: EntryMethod, hosted
   };
   const ifMatch = versionTag(index, request.ifMatch, 'ifMatch');
   const unsupported = (): FhirError =>
-    entryError(index, 400, 'not-supported', `${method} ${request.url} is not an interaction this server supports in a Bundle`, '.request.url');
+    entryError(
+      index,
+      400,
+      'not-supported',
+      `${method} ${request.url} is not an interaction this server supports in a Bundle`,
+      '.request.url',
+    );
 
   switch (method) {
     case 'POST': {
       if (segments.length !== 1 || params !== undefined) throw unsupported();
-      const ifNoneExist = typeof request.ifNoneExist === 'string' && request.ifNoneExist.trim() !== '' ? parseCriteria(request.ifNoneExist.trim()) : undefined;
+      const ifNoneExist =
+        typeof request.ifNoneExist === 'string' && request.ifNoneExist.trim() !== ''
+          ? parseCriteria(request.ifNoneExist.trim())
+          : undefined;
       return { kind: 'create', type, resource: needsResource(), ...(ifNoneExist ? { ifNoneExist } : {}) };
     }
     case 'PUT':
-      if (segments.length === 2 && id !== '_history' && params === undefined) return { kind: 'update', type, id, resource: needsResource(), ifMatch };
+      if (segments.length === 2 && id !== '_history' && params === undefined)
+        return { kind: 'update', type, id, resource: needsResource(), ifMatch };
       if (segments.length === 1 && params !== undefined && params.length > 0) {
         return { kind: 'conditional-update', type, criteria: params, resource: needsResource(), ifMatch };
       }
       throw unsupported();
     case 'PATCH':
-      if (segments.length === 2 && id !== '_history' && params === undefined) return { kind: 'patch', type, id, patch: patchDocumentOf(index, resource), ifMatch };
+      if (segments.length === 2 && id !== '_history' && params === undefined)
+        return { kind: 'patch', type, id, patch: patchDocumentOf(index, resource), ifMatch };
       throw unsupported();
     case 'DELETE':
       if (segments.length === 2 && id !== '_history' && params === undefined) return { kind: 'delete', type, id, ifMatch };
-      if (segments.length === 1 && params !== undefined && params.length > 0) return { kind: 'conditional-delete', type, criteria: params, ifMatch };
+      if (segments.length === 1 && params !== undefined && params.length > 0)
+        return { kind: 'conditional-delete', type, criteria: params, ifMatch };
       throw unsupported();
     case 'GET':
     case 'HEAD': {
@@ -202,11 +246,19 @@ function readEntry(index: number, raw: unknown, hosted: readonly string[], baseU
   if (METHODS.includes(method as EntryMethod)) result.method = method as EntryMethod;
   if (typeof request?.url === 'string') result.url = request.url.slice(0, 1000);
   try {
-    if (!request || typeof request !== 'object') throw entryError(index, 400, 'required', 'the entry has no request (method and url)', '.request');
+    if (!request || typeof request !== 'object')
+      throw entryError(index, 400, 'required', 'the entry has no request (method and url)', '.request');
     if (!result.method) {
-      throw entryError(index, 400, method === undefined ? 'required' : 'invalid', `request.method must be one of ${METHODS.join(', ')}`, '.request.method');
+      throw entryError(
+        index,
+        400,
+        method === undefined ? 'required' : 'invalid',
+        `request.method must be one of ${METHODS.join(', ')}`,
+        '.request.method',
+      );
     }
-    if (typeof request.url !== 'string' || request.url.trim() === '') throw entryError(index, 400, 'required', 'the entry has no request.url', '.request.url');
+    if (typeof request.url !== 'string' || request.url.trim() === '')
+      throw entryError(index, 400, 'required', 'the entry has no request.url', '.request.url');
     result.action = actionOf(index, entry, result.method, hosted, baseUrl);
   } catch (error) {
     if (!(error instanceof FhirError)) throw error;
@@ -222,10 +274,16 @@ export function parseBundleRequest(body: unknown, limits: BundleLimits, hosted: 
   }
   const bundle = body as { resourceType?: unknown; type?: unknown; entry?: unknown };
   if (bundle.resourceType !== 'Bundle') {
-    throw errors.badRequest(`POST [base] takes a Bundle; this body's resourceType is ${JSON.stringify(bundle.resourceType ?? null)}`, 'resourceType');
+    throw errors.badRequest(
+      `POST [base] takes a Bundle; this body's resourceType is ${JSON.stringify(bundle.resourceType ?? null)}`,
+      'resourceType',
+    );
   }
   if (bundle.type !== 'batch' && bundle.type !== 'transaction') {
-    throw errors.badRequest(`Bundle.type must be batch or transaction to be processed; it is ${JSON.stringify(bundle.type ?? null)}`, 'Bundle.type');
+    throw errors.badRequest(
+      `Bundle.type must be batch or transaction to be processed; it is ${JSON.stringify(bundle.type ?? null)}`,
+      'Bundle.type',
+    );
   }
   if (bundle.entry !== undefined && !Array.isArray(bundle.entry)) throw errors.badRequest('Bundle.entry must be an array', 'Bundle.entry');
   const raw = (bundle.entry as unknown[] | undefined) ?? [];
@@ -246,7 +304,12 @@ export function parseBundleRequest(body: unknown, limits: BundleLimits, hosted: 
     if (first !== undefined) {
       throw new FhirError(
         400,
-        issue('error', 'invalid', `${entryPath(entry.index)}: fullUrl ${entry.fullUrl} is also the fullUrl of ${entryPath(first)}; fullUrls must be unique`, `${entryPath(entry.index)}.fullUrl`),
+        issue(
+          'error',
+          'invalid',
+          `${entryPath(entry.index)}: fullUrl ${entry.fullUrl} is also the fullUrl of ${entryPath(first)}; fullUrls must be unique`,
+          `${entryPath(entry.index)}.fullUrl`,
+        ),
       );
     }
     seen.set(entry.fullUrl, entry.index);

@@ -14,7 +14,7 @@ import { readResource } from '../interactions/read.js';
 import { updateResource } from '../interactions/update.js';
 import { writeSummary, type VersionView, type WriteResult } from '../interactions/versions.js';
 import { readResourceVersion } from '../interactions/vread.js';
-import { FhirError, informationOutcome } from '../outcome.js';
+import { type FhirError, informationOutcome } from '../outcome.js';
 import { conditionalCreate, conditionalDelete, conditionalUpdate } from '../search/conditional.js';
 import { search, type SearchSettings } from '../search/search.js';
 import type { EntryAction, EntryMethod } from './bundle-request.js';
@@ -161,7 +161,11 @@ export async function runEntry(ctx: FhirContext, action: EntryAction, method: En
     case 'update':
       return writeEntry(ctx, await updateResource(ctx, action.type, action.id, action.resource, { ifMatch: action.ifMatch }), preference);
     case 'conditional-update':
-      return writeEntry(ctx, await conditionalUpdate(ctx, action.type, action.resource, action.criteria, { ifMatch: action.ifMatch }), preference);
+      return writeEntry(
+        ctx,
+        await conditionalUpdate(ctx, action.type, action.resource, action.criteria, { ifMatch: action.ifMatch }),
+        preference,
+      );
     case 'patch':
       return writeEntry(ctx, await patchResource(ctx, action.type, action.id, action.patch, { ifMatch: action.ifMatch }), preference);
     case 'delete':
@@ -180,7 +184,10 @@ export async function runEntry(ctx: FhirContext, action: EntryAction, method: En
     case 'vread':
       return readEntry(ctx, await readResourceVersion(ctx, action.type, action.id, action.vid), method);
     case 'search':
-      return bundleEntry(await search(ctx, options.search, { types: [action.type], path: action.type }, { params: action.params, strict: false }), method);
+      return bundleEntry(
+        await search(ctx, options.search, { types: [action.type], path: action.type }, { params: action.params, strict: false }),
+        method,
+      );
     case 'history':
       return bundleEntry(await history(ctx, { type: action.type, id: action.id }, historyParams(action.params)), method);
   }

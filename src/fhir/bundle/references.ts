@@ -75,10 +75,14 @@ export async function rewriteReferences<T>(ctx: FhirContext, index: number, body
       const why = options.allowPlaceholders
         ? 'it is the fullUrl of no entry in this Bundle'
         : 'entries of a batch are independent, so they cannot refer to each other by fullUrl (send a transaction)';
-      throw new FhirError(400, issue('error', 'invalid', `${entryPath(index)}: reference ${reference} cannot be resolved: ${why}`, `${found.path}.reference`));
+      throw new FhirError(
+        400,
+        issue('error', 'invalid', `${entryPath(index)}: reference ${reference} cannot be resolved: ${why}`, `${found.path}.reference`),
+      );
     }
     const conditional = CONDITIONAL.exec(reference);
-    if (conditional) found.holder.reference = await resolveConditional(ctx, index, conditional[1], reference, found.path, options.conditionalCache);
+    if (conditional)
+      found.holder.reference = await resolveConditional(ctx, index, conditional[1], reference, found.path, options.conditionalCache);
   }
   return copy;
 }
@@ -95,7 +99,15 @@ async function resolveConditional(
   if (cached !== undefined) return cached;
   const where = `${path}.reference`;
   if (!ctx.resourceTypes.includes(type)) {
-    throw new FhirError(400, issue('error', 'not-supported', `${entryPath(index)}: conditional reference ${reference}: ${type} is not hosted here, so it cannot be searched`, where));
+    throw new FhirError(
+      400,
+      issue(
+        'error',
+        'not-supported',
+        `${entryPath(index)}: conditional reference ${reference}: ${type} is not hosted here, so it cannot be searched`,
+        where,
+      ),
+    );
   }
   let matches;
   try {
@@ -103,11 +115,17 @@ async function resolveConditional(
   } catch (error) {
     if (!(error instanceof FhirError)) throw error;
     const detail = error.outcome.issue?.map((i) => i.diagnostics).join('; ');
-    throw new FhirError(400, issue('error', 'invalid', `${entryPath(index)}: conditional reference ${reference} is not a valid search: ${detail}`, where));
+    throw new FhirError(
+      400,
+      issue('error', 'invalid', `${entryPath(index)}: conditional reference ${reference} is not a valid search: ${detail}`, where),
+    );
   }
   if (matches.length !== 1) {
     const found = matches.length === 0 ? 'matches no resource' : 'matches more than one resource';
-    throw new FhirError(412, issue('error', 'not-found', `${entryPath(index)}: conditional reference ${reference} ${found}; it must match exactly one`, where));
+    throw new FhirError(
+      412,
+      issue('error', 'not-found', `${entryPath(index)}: conditional reference ${reference} ${found}; it must match exactly one`, where),
+    );
   }
   const resolved = `${type}/${matches[0].id}`;
   cache.set(reference, resolved);
@@ -115,7 +133,12 @@ async function resolveConditional(
 }
 
 /** An entry's action with its resource (or patch document) passed through rewriteReferences. */
-export async function rewriteActionReferences(ctx: FhirContext, index: number, action: EntryAction, options: ReferenceRewriteOptions): Promise<EntryAction> {
+export async function rewriteActionReferences(
+  ctx: FhirContext,
+  index: number,
+  action: EntryAction,
+  options: ReferenceRewriteOptions,
+): Promise<EntryAction> {
   switch (action.kind) {
     case 'create':
     case 'update':

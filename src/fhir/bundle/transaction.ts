@@ -63,7 +63,10 @@ export function namedError(index: number, error: FhirError, resourceType?: strin
     if (!named.diagnostics?.startsWith(`${prefix}:`)) named.diagnostics = `${prefix}: ${named.diagnostics ?? named.code}`;
     const expressions = (original.expression ?? []).map((expression) => {
       if (expression.startsWith('Bundle.')) return expression;
-      if (resourceType && (expression === resourceType || expression.startsWith(`${resourceType}.`) || expression.startsWith(`${resourceType}[`))) {
+      if (
+        resourceType &&
+        (expression === resourceType || expression.startsWith(`${resourceType}.`) || expression.startsWith(`${resourceType}[`))
+      ) {
         return `${prefix}.resource${expression.slice(resourceType.length)}`;
       }
       return `${prefix}.${expression}`;
@@ -76,12 +79,16 @@ export function namedError(index: number, error: FhirError, resourceType?: strin
 
 async function matchesOf(ctx: FhirContext, type: string, criteria: Array<[string, string]>): Promise<string | undefined> {
   const matches = await findByCriteria(ctx, type, criteria, 2);
-  if (matches.length > 1) throw errors.preconditionFailed(`The criteria ${criteriaKey(type, criteria)} match more than one ${type}; make them more selective`);
+  if (matches.length > 1)
+    throw errors.preconditionFailed(`The criteria ${criteriaKey(type, criteria)} match more than one ${type}; make them more selective`);
   return matches[0]?.id;
 }
 
 /** Step 1: what each write entry acts on, the ids of new resources, and fullUrl -> "Type/id". */
-async function plan(ctx: FhirContext, entries: BundleRequestEntry[]): Promise<{ planned: PlannedEntry[]; placeholders: Map<string, string> }> {
+async function plan(
+  ctx: FhirContext,
+  entries: BundleRequestEntry[],
+): Promise<{ planned: PlannedEntry[]; placeholders: Map<string, string> }> {
   const planned: PlannedEntry[] = [];
   const placeholders = new Map<string, string>();
   const actedOn = new Map<string, number>();
@@ -121,7 +128,10 @@ async function plan(ctx: FhirContext, entries: BundleRequestEntry[]): Promise<{ 
       if (criteria) {
         const key = criteriaKey(action.type, criteria);
         const other = criteriaSeen.get(key);
-        if (other !== undefined) throw errors.badRequest(`${entryPath(other)} has the same conditional criteria (${key}); one transaction may act on a resource once`);
+        if (other !== undefined)
+          throw errors.badRequest(
+            `${entryPath(other)} has the same conditional criteria (${key}); one transaction may act on a resource once`,
+          );
         criteriaSeen.set(key, entry.index);
       }
       if (step.target !== undefined) {
@@ -153,7 +163,13 @@ async function processTransaction(ctx: FhirContext, entries: BundleRequestEntry[
   const actions: EntryAction[] = [];
   for (const step of planned) {
     try {
-      actions.push(await rewriteActionReferences(ctx, step.entry.index, step.action, { placeholders, allowPlaceholders: true, conditionalCache: cache }));
+      actions.push(
+        await rewriteActionReferences(ctx, step.entry.index, step.action, {
+          placeholders,
+          allowPlaceholders: true,
+          conditionalCache: cache,
+        }),
+      );
     } catch (error) {
       throw new EntryFailure(step.entry.index, error);
     }
@@ -170,7 +186,9 @@ async function processTransaction(ctx: FhirContext, entries: BundleRequestEntry[
       if (written !== step.target) {
         // The resource a conditional entry resolves to changed between planning and running (an earlier entry
         // of this transaction created or deleted it): references were rewritten to the planned one.
-        throw errors.conflict(`the criteria resolved to ${written ?? 'nothing'} when run but to ${step.target ?? 'nothing'} when the transaction was planned; earlier entries of this transaction changed what they match`);
+        throw errors.conflict(
+          `the criteria resolved to ${written ?? 'nothing'} when run but to ${step.target ?? 'nothing'} when the transaction was planned; earlier entries of this transaction changed what they match`,
+        );
       }
       responses[index] = result.entry;
       if (result.written?.stored) stored.push({ index, resource: result.written.stored });
@@ -235,7 +253,9 @@ export async function runTransaction(ctx: FhirContext, request: BundleRequest, o
   } catch (error) {
     if (error instanceof TransactionRetriesExhaustedError) {
       const last = error.lastError instanceof EntryFailure ? ` (last at ${entryPath(error.lastError.index)})` : '';
-      throw errors.conflict(`The transaction met concurrent changes to the same resources ${error.attempts} times${last}; nothing was written. Try again.`);
+      throw errors.conflict(
+        `The transaction met concurrent changes to the same resources ${error.attempts} times${last}; nothing was written. Try again.`,
+      );
     }
     if (error instanceof EntryFailure) {
       const cause = error.cause;

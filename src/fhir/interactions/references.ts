@@ -69,9 +69,7 @@ export async function checkReferences(ctx: FhirContext, resource: Resource): Pro
   );
   if (references.length === 0) return [];
   const headIds = [...new Set(references.filter((r) => r.versionId === undefined).map((r) => headKey(r.type, r.id)))];
-  const versionIds = [
-    ...new Set(references.filter((r) => r.versionId !== undefined).map((r) => versionKey(r.type, r.id, r.versionId!))),
-  ];
+  const versionIds = [...new Set(references.filter((r) => r.versionId !== undefined).map((r) => versionKey(r.type, r.id, r.versionId!)))];
   const existing = await existingKeys(ctx.store, headIds, versionIds, ctx.session);
   const issues: OperationOutcomeIssue[] = [];
   for (const ref of references) {

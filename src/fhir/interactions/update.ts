@@ -81,7 +81,9 @@ export async function writeUpdate(
       // Inside a transaction the snapshot would show the same stale head again: the whole transaction retries.
       if (ctx.session) throw error;
       if (options.ifMatch !== undefined) {
-        throw errors.preconditionFailed(`${type}/${id} changed while this update was applied; If-Match W/"${options.ifMatch}" no longer holds`);
+        throw errors.preconditionFailed(
+          `${type}/${id} changed while this update was applied; If-Match W/"${options.ifMatch}" no longer holds`,
+        );
       }
       if (attempt >= MAX_WRITE_ATTEMPTS) throw errors.conflict(`${type}/${id} is being changed by other requests; try again`);
       await backoff(attempt);

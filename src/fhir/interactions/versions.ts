@@ -5,7 +5,15 @@
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { pendingAnchorFor } from '../../ledger/pending-anchor.js';
 import { canonicalJson } from '../../ledger/canonical-json.js';
-import { DocumentTooLargeError, assertStorable, type HeadDocument, type IndexValues, type NewVersion, type VersionDocument, type WriteMethod } from '../../store/resource-store.js';
+import {
+  DocumentTooLargeError,
+  assertStorable,
+  type HeadDocument,
+  type IndexValues,
+  type NewVersion,
+  type VersionDocument,
+  type WriteMethod,
+} from '../../store/resource-store.js';
 import type { FhirContext } from '../context.js';
 import { FhirError, errors, issue } from '../outcome.js';
 import { extractIndex } from '../search/extract.js';

@@ -39,6 +39,9 @@ export async function requireCompartmentReadable(ctx: FhirContext, patientId: st
 export async function requireVersionReadable(ctx: FhirContext, type: string, id: string, versionId?: number): Promise<void> {
   ctx.access.require('r', type);
   if (ctx.access.unrestricted) return;
-  const document = versionId === undefined ? await ctx.store.readCurrent(type, id, ctx.session) : await ctx.store.readVersion(type, id, versionId, ctx.session);
+  const document =
+    versionId === undefined
+      ? await ctx.store.readCurrent(type, id, ctx.session)
+      : await ctx.store.readVersion(type, id, versionId, ctx.session);
   if (document) await requireReadable(ctx, document);
 }

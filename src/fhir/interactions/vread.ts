@@ -10,7 +10,8 @@ import { requireReadable } from './visibility.js';
 export async function readResourceVersion(ctx: FhirContext, type: string, id: string, vid: string): Promise<VersionView> {
   ctx.access.require('r', type);
   const versionId = /^[1-9][0-9]{0,15}$/.test(vid) ? Number(vid) : NaN;
-  const version = ID_PATTERN.test(id) && Number.isSafeInteger(versionId) ? await ctx.store.readVersion(type, id, versionId, ctx.session) : null;
+  const version =
+    ID_PATTERN.test(id) && Number.isSafeInteger(versionId) ? await ctx.store.readVersion(type, id, versionId, ctx.session) : null;
   if (!version) throw errors.notFound(`${type}/${id} has no version ${vid}`);
   // Recorded before the check: a refused read names what it tried to read.
   ctx.audit?.touchedVersion(version);

@@ -118,12 +118,20 @@ function parseParams(ctx: FhirContext, settings: SearchSettings, request: Everyt
         break;
       case '_type': {
         typeGiven = true;
-        for (const type of value.split(',').map((t) => t.trim()).filter(Boolean)) {
+        for (const type of value
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean)) {
           if (compartmentTypes.includes(type)) {
             if (!requestedTypes.includes(type)) requestedTypes.push(type);
           } else {
             parsed.problems.push(
-              issue('warning', 'not-supported', `_type=${type} ignored: the Patient compartment here holds ${compartmentTypes.join(', ')}`, '_type'),
+              issue(
+                'warning',
+                'not-supported',
+                `_type=${type} ignored: the Patient compartment here holds ${compartmentTypes.join(', ')}`,
+                '_type',
+              ),
             );
           }
         }
@@ -131,10 +139,14 @@ function parseParams(ctx: FhirContext, settings: SearchSettings, request: Everyt
       }
       case 'start':
       case 'end':
-        parsed.problems.push(issue('warning', 'not-supported', `${name} ignored: care-date ranges are not supported by $everything here`, name));
+        parsed.problems.push(
+          issue('warning', 'not-supported', `${name} ignored: care-date ranges are not supported by $everything here`, name),
+        );
         break;
       default:
-        parsed.problems.push(issue('warning', 'not-supported', `${name} ignored: not a parameter of $everything (_since, _type, _count)`, name));
+        parsed.problems.push(
+          issue('warning', 'not-supported', `${name} ignored: not a parameter of $everything (_since, _type, _count)`, name),
+        );
     }
   }
   if (typeGiven) {
@@ -143,7 +155,10 @@ function parseParams(ctx: FhirContext, settings: SearchSettings, request: Everyt
     parsed.accepted.push(['_type', parsed.types.join(',')]);
   }
   if (request.strict && parsed.problems.length > 0) {
-    throw new FhirError(400, parsed.problems.map((p) => ({ ...p, severity: 'error' as const, diagnostics: p.diagnostics?.replace(' ignored:', ':') })));
+    throw new FhirError(
+      400,
+      parsed.problems.map((p) => ({ ...p, severity: 'error' as const, diagnostics: p.diagnostics?.replace(' ignored:', ':') })),
+    );
   }
   return parsed;
 }
@@ -200,7 +215,13 @@ export async function patientEverything(ctx: FhirContext, settings: SearchSettin
   parsed.types = parsed.types.filter((type) => restrictions.has(type));
   const queryOf = (type: string) => everythingQuery(type, patientId, parsed.since, restrictions.get(type));
   const path = patientId === undefined ? 'Patient/$everything' : `Patient/${patientId}/$everything`;
-  const fingerprint = queryFingerprint(['$everything', patientId ?? '*', parsed.types, parsed.since?.getTime() ?? null, ctx.access.fingerprint]);
+  const fingerprint = queryFingerprint([
+    '$everything',
+    patientId ?? '*',
+    parsed.types,
+    parsed.since?.getTime() ?? null,
+    ctx.access.fingerprint,
+  ]);
   // The cursor's values: the type being read, and the last key shown of it.
   const cursor = parsed.cursor !== undefined ? decodeCursor(parsed.cursor, fingerprint, 2) : undefined;
   let startType = 0;
@@ -221,7 +242,8 @@ export async function patientEverything(ctx: FhirContext, settings: SearchSettin
     const query = queryOf(type);
     const remaining = parsed.count - heads.length;
     if (t > startType) stopIfAborted(ctx);
-    const position: PagePosition = t === startType && startAfter !== undefined ? { kind: 'after', values: [startAfter] } : { kind: 'first' };
+    const position: PagePosition =
+      t === startType && startAfter !== undefined ? { kind: 'after', values: [startAfter] } : { kind: 'first' };
     const page = await readPage(ctx, query, patientId === undefined, remaining, position);
     heads.push(...page.heads);
     if (heads.length < parsed.count) continue;

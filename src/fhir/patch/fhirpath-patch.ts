@@ -99,7 +99,10 @@ function readOperation(parameter: unknown, index: number): PatchOperation {
     throw malformed(`${where} is not an object`, expression);
   }
   if (parameter['name'] !== 'operation') {
-    throw malformed(`${where}: every parameter of a FHIRPath Patch must be named "operation" (got ${brief(parameter['name'])})`, expression);
+    throw malformed(
+      `${where}: every parameter of a FHIRPath Patch must be named "operation" (got ${brief(parameter['name'])})`,
+      expression,
+    );
   }
   if (valueKeyOf(parameter, { describe: where, expression }) !== undefined || parameter['resource'] !== undefined) {
     throw malformed(`${where}: an operation carries its content in parts, not in value[x] or resource`, expression);
@@ -124,7 +127,10 @@ function readOperation(parameter: unknown, index: number): PatchOperation {
   const typePart = byName.get('type');
   const type = typePart?.part['valueCode'];
   if (typeof type !== 'string' || !Object.hasOwn(PARTS, type)) {
-    throw malformed(`${where}: the part "type" must have valueCode add, insert, delete, replace or move (got ${brief(type)})`, typePart?.expression ?? expression);
+    throw malformed(
+      `${where}: the part "type" must have valueCode add, insert, delete, replace or move (got ${brief(type)})`,
+      typePart?.expression ?? expression,
+    );
   }
   const opType = type as OperationType;
   const { required } = PARTS[opType];
@@ -152,10 +158,16 @@ function readOperation(parameter: unknown, index: number): PatchOperation {
   }
   const forbidden = symbolsOf(atom).find((symbol) => FORBIDDEN_KEYS.has(symbol));
   if (forbidden !== undefined) {
-    throw malformed(`${where} (${opType} ${path}): the path refers to "${forbidden}", which is not allowed in a patch path`, pathPart.expression);
+    throw malformed(
+      `${where} (${opType} ${path}): the path refers to "${forbidden}", which is not allowed in a patch path`,
+      pathPart.expression,
+    );
   }
   if (/\bresolve\s*\(/.test(atom.toString())) {
-    throw malformed(`${where} (${opType} ${path}): resolve() is not allowed; a patch may only change the resource it is applied to`, pathPart.expression);
+    throw malformed(
+      `${where} (${opType} ${path}): resolve() is not allowed; a patch may only change the resource it is applied to`,
+      pathPart.expression,
+    );
   }
 
   const describe = `${where} (${opType} ${path})`;
@@ -173,7 +185,10 @@ function readOperation(parameter: unknown, index: number): PatchOperation {
   if (namePart) {
     const n = namePart.part['valueString'];
     if (typeof n !== 'string' || !/^[A-Za-z][A-Za-z0-9_]*$/.test(n) || FORBIDDEN_KEYS.has(n)) {
-      throw malformed(`${describe}: the part "name" must have a valueString that is an element name (got ${brief(n)})`, namePart.expression);
+      throw malformed(
+        `${describe}: the part "name" must have a valueString that is an element name (got ${brief(n)})`,
+        namePart.expression,
+      );
     }
     name = n;
   }
@@ -332,11 +347,7 @@ function elementAt(location: Location, fail: Fail): ResolvedElement {
  * For insert/move: the list named by the path. The path must end with an element name (a.b.list); the part
  * before it must select exactly one element, which owns the list.
  */
-function listOf(
-  operation: PatchOperation,
-  locator: Locator,
-  fail: Fail,
-): { owner: JsonObject; element: ResolvedElement; key: string } {
+function listOf(operation: PatchOperation, locator: Locator, fail: Fail): { owner: JsonObject; element: ResolvedElement; key: string } {
   const body = operation.atom.child;
   let ownerAtom: FhirPathAtom['child'] | undefined;
   let name: string;

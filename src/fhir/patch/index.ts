@@ -44,7 +44,11 @@ export function applyPatch(resource: Resource, patch: PatchDocument): Resource {
 
 function checkSameResource(before: Resource, after: unknown): void {
   if (!isJsonObject(after)) {
-    throw unprocessable('The patch must leave a resource (a JSON object), not replace it with another kind of value', undefined, 'business-rule');
+    throw unprocessable(
+      'The patch must leave a resource (a JSON object), not replace it with another kind of value',
+      undefined,
+      'business-rule',
+    );
   }
   const beforeRecord = before as unknown as Record<string, unknown>;
   for (const key of ['resourceType', 'id'] as const) {

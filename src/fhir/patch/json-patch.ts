@@ -27,16 +27,7 @@
  * - the patched result must still be the same resource — that rule is checked by the caller (index.ts).
  */
 import { applyPatch as applyRfc6902, type Operation } from 'rfc6902';
-import {
-  brief,
-  cloneJson,
-  findForbiddenKey,
-  FORBIDDEN_KEYS,
-  isJsonObject,
-  malformed,
-  unprocessable,
-  type JsonObject,
-} from './problems.js';
+import { brief, cloneJson, findForbiddenKey, FORBIDDEN_KEYS, isJsonObject, malformed, unprocessable, type JsonObject } from './problems.js';
 
 const OPERATIONS = new Set(['add', 'remove', 'replace', 'move', 'copy', 'test']);
 

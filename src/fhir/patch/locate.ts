@@ -18,15 +18,7 @@
  * `resolve()` is refused: a patch may not reach into other resources (fhirpatch.html).
  * As a safeguard the number of locations must equal the number of values medplum's own evaluation returns.
  */
-import {
-  DotAtom,
-  FhirPathAtom,
-  FunctionAtom,
-  getTypedPropertyValue,
-  IndexerAtom,
-  SymbolAtom,
-  toTypedValue,
-} from '@medplum/core';
+import { DotAtom, FhirPathAtom, FunctionAtom, getTypedPropertyValue, IndexerAtom, SymbolAtom, toTypedValue } from '@medplum/core';
 import type { Atom, AtomContext, TypedValue } from '@medplum/core';
 import { isJsonObject, type JsonObject } from './problems.js';
 import { jsonKeys, resolveElement } from './schema.js';
@@ -143,7 +135,10 @@ export class Locator {
       return this.symbol(atom, input, context);
     }
     if (atom instanceof IndexerAtom) {
-      const index = atom.expr.eval(context, input.map((l) => l.tv));
+      const index = atom.expr.eval(
+        context,
+        input.map((l) => l.tv),
+      );
       if (index.length !== 1) {
         return [];
       }
@@ -179,7 +174,10 @@ export class Locator {
     const argument = (i: number): unknown => {
       const arg = atom.args[i];
       if (!arg) throw new Error(`${atom.name}() needs an argument`);
-      const values = arg.eval(context, input.map((l) => l.tv));
+      const values = arg.eval(
+        context,
+        input.map((l) => l.tv),
+      );
       return values[0]?.value;
     };
     const count = (i: number): number => {
@@ -189,7 +187,10 @@ export class Locator {
     };
     switch (atom.name) {
       case 'resolve':
-        throw new PathNotSupportedError('resolve() is not allowed in a patch path: a patch may only change the resource it is applied to', true);
+        throw new PathNotSupportedError(
+          'resolve() is not allowed in a patch path: a patch may only change the resource it is applied to',
+          true,
+        );
       case 'where':
       case 'ofType':
         return input.filter((location) => atom.eval(context, [location.tv]).length > 0);
@@ -220,7 +221,10 @@ export class Locator {
   /** Evaluates `atom` with medplum and finds each resulting object in the resource by identity. */
   private byIdentity(atom: Atom, input: Location[], context: AtomContext): Location[] {
     this.refuseResolve(atom);
-    const values = atom.eval(context, input.map((l) => l.tv));
+    const values = atom.eval(
+      context,
+      input.map((l) => l.tv),
+    );
     return values.map((tv) => {
       const value: unknown = tv.value;
       const location = isJsonObject(value) ? this.index().get(value) : undefined;
@@ -236,7 +240,10 @@ export class Locator {
 
   private refuseResolve(atom: Atom): void {
     if (/\bresolve\s*\(/.test(atom.toString())) {
-      throw new PathNotSupportedError('resolve() is not allowed in a patch path: a patch may only change the resource it is applied to', true);
+      throw new PathNotSupportedError(
+        'resolve() is not allowed in a patch path: a patch may only change the resource it is applied to',
+        true,
+      );
     }
   }
 

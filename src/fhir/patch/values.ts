@@ -15,16 +15,7 @@
  * validation of the patched resource then checks the content. A choice element takes the value's own type.
  */
 import { isPrimitiveType, tryGetDataType } from '@medplum/core';
-import {
-  brief,
-  cloneJson,
-  findForbiddenKey,
-  FORBIDDEN_KEYS,
-  isJsonObject,
-  malformed,
-  unprocessable,
-  type JsonObject,
-} from './problems.js';
+import { brief, cloneJson, findForbiddenKey, FORBIDDEN_KEYS, isJsonObject, malformed, unprocessable, type JsonObject } from './problems.js';
 import {
   isIntegerType,
   isPrimitive,
@@ -151,7 +142,10 @@ function checkValueX(part: JsonObject, valueKey: string, site: Site): string {
         ? typeof raw === 'number' && Number.isFinite(raw) && (!isIntegerType(type) || Number.isInteger(raw))
         : typeof raw === kind;
     if (!ok) {
-      throw malformed(`${site.describe}: ${valueKey} must be a JSON ${isIntegerType(type) ? 'integer' : kind} (got ${brief(raw)})`, site.expression);
+      throw malformed(
+        `${site.describe}: ${valueKey} must be a JSON ${isIntegerType(type) ? 'integer' : kind} (got ${brief(raw)})`,
+        site.expression,
+      );
     }
   } else if (!isJsonObject(raw)) {
     throw malformed(`${site.describe}: ${valueKey} must be a JSON object`, site.expression);
@@ -177,10 +171,7 @@ function fit(type: string, raw: unknown, target: ResolvedElement, site: Site): s
   const { info, fixedType } = target;
   const allowed = fixedType ? [fixedType] : info.types;
   const refuse = (): never => {
-    throw unprocessable(
-      `${site.describe}: a value of type ${type} does not fit ${info.path} (${allowed.join(' | ')})`,
-      site.expression,
-    );
+    throw unprocessable(`${site.describe}: a value of type ${type} does not fit ${info.path} (${allowed.join(' | ')})`, site.expression);
   };
   if (allowed.includes(type)) {
     return type;
@@ -210,7 +201,10 @@ function fromResource(resource: unknown, target: ResolvedElement, site: Site): P
   }
   const type = resource['resourceType'];
   if (!target.info.types.includes('Resource') && !target.info.types.includes(type)) {
-    throw unprocessable(`${site.describe}: a ${type} resource does not fit ${target.info.path} (${target.info.types.join(' | ')})`, site.expression);
+    throw unprocessable(
+      `${site.describe}: a ${type} resource does not fit ${target.info.path} (${target.info.types.join(' | ')})`,
+      site.expression,
+    );
   }
   return { json: cloneJson(resource), type };
 }
@@ -229,7 +223,10 @@ function fromParts(parts: unknown, target: ResolvedElement, site: Site): PatchVa
   }
   const type = types[0]!;
   if (isPrimitive(type) || type === 'Resource') {
-    throw unprocessable(`${site.describe}: ${info.path} is of type ${type}; give it as ${type === 'Resource' ? 'resource' : 'value[x]'}, not as parts`, site.expression);
+    throw unprocessable(
+      `${site.describe}: ${info.path} is of type ${type}; give it as ${type === 'Resource' ? 'resource' : 'value[x]'}, not as parts`,
+      site.expression,
+    );
   }
   const object: JsonObject = {};
   parts.forEach((sub: unknown, i) => {

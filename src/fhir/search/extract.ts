@@ -98,19 +98,11 @@ function stringParts(typed: TypedValue): string[] {
   const v = typed.value as Json;
   switch (typed.type) {
     case 'HumanName':
-      return [str(v.family), ...strings(v.given), ...strings(v.prefix), ...strings(v.suffix), str(v.text)].filter(
+      return [str(v.family), ...strings(v.given), ...strings(v.prefix), ...strings(v.suffix), str(v.text)].filter((s): s is string => !!s);
+    case 'Address':
+      return [...strings(v.line), str(v.city), str(v.district), str(v.state), str(v.postalCode), str(v.country), str(v.text)].filter(
         (s): s is string => !!s,
       );
-    case 'Address':
-      return [
-        ...strings(v.line),
-        str(v.city),
-        str(v.district),
-        str(v.state),
-        str(v.postalCode),
-        str(v.country),
-        str(v.text),
-      ].filter((s): s is string => !!s);
     default:
       return typeof typed.value === 'string' && typed.value.length > 0 ? [typed.value] : [];
   }

@@ -127,7 +127,9 @@ function alternativesIn(value: string): number {
 function checkLimits(params: Array<[string, string]>, limits: SearchLimits): void {
   const counted = params.filter(([name]) => !TRANSPARENT.has(name) && name !== '_cursor');
   if (counted.length > limits.maxParameters) {
-    throw tooCostly(`The search has ${counted.length} parameters; this server takes at most ${limits.maxParameters} in one search (SEARCH_MAX_PARAMETERS)`);
+    throw tooCostly(
+      `The search has ${counted.length} parameters; this server takes at most ${limits.maxParameters} in one search (SEARCH_MAX_PARAMETERS)`,
+    );
   }
   let values = 0;
   for (const [, value] of counted) values += alternativesIn(value);
@@ -138,7 +140,9 @@ function checkLimits(params: Array<[string, string]>, limits: SearchLimits): voi
   }
   const includes = counted.filter(([name]) => name.startsWith('_include') || name.startsWith('_revinclude')).length;
   if (includes > limits.maxIncludes) {
-    throw tooCostly(`The search has ${includes} _include and _revinclude parameters; this server takes at most ${limits.maxIncludes} (SEARCH_MAX_INCLUDES)`);
+    throw tooCostly(
+      `The search has ${includes} _include and _revinclude parameters; this server takes at most ${limits.maxIncludes} (SEARCH_MAX_INCLUDES)`,
+    );
   }
 }
 
@@ -426,7 +430,8 @@ function parameterCondition(type: string, name: string, value: string, ctx: Ctx)
 
 function chainCondition(type: string, def: SearchParamDef, links: NameLink[], value: string, ctx: Ctx): Condition {
   if (def.type !== 'reference') fail(`${def.code} is not a reference parameter and cannot be chained`);
-  if (ctx.depth >= ctx.limits.maxChainDepth) throw tooCostly(`chains are limited to ${ctx.limits.maxChainDepth} levels (SEARCH_MAX_CHAIN_DEPTH)`);
+  if (ctx.depth >= ctx.limits.maxChainDepth)
+    throw tooCostly(`chains are limited to ${ctx.limits.maxChainDepth} levels (SEARCH_MAX_CHAIN_DEPTH)`);
   const first = links[0];
   const hosted = ctx.options.hostedTypes;
   const candidates = first.modifier ? [first.modifier] : def.targets.filter((t) => hosted.includes(t));
@@ -464,7 +469,8 @@ function hasCondition(type: string, name: string, value: string, ctx: Ctx): Cond
   const [, sourceType, refCode] = parts;
   const rest = parts.slice(3).join(':');
   if (!ctx.options.hostedTypes.includes(sourceType)) fail(`_has: ${sourceType} is not hosted here`);
-  if (ctx.depth >= ctx.limits.maxChainDepth) throw tooCostly(`_has is limited to ${ctx.limits.maxChainDepth} levels (SEARCH_MAX_CHAIN_DEPTH)`);
+  if (ctx.depth >= ctx.limits.maxChainDepth)
+    throw tooCostly(`_has is limited to ${ctx.limits.maxChainDepth} levels (SEARCH_MAX_CHAIN_DEPTH)`);
   const refDef = ctx.options.registry.get(sourceType, refCode);
   if (!refDef || refDef.type !== 'reference') fail(`_has: ${sourceType} has no reference parameter "${refCode}"`);
   if (refDef.targets.length > 0 && !refDef.targets.includes(type)) fail(`_has: ${sourceType}.${refCode} cannot refer to a ${type}`);
@@ -524,7 +530,8 @@ function parseInclude(name: string, value: string, types: string[], options: Par
   if (param !== '*') {
     const def = options.registry.get(sourceType, param);
     if (!def || def.type !== 'reference') fail(`${base}=${value}: ${sourceType} has no reference parameter "${param}"`);
-    if (targetType && def.targets.length > 0 && !def.targets.includes(targetType)) fail(`${base}=${value}: ${param} cannot refer to a ${targetType}`);
+    if (targetType && def.targets.length > 0 && !def.targets.includes(targetType))
+      fail(`${base}=${value}: ${param} cannot refer to a ${targetType}`);
   }
   const spec: IncludeSpec = { sourceType, param, iterate, text: value };
   if (targetType) spec.targetType = targetType;
@@ -610,8 +617,6 @@ export function parseSearch(types: string[], params: Array<[string, string]>, op
 
   const conditions = types.map((t) => and(perType.get(t)!));
   const same = conditions.every((c) => JSON.stringify(c) === JSON.stringify(conditions[0]));
-  parsed.where = same
-    ? conditions[0]
-    : or(types.map((t, i) => and([{ op: 'in', field: 'type', values: [t] }, conditions[i]])));
+  parsed.where = same ? conditions[0] : or(types.map((t, i) => and([{ op: 'in', field: 'type', values: [t] }, conditions[i]])));
   return parsed;
 }

@@ -85,7 +85,12 @@ export async function reindex(store: ResourceStore, baseUrl: string, options: Re
  * are reindexed here, in key order. Returns false when aborted. No checkpoint is needed: a run that stops leaves
  * the rest stale, and the next run finds exactly those by their idxVersion.
  */
-async function reindexSingleVersionTypes(store: ResourceStore, baseUrl: string, batchSize: number, signal: AbortSignal | undefined): Promise<boolean> {
+async function reindexSingleVersionTypes(
+  store: ResourceStore,
+  baseUrl: string,
+  batchSize: number,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
   const registry = searchRegistry();
   const idxVersion = registry.indexVersion(baseUrl);
   if (signal?.aborted) return false;

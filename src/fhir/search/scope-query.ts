@@ -9,7 +9,20 @@ import { parseSearch } from './parse.js';
 import type { SearchRegistry } from './registry.js';
 
 /** Search parameters that shape results rather than select resources: meaningless in a scope. */
-const RESULT_PARAMETERS = new Set(['_count', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_cursor', '_contained', '_containedType', '_format', '_pretty']);
+const RESULT_PARAMETERS = new Set([
+  '_count',
+  '_sort',
+  '_include',
+  '_revinclude',
+  '_summary',
+  '_elements',
+  '_total',
+  '_cursor',
+  '_contained',
+  '_containedType',
+  '_format',
+  '_pretty',
+]);
 
 /** Parses a scope's search parameters as a strict search of `type` (unknown parameters make the scope invalid). */
 export function scopeQueryParser(registry: SearchRegistry, baseUrl: string, hostedTypes: readonly string[]): ScopeQueryParser {
@@ -27,4 +40,3 @@ export function scopeQueryParser(registry: SearchRegistry, baseUrl: string, host
     return parsed.where;
   };
 }
-

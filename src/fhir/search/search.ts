@@ -54,7 +54,12 @@ export interface SearchSettings {
   defaultTotal: TotalMode;
 }
 
-export const DEFAULT_SEARCH_SETTINGS: SearchSettings = { defaultCount: 20, maxCount: 1000, limits: DEFAULT_SEARCH_LIMITS, defaultTotal: 'none' };
+export const DEFAULT_SEARCH_SETTINGS: SearchSettings = {
+  defaultCount: 20,
+  maxCount: 1000,
+  limits: DEFAULT_SEARCH_LIMITS,
+  defaultTotal: 'none',
+};
 
 /**
  * `_total=estimate` counts this many matches at most: below it the total is exact, beyond it the Bundle has none
@@ -90,12 +95,7 @@ function toFhirError(error: unknown): unknown {
 }
 
 /** Parses a search for a scope, throwing 400 for problems under strict handling. */
-export function parseForScope(
-  ctx: FhirContext,
-  settings: SearchSettings,
-  scope: SearchScope,
-  request: SearchRequest,
-): ParsedSearch {
+export function parseForScope(ctx: FhirContext, settings: SearchSettings, scope: SearchScope, request: SearchRequest): ParsedSearch {
   const registry = searchRegistry();
   const parsed = parseSearch(scope.types, request.params, {
     registry,
@@ -249,7 +249,15 @@ async function includeResources(ctx: FhirContext, parsed: ParsedSearch, matches:
       const restriction = restrictionOf(type);
       if (restriction !== null) visibleKeys.set(key, restriction);
     }
-    add(await findHeadsByKeys(ctx.store, [...visibleKeys.keys()], MAX_INCLUDED + 1, ctx.session, (type) => restrictions.get(type) ?? undefined));
+    add(
+      await findHeadsByKeys(
+        ctx.store,
+        [...visibleKeys.keys()],
+        MAX_INCLUDED + 1,
+        ctx.session,
+        (type) => restrictions.get(type) ?? undefined,
+      ),
+    );
 
     for (const spec of revincludes) {
       const types = spec.sourceType === '*' ? [...hosted] : [spec.sourceType];
@@ -362,7 +370,13 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
         : { kind: cursor.direction, values: cursor.values };
     // Without _include the page's heads are rendered and audited only: the fields that takes (and the sort keys
     // its links are made of). _include reads the matches' reference values: those get whole heads.
-    const fields = parsed.include.length === 0 ? resultFields(query.types, fullSort(query.sort).map((key) => key.field)) : undefined;
+    const fields =
+      parsed.include.length === 0
+        ? resultFields(
+            query.types,
+            fullSort(query.sort).map((key) => key.field),
+          )
+        : undefined;
     ({ heads, more } = await findPage(ctx.store, query, count, position, ctx.session, fields));
   }
   const readForward = !cursor || cursor.direction === 'after';
@@ -378,7 +392,15 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
     const at = (direction: 'after' | 'before' | 'last', values: SortValue[] = [], offset?: number): string =>
       linkUrl(ctx, scope, [
         ...parsed.accepted,
-        ['_cursor', encodeCursor(fingerprint, { direction, values, ...(total !== undefined ? { total } : {}), ...(offset !== undefined ? { offset } : {}) })],
+        [
+          '_cursor',
+          encodeCursor(fingerprint, {
+            direction,
+            values,
+            ...(total !== undefined ? { total } : {}),
+            ...(offset !== undefined ? { offset } : {}),
+          }),
+        ],
       ]);
     // Positions around this page: its first and last entries, or (an empty page) the cursor it was read from.
     const start = heads.length > 0 ? positionOf(heads[0], query) : cursor?.values;
@@ -388,7 +410,8 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
     const hasPrevious = readForward ? cursor !== undefined : more;
     link.push({ relation: 'first', url: linkUrl(ctx, scope, parsed.accepted) });
     if (hasPrevious && start?.length) link.push({ relation: 'previous', url: at('before', start, pageStart) });
-    if (hasNext && end?.length) link.push({ relation: 'next', url: at('after', end, pageStart === undefined ? undefined : pageStart + heads.length) });
+    if (hasNext && end?.length)
+      link.push({ relation: 'next', url: at('after', end, pageStart === undefined ? undefined : pageStart + heads.length) });
     // The last page is read backwards from the end of the order: no total needed.
     if (hasNext || cursor?.direction === 'last') link.push({ relation: 'last', url: at('last') });
   }
@@ -401,11 +424,17 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
     entry.push(...included.heads.map((head) => entryOf(ctx, head, 'include', parsed)));
     for (const head of included.heads) ctx.audit?.touchedVersion(head);
     if (included.truncated) {
-      warnings.push(issue('warning', 'too-costly', `_include/_revinclude stopped after ${MAX_INCLUDED} resources; narrow the search or page it`));
+      warnings.push(
+        issue('warning', 'too-costly', `_include/_revinclude stopped after ${MAX_INCLUDED} resources; narrow the search or page it`),
+      );
     }
     if (included.withheld.size > 0) {
       warnings.push(
-        issue('warning', 'suppressed', `Included resources of type ${[...included.withheld].join(', ')} were left out: the token does not grant reading them`),
+        issue(
+          'warning',
+          'suppressed',
+          `Included resources of type ${[...included.withheld].join(', ')} were left out: the token does not grant reading them`,
+        ),
       );
     }
   }
@@ -425,14 +454,23 @@ export async function findByCriteria(
   criteria: Array<[string, string]>,
   limit: number,
 ): Promise<HeadDocument[]> {
-  const control = criteria.filter(([name]) => name.startsWith('_') && ['_count', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_cursor'].includes(name.split(':')[0]));
+  const control = criteria.filter(
+    ([name]) =>
+      name.startsWith('_') &&
+      ['_count', '_sort', '_include', '_revinclude', '_summary', '_elements', '_total', '_cursor'].includes(name.split(':')[0]),
+  );
   if (control.length > 0) {
     throw new FhirError(400, issue('error', 'invalid', `Conditional criteria cannot use ${control.map(([n]) => n).join(', ')}`));
   }
   if (criteria.filter(([name]) => !['_format', '_pretty'].includes(name)).length === 0) {
     throw new FhirError(400, issue('error', 'invalid', 'Conditional criteria are empty; give at least one search parameter'));
   }
-  const parsed = parseForScope(ctx, { ...DEFAULT_SEARCH_SETTINGS, defaultCount: limit, maxCount: limit }, { types: [type], path: type }, { params: criteria, strict: true });
+  const parsed = parseForScope(
+    ctx,
+    { ...DEFAULT_SEARCH_SETTINGS, defaultCount: limit, maxCount: limit },
+    { types: [type], path: type },
+    { params: criteria, strict: true },
+  );
   const query = await storeQueryOf(ctx, parsed);
   const { heads } = await findPage(ctx.store, query, limit, { kind: 'first' }, ctx.session);
   return heads;

@@ -38,13 +38,16 @@ export function valueSetVariants(canonical: string): string[] {
   if (!expansion) throw new RejectedParamError(`value set ${canonical} is not known to this server`);
   const open = [...expansion.systems].filter(([, codes]) => !codes).map(([system]) => system);
   if (expansion.incomplete || open.length > 0) {
-    const why = open.length > 0 ? `it draws on ${open.join(', ')}, which this server cannot enumerate` : [...new Set(expansion.notes)].join('; ');
+    const why =
+      open.length > 0 ? `it draws on ${open.join(', ')}, which this server cannot enumerate` : [...new Set(expansion.notes)].join('; ');
     throw new RejectedParamError(`value set ${canonical} cannot be expanded here: ${why}`);
   }
   const variants: string[] = [];
   for (const [system, codes] of expansion.systems) for (const code of codes ?? []) variants.push(`${system}|${code}`);
   if (variants.length > MAX_VALUE_SET_CODES) {
-    throw new RejectedParamError(`value set ${canonical} has ${variants.length} codes; at most ${MAX_VALUE_SET_CODES} are searched at once`);
+    throw new RejectedParamError(
+      `value set ${canonical} has ${variants.length} codes; at most ${MAX_VALUE_SET_CODES} are searched at once`,
+    );
   }
   return variants;
 }

@@ -17,13 +17,7 @@
  * createResourceValidator; validate() is synchronous.
  */
 import type { InternalTypeSchema } from '@medplum/core';
-import {
-  OperationOutcomeError,
-  isResourceType,
-  parseStructureDefinition,
-  tryGetDataType,
-  validateResource,
-} from '@medplum/core';
+import { OperationOutcomeError, isResourceType, parseStructureDefinition, tryGetDataType, validateResource } from '@medplum/core';
 import type { OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
 import { loadBaseDefinitions } from './definitions.js';
 import { InvariantEngine } from './invariants.js';
@@ -159,7 +153,7 @@ class Validator implements ResourceValidator {
     private readonly required: ReadonlyMap<string, LoadedProfile[]>,
     private readonly engine: InvariantEngine,
     private readonly logger: ValidationLogger,
-    private readonly maxDepth: number
+    private readonly maxDepth: number,
   ) {}
 
   get skippedInvariants(): ReadonlyMap<string, string> {
@@ -202,7 +196,7 @@ class Validator implements ResourceValidator {
           'error',
           'too-costly',
           depth,
-          `The resource is nested more than ${this.maxDepth} levels deep (at ${depth}); it is not processed`
+          `The resource is nested more than ${this.maxDepth} levels deep (at ${depth}); it is not processed`,
         ),
       ];
     }
@@ -237,7 +231,7 @@ class Validator implements ResourceValidator {
     const out: KeyedIssue[] = [];
     for (const i of raw) {
       const n = normalizeMedplumIssue(i, resource, (fhirpath, message) =>
-        this.logger.once(`medplum-eval:${fhirpath}`, `invariant not evaluated by @medplum/core (${message}): ${fhirpath}`)
+        this.logger.once(`medplum-eval:${fhirpath}`, `invariant not evaluated by @medplum/core (${message}): ${fhirpath}`),
       );
       if (n) {
         out.push(n);
@@ -249,15 +243,13 @@ class Validator implements ResourceValidator {
   private applicableProfiles(
     resource: Resource,
     resourceType: string,
-    options: ValidationOptions | undefined
+    options: ValidationOptions | undefined,
   ): { profiles: LoadedProfile[]; issues: KeyedIssue[] } {
     const issues: KeyedIssue[] = [];
     const profiles: LoadedProfile[] = [];
     const addProfile = (p: LoadedProfile, expression: string): void => {
       if (p.sd.type !== resourceType) {
-        issues.push(
-          makeIssue('error', 'invalid', expression, `Profile ${p.sd.url} constrains ${p.sd.type}, not ${resourceType}`)
-        );
+        issues.push(makeIssue('error', 'invalid', expression, `Profile ${p.sd.url} constrains ${p.sd.type}, not ${resourceType}`));
       } else if (!profiles.includes(p)) {
         profiles.push(p);
       }
@@ -282,8 +274,8 @@ class Validator implements ResourceValidator {
               'warning',
               'not-supported',
               `${resourceType}.meta.profile[${i}]`,
-              `Profile ${url.slice(0, 256)} is not known to this server; the resource was not checked against it`
-            )
+              `Profile ${url.slice(0, 256)} is not known to this server; the resource was not checked against it`,
+            ),
           );
         }
       });
@@ -294,9 +286,7 @@ class Validator implements ResourceValidator {
         addProfile(p, resourceType);
       } else {
         // Explicitly requested by the caller: validation against it cannot be done, which is an error.
-        issues.push(
-          makeIssue('error', 'not-supported', resourceType, `Requested profile ${options.profile} is not known to this server`)
-        );
+        issues.push(makeIssue('error', 'not-supported', resourceType, `Requested profile ${options.profile} is not known to this server`));
       }
     }
     for (const p of this.required.get(resourceType) ?? []) {
@@ -316,7 +306,7 @@ class Validator implements ResourceValidator {
       if (any) {
         this.logger.once(
           `profile-version:${canonical}`,
-          `profile ${canonical} requested; validating against the version held (${any.sd.version ?? 'unversioned'})`
+          `profile ${canonical} requested; validating against the version held (${any.sd.version ?? 'unversioned'})`,
         );
         return any;
       }
@@ -343,11 +333,15 @@ function warmUp(
   baseSds: ReadonlyMap<string, StructureDefinition>,
   profileSds: readonly StructureDefinition[],
   terminology: Terminology,
-  engine: InvariantEngine
+  engine: InvariantEngine,
 ): void {
   const sds: StructureDefinition[] = [...profileSds];
   for (const sd of new Set(baseSds.values())) {
-    if (sd.kind === 'complex-type' || sd.kind === 'primitive-type' || (sd.type && HOSTED_TYPES.includes(sd.type) && sd.derivation !== 'constraint')) {
+    if (
+      sd.kind === 'complex-type' ||
+      sd.kind === 'primitive-type' ||
+      (sd.type && HOSTED_TYPES.includes(sd.type) && sd.derivation !== 'constraint')
+    ) {
       sds.push(sd);
     }
   }
@@ -371,7 +365,9 @@ function warmUp(
  * hostile document cannot overflow the stack here, and nothing recursive runs on it afterwards.
  */
 export function exceedsDepth(root: unknown, maxDepth: number): string | undefined {
-  const stack: { value: unknown; depth: number; path: string }[] = [{ value: root, depth: 0, path: (root as { resourceType?: string }).resourceType ?? 'Resource' }];
+  const stack: { value: unknown; depth: number; path: string }[] = [
+    { value: root, depth: 0, path: (root as { resourceType?: string }).resourceType ?? 'Resource' },
+  ];
   while (stack.length) {
     const { value, depth, path } = stack.pop() as { value: unknown; depth: number; path: string };
     if (depth > maxDepth) {
@@ -422,7 +418,7 @@ function issue(
   severity: OperationOutcomeIssue['severity'],
   code: OperationOutcomeIssue['code'],
   expression: string,
-  diagnostics: string
+  diagnostics: string,
 ): OperationOutcomeIssue {
   return { severity, code, expression: [expression], diagnostics };
 }

@@ -99,10 +99,7 @@ export class InvariantEngine {
     }
     if (result.skipReason) {
       this.skipped.set(`${c.key}: ${c.expression}`, result.skipReason);
-      this.logger.once(
-        `skip-invariant:${cacheKey}`,
-        `invariant ${c.key} is not evaluated (${result.skipReason}): ${c.expression}`
-      );
+      this.logger.once(`skip-invariant:${cacheKey}`, `invariant ${c.key} is not evaluated (${result.skipReason}): ${c.expression}`);
     }
     this.compiled.set(cacheKey, result);
     return result;
@@ -127,7 +124,7 @@ export class InvariantEngine {
       this.skipped.set(`${c.key}: ${c.expression}`, `evaluation error: ${(err as Error).message}`);
       this.logger.once(
         `eval-invariant:${c.key}:${c.expression}`,
-        `invariant ${c.key} could not be evaluated and is skipped (${(err as Error).message}): ${c.expression}`
+        `invariant ${c.key} could not be evaluated and is skipped (${(err as Error).message}): ${c.expression}`,
       );
       return undefined;
     }

@@ -16,13 +16,7 @@ export interface KeyedIssue {
   key: string;
 }
 
-export function makeIssue(
-  severity: Severity,
-  code: IssueCode,
-  expression: string,
-  diagnostics: string,
-  dedupeKey?: string
-): KeyedIssue {
+export function makeIssue(severity: Severity, code: IssueCode, expression: string, diagnostics: string, dedupeKey?: string): KeyedIssue {
   return {
     issue: { severity, code, expression: [expression], diagnostics },
     key: dedupeKey ?? `${severity}|${code}|${expression}|${diagnostics}`,
@@ -31,9 +25,26 @@ export function makeIssue(
 
 const PRIMITIVE_TYPE_NAMES = new Map<string, string>(
   [
-    'base64Binary', 'boolean', 'canonical', 'code', 'date', 'dateTime', 'decimal', 'id', 'instant', 'integer',
-    'markdown', 'oid', 'positiveInt', 'string', 'time', 'unsignedInt', 'uri', 'url', 'uuid',
-  ].map((t) => [t.charAt(0).toUpperCase() + t.slice(1), t])
+    'base64Binary',
+    'boolean',
+    'canonical',
+    'code',
+    'date',
+    'dateTime',
+    'decimal',
+    'id',
+    'instant',
+    'integer',
+    'markdown',
+    'oid',
+    'positiveInt',
+    'string',
+    'time',
+    'unsignedInt',
+    'uri',
+    'url',
+    'uuid',
+  ].map((t) => [t.charAt(0).toUpperCase() + t.slice(1), t]),
 );
 
 /** Type name as written after a choice element's base name (valueDateTime -> dateTime, valueQuantity -> Quantity). */
@@ -103,7 +114,7 @@ function index(value: unknown, brackets: string): unknown {
 export function normalizeMedplumIssue(
   issue: OperationOutcomeIssue,
   resource: unknown,
-  onEvaluationFailure: (fhirpath: string, message: string) => void
+  onEvaluationFailure: (fhirpath: string, message: string) => void,
 ): KeyedIssue | undefined {
   const text = issue.details?.text ?? issue.diagnostics ?? '';
   const rawPath = issue.expression?.[0] ?? (resource as { resourceType?: string })?.resourceType ?? '';
@@ -137,7 +148,7 @@ export function normalizeMedplumIssue(
       'required',
       expression,
       `Missing required element '${element}' (minimum cardinality 1)`,
-      `required|${expression}`
+      `required|${expression}`,
     );
   }
   const card = /^Invalid number of values: expected (\d+)\.\.(\S+), but found (\d+)/.exec(text);
@@ -150,7 +161,7 @@ export function normalizeMedplumIssue(
       code,
       expression,
       `${expression} has ${found} value(s); allowed ${card[1]}..${card[2]}`,
-      `card|${expression}|${card[1]}..${card[2]}`
+      `card|${expression}|${card[1]}..${card[2]}`,
     );
   }
   const format = /^Invalid (\S+) format$/.exec(text);
@@ -173,7 +184,7 @@ export function normalizeMedplumIssue(
       'value',
       expression,
       `${expression} does not match the fixed/pattern value required by the profile`,
-      `pattern|${expression}`
+      `pattern|${expression}`,
     );
   }
   return makeIssue(severity, issue.code, expression, `${text} at ${expression}`);

@@ -17,7 +17,7 @@ export interface LoadedProfiles {
 export async function loadProfileDirectory(
   dir: string,
   baseDefinitions: ReadonlyMap<string, StructureDefinition>,
-  logger: ValidationLogger
+  logger: ValidationLogger,
 ): Promise<LoadedProfiles> {
   const files = (await readdir(dir, { recursive: true, withFileTypes: true }))
     .filter((f) => f.isFile() && f.name.endsWith('.json'))
@@ -40,7 +40,10 @@ export async function loadProfileDirectory(
       } else if (resource.resourceType === 'ValueSet' || resource.resourceType === 'CodeSystem') {
         terminology.push(resource);
       } else {
-        logger.once(`profiles-ignored:${file}:${resource.resourceType}`, `profiles: ignoring ${resource.resourceType} in ${relative(dir, file)}`);
+        logger.once(
+          `profiles-ignored:${file}:${resource.resourceType}`,
+          `profiles: ignoring ${resource.resourceType} in ${relative(dir, file)}`,
+        );
       }
     }
   }

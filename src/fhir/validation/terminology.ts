@@ -98,7 +98,7 @@ export class Terminology {
       if (vs) {
         this.logger.once(
           `vs-version:${canonical}`,
-          `value set ${canonical} not held in that version; using ${vs.url}|${vs.version ?? '(no version)'}`
+          `value set ${canonical} not held in that version; using ${vs.url}|${vs.version ?? '(no version)'}`,
         );
       }
     }
@@ -196,7 +196,7 @@ export class Terminology {
 
   private expandInclude(
     include: ValueSetComposeInclude,
-    visiting: Set<string>
+    visiting: Set<string>,
   ): { systems: Map<string, Set<string> | undefined>; incomplete: boolean; notes: string[] } {
     const notes: string[] = [];
     let incomplete = false;
@@ -209,7 +209,7 @@ export class Terminology {
         part.set(system, new Set(include.concept.map((c) => c.code as string)));
       } else {
         const cs = this.codeSystemIndex(
-          this.codeSystems.get(include.version ? `${system}|${include.version}` : system) ?? this.codeSystems.get(system)
+          this.codeSystems.get(include.version ? `${system}|${include.version}` : system) ?? this.codeSystems.get(system),
         );
         if (include.filter?.length) {
           if (!cs || !cs.complete) {
@@ -324,10 +324,7 @@ function mergeInto(target: Map<string, Set<string> | undefined>, source: Map<str
   }
 }
 
-function intersect(
-  a: Map<string, Set<string> | undefined>,
-  b: Map<string, Set<string> | undefined>
-): Map<string, Set<string> | undefined> {
+function intersect(a: Map<string, Set<string> | undefined>, b: Map<string, Set<string> | undefined>): Map<string, Set<string> | undefined> {
   const out = new Map<string, Set<string> | undefined>();
   for (const [system, codesA] of a) {
     if (!b.has(system)) {
@@ -345,9 +342,7 @@ function intersect(
   return out;
 }
 
-function flattenContains(
-  contains: NonNullable<NonNullable<ValueSet['expansion']>['contains']>
-): { system?: string; code?: string }[] {
+function flattenContains(contains: NonNullable<NonNullable<ValueSet['expansion']>['contains']>): { system?: string; code?: string }[] {
   const out: { system?: string; code?: string }[] = [];
   const stack = [...contains];
   while (stack.length) {
@@ -429,10 +424,7 @@ function reachable(edges: Map<string, string[]>, code: string): Set<string> {
   return out;
 }
 
-function applyFilters(
-  cs: CodeSystemIndex,
-  filters: NonNullable<ValueSetComposeInclude['filter']>
-): Set<string> | undefined {
+function applyFilters(cs: CodeSystemIndex, filters: NonNullable<ValueSetComposeInclude['filter']>): Set<string> | undefined {
   let current: Set<string> | undefined;
   for (const f of filters) {
     let set: Set<string>;

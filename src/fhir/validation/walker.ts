@@ -35,8 +35,27 @@ import { checkNarrativeDiv } from './xhtml.js';
 const UCUM = 'http://unitsofmeasure.org';
 
 const PRIMITIVES = new Set([
-  'base64Binary', 'boolean', 'canonical', 'code', 'date', 'dateTime', 'decimal', 'id', 'instant', 'integer',
-  'integer64', 'markdown', 'oid', 'positiveInt', 'string', 'time', 'unsignedInt', 'uri', 'url', 'uuid', 'xhtml',
+  'base64Binary',
+  'boolean',
+  'canonical',
+  'code',
+  'date',
+  'dateTime',
+  'decimal',
+  'id',
+  'instant',
+  'integer',
+  'integer64',
+  'markdown',
+  'oid',
+  'positiveInt',
+  'string',
+  'time',
+  'unsignedInt',
+  'uri',
+  'url',
+  'uuid',
+  'xhtml',
   'http://hl7.org/fhirpath/System.String',
 ]);
 const QUANTITY_TYPES = new Set(['Quantity', 'Age', 'Count', 'Distance', 'Duration', 'MoneyQuantity', 'SimpleQuantity']);
@@ -218,7 +237,12 @@ export class Walker {
     const profiled = !!base && base !== schema;
     this.baseRootConstraints = new Set((base?.constraints ?? []).map((c) => c.key));
     const scopes: Scope[] = [
-      { elements: schema.elements, prefix: '', innerTypes: innerTypesOf(schema), label: profiled ? this.options.label ?? 'profile' : undefined },
+      {
+        elements: schema.elements,
+        prefix: '',
+        innerTypes: innerTypesOf(schema),
+        label: profiled ? (this.options.label ?? 'profile') : undefined,
+      },
     ];
     if (profiled && base) {
       scopes.push({ elements: base.elements, prefix: '' });
@@ -238,7 +262,7 @@ export class Walker {
     scopes: readonly Scope[],
     path: string,
     contained: boolean,
-    profiled = false
+    profiled = false,
   ): void {
     const typed: TypedValue = { type: resource.resourceType as string, value: resource };
     const frame: ResourceFrame = {
@@ -295,7 +319,7 @@ export class Walker {
           'invariant',
           `${path}.contained[${i}]`,
           `Constraint dom-3 not met: If the resource is contained in another resource, it SHALL be referred to from elsewhere in the resource or SHALL refer to the containing resource (contained ${typeof id === 'string' ? `'#${id}'` : 'resource without id'} is not referenced)`,
-          `invariant|dom-3|${path}.contained[${i}]`
+          `invariant|dom-3|${path}.contained[${i}]`,
         );
       }
     });
@@ -306,7 +330,7 @@ export class Walker {
     scopes: readonly Scope[],
     path: string,
     frame: ResourceFrame,
-    isResource: boolean
+    isResource: boolean,
   ): void {
     for (const scope of scopes) {
       if (scope.label) {
@@ -328,7 +352,7 @@ export class Walker {
           'structure',
           `${path}.${key}`,
           `Type '${typeFromSuffix(name.slice(base.length - 3))}' is not allowed for ${base} at ${path} (allowed: ${found.allowed.join(', ')})`,
-          `choice-type|${path}.${key}`
+          `choice-type|${path}.${key}`,
         );
         continue;
       }
@@ -345,13 +369,16 @@ export class Walker {
             'structure',
             `${path}.${found.choiceBase}`,
             `Only one type may be used for the choice element ${found.choiceBase}[x] at ${path}, found '${previous}' and '${name}'`,
-            `choice|${path}.${found.elementKey}`
+            `choice|${path}.${found.elementKey}`,
           );
         }
         choices.set(found.elementKey, name);
       }
       if (found.scope.label) {
-        const baseFound = lookup(scopes.filter((sc) => !sc.label), name);
+        const baseFound = lookup(
+          scopes.filter((sc) => !sc.label),
+          name,
+        );
         found = { ...found, base: baseFound && !('disallowed' in baseFound) ? baseFound.element : undefined };
       }
       const segment = found.choiceBase ? choiceSegment(found.choiceBase, typeFromSuffix(found.type)) : name;
@@ -374,7 +401,7 @@ export class Walker {
     path: string,
     frame: ResourceFrame,
     isPrimitiveExtension: boolean,
-    primitiveSibling: unknown
+    primitiveSibling: unknown,
   ): void {
     if (value === null || value === undefined) {
       return; // medplum reports misplaced nulls
@@ -387,7 +414,13 @@ export class Walker {
       }
       const element = value as Record<string, unknown>;
       if (Object.keys(element).length === 0 && primitiveSibling === undefined) {
-        this.add('error', 'invariant', path, 'Constraint ele-1 not met: All FHIR elements must have a @value or children', `invariant|ele-1|${path}`);
+        this.add(
+          'error',
+          'invariant',
+          path,
+          'Constraint ele-1 not met: All FHIR elements must have a @value or children',
+          `invariant|ele-1|${path}`,
+        );
       }
       const elementSchema = tryGetDataType('Element');
       if (elementSchema) {
@@ -401,7 +434,13 @@ export class Walker {
         // medplum reports arrays, but takes an object for a primitive's extension part and says nothing
         // (e.g. { "$ne": "x" } where a code belongs).
         if (!Array.isArray(value)) {
-          this.add('error', 'structure', path, `Invalid JSON type: ${displayPrimitive(type)} must be a JSON ${jsonTypeOf(type)}, not an object`, `jsontype|${path}`);
+          this.add(
+            'error',
+            'structure',
+            path,
+            `Invalid JSON type: ${displayPrimitive(type)} must be a JSON ${jsonTypeOf(type)}, not an object`,
+            `jsontype|${path}`,
+          );
         }
         return;
       }
@@ -433,7 +472,7 @@ export class Walker {
           typeof resourceType === 'string'
             ? `Unknown resource type '${truncate(resourceType, 64)}' in ${path}`
             : `Resource at ${path} has no resourceType`,
-          `rt|${path}`
+          `rt|${path}`,
         );
         return;
       }
@@ -446,7 +485,13 @@ export class Walker {
 
     const keys = Object.keys(obj);
     if (keys.length > 0 && keys.every((k) => k === 'id')) {
-      this.add('error', 'invariant', path, 'Constraint ele-1 not met: All FHIR elements must have a @value or children', `invariant|ele-1|${path}`);
+      this.add(
+        'error',
+        'invariant',
+        path,
+        'Constraint ele-1 not met: All FHIR elements must have a @value or children',
+        `invariant|ele-1|${path}`,
+      );
     }
 
     const typed: TypedValue = { type, value: obj };
@@ -514,11 +559,11 @@ export class Walker {
     typed: TypedValue,
     path: string,
     frame: ResourceFrame,
-    typeSchema: InternalTypeSchema | undefined
+    typeSchema: InternalTypeSchema | undefined,
   ): void {
     const onElement = found.element.constraints ?? [];
     const medplumChecked = new Set(
-      (found.scope.label ? found.base?.constraints ?? [] : onElement).filter((c) => c.severity === 'error').map((c) => c.key)
+      (found.scope.label ? (found.base?.constraints ?? []) : onElement).filter((c) => c.severity === 'error').map((c) => c.key),
     );
     for (const c of onElement) {
       if (!NATIVE_CONSTRAINTS.has(c.key) && !medplumChecked.has(c.key)) {
@@ -568,7 +613,7 @@ export class Walker {
         path,
         `Constraint ${c.key} not met: ${c.description} (FHIRPath: ${c.expression})`,
         `invariant|${c.key}|${path}`,
-        label
+        label,
       );
     }
   }
@@ -589,7 +634,7 @@ export class Walker {
       const shortName = isChoice ? name.slice(0, -3) : name;
       const values = valuesOf(obj, shortName, isChoice);
       const count = values.count;
-      const base = baseScopes.length ? lookup(baseScopes, isChoice ? firstChoiceKey(obj, shortName) ?? name : name) : undefined;
+      const base = baseScopes.length ? lookup(baseScopes, isChoice ? (firstChoiceKey(obj, shortName) ?? name) : name) : undefined;
       const baseElement = base && !('disallowed' in base) ? base.element : undefined;
       const sameAsBase = baseElement && baseElement.min === element.min && baseElement.max === element.max;
       const where = `${path}.${shortName}`;
@@ -603,7 +648,7 @@ export class Walker {
               ? `Missing required element '${shortName}' (minimum cardinality ${element.min})`
               : `${where} has ${count} value(s); at least ${element.min} required`,
             count === 0 ? `required|${where}` : `card|${where}`,
-            scope.label
+            scope.label,
           );
         } else if (count > element.max) {
           this.add(
@@ -614,7 +659,7 @@ export class Walker {
               ? `Element '${shortName}' is not allowed here (maximum cardinality 0)`
               : `${where} has ${count} value(s); at most ${element.max} allowed`,
             `card|${where}`,
-            scope.label
+            scope.label,
           );
         }
       }
@@ -633,7 +678,7 @@ export class Walker {
               at,
               `${at} must ${fixed ? 'be exactly' : 'match the pattern'} ${truncate(JSON.stringify(expected.value), 200)}`,
               `pattern|${at}`,
-              scope.label
+              scope.label,
             );
           }
         });
@@ -651,7 +696,14 @@ export class Walker {
       if (slice) {
         counts.set(slice.name, (counts.get(slice.name) ?? 0) + 1);
       } else if (slicing.rule === 'closed') {
-        this.add('error', 'structure', `${where}[${i}]`, `${where}[${i}] matches none of the slices of a closed slicing`, `slice-closed|${where}[${i}]`, label);
+        this.add(
+          'error',
+          'structure',
+          `${where}[${i}]`,
+          `${where}[${i}] matches none of the slices of a closed slicing`,
+          `slice-closed|${where}[${i}]`,
+          label,
+        );
       }
     });
     for (const slice of slicing.slices) {
@@ -663,7 +715,7 @@ export class Walker {
           where,
           `${where} has ${n} value(s) for the slice '${slice.name}'; allowed ${slice.min}..${Number.isFinite(slice.max) ? slice.max : '*'}`,
           `slice|${where}|${slice.name}`,
-          label
+          label,
         );
       }
     }
@@ -672,9 +724,9 @@ export class Walker {
   // -------------------------------------------------------------------------------------------
   // bindings
 
-  private bindingOf(element: { binding?: InternalSchemaElement['binding'] }):
-    | { strength: 'required' | 'extensible'; canonical: string; vs: ExpandedValueSet }
-    | undefined {
+  private bindingOf(element: {
+    binding?: InternalSchemaElement['binding'];
+  }): { strength: 'required' | 'extensible'; canonical: string; vs: ExpandedValueSet } | undefined {
     const binding = element.binding;
     if (!binding?.valueSet || (binding.strength !== 'required' && binding.strength !== 'extensible')) {
       return undefined;
@@ -683,14 +735,14 @@ export class Walker {
     if (!vs) {
       this.services.logger.once(
         `vs-missing:${binding.valueSet}`,
-        `value set ${binding.valueSet} is not available: ${binding.strength} bindings to it are not checked`
+        `value set ${binding.valueSet} is not available: ${binding.strength} bindings to it are not checked`,
       );
       return undefined;
     }
     if (vs.incomplete) {
       this.services.logger.once(
         `vs-incomplete:${binding.valueSet}`,
-        `value set ${binding.valueSet} cannot be fully expanded offline (${vs.notes.join('; ')}): codes outside what we can enumerate are accepted`
+        `value set ${binding.valueSet} cannot be fully expanded offline (${vs.notes.join('; ')}): codes outside what we can enumerate are accepted`,
       );
     }
     return { strength: binding.strength, canonical: binding.valueSet, vs };
@@ -716,7 +768,12 @@ export class Walker {
     }
   }
 
-  private checkSliceBinding(slice: { binding?: InternalSchemaElement['binding'] }, type: string, obj: Record<string, unknown>, path: string): void {
+  private checkSliceBinding(
+    slice: { binding?: InternalSchemaElement['binding'] },
+    type: string,
+    obj: Record<string, unknown>,
+    path: string,
+  ): void {
     const b = this.bindingOf(slice);
     if (b) {
       this.checkCodedValue(b, type, obj, path);
@@ -727,7 +784,7 @@ export class Walker {
     b: { strength: 'required' | 'extensible'; canonical: string; vs: ExpandedValueSet },
     type: string,
     obj: Record<string, unknown>,
-    path: string
+    path: string,
   ): void {
     const key = `binding|${path}|${stripVersion(b.canonical)}`;
     if (type === 'Coding') {
@@ -748,7 +805,7 @@ export class Walker {
             'code-invalid',
             path,
             `No coding provided: a code from the required value set ${b.canonical} is needed (allowed: ${describeAllowed(b.vs)})`,
-            key
+            key,
           );
         }
         return;
@@ -772,7 +829,7 @@ export class Walker {
     b: { strength: 'required' | 'extensible'; canonical: string; vs: ExpandedValueSet },
     path: string,
     what: string,
-    key: string
+    key: string,
   ): void {
     const allowed = describeAllowed(b.vs);
     if (b.strength === 'required') {
@@ -783,7 +840,7 @@ export class Walker {
         'code-invalid',
         path,
         `${what} in the extensible value set ${b.canonical} (use one of: ${allowed}; another code is allowed only when none of these fits)`,
-        key
+        key,
       );
     }
   }
@@ -959,4 +1016,3 @@ function stripVersion(canonical: string): string {
   const bar = canonical.indexOf('|');
   return bar >= 0 ? canonical.slice(0, bar) : canonical;
 }
-

@@ -121,7 +121,10 @@ export async function registerBulkExportRoutes(app: FastifyInstance, args: BulkE
       const exportRoute = (level: ExportLevel): RouteSpec =>
         level === 'system'
           ? { declare: { interaction: 'operation', operation: 'export', requires: 'token' }, handler: kickOff(level) }
-          : { declare: { interaction: 'operation', operation: 'export', type: 'Patient', requires: { anyOf: ['r'] } }, handler: kickOff(level) };
+          : {
+              declare: { interaction: 'operation', operation: 'export', type: 'Patient', requires: { anyOf: ['r'] } },
+              handler: kickOff(level),
+            };
       routeFamily(scope, undefined, '/$export', { GET: exportRoute('system'), POST: exportRoute('system') });
       if (ctx.resourceTypes.includes('Patient')) {
         routeFamily(scope, undefined, '/Patient/$export', { GET: exportRoute('patient'), POST: exportRoute('patient') });

@@ -51,7 +51,12 @@ export default async function bundleRoutes(fastify: FastifyInstance, options: Bu
     bodyLimit: settings.bodyLimit,
     handler: async (request) => {
       const ctx = requestContext(base, request);
-      const bundle = parseBundleRequest(request.body, { maxEntries: settings.maxEntries, maxSearches: settings.maxSearches }, ctx.resourceTypes, ctx.baseUrl);
+      const bundle = parseBundleRequest(
+        request.body,
+        { maxEntries: settings.maxEntries, maxSearches: settings.maxSearches },
+        ctx.resourceTypes,
+        ctx.baseUrl,
+      );
       const bundleOptions = { returnPreference: returnPreference(request), search: options.search };
       if (bundle.kind === 'transaction') return runTransaction(ctx, bundle, bundleOptions);
       if (ctx.audit) ctx.audit.interaction = 'batch';

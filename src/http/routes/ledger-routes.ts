@@ -112,7 +112,10 @@ function sendPackage(reply: FastifyReply, name: string, body: unknown): FastifyR
 /** Target values: Type/id or Type/id/_history/vid, relative or under our base URL; comma-separated = or. */
 function parseTargets(value: string | string[] | undefined, ctx: FhirContext): Array<{ type: string; id: string; versionId?: number }> {
   const raw = (Array.isArray(value) ? value : value === undefined ? [] : [value]).flatMap((v) => v.split(','));
-  if (raw.length === 0) throw errors.badRequest('Provenance here is derived per resource version: search with target=[type]/[id], e.g. Provenance?target=Patient/123');
+  if (raw.length === 0)
+    throw errors.badRequest(
+      'Provenance here is derived per resource version: search with target=[type]/[id], e.g. Provenance?target=Patient/123',
+    );
   return raw.map((text) => {
     const relative = text.startsWith(`${ctx.baseUrl}/`) ? text.slice(ctx.baseUrl.length + 1) : text;
     const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/(\d{1,9}))?$/.exec(relative.trim());
@@ -185,7 +188,7 @@ export default async function ledgerRoutes(fastify: FastifyInstance, options: Le
       type,
       'verify',
       `${OPERATION_BASE}:verify`,
-      'GET [type]/[id]/_history/[vid]/$verify: recomputes the version\'s commitment, folds its Merkle audit path and compares the root with the HCS message on the mirror node; Parameters with status anchored | pending | failed',
+      "GET [type]/[id]/_history/[vid]/$verify: recomputes the version's commitment, folds its Merkle audit path and compares the root with the HCS message on the mirror node; Parameters with status anchored | pending | failed",
     );
     capabilities.addOperation(
       type,
@@ -216,8 +219,17 @@ export default async function ledgerRoutes(fastify: FastifyInstance, options: Le
           resourceType: 'Bundle',
           type: 'searchset',
           total: resources.length,
-          link: [{ relation: 'self', url: `${base.baseUrl}/Provenance?target=${targets.map((t) => encodeURIComponent(`${t.type}/${t.id}${t.versionId ? `/_history/${t.versionId}` : ''}`)).join(',')}` }],
-          entry: resources.map((resource) => ({ fullUrl: `${base.baseUrl}/Provenance/${resource.id}`, resource, search: { mode: 'match' } })),
+          link: [
+            {
+              relation: 'self',
+              url: `${base.baseUrl}/Provenance?target=${targets.map((t) => encodeURIComponent(`${t.type}/${t.id}${t.versionId ? `/_history/${t.versionId}` : ''}`)).join(',')}`,
+            },
+          ],
+          entry: resources.map((resource) => ({
+            fullUrl: `${base.baseUrl}/Provenance/${resource.id}`,
+            resource,
+            search: { mode: 'match' },
+          })),
         };
         return bundle;
       },
@@ -255,7 +267,8 @@ export default async function ledgerRoutes(fastify: FastifyInstance, options: Le
   capabilities.setResourceDetails('Provenance', {
     versioning: 'no-version',
     readHistory: false,
-    documentation: `Derived, read-only: one Provenance per stored version of ${anchored.join(', ')}, with its ledger anchor in the extension ` +
+    documentation:
+      `Derived, read-only: one Provenance per stored version of ${anchored.join(', ')}, with its ledger anchor in the extension ` +
       'urn:fhir-ledger-server:StructureDefinition:ledger-anchor.',
   });
 }

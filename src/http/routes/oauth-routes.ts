@@ -33,7 +33,11 @@ export const OAUTH_MOUNT = '/auth';
 const PUBLIC: FastifyContextConfig = { access: 'public' };
 
 function oauthError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
-  return reply.code(status).header('cache-control', 'no-store').type('application/json; charset=utf-8').send({ error, error_description: description });
+  return reply
+    .code(status)
+    .header('cache-control', 'no-store')
+    .type('application/json; charset=utf-8')
+    .send({ error, error_description: description });
 }
 
 export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (fastify, options) => {
@@ -49,7 +53,8 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRoutesOptions> = async (fastif
     const relativeUrl = request.url.startsWith(mount) ? request.url.slice(mount.length) : '';
     const match = server.endpoint(request.method, relativeUrl.split('?')[0]!);
     if (!match.served) {
-      if (match.reason === 'not-found') oauthError(reply, 404, 'invalid_request', `no such endpoint; the token endpoint is ${server.tokenEndpoint}`);
+      if (match.reason === 'not-found')
+        oauthError(reply, 404, 'invalid_request', `no such endpoint; the token endpoint is ${server.tokenEndpoint}`);
       else oauthError(reply.header('allow', match.allow.join(', ')), 405, 'invalid_request', `use ${match.allow[0]} here`);
       return;
     }

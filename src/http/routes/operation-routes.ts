@@ -37,12 +37,17 @@ export default async function operationRoutes(fastify: FastifyInstance, options:
     schema: { params: ID_PARAMS },
     handler: async (request) => {
       const { id } = request.params as { id: string };
-      return patientEverything(requestContext(base, request), settings, { patientId: id, params: params(request), strict: strictHandling(request) });
+      return patientEverything(requestContext(base, request), settings, {
+        patientId: id,
+        params: params(request),
+        strict: strictHandling(request),
+      });
     },
   };
   const all: RouteSpec = {
     declare: { interaction: 'operation', operation: 'everything', type: 'Patient', requires: { anyOf: ['r'] } },
-    handler: async (request) => patientEverything(requestContext(base, request), settings, { params: params(request), strict: strictHandling(request) }),
+    handler: async (request) =>
+      patientEverything(requestContext(base, request), settings, { params: params(request), strict: strictHandling(request) }),
   };
   routeFamily(fastify, capabilities, '/Patient/:id/$everything', { GET: instance, POST: instance });
   routeFamily(fastify, capabilities, '/Patient/$everything', { GET: all, POST: all });

@@ -88,7 +88,12 @@ function refusedWrite(type: string, interaction: 'create' | 'update' | 'patch' |
     declare: { interaction, type, requires: 'token' },
     capability: false,
     handler: async (request) => {
-      throw errors.methodNotAllowed(request.method, request.url.split('?')[0], allow, `${type} is recorded by the server and cannot be changed through the API`);
+      throw errors.methodNotAllowed(
+        request.method,
+        request.url.split('?')[0],
+        allow,
+        `${type} is recorded by the server and cannot be changed through the API`,
+      );
     },
   };
 }

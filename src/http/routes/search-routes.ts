@@ -52,7 +52,13 @@ export interface SearchHandlers {
   conditionalDelete: (type: string) => RouteHandlerMethod;
 }
 
-function runSearch(ctx: FhirContext, settings: SearchSettings, scope: SearchScope, request: FastifyRequest, params: Array<[string, string]>) {
+function runSearch(
+  ctx: FhirContext,
+  settings: SearchSettings,
+  scope: SearchScope,
+  request: FastifyRequest,
+  params: Array<[string, string]>,
+) {
   return search(ctx, settings, scope, { params, strict: strictHandling(request) });
 }
 
@@ -64,18 +70,29 @@ export function searchHandlers(base: FhirContext, settings: SearchSettings): Sea
     create: (type) => async (request, reply) => {
       const header = request.headers['if-none-exist'];
       if (typeof header === 'string' && header.trim() !== '') {
-        return sendWriteResult(request, reply, base.baseUrl, await conditionalCreate(ctx(request), type, request.body, parseCriteria(header.trim())));
+        return sendWriteResult(
+          request,
+          reply,
+          base.baseUrl,
+          await conditionalCreate(ctx(request), type, request.body, parseCriteria(header.trim())),
+        );
       }
       return sendWriteResult(request, reply, base.baseUrl, await createResource(ctx(request), type, request.body));
     },
     conditionalUpdate: (type) => async (request, reply) => {
       const criteria = queryParams(request);
       if (criteria.length === 0) throw errors.badRequest(`PUT ${type} needs an id (PUT ${type}/[id]) or search criteria (PUT ${type}?...)`);
-      return sendWriteResult(request, reply, base.baseUrl, await conditionalUpdate(ctx(request), type, request.body, criteria, { ifMatch: ifMatchOf(request) }));
+      return sendWriteResult(
+        request,
+        reply,
+        base.baseUrl,
+        await conditionalUpdate(ctx(request), type, request.body, criteria, { ifMatch: ifMatchOf(request) }),
+      );
     },
     conditionalDelete: (type) => async (request, reply: FastifyReply) => {
       const criteria = queryParams(request);
-      if (criteria.length === 0) throw errors.badRequest(`DELETE ${type} needs an id (DELETE ${type}/[id]) or search criteria (DELETE ${type}?...)`);
+      if (criteria.length === 0)
+        throw errors.badRequest(`DELETE ${type} needs an id (DELETE ${type}/[id]) or search criteria (DELETE ${type}?...)`);
       const result = await conditionalDelete(ctx(request), type, criteria, { ifMatch: ifMatchOf(request) });
       if (result?.changed) reply.header('etag', `W/"${result.version.versionId}"`);
       return reply.code(204).send();
@@ -86,14 +103,26 @@ export function searchHandlers(base: FhirContext, settings: SearchSettings): Sea
 /** The types of a system-level search: those named by _type, or (implied) every clinical type. */
 function typesOf(value: string | undefined, hosted: readonly string[], named: readonly string[]): { types: string[]; implied: boolean } {
   if (value === undefined || value.trim() === '') return { types: [...hosted], implied: true };
-  const types = [...new Set(value.split(',').map((t) => t.trim()).filter(Boolean))];
-  if (types.length === 0) throw errors.badRequest(`_type=${value} names no resource type; name at least one, or leave _type out to search every type`, '_type');
+  const types = [
+    ...new Set(
+      value
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean),
+    ),
+  ];
+  if (types.length === 0)
+    throw errors.badRequest(`_type=${value} names no resource type; name at least one, or leave _type out to search every type`, '_type');
   for (const type of types) {
-    if (!hosted.includes(type) && !named.includes(type)) throw errors.badRequest(`_type=${type}: this server hosts ${[...hosted, ...named].join(', ')}`);
+    if (!hosted.includes(type) && !named.includes(type))
+      throw errors.badRequest(`_type=${type}: this server hosts ${[...hosted, ...named].join(', ')}`);
   }
   const audit = types.filter((type) => named.includes(type));
   if (audit.length > 0 && audit.length < types.length) {
-    throw errors.badRequest(`_type=${types.join(',')}: ${audit.join(', ')} is searched on its own (the audit trail is kept apart from the records); search it separately`, '_type');
+    throw errors.badRequest(
+      `_type=${types.join(',')}: ${audit.join(', ')} is searched on its own (the audit trail is kept apart from the records); search it separately`,
+      '_type',
+    );
   }
   return { types, implied: false };
 }
@@ -128,13 +157,17 @@ export default async function searchRoutes(fastify: FastifyInstance, options: Se
     routeFamily(fastify, capabilities, `/${type}/_search`, {
       POST: {
         declare: { interaction: 'search-type', type, requires: { anyOf: ['s'] } },
-        handler: async (request) => runSearch(ctx(request), settings, { types: [type], path: type }, request, [...queryParams(request), ...formParams(request)]),
+        handler: async (request) =>
+          runSearch(ctx(request), settings, { types: [type], path: type }, request, [...queryParams(request), ...formParams(request)]),
       },
     });
   }
 
   const system = (request: FastifyRequest, params: Array<[string, string]>) => {
-    const typeParam = params.filter(([name]) => name === '_type').map(([, v]) => v).join(',');
+    const typeParam = params
+      .filter(([name]) => name === '_type')
+      .map(([, v]) => v)
+      .join(',');
     const { types, implied } = typesOf(typeParam || undefined, hosted, options.readOnlyTypes);
     const kept: Array<[string, string]> = params.filter(([name]) => name !== '_type');
     if (typeParam) kept.unshift(['_type', types.join(',')]);
@@ -146,7 +179,10 @@ export default async function searchRoutes(fastify: FastifyInstance, options: Se
     handler: async (request) => system(request, queryParams(request)),
   });
   routeFamily(fastify, capabilities, '/_search', {
-    POST: { declare: { interaction: 'search-system', requires: 'token' }, handler: async (request) => system(request, [...queryParams(request), ...formParams(request)]) },
+    POST: {
+      declare: { interaction: 'search-system', requires: 'token' },
+      handler: async (request) => system(request, [...queryParams(request), ...formParams(request)]),
+    },
   });
 
   const compartmentTypes = hosted.filter((t) => searchRegistry().patientCompartment.has(t) || t === 'Patient');

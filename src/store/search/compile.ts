@@ -178,7 +178,13 @@ function compileNumber(c: Extract<Condition, { op: 'number' }>): Document {
   const { system, code, canonical } = c.quantity;
   if (system) parts.push({ path: 's', op: '$eq', value: system });
   if (system && code) parts.push({ path: 'c', op: '$eq', value: code });
-  if (!system && code) parts.push({ or: [{ path: 'c', op: '$eq', value: code }, { path: 'u', op: '$eq', value: code }] });
+  if (!system && code)
+    parts.push({
+      or: [
+        { path: 'c', op: '$eq', value: code },
+        { path: 'u', op: '$eq', value: code },
+      ],
+    });
   let tree: Tree = { and: parts };
   if (canonical) {
     // Same dimension: compare in base units. The exact branch still serves values indexed before canonical

@@ -5,7 +5,16 @@
  */
 import type { ClientSession, Document, Filter } from 'mongodb';
 import type { HeadDocument, ResourceStore } from '../resource-store.js';
-import { compileCondition, compileFilter, fullSort, keysetAfter, reverseSort, sortDocument, sortValueOf, type SortValue } from './compile.js';
+import {
+  compileCondition,
+  compileFilter,
+  fullSort,
+  keysetAfter,
+  reverseSort,
+  sortDocument,
+  sortValueOf,
+  type SortValue,
+} from './compile.js';
 import { SubSearchTooLargeError, type Condition, type StoreQuery, type SubSearch } from './query.js';
 
 /** At most this many ids travel from a chained (or _has) sub-search into the outer query's $in. */
@@ -21,11 +30,17 @@ async function subSearchIds(store: ResourceStore, search: SubSearch, session?: C
   // with _id: projecting the key alone, MongoDB answers from the index without reading the documents (a covered
   // query). A single-version type's key is its version's ("Type/id/_history/1"): read the fields then.
   if (collection === store.heads) {
-    const keys = await store.heads.find(filter as Filter<HeadDocument>, { ...options, projection: { _id: 1 } }).limit(limit).toArray();
+    const keys = await store.heads
+      .find(filter as Filter<HeadDocument>, { ...options, projection: { _id: 1 } })
+      .limit(limit)
+      .toArray();
     if (keys.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
     return keys.map((d) => d._id);
   }
-  const docs = await collection.find(filter as Filter<HeadDocument>, { ...options, projection: { type: 1, id: 1 } }).limit(limit).toArray();
+  const docs = await collection
+    .find(filter as Filter<HeadDocument>, { ...options, projection: { type: 1, id: 1 } })
+    .limit(limit)
+    .toArray();
   if (docs.length > MAX_SUBSEARCH_IDS) throw new SubSearchTooLargeError(search.types, MAX_SUBSEARCH_IDS);
   return docs.map((d) => `${d.type}/${d.id}`);
 }
@@ -97,10 +112,7 @@ export async function resolveSubSearches(store: ResourceStore, condition: Condit
 
 /** Where a page starts: after (next) or before (previous) a position, or the last page. */
 export type PagePosition =
-  | { kind: 'first' }
-  | { kind: 'after'; values: SortValue[] }
-  | { kind: 'before'; values: SortValue[] }
-  | { kind: 'last' };
+  { kind: 'first' } | { kind: 'after'; values: SortValue[] } | { kind: 'before'; values: SortValue[] } | { kind: 'last' };
 
 export interface Page {
   heads: HeadDocument[];
@@ -147,7 +159,9 @@ export function positionOf(head: HeadDocument, query: StoreQuery): SortValue[] {
 /** Number of matches; with `limit`, counting stops there (the answer is then "at least limit"). */
 export async function countMatches(store: ResourceStore, query: StoreQuery, limit?: number, session?: ClientSession): Promise<number> {
   const filter = compileFilter(query) as Filter<HeadDocument>;
-  return store.currentOf(query.types).countDocuments(filter, { ...(limit !== undefined ? { limit } : {}), session, maxTimeMS: store.queryTimeMs });
+  return store
+    .currentOf(query.types)
+    .countDocuments(filter, { ...(limit !== undefined ? { limit } : {}), session, maxTimeMS: store.queryTimeMs });
 }
 
 /**

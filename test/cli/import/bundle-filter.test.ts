@@ -46,7 +46,13 @@ function transaction(): Bundle {
       },
       {
         fullUrl: 'urn:uuid:obs-1',
-        resource: { resourceType: 'Observation', id: 'obs-1', status: 'final', code: { text: 'x' }, encounter: { reference: 'urn:uuid:e-1' } },
+        resource: {
+          resourceType: 'Observation',
+          id: 'obs-1',
+          status: 'final',
+          code: { text: 'x' },
+          encounter: { reference: 'urn:uuid:e-1' },
+        },
         request: { method: 'POST', url: 'Observation' },
       },
       {
@@ -75,7 +81,11 @@ t.test('unhosted entries are dropped and counted; hosted entries keep request an
   const { bundle, originalIndex, dropped } = filterBundle(source, HOSTED);
   t.equal(JSON.stringify(source), before, 'the input Bundle is not modified');
   t.same(originalIndex, [1, 3, 5, 7]);
-  t.same([...dropped.entries()].sort(), [['Observation', 2], ['Organization', 1], ['Practitioner', 1]]);
+  t.same([...dropped.entries()].sort(), [
+    ['Observation', 2],
+    ['Organization', 1],
+    ['Practitioner', 1],
+  ]);
   t.same(
     bundle.entry!.map((e) => [entryType(e), e.request]),
     [
@@ -112,7 +122,11 @@ t.test('references to dropped entries and conditional references to unhosted typ
 
 t.test('a Bundle with nothing hosted keeps no entries', async (t) => {
   const { bundle, dropped } = filterBundle(
-    { resourceType: 'Bundle', type: 'batch', entry: [{ resource: { resourceType: 'Observation', status: 'final', code: {} }, request: { method: 'POST', url: 'Observation' } }] },
+    {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [{ resource: { resourceType: 'Observation', status: 'final', code: {} }, request: { method: 'POST', url: 'Observation' } }],
+    },
     HOSTED,
   );
   t.equal(bundle.entry, undefined);

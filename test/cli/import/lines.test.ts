@@ -28,7 +28,14 @@ t.test('lines, numbers and the offsets after each', async (t) => {
     ],
   );
   const resumed = await collect(file, 13, 3);
-  t.same(resumed.map((l) => [l.number, l.text]), [[3, '{"b":"é"}'], [4, '{"c":3}']], 'reading from a recorded offset');
+  t.same(
+    resumed.map((l) => [l.number, l.text]),
+    [
+      [3, '{"b":"é"}'],
+      [4, '{"c":3}'],
+    ],
+    'reading from a recorded offset',
+  );
 });
 
 t.test('long lines and multi-byte characters across read chunks', async (t) => {

@@ -1,6 +1,6 @@
 // Mirror-node REST API: field names and formats, filters, paging, errors, and the running-hash chain.
 import t from 'tap';
-import { TopicCreateTransaction, TopicMessageSubmitTransaction, TransactionResponse } from '@hashgraph/sdk';
+import { TopicCreateTransaction, TopicMessageSubmitTransaction, type TransactionResponse } from '@hashgraph/sdk';
 import { computeRunningHashV3, initialRunningHash } from '../../../src/dev/hedera/running-hash.js';
 import { getJson, startTestNet, type MirrorMessages } from './fixtures/helpers.js';
 
@@ -26,8 +26,9 @@ t.test('mirror REST over a topic with plain and chunked messages', async (t) => 
   const { client, net, operatorKey } = tn;
   const base = net.mirrorUrl;
 
-  const topicId = (await (await new TopicCreateTransaction().setSubmitKey(operatorKey.publicKey).setTopicMemo('m').execute(client)).getReceipt(client))
-    .topicId!.toString();
+  const topicId = (
+    await (await new TopicCreateTransaction().setSubmitKey(operatorKey.publicKey).setTopicMemo('m').execute(client)).getReceipt(client)
+  ).topicId!.toString();
   const responses: TransactionResponse[] = [];
   for (let i = 1; i <= 5; i++) {
     const r = await new TopicMessageSubmitTransaction().setTopicId(topicId).setMessage(`message ${i}`).execute(client);
@@ -62,10 +63,25 @@ t.test('mirror REST over a topic with plain and chunked messages', async (t) => 
       t.equal(Buffer.from(m.running_hash, 'base64').length, 48);
     }
     t.equal(Buffer.from(all.messages[0]!.message, 'base64').toString(), 'message 1');
-    t.match(all.messages[0]!.chunk_info, { number: 1, total: 1, initial_transaction_id: { account_id: '0.0.2', nonce: 0, scheduled: false } });
+    t.match(all.messages[0]!.chunk_info, {
+      number: 1,
+      total: 1,
+      initial_transaction_id: { account_id: '0.0.2', nonce: 0, scheduled: false },
+    });
     const chunked = all.messages.slice(5).map((m) => m.chunk_info!);
-    t.same(chunked.map((c) => [c.number, c.total]), [[1, 3], [2, 3], [3, 3]]);
-    t.same(new Set(chunked.map((c) => c.initial_transaction_id.transaction_valid_start)).size, 1, 'chunks share the initial transaction id');
+    t.same(
+      chunked.map((c) => [c.number, c.total]),
+      [
+        [1, 3],
+        [2, 3],
+        [3, 3],
+      ],
+    );
+    t.same(
+      new Set(chunked.map((c) => c.initial_transaction_id.transaction_valid_start)).size,
+      1,
+      'chunks share the initial transaction id',
+    );
     t.same(Buffer.concat(all.messages.slice(5).map((m) => Buffer.from(m.message, 'base64'))), big, 'chunks reassemble');
   });
 
@@ -201,4 +217,3 @@ t.test('mirror REST over a topic with plain and chunked messages', async (t) => 
     t.equal(topic.submit_key, null);
   });
 });
-

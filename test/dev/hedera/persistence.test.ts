@@ -33,7 +33,9 @@ t.test('restart from dataDir keeps key, topics, messages, receipts and the hash 
   const create = await new TopicCreateTransaction().setSubmitKey(first.operatorKey.publicKey).execute(first.client);
   const topicId = (await create.getReceipt(first.client)).topicId!;
   for (let i = 1; i <= 3; i++) {
-    await (await new TopicMessageSubmitTransaction().setTopicId(topicId).setMessage(`before ${i}`).execute(first.client)).getReceipt(first.client);
+    await (
+      await new TopicMessageSubmitTransaction().setTopicId(topicId).setMessage(`before ${i}`).execute(first.client)
+    ).getReceipt(first.client);
   }
   const before = (await getJson(first.net.mirrorUrl, `/api/v1/topics/${topicId.toString()}/messages`)).body as MirrorMessages;
   const balanceBefore = (await new AccountBalanceQuery().setAccountId('0.0.2').execute(first.client)).hbars.toTinybars().toString();
@@ -98,21 +100,25 @@ t.test('nothing acknowledged is lost on kill -9', async (t) => {
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
-  const info = await new Promise<{ grpcEndpoint: string; nodeAccountId: string; operatorId: string; operatorKey: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('child did not start in 60 s')), 60_000);
-    createInterface({ input: child.stdout! }).once('line', (line) => {
-      clearTimeout(timer);
-      resolve(JSON.parse(line) as { grpcEndpoint: string; nodeAccountId: string; operatorId: string; operatorKey: string });
-    });
-    child.once('exit', (code) => reject(new Error(`child exited early with ${code}`)));
-  });
+  const info = await new Promise<{ grpcEndpoint: string; nodeAccountId: string; operatorId: string; operatorKey: string }>(
+    (resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('child did not start in 60 s')), 60_000);
+      createInterface({ input: child.stdout! }).once('line', (line) => {
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as { grpcEndpoint: string; nodeAccountId: string; operatorId: string; operatorKey: string });
+      });
+      child.once('exit', (code) => reject(new Error(`child exited early with ${code}`)));
+    },
+  );
   const client = Client.forNetwork({ [info.grpcEndpoint]: info.nodeAccountId }, { scheduleNetworkUpdate: false })
     .setOperator(info.operatorId, PrivateKey.fromStringDer(info.operatorKey))
     .setGrpcDeadline(2000);
   const topicId = (await (await new TopicCreateTransaction().execute(client)).getReceipt(client)).topicId!;
   const acknowledged: string[] = [];
   for (let i = 1; i <= 5; i++) {
-    const receipt = await (await new TopicMessageSubmitTransaction().setTopicId(topicId).setMessage(`m${i}`).execute(client)).getReceipt(client);
+    const receipt = await (
+      await new TopicMessageSubmitTransaction().setTopicId(topicId).setMessage(`m${i}`).execute(client)
+    ).getReceipt(client);
     acknowledged.push(Buffer.from(receipt.topicRunningHash!).toString('base64'));
   }
   client.close();
@@ -143,7 +149,10 @@ t.test('journal damage: an unfinished last line is cut, damage elsewhere stops t
   appendFileSync(journal, '{"kind":"transaction","transactionId":{"pay'); // a write cut short by a crash
   const logs: string[] = [];
   const second = await startLocalHedera({ dataDir, log: (m) => logs.push(m) });
-  t.ok(logs.some((l) => /cut \d+ bytes of an unfinished last journal line/.test(l)), 'says what it did');
+  t.ok(
+    logs.some((l) => /cut \d+ bytes of an unfinished last journal line/.test(l)),
+    'says what it did',
+  );
   t.equal(statSync(journal).size, size, 'the partial line is removed');
   const messages = (await getJson(second.mirrorUrl, `/api/v1/topics/${topicId.toString()}/messages`)).body as MirrorMessages;
   t.equal(messages.messages.length, 1, 'complete entries are kept');

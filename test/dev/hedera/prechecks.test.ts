@@ -37,7 +37,8 @@ t.test('prechecks and receipt statuses through the real SDK', async (t) => {
   const tn = await startTestNet();
   t.teardown(() => tn.close());
   const { client, net, operatorKey } = tn;
-  const topic = (await (await new TopicCreateTransaction().setSubmitKey(operatorKey.publicKey).execute(client)).getReceipt(client)).topicId!;
+  const topic = (await (await new TopicCreateTransaction().setSubmitKey(operatorKey.publicKey).execute(client)).getReceipt(client))
+    .topicId!;
 
   await t.test('TRANSACTION_EXPIRED for a valid start older than the valid duration', async (t) => {
     const old = TransactionId.withValidStart(client.operatorAccountId!, Timestamp.fromDate(new Date(Date.now() - 300_000)));
@@ -62,7 +63,11 @@ t.test('prechecks and receipt statuses through the real SDK', async (t) => {
   await t.test('INSUFFICIENT_TX_FEE when the max fee is below the fee', async (t) => {
     await expectStatus(
       t,
-      new TopicMessageSubmitTransaction().setTopicId(topic).setMessage('cheap').setMaxTransactionFee(Hbar.fromTinybars(1000)).execute(client),
+      new TopicMessageSubmitTransaction()
+        .setTopicId(topic)
+        .setMessage('cheap')
+        .setMaxTransactionFee(Hbar.fromTinybars(1000))
+        .execute(client),
       PrecheckStatusError,
       Status.InsufficientTxFee,
     );
@@ -88,7 +93,8 @@ t.test('prechecks and receipt statuses through the real SDK', async (t) => {
 
   await t.test('submit key: another key must sign', async (t) => {
     const other = PrivateKey.generateED25519();
-    const restricted = (await (await new TopicCreateTransaction().setSubmitKey(other.publicKey).execute(client)).getReceipt(client)).topicId!;
+    const restricted = (await (await new TopicCreateTransaction().setSubmitKey(other.publicKey).execute(client)).getReceipt(client))
+      .topicId!;
     const unsigned = await new TopicMessageSubmitTransaction().setTopicId(restricted).setMessage('no').execute(client);
     await expectStatus(t, unsigned.getReceipt(client), ReceiptStatusError, Status.InvalidSignature);
     const signed = await new TopicMessageSubmitTransaction().setTopicId(restricted).setMessage('yes').freezeWith(client).sign(other);
@@ -98,7 +104,8 @@ t.test('prechecks and receipt statuses through the real SDK', async (t) => {
 
   await t.test('key lists and threshold keys as submit keys', async (t) => {
     const [k1, k2] = [PrivateKey.generateED25519(), PrivateKey.generateECDSA()];
-    const create = async (key: Key) => (await (await new TopicCreateTransaction().setSubmitKey(key).execute(client)).getReceipt(client)).topicId!;
+    const create = async (key: Key) =>
+      (await (await new TopicCreateTransaction().setSubmitKey(key).execute(client)).getReceipt(client)).topicId!;
     const send = async (topicId: TopicId, signers: PrivateKey[]) => {
       let tx = await new TopicMessageSubmitTransaction().setTopicId(topicId).setMessage('k').freezeWith(client);
       for (const k of signers) tx = await tx.sign(k);
@@ -140,7 +147,9 @@ t.test('prechecks over raw gRPC (inputs the SDK will not build)', async (t) => {
   const topic = (await (await new TopicCreateTransaction().execute(client)).getReceipt(client)).topicId!.toString();
   const base = { payer: net.operatorId, node: net.nodeAccountId };
   const submit = (message: Uint8Array, extra: Partial<Parameters<typeof rawBody>[0]> = {}, data: Partial<proto.ITransactionBody> = {}) =>
-    signTransaction(rawBody({ ...base, ...extra }, { consensusSubmitMessage: { topicID: topicId(topic), message }, ...data }), [operatorKey]);
+    signTransaction(rawBody({ ...base, ...extra }, { consensusSubmitMessage: { topicID: topicId(topic), message }, ...data }), [
+      operatorKey,
+    ]);
   const code = async (bytes: Uint8Array, path = SUBMIT) => (await rawSubmit(net.grpcEndpoint, path, bytes)).nodeTransactionPrecheckCode;
 
   t.equal(await code(submit(Buffer.from('ok'))), Code.OK, 'a well-formed raw submit is accepted');
@@ -154,7 +163,11 @@ t.test('prechecks over raw gRPC (inputs the SDK will not build)', async (t) => {
   t.equal(await code(submit(Buffer.from('x'), { validDurationSeconds: 200 })), Code.INVALID_TRANSACTION_DURATION);
   t.equal(await code(submit(Buffer.from('x'), { memo: 'm'.repeat(101) })), Code.MEMO_TOO_LONG);
   t.equal(await code(submit(Buffer.alloc(7000, 1))), Code.TRANSACTION_OVERSIZE);
-  t.equal(await code(submit(Buffer.from('x'), { validStartMs: Date.now() - 115_000 })), Code.TRANSACTION_EXPIRED, 'less than 10 s of life left');
+  t.equal(
+    await code(submit(Buffer.from('x'), { validStartMs: Date.now() - 115_000 })),
+    Code.TRANSACTION_EXPIRED,
+    'less than 10 s of life left',
+  );
   t.equal(await code(Buffer.from([0xff, 0xff, 0xff])), Code.INVALID_TRANSACTION, 'garbage');
   t.equal(await code(signTransaction(rawBody(base, {}), [operatorKey])), Code.INVALID_TRANSACTION_BODY, 'no operation');
   t.equal(
@@ -163,17 +176,31 @@ t.test('prechecks over raw gRPC (inputs the SDK will not build)', async (t) => {
     'operations this network does not implement',
   );
   t.equal(
-    await code(signTransaction(rawBody({ ...base, payer: '0.0.777' }, { consensusSubmitMessage: { topicID: topicId(topic), message: Buffer.from('x') } }), [operatorKey])),
+    await code(
+      signTransaction(
+        rawBody({ ...base, payer: '0.0.777' }, { consensusSubmitMessage: { topicID: topicId(topic), message: Buffer.from('x') } }),
+        [operatorKey],
+      ),
+    ),
     Code.PAYER_ACCOUNT_NOT_FOUND,
   );
 
   const createWith = (submitKey: proto.IKey) =>
-    signTransaction(rawBody(base, { consensusCreateTopic: { submitKey, autoRenewPeriod: { seconds: Long.fromNumber(7776000) } } }), [operatorKey]);
+    signTransaction(rawBody(base, { consensusCreateTopic: { submitKey, autoRenewPeriod: { seconds: Long.fromNumber(7776000) } } }), [
+      operatorKey,
+    ]);
   t.equal(await code(createWith({ ed25519: Buffer.alloc(5) }), '/proto.ConsensusService/createTopic'), Code.BAD_ENCODING, 'malformed key');
   const twoEmptyPrefixes = proto.Transaction.encode({
     signedTransactionBytes: proto.SignedTransaction.encode({
-      bodyBytes: proto.TransactionBody.encode(rawBody(base, { consensusSubmitMessage: { topicID: topicId(topic), message: Buffer.from('x') } })).finish(),
-      sigMap: { sigPair: [{ pubKeyPrefix: Buffer.alloc(0), ed25519: Buffer.alloc(64) }, { pubKeyPrefix: Buffer.alloc(0), ed25519: Buffer.alloc(64) }] },
+      bodyBytes: proto.TransactionBody.encode(
+        rawBody(base, { consensusSubmitMessage: { topicID: topicId(topic), message: Buffer.from('x') } }),
+      ).finish(),
+      sigMap: {
+        sigPair: [
+          { pubKeyPrefix: Buffer.alloc(0), ed25519: Buffer.alloc(64) },
+          { pubKeyPrefix: Buffer.alloc(0), ed25519: Buffer.alloc(64) },
+        ],
+      },
     }).finish(),
   }).finish();
   t.equal(await code(twoEmptyPrefixes), Code.KEY_PREFIX_MISMATCH);
@@ -183,21 +210,35 @@ t.test('prechecks over raw gRPC (inputs the SDK will not build)', async (t) => {
   t.equal(await code(once), Code.DUPLICATE_TRANSACTION, 'same bytes again');
 
   // Chunk rules are checked at consensus: the receipt says what was wrong.
-  const badChunk = submit(Buffer.from('chunk'), {}, {
-    consensusSubmitMessage: {
-      topicID: topicId(topic),
-      message: Buffer.from('chunk'),
-      chunkInfo: { initialTransactionID: { accountID: accountId(net.operatorId), transactionValidStart: { seconds: Long.ONE, nanos: 0 } }, number: 0, total: 1 },
+  const badChunk = submit(
+    Buffer.from('chunk'),
+    {},
+    {
+      consensusSubmitMessage: {
+        topicID: topicId(topic),
+        message: Buffer.from('chunk'),
+        chunkInfo: {
+          initialTransactionID: { accountID: accountId(net.operatorId), transactionValidStart: { seconds: Long.ONE, nanos: 0 } },
+          number: 0,
+          total: 1,
+        },
+      },
     },
-  });
+  );
   t.equal(await code(badChunk), Code.OK);
-  const body = proto.TransactionBody.decode(proto.SignedTransaction.decode(proto.Transaction.decode(badChunk).signedTransactionBytes).bodyBytes);
+  const body = proto.TransactionBody.decode(
+    proto.SignedTransaction.decode(proto.Transaction.decode(badChunk).signedTransactionBytes).bodyBytes,
+  );
   const receipt = await rawQuery(net.grpcEndpoint, '/proto.CryptoService/getTransactionReceipts', {
     transactionGetReceipt: { transactionID: body.transactionID },
   });
   t.equal(receipt.transactionGetReceipt?.receipt?.status, Code.INVALID_CHUNK_NUMBER);
 
-  await t.rejects(rawCall(net.grpcEndpoint, '/proto.TokenService/createToken', Buffer.alloc(0)), { code: 12 }, 'unserved service: gRPC UNIMPLEMENTED');
+  await t.rejects(
+    rawCall(net.grpcEndpoint, '/proto.TokenService/createToken', Buffer.alloc(0)),
+    { code: 12 },
+    'unserved service: gRPC UNIMPLEMENTED',
+  );
 });
 
 t.test('queries: unknown transactions and the payment rules of paid queries', async (t) => {
@@ -213,7 +254,16 @@ t.test('queries: unknown transactions and the payment rules of paid queries', as
       signTransaction(
         rawBody(
           { payer: net.operatorId, node },
-          { cryptoTransfer: { transfers: { accountAmounts: [{ accountID: accountId(net.operatorId), amount: Long.fromNumber(-amount) }, { accountID: accountId(net.nodeAccountId), amount: Long.fromNumber(amount) }] } } },
+          {
+            cryptoTransfer: {
+              transfers: {
+                accountAmounts: [
+                  { accountID: accountId(net.operatorId), amount: Long.fromNumber(-amount) },
+                  { accountID: accountId(net.nodeAccountId), amount: Long.fromNumber(amount) },
+                ],
+              },
+            },
+          },
         ),
         keys,
       ),
@@ -221,7 +271,8 @@ t.test('queries: unknown transactions and the payment rules of paid queries', as
   const RECEIPTS = '/proto.CryptoService/getTransactionReceipts';
   const RECORDS = '/proto.CryptoService/getTxRecordByTxID';
   const recordHeader = async (header: proto.IQueryHeader) =>
-    (await rawQuery(net.grpcEndpoint, RECORDS, { transactionGetRecord: { header, transactionID: unknownId } })).transactionGetRecord!.header!;
+    (await rawQuery(net.grpcEndpoint, RECORDS, { transactionGetRecord: { header, transactionID: unknownId } })).transactionGetRecord!
+      .header!;
 
   const receipt = await rawQuery(net.grpcEndpoint, RECEIPTS, { transactionGetReceipt: { transactionID: unknownId } });
   t.equal(receipt.transactionGetReceipt?.header?.nodeTransactionPrecheckCode, Code.RECEIPT_NOT_FOUND, 'receipt of an unknown transaction');
@@ -230,12 +281,27 @@ t.test('queries: unknown transactions and the payment rules of paid queries', as
   t.equal(cost.nodeTransactionPrecheckCode, Code.OK);
   t.equal(Number(cost.cost), 200_000, 'COST_ANSWER returns the cost');
 
-  t.equal((await recordHeader({ responseType: proto.ResponseType.ANSWER_ONLY })).nodeTransactionPrecheckCode, Code.INSUFFICIENT_TX_FEE, 'no payment');
+  t.equal(
+    (await recordHeader({ responseType: proto.ResponseType.ANSWER_ONLY })).nodeTransactionPrecheckCode,
+    Code.INSUFFICIENT_TX_FEE,
+    'no payment',
+  );
   t.equal((await recordHeader({ payment: payment(1_000) })).nodeTransactionPrecheckCode, Code.INSUFFICIENT_TX_FEE, 'payment below cost');
-  t.equal((await recordHeader({ payment: payment(200_000, [PrivateKey.generateED25519()]) })).nodeTransactionPrecheckCode, Code.INVALID_SIGNATURE, 'payment not signed by the payer');
-  t.equal((await recordHeader({ payment: payment(200_000, [operatorKey], '0.0.4') })).nodeTransactionPrecheckCode, Code.INVALID_NODE_ACCOUNT, 'payment for another node');
+  t.equal(
+    (await recordHeader({ payment: payment(200_000, [PrivateKey.generateED25519()]) })).nodeTransactionPrecheckCode,
+    Code.INVALID_SIGNATURE,
+    'payment not signed by the payer',
+  );
+  t.equal(
+    (await recordHeader({ payment: payment(200_000, [operatorKey], '0.0.4') })).nodeTransactionPrecheckCode,
+    Code.INVALID_NODE_ACCOUNT,
+    'payment for another node',
+  );
   t.equal((await recordHeader({ payment: payment(200_000) })).nodeTransactionPrecheckCode, Code.RECORD_NOT_FOUND, 'paid, but unknown');
-  t.equal((await recordHeader({ responseType: proto.ResponseType.ANSWER_STATE_PROOF, payment: payment(200_000) })).nodeTransactionPrecheckCode, Code.NOT_SUPPORTED);
+  t.equal(
+    (await recordHeader({ responseType: proto.ResponseType.ANSWER_STATE_PROOF, payment: payment(200_000) })).nodeTransactionPrecheckCode,
+    Code.NOT_SUPPORTED,
+  );
 
   const info = await rawQuery(net.grpcEndpoint, '/proto.ConsensusService/getTopicInfo', {
     consensusGetTopicInfo: { header: { payment: payment(200_000) }, topicID: topicId('0.0.5555') },

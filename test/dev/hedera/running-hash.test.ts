@@ -12,9 +12,10 @@ import type { MirrorTopicMessage } from '../../../src/ledger/mirror-client.js';
 /** The fixture holds messages exactly as the mirror node serves them. */
 type FixtureMessage = MirrorTopicMessage;
 
-const fixture = JSON.parse(
-  readFileSync(new URL('../../fixtures/hedera/testnet-topic-0.0.4603900.json', import.meta.url), 'utf8'),
-) as { topic_id: string; messages: FixtureMessage[] };
+const fixture = JSON.parse(readFileSync(new URL('../../fixtures/hedera/testnet-topic-0.0.4603900.json', import.meta.url), 'utf8')) as {
+  topic_id: string;
+  messages: FixtureMessage[];
+};
 
 function entity(text: string): EntityNumbers {
   const [shard, realm, num] = text.split('.').map(BigInt);

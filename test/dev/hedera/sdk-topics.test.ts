@@ -26,7 +26,10 @@ t.test('topic create, messages, receipts, records, topic info, balances', async 
   t.equal(net.operatorId, '0.0.2');
   t.match(net.grpcEndpoint, /^127\.0\.0\.1:\d+$/);
   t.match(net.mirrorUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
-  t.ok(tn.logs.some((l) => /LOCAL ledger started, NOT Hedera/.test(l)), 'says it is local');
+  t.ok(
+    tn.logs.some((l) => /LOCAL ledger started, NOT Hedera/.test(l)),
+    'says it is local',
+  );
 
   const create = await new TopicCreateTransaction()
     .setSubmitKey(operatorKey.publicKey)
@@ -136,7 +139,9 @@ t.test('ECDSA operator key', async (t) => {
   const tn = await startTestNet({ operatorKeyType: 'ecdsa' });
   t.teardown(() => tn.close());
   t.equal(tn.operatorKey.type, 'secp256k1');
-  const receipt = await (await new TopicCreateTransaction().setSubmitKey(tn.operatorKey.publicKey).execute(tn.client)).getReceipt(tn.client);
+  const receipt = await (
+    await new TopicCreateTransaction().setSubmitKey(tn.operatorKey.publicKey).execute(tn.client)
+  ).getReceipt(tn.client);
   const submit = await new TopicMessageSubmitTransaction().setTopicId(receipt.topicId!).setMessage('m').execute(tn.client);
   t.equal((await submit.getReceipt(tn.client)).topicSequenceNumber?.toNumber(), 1);
 });

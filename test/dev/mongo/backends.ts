@@ -41,7 +41,13 @@ export const CLIENT_OPTIONS: MongoClientOptions = {
 
 function wanted(name: BackendName): boolean {
   const only = process.env.MONGODB_TEST_BACKENDS;
-  return !only || only.split(',').map((s) => s.trim()).includes(name);
+  return (
+    !only ||
+    only
+      .split(',')
+      .map((s) => s.trim())
+      .includes(name)
+  );
 }
 
 export async function startEmbeddedBackend(): Promise<Backend> {
@@ -82,7 +88,10 @@ export async function startRealBackend(): Promise<Backend | string> {
       const rs = await Promise.race([starting, timeout]);
       return { name: 'mongod', uri: rs.getUri(), close: async () => void (await rs.stop()) };
     } catch (err) {
-      starting.then((rs) => rs.stop(), () => undefined);
+      starting.then(
+        (rs) => rs.stop(),
+        () => undefined,
+      );
       return `no mongod available (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
     } finally {
       clearTimeout(timer);
@@ -155,9 +164,8 @@ export function findStage(plan: unknown, stage: string): Record<string, unknown>
 /** winningPlan of a find/aggregate explain, wherever mongod put it. */
 export function winningPlan(explain: Record<string, unknown>): unknown {
   const qp = (explain.queryPlanner ??
-    ((explain.stages as Array<Record<string, Record<string, unknown>>> | undefined)?.[0]?.$cursor?.queryPlanner)) as
-    | Record<string, unknown>
-    | undefined;
+    (explain.stages as Array<Record<string, Record<string, unknown>>> | undefined)?.[0]?.$cursor?.queryPlanner) as
+    Record<string, unknown> | undefined;
   return qp?.winningPlan;
 }
 

@@ -54,11 +54,20 @@ await forEachBackend(t, async (t, { backend, client, db }) => {
     t.equal(invalid.code, 121, 'validator enforced');
     await db.collection<TestDoc>('beta').insertOne({ n: 1 });
     t.ok(await db.collection<TestDoc>('alpha').drop());
-    t.same((await db.listCollections().toArray()).map((c) => c.name), ['beta']);
+    t.same(
+      (await db.listCollections().toArray()).map((c) => c.name),
+      ['beta'],
+    );
     await db.collection<TestDoc>('gamma').insertOne({ implicit: true });
     t.ok((await db.listCollections({ name: 'gamma' }).toArray()).length, 'insert creates the collection');
     await db.renameCollection('gamma', 'delta');
-    t.same(await db.collection<TestDoc>('delta').find({}, { projection: { _id: 0 } }).toArray(), [{ implicit: true }]);
+    t.same(
+      await db
+        .collection<TestDoc>('delta')
+        .find({}, { projection: { _id: 0 } })
+        .toArray(),
+      [{ implicit: true }],
+    );
     t.equal((await db.listCollections({ name: 'gamma' }).toArray()).length, 0);
   });
 
@@ -99,7 +108,10 @@ await forEachBackend(t, async (t, { backend, client, db }) => {
     const otherName = await rejection(db.command({ createIndexes: 'indexed', indexes: [{ key: { a: 1 }, name: 'another' }] }));
     t.equal(otherName.code, 85, 'IndexOptionsConflict');
     const specs = await c.indexes();
-    t.same(specs.map((i) => i.name), ['_id_', 'a_1', 'bc', 'c_1', 'd_1']);
+    t.same(
+      specs.map((i) => i.name),
+      ['_id_', 'a_1', 'bc', 'c_1', 'd_1'],
+    );
     const bc = specs.find((i) => i.name === 'bc')!;
     t.same(bc.key, { b: -1, c: 1 });
     t.equal(bc.unique, true);
@@ -111,11 +123,17 @@ await forEachBackend(t, async (t, { backend, client, db }) => {
     t.equal(raw.numIndexesAfter, 2);
     await c.dropIndex('a_1');
     await db.command({ dropIndexes: 'indexed', index: { b: -1, c: 1 } });
-    t.same((await c.indexes()).map((i) => i.name), ['_id_', 'c_1', 'd_1']);
+    t.same(
+      (await c.indexes()).map((i) => i.name),
+      ['_id_', 'c_1', 'd_1'],
+    );
     const missing = await rejection(c.dropIndex('nope'));
     t.equal(missing.code, 27, 'IndexNotFound');
     await c.dropIndexes();
-    t.same((await c.indexes()).map((i) => i.name), ['_id_']);
+    t.same(
+      (await c.indexes()).map((i) => i.name),
+      ['_id_'],
+    );
     for (let i = 0; i < 5; i++) await c.createIndex({ [`f${i}`]: 1 });
     const batched = await c.listIndexes({ batchSize: 2 }).toArray();
     t.equal(batched.length, 6, 'listIndexes continues with getMore');

@@ -32,7 +32,10 @@ await forEachBackend(t, async (t, { db, backend }) => {
     const other = db.client.db(`${db.databaseName}_received`);
     const c = other.collection<TestDoc>('bytes');
     const one = { _id: 'one', d: new Double(1), s: 'x' };
-    const many = [{ _id: 'm1', d: new Double(2), n: [new Double(3)] }, { _id: 'm2', d: new Double(4) }];
+    const many = [
+      { _id: 'm1', d: new Double(2), n: [new Double(3)] },
+      { _id: 'm2', d: new Double(4) },
+    ];
     const inTxn = { _id: 't1', d: new Double(5) };
     await c.insertOne(one);
     await c.insertMany(many);
@@ -67,17 +70,48 @@ await forEachBackend(t, async (t, { db, backend }) => {
       { _id: 4, name: 'dee', age: 25, address: { city: 'Oslo' } },
     ]);
     t.same(
-      await c.find({}, { projection: { name: 1 } }).sort({ age: -1, _id: 1 }).skip(1).limit(2).toArray(),
+      await c
+        .find({}, { projection: { name: 1 } })
+        .sort({ age: -1, _id: 1 })
+        .skip(1)
+        .limit(2)
+        .toArray(),
       [
         { _id: 1, name: 'ann' },
         { _id: 2, name: 'bob' },
       ],
     );
-    t.same(await c.find({ tags: 'b' }, { projection: { _id: 0, name: 1 } }).sort({ name: 1 }).toArray(), [{ name: 'ann' }, { name: 'bob' }]);
+    t.same(
+      await c
+        .find({ tags: 'b' }, { projection: { _id: 0, name: 1 } })
+        .sort({ name: 1 })
+        .toArray(),
+      [{ name: 'ann' }, { name: 'bob' }],
+    );
     t.same(await c.find({ 'address.city': 'Oslo' }, { projection: { tags: 0, address: 0 } }).toArray(), [{ _id: 4, name: 'dee', age: 25 }]);
-    t.same(await c.find({ age: { $gt: 30 }, name: { $in: ['ann', 'cid', 'zed'] } }).sort({ age: 1 }).map((d) => d._id).toArray(), [1, 3]);
-    t.same(await c.find({ $or: [{ age: 42 }, { name: /^bo/ }] }).sort({ _id: 1 }).map((d) => d._id).toArray(), [2, 3]);
-    t.same(await c.find({ tags: { $exists: false } }).map((d) => d._id).toArray(), [3, 4]);
+    t.same(
+      await c
+        .find({ age: { $gt: 30 }, name: { $in: ['ann', 'cid', 'zed'] } })
+        .sort({ age: 1 })
+        .map((d) => d._id)
+        .toArray(),
+      [1, 3],
+    );
+    t.same(
+      await c
+        .find({ $or: [{ age: 42 }, { name: /^bo/ }] })
+        .sort({ _id: 1 })
+        .map((d) => d._id)
+        .toArray(),
+      [2, 3],
+    );
+    t.same(
+      await c
+        .find({ tags: { $exists: false } })
+        .map((d) => d._id)
+        .toArray(),
+      [3, 4],
+    );
     t.same(await c.find({}).sort({ _id: -1 }).limit(1).toArray(), [{ _id: 4, name: 'dee', age: 25, address: { city: 'Oslo' } }]);
     const one = await c.findOne({ _id: 3 });
     t.same(one, { _id: 3, name: 'cid', age: 42 });
@@ -91,12 +125,20 @@ await forEachBackend(t, async (t, { db, backend }) => {
       { _id: 3, a: { c: 1 }, x: 3 },
     ]);
     const find = (projection: Document) => c.find({}, { projection }).sort({ _id: 1 }).toArray();
-    t.same(await find({ 'a.b': 1 }), [{ _id: 1, a: [{ b: 1 }, [{ b: 3 }], {}] }, { _id: 2 }, { _id: 3, a: {} }], 'scalars in arrays dropped, sub-documents projected');
+    t.same(
+      await find({ 'a.b': 1 }),
+      [{ _id: 1, a: [{ b: 1 }, [{ b: 3 }], {}] }, { _id: 2 }, { _id: 3, a: {} }],
+      'scalars in arrays dropped, sub-documents projected',
+    );
     t.same(await find({ x: 1, _id: 0 }), [{ x: 1 }, { x: 2 }, { x: 3 }]);
     const ordered = await c.findOne({ _id: 1 }, { projection: { 'z.r': 1, 'z.q': 1, x: 1 } });
     t.same(Object.keys(ordered ?? {}), ['_id', 'x', 'z'], "the document's order, not the projection's");
     t.same(Object.keys((ordered?.z as Document | undefined) ?? {}), ['q', 'r']);
-    t.same(await c.findOne({ _id: 2 }, { projection: { missing: 1, 'also.missing': true } }), { _id: 2 }, 'paths that are not there give nothing');
+    t.same(
+      await c.findOne({ _id: 2 }, { projection: { missing: 1, 'also.missing': true } }),
+      { _id: 2 },
+      'paths that are not there give nothing',
+    );
     const collision = await c
       .find({}, { projection: { a: 1, 'a.b': 1 } })
       .toArray()
@@ -126,14 +168,32 @@ await forEachBackend(t, async (t, { db, backend }) => {
     t.equal(await c.countDocuments(), 1);
     const unordered = await rejection(c.insertMany([{ _id: 1 }, { _id: 3 }, { _id: 3 }, { _id: 4 }], { ordered: false }));
     t.equal(unordered.result.insertedCount, 2);
-    t.same(unordered.writeErrors.map((w: Document) => w.index), [0, 2]);
-    t.same(await c.find().sort({ _id: 1 }).map((d) => d._id).toArray(), [1, 3, 4]);
+    t.same(
+      unordered.writeErrors.map((w: Document) => w.index),
+      [0, 2],
+    );
+    t.same(
+      await c
+        .find()
+        .sort({ _id: 1 })
+        .map((d) => d._id)
+        .toArray(),
+      [1, 3, 4],
+    );
   });
 
   await t.test('update operators, multi, upsert, arrayFilters, pipeline, replace', async (t) => {
     const c = db.collection<TestDoc>('updates');
     await c.insertMany([
-      { _id: 1, n: 1, items: [{ k: 'a', v: 1 }, { k: 'b', v: 2 }], list: [1, 2, 3] },
+      {
+        _id: 1,
+        n: 1,
+        items: [
+          { k: 'a', v: 1 },
+          { k: 'b', v: 2 },
+        ],
+        list: [1, 2, 3],
+      },
       { _id: 2, n: 2, items: [], list: [] },
     ]);
     const mixed: Document = { $inc: { n: 10 }, $set: { 'sub.x': 1 }, $push: { list: 4 } };
@@ -146,9 +206,15 @@ await forEachBackend(t, async (t, { db, backend }) => {
     t.same([r.matchedCount, r.modifiedCount], [2, 2]);
     r = await c.updateOne({ _id: 1 }, { $set: { 'items.$[e].v': 20 } }, { arrayFilters: [{ 'e.k': 'b' }] });
     t.equal(r.modifiedCount, 1);
-    t.same((await c.findOne({ _id: 1 }))?.items, [{ k: 'a', v: 1 }, { k: 'b', v: 20 }]);
+    t.same((await c.findOne({ _id: 1 }))?.items, [
+      { k: 'a', v: 1 },
+      { k: 'b', v: 20 },
+    ]);
     r = await c.updateOne({ _id: 1, 'items.k': 'a' }, { $set: { 'items.$.v': 10 } });
-    t.same((await c.findOne({ _id: 1 }))?.items, [{ k: 'a', v: 10 }, { k: 'b', v: 20 }]);
+    t.same((await c.findOne({ _id: 1 }))?.items, [
+      { k: 'a', v: 10 },
+      { k: 'b', v: 20 },
+    ]);
     r = await c.updateOne({ _id: 2 }, [{ $set: { doubled: { $multiply: ['$n', 2] } } }]);
     t.equal((await c.findOne({ _id: 2 }))?.doubled, 4);
     r = await c.updateOne({ key: 'new' }, { $set: { v: 1 }, $setOnInsert: { created: true } }, { upsert: true });
@@ -162,7 +228,11 @@ await forEachBackend(t, async (t, { db, backend }) => {
     r = await c.updateOne({ _id: 99 }, { $set: { v: 1 } }, { upsert: true });
     t.equal(r.upsertedId, 99);
     // An upsert whose filter the seed cannot satisfy ($or, ranges) still applies its $set (mongod does).
-    await c.updateOne({ _id: 100, $or: [{ v: { $exists: false } }, { v: { $lt: 5 } }] }, { $set: { v: 5, w: 1 }, $setOnInsert: { x: 1 } }, { upsert: true });
+    await c.updateOne(
+      { _id: 100, $or: [{ v: { $exists: false } }, { v: { $lt: 5 } }] },
+      { $set: { v: 5, w: 1 }, $setOnInsert: { x: 1 } },
+      { upsert: true },
+    );
     t.same(await c.findOne({ _id: 100 }), { _id: 100, v: 5, w: 1, x: 1 });
     const replaced = await c.replaceOne({ _id: 2 }, { only: 'this' });
     t.equal(replaced.modifiedCount, 1);
@@ -190,7 +260,11 @@ await forEachBackend(t, async (t, { db, backend }) => {
     ]);
     const before = await c.findOneAndUpdate({ q: 1 }, { $inc: { n: 1 } }, { sort: { n: 1 }, returnDocument: 'before' });
     t.same(before, { _id: 2, q: 1, n: 3 });
-    const after = await c.findOneAndUpdate({ q: 1 }, { $inc: { n: 1 } }, { sort: { n: -1 }, returnDocument: 'after', projection: { n: 1 } });
+    const after = await c.findOneAndUpdate(
+      { q: 1 },
+      { $inc: { n: 1 } },
+      { sort: { n: -1 }, returnDocument: 'after', projection: { n: 1 } },
+    );
     t.same(after, { _id: 1, n: 6 });
     const upserted = await c.findOneAndUpdate({ _id: 3 }, { $set: { n: 0 } }, { upsert: true, returnDocument: 'after' });
     t.same(upserted, { _id: 3, n: 0 });
@@ -231,7 +305,11 @@ await forEachBackend(t, async (t, { db, backend }) => {
     ]);
     t.same(
       await orders
-        .aggregate([{ $match: { total: { $gte: 5 } } }, { $group: { _id: '$customer', sum: { $sum: '$total' }, n: { $sum: 1 } } }, { $sort: { _id: 1 } }])
+        .aggregate([
+          { $match: { total: { $gte: 5 } } },
+          { $group: { _id: '$customer', sum: { $sum: '$total' }, n: { $sum: 1 } } },
+          { $sort: { _id: 1 } },
+        ])
         .toArray(),
       [
         { _id: 'c1', sum: 15, n: 2 },
@@ -253,7 +331,13 @@ await forEachBackend(t, async (t, { db, backend }) => {
     );
     t.same(
       await orders
-        .aggregate([{ $addFields: { big: { $gt: ['$total', 6] } } }, { $set: { half: { $divide: ['$total', 2] } } }, { $match: { big: true } }, { $project: { half: 1 } }, { $sort: { _id: 1 } }])
+        .aggregate([
+          { $addFields: { big: { $gt: ['$total', 6] } } },
+          { $set: { half: { $divide: ['$total', 2] } } },
+          { $match: { big: true } },
+          { $project: { half: 1 } },
+          { $sort: { _id: 1 } },
+        ])
         .toArray(),
       [
         { _id: 1, half: 5 },
@@ -264,7 +348,13 @@ await forEachBackend(t, async (t, { db, backend }) => {
       .aggregate([{ $facet: { count: [{ $count: 'n' }], top: [{ $sort: { total: -1 } }, { $limit: 1 }, { $project: { _id: 1 } }] } }])
       .toArray();
     t.same(facet, { count: [{ n: 3 }], top: [{ _id: 1 }] });
-    t.same(await db.collection<TestDoc>('nothing').aggregate([{ $match: {} }]).toArray(), []);
+    t.same(
+      await db
+        .collection<TestDoc>('nothing')
+        .aggregate([{ $match: {} }])
+        .toArray(),
+      [],
+    );
     const bad = await rejection(orders.aggregate([{ $nosuchstage: {} }]).toArray());
     t.ok(bad instanceof Error, 'unknown stage fails');
   });
@@ -277,18 +367,29 @@ await forEachBackend(t, async (t, { db, backend }) => {
     ]);
     const projected = await src.aggregate([{ $project: { a: 1, b: 1, label: { $concat: ['$b', '!'] } } }, { $sort: { _id: 1 } }]).toArray();
     t.same(Object.keys(projected[0]!), ['_id', 'b', 'a', 'label'], '$project keeps document order, _id first, computed last');
-    const [grouped] = await src.aggregate([{ $group: { _id: '$grp', as: { $push: '$a' }, set: { $addToSet: '$a' }, first: { $first: '$a' } } }]).toArray();
+    const [grouped] = await src
+      .aggregate([{ $group: { _id: '$grp', as: { $push: '$a' }, set: { $addToSet: '$a' }, first: { $first: '$a' } } }])
+      .toArray();
     t.same(grouped, { _id: 'g', as: [1], set: [1], first: 1 }, '$push and $addToSet skip missing fields');
     const buckets = await src.aggregate([{ $bucket: { groupBy: '$_id', boundaries: [0, 10] } }]).toArray();
     t.same(Object.keys(buckets[0]!), ['_id', 'count']);
-    t.same(await src.find({ a: { $mod: [1, 0] } }).map((d) => d._id).toArray(), [1], '$mod ignores missing and null');
+    t.same(
+      await src
+        .find({ a: { $mod: [1, 0] } })
+        .map((d) => d._id)
+        .toArray(),
+      [1],
+      '$mod ignores missing and null',
+    );
 
     await src.aggregate([{ $match: { a: 1 } }, { $project: { b: 1 } }, { $out: 'agg_out' }]).toArray();
     t.same(await db.collection<TestDoc>('agg_out').find().toArray(), [{ _id: 1, b: 'x' }]);
     await src.aggregate([{ $project: { b: 1 } }, { $out: 'agg_out' }]).toArray();
     t.equal(await db.collection<TestDoc>('agg_out').countDocuments(), 2, '$out replaces the target');
     await db.collection<TestDoc>('agg_out').updateOne({ _id: 2 }, { $set: { kept: true } });
-    await src.aggregate([{ $project: { grp: 1 } }, { $merge: { into: 'agg_out', whenMatched: 'merge', whenNotMatched: 'insert' } }]).toArray();
+    await src
+      .aggregate([{ $project: { grp: 1 } }, { $merge: { into: 'agg_out', whenMatched: 'merge', whenNotMatched: 'insert' } }])
+      .toArray();
     t.same(await db.collection<TestDoc>('agg_out').find().sort({ _id: 1 }).toArray(), [
       { _id: 1, b: 'x', grp: 'g' },
       { _id: 2, b: 'y', kept: true, grp: 'g' },
@@ -303,7 +404,10 @@ await forEachBackend(t, async (t, { db, backend }) => {
     t.not(first.cursor.id.toString(), '0');
     t.equal(first.cursor.ns, `${db.databaseName}.cursors`);
     const second = await db.command({ getMore: first.cursor.id, collection: 'cursors', batchSize: 10 });
-    t.same(second.cursor.nextBatch.map((d: Document) => d._id), [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    t.same(
+      second.cursor.nextBatch.map((d: Document) => d._id),
+      [10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+    );
     const third = await db.command({ getMore: first.cursor.id, collection: 'cursors', batchSize: 10 });
     t.equal(third.cursor.nextBatch.length, 5);
     t.equal(third.cursor.id.toString(), '0', 'exhausted cursor is closed');
@@ -353,25 +457,116 @@ await forEachBackend(t, async (t, { db, backend }) => {
       { _id: 13, v: new Int32(7) },
       { _id: 14, v: new Double(-1.5) },
     ]);
-    t.same(await c.find({ v: oid }).map((d) => d._id).toArray(), [3]);
-    t.same(await c.find({ v: new ObjectId(oid.toHexString()) }).map((d) => d._id).toArray(), [3]);
-    t.same(await c.find({ v: new Date(when.getTime()) }).map((d) => d._id).toArray(), [4]);
-    t.same(await c.find({ v: 7 }).map((d) => d._id).toArray(), [13], 'int32 equals number');
-    t.same(await c.find({ v: Long.fromNumber(5) }).map((d) => d._id).toArray(), [2], 'Long equals number');
-    t.same(await c.find({ v: new Binary(Buffer.from('xy')) }).map((d) => d._id).toArray(), [8]);
-    t.same(await c.find({ v: Long.fromString('9007199254740993') }).map((d) => d._id).toArray(), [9], 'Long beyond 2^53 exact');
-    t.same(await c.find({ v: null }).sort({ _id: 1 }).map((d) => d._id).toArray(), [5, 12], 'null matches missing');
-    t.same(await c.find({ v: { $gt: 2 } }).sort({ _id: 1 }).map((d) => d._id).toArray(), [2, 9, 10, 11, 13], 'numbers only, arrays by element');
-    t.same(await c.find({ v: { $type: 'objectId' } }).map((d) => d._id).toArray(), [3]);
-    t.same(await c.find({ v: { $type: 'date' } }).map((d) => d._id).toArray(), [4]);
-    t.same(await c.find({ v: { $type: 'number' } }).sort({ _id: 1 }).map((d) => d._id).toArray(), [2, 9, 10, 11, 13, 14]);
-    const ascending = await c.find().sort({ v: 1, _id: 1 }).map((d) => d._id).toArray();
+    t.same(
+      await c
+        .find({ v: oid })
+        .map((d) => d._id)
+        .toArray(),
+      [3],
+    );
+    t.same(
+      await c
+        .find({ v: new ObjectId(oid.toHexString()) })
+        .map((d) => d._id)
+        .toArray(),
+      [3],
+    );
+    t.same(
+      await c
+        .find({ v: new Date(when.getTime()) })
+        .map((d) => d._id)
+        .toArray(),
+      [4],
+    );
+    t.same(
+      await c
+        .find({ v: 7 })
+        .map((d) => d._id)
+        .toArray(),
+      [13],
+      'int32 equals number',
+    );
+    t.same(
+      await c
+        .find({ v: Long.fromNumber(5) })
+        .map((d) => d._id)
+        .toArray(),
+      [2],
+      'Long equals number',
+    );
+    t.same(
+      await c
+        .find({ v: new Binary(Buffer.from('xy')) })
+        .map((d) => d._id)
+        .toArray(),
+      [8],
+    );
+    t.same(
+      await c
+        .find({ v: Long.fromString('9007199254740993') })
+        .map((d) => d._id)
+        .toArray(),
+      [9],
+      'Long beyond 2^53 exact',
+    );
+    t.same(
+      await c
+        .find({ v: null })
+        .sort({ _id: 1 })
+        .map((d) => d._id)
+        .toArray(),
+      [5, 12],
+      'null matches missing',
+    );
+    t.same(
+      await c
+        .find({ v: { $gt: 2 } })
+        .sort({ _id: 1 })
+        .map((d) => d._id)
+        .toArray(),
+      [2, 9, 10, 11, 13],
+      'numbers only, arrays by element',
+    );
+    t.same(
+      await c
+        .find({ v: { $type: 'objectId' } })
+        .map((d) => d._id)
+        .toArray(),
+      [3],
+    );
+    t.same(
+      await c
+        .find({ v: { $type: 'date' } })
+        .map((d) => d._id)
+        .toArray(),
+      [4],
+    );
+    t.same(
+      await c
+        .find({ v: { $type: 'number' } })
+        .sort({ _id: 1 })
+        .map((d) => d._id)
+        .toArray(),
+      [2, 9, 10, 11, 13, 14],
+    );
+    const ascending = await c
+      .find()
+      .sort({ v: 1, _id: 1 })
+      .map((d) => d._id)
+      .toArray();
     // null/missing < numbers < string < object < binData < objectId < bool < date
     t.same(ascending, [5, 12, 14, 11, 10, 2, 13, 9, 1, 7, 8, 3, 6, 4]);
-    const descending = await c.find().sort({ v: -1, _id: 1 }).map((d) => d._id).toArray();
+    const descending = await c
+      .find()
+      .sort({ v: -1, _id: 1 })
+      .map((d) => d._id)
+      .toArray();
     t.same(descending, [4, 6, 3, 8, 7, 1, 9, 11, 13, 2, 10, 14, 5, 12]);
     t.same(
-      await c.aggregate([{ $match: { _id: { $in: [2, 9, 10, 13, 14] } } }, { $sort: { v: 1 } }, { $project: { _id: 1 } }]).map((d) => d._id).toArray(),
+      await c
+        .aggregate([{ $match: { _id: { $in: [2, 9, 10, 13, 14] } } }, { $sort: { v: 1 } }, { $project: { _id: 1 } }])
+        .map((d) => d._id)
+        .toArray(),
       [14, 10, 2, 13, 9],
       'aggregate $sort uses BSON numeric order',
     );

@@ -99,15 +99,25 @@ t.test('B+tree matches a sorted reference under random inserts and deletes', asy
       wrongReports++;
     }
     if (step % 5000 === 4999) {
-      const sorted = [...reference.values()].sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+      const sorted = [...reference.values()].sort((x, y) =>
+        x.key < y.key ? -1 : x.key > y.key ? 1 : x.id < y.id ? -1 : x.id > y.id ? 1 : 0,
+      );
       t.same([...tree.range(null, null)], sorted, `full scan at step ${step}`);
       t.same([...tree.range(null, null, true)], [...sorted].reverse(), 'backward scan');
       const lo = encodeValue(100);
       const hi = encodeValue(200);
-      t.same([...tree.range(lo, hi)], sorted.filter((e) => e.key >= lo && e.key < hi), 'range scan');
+      t.same(
+        [...tree.range(lo, hi)],
+        sorted.filter((e) => e.key >= lo && e.key < hi),
+        'range scan',
+      );
       t.same([...tree.range(lo, hi, true)], sorted.filter((e) => e.key >= lo && e.key < hi).reverse(), 'backward range');
       const k = encodeValue(123);
-      t.same(tree.idsWithKey(k), sorted.filter((e) => e.key === k).map((e) => e.id), 'ids by key');
+      t.same(
+        tree.idsWithKey(k),
+        sorted.filter((e) => e.key === k).map((e) => e.id),
+        'ids by key',
+      );
       t.equal(tree.size, sorted.length);
     }
   }
@@ -128,11 +138,23 @@ t.test('B+tree inserts stay fast: 100k random keys', async (t) => {
 t.test('multikey key generation and parallel arrays', async (t) => {
   const index = new Index({ v: 2, key: { 'idx.name': 1 }, name: 'n' });
   const keys = index.keysFor({ idx: [{ name: 'a' }, { name: 'b' }, { other: 1 }, { name: 'a' }] });
-  t.same(keys.keys.map((k) => k.values[0]), ['a', 'b', null], 'one key per element, missing as null, deduplicated');
+  t.same(
+    keys.keys.map((k) => k.values[0]),
+    ['a', 'b', null],
+    'one key per element, missing as null, deduplicated',
+  );
   const compound = new Index({ v: 2, key: { a: 1, b: 1 }, name: 'ab' });
   t.throws(() => compound.keysFor({ a: [1, 2], b: [3, 4] }), { code: 171 });
   const sameArray = new Index({ v: 2, key: { 'x.a': 1, 'x.b': 1 }, name: 'xab' });
-  t.equal(sameArray.keysFor({ x: [{ a: 1, b: 2 }, { a: 3, b: 4 }] }).keys.length, 4);
+  t.equal(
+    sameArray.keysFor({
+      x: [
+        { a: 1, b: 2 },
+        { a: 3, b: 4 },
+      ],
+    }).keys.length,
+    4,
+  );
   const partial = new Index({ v: 2, key: { a: 1 }, name: 'p', partialFilterExpression: { on: true } });
   t.same(partial.keysFor({ a: 1 }).keys, [], 'not covered by the partial filter');
   const sparse = new Index({ v: 2, key: { a: 1 }, name: 's', sparse: true });
@@ -208,6 +230,7 @@ t.test('checks on fields after the range field select exactly the matching keys'
 t.test('index bounds: which predicates are exact', async (t) => {
   const exact = (filter: Record<string, unknown>): boolean[] => [...extractPredicates(filter).values()].flat().map((p) => p.exact);
   t.same(exact({ a: /^abc/ }), [true], 'an anchored literal prefix');
+  // eslint-disable-next-line no-useless-escape -- the escape is what is tested
   t.same(exact({ a: /^ab\.c\-d/ }), [true], 'escaped punctuation is literal');
   t.same(exact({ a: /^abc./ }), [false]);
   t.same(exact({ a: /^abc/i }), [false]);
@@ -253,7 +276,10 @@ t.test('wire helpers', async (t) => {
     thrown = err;
   }
   t.ok(thrown instanceof ProtocolError, 'a length below 16 is a protocol error');
-  t.equal(formatDocument({ a: 'x', b: 1, c: null, d: new ObjectId('650000000000000000000001') }), `{ a: "x", b: 1, c: null, d: ObjectId('650000000000000000000001') }`);
+  t.equal(
+    formatDocument({ a: 'x', b: 1, c: null, d: new ObjectId('650000000000000000000001') }),
+    `{ a: "x", b: 1, c: null, d: ObjectId('650000000000000000000001') }`,
+  );
 });
 
 t.test('TTL pass deletes expired documents only', async (t) => {

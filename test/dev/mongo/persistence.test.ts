@@ -41,7 +41,9 @@ t.test('data and indexes survive close and restart', async (t) => {
     const c = client.db('app').collection<TestDoc>('patients');
     await c.createIndex({ mrn: 1 }, { unique: true });
     await c.createIndex({ 'name.family': 1, birthDate: -1 }, { name: 'by_name' });
-    await c.insertMany(Array.from({ length: 50 }, (_, i) => ({ _id: i, mrn: `m${i}`, name: { family: `f${i % 5}` }, birthDate: new Date(2000, 0, i + 1) })));
+    await c.insertMany(
+      Array.from({ length: 50 }, (_, i) => ({ _id: i, mrn: `m${i}`, name: { family: `f${i % 5}` }, birthDate: new Date(2000, 0, i + 1) })),
+    );
     await c.updateMany({ _id: { $lt: 10 } }, { $set: { flagged: true } });
     await c.deleteMany({ _id: { $gte: 45 } });
     const s = client.startSession();
@@ -67,12 +69,18 @@ t.test('data and indexes survive close and restart', async (t) => {
     t.same(await c.findOne({ _id: 0 }, { projection: { inTxn: 1 } }), { _id: 0, inTxn: true });
     t.equal(await c.countDocuments({ _id: 'txn' }), 1);
     t.equal(await c.countDocuments({ _id: 'aborted' }), 0);
-    t.same((await c.indexes()).map((i) => i.name), ['_id_', 'mrn_1', 'by_name']);
+    t.same(
+      (await c.indexes()).map((i) => i.name),
+      ['_id_', 'mrn_1', 'by_name'],
+    );
     const dup = await rejection(c.insertOne({ mrn: 'm3' }));
     t.equal(dup.code, 11000, 'unique index still enforced');
     const plan = (await c.find({ 'name.family': 'f1' }).explain()) as Document;
     t.equal(plan.queryPlanner.winningPlan.inputStage.indexName, 'by_name');
-    t.same((await client.db('app').listCollections().toArray()).map((x) => x.name), ['patients']);
+    t.same(
+      (await client.db('app').listCollections().toArray()).map((x) => x.name),
+      ['patients'],
+    );
     const birth = (await c.findOne({ _id: 4 }))?.birthDate;
     t.ok(birth instanceof Date && birth.getTime() === new Date(2000, 0, 5).getTime(), 'types preserved');
   });
@@ -108,7 +116,10 @@ t.test('documents are stored compressed; a directory made before compression kee
     const server = await startEmbeddedMongo({ dataDir: plain });
     await withClient(server.uri, async (client) => {
       const events = client.db('app').collection<TestDoc>('events');
-      t.same(await events.find({}, { sort: { n: 1 } }).toArray(), docs.concat(round > 0 ? [{ ...docs[0]!, _id: 'added', n: 1000 }] : []).sort((a, b) => a.n - b.n));
+      t.same(
+        await events.find({}, { sort: { n: 1 } }).toArray(),
+        docs.concat(round > 0 ? [{ ...docs[0]!, _id: 'added', n: 1000 }] : []).sort((a, b) => a.n - b.n),
+      );
       if (round === 0) await events.insertOne({ ...docs[0]!, _id: 'added', n: 1000 });
     });
     await server.close();
@@ -138,9 +149,19 @@ t.test('a data directory in the journal format of earlier versions is imported o
   const dir = await tempDir(t);
   const ns = 'app.patients';
   const journal = Buffer.concat([
-    legacyRecord({ ops: [{ op: 'createCollection', ns, options: {}, uuid: new UUID() }, { op: 'createIndex', ns, spec: { v: 2, key: { mrn: 1 }, name: 'mrn_1', unique: true } }] }),
+    legacyRecord({
+      ops: [
+        { op: 'createCollection', ns, options: {}, uuid: new UUID() },
+        { op: 'createIndex', ns, spec: { v: 2, key: { mrn: 1 }, name: 'mrn_1', unique: true } },
+      ],
+    }),
     legacyRecord({ ops: [1, 2, 3].map((i) => ({ op: 'insert', ns, doc: { _id: i, mrn: `m${i}` } })) }),
-    legacyRecord({ ops: [{ op: 'replace', ns, doc: { _id: 2, mrn: 'm2', updated: true } }, { op: 'delete', ns, id: 3 }] }),
+    legacyRecord({
+      ops: [
+        { op: 'replace', ns, doc: { _id: 2, mrn: 'm2', updated: true } },
+        { op: 'delete', ns, id: 3 },
+      ],
+    }),
     // A crash mid-append: a header promising more than was written.
     Buffer.from([0xff, 0, 0, 0, 1, 2, 3, 4, 5]),
   ]);
@@ -148,7 +169,10 @@ t.test('a data directory in the journal format of earlier versions is imported o
   const first = await startEmbeddedMongo({ dataDir: dir });
   await withClient(first.uri, async (client) => {
     const c = client.db('app').collection<TestDoc>('patients');
-    t.same(await c.find().sort({ _id: 1 }).toArray(), [{ _id: 1, mrn: 'm1' }, { _id: 2, mrn: 'm2', updated: true }]);
+    t.same(await c.find().sort({ _id: 1 }).toArray(), [
+      { _id: 1, mrn: 'm1' },
+      { _id: 2, mrn: 'm2', updated: true },
+    ]);
     t.equal((await rejection(c.insertOne({ _id: 9, mrn: 'm1' }))).code, 11000, 'its unique index came along');
     await c.insertOne({ _id: 4, mrn: 'm4' });
   });
@@ -230,7 +254,10 @@ t.test('every acknowledged write survives kill -9 of the server process', async 
     const c = client.db('app').collection<TestDoc>('events');
     const docs = await c.find().sort({ _id: 1 }).toArray();
     t.equal(docs.length, expected.size);
-    t.same(docs, [...expected.values()].sort((a, b) => a._id - b._id));
+    t.same(
+      docs,
+      [...expected.values()].sort((a, b) => a._id - b._id),
+    );
     const dup = await rejection(c.insertOne({ seq: 10 }));
     t.equal(dup.code, 11000, 'the unique index was recovered too');
   });
@@ -276,10 +303,18 @@ t.test('killed in the middle of a commit: the commit is absent as a whole, every
   await withClient(restarted.uri, async (client) => {
     const c = client.db('bank').collection<TestDoc>('accounts');
     const docs = await c.find().sort({ _id: 1 }).toArray();
-    t.equal(docs.length, accounts, 'none of the dying commit\'s inserts');
-    t.equal(docs.reduce((sum, d) => sum + Number(d.balance), 0), accounts * 100, 'the total is intact: every transfer whole or absent');
+    t.equal(docs.length, accounts, "none of the dying commit's inserts");
+    t.equal(
+      docs.reduce((sum, d) => sum + Number(d.balance), 0),
+      accounts * 100,
+      'the total is intact: every transfer whole or absent',
+    );
     t.equal(docs[0]!.balance, 90, 'the acknowledged transfers are there');
-    t.equal(docs.filter((d) => Array.isArray(d.tags) && String(d.tags[0]).startsWith('moved')).length, 0, 'none of the dying commit\'s updates');
+    t.equal(
+      docs.filter((d) => Array.isArray(d.tags) && String(d.tags[0]).startsWith('moved')).length,
+      0,
+      "none of the dying commit's updates",
+    );
     // Every index answers exactly what a collection scan answers.
     t.equal(await c.countDocuments({ balance: 100 }, { hint: { balance: 1 } }), docs.filter((d) => d.balance === 100).length);
     t.equal(await c.countDocuments({ tags: 'all' }, { hint: { tags: 1 } }), accounts);

@@ -6,7 +6,10 @@ import { findStage, forEachBackend, rejection, winningPlan, type TestDoc } from 
 async function cacheEntries(db: Db, name: string): Promise<Document[]> {
   return db
     .collection(name)
-    .aggregate([{ $planCacheStats: {} }, { $project: { _id: 0, queryHash: 1, planCacheKey: 1, isActive: 1, works: 1, cachedPlan: 1, createdFromQuery: 1 } }])
+    .aggregate([
+      { $planCacheStats: {} },
+      { $project: { _id: 0, queryHash: 1, planCacheKey: 1, isActive: 1, works: 1, cachedPlan: 1, createdFromQuery: 1 } },
+    ])
     .toArray();
 }
 
@@ -28,9 +31,13 @@ await t.test('plan cache: caching, reuse, replanning, invalidation', async (t) =
     // a is unique above 500 and 0 below it; b is unique: {a: 700, b: 700} is best answered by either index,
     // {a: 0, b: 30} only by b (a = 0 has 500 documents).
     const docs: Document[] = [];
-    for (let i = 0; i < 1000; i++) docs.push({ _id: i, a: i < 500 ? 0 : i, b: i, tags: [`t${i % 7}`, `u${i % 3}`], kind: i % 10 === 0 ? 'special' : 'plain' });
+    for (let i = 0; i < 1000; i++)
+      docs.push({ _id: i, a: i < 500 ? 0 : i, b: i, tags: [`t${i % 7}`, `u${i % 3}`], kind: i % 10 === 0 ? 'special' : 'plain' });
     await c.insertMany(docs);
-    await c.createIndexes([{ key: { a: 1 }, name: 'a_1' }, { key: { b: 1 }, name: 'b_1' }]);
+    await c.createIndexes([
+      { key: { a: 1 }, name: 'a_1' },
+      { key: { b: 1 }, name: 'b_1' },
+    ]);
 
     await t.test('a shape is cached inactive first, activated by its second planning, then used without a trial', async (t) => {
       await db.command({ planCacheClear: 'cache' });
@@ -78,7 +85,10 @@ await t.test('plan cache: caching, reuse, replanning, invalidation', async (t) =
       const before = await planCacheMetrics(db);
       // Same shape; a = 0 makes the a_1 scan read 31 keys for its one match: beyond 10 x its 2 works.
       const found = await c.find({ a: 0, b: { $gte: 30, $lte: 30 } }).toArray();
-      t.same(found.map((d) => d._id), [30]);
+      t.same(
+        found.map((d) => d._id),
+        [30],
+      );
       const after = await planCacheMetrics(db);
       t.equal(after.replanned, before.replanned + 1, 'replanned');
       const [replaced] = await cacheEntries(db, 'cache');
@@ -91,10 +101,25 @@ await t.test('plan cache: caching, reuse, replanning, invalidation', async (t) =
       await db.command({ planCacheClear: 'cache' });
       for (let i = 0; i < 40; i++) {
         const filter = { a: i % 4 === 0 ? 0 : 500 + i * 11, b: { $gte: (i * 37) % 1000 } };
-        const viaPlanner = await c.find(filter).sort({ _id: 1 }).limit(5).map((d) => d._id).toArray();
-        const viaScan = await c.find(filter).hint({ $natural: 1 }).sort({ _id: 1 }).limit(5).map((d) => d._id).toArray();
+        const viaPlanner = await c
+          .find(filter)
+          .sort({ _id: 1 })
+          .limit(5)
+          .map((d) => d._id)
+          .toArray();
+        const viaScan = await c
+          .find(filter)
+          .hint({ $natural: 1 })
+          .sort({ _id: 1 })
+          .limit(5)
+          .map((d) => d._id)
+          .toArray();
         t.same(viaPlanner, viaScan, JSON.stringify(filter));
-        t.equal(await c.countDocuments(filter), await c.countDocuments(filter, { hint: { $natural: 1 } }), `count ${JSON.stringify(filter)}`);
+        t.equal(
+          await c.countDocuments(filter),
+          await c.countDocuments(filter, { hint: { $natural: 1 } }),
+          `count ${JSON.stringify(filter)}`,
+        );
       }
     });
 
@@ -176,10 +201,19 @@ await t.test('counts from index keys (COUNT_SCAN)', async (t) => {
       t.notOk(findStage(plan, 'FETCH'), 'no document is fetched');
       t.same(scan?.indexBounds, { startKey: { n: 7 }, startKeyInclusive: true, endKey: { n: 7 }, endKeyInclusive: true });
       t.equal(e.executionStats.totalDocsExamined, 0);
-      t.equal((await db.command({ count: 'counts', query: { n: 7 } })).n, expected((d) => d.n === 7));
-      t.equal((await db.command({ count: 'counts', query: { n: { $gte: 10, $lt: 20 } } })).n, expected((d) => d.n >= 10 && d.n < 20));
+      t.equal(
+        (await db.command({ count: 'counts', query: { n: 7 } })).n,
+        expected((d) => d.n === 7),
+      );
+      t.equal(
+        (await db.command({ count: 'counts', query: { n: { $gte: 10, $lt: 20 } } })).n,
+        expected((d) => d.n >= 10 && d.n < 20),
+      );
       t.equal((await db.command({ count: 'counts', query: { n: { $gte: 10 } }, skip: 5, limit: 30 })).n, 30);
-      t.equal((await db.command({ count: 'counts', query: { n: { $in: [1, 3, 5] } } })).n, expected((d) => [1, 3, 5].includes(d.n)));
+      t.equal(
+        (await db.command({ count: 'counts', query: { n: { $in: [1, 3, 5] } } })).n,
+        expected((d) => [1, 3, 5].includes(d.n)),
+      );
       const notCovered = await db.command({ explain: { count: 'counts', query: { n: 7, kind: 'plain' } }, verbosity: 'queryPlanner' });
       t.ok(findStage(notCovered.queryPlanner.winningPlan, 'FETCH'), 'a predicate the index does not answer needs the documents');
     });
@@ -190,34 +224,72 @@ await t.test('counts from index keys (COUNT_SCAN)', async (t) => {
       const plan = winningPlan(e);
       t.ok(findStage(plan, 'COUNT_SCAN') ?? (!findStage(plan, 'FETCH') && findStage(plan, 'IXSCAN')), 'the index alone');
       t.notOk(findStage(plan, 'FETCH'));
-      t.equal(await c.countDocuments({ n: { $gt: 45 } }), expected((d) => d.n > 45));
+      t.equal(
+        await c.countDocuments({ n: { $gt: 45 } }),
+        expected((d) => d.n > 45),
+      );
       t.equal(await c.countDocuments({ n: { $gt: 45 } }, { skip: 3, limit: 10 }), 10);
       t.equal(await c.countDocuments({ n: { $gt: 45 } }, { skip: 30 }), expected((d) => d.n > 45) - 30);
       t.equal(await c.countDocuments({ n: 999 }), 0, 'no match: no group document, countDocuments says 0');
-      t.same(await c.aggregate([{ $match: { n: 3 } }, { $group: { _id: null, total: { $sum: 1 } } }]).toArray(), [{ _id: null, total: expected((d) => d.n === 3) }]);
+      t.same(await c.aggregate([{ $match: { n: 3 } }, { $group: { _id: null, total: { $sum: 1 } } }]).toArray(), [
+        { _id: null, total: expected((d) => d.n === 3) },
+      ]);
     });
 
     await t.test('multikey: a document with several matching keys is counted once', async (t) => {
       const filter = { tags: { $regex: /^x/ } };
       t.equal(await c.countDocuments(filter), 400);
-      t.equal(await c.countDocuments({ tags: { $in: ['x1', 'x2'] } }), expected((d) => d.tags.includes('x1') || d.tags.includes('x2')));
-      t.equal(await c.countDocuments({ tags: 'y3' }), expected((d) => d.tags.includes('y3')));
-      t.equal((await db.command({ count: 'counts', query: { tags: { $gte: 'x1', $lt: 'x3' } } })).n, expected((d) => d.tags.some((x: string) => x >= 'x1') && d.tags.some((x: string) => x < 'x3')), 'two ranges on an array: each may hold for another element');
-      t.equal(await c.countDocuments({ tags: { $elemMatch: { $gte: 'x1', $lt: 'x3' } } }), expected((d) => d.tags.some((x: string) => x >= 'x1' && x < 'x3')));
+      t.equal(
+        await c.countDocuments({ tags: { $in: ['x1', 'x2'] } }),
+        expected((d) => d.tags.includes('x1') || d.tags.includes('x2')),
+      );
+      t.equal(
+        await c.countDocuments({ tags: 'y3' }),
+        expected((d) => d.tags.includes('y3')),
+      );
+      t.equal(
+        (await db.command({ count: 'counts', query: { tags: { $gte: 'x1', $lt: 'x3' } } })).n,
+        expected((d) => d.tags.some((x: string) => x >= 'x1') && d.tags.some((x: string) => x < 'x3')),
+        'two ranges on an array: each may hold for another element',
+      );
+      t.equal(
+        await c.countDocuments({ tags: { $elemMatch: { $gte: 'x1', $lt: 'x3' } } }),
+        expected((d) => d.tags.some((x: string) => x >= 'x1' && x < 'x3')),
+      );
       const e = (await c.find(filter).explain('executionStats')) as Document;
       t.equal(e.executionStats.nReturned, 400);
     });
 
     await t.test('partial and sparse indexes count only what they may', async (t) => {
       const partial = { kind: 'special', name: { $gte: 'name10', $lt: 'name20' } };
-      t.equal(await c.countDocuments(partial), expected((d) => d.kind === 'special' && d.name >= 'name10' && d.name < 'name20'));
+      t.equal(
+        await c.countDocuments(partial),
+        expected((d) => d.kind === 'special' && d.name >= 'name10' && d.name < 'name20'),
+      );
       const e = (await c.aggregate([{ $match: partial }, { $group: { _id: 1, n: { $sum: 1 } } }]).explain('executionStats')) as Document;
-      t.equal(findStage(winningPlan(e), embedded ? 'COUNT_SCAN' : 'IXSCAN')?.indexName ?? findStage(winningPlan(e), 'COUNT_SCAN')?.indexName, 'name_partial');
+      t.equal(
+        findStage(winningPlan(e), embedded ? 'COUNT_SCAN' : 'IXSCAN')?.indexName ?? findStage(winningPlan(e), 'COUNT_SCAN')?.indexName,
+        'name_partial',
+      );
       if (embedded) t.notOk(findStage(winningPlan(e), 'FETCH'), 'a clause of the partial filter holds for every key (embedded only)');
-      t.equal(await c.countDocuments({ name: { $gte: 'name10', $lt: 'name20' } }), expected((d) => d.name >= 'name10' && d.name < 'name20'), 'without the partial clause: not that index');
-      t.equal(await c.countDocuments({ s: 3 }), expected((d) => d.s === 3));
-      t.equal(await c.countDocuments({ s: { $gte: 1 } }), expected((d) => d.s !== undefined && d.s >= 1));
-      t.equal(await c.countDocuments({ s: null }), expected((d) => d.s === undefined), 'null matches missing: not from the sparse index');
+      t.equal(
+        await c.countDocuments({ name: { $gte: 'name10', $lt: 'name20' } }),
+        expected((d) => d.name >= 'name10' && d.name < 'name20'),
+        'without the partial clause: not that index',
+      );
+      t.equal(
+        await c.countDocuments({ s: 3 }),
+        expected((d) => d.s === 3),
+      );
+      t.equal(
+        await c.countDocuments({ s: { $gte: 1 } }),
+        expected((d) => d.s !== undefined && d.s >= 1),
+      );
+      t.equal(
+        await c.countDocuments({ s: null }),
+        expected((d) => d.s === undefined),
+        'null matches missing: not from the sparse index',
+      );
       if (embedded) {
         const bad = await rejection(c.countDocuments({ name: 'name01' }, { hint: 'name_partial' }));
         t.equal(bad.code, 2, 'a hinted partial index that cannot answer the query is refused');
@@ -234,7 +306,11 @@ await t.test('counts from index keys (COUNT_SCAN)', async (t) => {
           t.equal(await c.countDocuments({ n: 7 }, { session }), expected((d) => d.n === 7) + 1 - 2, 'insert +1, update and delete -2');
           t.equal(await c.countDocuments({ n: 8 }, { session }), expected((d) => d.n === 8) + 1);
           t.equal(await c.countDocuments({ tags: { $regex: /^x/ } }, { session }), 400, '+1 inserted, -1 deleted');
-          t.equal(await c.countDocuments({ n: 7 }), expected((d) => d.n === 7), 'outside the transaction: unchanged');
+          t.equal(
+            await c.countDocuments({ n: 7 }),
+            expected((d) => d.n === 7),
+            'outside the transaction: unchanged',
+          );
           await session.abortTransaction();
         });
       } catch {
@@ -242,7 +318,11 @@ await t.test('counts from index keys (COUNT_SCAN)', async (t) => {
       } finally {
         await session.endSession();
       }
-      t.equal(await c.countDocuments({ n: 7 }), expected((d) => d.n === 7), 'aborted');
+      t.equal(
+        await c.countDocuments({ n: 7 }),
+        expected((d) => d.n === 7),
+        'aborted',
+      );
     });
 
     await t.test('a scan that answers the whole filter fetches without filtering; results unchanged', async (t) => {
@@ -251,7 +331,11 @@ await t.test('counts from index keys (COUNT_SCAN)', async (t) => {
       t.ok(fetch);
       t.notOk(fetch?.filter, 'no residual filter');
       t.same(
-        await c.find({ n: { $in: [4, 9] } }).sort({ _id: 1 }).map((d) => d._id).toArray(),
+        await c
+          .find({ n: { $in: [4, 9] } })
+          .sort({ _id: 1 })
+          .map((d) => d._id)
+          .toArray(),
         docs.filter((d) => d.n === 4 || d.n === 9).map((d) => d._id),
       );
       const residual = (await c.find({ n: 4, kind: 'special' }).explain('executionStats')) as Document;
@@ -266,7 +350,10 @@ await t.test('bounds after a range field, sort from the index', async (t) => {
     const docs: Document[] = [];
     for (let i = 0; i < 600; i++) docs.push({ _id: i, a: i % 20, b: i % 7, c: i % 11, d: `v${i % 13}` });
     await c.insertMany(docs);
-    await c.createIndexes([{ key: { a: 1, b: 1, c: 1 }, name: 'abc' }, { key: { d: 1, _id: 1 }, name: 'd_id' }]);
+    await c.createIndexes([
+      { key: { a: 1, b: 1, c: 1 }, name: 'abc' },
+      { key: { d: 1, _id: 1 }, name: 'd_id' },
+    ]);
 
     await t.test('fields after a range bound the scan too: keys outside them are not fetched', async (t) => {
       const filter = { a: { $gte: 5, $lt: 10 }, c: 3 };
@@ -277,8 +364,15 @@ await t.test('bounds after a range field, sort from the index', async (t) => {
       t.same(findStage(winningPlan(e), 'IXSCAN')?.indexBounds, { a: ['[5, 10)'], b: ['[MinKey, MaxKey]'], c: ['[3, 3]'] });
       t.notOk(findStage(winningPlan(e), 'FETCH')?.filter, 'the bounds answer the filter');
       t.equal(await c.countDocuments(filter, { hint: 'abc' }), n);
-      const desc = await c.find({ a: { $gt: 15 }, b: { $in: [2, 4] }, c: { $lt: 5 } }).sort({ _id: 1 }).map((d) => d._id).toArray();
-      t.same(desc, docs.filter((d) => d.a > 15 && (d.b === 2 || d.b === 4) && d.c < 5).map((d) => d._id));
+      const desc = await c
+        .find({ a: { $gt: 15 }, b: { $in: [2, 4] }, c: { $lt: 5 } })
+        .sort({ _id: 1 })
+        .map((d) => d._id)
+        .toArray();
+      t.same(
+        desc,
+        docs.filter((d) => d.a > 15 && (d.b === 2 || d.b === 4) && d.c < 5).map((d) => d._id),
+      );
     });
 
     await t.test('keyset paging over a range: the _id bound after the range field', async (t) => {
@@ -290,15 +384,28 @@ await t.test('bounds after a range field, sort from the index', async (t) => {
     });
 
     await t.test('the index gives the sort after equality prefixes', async (t) => {
-      const e = (await c.find({ a: 4, b: { $gte: 2 } }).sort({ b: 1, c: 1 }).limit(3).explain('executionStats')) as Document;
+      const e = (await c
+        .find({ a: 4, b: { $gte: 2 } })
+        .sort({ b: 1, c: 1 })
+        .limit(3)
+        .explain('executionStats')) as Document;
       t.equal(findStage(winningPlan(e), 'IXSCAN')?.indexName, 'abc');
       t.notOk(findStage(winningPlan(e), 'SORT'), 'no blocking sort');
       const e2 = (await c.find({ a: 4, b: 2 }).sort({ c: -1 }).limit(3).explain('executionStats')) as Document;
       t.equal(findStage(winningPlan(e2), 'IXSCAN')?.direction, 'backward');
       t.notOk(findStage(winningPlan(e2), 'SORT'));
       t.same(
-        await c.find({ a: 4, b: 2 }).sort({ c: -1 }).limit(3).map((d) => d.c).toArray(),
-        docs.filter((d) => d.a === 4 && d.b === 2).map((d) => d.c).sort((x, y) => y - x).slice(0, 3),
+        await c
+          .find({ a: 4, b: 2 })
+          .sort({ c: -1 })
+          .limit(3)
+          .map((d) => d.c)
+          .toArray(),
+        docs
+          .filter((d) => d.a === 4 && d.b === 2)
+          .map((d) => d.c)
+          .sort((x, y) => y - x)
+          .slice(0, 3),
       );
     });
   });
@@ -328,17 +435,44 @@ await t.test('a covered scan sorted by _id with a limit fetches only the documen
 
     const prefix = { family: /^smith/ };
     const page = (filter: Document, skip: number, limit: number, direction: 1 | -1 = 1) =>
-      c.find(filter).sort({ _id: direction }).skip(skip).limit(limit).hint(Object.keys(filter)[0] === 'tags' ? 'tags_1' : 'family_1');
-    t.same(await page(prefix, 0, 5).map((d) => d._id).toArray(), ids((d) => d.family.startsWith('smith')).slice(0, 5), 'the first page in _id order');
-    t.same(await page(prefix, 7, 5).map((d) => d._id).toArray(), ids((d) => d.family.startsWith('smith')).slice(7, 12), 'a later page (skip)');
-    t.same(await page(prefix, 0, 5, -1).map((d) => d._id).toArray(), ids((d) => d.family.startsWith('smith'), -1).slice(0, 5), 'descending');
+      c
+        .find(filter)
+        .sort({ _id: direction })
+        .skip(skip)
+        .limit(limit)
+        .hint(Object.keys(filter)[0] === 'tags' ? 'tags_1' : 'family_1');
     t.same(
-      await page({ tags: { $in: ['t1', 't2'] } }, 0, 6).map((d) => d._id).toArray(),
+      await page(prefix, 0, 5)
+        .map((d) => d._id)
+        .toArray(),
+      ids((d) => d.family.startsWith('smith')).slice(0, 5),
+      'the first page in _id order',
+    );
+    t.same(
+      await page(prefix, 7, 5)
+        .map((d) => d._id)
+        .toArray(),
+      ids((d) => d.family.startsWith('smith')).slice(7, 12),
+      'a later page (skip)',
+    );
+    t.same(
+      await page(prefix, 0, 5, -1)
+        .map((d) => d._id)
+        .toArray(),
+      ids((d) => d.family.startsWith('smith'), -1).slice(0, 5),
+      'descending',
+    );
+    t.same(
+      await page({ tags: { $in: ['t1', 't2'] } }, 0, 6)
+        .map((d) => d._id)
+        .toArray(),
       ids((d) => d.tags.includes('t1') || d.tags.includes('t2')).slice(0, 6),
       'multikey: each document once',
     );
     t.same(
-      await page({ family: /^smith/, kind: 'odd' }, 0, 5).map((d) => d._id).toArray(),
+      await page({ family: /^smith/, kind: 'odd' }, 0, 5)
+        .map((d) => d._id)
+        .toArray(),
       ids((d) => d.family.startsWith('smith') && d.kind === 'odd').slice(0, 5),
       'a filter the index does not answer: documents decide',
     );

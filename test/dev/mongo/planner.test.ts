@@ -81,9 +81,20 @@ await forEachBackend(t, async (t, { client, db }) => {
     t.equal(nix?.isMultiKey, true);
     t.same(nix?.multiKeyPaths, { 'idx.name': ['idx'] });
     const expected = docs.filter((d) => d.idx.some((x: Document) => x.name === 'm4')).map((d) => d._id);
-    t.same(await c.find({ 'idx.name': 'm4' }).sort({ _id: 1 }).map((d) => d._id).toArray(), expected);
     t.same(
-      await c.find({ 'idx.name': { $in: ['n1', 'm2'] } }).sort({ _id: 1 }).map((d) => d._id).toArray(),
+      await c
+        .find({ 'idx.name': 'm4' })
+        .sort({ _id: 1 })
+        .map((d) => d._id)
+        .toArray(),
+      expected,
+    );
+    t.same(
+      await c
+        .find({ 'idx.name': { $in: ['n1', 'm2'] } })
+        .sort({ _id: 1 })
+        .map((d) => d._id)
+        .toArray(),
       docs.filter((d) => d.idx.some((x: Document) => x.name === 'n1' || x.name === 'm2')).map((d) => d._id),
     );
   });
@@ -97,14 +108,27 @@ await forEachBackend(t, async (t, { client, db }) => {
     t.notOk(findStage(plan, 'SORT'), 'no blocking sort');
     t.equal(e.executionStats.totalDocsExamined, 5);
     t.equal(e.executionStats.nReturned, 5);
-    const top = await c.find({}).sort({ created: -1 }).limit(3).map((d) => d._id).toArray();
+    const top = await c
+      .find({})
+      .sort({ created: -1 })
+      .limit(3)
+      .map((d) => d._id)
+      .toArray();
     t.same(top, [299, 298, 297]);
 
     const compound = await explain({ status: 'active' }, { sort: { created: -1 }, limit: 3 });
     const cix = findStage(winningPlan(compound), 'IXSCAN');
     t.equal(cix?.indexName, 'status_created');
     t.notOk(findStage(winningPlan(compound), 'SORT'));
-    t.same(await c.find({ status: 'active' }).sort({ created: -1 }).limit(3).map((d) => d._id).toArray(), [297, 294, 291]);
+    t.same(
+      await c
+        .find({ status: 'active' })
+        .sort({ created: -1 })
+        .limit(3)
+        .map((d) => d._id)
+        .toArray(),
+      [297, 294, 291],
+    );
 
     const blocking = await explain({ age: 3 }, { sort: { kind: 1 }, limit: 2 });
     t.ok(findStage(winningPlan(blocking), 'SORT'), 'sorting on an unindexed field needs SORT');
@@ -120,10 +144,27 @@ await forEachBackend(t, async (t, { client, db }) => {
     const byKindThenCode = (a: Document, b: Document, dir: 1 | -1): number =>
       (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : a.code < b.code ? -1 : a.code > b.code ? 1 : 0) * dir;
     for (const dir of [1, -1] as const) {
-      const expected = docs.filter((d) => d.status !== 'pending').sort((a, b) => byKindThenCode(a, b, dir)).map((d) => d._id);
-      for (const [skip, limit] of [[0, 1], [0, 7], [5, 10], [45, 20], [190, 30], [199, 5], [250, 5]] as const) {
+      const expected = docs
+        .filter((d) => d.status !== 'pending')
+        .sort((a, b) => byKindThenCode(a, b, dir))
+        .map((d) => d._id);
+      for (const [skip, limit] of [
+        [0, 1],
+        [0, 7],
+        [5, 10],
+        [45, 20],
+        [190, 30],
+        [199, 5],
+        [250, 5],
+      ] as const) {
         const filter = { status: { $in: ['active', 'inactive'] } };
-        const got = await c.find(filter).sort({ kind: dir, code: dir }).skip(skip).limit(limit).map((d) => d._id).toArray();
+        const got = await c
+          .find(filter)
+          .sort({ kind: dir, code: dir })
+          .skip(skip)
+          .limit(limit)
+          .map((d) => d._id)
+          .toArray();
         t.same(got, expected.slice(skip, skip + limit), `sort ${dir}, skip ${skip}, limit ${limit}`);
       }
     }
@@ -135,16 +176,27 @@ await forEachBackend(t, async (t, { client, db }) => {
   await t.test('an _id-only find answered by an index holding _id reads no document (PROJECTION_COVERED)', async (t) => {
     const keyed = db.collection<TestDoc>('covered_ids');
     const rows: Document[] = [];
-    for (let i = 0; i < 120; i++) rows.push({ _id: `Patient/p${String(i).padStart(3, '0')}`, family: ['smith', 'jones', 'brown'][i % 3], n: i });
+    for (let i = 0; i < 120; i++)
+      rows.push({ _id: `Patient/p${String(i).padStart(3, '0')}`, family: ['smith', 'jones', 'brown'][i % 3], n: i });
     // Odd _ids too: a NUL inside, and ones that are not strings (the key cannot give those back: fetched).
-    rows.push({ _id: 'Patient/with\u0000nul', family: 'smith', n: 500 }, { _id: 7, family: 'smith', n: 501 }, { _id: { a: 1 }, family: 'smith', n: 502 });
+    rows.push(
+      { _id: 'Patient/with\u0000nul', family: 'smith', n: 500 },
+      { _id: 7, family: 'smith', n: 501 },
+      { _id: { a: 1 }, family: 'smith', n: 502 },
+    );
     await keyed.insertMany(rows);
-    await keyed.createIndexes([{ key: { family: 1, _id: 1 }, name: 'family_id' }, { key: { n: 1 }, name: 'n_only' }]);
+    await keyed.createIndexes([
+      { key: { family: 1, _id: 1 }, name: 'family_id' },
+      { key: { n: 1 }, name: 'n_only' },
+    ]);
     const expected = rows.filter((r) => r.family === 'smith').map((r) => ({ _id: r._id }));
     const sortKey = (v: unknown): string => JSON.stringify(v);
     const got = await keyed.find({ family: 'smith' }, { projection: { _id: 1 } }).toArray();
     t.same(got.map((d) => sortKey(d._id)).sort(), expected.map((d) => sortKey(d._id)).sort(), 'every match, odd _ids included');
-    t.ok(got.some((d) => d._id === 'Patient/with\u0000nul'), 'a NUL inside a string _id comes back intact');
+    t.ok(
+      got.some((d) => d._id === 'Patient/with\u0000nul'),
+      'a NUL inside a string _id comes back intact',
+    );
 
     const strings = { family: 'jones' };
     const e = await keyed.find(strings, { projection: { _id: 1 } }).explain('executionStats');
@@ -154,21 +206,46 @@ await forEachBackend(t, async (t, { client, db }) => {
     t.equal(e.executionStats.nReturned, 40);
 
     // Sorted by _id with a limit (a FHIR search's page of keys): still no document read.
-    const page = await keyed.find(strings, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(3).toArray();
+    const page = await keyed
+      .find(strings, { projection: { _id: 1 } })
+      .sort({ _id: -1 })
+      .limit(3)
+      .toArray();
     t.same(page, [{ _id: 'Patient/p118' }, { _id: 'Patient/p115' }, { _id: 'Patient/p112' }]);
-    const pe = await keyed.find(strings, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(3).explain('executionStats');
+    const pe = await keyed
+      .find(strings, { projection: { _id: 1 } })
+      .sort({ _id: -1 })
+      .limit(3)
+      .explain('executionStats');
     t.equal(pe.executionStats.totalDocsExamined, 0, 'a sorted page of keys reads no document');
 
     // Not covered: the index lacks _id, the filter is not answered by the bounds, or more than _id is projected.
     const noId = await keyed.find({ n: { $lt: 10 } }, { projection: { _id: 1 } }).explain('executionStats');
     t.ok(findStage(winningPlan(noId), 'FETCH'), 'an index without _id fetches');
     t.equal(noId.executionStats.totalDocsExamined, 10);
-    const residual = await keyed.find({ family: 'jones', n: { $gt: 100 } }, { projection: { _id: 1 } }).hint('family_id').explain('executionStats');
+    const residual = await keyed
+      .find({ family: 'jones', n: { $gt: 100 } }, { projection: { _id: 1 } })
+      .hint('family_id')
+      .explain('executionStats');
     t.ok(findStage(winningPlan(residual), 'FETCH'), 'a residual filter fetches');
-    t.same(await keyed.find({ family: 'jones', n: { $gt: 100 } }, { projection: { _id: 1 } }).hint('family_id').toArray(), rows.filter((r) => r.family === 'jones' && r.n > 100).map((r) => ({ _id: r._id })));
+    t.same(
+      await keyed
+        .find({ family: 'jones', n: { $gt: 100 } }, { projection: { _id: 1 } })
+        .hint('family_id')
+        .toArray(),
+      rows.filter((r) => r.family === 'jones' && r.n > 100).map((r) => ({ _id: r._id })),
+    );
     const more = await keyed.find(strings, { projection: { _id: 1, n: 1 } }).explain('executionStats');
     t.ok(findStage(winningPlan(more), 'FETCH'), 'projecting a field outside the index fetches');
-    t.same((await keyed.find({ family: 'jones' }, { projection: { _id: 1, n: 1 } }).limit(1).toArray())[0], { _id: 'Patient/p001', n: 1 });
+    t.same(
+      (
+        await keyed
+          .find({ family: 'jones' }, { projection: { _id: 1, n: 1 } })
+          .limit(1)
+          .toArray()
+      )[0],
+      { _id: 'Patient/p001', n: 1 },
+    );
 
     // Inside a transaction the documents decide (its own writes are not in the committed index).
     const session = client.startSession();
@@ -176,7 +253,7 @@ await forEachBackend(t, async (t, { client, db }) => {
       await session.withTransaction(async () => {
         await keyed.insertOne({ _id: 'Patient/p999', family: 'jones', n: 999 }, { session });
         const inTxn = await keyed.find(strings, { projection: { _id: 1 }, session }).toArray();
-        t.equal(inTxn.length, 41, "a transaction sees its own insert");
+        t.equal(inTxn.length, 41, 'a transaction sees its own insert');
         await keyed.deleteOne({ _id: 'Patient/p999' }, { session });
       });
     } finally {
@@ -197,8 +274,17 @@ await forEachBackend(t, async (t, { client, db }) => {
       { status: { $regex: '^ACT', $options: 'i' } },
     ];
     for (const filter of filters) {
-      const viaPlanner = await c.find(filter).sort({ _id: 1 }).map((d) => d._id).toArray();
-      const viaScan = await c.find(filter).hint({ $natural: 1 }).sort({ _id: 1 }).map((d) => d._id).toArray();
+      const viaPlanner = await c
+        .find(filter)
+        .sort({ _id: 1 })
+        .map((d) => d._id)
+        .toArray();
+      const viaScan = await c
+        .find(filter)
+        .hint({ $natural: 1 })
+        .sort({ _id: 1 })
+        .map((d) => d._id)
+        .toArray();
       t.same(viaPlanner, viaScan, JSON.stringify(filter));
     }
     const hinted = await explain({ status: 'active', age: 3 }, { hint: 'status_1' });
@@ -227,11 +313,18 @@ await forEachBackend(t, async (t, { client, db }) => {
   });
 
   await t.test('aggregate with a leading $match plans through the index', async (t) => {
-    const e = (await c.aggregate([{ $match: { age: 7 } }, { $group: { _id: '$status', n: { $sum: 1 } } }]).explain('queryPlanner')) as Document;
+    const e = (await c
+      .aggregate([{ $match: { age: 7 } }, { $group: { _id: '$status', n: { $sum: 1 } } }])
+      .explain('queryPlanner')) as Document;
     t.equal(findStage(winningPlan(e), 'IXSCAN')?.indexName, 'age_1');
-    const pushed = (await c.aggregate([{ $match: { status: 'active' } }, { $sort: { created: -1 } }, { $limit: 2 }]).explain('queryPlanner')) as Document;
+    const pushed = (await c
+      .aggregate([{ $match: { status: 'active' } }, { $sort: { created: -1 } }, { $limit: 2 }])
+      .explain('queryPlanner')) as Document;
     t.equal(findStage(winningPlan(pushed), 'IXSCAN')?.indexName, 'status_created');
-    t.same(await c.aggregate([{ $match: { status: 'active' } }, { $sort: { created: -1 } }, { $limit: 2 }, { $project: { _id: 1 } }]).toArray(), [{ _id: 297 }, { _id: 294 }]);
+    t.same(
+      await c.aggregate([{ $match: { status: 'active' } }, { $sort: { created: -1 } }, { $limit: 2 }, { $project: { _id: 1 } }]).toArray(),
+      [{ _id: 297 }, { _id: 294 }],
+    );
   });
 
   await t.test('explain of count, distinct, update and delete', async (t) => {

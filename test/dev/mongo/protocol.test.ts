@@ -20,7 +20,10 @@ function header(length: number, opCode: number, id = requestId++): Buffer {
   return h;
 }
 
-function opMsg(body: Document, options: { sequences?: Record<string, Document[]>; flags?: number; checksum?: boolean; id?: number } = {}): Buffer {
+function opMsg(
+  body: Document,
+  options: { sequences?: Record<string, Document[]>; flags?: number; checksum?: boolean; id?: number } = {},
+): Buffer {
   const parts: Buffer[] = [Buffer.from([0]), Buffer.from(BSON.serialize(body))];
   for (const [id, docs] of Object.entries(options.sequences ?? {})) {
     const payload = Buffer.concat([Buffer.from(id + '\0'), ...docs.map((d) => Buffer.from(BSON.serialize(d)))]);
@@ -189,19 +192,28 @@ await forEachBackend(t, async (t, { backend, db }) => {
   const malformed: Array<[string, Buffer]> = [
     ['a length below the header size', Buffer.from([8, 0, 0, 0, 1, 2, 3, 4])],
     ['an unknown opCode', Buffer.concat([header(20, 9999), Buffer.alloc(4)])],
-    ['invalid BSON in the body', (() => {
-      const body = Buffer.concat([Buffer.alloc(4), Buffer.from([0]), Buffer.from([40, 0, 0, 0, 2, 0x61, 0, 0xff, 0xff, 0xff, 0x7f, 0])]);
-      return Buffer.concat([header(16 + body.length, OP_MSG), body]);
-    })()],
-    ['a bad checksum', (() => {
-      const m = opMsg({ ping: 1, $db: 'admin' }, { checksum: true });
-      m.writeUInt32LE((m.readUInt32LE(m.length - 4) ^ 1) >>> 0, m.length - 4);
-      return m;
-    })()],
-    ['a huge declared length', (() => {
-      const h = header(0x7fffffff, OP_MSG);
-      return h;
-    })()],
+    [
+      'invalid BSON in the body',
+      (() => {
+        const body = Buffer.concat([Buffer.alloc(4), Buffer.from([0]), Buffer.from([40, 0, 0, 0, 2, 0x61, 0, 0xff, 0xff, 0xff, 0x7f, 0])]);
+        return Buffer.concat([header(16 + body.length, OP_MSG), body]);
+      })(),
+    ],
+    [
+      'a bad checksum',
+      (() => {
+        const m = opMsg({ ping: 1, $db: 'admin' }, { checksum: true });
+        m.writeUInt32LE((m.readUInt32LE(m.length - 4) ^ 1) >>> 0, m.length - 4);
+        return m;
+      })(),
+    ],
+    [
+      'a huge declared length',
+      (() => {
+        const h = header(0x7fffffff, OP_MSG);
+        return h;
+      })(),
+    ],
   ];
   for (const [what, bytes] of malformed) {
     await t.test(`a message with ${what} closes that connection only`, async (t) => {
@@ -222,4 +234,3 @@ await forEachBackend(t, async (t, { backend, db }) => {
     });
   }
 });
-

@@ -38,12 +38,35 @@ await forEachBackend(t, async (t, { client, db }) => {
     await accounts.updateOne({ _id: 'a' }, { $inc: { balance: -30 } }, { session: s });
     await accounts.updateOne({ _id: 'b' }, { $inc: { balance: 30 } }, { session: s });
     await ledger.insertOne({ from: 'a', to: 'b', amount: 30 }, { session: s });
-    t.same(await accounts.find({}, { session: s }).sort({ _id: 1 }).map((d) => d.balance).toArray(), [70, 30], 'reads inside see own writes');
+    t.same(
+      await accounts
+        .find({}, { session: s })
+        .sort({ _id: 1 })
+        .map((d) => d.balance)
+        .toArray(),
+      [70, 30],
+      'reads inside see own writes',
+    );
     t.equal(await ledger.countDocuments({}, { session: s }), 1);
-    t.same(await accounts.find().sort({ _id: 1 }).map((d) => d.balance).toArray(), [100, 0], 'outside sees nothing yet');
+    t.same(
+      await accounts
+        .find()
+        .sort({ _id: 1 })
+        .map((d) => d.balance)
+        .toArray(),
+      [100, 0],
+      'outside sees nothing yet',
+    );
     t.equal(await ledger.countDocuments(), 0);
     await s.commitTransaction();
-    t.same(await accounts.find().sort({ _id: 1 }).map((d) => d.balance).toArray(), [70, 30]);
+    t.same(
+      await accounts
+        .find()
+        .sort({ _id: 1 })
+        .map((d) => d.balance)
+        .toArray(),
+      [70, 30],
+    );
     t.equal(await ledger.countDocuments(), 1);
   });
 
@@ -67,27 +90,46 @@ await forEachBackend(t, async (t, { client, db }) => {
     s.startTransaction();
     await accounts.insertOne({ _id: 'd', balance: 70 }, { session: s });
     await accounts.updateOne({ _id: 'a' }, { $set: { balance: 71 } }, { session: s });
-    t.same(await accounts.find({ balance: 70 }, { session: s }).map((d) => d._id).toArray(), ['d']);
-    t.same(await accounts.find({ balance: { $gte: 30 } }, { session: s }).sort({ balance: -1 }).map((d) => d._id).toArray(), ['a', 'd', 'b']);
     t.same(
-      await accounts.aggregate([{ $match: { balance: { $gt: 50 } } }, { $count: 'n' }], { session: s }).toArray(),
-      [{ n: 2 }],
+      await accounts
+        .find({ balance: 70 }, { session: s })
+        .map((d) => d._id)
+        .toArray(),
+      ['d'],
     );
-    t.same(await accounts.find({ balance: 70 }).map((d) => d._id).toArray(), ['a'], 'outside still sees the old value');
+    t.same(
+      await accounts
+        .find({ balance: { $gte: 30 } }, { session: s })
+        .sort({ balance: -1 })
+        .map((d) => d._id)
+        .toArray(),
+      ['a', 'd', 'b'],
+    );
+    t.same(await accounts.aggregate([{ $match: { balance: { $gt: 50 } } }, { $count: 'n' }], { session: s }).toArray(), [{ n: 2 }]);
+    t.same(
+      await accounts
+        .find({ balance: 70 })
+        .map((d) => d._id)
+        .toArray(),
+      ['a'],
+      'outside still sees the old value',
+    );
     await s.abortTransaction();
   });
 
   await t.test('delete then re-insert the same _id inside one transaction', async (t) => {
     const s = session();
-    await s.withTransaction(async () => {
-      await accounts.deleteOne({ _id: 'b' }, { session: s });
-      await accounts.insertOne({ _id: 'b', balance: 30, reinserted: true }, { session: s });
-      const dup = await rejection(accounts.insertOne({ _id: 'b' }, { session: s }));
-      t.equal(dup.code, 11000);
-      throw Object.assign(new Error('rollback on purpose'), { skipCommit: true });
-    }).catch((err: unknown) => {
-      if (!(err instanceof Error) || err.message !== 'rollback on purpose') throw err;
-    });
+    await s
+      .withTransaction(async () => {
+        await accounts.deleteOne({ _id: 'b' }, { session: s });
+        await accounts.insertOne({ _id: 'b', balance: 30, reinserted: true }, { session: s });
+        const dup = await rejection(accounts.insertOne({ _id: 'b' }, { session: s }));
+        t.equal(dup.code, 11000);
+        throw Object.assign(new Error('rollback on purpose'), { skipCommit: true });
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof Error) || err.message !== 'rollback on purpose') throw err;
+      });
     t.same(await accounts.findOne({ _id: 'b' }), { _id: 'b', balance: 30 });
     const s2 = session();
     await s2.withTransaction(async () => {
@@ -176,13 +218,24 @@ await forEachBackend(t, async (t, { client, db }) => {
     t.equal(await uniq.countDocuments({ k: 'race' }), 1);
 
     const swap = session();
-    await uniq.insertMany([{ _id: 'p', k: 'p1' }, { _id: 'q', k: 'q1' }]);
+    await uniq.insertMany([
+      { _id: 'p', k: 'p1' },
+      { _id: 'q', k: 'q1' },
+    ]);
     await swap.withTransaction(async () => {
       await uniq.updateOne({ _id: 'p' }, { $set: { k: 'tmp' } }, { session: swap });
       await uniq.updateOne({ _id: 'q' }, { $set: { k: 'p1' } }, { session: swap });
       await uniq.updateOne({ _id: 'p' }, { $set: { k: 'q1' } }, { session: swap });
     });
-    t.same(await uniq.find({ _id: { $in: ['p', 'q'] } }).sort({ _id: 1 }).map((d) => d.k).toArray(), ['q1', 'p1'], 'swapping unique values commits');
+    t.same(
+      await uniq
+        .find({ _id: { $in: ['p', 'q'] } })
+        .sort({ _id: 1 })
+        .map((d) => d.k)
+        .toArray(),
+      ['q1', 'p1'],
+      'swapping unique values commits',
+    );
   });
 
   await t.test('a plain write waits for the transaction holding the document', async (t) => {

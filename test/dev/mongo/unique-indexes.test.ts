@@ -70,7 +70,10 @@ await forEachBackend(t, async (t, { db }) => {
       { system: 's2', value: 'v1' },
     ]);
     const err = await failure(c.insertOne({ system: 's1', value: 'v2' }));
-    t.equal(err.message, `E11000 duplicate key error collection: ${ns('compound')} index: identifier dup key: { system: "s1", value: "v2" }`);
+    t.equal(
+      err.message,
+      `E11000 duplicate key error collection: ${ns('compound')} index: identifier dup key: { system: "s1", value: "v2" }`,
+    );
     t.same(err.keyPattern, { system: 1, value: 1 });
     t.same(err.keyValue, { system: 's1', value: 'v2' });
   });
@@ -78,12 +81,7 @@ await forEachBackend(t, async (t, { db }) => {
   await t.test('partial unique index only constrains matching documents', async (t) => {
     const c = db.collection<TestDoc>('partial');
     await c.createIndex({ mrn: 1 }, { unique: true, partialFilterExpression: { active: true } });
-    await c.insertMany([
-      { mrn: 'm1', active: true },
-      { mrn: 'm1', active: false },
-      { mrn: 'm1', active: false },
-      { active: true },
-    ]);
+    await c.insertMany([{ mrn: 'm1', active: true }, { mrn: 'm1', active: false }, { mrn: 'm1', active: false }, { active: true }]);
     const err = await failure(c.insertOne({ mrn: 'm1', active: true }));
     t.equal(err.code, 11000);
     const viaUpdate = await failure(c.updateOne({ active: false }, { $set: { active: true } }));
@@ -114,9 +112,22 @@ await forEachBackend(t, async (t, { db }) => {
     t.equal(await c.countDocuments(), 2);
     const unordered = await failure(c.insertMany([{ k: 4 }, { k: 2 }, { k: 5 }, { k: 4 }], { ordered: false }));
     const writeErrors = (unordered as unknown as Document).writeErrors as Document[];
-    t.same(writeErrors.map((w) => [w.index, w.code]), [[1, 11000], [3, 11000]]);
+    t.same(
+      writeErrors.map((w) => [w.index, w.code]),
+      [
+        [1, 11000],
+        [3, 11000],
+      ],
+    );
     t.equal(await c.countDocuments(), 4);
-    const raw = await db.command({ update: 'bulk', updates: [{ q: { k: 5 }, u: { $set: { k: 4 } } }, { q: { k: 2 }, u: { $set: { k: 6 } } }], ordered: false });
+    const raw = await db.command({
+      update: 'bulk',
+      updates: [
+        { q: { k: 5 }, u: { $set: { k: 4 } } },
+        { q: { k: 2 }, u: { $set: { k: 6 } } },
+      ],
+      ordered: false,
+    });
     t.equal(raw.n, 1);
     t.equal(raw.nModified, 1);
     t.equal(raw.writeErrors[0].index, 0);
@@ -130,6 +141,9 @@ await forEachBackend(t, async (t, { db }) => {
     await c.insertMany([{ v: 1 }, { v: 1 }]);
     const err = await failure(c.createIndex({ v: 1 }, { unique: true }));
     t.equal(err.code, 11000);
-    t.same((await c.indexes()).map((i) => i.name), ['_id_']);
+    t.same(
+      (await c.indexes()).map((i) => i.name),
+      ['_id_'],
+    );
   });
 });

@@ -58,7 +58,15 @@ const CASES: Array<{ name: string; update: Document; arrayFilters?: Document[]; 
   { name: '$currentDate nested', update: { $currentDate: { 'anchor.at': true } } },
 ];
 
-const INDEXES: Array<Record<string, 1 | -1>> = [{ tag: 1 }, { 'anchor.state': 1 }, { 'nested.a.b': 1 }, { 'nested.list': 1 }, { 'items.sku': 1, tag: 1 }, { 'items.qty': -1 }, { 'counts.n': 1 }];
+const INDEXES: Array<Record<string, 1 | -1>> = [
+  { tag: 1 },
+  { 'anchor.state': 1 },
+  { 'nested.a.b': 1 },
+  { 'nested.list': 1 },
+  { 'items.sku': 1, tag: 1 },
+  { 'items.qty': -1 },
+  { 'counts.n': 1 },
+];
 
 await forEachBackend(t, async (t, { client, db }) => {
   const sessions: ClientSession[] = [];
@@ -93,7 +101,10 @@ await forEachBackend(t, async (t, { client, db }) => {
       for (const index of await coll.indexes()) {
         const partial = index.partialFilterExpression !== undefined;
         // (A partial index answers only queries that imply its filter.)
-        const viaIndex = await coll.find(partial ? { 'anchor.state': 'pending' } : {}).hint(index.name as string).toArray();
+        const viaIndex = await coll
+          .find(partial ? { 'anchor.state': 'pending' } : {})
+          .hint(index.name as string)
+          .toArray();
         const expected = partial ? (after?.anchor as Document | undefined)?.state === 'pending' : true;
         t.equal(viaIndex.length, expected ? 1 : 0, `index ${String(index.name)} holds the document ${expected ? 'once' : 'no more'}`);
       }
@@ -113,8 +124,15 @@ await forEachBackend(t, async (t, { client, db }) => {
         t.equal(await coll.countDocuments({ 'anchor.state': 'pending' }), 0, 'not found by the old value');
       }
       // Applying a $set of the values it already has is a no-op.
-      const same = await coll.updateOne({ _id: 'doc' }, { $set: { tag: 'x', 'counts.n': (after?.counts as Document | undefined)?.n ?? null } });
-      t.equal(same.modifiedCount, (after?.counts as Document | undefined)?.n === undefined ? 1 : 0, 'setting what is there changes nothing');
+      const same = await coll.updateOne(
+        { _id: 'doc' },
+        { $set: { tag: 'x', 'counts.n': (after?.counts as Document | undefined)?.n ?? null } },
+      );
+      t.equal(
+        same.modifiedCount,
+        (after?.counts as Document | undefined)?.n === undefined ? 1 : 0,
+        'setting what is there changes nothing',
+      );
     });
   }
 

@@ -67,7 +67,9 @@ t.test('permissions out of order, repeated or unknown are malformed', async (t) 
   t.match(reasonOf('patient/Observation.sr'), /c r u d s in that order/);
   // a space separates scopes, even inside an array item: "r s" is the scope .r and the (other) scope "s"
   const split = parseScopes(['patient/Observation.r s']);
-  t.same(split.resources.map(plain), [{ text: 'patient/Observation.r', context: 'patient', resourceType: 'Observation', permissions: 'r', query: [] }]);
+  t.same(split.resources.map(plain), [
+    { text: 'patient/Observation.r', context: 'patient', resourceType: 'Observation', permissions: 'r', query: [] },
+  ]);
   t.same(split.other, ['s']);
   t.match(reasonOf('patient/Observation.'), /no permissions/);
   t.match(reasonOf('patient/Observation'), /no permissions/);
@@ -104,11 +106,15 @@ t.test('finer-grained scopes: search parameters decoded into pairs', async (t) =
     ['status', 'final,amended'],
     ['code', 'a b|c'],
   ]);
-  t.same(one('patient/Condition.rs?category=http%3A%2F%2Fhl7.org%2Ffhir%2Fus%2Fcore%2FCodeSystem%2Fcondition-category%7Chealth-concern').query, [
-    ['category', 'http://hl7.org/fhir/us/core/CodeSystem/condition-category|health-concern'],
-  ]);
+  t.same(
+    one('patient/Condition.rs?category=http%3A%2F%2Fhl7.org%2Ffhir%2Fus%2Fcore%2FCodeSystem%2Fcondition-category%7Chealth-concern').query,
+    [['category', 'http://hl7.org/fhir/us/core/CodeSystem/condition-category|health-concern']],
+  );
   // a repeated parameter stays two pairs, in order
-  t.same(one('user/Observation.rs?code=1&code=2').query, [['code', '1'], ['code', '2']]);
+  t.same(one('user/Observation.rs?code=1&code=2').query, [
+    ['code', '1'],
+    ['code', '2'],
+  ]);
   // a wildcard type with a query is still a SMART 2 scope
   t.same(one('user/*.rs?_security=R').query, [['_security', 'R']]);
   // without a query the list is empty
@@ -164,8 +170,14 @@ t.test('non-resource scopes go to other', async (t) => {
 t.test('a whole token scope string: order kept, duplicates and empty items dropped', async (t) => {
   const parsed: ParsedScopes = parseScopes('  launch/patient openid fhirUser patient/*.rs  patient/Observation.cu patient/*.rs user/x.rs ');
   t.same(parsed.other, ['launch/patient', 'openid', 'fhirUser']);
-  t.same(parsed.resources.map((r) => r.text), ['patient/*.rs', 'patient/Observation.cu']);
-  t.same(parsed.invalid.map((i) => i.text), ['user/x.rs']);
+  t.same(
+    parsed.resources.map((r) => r.text),
+    ['patient/*.rs', 'patient/Observation.cu'],
+  );
+  t.same(
+    parsed.invalid.map((i) => i.text),
+    ['user/x.rs'],
+  );
   t.same(parseScopes(''), { resources: [], other: [], invalid: [] });
   t.same(parseScopes('   '), { resources: [], other: [], invalid: [] });
   t.same(parseScopes([]), { resources: [], other: [], invalid: [] });
@@ -173,7 +185,10 @@ t.test('a whole token scope string: order kept, duplicates and empty items dropp
 
 t.test('arrays (an scp claim): each item, split on spaces, empty items ignored', async (t) => {
   const parsed = parseScopes(['patient/Patient.r', '', 'openid', 'user/*.cruds system/*.rs', '  ']);
-  t.same(parsed.resources.map((r) => r.text), ['patient/Patient.r', 'user/*.cruds', 'system/*.rs']);
+  t.same(
+    parsed.resources.map((r) => r.text),
+    ['patient/Patient.r', 'user/*.cruds', 'system/*.rs'],
+  );
   t.same(parsed.other, ['openid']);
   t.same(parsed.invalid, []);
 });
@@ -212,7 +227,10 @@ t.test('hostile input never throws', async (t) => {
   t.same(parseScopes(42 as unknown as string).invalid, [{ text: '42', reason: 'not a string' }]);
   t.same(parseScopes({ a: 1 } as unknown as string).invalid, [{ text: '[object]', reason: 'not a string' }]);
   const mixed = parseScopes(['patient/*.rs', 7, null, { a: 1 }, ['user/*.rs']]);
-  t.same(mixed.resources.map((r) => r.text), ['patient/*.rs']);
+  t.same(
+    mixed.resources.map((r) => r.text),
+    ['patient/*.rs'],
+  );
   t.same(mixed.invalid, [
     { text: '7', reason: 'not a string' },
     { text: '[object]', reason: 'not a string' },

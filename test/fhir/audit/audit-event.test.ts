@@ -147,8 +147,14 @@ t.test('the validator does check AuditEvents (the assertions below mean somethin
   const event = buildAuditEvent(record(), 'a');
   const broken = { ...event, outcome: '5', agent: [{ ...event.agent[0], requestor: undefined }] } as unknown as AuditEvent;
   const errors = validator.validate(broken).filter((i) => i.severity === 'error');
-  t.ok(errors.some((i) => i.expression?.[0] === 'AuditEvent.outcome'), 'unknown outcome code');
-  t.ok(errors.some((i) => i.expression?.[0]?.startsWith('AuditEvent.agent[0]')), 'agent.requestor missing');
+  t.ok(
+    errors.some((i) => i.expression?.[0] === 'AuditEvent.outcome'),
+    'unknown outcome code',
+  );
+  t.ok(
+    errors.some((i) => i.expression?.[0]?.startsWith('AuditEvent.agent[0]')),
+    'agent.requestor missing',
+  );
 });
 
 t.test('ACTION_OF follows BALP', async (t) => {
@@ -188,12 +194,20 @@ t.test('every interaction kind gives a valid event with its subtype and action',
       t.equal(event.recorded, '2026-03-04T05:06:07.089Z');
       t.equal(event.outcome, '0');
       t.equal(event.outcomeDesc, `HTTP ${rec.status}`);
-      t.same(event.source.type, [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }]);
+      t.same(event.source.type, [
+        { system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' },
+      ]);
       t.same(event.source.observer.identifier, { system: 'urn:ietf:rfc:3986', value: SERVER.baseUrl });
       t.equal(event.source.site, 'fhir.example.org');
       t.equal(event.agent.length, 3, 'client, server, user');
-      t.same(resourceEntities(event).map((e) => e.what?.reference), rec.entities.map((e) => e.reference));
-      t.same(patientEntities(event).map((e) => e.what?.reference), rec.patients);
+      t.same(
+        resourceEntities(event).map((e) => e.what?.reference),
+        rec.entities.map((e) => e.reference),
+      );
+      t.same(
+        patientEntities(event).map((e) => e.what?.reference),
+        rec.patients,
+      );
       t.equal(requestIdEntities(event).length, 1);
       t.equal(queryEntities(event).length, rec.query ? 1 : 0);
       t.match(event.text?.div, new RegExp(`^<div xmlns="http://www.w3.org/1999/xhtml">${interaction}`));
@@ -249,7 +263,11 @@ t.test('OAuth client and user agents (BALP OAUTHaccessTokenUse)', async (t) => {
 
   const u = user(event);
   t.same(u?.type?.coding, [
-    { system: 'https://profiles.ihe.net/ITI/BALP/CodeSystem/UserAgentTypes', code: 'UserOauthAgent', display: 'User OAuth Agent participant' },
+    {
+      system: 'https://profiles.ihe.net/ITI/BALP/CodeSystem/UserAgentTypes',
+      code: 'UserOauthAgent',
+      display: 'User OAuth Agent participant',
+    },
     { system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP', display: 'information recipient' },
   ]);
   t.same(u?.who, {
@@ -287,7 +305,10 @@ t.test('OAuth client and user agents (BALP OAUTHaccessTokenUse)', async (t) => {
   t.test('fhirUser: relative reference, absolute URL into this server, elsewhere', async (t) => {
     const own = user(buildAuditEvent(record({ principal: principal({ fhirUser: `${SERVER.baseUrl}/Patient/p1` }) }), 'a'));
     t.equal(own?.who?.reference, 'Patient/p1', 'an absolute URL into this server is made relative');
-    const elsewhere = buildAuditEvent(record({ principal: principal({ fhirUser: 'https://directory.example.org/fhir/Practitioner/9' }) }), 'a');
+    const elsewhere = buildAuditEvent(
+      record({ principal: principal({ fhirUser: 'https://directory.example.org/fhir/Practitioner/9' }) }),
+      'a',
+    );
     assertValid(t, elsewhere);
     t.notOk(user(elsewhere)?.who?.reference, 'no reference to another server');
     t.equal(user(elsewhere)?.altId, 'https://directory.example.org/fhir/Practitioner/9', 'kept as altId');
@@ -325,16 +346,33 @@ t.test('search: the query entity holds the request, base64', async (t) => {
   assertValid(t, event);
   const [query] = queryEntities(event);
   t.ok(query, 'query entity: System Object, role Query');
-  t.equal(Buffer.from(query?.query ?? '', 'base64').toString('utf8'), 'GET /Encounter?subject=Patient/p1,Patient/p2&date=ge2026-01-01&_count=50');
+  t.equal(
+    Buffer.from(query?.query ?? '', 'base64').toString('utf8'),
+    'GET /Encounter?subject=Patient/p1,Patient/p2&date=ge2026-01-01&_count=50',
+  );
   t.equal(query?.description, 'Encounter');
   t.notOk(query?.what, 'BALP: the query entity has no what');
   t.equal(event.action, 'E');
 
-  const hostile = buildAuditEvent(record({ interaction: 'search-type', request: 'GET /Patient', query: { text: "name=<script>&x=' OR 1=1 --\u0000", types: ['Patient'] } }), 'a');
+  const hostile = buildAuditEvent(
+    record({
+      interaction: 'search-type',
+      request: 'GET /Patient',
+      query: { text: "name=<script>&x=' OR 1=1 --\u0000", types: ['Patient'] },
+    }),
+    'a',
+  );
   assertValid(t, hostile);
-  t.equal(Buffer.from(queryEntities(hostile)[0]?.query ?? '', 'base64').toString('utf8'), "GET /Patient?name=<script>&x=' OR 1=1 --\u0000", 'kept exactly');
+  t.equal(
+    Buffer.from(queryEntities(hostile)[0]?.query ?? '', 'base64').toString('utf8'),
+    "GET /Patient?name=<script>&x=' OR 1=1 --\u0000",
+    'kept exactly',
+  );
 
-  const noParams = buildAuditEvent(record({ interaction: 'search-type', request: 'GET /Encounter', query: { text: '', types: ['Encounter'] } }), 'a');
+  const noParams = buildAuditEvent(
+    record({ interaction: 'search-type', request: 'GET /Encounter', query: { text: '', types: ['Encounter'] } }),
+    'a',
+  );
   assertValid(t, noParams);
   t.equal(Buffer.from(queryEntities(noParams)[0]?.query ?? '', 'base64').toString('utf8'), 'GET /Encounter');
 });
@@ -351,25 +389,52 @@ t.test('patients and touched resources', async (t) => {
     'a',
   );
   const patients = patientEntities(event);
-  t.same(patients, [
-    { what: { reference: 'Patient/p1' }, type: { system: AUDIT_SYSTEM.entityType, code: '1' }, role: { system: AUDIT_SYSTEM.objectRole, code: '1' } },
-    { what: { reference: 'Patient/p2' }, type: { system: AUDIT_SYSTEM.entityType, code: '1' }, role: { system: AUDIT_SYSTEM.objectRole, code: '1' } },
-  ], 'one Person / Patient entity per patient, nothing more');
-  t.same(resourceEntities(event), [
-    { what: { reference: 'Encounter/e1' }, type: { system: AUDIT_SYSTEM.entityType, code: '2' }, role: { system: AUDIT_SYSTEM.objectRole, code: '4' } },
-    { what: { reference: 'Encounter/e2' }, type: { system: AUDIT_SYSTEM.entityType, code: '2' }, role: { system: AUDIT_SYSTEM.objectRole, code: '4' } },
-  ], 'one System Object / Domain Resource entity per touched resource, nothing more');
+  t.same(
+    patients,
+    [
+      {
+        what: { reference: 'Patient/p1' },
+        type: { system: AUDIT_SYSTEM.entityType, code: '1' },
+        role: { system: AUDIT_SYSTEM.objectRole, code: '1' },
+      },
+      {
+        what: { reference: 'Patient/p2' },
+        type: { system: AUDIT_SYSTEM.entityType, code: '1' },
+        role: { system: AUDIT_SYSTEM.objectRole, code: '1' },
+      },
+    ],
+    'one Person / Patient entity per patient, nothing more',
+  );
+  t.same(
+    resourceEntities(event),
+    [
+      {
+        what: { reference: 'Encounter/e1' },
+        type: { system: AUDIT_SYSTEM.entityType, code: '2' },
+        role: { system: AUDIT_SYSTEM.objectRole, code: '4' },
+      },
+      {
+        what: { reference: 'Encounter/e2' },
+        type: { system: AUDIT_SYSTEM.entityType, code: '2' },
+        role: { system: AUDIT_SYSTEM.objectRole, code: '4' },
+      },
+    ],
+    'one System Object / Domain Resource entity per touched resource, nothing more',
+  );
 
-  const read = buildAuditEvent(record({ request: 'GET /Patient/p1', entities: [{ reference: 'Patient/p1' }], patients: ['Patient/p1'] }), 'a');
+  const read = buildAuditEvent(
+    record({ request: 'GET /Patient/p1', entities: [{ reference: 'Patient/p1' }], patients: ['Patient/p1'] }),
+    'a',
+  );
   t.equal(patientEntities(read).length, 1, 'a read Patient is the patient…');
   t.equal(resourceEntities(read).length, 1, '…and the resource read');
 
   const bundle = buildAuditEvent(record({ ...CASES.transaction, interaction: 'transaction' }), 'a');
   assertValid(t, bundle);
-  t.same(resourceEntities(bundle).map((e) => e.detail), [
-    [{ type: ENTITY_DETAIL_TYPE, valueString: 'entry 0: 201' }],
-    [{ type: ENTITY_DETAIL_TYPE, valueString: 'entry 1: 201' }],
-  ]);
+  t.same(
+    resourceEntities(bundle).map((e) => e.detail),
+    [[{ type: ENTITY_DETAIL_TYPE, valueString: 'entry 0: 201' }], [{ type: ENTITY_DETAIL_TYPE, valueString: 'entry 1: 201' }]],
+  );
 });
 
 t.test('the X-Request-Id entity', async (t) => {
@@ -423,7 +488,11 @@ t.test('403: the principal is known', async (t) => {
   assertValid(t, event);
   t.equal(event.outcome, '4');
   t.ok(user(event));
-  t.same(event.meta?.profile, [BALP_PROFILE.OAuthMinimal, BALP_PROFILE.OAuthComprehensive], 'only the OAuth profiles: BALP REST patterns are for successes');
+  t.same(
+    event.meta?.profile,
+    [BALP_PROFILE.OAuthMinimal, BALP_PROFILE.OAuthComprehensive],
+    'only the OAuth profiles: BALP REST patterns are for successes',
+  );
 });
 
 t.test('authorization off: nobody was authenticated', async (t) => {
@@ -443,7 +512,11 @@ t.test('profiles are claimed only where the event conforms', async (t) => {
   t.same(balpProfiles(record({ ...CASES.create, interaction: 'create' })), [BALP_PROFILE.PatientCreate, ...oauth]);
   t.same(balpProfiles(record({ ...CASES.patch, interaction: 'patch', patients: [] })), [BALP_PROFILE.Update, ...oauth]);
   t.same(balpProfiles(record({ ...CASES.delete, interaction: 'delete' })), [BALP_PROFILE.PatientDelete, ...oauth]);
-  t.same(balpProfiles(record({ ...CASES['search-type'], interaction: 'search-type' })), oauth, 'searches list their results: not BALP Query');
+  t.same(
+    balpProfiles(record({ ...CASES['search-type'], interaction: 'search-type' })),
+    oauth,
+    'searches list their results: not BALP Query',
+  );
   t.same(balpProfiles(record({ ...CASES['history-instance'], interaction: 'history-instance' })), oauth);
   t.same(balpProfiles(record({ patients: ['Patient/p1', 'Patient/p2'] })), oauth, 'BALP allows one patient per event');
   t.same(balpProfiles(record({ clientAddress: undefined })), oauth, 'BALP requires the client network address');
@@ -463,7 +536,12 @@ t.test('hostile text from the request never makes the event invalid', async (t) 
       failure: 'Resource Patient/\u0007\u001b[31m not found \uDFFF',
       requestId: 'req\u0001',
       entities: [{ reference: 'Patient/p1', detail: 'entry 2: 404 \u0000' }],
-      principal: principal({ subject: 'user\u0000', clientId: 'app\u0002', fhirUser: 'https://x.example/\u0003', tokenId: 'jti with space' }),
+      principal: principal({
+        subject: 'user\u0000',
+        clientId: 'app\u0002',
+        fhirUser: 'https://x.example/\u0003',
+        tokenId: 'jti with space',
+      }),
     }),
     'a',
   );

@@ -56,8 +56,7 @@ t.test('JSON Patch (RFC 6902) official cases', async (t) => {
     const name = `JSON Patch: ${c.comment}`;
     t.test(name, async (t) => {
       const before = structuredClone(c.doc);
-      const run = (): Resource =>
-        applyPatch(c.doc as Resource, { kind: 'json-patch', operations: structuredClone(c.patch) });
+      const run = (): Resource => applyPatch(c.doc as Resource, { kind: 'json-patch', operations: structuredClone(c.patch) });
       const reason = NOT_SUPPORTED[name];
       if (reason !== undefined) {
         t.comment(`not supported: ${reason}`);

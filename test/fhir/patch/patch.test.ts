@@ -76,7 +76,10 @@ t.test('JSON Patch', async (t) => {
     t.same(input, before, 'input unchanged');
     t.equal(result.name?.[0]?.family, 'Chalmers1');
     t.same(result.name?.[0]?.given, ['Peter', 'James', 'Jim']);
-    t.same(result.identifier?.map((i) => i.value), ['B2', 'A1', 'A1']);
+    t.same(
+      result.identifier?.map((i) => i.value),
+      ['B2', 'A1', 'A1'],
+    );
     t.equal(result.birthDate, undefined);
   });
 
@@ -159,7 +162,13 @@ t.test('JSON Patch', async (t) => {
       [[{ op: 'test', path: '/gender' }], /"value" is required/],
       [[{ op: 'move', path: '/gender' }], /"from" is required/],
       [[{ op: 'copy', path: '/x', from: 'gender' }], /"from" .* not a JSON Pointer/],
-      [[{ op: 'test', path: '/gender', value: 'male' }, { op: 'bogus', path: '/x' }], /JSON Patch operation 1/],
+      [
+        [
+          { op: 'test', path: '/gender', value: 'male' },
+          { op: 'bogus', path: '/x' },
+        ],
+        /JSON Patch operation 1/,
+      ],
     ];
     for (const [operations, pattern] of cases) {
       const failure = fails(t, () => jsonPatch(patient(), operations), 400, pattern);
@@ -189,7 +198,10 @@ t.test('JSON Patch', async (t) => {
 
   t.test('move evaluates its target after removing the source (RFC 6902 §4.4)', async (t) => {
     const result = jsonPatch(patient(), [{ op: 'move', from: '/identifier/0', path: '/identifier/1' }]) as Patient;
-    t.same(result.identifier?.map((i) => i.value), ['B2', 'A1']);
+    t.same(
+      result.identifier?.map((i) => i.value),
+      ['B2', 'A1'],
+    );
     fails(t, () => jsonPatch(patient(), [{ op: 'move', from: '/identifier/0', path: '/identifier/2' }]), 422, /not an index/);
   });
 
@@ -234,10 +246,15 @@ t.test('FHIRPath Patch', async (t) => {
     // a name with its suffix fixes the type
     const fixed = fhirPatch(patient(), op('add', 'Patient', { name: 'deceasedDateTime', value: { valueDateTime: '2021' } })) as Patient;
     t.equal(fixed.deceasedDateTime, '2021');
-    fails(t, () => fhirPatch(patient(), op('add', 'Patient', { name: 'deceasedBoolean', value: { valueDateTime: '2021' } })), 422, /does not fit/);
+    fails(
+      t,
+      () => fhirPatch(patient(), op('add', 'Patient', { name: 'deceasedBoolean', value: { valueDateTime: '2021' } })),
+      422,
+      /does not fit/,
+    );
   });
 
-  t.test('carries a primitive value\'s extensions (_value[x]) to the element\'s _name', async (t) => {
+  t.test("carries a primitive value's extensions (_value[x]) to the element's _name", async (t) => {
     const ext = { extension: [{ url: 'http://example.org/e', valueString: 'q' }] };
     const result = fhirPatch(
       patient(),
@@ -280,7 +297,12 @@ t.test('FHIRPath Patch', async (t) => {
       patient(),
       op('add', 'Patient', {
         name: 'extension',
-        value: { part: [{ name: 'url', valueUri: 'http://example.org/new' }, { name: 'value', valueCode: 'abc' }] },
+        value: {
+          part: [
+            { name: 'url', valueUri: 'http://example.org/new' },
+            { name: 'value', valueCode: 'abc' },
+          ],
+        },
       }),
       op('add', 'Patient', {
         name: 'contact',
@@ -297,7 +319,14 @@ t.test('FHIRPath Patch', async (t) => {
     ) as Patient;
     t.same(result.extension?.[1], { url: 'http://example.org/new', valueCode: 'abc' });
     t.same(result.contact, [
-      { name: { family: 'Doe' }, telecom: [{ system: 'phone', value: '1' }, { system: 'email', value: 'a@b' }], gender: 'female' },
+      {
+        name: { family: 'Doe' },
+        telecom: [
+          { system: 'phone', value: '1' },
+          { system: 'email', value: 'a@b' },
+        ],
+        gender: 'female',
+      },
     ]);
     t.same(result.contained, [{ resourceType: 'Organization', id: 'o1', name: 'Acme' }]);
   });
@@ -337,11 +366,17 @@ t.test('FHIRPath Patch', async (t) => {
   t.test('refuses paths and names that reach __proto__, constructor or prototype (400) and pollutes nothing', async (t) => {
     const attempts: [ParametersParameter, RegExp][] = [
       [op('add', 'Patient.__proto__', { name: 'x', value: { valueString: 'polluted' } }), /refers to "__proto__"/],
-      [op('add', 'Patient.constructor.prototype', { name: 'x', value: { valueString: 'polluted' } }), /refers to "(constructor|prototype)"/],
+      [
+        op('add', 'Patient.constructor.prototype', { name: 'x', value: { valueString: 'polluted' } }),
+        /refers to "(constructor|prototype)"/,
+      ],
       [op('replace', 'Patient.name[0].constructor', { value: { valueString: 'polluted' } }), /refers to "constructor"/],
       [op('add', 'Patient', { name: 'constructor', value: { valueString: 'polluted' } }), /element name/],
       [op('add', 'Patient', { name: 'contact', value: { part: [{ name: 'prototype', valueString: 'polluted' }] } }), /element name/],
-      [op('add', 'Patient', { name: 'maritalStatus', value: { valueCodeableConcept: JSON.parse('{"__proto__": {"x": "polluted"}}') } }), /member named "__proto__"/],
+      [
+        op('add', 'Patient', { name: 'maritalStatus', value: { valueCodeableConcept: JSON.parse('{"__proto__": {"x": "polluted"}}') } }),
+        /member named "__proto__"/,
+      ],
     ];
     for (const [operation, pattern] of attempts) {
       const input = patient();
@@ -352,7 +387,12 @@ t.test('FHIRPath Patch', async (t) => {
   });
 
   t.test('may not change resourceType or id, nor delete or replace the resource (422)', async (t) => {
-    fails(t, () => fhirPatch(patient(), op('replace', 'Patient.id', { value: { valueId: 'p2' } })), 422, /may not change the resource's id/);
+    fails(
+      t,
+      () => fhirPatch(patient(), op('replace', 'Patient.id', { value: { valueId: 'p2' } })),
+      422,
+      /may not change the resource's id/,
+    );
     fails(t, () => fhirPatch(patient(), op('delete', 'Patient.id')), 422, /may not change the resource's id/);
     fails(t, () => fhirPatch(patient(), op('delete', 'Patient')), 422, /the resource itself cannot be deleted/);
     fails(
@@ -364,8 +404,7 @@ t.test('FHIRPath Patch', async (t) => {
   });
 
   t.test('malformed FHIRPath Patch documents are 400', async (t) => {
-    const run = (parameters: unknown) => () =>
-      applyPatch(patient(), { kind: 'fhirpath-patch', parameters: parameters as Parameters });
+    const run = (parameters: unknown) => () => applyPatch(patient(), { kind: 'fhirpath-patch', parameters: parameters as Parameters });
     const wrap = (...parameter: unknown[]) => ({ resourceType: 'Parameters', parameter });
     const cases: [unknown, RegExp][] = [
       [{ resourceType: 'Patient' }, /must be a Parameters resource/],
@@ -381,7 +420,17 @@ t.test('FHIRPath Patch', async (t) => {
       [wrap(op('delete', 'Patient.gender', { index: 0 })), /the part "index" is not used by delete/],
       [wrap(op('insert', 'Patient.identifier', { index: -1, value: { valueIdentifier: {} } })), /valueInteger ≥ 0/],
       [wrap(op('add', 'Patient', { name: 'a.b', value: { valueCode: 'male' } })), /element name/],
-      [wrap({ name: 'operation', part: [{ name: 'type', valueCode: 'delete' }, { name: 'path', valueString: 'Patient' }, { name: 'path', valueString: 'Patient' }] }), /more than once/],
+      [
+        wrap({
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'delete' },
+            { name: 'path', valueString: 'Patient' },
+            { name: 'path', valueString: 'Patient' },
+          ],
+        }),
+        /more than once/,
+      ],
       [wrap(op('replace', 'Patient.managingOrganization.resolve().name', { value: { valueString: 'x' } })), /resolve\(\) is not allowed/],
       [wrap(op('replace', 'Patient.active', { value: { valueBoolean: 'true' } })), /valueBoolean must be a JSON boolean/],
       [wrap(op('replace', 'Patient.multipleBirth', { value: { valueInteger: 1.5 } })), /valueInteger must be a JSON integer/],
@@ -404,14 +453,23 @@ t.test('FHIRPath Patch', async (t) => {
       [op('add', 'Patient', { name: 'gender', value: { valueCode: 'female' } }), /already has a value \(gender\); use replace/],
       [op('add', 'Patient', { name: 'nickname', value: { valueString: 'J' } }), /Patient has no element "nickname"/],
       [op('add', 'Patient.gender', { name: 'x', value: { valueString: 'J' } }), /is a primitive value/],
-      [op('replace', 'Patient.birthDate', { value: { valueHumanName: { family: 'X' } } }), /a value of type HumanName does not fit Patient.birthDate \(date\)/],
+      [
+        op('replace', 'Patient.birthDate', { value: { valueHumanName: { family: 'X' } } }),
+        /a value of type HumanName does not fit Patient.birthDate \(date\)/,
+      ],
       [op('replace', 'Patient.birthDate', { value: { valueBoolean: true } }), /a value of type boolean does not fit/],
-      [op('insert', 'Patient.identifier', { index: 3, value: { valueIdentifier: { value: 'x' } } }), /index 3 is out of range: the list has 2 element\(s\), so the index must be 0..2/],
+      [
+        op('insert', 'Patient.identifier', { index: 3, value: { valueIdentifier: { value: 'x' } } }),
+        /index 3 is out of range: the list has 2 element\(s\), so the index must be 0..2/,
+      ],
       [op('insert', 'Patient.gender', { index: 0, value: { valueCode: 'male' } }), /Patient.gender is not a list/],
       [op('move', 'Patient.identifier', { source: 2, destination: 0 }), /source index 2 is out of range/],
       [op('move', 'Patient.identifier', { source: 0, destination: 2 }), /destination index 2 is out of range/],
       [op('move', 'Patient.identifier.where(true)', { source: 0, destination: 1 }), /must name a list/],
-      [op('add', 'Patient', { name: 'contact', value: { part: [{ name: 'nickname', valueString: 'x' }] } }), /PatientContact has no element "nickname"/],
+      [
+        op('add', 'Patient', { name: 'contact', value: { part: [{ name: 'nickname', valueString: 'x' }] } }),
+        /PatientContact has no element "nickname"/,
+      ],
       [op('add', 'Patient', { name: 'deceased', value: { part: [{ name: 'x', valueString: 'x' }] } }), /can take several types/],
       [op('replace', 'Patient.name.given.single()', { value: { valueString: 'X' } }), /could not be evaluated/],
       [op('replace', "Patient.name.given.select($this + 'x')", { value: { valueString: 'X' } }), /cannot be used for a patch/],

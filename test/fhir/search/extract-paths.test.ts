@@ -34,7 +34,17 @@ function fixtureResources(): Resource[] {
 }
 
 function auditEvents(): Resource[] {
-  const principal = { clientId: 'c1', subject: 'u1', fhirUser: 'Practitioner/p9', patient: undefined, scopes: ['user/*.rs'], issuer: 'https://idp.example', tokenId: 'j', expiresAt: 0, ownIssuer: false };
+  const principal = {
+    clientId: 'c1',
+    subject: 'u1',
+    fhirUser: 'Practitioner/p9',
+    patient: undefined,
+    scopes: ['user/*.rs'],
+    issuer: 'https://idp.example',
+    tokenId: 'j',
+    expiresAt: 0,
+    ownIssuer: false,
+  };
   const base: AccessRecord = {
     interaction: 'search-type',
     recorded: new Date('2026-03-04T05:06:07.089Z'),
@@ -51,7 +61,16 @@ function auditEvents(): Resource[] {
   return [
     buildAuditEvent(base, 'a1'),
     buildAuditEvent({ ...base, interaction: 'create', status: 201, query: undefined }, 'a2'),
-    buildAuditEvent({ ...base, interaction: 'read', status: 403, failure: 'Insufficient scope', principal: { ...principal, fhirUser: `${BASE}/Practitioner/p9` } }, 'a3'),
+    buildAuditEvent(
+      {
+        ...base,
+        interaction: 'read',
+        status: 403,
+        failure: 'Insufficient scope',
+        principal: { ...principal, fhirUser: `${BASE}/Practitioner/p9` },
+      },
+      'a3',
+    ),
     buildAuditEvent({ ...base, interaction: 'delete', status: 401, principal: undefined, entities: [], patients: [] }, 'a4'),
     buildAuditEvent({ ...base, interaction: 'operation', operation: 'everything', authorizationOff: true, principal: undefined }, 'a5'),
   ] as Resource[];
@@ -63,7 +82,8 @@ t.test('plain paths give exactly the index values the FHIRPath engine gives', as
   const engine = new SearchRegistry(STORED_RESOURCE_TYPES);
   let shortcuts = 0;
   for (const type of STORED_RESOURCE_TYPES) {
-    for (const def of engine.paramsOf(type)) for (const binding of def.bindings.values()) for (const part of binding.parts) delete part.simple;
+    for (const def of engine.paramsOf(type))
+      for (const binding of def.bindings.values()) for (const part of binding.parts) delete part.simple;
     for (const def of fast.paramsOf(type)) shortcuts += def.bindings.get(type)?.parts.filter((p) => p.simple).length ?? 0;
   }
   t.ok(shortcuts > 50, `${shortcuts} expression parts are followed as plain paths`);

@@ -11,12 +11,32 @@ import { searchRegistry } from '../../../src/fhir/search/registry.js';
 
 const BASE = 'http://127.0.0.1:8080';
 const registry = searchRegistry();
-const idxOf = (resource: Record<string, unknown>): Record<string, unknown> => extractIndex(registry, resource as unknown as Resource, BASE).idx;
+const idxOf = (resource: Record<string, unknown>): Record<string, unknown> =>
+  extractIndex(registry, resource as unknown as Resource, BASE).idx;
 const range = (lo: string, hi: string) => ({ lo: new Date(lo), hi: new Date(hi) });
 
 t.test('registry: every parameter of the definitions for the three types, with types and documentation', async (t) => {
   const patient = registry.paramsOf('Patient').map((d) => d.code);
-  for (const code of ['_id', '_lastUpdated', '_tag', '_profile', '_security', '_source', 'identifier', 'name', 'family', 'given', 'birthdate', 'gender', 'address-city', 'phonetic', 'telecom', 'general-practitioner', 'link', 'race']) {
+  for (const code of [
+    '_id',
+    '_lastUpdated',
+    '_tag',
+    '_profile',
+    '_security',
+    '_source',
+    'identifier',
+    'name',
+    'family',
+    'given',
+    'birthdate',
+    'gender',
+    'address-city',
+    'phonetic',
+    'telecom',
+    'general-practitioner',
+    'link',
+    'race',
+  ]) {
     t.ok(patient.includes(code), `Patient ${code}`);
   }
   const encounter = registry.paramsOf('Encounter').map((d) => d.code);
@@ -71,7 +91,10 @@ t.test('tokens: code, system|code, |code, system| variants; texts; of-type; impl
       {
         system: 'urn:oid:1.2.36.146.595.217.0.1',
         value: '12345',
-        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR', display: 'Medical record number' }], text: 'MRN' },
+        type: {
+          coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR', display: 'Medical record number' }],
+          text: 'MRN',
+        },
       },
       { value: 'no-system' },
     ],
@@ -105,7 +128,11 @@ t.test('references: relative, absolute under our base, version-specific, contain
   t.equal(encounter({ reference: `${BASE}/Patient/p1/_history/3` }).patient, 'Patient/p1');
   t.equal(encounter({ reference: '#p1' }).subject, undefined, 'contained: not indexed');
   t.equal(encounter({ reference: 'http://other.example/fhir/Patient/9/_history/1' }).subject, 'http://other.example/fhir/Patient/9');
-  t.equal(encounter({ reference: 'http://other.example/fhir/Patient/9' }).patient, 'http://other.example/fhir/Patient/9', 'resolve() is Patient reads the type from the URL');
+  t.equal(
+    encounter({ reference: 'http://other.example/fhir/Patient/9' }).patient,
+    'http://other.example/fhir/Patient/9',
+    'resolve() is Patient reads the type from the URL',
+  );
   const group = encounter({ reference: 'Group/g1' });
   t.equal(group.subject, 'Group/g1');
   t.equal(group.patient, undefined, 'patient keeps only references to a Patient');
@@ -131,7 +158,14 @@ t.test('dates: ranges at every precision, timezones, periods, timing events', as
   t.same(birth('1974-12-25'), range('1974-12-25T00:00:00.000Z', '1974-12-25T23:59:59.999Z'), 'day');
 
   const authored = (authoredOn: string) =>
-    idxOf({ resourceType: 'MedicationRequest', status: 'active', intent: 'order', subject: { reference: 'Patient/p' }, medicationCodeableConcept: { text: 'x' }, authoredOn }).authoredon;
+    idxOf({
+      resourceType: 'MedicationRequest',
+      status: 'active',
+      intent: 'order',
+      subject: { reference: 'Patient/p' },
+      medicationCodeableConcept: { text: 'x' },
+      authoredOn,
+    }).authoredon;
   t.same(authored('2024-03-10T10:00:00Z'), range('2024-03-10T10:00:00.000Z', '2024-03-10T10:00:00.999Z'), 'second');
   t.same(authored('2024-03-10T10:00:00.5Z'), range('2024-03-10T10:00:00.500Z', '2024-03-10T10:00:00.599Z'), 'tenth of a second');
   t.same(authored('2024-03-10T10:00:00.123Z'), range('2024-03-10T10:00:00.123Z', '2024-03-10T10:00:00.123Z'), 'millisecond');
@@ -162,7 +196,10 @@ t.test('dates: ranges at every precision, timezones, periods, timing events', as
   t.same(timing['date:a'], new Date('2024-05-01T08:00:00.000Z'), 'ascending sort key: earliest start');
   t.same(timing['date:d'], new Date('2024-06-30T23:59:59.999Z'), 'descending sort key: latest end');
 
-  t.same(idxOf({ resourceType: 'Patient', deceasedDateTime: '2020-05' })['death-date'], range('2020-05-01T00:00:00.000Z', '2020-05-31T23:59:59.999Z'));
+  t.same(
+    idxOf({ resourceType: 'Patient', deceasedDateTime: '2020-05' })['death-date'],
+    range('2020-05-01T00:00:00.000Z', '2020-05-31T23:59:59.999Z'),
+  );
 });
 
 t.test('quantities, numbers and uris', async (t) => {
@@ -173,9 +210,20 @@ t.test('quantities, numbers and uris', async (t) => {
     length: { value: 90, unit: 'min', system: 'http://unitsofmeasure.org', code: 'min' },
     meta: { profile: ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter'], source: 'http://example.org/ehr#1' },
   });
-  t.same(encounter.length, { v: 90, s: 'http://unitsofmeasure.org', c: 'min', u: 'min', cv: 5400, cc: 's' }, 'with the value in UCUM base units');
+  t.same(
+    encounter.length,
+    { v: 90, s: 'http://unitsofmeasure.org', c: 'min', u: 'min', cv: 5400, cc: 's' },
+    'with the value in UCUM base units',
+  );
   t.same(encounter._profile, ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter']);
   t.equal(encounter._source, 'http://example.org/ehr#1');
-  const request = idxOf({ resourceType: 'MedicationRequest', status: 'active', intent: 'order', priority: 'stat', subject: { reference: 'Patient/p' }, medicationCodeableConcept: { text: 'x' } });
+  const request = idxOf({
+    resourceType: 'MedicationRequest',
+    status: 'active',
+    intent: 'order',
+    priority: 'stat',
+    subject: { reference: 'Patient/p' },
+    medicationCodeableConcept: { text: 'x' },
+  });
   t.same(request['priority-order'], [50], 'Medplum priority-order: a computed number');
 });

@@ -115,12 +115,27 @@ t.test('extensions', async (t) => {
   t.same(v(patient({ extension: [{ url: 'http://example.org/unknown', valueString: 'unknown extensions are allowed' }] })), []);
 
   // A core R4 extension is validated against its definition (patient-birthPlace is an Address).
-  const birthPlace = v(patient({ extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace', valueString: 'Paris' }] }));
+  const birthPlace = v(
+    patient({ extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace', valueString: 'Paris' }] }),
+  );
   t.match(at(birthPlace, 'Patient.extension[0].valueString', 'structure'), { diagnostics: /not allowed for value\[x\].*Address/ });
-  t.same(v(patient({ extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace', valueAddress: { city: 'Paris' } }] })), []);
+  t.same(
+    v(patient({ extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-birthPlace', valueAddress: { city: 'Paris' } }] })),
+    [],
+  );
 
   // extensions on primitives
-  t.same(v(patient({ birthDate: '1970-01-01', _birthDate: { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-birthTime', valueDateTime: '1970-01-01T08:00:00Z' }] } })), []);
+  t.same(
+    v(
+      patient({
+        birthDate: '1970-01-01',
+        _birthDate: {
+          extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-birthTime', valueDateTime: '1970-01-01T08:00:00Z' }],
+        },
+      }),
+    ),
+    [],
+  );
   const emptyElement = v(patient({ _gender: {} }));
   t.match(at(emptyElement, 'Patient.gender', 'invariant'), { diagnostics: /ele-1/ });
 });
@@ -128,21 +143,26 @@ t.test('extensions', async (t) => {
 t.test('contained resources', async (t) => {
   t.same(
     v(patient({ contained: [{ resourceType: 'Organization', id: 'org', name: 'Acme' }], managingOrganization: { reference: '#org' } })),
-    []
+    [],
   );
   const unreferenced = v(patient({ contained: [{ resourceType: 'Organization', id: 'org', name: 'Acme' }] }));
   t.match(at(unreferenced, 'Patient.contained[0]', 'invariant'), { severity: 'error', diagnostics: /dom-3/ });
   const noType = v(patient({ contained: [{ id: 'p' }], link: [{ type: 'seealso', other: { reference: '#p' } }] }));
   t.ok(at(noType, 'Patient.contained[0]', 'structure'), summary(noType));
   const versioned = v(
-    patient({ contained: [{ resourceType: 'Organization', id: 'org', name: 'Acme', meta: { versionId: '1' } }], managingOrganization: { reference: '#org' } })
+    patient({
+      contained: [{ resourceType: 'Organization', id: 'org', name: 'Acme', meta: { versionId: '1' } }],
+      managingOrganization: { reference: '#org' },
+    }),
   );
   t.match(at(versioned, 'Patient', 'invariant'), { diagnostics: /dom-4/ });
   const nested = v(
     patient({
-      contained: [{ resourceType: 'Organization', id: 'org', name: 'Acme', contained: [{ resourceType: 'Organization', id: 'o2', name: 'B' }] }],
+      contained: [
+        { resourceType: 'Organization', id: 'org', name: 'Acme', contained: [{ resourceType: 'Organization', id: 'o2', name: 'B' }] },
+      ],
       managingOrganization: { reference: '#org' },
-    })
+    }),
   );
   t.match(at(nested, 'Patient', 'invariant'), { diagnostics: /dom-2/ });
   // The contained resource's own rules apply: bindings, datatype invariants, unknown elements.
@@ -150,7 +170,7 @@ t.test('contained resources', async (t) => {
     patient({
       contained: [{ resourceType: 'Patient', id: 'p', gender: 'mail', telecom: [{ value: '1' }], foo: 1 }],
       link: [{ type: 'seealso', other: { reference: '#p' } }],
-    })
+    }),
   );
   t.ok(at(inner, 'Patient.contained[0].gender', 'code-invalid'), summary(inner));
   t.match(at(inner, 'Patient.contained[0].telecom[0]', 'invariant'), { diagnostics: /cpt-2/ });
@@ -187,10 +207,19 @@ t.test('invariants of resources and nested datatypes', async (t) => {
 });
 
 t.test('narrative (txt-1, txt-2, checked natively)', async (t) => {
-  const script = v({ resourceType: 'Patient', text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script><p onclick="x()">hi</p><a href="javascript:x()">x</a></div>' } });
+  const script = v({
+    resourceType: 'Patient',
+    text: {
+      status: 'generated',
+      div: '<div xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script><p onclick="x()">hi</p><a href="javascript:x()">x</a></div>',
+    },
+  });
   const txt1 = errors(script).filter((i) => i.expression?.[0] === 'Patient.text.div' && /txt-1/.test(i.diagnostics ?? ''));
   t.equal(txt1.length, 3, summary(script));
-  const blank = v({ resourceType: 'Patient', text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml"> <p> </p></div>' } });
+  const blank = v({
+    resourceType: 'Patient',
+    text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml"> <p> </p></div>' },
+  });
   t.match(at(blank, 'Patient.text.div', 'invariant'), { diagnostics: /txt-2/ });
   const noNamespace = v({ resourceType: 'Patient', text: { status: 'generated', div: '<div>x</div>' } });
   t.match(at(noNamespace, 'Patient.text.div', 'invariant'), { diagnostics: /xmlns/ });
@@ -222,8 +251,14 @@ t.test('required bindings', async (t) => {
     [patient({ address: [{ type: 'boat', city: 'x' }] }), 'Patient.address[0].type'],
     [patient({ link: [{ type: 'same', other: { reference: 'Patient/2' } }] }), 'Patient.link[0].type'],
     [patient({ contact: [{ gender: 'f', name: { family: 'x' } }] }), 'Patient.contact[0].gender'],
-    [medicationRequest({ dosageInstruction: [{ timing: { repeat: { period: 1, periodUnit: 'fortnight' } } }] }), 'MedicationRequest.dosageInstruction[0].timing.repeat.periodUnit'],
-    [medicationRequest({ dispenseRequest: { quantity: { value: 1, comparator: 'about' } } }), 'MedicationRequest.dispenseRequest.quantity.comparator'],
+    [
+      medicationRequest({ dosageInstruction: [{ timing: { repeat: { period: 1, periodUnit: 'fortnight' } } }] }),
+      'MedicationRequest.dosageInstruction[0].timing.repeat.periodUnit',
+    ],
+    [
+      medicationRequest({ dispenseRequest: { quantity: { value: 1, comparator: 'about' } } }),
+      'MedicationRequest.dispenseRequest.quantity.comparator',
+    ],
   ];
   for (const [resource, expression] of cases) {
     const issues = v(resource);
@@ -236,25 +271,37 @@ t.test('required bindings', async (t) => {
       name: [{ use: 'maiden', family: 'x' }],
       telecom: [{ system: 'email', use: 'work', value: 'a@b.c' }],
       address: [{ use: 'home', type: 'both', city: 'x' }],
-    })
+    }),
   );
   t.same(valid, []);
 });
 
 t.test('extensible bindings give warnings', async (t) => {
   const cls = v(encounter({ class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'XYZ' } }));
-  t.match(at(cls, 'Encounter.class', 'code-invalid'), { severity: 'warning', diagnostics: /extensible value set http:\/\/terminology.hl7.org\/ValueSet\/v3-ActEncounterCode/ });
+  t.match(at(cls, 'Encounter.class', 'code-invalid'), {
+    severity: 'warning',
+    diagnostics: /extensible value set http:\/\/terminology.hl7.org\/ValueSet\/v3-ActEncounterCode/,
+  });
   t.same(errors(cls), []);
   // v3-ActEncounterCode is expanded from an is-a filter on v3-ActCode; the abstract root is excluded.
   t.same(v(encounter({ class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'EMER' } })), []);
-  t.ok(at(v(encounter({ class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: '_ActEncounterCode' } })), 'Encounter.class'));
+  t.ok(
+    at(
+      v(encounter({ class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: '_ActEncounterCode' } })),
+      'Encounter.class',
+    ),
+  );
   const marital = v(patient({ maritalStatus: { coding: [{ system: 'http://example.org/local', code: 'x' }] } }));
   t.equal(warnings(marital).length, 1, summary(marital));
   t.same(v(patient({ maritalStatus: { text: 'text only is fine for extensible' } })), []);
 });
 
 t.test('reference targets', async (t) => {
-  t.same(v(encounter({ subject: { reference: 'urn:uuid:8ad64ecf-c817-3753-bee7-006a8e662e06' } })), [], 'urn:uuid references (transactions) are not typed');
+  t.same(
+    v(encounter({ subject: { reference: 'urn:uuid:8ad64ecf-c817-3753-bee7-006a8e662e06' } })),
+    [],
+    'urn:uuid references (transactions) are not typed',
+  );
   t.same(v(encounter({ subject: { reference: 'https://other.example/fhir/Patient/1' } })), [], 'absolute references are not typed');
   const wrong = v(encounter({ subject: { reference: 'Practitioner/1' } }));
   t.match(at(wrong, 'Encounter.subject', 'structure'), { severity: 'warning', diagnostics: /Invalid reference: got "Practitioner"/ });

@@ -32,13 +32,13 @@ t.test('official R4 examples validate with no errors', async (t) => {
       t.same(
         warnings(issues).map((i) => i.expression?.[0]),
         EXPECTED_WARNINGS[file] ?? [],
-        `${file}: expected warnings only\n${summary(issues)}`
+        `${file}: expected warnings only\n${summary(issues)}`,
       );
     }
   }
   t.equal(count, 72, '22 Patient + 10 Encounter + 40 MedicationRequest examples');
   t.notOk(
     logs.some((l) => l.includes('could not be evaluated') || l.includes('not evaluated by @medplum/core')),
-    `no invariant failed to evaluate on the examples\n${logs.join('\n')}`
+    `no invariant failed to evaluate on the examples\n${logs.join('\n')}`,
   );
 });

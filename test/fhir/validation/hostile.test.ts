@@ -23,7 +23,7 @@ function nestedExtensions(levels: number): Record<string, unknown> {
 
 t.test('prototype-named keys and MongoDB operators are unknown elements', async (t) => {
   const parsed = JSON.parse(
-    '{"resourceType":"Patient","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"toString":"x","hasOwnProperty":1,"$where":"sleep(1000)","name":[{"family":"x","__proto__":{"a":1},"$gt":""}],"text":{"status":"generated","div":"<div xmlns=\\"http://www.w3.org/1999/xhtml\\">x</div>"}}'
+    '{"resourceType":"Patient","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"toString":"x","hasOwnProperty":1,"$where":"sleep(1000)","name":[{"family":"x","__proto__":{"a":1},"$gt":""}],"text":{"status":"generated","div":"<div xmlns=\\"http://www.w3.org/1999/xhtml\\">x</div>"}}',
   );
   const issues = v(parsed);
   for (const expression of [
@@ -35,7 +35,11 @@ t.test('prototype-named keys and MongoDB operators are unknown elements', async 
     'Patient.name[0].__proto__',
     'Patient.name[0].$gt',
   ]) {
-    t.match(at(issues, expression, 'structure'), { severity: 'error', diagnostics: /Unknown element/ }, `${expression}\n${summary(issues)}`);
+    t.match(
+      at(issues, expression, 'structure'),
+      { severity: 'error', diagnostics: /Unknown element/ },
+      `${expression}\n${summary(issues)}`,
+    );
   }
   t.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype untouched');
   const operatorValue = v({ resourceType: 'Patient', text: TEXT, gender: { $ne: 'x' } });

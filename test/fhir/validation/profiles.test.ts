@@ -45,7 +45,10 @@ function usCorePatient(extra: Record<string, unknown> = {}): Record<string, unkn
       {
         url: ETHNICITY,
         extension: [
-          { url: 'ombCategory', valueCoding: { system: 'urn:oid:2.16.840.1.113883.6.238', code: '2186-5', display: 'Not Hispanic or Latino' } },
+          {
+            url: 'ombCategory',
+            valueCoding: { system: 'urn:oid:2.16.840.1.113883.6.238', code: '2186-5', display: 'Not Hispanic or Latino' },
+          },
           { url: 'text', valueString: 'Not Hispanic or Latino' },
         ],
       },
@@ -67,7 +70,10 @@ t.test('profiles/ is loaded by canonical url and url|version', async (t) => {
   }
   t.ok(validator.profiles.has(`${US_CORE_PATIENT}|5.0.1`));
   t.ok(validator.profiles.get(US_CORE_ENCOUNTER)?.snapshot?.element?.length, 'US Core Encounter: snapshot generated from its differential');
-  t.ok(logs.some((l) => l.includes('us-core-encounter has no snapshot')), 'and the generation is logged');
+  t.ok(
+    logs.some((l) => l.includes('us-core-encounter has no snapshot')),
+    'and the generation is logged',
+  );
 });
 
 t.test('a conformant US Core Patient passes', async (t) => {
@@ -79,7 +85,11 @@ t.test('a Patient claiming US Core without identifier, name or gender fails', as
     const resource = usCorePatient();
     delete resource[missing];
     const issues = v(resource);
-    t.match(at(issues, `Patient.${missing}`, 'required'), { severity: 'error', diagnostics: /us-core-patient\|5\.0\.1/ }, `${missing}\n${summary(issues)}`);
+    t.match(
+      at(issues, `Patient.${missing}`, 'required'),
+      { severity: 'error', diagnostics: /us-core-patient\|5\.0\.1/ },
+      `${missing}\n${summary(issues)}`,
+    );
     t.same(errors(v({ ...resource, meta: undefined })), [], `without the claim, missing ${missing} is fine for base R4`);
   }
   const noFamily = v(usCorePatient({ name: [{ text: 'Amy Shaw' }] }));
@@ -131,9 +141,9 @@ t.test('US Core Encounter (generated snapshot) and MedicationRequest', async (t)
         identifier: [{ system: 'http://hospital.example/enc', value: '1' }],
         type: [{ text: 'Office visit' }],
         subject: { reference: 'Patient/amy' },
-      })
+      }),
     ),
-    []
+    [],
   );
 
   const mr = {
@@ -156,7 +166,8 @@ t.test('unknown and mismatched profiles', async (t) => {
       severity: 'warning',
       code: 'not-supported',
       expression: ['Patient.meta.profile[0]'],
-      diagnostics: 'Profile http://example.org/fhir/StructureDefinition/nope is not known to this server; the resource was not checked against it',
+      diagnostics:
+        'Profile http://example.org/fhir/StructureDefinition/nope is not known to this server; the resource was not checked against it',
     },
   ]);
   const requested = v({ resourceType: 'Patient', text: TEXT }, 'http://example.org/fhir/StructureDefinition/nope');
@@ -176,16 +187,16 @@ t.test('requiredProfiles forces profiles per type', async (t) => {
   t.same(
     errors(strict.validate(raw({ resourceType: 'Encounter', text: TEXT, status: 'finished', class: { code: 'AMB' } }))),
     [],
-    'other types are not affected'
+    'other types are not affected',
   );
 
   await t.rejects(
     createResourceValidator({ profilesDir, log: () => {}, requiredProfiles: { Patient: ['http://example.org/none'] } }),
-    /requiredProfiles: Patient requires http:\/\/example.org\/none/
+    /requiredProfiles: Patient requires http:\/\/example.org\/none/,
   );
   await t.rejects(
     createResourceValidator({ profilesDir, log: () => {}, requiredProfiles: { Patient: [US_CORE_ENCOUNTER] } }),
-    /constrains Encounter, not Patient/
+    /constrains Encounter, not Patient/,
   );
 });
 
@@ -200,7 +211,10 @@ t.test('a differential-only profile: snapshot, slicing, fixed/pattern, choice re
     resourceType: 'Patient',
     text: TEXT,
     meta: { profile: [P] },
-    identifier: [{ system: 'http://hospital.example/mrn', value: '1' }, { system: 'http://other.example', value: '2' }],
+    identifier: [
+      { system: 'http://hospital.example/mrn', value: '1' },
+      { system: 'http://other.example', value: '2' },
+    ],
     telecom: [{ system: 'phone', value: '1' }],
     gender: 'female',
     birthDate: '2000-01-01',
@@ -218,11 +232,14 @@ t.test('a differential-only profile: snapshot, slicing, fixed/pattern, choice re
       deceasedDateTime: '2020-01-01',
       maritalStatus: { coding: [{ system: 'http://example.org/local', code: 'M' }] },
       contact: [{ name: { family: 'x' } }],
-    })
+    }),
   );
   t.match(at(bad, 'Patient.identifier', 'required'), { diagnostics: /slice 'mrn'; allowed 1..1/ });
   t.ok(at(bad, 'Patient.birthDate', 'required'), summary(bad));
-  t.match(at(bad, 'Patient.gender', 'code-invalid'), { severity: 'error', diagnostics: /http:\/\/example.org\/fhir\/ValueSet\/test-genders \(allowed: male, female\)/ });
+  t.match(at(bad, 'Patient.gender', 'code-invalid'), {
+    severity: 'error',
+    diagnostics: /http:\/\/example.org\/fhir\/ValueSet\/test-genders \(allowed: male, female\)/,
+  });
   t.match(at(bad, 'Patient.deceasedDateTime', 'structure'), { diagnostics: /allowed: boolean/ });
   t.match(at(bad, 'Patient.maritalStatus', 'value'), { diagnostics: /match the pattern/ });
   t.match(at(bad, 'Patient.contact', 'structure'), { diagnostics: /maximum cardinality 0/ });
@@ -230,7 +247,12 @@ t.test('a differential-only profile: snapshot, slicing, fixed/pattern, choice re
   t.equal(warnings(bad).filter((i) => i.code === 'code-invalid').length, 1, 'base extensible binding on maritalStatus still applies');
 
   const twoMrns = local.validate(
-    raw({ ...ok, identifier: [{ system: 'http://hospital.example/mrn', value: '1' }, { system: 'http://hospital.example/mrn' }], deceasedBoolean: true, active: true })
+    raw({
+      ...ok,
+      identifier: [{ system: 'http://hospital.example/mrn', value: '1' }, { system: 'http://hospital.example/mrn' }],
+      deceasedBoolean: true,
+      active: true,
+    }),
   );
   t.match(at(twoMrns, 'Patient.identifier', 'structure'), { diagnostics: /slice 'mrn'; allowed 1..1/ });
   t.ok(at(twoMrns, 'Patient.identifier[1].value', 'required'), 'slice child cardinality');

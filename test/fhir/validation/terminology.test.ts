@@ -84,14 +84,20 @@ t.test('local value sets: includes, imports, excludes, filters, versions', async
     resourceType: 'ValueSet',
     url: 'http://example.org/vs/missing',
     status: 'active',
-    compose: { include: [{ valueSet: ['http://example.org/vs/does-not-exist'] }, { system: 'http://example.org/cs', concept: [{ code: 'b' }] }] },
+    compose: {
+      include: [{ valueSet: ['http://example.org/vs/does-not-exist'] }, { system: 'http://example.org/cs', concept: [{ code: 'b' }] }],
+    },
   };
   for (const r of [cs, isA, descendants, imports, missing]) {
     local.addResource(r);
   }
   t.same([...(local.expand('http://example.org/vs/is-a')?.codes ?? [])].sort(), ['a', 'a1', 'a11', 'a2']);
   t.same([...(local.expand('http://example.org/vs/desc')?.codes ?? [])].sort(), ['a1', 'a11']);
-  t.same([...(local.expand('http://example.org/vs/imports|1')?.codes ?? [])].sort(), ['a1', 'a11', 'b', 'c'], 'parent property counts as hierarchy');
+  t.same(
+    [...(local.expand('http://example.org/vs/imports|1')?.codes ?? [])].sort(),
+    ['a1', 'a11', 'b', 'c'],
+    'parent property counts as hierarchy',
+  );
   const partial = local.expand('http://example.org/vs/missing');
   t.equal(partial?.incomplete, true);
   t.equal(checkCode(partial!, 'http://example.org/cs', 'zzz').inValueSet, undefined, 'an incomplete expansion never rejects');

@@ -7,7 +7,13 @@ import type { Test } from 'tap';
 import { buildApp, type AppConfig } from '../../../src/app.js';
 import { startLocalHedera, type LocalHedera, type LocalHederaOptions } from '../../../src/dev/hedera/index.js';
 import type { LedgerLogger } from '../../../src/ledger/anchor-worker.js';
-import { SdkHederaLedger, type HederaLedger, type PreparedTransaction, type ReceiptOutcome, type SubmitOutcome } from '../../../src/ledger/hedera-client.js';
+import {
+  SdkHederaLedger,
+  type HederaLedger,
+  type PreparedTransaction,
+  type ReceiptOutcome,
+  type SubmitOutcome,
+} from '../../../src/ledger/hedera-client.js';
 import { LedgerRuntime, localLedgerEndpoint, type LedgerRuntimeOptions } from '../../../src/ledger/ledger-runtime.js';
 import { connectMongo, type MongoConnection } from '../../../src/store/mongo.js';
 import { ResourceStore } from '../../../src/store/resource-store.js';
@@ -87,7 +93,10 @@ export async function startLedgerApp(
   const logs: LogLine[] = [];
   const runtime = runtimeFor(net, connection, logs, overrides);
   await runtime.init();
-  const app = await buildApp({ ...TEST_CONFIG, ...appConfig }, { store, validator: await testValidator(), logger: false, ledger: runtime.service });
+  const app = await buildApp(
+    { ...TEST_CONFIG, ...appConfig },
+    { store, validator: await testValidator(), logger: false, ledger: runtime.service },
+  );
   await app.ready();
   t.teardown(async () => {
     await runtime.stop();
@@ -160,10 +169,20 @@ export class HookedLedger extends ForwardingLedger {
   }
 }
 
-export const patient = (family: string) => ({ resourceType: 'Patient', name: [{ family, given: ['Test'] }], gender: 'female', birthDate: '1980-01-02' });
+export const patient = (family: string) => ({
+  resourceType: 'Patient',
+  name: [{ family, given: ['Test'] }],
+  gender: 'female',
+  birthDate: '1980-01-02',
+});
 
 export async function createPatient(app: FastifyInstance, family: string): Promise<{ id: string; versionId: string }> {
-  const res = await app.inject({ method: 'POST', url: '/Patient', payload: patient(family), headers: { 'content-type': 'application/fhir+json' } });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/Patient',
+    payload: patient(family),
+    headers: { 'content-type': 'application/fhir+json' },
+  });
   if (res.statusCode !== 201) throw new Error(`create: ${res.statusCode} ${res.body}`);
   const body = res.json() as { id: string; meta: { versionId: string } };
   return { id: body.id, versionId: body.meta.versionId };
@@ -196,7 +215,9 @@ export async function waitAnchored(connection: MongoConnection, timeoutMs: numbe
   }
   const pending = await versions.find({ 'anchor.state': 'pending' }, { projection: { _id: 1 } }).toArray();
   const unfinished = await batches.find({ state: { $ne: 'anchored' } }, { projection: { _id: 1, state: 1 } }).toArray();
-  throw new Error(`not anchored after ${timeoutMs} ms: pending ${JSON.stringify(pending.slice(0, 5))}, batches ${JSON.stringify(unfinished)}`);
+  throw new Error(
+    `not anchored after ${timeoutMs} ms: pending ${JSON.stringify(pending.slice(0, 5))}, batches ${JSON.stringify(unfinished)}`,
+  );
 }
 
 export interface ParameterLike {

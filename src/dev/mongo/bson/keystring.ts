@@ -14,15 +14,7 @@
  * Characters are UTF-16 code units used as 16-bit digits.
  */
 import type { Document } from 'bson';
-import {
-  Rank,
-  binaryBytes,
-  dbRefAsDocument,
-  isDbRef,
-  numericParts,
-  rankOf,
-  timestampParts,
-} from './values.js';
+import { Rank, binaryBytes, dbRefAsDocument, isDbRef, numericParts, rankOf, timestampParts } from './values.js';
 import type { ObjectId, Timestamp } from 'bson';
 
 const END = '\u0000';
@@ -177,7 +169,6 @@ export function compareValues(a: unknown, b: unknown): number {
   const kb = encodeValue(b);
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
-
 
 /**
  * Length of the escaped string (terminator included) starting at `at`, or -1

@@ -103,9 +103,7 @@ export function bsonTypeName(v: unknown): BsonTypeName {
   if (v === null) return 'null';
   switch (typeof v) {
     case 'number':
-      return !Object.is(v, -0) && Number.isSafeInteger(v) && v <= 0x7fffffff && v >= -0x80000000
-        ? 'int'
-        : 'double';
+      return !Object.is(v, -0) && Number.isSafeInteger(v) && v <= 0x7fffffff && v >= -0x80000000 ? 'int' : 'double';
     case 'bigint':
       return 'long';
     case 'string':

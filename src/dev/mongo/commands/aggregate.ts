@@ -102,17 +102,24 @@ async function runMerge(ctx: CommandContext, spec: unknown, docs: Document[]): P
       if (existing) {
         if (whenMatched === 'keepExisting') return;
         if (whenMatched === 'fail') {
-          throw new CommandError(ErrorCode.DuplicateKey, `$merge with whenMatched: fail found an existing document with the same values for ${on.join(', ')}`);
+          throw new CommandError(
+            ErrorCode.DuplicateKey,
+            `$merge with whenMatched: fail found an existing document with the same values for ${on.join(', ')}`,
+          );
         }
         let next: Document;
         if (whenMatched === 'replace') next = { ...doc, _id: existing._id };
         else if (whenMatched === 'merge') next = { ...existing, ...doc, _id: existing._id };
         else if (Array.isArray(whenMatched)) {
-          next = applyUpdate(existing, { kind: 'pipeline', stages: whenMatched as Document[] }, {
-            query: filter,
-            inserting: false,
-            variables: { ...(isPlainObject(options.let) ? options.let : {}), new: doc },
-          });
+          next = applyUpdate(
+            existing,
+            { kind: 'pipeline', stages: whenMatched as Document[] },
+            {
+              query: filter,
+              inserting: false,
+              variables: { ...(isPlainObject(options.let) ? options.let : {}), new: doc },
+            },
+          );
         } else {
           throw new CommandError(ErrorCode.FailedToParse, `unsupported $merge whenMatched: ${String(whenMatched)}`);
         }
@@ -121,7 +128,10 @@ async function runMerge(ctx: CommandContext, spec: unknown, docs: Document[]): P
       }
       if (whenNotMatched === 'discard') return;
       if (whenNotMatched === 'fail') {
-        throw new CommandError(13113, '$merge could not find a matching document in the target collection for at least one document in the source collection');
+        throw new CommandError(
+          13113,
+          '$merge could not find a matching document in the target collection for at least one document in the source collection',
+        );
       }
       writer.insert(coll, prepareForInsert(doc));
     });
@@ -169,7 +179,8 @@ export async function runPipeline(
   const stages = writeStage ? pushed.rest.slice(0, -1) : pushed.rest;
   for (const stage of stages) {
     const name = stageName(stage);
-    if (name === '$out' || name === '$merge') throw new CommandError(ErrorCode.Location40324 as number, `${name} can only be the final stage in the pipeline`);
+    if (name === '$out' || name === '$merge')
+      throw new CommandError(ErrorCode.Location40324 as number, `${name} can only be the final stage in the pipeline`);
   }
   if (writeStage && ctx.txn) {
     throw new CommandError(ErrorCode.OperationNotSupportedInTransaction, `${stageName(writeStage)} cannot be used in a transaction`);
@@ -233,7 +244,7 @@ async function aggregate(ctx: CommandContext): Promise<Document> {
   let collName: string | undefined;
   if (typeof target === 'string') collName = target;
   else if (!(target === 1 || target === 1.0)) {
-    throw new CommandError(ErrorCode.FailedToParse, "Invalid {aggregate: ...} value: must be a collection name or 1");
+    throw new CommandError(ErrorCode.FailedToParse, 'Invalid {aggregate: ...} value: must be a collection name or 1');
   }
   const pipeline = ctx.body.pipeline;
   if (!Array.isArray(pipeline) || pipeline.some((s) => !isPlainObject(s))) {
@@ -257,7 +268,10 @@ async function aggregate(ctx: CommandContext): Promise<Document> {
       }
     }
     const batchSize = cursorOpts?.batchSize === undefined ? undefined : Number(cursorOpts.batchSize);
-    return { ...ctx.instance.cursors.open(namespaceOf(ctx, collName ?? '$cmd.aggregate'), docs, { batchSize, sessionKey: ctx.session?.key }), ok: 1 };
+    return {
+      ...ctx.instance.cursors.open(namespaceOf(ctx, collName ?? '$cmd.aggregate'), docs, { batchSize, sessionKey: ctx.session?.key }),
+      ok: 1,
+    };
   }
   const run = await runPipeline(ctx, collName, stages, { explain });
   if (explain) return { ...explainAggregate(run, 'queryPlanner'), ok: 1 };

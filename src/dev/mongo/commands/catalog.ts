@@ -22,18 +22,49 @@ import {
 } from './context.js';
 import { checkCollation } from './query-support.js';
 
-const CREATE_OPTIONS = new Set(['validator', 'validationLevel', 'validationAction', 'collation', 'comment', 'writeConcern', 'storageEngine', 'indexOptionDefaults', 'idIndex', 'expireAfterSeconds', 'changeStreamPreAndPostImages']);
+const CREATE_OPTIONS = new Set([
+  'validator',
+  'validationLevel',
+  'validationAction',
+  'collation',
+  'comment',
+  'writeConcern',
+  'storageEngine',
+  'indexOptionDefaults',
+  'idIndex',
+  'expireAfterSeconds',
+  'changeStreamPreAndPostImages',
+]);
 
 function collectionOptions(body: Document, command: string): Document {
   const options: Document = {};
   for (const [k, v] of Object.entries(body)) {
-    if (k === command || k.startsWith('$') || ['lsid', 'txnNumber', 'autocommit', 'startTransaction', 'writeConcern', 'comment', 'apiVersion', 'apiStrict', 'apiDeprecationErrors', 'maxTimeMS'].includes(k)) continue;
+    if (
+      k === command ||
+      k.startsWith('$') ||
+      [
+        'lsid',
+        'txnNumber',
+        'autocommit',
+        'startTransaction',
+        'writeConcern',
+        'comment',
+        'apiVersion',
+        'apiStrict',
+        'apiDeprecationErrors',
+        'maxTimeMS',
+      ].includes(k)
+    )
+      continue;
     if (k === 'capped' || k === 'size' || k === 'max') {
-      if (k === 'capped' && v === true) throw new CommandError(ErrorCode.CommandNotSupported, 'capped collections are not supported by the embedded server');
+      if (k === 'capped' && v === true)
+        throw new CommandError(ErrorCode.CommandNotSupported, 'capped collections are not supported by the embedded server');
       continue;
     }
-    if (k === 'viewOn' || k === 'pipeline') throw new CommandError(ErrorCode.CommandNotSupported, 'views are not supported by the embedded server');
-    if (k === 'timeseries' || k === 'clusteredIndex') throw new CommandError(ErrorCode.CommandNotSupported, `${k} collections are not supported by the embedded server`);
+    if (k === 'viewOn' || k === 'pipeline')
+      throw new CommandError(ErrorCode.CommandNotSupported, 'views are not supported by the embedded server');
+    if (k === 'timeseries' || k === 'clusteredIndex')
+      throw new CommandError(ErrorCode.CommandNotSupported, `${k} collections are not supported by the embedded server`);
     if (!CREATE_OPTIONS.has(k)) throw new CommandError(ErrorCode.InvalidOptions, `The field '${k}' is not a valid collection option.`);
     if (k === 'collation') checkCollation(v);
     options[k] = v;
@@ -146,12 +177,27 @@ function listDatabases(ctx: CommandContext): Document {
   return { databases: dbs, totalSize, totalSizeMb: Math.floor(totalSize / (1024 * 1024)), ok: 1 };
 }
 
-const INDEX_OPTIONS = new Set(['key', 'name', 'unique', 'sparse', 'partialFilterExpression', 'expireAfterSeconds', 'hidden', 'v', 'background', 'collation', 'ns']);
+const INDEX_OPTIONS = new Set([
+  'key',
+  'name',
+  'unique',
+  'sparse',
+  'partialFilterExpression',
+  'expireAfterSeconds',
+  'hidden',
+  'v',
+  'background',
+  'collation',
+  'ns',
+]);
 
 function normalizeIndexSpec(raw: Document): Document {
   for (const k of Object.keys(raw)) {
     if (!INDEX_OPTIONS.has(k)) {
-      throw new CommandError(ErrorCode.InvalidOptions, `The field '${k}' is not valid for an index specification. Specification: ${JSON.stringify(raw)}`);
+      throw new CommandError(
+        ErrorCode.InvalidOptions,
+        `The field '${k}' is not valid for an index specification. Specification: ${JSON.stringify(raw)}`,
+      );
     }
   }
   parseKeyPattern(raw.key);
@@ -160,13 +206,19 @@ function normalizeIndexSpec(raw: Document): Document {
     throw new CommandError(ErrorCode.CannotCreateIndex, 'cannot mix "partialFilterExpression" and "sparse" options');
   }
   if (raw.partialFilterExpression !== undefined) {
-    if (!isPlainObject(raw.partialFilterExpression)) throw new CommandError(ErrorCode.TypeMismatch, 'partialFilterExpression must be an object');
+    if (!isPlainObject(raw.partialFilterExpression))
+      throw new CommandError(ErrorCode.TypeMismatch, 'partialFilterExpression must be an object');
     new Query(raw.partialFilterExpression, mingoOptions());
   }
   const key = raw.key as Document;
   const spec: Document = { v: 2, key, name: typeof raw.name === 'string' && raw.name ? raw.name : defaultIndexName(key) };
   for (const k of ['unique', 'sparse', 'partialFilterExpression', 'expireAfterSeconds', 'hidden'] as const) {
-    if (raw[k] !== undefined && !(k === 'unique' && raw[k] === false) && !(k === 'sparse' && raw[k] === false) && !(k === 'hidden' && raw[k] === false)) {
+    if (
+      raw[k] !== undefined &&
+      !(k === 'unique' && raw[k] === false) &&
+      !(k === 'sparse' && raw[k] === false) &&
+      !(k === 'hidden' && raw[k] === false)
+    ) {
       spec[k] = raw[k];
     }
   }
@@ -189,7 +241,10 @@ function createIndexes(ctx: CommandContext): Document {
   if (specs.length === 0) throw new CommandError(ErrorCode.BadValue, 'Must specify at least one index to create');
   const existingColl = ctx.instance.collection(ctx.db, name);
   if (ctx.txn && existingColl && existingColl.docs.size > 0) {
-    throw new CommandError(ErrorCode.OperationNotSupportedInTransaction, `Cannot create new indexes on non-empty collection ${ctx.db}.${name} in a multi-document transaction.`);
+    throw new CommandError(
+      ErrorCode.OperationNotSupportedInTransaction,
+      `Cannot create new indexes on non-empty collection ${ctx.db}.${name} in a multi-document transaction.`,
+    );
   }
   const { coll, created } = ctx.instance.ensureCollection(ctx.db, name);
   const before = coll.indexes.length;
@@ -252,10 +307,14 @@ function listIndexes(ctx: CommandContext): Document {
   const name = collectionArg(ctx);
   const coll = requireCollection(ctx, name);
   const cursor = optionalDocument(ctx, 'cursor');
-  const batch = ctx.instance.cursors.open(`${ctx.db}.$cmd.listIndexes.${name}`, coll.indexes.map((i) => i.spec), {
-    batchSize: cursor?.batchSize === undefined ? undefined : Number(cursor.batchSize),
-    sessionKey: ctx.session?.key,
-  });
+  const batch = ctx.instance.cursors.open(
+    `${ctx.db}.$cmd.listIndexes.${name}`,
+    coll.indexes.map((i) => i.spec),
+    {
+      batchSize: cursor?.batchSize === undefined ? undefined : Number(cursor.batchSize),
+      sessionKey: ctx.session?.key,
+    },
+  );
   return { ...batch, ok: 1 };
 }
 
@@ -289,7 +348,8 @@ function dropIndexes(ctx: CommandContext): Document {
 function renameCollection(ctx: CommandContext): Document {
   const from = ctx.body.renameCollection;
   const to = ctx.body.to;
-  if (typeof from !== 'string' || typeof to !== 'string') throw new CommandError(ErrorCode.TypeMismatch, 'renameCollection and to must be namespace strings');
+  if (typeof from !== 'string' || typeof to !== 'string')
+    throw new CommandError(ErrorCode.TypeMismatch, 'renameCollection and to must be namespace strings');
   const dst = splitNamespace(to);
   validateCollectionName(dst.db, dst.coll);
   if (!ctx.instance.engine.catalog.get(from)) throw new CommandError(ErrorCode.NamespaceNotFound, 'source namespace does not exist');
@@ -379,4 +439,3 @@ export const catalogCommands: Record<string, CommandDefinition> = {
   collMod: { handler: collMod },
   dbStats: { handler: dbStats },
 };
-

@@ -73,7 +73,10 @@ function route(instance: MongoInstance, name: string, def: CommandDefinition, bo
     if (name === 'commitTransaction' || name === 'abortTransaction') return { session, txn: undefined };
     if (body.startTransaction === true) {
       if (n < session.txnNumber) {
-        throw new CommandError(ErrorCode.TransactionTooOld, `Cannot start transaction ${n} on session because a newer transaction ${session.txnNumber} has already started.`);
+        throw new CommandError(
+          ErrorCode.TransactionTooOld,
+          `Cannot start transaction ${n} on session because a newer transaction ${session.txnNumber} has already started.`,
+        );
       }
       if (n === session.txnNumber) {
         const state = session.txn?.txnNumber === n ? session.txn.state : 'unknown';
@@ -89,10 +92,15 @@ function route(instance: MongoInstance, name: string, def: CommandDefinition, bo
     } else {
       const txn = session.txn;
       if (!txn || txn.txnNumber !== n || n !== session.txnNumber) {
-        throw transactionError(ErrorCode.NoSuchTransaction, `Given transaction number ${n} does not match any in-progress transactions. The active transaction number is ${session.txnNumber}`);
+        throw transactionError(
+          ErrorCode.NoSuchTransaction,
+          `Given transaction number ${n} does not match any in-progress transactions. The active transaction number is ${session.txnNumber}`,
+        );
       }
-      if (txn.state === 'aborted') throw transactionError(ErrorCode.NoSuchTransaction, `Transaction with { txnNumber: ${n} } has been aborted.`);
-      if (txn.state === 'committed') throw transactionError(ErrorCode.TransactionCommitted, `Transaction with { txnNumber: ${n} } has been committed.`);
+      if (txn.state === 'aborted')
+        throw transactionError(ErrorCode.NoSuchTransaction, `Transaction with { txnNumber: ${n} } has been aborted.`);
+      if (txn.state === 'committed')
+        throw transactionError(ErrorCode.TransactionCommitted, `Transaction with { txnNumber: ${n} } has been committed.`);
     }
     const txn = session.txn!;
     if (!def.inTransaction) {
@@ -103,10 +111,16 @@ function route(instance: MongoInstance, name: string, def: CommandDefinition, bo
   }
 
   if (!def.retryableWrite) {
-    throw new CommandError(ErrorCode.IllegalOperation, `txnNumber may only be provided for multi-document transactions and retryable write commands. Found: ${name}`);
+    throw new CommandError(
+      ErrorCode.IllegalOperation,
+      `txnNumber may only be provided for multi-document transactions and retryable write commands. Found: ${name}`,
+    );
   }
   if (n < session.txnNumber) {
-    throw new CommandError(ErrorCode.TransactionTooOld, `Retryable write with txnNumber ${n} is prohibited on session because a newer retryable write with txnNumber ${session.txnNumber} has already started on this session.`);
+    throw new CommandError(
+      ErrorCode.TransactionTooOld,
+      `Retryable write with txnNumber ${n} is prohibited on session because a newer retryable write with txnNumber ${session.txnNumber} has already started on this session.`,
+    );
   }
   if (n === session.txnNumber && session.retryable?.txnNumber === n) {
     return { session, txn: undefined, cached: session.retryable.reply };
@@ -132,7 +146,10 @@ function deadlineOf(body: Document): number | undefined {
   if (raw === undefined || raw === null) return undefined;
   const ms = typeof raw === 'number' ? raw : typeof raw === 'bigint' ? Number(raw) : Long.isLong(raw) ? raw.toNumber() : Number.NaN;
   if (!Number.isInteger(ms) || ms < 0 || ms > 2 ** 31 - 1) {
-    throw new CommandError(ErrorCode.BadValue, `${JSON.stringify(raw)} is not a valid value for maxTimeMS; it must be a non-negative 32-bit integer`);
+    throw new CommandError(
+      ErrorCode.BadValue,
+      `${JSON.stringify(raw)} is not a valid value for maxTimeMS; it must be a non-negative 32-bit integer`,
+    );
   }
   return ms === 0 ? undefined : performance.now() + ms;
 }
@@ -148,7 +165,16 @@ async function execute(instance: MongoInstance, connection: ConnectionInfo, body
   }
   const routing = route(instance, name, def, body);
   if (routing.cached) return routing.cached;
-  const ctx: CommandContext = { instance, db, name, body, session: routing.session, txn: routing.txn, connection, deadline: deadlineOf(body) };
+  const ctx: CommandContext = {
+    instance,
+    db,
+    name,
+    body,
+    session: routing.session,
+    txn: routing.txn,
+    connection,
+    deadline: deadlineOf(body),
+  };
   let reply: Document;
   try {
     reply = await def.handler(ctx);
@@ -176,7 +202,8 @@ export async function dispatch(instance: MongoInstance, connection: ConnectionIn
     reply = await execute(instance, connection, body);
   } catch (err) {
     const error = toCommandError(err);
-    if (!(err instanceof CommandError)) instance.log(`command ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    if (!(err instanceof CommandError))
+      instance.log(`command ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     reply = error.toResponse();
   }
   try {
@@ -185,7 +212,10 @@ export async function dispatch(instance: MongoInstance, connection: ConnectionIn
     // waits, since its reply may acknowledge an earlier attempt (a retried write, a retried commit).
     if (instance.engine.timestamp !== clockBefore || ACKNOWLEDGING_COMMANDS.has(name)) await instance.engine.durable();
   } catch (err) {
-    reply = new CommandError(ErrorCode.InternalError, `storage sync failed: ${err instanceof Error ? err.message : String(err)}`).toResponse();
+    reply = new CommandError(
+      ErrorCode.InternalError,
+      `storage sync failed: ${err instanceof Error ? err.message : String(err)}`,
+    ).toResponse();
   }
   const time = instance.clusterTime();
   return { ...reply, $clusterTime: { clusterTime: time, signature: ZERO_SIGNATURE }, operationTime: time };

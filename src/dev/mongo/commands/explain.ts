@@ -39,9 +39,20 @@ function plannedFor(name: string, inner: Document): Planned {
         variables: doc(inner.let),
       };
     case 'count':
-      return { filter: doc(inner.query) ?? {}, skip: num(inner.skip), limit: num(inner.limit), hint: inner.hint, rootStage: { stage: 'COUNT' }, countOnly: true };
+      return {
+        filter: doc(inner.query) ?? {},
+        skip: num(inner.skip),
+        limit: num(inner.limit),
+        hint: inner.hint,
+        rootStage: { stage: 'COUNT' },
+        countOnly: true,
+      };
     case 'distinct':
-      return { filter: doc(inner.query) ?? {}, hint: inner.hint, rootStage: { stage: 'PROJECTION_DEFAULT', transformBy: { [String(inner.key)]: 1 } } };
+      return {
+        filter: doc(inner.query) ?? {},
+        hint: inner.hint,
+        rootStage: { stage: 'PROJECTION_DEFAULT', transformBy: { [String(inner.key)]: 1 } },
+      };
     case 'delete': {
       const st = (inner.deletes as Document[] | undefined)?.[0] ?? {};
       return { filter: doc(st.q) ?? {}, limit: num(st.limit), hint: st.hint, rootStage: { stage: 'DELETE' } };

@@ -9,14 +9,7 @@ import { compileProjection } from '../query/filter.js';
 import { runQuery } from '../query/planner.js';
 import { applyUpdate, parseUpdate, targetPaths, unchangedAt, updateTargets, upsertDocument } from '../write/update.js';
 import { checkSize, checkValidator } from '../write/validation.js';
-import {
-  collectionArg,
-  namespaceOf,
-  optionalBoolean,
-  optionalDocument,
-  type CommandContext,
-  type CommandDefinition,
-} from './context.js';
+import { collectionArg, namespaceOf, optionalBoolean, optionalDocument, type CommandContext, type CommandDefinition } from './context.js';
 import { filterOptions, queryRequest } from './query-support.js';
 import { retryOnLock } from './write.js';
 
@@ -35,7 +28,10 @@ async function findAndModify(ctx: CommandContext): Promise<Document> {
   if (remove && hasUpdate) throw new CommandError(ErrorCode.FailedToParse, 'Cannot specify both an update and remove=true');
   if (!remove && !hasUpdate) throw new CommandError(ErrorCode.FailedToParse, 'Either an update or remove=true must be specified');
   if (remove && returnNew) {
-    throw new CommandError(ErrorCode.FailedToParse, "Cannot specify both new=true and remove=true; 'remove' always returns the deleted document");
+    throw new CommandError(
+      ErrorCode.FailedToParse,
+      "Cannot specify both new=true and remove=true; 'remove' always returns the deleted document",
+    );
   }
   if (remove && upsert) throw new CommandError(ErrorCode.FailedToParse, 'Cannot specify both upsert=true and remove=true');
   const spec = hasUpdate ? parseUpdate(ctx.body.update) : undefined;
@@ -46,7 +42,16 @@ async function findAndModify(ctx: CommandContext): Promise<Document> {
   return retryOnLock(() => {
     const coll = ctx.instance.collection(ctx.db, name);
     const target = coll
-      ? runQuery(queryRequest(ctx, ns, coll, { filter: query, sort: ctx.body.sort, limit: 1, hint: ctx.body.hint, collation: ctx.body.collation, variables })).docs[0]
+      ? runQuery(
+          queryRequest(ctx, ns, coll, {
+            filter: query,
+            sort: ctx.body.sort,
+            limit: 1,
+            hint: ctx.body.hint,
+            collation: ctx.body.collation,
+            variables,
+          }),
+        ).docs[0]
       : undefined;
     if (remove) {
       if (!target || !coll) return { lastErrorObject: { n: 0 }, value: null, ok: 1 };

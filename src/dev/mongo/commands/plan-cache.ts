@@ -21,20 +21,23 @@ export function planCacheStats(ctx: CommandContext, collName: string | undefined
   const coll = ctx.instance.collection(ctx.db, collName);
   if (!coll) return [];
   const host = ctx.instance.identity.me;
-  return ctx.instance.planCaches.forCollection(coll).list().map((entry) => ({
-    version: '1',
-    queryHash: entry.queryHash,
-    planCacheKey: entry.planCacheKey,
-    isActive: entry.isActive,
-    works: Long.fromNumber(entry.works),
-    timeOfCreation: entry.timeOfCreation,
-    createdFromQuery: entry.createdFromQuery,
-    cachedPlan: entry.cachedPlan,
-    candidatePlanScores: entry.candidatePlanScores,
-    indexFilterSet: false,
-    estimatedSizeBytes: Long.fromNumber(JSON.stringify(entry.createdFromQuery).length + JSON.stringify(entry.cachedPlan).length),
-    host,
-  }));
+  return ctx.instance.planCaches
+    .forCollection(coll)
+    .list()
+    .map((entry) => ({
+      version: '1',
+      queryHash: entry.queryHash,
+      planCacheKey: entry.planCacheKey,
+      isActive: entry.isActive,
+      works: Long.fromNumber(entry.works),
+      timeOfCreation: entry.timeOfCreation,
+      createdFromQuery: entry.createdFromQuery,
+      cachedPlan: entry.cachedPlan,
+      candidatePlanScores: entry.candidatePlanScores,
+      indexFilterSet: false,
+      estimatedSizeBytes: Long.fromNumber(JSON.stringify(entry.createdFromQuery).length + JSON.stringify(entry.cachedPlan).length),
+      host,
+    }));
 }
 
 /**

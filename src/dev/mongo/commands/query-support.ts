@@ -66,7 +66,8 @@ function projectsIdOnly(projection: Document | undefined): boolean {
 export function queryRequest(ctx: CommandContext, ns: string, coll: Collection | undefined, args: QueryArgs): QueryRequest {
   checkCollation(args.collation);
   const filter = args.filter ?? {};
-  if (!isPlainObject(filter)) throw new CommandError(ErrorCode.TypeMismatch, "BSON field 'filter' is the wrong type, expected type 'object'");
+  if (!isPlainObject(filter))
+    throw new CommandError(ErrorCode.TypeMismatch, "BSON field 'filter' is the wrong type, expected type 'object'");
   const { sort, natural } = splitNaturalSort(args.sort);
   const skip = args.skip ?? 0;
   if (skip < 0) throw new CommandError(ErrorCode.BadValue, 'skip value must be non-negative');

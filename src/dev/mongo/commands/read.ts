@@ -72,7 +72,8 @@ function find(ctx: CommandContext): Document {
 function getMore(ctx: CommandContext): Document {
   const id = cursorIdOf(ctx.body.getMore);
   const coll = ctx.body.collection;
-  if (typeof coll !== 'string') throw new CommandError(ErrorCode.TypeMismatch, "BSON field 'getMore.collection' is the wrong type, expected type 'string'");
+  if (typeof coll !== 'string')
+    throw new CommandError(ErrorCode.TypeMismatch, "BSON field 'getMore.collection' is the wrong type, expected type 'string'");
   const batchSize = nonNegative(ctx, 'batchSize') ?? 0;
   const batch = ctx.instance.cursors.getMore(id, namespaceOf(ctx, coll), batchSize, ctx.session?.key);
   return { ...batch, ok: 1 };
@@ -81,7 +82,8 @@ function getMore(ctx: CommandContext): Document {
 function killCursors(ctx: CommandContext): Document {
   collectionArg(ctx);
   const ids = ctx.body.cursors;
-  if (!Array.isArray(ids)) throw new CommandError(ErrorCode.FailedToParse, "BSON field 'killCursors.cursors' is missing but a required field");
+  if (!Array.isArray(ids))
+    throw new CommandError(ErrorCode.FailedToParse, "BSON field 'killCursors.cursors' is missing but a required field");
   const killed: Long[] = [];
   const notFound: Long[] = [];
   for (const raw of ids) {
@@ -104,7 +106,9 @@ function count(ctx: CommandContext): Document {
     const total = Math.max(0, coll.docs.size - skip);
     return { n: limit ? Math.min(limit, total) : total, ok: 1 };
   }
-  const outcome = runQuery(queryRequest(ctx, ns, coll, { filter: query, skip, limit, hint: ctx.body.hint, collation: ctx.body.collation, countOnly: true }));
+  const outcome = runQuery(
+    queryRequest(ctx, ns, coll, { filter: query, skip, limit, hint: ctx.body.hint, collation: ctx.body.collation, countOnly: true }),
+  );
   return { n: outcome.count, ok: 1 };
 }
 
@@ -112,7 +116,8 @@ function distinct(ctx: CommandContext): Document {
   const name = collectionArg(ctx);
   const ns = namespaceOf(ctx, name);
   const key = ctx.body.key;
-  if (typeof key !== 'string') throw new CommandError(ErrorCode.TypeMismatch, "BSON field 'distinct.key' is the wrong type, expected type 'string'");
+  if (typeof key !== 'string')
+    throw new CommandError(ErrorCode.TypeMismatch, "BSON field 'distinct.key' is the wrong type, expected type 'string'");
   const query = optionalDocument(ctx, 'query') ?? {};
   const coll = ctx.instance.collection(ctx.db, name);
   if (!coll) return { values: [], ok: 1 };

@@ -9,12 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Long, ObjectId, type Document } from 'bson';
 import { isPlainObject } from '../bson/values.js';
 import { CommandError, ErrorCode } from '../errors.js';
-import {
-  LOGICAL_SESSION_TIMEOUT_MINUTES,
-  MAX_WIRE_VERSION,
-  REPLICA_SET_NAME,
-  SERVER_VERSION,
-} from '../instance.js';
+import { LOGICAL_SESSION_TIMEOUT_MINUTES, MAX_WIRE_VERSION, REPLICA_SET_NAME, SERVER_VERSION } from '../instance.js';
 import { TRANSACTION_LIFETIME_MS } from '../txn/manager.js';
 import { MAX_BSON_OBJECT_SIZE } from '../write/validation.js';
 import { MAX_MESSAGE_BYTES } from '../wire/messages.js';
@@ -97,7 +92,12 @@ function buildInfo(): Document {
 /** mongod 8.0's metrics.query.planCache.classic counters (plan-cache.ts says what each counts). */
 function planCacheMetrics(ctx: CommandContext): Document {
   const m = ctx.instance.planCaches.metrics;
-  return { hits: Long.fromNumber(m.hits), misses: Long.fromNumber(m.misses), replanned: Long.fromNumber(m.replanned), skipped: Long.fromNumber(m.skipped) };
+  return {
+    hits: Long.fromNumber(m.hits),
+    misses: Long.fromNumber(m.misses),
+    replanned: Long.fromNumber(m.replanned),
+    skipped: Long.fromNumber(m.skipped),
+  };
 }
 
 function serverStatus(ctx: CommandContext): Document {
@@ -124,7 +124,10 @@ function serverStatus(ctx: CommandContext): Document {
     metrics: {
       query: { planCache: { classic: planCacheMetrics(ctx) } },
       // Keys and documents examined by the plans that ran (a rejected plan's trial work is not added).
-      queryExecutor: { scanned: Long.fromNumber(ctx.instance.queryExecutor.scanned), scannedObjects: Long.fromNumber(ctx.instance.queryExecutor.scannedObjects) },
+      queryExecutor: {
+        scanned: Long.fromNumber(ctx.instance.queryExecutor.scanned),
+        scannedObjects: Long.fromNumber(ctx.instance.queryExecutor.scannedObjects),
+      },
     },
     ok: 1,
   };
@@ -198,7 +201,12 @@ export const serverInfoCommands: Record<string, CommandDefinition> = {
   getlasterror: { handler: () => ({ n: 0, err: null, ok: 1 }) },
   whatsmyuri: { handler: (ctx) => ({ you: ctx.connection.remote, ok: 1 }) },
   hostInfo: {
-    handler: () => ({ system: { currentTime: new Date(), hostname: 'embedded', numCores: 1 }, os: { type: process.platform }, extra: {}, ok: 1 }),
+    handler: () => ({
+      system: { currentTime: new Date(), hostname: 'embedded', numCores: 1 },
+      os: { type: process.platform },
+      extra: {},
+      ok: 1,
+    }),
   },
   getCmdLineOpts: { handler: () => ({ argv: ['mongod'], parsed: {}, ok: 1 }), adminOnly: true },
   getLog: { handler: () => ({ totalLinesWritten: 0, log: [], ok: 1 }), adminOnly: true },

@@ -51,7 +51,10 @@ async function commitTransaction(ctx: CommandContext): Promise<Document> {
   const session = ctx.session!;
   const txn = session.txn;
   if (n < session.txnNumber) {
-    throw new CommandError(ErrorCode.TransactionTooOld, `Cannot commit transaction ${n} on session because a newer transaction ${session.txnNumber} has already started`);
+    throw new CommandError(
+      ErrorCode.TransactionTooOld,
+      `Cannot commit transaction ${n} on session because a newer transaction ${session.txnNumber} has already started`,
+    );
   }
   if (!txn || txn.txnNumber !== n) throw noSuchTransaction(`Given transaction number ${n} does not match any in-progress transactions.`);
   if (txn.state === 'aborted') throw noSuchTransaction(`Transaction with { txnNumber: ${n} } has been aborted.`);

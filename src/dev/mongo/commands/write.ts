@@ -105,7 +105,8 @@ interface UpdateStatement {
 }
 
 function parseUpdateStatement(raw: Document, variables: Document | undefined): UpdateStatement {
-  if (!isPlainObject(raw.q)) throw new CommandError(ErrorCode.FailedToParse, "BSON field 'update.updates.q' is missing but a required field");
+  if (!isPlainObject(raw.q))
+    throw new CommandError(ErrorCode.FailedToParse, "BSON field 'update.updates.q' is missing but a required field");
   if (raw.u === undefined) throw new CommandError(ErrorCode.FailedToParse, "BSON field 'update.updates.u' is missing but a required field");
   const spec = parseUpdate(raw.u);
   const multi = raw.multi === true;
@@ -147,7 +148,15 @@ async function executeUpdate(ctx: CommandContext, name: string, st: UpdateStatem
   const targets = (): Document[] => {
     const coll = ctx.instance.collection(ctx.db, name);
     if (!coll) return [];
-    return runQuery(queryRequest(ctx, ns, coll, { filter: st.q, limit: st.multi ? 0 : 1, hint: st.hint, collation: st.collation, variables: st.variables })).docs;
+    return runQuery(
+      queryRequest(ctx, ns, coll, {
+        filter: st.q,
+        limit: st.multi ? 0 : 1,
+        hint: st.hint,
+        collation: st.collation,
+        variables: st.variables,
+      }),
+    ).docs;
   };
   const found = targets();
   if (found.length === 0) {
@@ -231,15 +240,19 @@ async function remove(ctx: CommandContext): Promise<Document> {
   const writer = ctx.instance.writer(ctx.txn);
   let n = 0;
   const result = await runStatements(ctx, statements, ordered, async (raw) => {
-    if (!isPlainObject(raw.q)) throw new CommandError(ErrorCode.FailedToParse, "BSON field 'delete.deletes.q' is missing but a required field");
+    if (!isPlainObject(raw.q))
+      throw new CommandError(ErrorCode.FailedToParse, "BSON field 'delete.deletes.q' is missing but a required field");
     const limit = Number(raw.limit ?? 0);
-    if (limit !== 0 && limit !== 1) throw new CommandError(ErrorCode.FailedToParse, `The limit field in delete objects must be 0 or 1. Got ${limit}`);
+    if (limit !== 0 && limit !== 1)
+      throw new CommandError(ErrorCode.FailedToParse, `The limit field in delete objects must be 0 or 1. Got ${limit}`);
     const coll = ctx.instance.collection(ctx.db, name);
     if (!coll) return;
     const q = raw.q;
     const vars = isPlainObject(raw.c) ? { ...variables, ...raw.c } : variables;
     const matcher = compileFilter(q, filterOptions(ctx, vars));
-    const found = runQuery(queryRequest(ctx, ns, coll, { filter: q, limit, hint: raw.hint, collation: raw.collation, variables: vars })).docs;
+    const found = runQuery(
+      queryRequest(ctx, ns, coll, { filter: q, limit, hint: raw.hint, collation: raw.collation, variables: vars }),
+    ).docs;
     for (const original of found) {
       let current: Document | undefined = original;
       for (;;) {

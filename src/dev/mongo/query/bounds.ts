@@ -118,7 +118,7 @@ function bracketHigh(rank: Rank): Bound {
 
 const REGEX_META = /[\\^$.|?*+()[\]{}]/;
 /** Characters a backslash makes literal (escapeRegexSource in the store escapes these). */
-const ESCAPABLE = /[\\^$.|?*+()[\]{}/\-]/;
+const ESCAPABLE = /[\\^$.|?*+()[\]{}/-]/;
 
 /**
  * Bounds of a regular expression: tight for an anchored, case-sensitive
@@ -230,7 +230,14 @@ function predicateOf(op: string, value: unknown): Indexable | undefined {
         value,
         intervals,
         // NaN compares false with everything, but its bounds hold every number.
-        exact: !(rank === Rank.Null || rank === Rank.Object || rank === Rank.Array || rank === Rank.MinKey || rank === Rank.MaxKey || (rank === Rank.Number && Number.isNaN(toNumber(value)))),
+        exact: !(
+          rank === Rank.Null ||
+          rank === Rank.Object ||
+          rank === Rank.Array ||
+          rank === Rank.MinKey ||
+          rank === Rank.MaxKey ||
+          (rank === Rank.Number && Number.isNaN(toNumber(value)))
+        ),
         matchesMissing: rank === Rank.Null || rank === Rank.MinKey || rank === Rank.MaxKey,
       };
     }
@@ -546,7 +553,10 @@ function clauseImplied(preds: PathPredicate[], path: string, cond: unknown): boo
     return preds.some(
       (p) =>
         (p.op === '$eq' && p.intervals[0]!.low.key === key) ||
-        (p.op === '$in' && Array.isArray(p.value) && p.value.length > 0 && p.value.every((v) => !(v instanceof RegExp) && encodeValue(v) === key)),
+        (p.op === '$in' &&
+          Array.isArray(p.value) &&
+          p.value.length > 0 &&
+          p.value.every((v) => !(v instanceof RegExp) && encodeValue(v) === key)),
     );
   }
   const condQuery = new Query({ [path]: cond }, mingoOptions());

@@ -110,7 +110,9 @@ export function accessStage(plan: AccessPlan, filter: Document, keysOnly = false
     }
     case 'IXSCAN': {
       if (keysOnly) {
-        return isSingleInterval(plan) ? { stage: 'COUNT_SCAN', ...indexDetails(plan), indexBounds: countScanBounds(plan) } : ixscanStage(plan);
+        return isSingleInterval(plan)
+          ? { stage: 'COUNT_SCAN', ...indexDetails(plan), indexBounds: countScanBounds(plan) }
+          : ixscanStage(plan);
       }
       const stage: Document = { stage: 'FETCH' };
       const residual = residualFor(plan, filter);
@@ -145,7 +147,13 @@ function isSimpleProjection(projection: Document): boolean {
 }
 
 /** The complete stage tree for a plan, bottom-up as mongod builds it. */
-export function planTree(plan: AccessPlan, blockingSort: boolean, opts: ShapeOptions, keysOnly = false, projectionCovered = false): Document {
+export function planTree(
+  plan: AccessPlan,
+  blockingSort: boolean,
+  opts: ShapeOptions,
+  keysOnly = false,
+  projectionCovered = false,
+): Document {
   // An _id-only find answered from index entries has no FETCH: its projection reads the keys (PROJECTION_COVERED).
   let stage = projectionCovered && plan.kind === 'IXSCAN' ? ixscanStage(plan) : accessStage(plan, opts.filter, keysOnly);
   if (keysOnly) return opts.rootStage ? { ...opts.rootStage, inputStage: stage } : stage;
@@ -180,7 +188,11 @@ function withStats(tree: Document, outcome: QueryOutcome, returned: number): Doc
   const copy = (node: Document, top: boolean): Document => {
     const out: Document = { ...node };
     const name = String(node.stage);
-    out.nReturned = top ? returned : (name === 'IXSCAN' || name === 'COUNT_SCAN') && !outcome.keysOnly ? outcome.stats.keysExamined : outcome.matched;
+    out.nReturned = top
+      ? returned
+      : (name === 'IXSCAN' || name === 'COUNT_SCAN') && !outcome.keysOnly
+        ? outcome.stats.keysExamined
+        : outcome.matched;
     out.executionTimeMillisEstimate = outcome.millis;
     if (name === 'IXSCAN' || name === 'IDHACK' || name === 'COUNT_SCAN') out.keysExamined = outcome.stats.keysExamined;
     if (name === 'FETCH' || name === 'COLLSCAN' || name === 'IDHACK') out.docsExamined = outcome.stats.docsExamined;

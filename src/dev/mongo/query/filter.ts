@@ -17,7 +17,11 @@ export function translateMingoError(err: unknown): CommandError {
   let m = /^unknown query operator (\$\w+)/.exec(message);
   if (m) return new CommandError(ErrorCode.BadValue, `unknown operator: ${m[1]}`);
   m = /^unknown top level operator: (\$\w+)/.exec(message);
-  if (m) return new CommandError(ErrorCode.BadValue, `unknown top level operator: ${m[1]}. If you have a field name that starts with a '$' symbol, consider using $getField or $setField.`);
+  if (m)
+    return new CommandError(
+      ErrorCode.BadValue,
+      `unknown top level operator: ${m[1]}. If you have a field name that starts with a '$' symbol, consider using $getField or $setField.`,
+    );
   if (/exclusion and inclusion/.test(message)) {
     return new CommandError(ErrorCode.Location31254, `Cannot do exclusion and inclusion in the same projection: ${message}`);
   }

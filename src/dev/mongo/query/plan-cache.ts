@@ -25,10 +25,7 @@ import type { Collection } from '../storage/collection.js';
 import type { Index } from '../storage/index.js';
 
 /** What is cached: the choice of access path, re-instantiated with each query's values. */
-export type CachedSolution =
-  | { kind: 'IXSCAN'; index: Index }
-  | { kind: 'OR'; branches: Index[] }
-  | { kind: 'COLLSCAN' };
+export type CachedSolution = { kind: 'IXSCAN'; index: Index } | { kind: 'OR'; branches: Index[] } | { kind: 'COLLSCAN' };
 
 export interface PlanCacheEntry {
   readonly key: string;

@@ -346,7 +346,11 @@ function singlePlan(req: QueryRequest, analysis: Analysis): AccessPlan | undefin
     const index = findHintedIndex(coll.indexes, req.hint);
     // A partial index whose filter the query does not imply cannot answer it, hinted or not.
     const plan = index && indexPlan(index, analysis.predicates, analysis.conjuncts, req.sort, true);
-    if (!plan) throw new CommandError(ErrorCode.BadValue, 'error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index');
+    if (!plan)
+      throw new CommandError(
+        ErrorCode.BadValue,
+        'error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index',
+      );
     return plan;
   }
   if (req.sort.length === 0) {

@@ -96,7 +96,7 @@ export class TopK<T extends Document> {
     }
     if (this.limit === 0 || !this.worse(heap[0]!, entry)) return;
     heap[0] = entry;
-    for (let i = 0; ; ) {
+    for (let i = 0; ;) {
       const l = 2 * i + 1;
       const r = l + 1;
       let m = i;

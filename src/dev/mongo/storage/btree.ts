@@ -189,9 +189,7 @@ export class BTree {
       p = this.lastPosition();
     } else {
       const after = this.seek(end);
-      p = after.leaf
-        ? this.normalizeBackward({ leaf: after.leaf, pos: after.pos - 1 })
-        : this.lastPosition();
+      p = after.leaf ? this.normalizeBackward({ leaf: after.leaf, pos: after.pos - 1 }) : this.lastPosition();
     }
     while (p.leaf) {
       const entry = p.leaf.entries[p.pos]!;

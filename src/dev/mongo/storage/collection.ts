@@ -77,7 +77,14 @@ export class Collection {
   metadataStale = false;
 
   /** `indexes`: restored ones (their entries already stored); otherwise the _id index is created. */
-  constructor(db: string, name: string, options: Document = {}, uuid: UUID = new UUID(), store: CollectionStore = memoryCollectionStore(), indexes?: Index[]) {
+  constructor(
+    db: string,
+    name: string,
+    options: Document = {},
+    uuid: UUID = new UUID(),
+    store: CollectionStore = memoryCollectionStore(),
+    indexes?: Index[],
+  ) {
     this.db = db;
     this.name = name;
     this.options = options;
@@ -101,7 +108,12 @@ export class Collection {
    * ignoring entries of `ignoreIds`. The _id index is not consulted: callers
    * check `docs` for an existing _id directly.
    */
-  uniqueViolations(doc: Document, idKey: string, ignoreIds?: (id: string) => boolean, indexes: readonly Index[] = this.indexes): UniqueViolation[] {
+  uniqueViolations(
+    doc: Document,
+    idKey: string,
+    ignoreIds?: (id: string) => boolean,
+    indexes: readonly Index[] = this.indexes,
+  ): UniqueViolation[] {
     const out: UniqueViolation[] = [];
     for (const index of indexes) {
       if (!index.unique || index.isIdIndex) continue;

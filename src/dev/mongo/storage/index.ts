@@ -282,9 +282,7 @@ export class Index {
     const out: Document = {};
     for (const f of this.fields) {
       const parts = f.path.split('.');
-      out[f.path] = [...(this.multikeyPaths.get(f.path) ?? [])]
-        .sort((a, b) => a - b)
-        .map((c) => parts.slice(0, c + 1).join('.'));
+      out[f.path] = [...(this.multikeyPaths.get(f.path) ?? [])].sort((a, b) => a - b).map((c) => parts.slice(0, c + 1).join('.'));
     }
     return out;
   }

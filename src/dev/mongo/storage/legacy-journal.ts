@@ -79,7 +79,8 @@ export async function importLegacyJournal(dir: string, engine: StorageEngine, lo
     }
   }
   await engine.durable();
-  for (const name of [...(hasSnapshot ? [SNAPSHOT] : []), ...journals.map((j) => j.name)]) await rename(join(dir, name), join(dir, `${name}.imported`));
+  for (const name of [...(hasSnapshot ? [SNAPSHOT] : []), ...journals.map((j) => j.name)])
+    await rename(join(dir, name), join(dir, `${name}.imported`));
   log(`embedded mongo: imported ${applied} records of the journal-format data in ${dir} into LMDB; the old files are kept as *.imported`);
   return applied;
 }

@@ -213,7 +213,9 @@ export class LmdbStorage implements StorageBackend {
 
   private fail(err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
-    this.failure ??= new Error(`embedded mongo: a storage write failed (${message}); the uncommitted batch was discarded and writes are refused until a restart`);
+    this.failure ??= new Error(
+      `embedded mongo: a storage write failed (${message}); the uncommitted batch was discarded and writes are refused until a restart`,
+    );
     this.cache.clear();
     const batch = this.batch;
     this.batch = null;
@@ -289,7 +291,9 @@ export class LmdbStorage implements StorageBackend {
         index.restoreMultikeyPaths((saved.multikeyPaths as Document) ?? {});
         return index;
       });
-      out.push(new Collection(String(record.db), String(record.name), (record.options as Document) ?? {}, asUUID(record.uuid), store, indexes));
+      out.push(
+        new Collection(String(record.db), String(record.name), (record.options as Document) ?? {}, asUUID(record.uuid), store, indexes),
+      );
     }
     return out;
   }

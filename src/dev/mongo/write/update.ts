@@ -18,9 +18,7 @@ import { mingoOptions } from '../query/mingo-context.js';
 import { setPath } from '../query/paths.js';
 
 export type UpdateSpec =
-  | { kind: 'replacement'; doc: Document }
-  | { kind: 'operators'; ops: Document }
-  | { kind: 'pipeline'; stages: Document[] };
+  { kind: 'replacement'; doc: Document } | { kind: 'operators'; ops: Document } | { kind: 'pipeline'; stages: Document[] };
 
 const UPDATE_OPERATORS = new Set([
   '$set',
@@ -47,10 +45,7 @@ export function parseUpdate(u: unknown): UpdateSpec {
     for (const stage of u) {
       const name = isPlainObject(stage) ? Object.keys(stage)[0] : undefined;
       if (!name || !PIPELINE_UPDATE_STAGES.has(name)) {
-        throw new CommandError(
-          ErrorCode.InvalidOptions,
-          `${name ?? 'stage'} is not allowed to be used within an update`,
-        );
+        throw new CommandError(ErrorCode.InvalidOptions, `${name ?? 'stage'} is not allowed to be used within an update`);
       }
     }
     return { kind: 'pipeline', stages: u as Document[] };
@@ -73,7 +68,10 @@ export function parseUpdate(u: unknown): UpdateSpec {
   }
   for (const k of keys) {
     if (k.startsWith('$')) {
-      throw new CommandError(ErrorCode.DollarPrefixedFieldName, `The dollar ($) prefixed field '${k}' in '${k}' is not allowed in the context of an update's replacement document.`);
+      throw new CommandError(
+        ErrorCode.DollarPrefixedFieldName,
+        `The dollar ($) prefixed field '${k}' in '${k}' is not allowed in the context of an update's replacement document.`,
+      );
     }
   }
   return { kind: 'replacement', doc: u };
@@ -96,10 +94,7 @@ function idFirst(doc: Document): Document {
 function checkIdUnchanged(before: Document, after: Document): void {
   if (!('_id' in before)) return;
   if (!('_id' in after) || encodeValue(before._id) !== encodeValue(after._id)) {
-    throw new CommandError(
-      ErrorCode.ImmutableField,
-      `Performing an update on the path '_id' would modify the immutable field '_id'`,
-    );
+    throw new CommandError(ErrorCode.ImmutableField, `Performing an update on the path '_id' would modify the immutable field '_id'`);
   }
 }
 
@@ -113,9 +108,7 @@ function mingoFailure(err: unknown): CommandError {
 
 /** Whether an update path uses the positional `$` (as in "grades.$.score"), which needs the query. */
 function usesPositionalOperator(ops: Document): boolean {
-  return Object.values(ops).some(
-    (fields) => isPlainObject(fields) && Object.keys(fields).some((path) => /(^|\.)\$(\.|$)/.test(path)),
-  );
+  return Object.values(ops).some((fields) => isPlainObject(fields) && Object.keys(fields).some((path) => /(^|\.)\$(\.|$)/.test(path)));
 }
 
 /**

@@ -47,7 +47,10 @@ export function prepareForInsert(doc: Document): Document {
 export function checkSize(doc: Document, encode = false): void {
   const size = encode ? encodeOnce(doc) : documentSize(doc);
   if (size > MAX_BSON_OBJECT_SIZE) {
-    throw new CommandError(ErrorCode.BSONObjectTooLarge, `object to insert too large. size in bytes: ${size}, max size: ${MAX_BSON_OBJECT_SIZE}`);
+    throw new CommandError(
+      ErrorCode.BSONObjectTooLarge,
+      `object to insert too large. size in bytes: ${size}, max size: ${MAX_BSON_OBJECT_SIZE}`,
+    );
   }
 }
 

@@ -16,7 +16,6 @@ import type { ClientAuthMethod, ClientDocument, ClientStatus, OAuthStore, Public
 
 /** Algorithms a client may sign its assertion with: the two SMART requires servers to support. */
 export const CLIENT_ASSERTION_ALGS = ['RS384', 'ES384'] as const;
-export type ClientAssertionAlg = (typeof CLIENT_ASSERTION_ALGS)[number];
 
 export const DEV_CLIENT_ID = 'dev-client';
 

@@ -54,11 +54,6 @@ function findLoneSurrogate(value: unknown, path: string): string | undefined {
   return undefined;
 }
 
-/** Throws 400 when text (a query value, a header) holds a lone surrogate. */
-export function checkWellFormedText(text: string, what: string): void {
-  if (LONE_SURROGATE.test(text)) throw errors.badRequest(`${what} is not well-formed Unicode (it holds a lone UTF-16 surrogate)`);
-}
-
 /** Parses client JSON text; throws a 400 FhirError saying what is wrong. */
 export function parseJsonText(text: string): unknown {
   if (text.trim() === '') throw errors.badRequest('The request body is empty; a JSON document was expected');

@@ -13,7 +13,3 @@ export const AUDIT_EVENT_TYPE = 'AuditEvent';
 
 /** Every type stored here: what search parameters, indexes and the ledger cover. */
 export const STORED_RESOURCE_TYPES: readonly string[] = [...SUPPORTED_RESOURCE_TYPES, AUDIT_EVENT_TYPE];
-
-export function isSupportedResourceType(type: string): type is SupportedResourceType {
-  return (SUPPORTED_RESOURCE_TYPES as readonly string[]).includes(type);
-}

@@ -71,13 +71,6 @@ export const CORS_EXPOSED_HEADERS = [
 /** How long a browser may cache a preflight answer (browsers cap it: Chromium at 7200 s, Firefox at 86400 s). */
 export const CORS_MAX_AGE_SECONDS = 600;
 
-/**
- * The route @fastify/cors registers so that Fastify accepts OPTIONS on any path. Preflights are answered by the CORS
- * onRequest hook before the route is reached; the route itself only exists for routing. @fastify/cors 11 registers it
- * as `*` (not `/*`): that is the url an onRoute hook (the route table's) sees.
- */
-export const CORS_PREFLIGHT_ROUTE = { method: 'OPTIONS', url: '*' } as const;
-
 /** Polled by orchestrators: never rate-limited. */
 export const RATE_LIMIT_EXEMPT_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
 
@@ -90,16 +83,6 @@ const MINUTE_MS = 60_000;
 
 /** Cache-Control for responses whose route did not choose one: patient data must not be stored by any cache. */
 export const DEFAULT_CACHE_CONTROL = 'no-store';
-
-/**
- * A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method). With this plugin registered before the
- * authentication hook, that hook never sees one; a hook registered earlier can skip requests for which this is true.
- */
-export function isCorsPreflight(request: FastifyRequest): boolean {
-  return (
-    request.method === 'OPTIONS' && request.headers.origin !== undefined && request.headers['access-control-request-method'] !== undefined
-  );
-}
 
 /** The caller's address as a rate-limit key: IPv4 as is, IPv6 reduced to its /64 (one subscriber's prefix). */
 export function addressKey(request: FastifyRequest): string {

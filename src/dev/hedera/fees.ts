@@ -5,8 +5,6 @@
  * INSUFFICIENT_TX_FEE and paid queries behave, without claiming Hedera's exact prices.
  */
 
-export const TINYBARS_PER_HBAR = 100_000_000n;
-
 /** Exchange rate reported in receipts: 30 000 hbar = 150 000 cents (5 cents per hbar). */
 export const EXCHANGE_RATE = { hbarEquiv: 30_000, centEquiv: 150_000 } as const;
 

@@ -9,7 +9,6 @@
  */
 export type ScopeContext = 'patient' | 'user' | 'system';
 export type Permission = 'c' | 'r' | 'u' | 'd' | 's';
-export const PERMISSIONS: readonly Permission[] = ['c', 'r', 'u', 'd', 's'];
 
 export interface ResourceScope {
   /** The scope exactly as granted. */

@@ -136,7 +136,3 @@ export const QUANTITY_TYPES: ReadonlySet<string> = new Set([
   'SimpleQuantity',
   'MoneyQuantity',
 ]);
-
-export function isKnownType(type: string): boolean {
-  return isPrimitiveType(type) || tryGetDataType(type) !== undefined;
-}

@@ -338,7 +338,9 @@ export class HostileRequests {
           delete resource[key];
           break;
         case 1:
-          resource[key] = this.hostileJson();
+          // Now and then a shape the JSON representation forbids: empty, null, or the wrong side of _x.
+          resource[key] = this.chance(0.3) ? this.pick<unknown>([[], {}, null, [null], [{}]]) : this.hostileJson();
+          if (this.chance(0.2)) resource[`_${key}`] = this.pick<unknown>([[{ id: 'x' }], { id: 'x' }, {}, [null], []]);
           break;
         case 2:
           resource[

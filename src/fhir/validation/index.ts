@@ -28,7 +28,7 @@ import { ValidationLogger } from './logging.js';
 import { loadProfileDirectory } from './profiles.js';
 import { Terminology } from './terminology.js';
 import type { ExtensionDefinition, WalkerServices } from './walker.js';
-import { Walker } from './walker.js';
+import { Walker, isJsonShapeIssue } from './walker.js';
 
 export interface ValidationOptions {
   /** canonical URL to validate against in addition to meta.profile */
@@ -206,8 +206,9 @@ class Validator implements ResourceValidator {
     collector.add(profileIssues);
 
     const baseSchema = tryGetDataType(resourceType) as InternalTypeSchema;
-    collector.add(this.medplum(resource));
-    collector.add(new Walker(resource, this.services).run(baseSchema, undefined));
+    const walked = new Walker(resource, this.services).run(baseSchema, undefined);
+    collector.add(this.medplum(resource, walked.some(isJsonShapeIssue)));
+    collector.add(walked);
     for (const p of profiles) {
       // Profiles are checked by our walker over a schema parsed once at start: medplum's
       // validateResource({ profile }) re-parses the StructureDefinition on every call (~4 ms for US Core
@@ -217,13 +218,18 @@ class Validator implements ResourceValidator {
     return collector.result();
   }
 
-  /** @medplum/core's validation against the base R4 definition, normalised. */
-  private medplum(resource: Resource): KeyedIssue[] {
+  /**
+   * @medplum/core's validation against the base R4 definition, normalised. `malformedJson`: the walker found the
+   * JSON representation broken (an `_x` array beside a single value...), which medplum may fail on with a
+   * TypeError: those issues then say what is wrong.
+   */
+  private medplum(resource: Resource, malformedJson: boolean): KeyedIssue[] {
     let raw: OperationOutcomeIssue[];
     try {
       raw = validateResource(resource);
     } catch (err) {
       if (!(err instanceof OperationOutcomeError)) {
+        if (malformedJson) return [];
         throw err;
       }
       raw = err.outcome.issue ?? [];

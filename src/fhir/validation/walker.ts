@@ -61,6 +61,11 @@ const PRIMITIVES = new Set([
 const QUANTITY_TYPES = new Set(['Quantity', 'Age', 'Count', 'Distance', 'Duration', 'MoneyQuantity', 'SimpleQuantity']);
 
 /** An extension definition we can validate extension instances against. */
+/** Whether an issue is one of the JSON representation's own rules (checkJsonShape): medplum may choke on such input. */
+export function isJsonShapeIssue(issue: KeyedIssue): boolean {
+  return issue.key.startsWith('json|');
+}
+
 export interface ExtensionDefinition {
   readonly url: string;
   readonly schema: InternalTypeSchema;
@@ -383,26 +388,117 @@ export class Walker {
       }
       const segment = found.choiceBase ? choiceSegment(found.choiceBase, typeFromSuffix(found.type)) : name;
       const value = obj[key];
+      if (!this.checkJsonShape(obj, key, name, found, `${path}.${segment}`, isPrimitiveExtension)) continue;
       if (Array.isArray(value)) {
-        const siblings = obj[name];
         for (let i = 0; i < value.length; i++) {
-          const sibling = Array.isArray(siblings) ? siblings[i] : undefined;
-          this.walkValue(value[i], found, `${path}.${segment}[${i}]`, frame, isPrimitiveExtension, sibling);
+          this.walkValue(value[i], found, `${path}.${segment}[${i}]`, frame, isPrimitiveExtension);
         }
       } else {
-        this.walkValue(value, found, `${path}.${segment}`, frame, isPrimitiveExtension, obj[name]);
+        this.walkValue(value, found, `${path}.${segment}`, frame, isPrimitiveExtension);
       }
     }
   }
 
-  private walkValue(
-    value: unknown,
+  /**
+   * The JSON representation's own rules (R4 json.html), which the HL7 validator enforces and medplum does not:
+   * no empty arrays; a list as an array and a single value as no array, for `x` and for its `_x` alike; `_x` beside a
+   * list of the same length (null marks an entry without the other half); null nowhere else; no `_x` where the
+   * element is a FHIRPath System type (Resource.id, Element.id, Extension.url: they cannot carry extensions); and a
+   * primitive element needs a value or an extension. Issues are reported at the element (`Patient.gender`, never
+   * `Patient._gender`). False when the value must not be walked further.
+   */
+  private checkJsonShape(
+    obj: Record<string, unknown>,
+    key: string,
+    name: string,
     found: Found,
-    path: string,
-    frame: ResourceFrame,
+    elementPath: string,
     isPrimitiveExtension: boolean,
-    primitiveSibling: unknown,
-  ): void {
+  ): boolean {
+    const value = obj[key];
+    const list = found.element.isArray === true || found.element.max > 1;
+    // Resource.id, Element.id and Extension.url are FHIRPath System types in R4 (medplum's schemas say "string").
+    if (isPrimitiveExtension && (name === 'id' || found.element.path === 'Extension.url')) {
+      this.add(
+        'error',
+        'structure',
+        elementPath,
+        `${elementPath} cannot have extensions or an id (no '${key}' is allowed)`,
+        `json|no-ext|${elementPath}`,
+      );
+      return false;
+    }
+    if (Array.isArray(value)) {
+      if (value.length === 0) {
+        this.add(
+          'error',
+          'structure',
+          elementPath,
+          `Arrays must not be empty in FHIR JSON ('${key}': [])`,
+          `json|empty-array|${elementPath}`,
+        );
+        return false;
+      }
+      if (!list) {
+        this.add(
+          'error',
+          'structure',
+          elementPath,
+          `${elementPath} has at most one value: it must not be a JSON array ('${key}')`,
+          `json|not-list|${elementPath}`,
+        );
+        return false;
+      }
+      const other = obj[isPrimitiveExtension ? name : `_${name}`];
+      if (Array.isArray(other) && other.length !== value.length) {
+        this.add(
+          'error',
+          'structure',
+          elementPath,
+          `'${name}' and '_${name}' must have the same number of entries (${isPrimitiveExtension ? other.length : value.length} and ${isPrimitiveExtension ? value.length : other.length})`,
+          `json|aligned|${elementPath}`,
+        );
+        return false;
+      }
+      if (isPrimitiveExtension || PRIMITIVES.has(found.type)) {
+        value.forEach((item, i) => {
+          // null only holds a place: the entry's other half (value or extension) must be there. (medplum reports
+          // nulls elsewhere: in lists of complex values and as single values.)
+          if (item === null && (!Array.isArray(other) || other[i] === null || other[i] === undefined)) {
+            this.add(
+              'error',
+              'structure',
+              `${elementPath}[${i}]`,
+              `null is only allowed in '${name}' or '_${name}' where the other one has that entry`,
+              `json|null|${elementPath}[${i}]`,
+            );
+          }
+        });
+      }
+      return true;
+    }
+    if (list && value !== null && (isPrimitiveExtension || PRIMITIVES.has(found.type) || typeof value === 'object')) {
+      this.add('error', 'structure', elementPath, `${elementPath} is a list: '${key}' must be a JSON array`, `json|list|${elementPath}`);
+      return false;
+    }
+    if (value === null) return false; // medplum reports it
+    if (isPrimitiveExtension && typeof value === 'object' && Object.keys(value as object).length > 0) {
+      const extension = (value as Record<string, unknown>).extension;
+      const hasExtension = Array.isArray(extension) && extension.length > 0;
+      if (!hasExtension && (obj[name] === undefined || obj[name] === null)) {
+        this.add(
+          'error',
+          'invariant',
+          elementPath,
+          'Constraint ele-1 not met: a primitive element needs a value or an extension',
+          `invariant|ele-1|${elementPath}`,
+        );
+      }
+    }
+    return true;
+  }
+
+  private walkValue(value: unknown, found: Found, path: string, frame: ResourceFrame, isPrimitiveExtension: boolean): void {
     if (value === null || value === undefined) {
       return; // medplum reports misplaced nulls
     }
@@ -413,14 +509,9 @@ export class Walker {
         return;
       }
       const element = value as Record<string, unknown>;
-      if (Object.keys(element).length === 0 && primitiveSibling === undefined) {
-        this.add(
-          'error',
-          'invariant',
-          path,
-          'Constraint ele-1 not met: All FHIR elements must have a @value or children',
-          `invariant|ele-1|${path}`,
-        );
+      if (Object.keys(element).length === 0) {
+        this.add('error', 'structure', path, 'Objects must not be empty in FHIR JSON ({})', `json|empty-object|${path}`);
+        return;
       }
       const elementSchema = tryGetDataType('Element');
       if (elementSchema) {
@@ -484,7 +575,11 @@ export class Walker {
     }
 
     const keys = Object.keys(obj);
-    if (keys.length > 0 && keys.every((k) => k === 'id')) {
+    if (keys.length === 0) {
+      this.add('error', 'structure', path, 'Objects must not be empty in FHIR JSON ({})', `json|empty-object|${path}`);
+      return;
+    }
+    if (keys.every((k) => k === 'id')) {
       this.add(
         'error',
         'invariant',

@@ -29,6 +29,7 @@ import { AccessTokenVerifier } from '../../src/auth/access-tokens.js';
 import { AuthorizationServer } from '../../src/auth/authorization-server.js';
 import type { OpenedAuth } from '../../src/auth/index.js';
 import type { RouteTableEntry } from '../../src/http/route-table.js';
+import { r4ResourceTypes } from '../../src/fhir/resource-types.js';
 import { connectMongo } from '../../src/store/mongo.js';
 import { ResourceStore } from '../../src/store/resource-store.js';
 import { stopMongoAtEnd } from '../helpers/app.js';
@@ -48,6 +49,8 @@ const FORM = 'application/x-www-form-urlencoded';
 /** The hosted clinical types, and the audit trail (read-only). */
 const CLINICAL = ['Patient', 'Encounter', 'MedicationRequest'] as const;
 const TYPES = [...CLINICAL, 'AuditEvent'] as const;
+/** The R4 types the server does not store: each has POST [type]/$validate and nothing else. */
+const UNHOSTED_TYPES = new Set(r4ResourceTypes().filter((type) => !(TYPES as readonly string[]).includes(type)));
 type ResourceType = (typeof TYPES)[number];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -446,6 +449,21 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
     default:
       break;
   }
+  // $validate of the R4 types not stored here: a dry run that reads nothing (the other patient's token may use it).
+  const unhosted = /^\/([A-Z][A-Za-z]+)\/\$validate$/.exec(url);
+  if (!type && method === 'POST' && unhosted && UNHOSTED_TYPES.has(unhosted[1]!)) {
+    const other = unhosted[1]!;
+    return [
+      {
+        method: 'POST',
+        url,
+        body: { resourceType: other },
+        patient: 'confined',
+        missing: new RegExp(`system/${other}\\.[cu]`),
+        control: [200],
+      },
+    ];
+  }
   if (!type) return undefined;
   // The audit trail is read-only: its write routes answer 405 to every token (declared, so the attempt is audited).
   if (type === 'AuditEvent' && method !== 'GET' && !url.endsWith('/_search')) {
@@ -730,7 +748,7 @@ t.test(
         patch: 3 + 1,
         delete: 6 + 2,
         transaction: 1,
-        $validate: 6,
+        $validate: 6 + UNHOSTED_TYPES.size, // 3 clinical types x 2; every other R4 type (Provenance included) x 1
         $everything: 4,
         $verify: 4,
         $proof: 8,
@@ -747,8 +765,8 @@ t.test(
       );
       t.equal(
         declared.length,
-        84,
-        'declared routes walked (3 clinical types x 17, AuditEvent 9 + 6 refused writes, system level, Patient and ledger operations and export 18)',
+        84 + 142,
+        'declared routes walked (3 clinical types x 17, AuditEvent 9 + 6 refused writes, system level, Patient and ledger operations and export 18; $validate of the 142 other R4 types)',
       );
       t.ok(
         app.routeTable.some((r) => r.public === 'authorization-server'),

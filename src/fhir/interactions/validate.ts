@@ -19,10 +19,27 @@ interface ValidateRequest {
   profile?: string;
 }
 
+const OPERATION_PARAMETERS = new Set(['resource', 'mode', 'profile']);
+
+/**
+ * Whether the body is the operation's own Parameters rather than the resource to validate. For every type but
+ * Parameters a Parameters body is the operation's; validating a Parameters, the body is the operation's only when it
+ * names a resource to validate and nothing but the operation's parameters.
+ */
+function isOperationParameters(body: unknown, type: string): body is Parameters {
+  if (body === null || typeof body !== 'object' || (body as Resource).resourceType !== 'Parameters') return false;
+  if (type !== 'Parameters') return true;
+  const parameters = (body as Parameters).parameter ?? [];
+  return (
+    parameters.some((p) => p.name === 'resource' && p.resource !== undefined) &&
+    parameters.every((p) => OPERATION_PARAMETERS.has(p.name ?? ''))
+  );
+}
+
 function parseRequest(body: unknown, type: string): ValidateRequest {
-  if (body !== null && typeof body === 'object' && (body as Resource).resourceType === 'Parameters') {
+  if (isOperationParameters(body, type)) {
     const request: ValidateRequest = {};
-    for (const parameter of (body as Parameters).parameter ?? []) {
+    for (const parameter of body.parameter ?? []) {
       if (parameter.name === 'resource') request.resource = requireResourceBody(parameter.resource, type);
       else if (parameter.name === 'mode') {
         const mode = parameter.valueCode ?? parameter.valueString;

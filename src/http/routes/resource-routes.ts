@@ -17,6 +17,7 @@ import { readResource } from '../../fhir/interactions/read.js';
 import { patchResource } from '../../fhir/interactions/patch.js';
 import { updateResource } from '../../fhir/interactions/update.js';
 import { validateOperation } from '../../fhir/interactions/validate.js';
+import { r4ResourceTypes } from '../../fhir/resource-types.js';
 import type { PatchDocument } from '../../fhir/patch/index.js';
 import { errors } from '../../fhir/outcome.js';
 import type { SearchSettings } from '../../fhir/search/search.js';
@@ -98,6 +99,19 @@ function refusedWrite(type: string, interaction: 'create' | 'update' | 'patch' |
   };
 }
 
+const VALIDATE_DEFINITION = 'http://hl7.org/fhir/OperationDefinition/Resource-validate';
+
+/** POST [type]/$validate, a dry run of a create or an update: either permission will do. */
+function validateRoute(fastify: FastifyInstance, options: ResourceRoutesOptions, type: string): void {
+  routeFamily(fastify, options.capabilities, `/${type}/$validate`, {
+    POST: {
+      declare: { interaction: 'operation', operation: 'validate', type, requires: { anyOf: ['c', 'u'] } },
+      handler: async (request) =>
+        validateOperation(requestContext(options.ctx, request), type, undefined, request.body, validateQuery(request.query as Query)),
+    },
+  });
+}
+
 /** The routes of one type: its instance- and type-level interactions. */
 function typeRoutes(fastify: FastifyInstance, options: ResourceRoutesOptions, type: string, writable: boolean): void {
   const { ctx: base, capabilities } = options;
@@ -166,13 +180,7 @@ function typeRoutes(fastify: FastifyInstance, options: ResourceRoutesOptions, ty
   routeFamily(fastify, capabilities, `/${type}/:id`, instance);
 
   if (writable) {
-    // $validate is a dry run of a create or an update: either permission will do.
-    routeFamily(fastify, capabilities, `/${type}/$validate`, {
-      POST: {
-        declare: { interaction: 'operation', operation: 'validate', type, requires: { anyOf: ['c', 'u'] } },
-        handler: async (request) => validateOperation(ctx(request), type, undefined, request.body, validateQuery(request.query as Query)),
-      },
-    });
+    validateRoute(fastify, options, type);
     routeFamily(fastify, capabilities, `/${type}/:id/$validate`, {
       POST: {
         declare: { interaction: 'operation', operation: 'validate', type, requires: { anyOf: ['c', 'u'] } },
@@ -186,7 +194,7 @@ function typeRoutes(fastify: FastifyInstance, options: ResourceRoutesOptions, ty
     capabilities.addOperation(
       type,
       'validate',
-      'http://hl7.org/fhir/OperationDefinition/Resource-validate',
+      VALIDATE_DEFINITION,
       'POST [type]/$validate and [type]/[id]/$validate; parameters resource, mode (create | update | delete), profile',
     );
   }
@@ -239,6 +247,16 @@ export default async function resourceRoutes(fastify: FastifyInstance, options: 
         'The audit trail: one AuditEvent (IHE BALP) per access, recorded by the server, anchored on the ledger like the records. ' +
         'Read and searched with a scope that names AuditEvent; never created, changed or deleted through the API.',
     });
+  }
+
+  // Every other R4 resource type can still be validated (a Parameters, a Bundle about to be sent elsewhere): it
+  // is never stored here, so there is no instance-level $validate and no other interaction.
+  const hosted = new Set([...options.ctx.resourceTypes, ...options.readOnlyTypes]);
+  for (const type of r4ResourceTypes()) {
+    if (hosted.has(type)) continue;
+    options.capabilities.addResourceType(type);
+    validateRoute(fastify, options, type);
+    options.capabilities.addOperation(type, 'validate', VALIDATE_DEFINITION, 'POST [type]/$validate: this type is not stored here');
   }
 
   routeFamily(fastify, options.capabilities, '/_history', {

@@ -227,7 +227,8 @@ export default async function searchRoutes(fastify: FastifyInstance, options: Se
       conditionalUpdate: writable,
       conditionalDelete: writable ? 'single' : 'not-supported',
       searchInclude: ['*', ...references.map((d) => `${type}:${d.code}`)],
-      searchRevInclude: revincludes,
+      // FHIR JSON has no empty arrays: a type nothing hosted refers to gets no searchRevInclude at all.
+      ...(revincludes.length > 0 ? { searchRevInclude: revincludes } : {}),
     });
   }
   capabilities.addSystemInteraction('search-system');

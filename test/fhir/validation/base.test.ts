@@ -137,7 +137,7 @@ t.test('extensions', async (t) => {
     [],
   );
   const emptyElement = v(patient({ _gender: {} }));
-  t.match(at(emptyElement, 'Patient.gender', 'invariant'), { diagnostics: /ele-1/ });
+  t.match(at(emptyElement, 'Patient.gender', 'structure'), { diagnostics: /must not be empty/ });
 });
 
 t.test('contained resources', async (t) => {

@@ -34,10 +34,17 @@ t.test('GET /metadata answers a CapabilityStatement generated from what the serv
   t.equal(statement.status, 'active');
   t.same(statement.format, ['application/fhir+json', 'json'], 'JSON only: XML is not claimed');
   t.equal(statement.implementation.url, 'http://127.0.0.1:8080');
+  const resources = statement.rest[0].resource as Array<{ type: string; interaction?: unknown[]; operation?: Array<{ name: string }> }>;
   t.same(
-    statement.rest[0].resource.map((r: { type: string }) => r.type),
+    resources.slice(0, 4).map((r) => r.type),
     ['Patient', 'Encounter', 'MedicationRequest', 'AuditEvent'],
     'the clinical types, and the audit trail (read-only)',
+  );
+  const validateOnly = resources.slice(4).filter((r) => r.type !== 'Provenance');
+  t.equal(validateOnly.length, 141, 'then every other R4 type (Provenance apart), for $validate');
+  t.ok(
+    validateOnly.every((r) => r.interaction === undefined && r.operation?.length === 1 && r.operation[0]!.name === 'validate'),
+    'with $validate and nothing else',
   );
   t.ok(res.headers['x-request-id'], 'every response carries a request id');
 });

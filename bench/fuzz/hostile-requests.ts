@@ -28,6 +28,7 @@ const TYPES = ['Patient', 'Encounter', 'MedicationRequest'];
 const OTHER_TYPES = [
   'AuditEvent',
   'Observation',
+  'Parameters',
   'patient',
   'Bundle',
   'OperationOutcome',

@@ -21,7 +21,6 @@
  *   Prefer: handling=strict, as for other search parameters. `start` and `end` are not supported (same handling).
  */
 import type { Bundle, BundleEntry, BundleLink, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
-import { findPageByKey } from '../../store/everything-queries.js';
 import type { HeadDocument } from '../../store/resource-store.js';
 import { countMatches, findPage, type Page, type PagePosition } from '../../store/search/execute.js';
 import type { Condition, StoreQuery } from '../../store/search/query.js';
@@ -175,13 +174,13 @@ export function everythingQuery(type: string, patientId: string | undefined, sin
 }
 
 /**
- * One page of one type, by key. All patients' resources are read along the _id index (hinted, findPageByKey): it bounds the
+ * One page of one type, by key. All patients' resources are read along the _id index (hinted): it bounds the
  * type's key range and gives the order, so a page reads about a page of documents. Left to itself a planner may
  * prefer the compartment reference's index, which would sort every matching resource for every page.
  */
 async function readPage(ctx: FhirContext, query: StoreQuery, byKey: boolean, count: number, position: PagePosition): Promise<Page> {
-  if (!byKey || (position.kind !== 'first' && position.kind !== 'after')) return findPage(ctx.store, query, count, position);
-  return findPageByKey(ctx.store, query, count, position);
+  const forward = position.kind === 'first' || position.kind === 'after';
+  return findPage(ctx.store, query, count, position, byKey && forward ? { hint: { _id: 1 } } : {});
 }
 
 function linkUrl(ctx: FhirContext, path: string, params: Array<[string, string]>): string {

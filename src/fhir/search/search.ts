@@ -377,7 +377,7 @@ export async function search(ctx: FhirContext, settings: SearchSettings, scope: 
             fullSort(query.sort).map((key) => key.field),
           )
         : undefined;
-    ({ heads, more } = await findPage(ctx.store, query, count, position, ctx.session, fields));
+    ({ heads, more } = await findPage(ctx.store, query, count, position, { session: ctx.session, projection: fields }));
   }
   const readForward = !cursor || cursor.direction === 'after';
   const pageStart = startOf(cursor, heads.length, more);
@@ -472,7 +472,7 @@ export async function findByCriteria(
     { params: criteria, strict: true },
   );
   const query = await storeQueryOf(ctx, parsed);
-  const { heads } = await findPage(ctx.store, query, limit, { kind: 'first' }, ctx.session);
+  const { heads } = await findPage(ctx.store, query, limit, { kind: 'first' }, { session: ctx.session });
   return heads;
 }
 

@@ -120,17 +120,25 @@ export interface Page {
   more: boolean;
 }
 
-/**
- * One page of a (resolved) search, read by keyset: count + 1 entries tell whether more exist. With `projection`,
- * only those fields of each head (it must keep the query's sort fields: the page's position is read from them).
- */
+/** How findPage reads: in a transaction, which fields, along which index. */
+export interface PageReadOptions {
+  session?: ClientSession;
+  /** Only these fields of each head (they must keep the query's sort fields: the page's position is read from them). */
+  projection?: Document;
+  /**
+   * The index to read along, e.g. `{ _id: 1 }` for a page in key order of one type: the index bounds the type's key
+   * range and gives the order, where a planner left to itself may prefer another index and sort every match.
+   */
+  hint?: Document;
+}
+
+/** One page of a (resolved) search, read by keyset: count + 1 entries tell whether more exist. */
 export async function findPage(
   store: ResourceStore,
   query: StoreQuery,
   count: number,
   position: PagePosition,
-  session?: ClientSession,
-  projection?: Document,
+  { session, projection, hint }: PageReadOptions = {},
 ): Promise<Page> {
   const sort = fullSort(query.sort);
   const backwards = position.kind === 'before' || position.kind === 'last';
@@ -139,12 +147,12 @@ export async function findPage(
   if (position.kind === 'after' || position.kind === 'before') {
     filter.$and = [...((filter.$and as Document[] | undefined) ?? []), keysetAfter(order, position.values)];
   }
-  const heads = await store
+  const cursor = store
     .currentOf(query.types)
     .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs, ...(projection ? { projection } : {}) })
-    .sort(sortDocument(order))
-    .limit(count + 1)
-    .toArray();
+    .sort(sortDocument(order));
+  if (hint) cursor.hint(hint);
+  const heads = await cursor.limit(count + 1).toArray();
   const more = heads.length > count;
   const page = heads.slice(0, count);
   if (backwards) page.reverse();

@@ -47,6 +47,7 @@ export const enum ErrorCode {
   NotImplemented = 238,
   PathNotViable = 28,
   UnknownError = 8,
+  NoQueryExecutionPlans = 291,
 }
 
 const CODE_NAMES: Record<number, string> = {
@@ -86,12 +87,16 @@ const CODE_NAMES: Record<number, string> = {
   251: 'NoSuchTransaction',
   256: 'TransactionCommitted',
   263: 'OperationNotSupportedInTransaction',
+  291: 'NoQueryExecutionPlans',
   10334: 'BSONObjectTooLarge',
   11000: 'DuplicateKey',
 };
 
+/** Assertion locations mongod reports with the code name Location<code> (compound wildcard index rules, projections). */
+const LOCATION_CODES = new Set([7246200, 7246201, 7246204, 7246208, 7246209, 7246210, 7246211, 7246301, 31249, 31250, 31253, 31254, 51271]);
+
 export function codeName(code: number): string | undefined {
-  return CODE_NAMES[code];
+  return CODE_NAMES[code] ?? (LOCATION_CODES.has(code) ? `Location${code}` : undefined);
 }
 
 export class CommandError extends Error {

@@ -9,7 +9,8 @@ import { CommandError, ErrorCode } from '../errors.js';
 import { mingoOptions } from '../query/mingo-context.js';
 import { splitNamespace, validateCollectionName, validateDatabaseName } from '../storage/catalog.js';
 import { ID_INDEX_SPEC, type Collection } from '../storage/collection.js';
-import { defaultIndexName, Index, parseKeyPattern } from '../storage/index.js';
+import { defaultIndexName, Index, parseKeyPattern, type IndexField } from '../storage/index.js';
+import { checkCompoundWildcard, parseWildcardProjection, WILDCARD_SUFFIX, type WildcardProjection } from '../storage/wildcard.js';
 import { resetValidator } from '../write/validation.js';
 import {
   collectionArg,
@@ -189,7 +190,48 @@ const INDEX_OPTIONS = new Set([
   'background',
   'collation',
   'ns',
+  'wildcardProjection',
 ]);
+
+/** mongod's word on options a wildcard index cannot have. */
+function wildcardOptionError(option: string): CommandError {
+  return new CommandError(ErrorCode.CannotCreateIndex, `Index type 'wildcard' does not support the '${option}' option`);
+}
+
+/**
+ * The wildcard rules of an index spec, in mongod's order: wildcardProjection only on a '$**' term (and then a
+ * non-empty, valid projection), the compound rules, then the options a wildcard index cannot have.
+ */
+function checkWildcardSpec(raw: Document, fields: IndexField[]): void {
+  const term = fields.find((f) => f.wildcard);
+  const projectionSpec: unknown = raw.wildcardProjection;
+  let projection: WildcardProjection | undefined;
+  if (projectionSpec !== undefined) {
+    if (!term) throw new CommandError(ErrorCode.BadValue, "The field 'wildcardProjection' is only allowed in an 'wildcard' index");
+    if (!isPlainObject(projectionSpec)) {
+      throw new CommandError(ErrorCode.TypeMismatch, "The field 'wildcardProjection' must be a non-empty object");
+    }
+    if (term.path !== WILDCARD_SUFFIX) {
+      throw new CommandError(ErrorCode.FailedToParse, `The field 'wildcardProjection' is only allowed when 'key' is {"$**": ±1}`);
+    }
+    if (Object.keys(projectionSpec).length === 0) {
+      throw new CommandError(ErrorCode.FailedToParse, "The 'wildcardProjection' field can't be an empty object");
+    }
+    projection = parseWildcardProjection(projectionSpec, fields.length > 1);
+  }
+  if (!term) return;
+  if (fields.length > 1) {
+    const regular = fields.filter((f) => !f.wildcard).map((f) => f.path);
+    const effective = projection ?? parseWildcardProjection({ _id: 0 }, true);
+    checkCompoundWildcard(raw.key as Document, term.path, regular, projectionSpec as Document | undefined, effective);
+  }
+  if (raw.sparse === true) throw wildcardOptionError('sparse');
+  if (raw.unique === true) throw wildcardOptionError('unique');
+  if (raw.expireAfterSeconds !== undefined) {
+    const cause = wildcardOptionError('expireAfterSeconds');
+    throw new CommandError(ErrorCode.CannotCreateIndex, `cannot make a TTL index :: caused by :: ${cause.message}`);
+  }
+}
 
 function normalizeIndexSpec(raw: Document): Document {
   for (const k of Object.keys(raw)) {
@@ -200,7 +242,8 @@ function normalizeIndexSpec(raw: Document): Document {
       );
     }
   }
-  parseKeyPattern(raw.key);
+  const fields = parseKeyPattern(raw.key, true);
+  checkWildcardSpec(raw, fields);
   checkCollation(raw.collation);
   if (raw.sparse === true && raw.partialFilterExpression !== undefined) {
     throw new CommandError(ErrorCode.CannotCreateIndex, 'cannot mix "partialFilterExpression" and "sparse" options');
@@ -212,7 +255,7 @@ function normalizeIndexSpec(raw: Document): Document {
   }
   const key = raw.key as Document;
   const spec: Document = { v: 2, key, name: typeof raw.name === 'string' && raw.name ? raw.name : defaultIndexName(key) };
-  for (const k of ['unique', 'sparse', 'partialFilterExpression', 'expireAfterSeconds', 'hidden'] as const) {
+  for (const k of ['unique', 'sparse', 'partialFilterExpression', 'expireAfterSeconds', 'hidden', 'wildcardProjection'] as const) {
     if (
       raw[k] !== undefined &&
       !(k === 'unique' && raw[k] === false) &&
@@ -231,6 +274,7 @@ function sameIndexOptions(a: Document, b: Document): boolean {
     sparse: s.sparse === true,
     partial: s.partialFilterExpression ?? null,
     ttl: s.expireAfterSeconds ?? null,
+    projection: s.wildcardProjection ?? null,
   });
   return encodeValue(pick(a)) === encodeValue(pick(b));
 }
@@ -260,9 +304,12 @@ function createIndexes(ctx: CommandContext): Document {
         `An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: ${JSON.stringify(spec)}, existing index: ${JSON.stringify(sameName)}`,
       );
     }
-    // Indexes on the same keys may coexist only when their partial filters differ.
+    // Indexes on the same keys may coexist only when their partial filters (or wildcard projections) differ.
     const twin = existing.find(
-      (other) => sameKey(other) && encodeValue(other.partialFilterExpression ?? null) === encodeValue(spec.partialFilterExpression ?? null),
+      (other) =>
+        sameKey(other) &&
+        encodeValue(other.partialFilterExpression ?? null) === encodeValue(spec.partialFilterExpression ?? null) &&
+        encodeValue(other.wildcardProjection ?? null) === encodeValue(spec.wildcardProjection ?? null),
     );
     if (twin) {
       throw new CommandError(
@@ -384,6 +431,9 @@ function collMod(ctx: CommandContext): Document {
       else delete spec.hidden;
     }
     if (index.expireAfterSeconds !== undefined) {
+      if (target.wildcard) {
+        throw new CommandError(ErrorCode.InvalidOptions, "Index type 'wildcard' does not support the 'expireAfterSeconds' option");
+      }
       reply.expireAfterSeconds_old = target.spec.expireAfterSeconds;
       reply.expireAfterSeconds_new = index.expireAfterSeconds;
       spec.expireAfterSeconds = index.expireAfterSeconds;

@@ -13,7 +13,6 @@ import { encodedLength, encodeValue, invert } from '../bson/keystring.js';
 import { formatValue } from '../bson/format.js';
 import { Rank, isPlainObject, rankOf, toNumber } from '../bson/values.js';
 import { prefixSuccessor } from '../storage/record-keys.js';
-import type { Index } from '../storage/index.js';
 import { conjunctsOf, type Conjunct } from './conjuncts.js';
 import { mingoOptions } from './mingo-context.js';
 import { setPath } from './paths.js';
@@ -367,6 +366,55 @@ export function isPointInterval(i: Interval): boolean {
   return i.low.key !== null && i.low.key === i.high.key && i.low.inclusive && i.high.inclusive && i.low.text === i.high.text;
 }
 
+/**
+ * Whether a wildcard index can bound this predicate on one of its paths. It holds keys for leaves only: not for
+ * missing fields (null and $exists:false match those), nor for whole arrays or non-empty documents (equality to
+ * one, or a range over the document or array bracket, which mongod answers with subpath bounds, not done here).
+ */
+export function usableByWildcard(p: PathPredicate): boolean {
+  if (p.matchesMissing) return false;
+  const scalar = (v: unknown): boolean => {
+    const rank = rankOf(v);
+    if (rank === Rank.Null || rank === Rank.Undefined || rank === Rank.Array) return false;
+    // An empty document is a leaf ({a: {}} is keyed as {}): equality to it can be bounded.
+    return rank !== Rank.Object || (isPlainObject(v) && Object.keys(v).length === 0);
+  };
+  switch (p.op) {
+    case '$eq':
+      return scalar(p.value);
+    case '$in':
+      return Array.isArray(p.value) && p.value.every((v) => v instanceof RegExp || scalar(v));
+    case '$regex':
+      return true;
+    default: {
+      const rank = rankOf(p.value);
+      return rank !== Rank.Object && rank !== Rank.Array && rank !== Rank.MinKey && rank !== Rank.MaxKey;
+    }
+  }
+}
+
+/** Bounds of the $_path field of a wildcard index expanded for one query path: that path alone. */
+export function pathPointBounds(path: string): FieldBounds {
+  return { intervals: [point(path)], unconstrained: false, answered: [] };
+}
+
+/**
+ * $_path bounds of a scan of a compound wildcard index's regular prefix alone: the documents without a wildcard
+ * leaf (keyed with MinKey) and every path, as mongod's [MinKey, MinKey], ["", {}).
+ */
+export function allPathsBounds(): FieldBounds {
+  return {
+    intervals: [point(new MinKey()), { low: bracketLow(Rank.String), high: bracketHigh(Rank.String) }],
+    unconstrained: false,
+    answered: [],
+  };
+}
+
+/** What a scan needs to know of an index's keys: the direction of each field, in key order. */
+export interface KeyLayout {
+  readonly fields: ReadonlyArray<{ readonly direction: 1 | -1 }>;
+}
+
 /** A key-space range [start, end) over composite keys. */
 export interface KeyRange {
   start: string | null;
@@ -409,7 +457,7 @@ export interface ScanBounds {
  * on each key (as mongod's index bounds checker does): a key outside them is
  * skipped without fetching its document.
  */
-export function scanBounds(index: Index, bounds: FieldBounds[]): ScanBounds {
+export function scanBounds(index: KeyLayout, bounds: FieldBounds[]): ScanBounds {
   const checksAfter = (f: number): KeyCheck[] => {
     const out: KeyCheck[] = [];
     for (let g = f + 1; g < bounds.length; g++) {
@@ -454,7 +502,7 @@ export function scanBounds(index: Index, bounds: FieldBounds[]): ScanBounds {
 }
 
 /** The key ranges of scanBounds alone. */
-export function compositeRanges(index: Index, bounds: FieldBounds[]): KeyRange[] {
+export function compositeRanges(index: KeyLayout, bounds: FieldBounds[]): KeyRange[] {
   return scanBounds(index, bounds).ranges;
 }
 
@@ -463,7 +511,7 @@ export function compositeRanges(index: Index, bounds: FieldBounds[]): KeyRange[]
  * encoding cannot be read (never expected: the caller then falls back to
  * the filter).
  */
-export function passesChecks(key: string, index: Index, checks: readonly KeyCheck[]): boolean | undefined {
+export function passesChecks(key: string, index: KeyLayout, checks: readonly KeyCheck[]): boolean | undefined {
   let pos = 0;
   let f = 0;
   for (const check of checks) {

@@ -10,7 +10,7 @@ import { MaxKey, MinKey, type Document } from 'bson';
 import { isPlainObject } from '../bson/values.js';
 import { displayIntervals, isPointInterval } from './bounds.js';
 import { combineConjuncts, conjunctsOf } from './conjuncts.js';
-import type { AccessPlan, IxScanPlan, QueryOutcome } from './planner.js';
+import type { AccessPlan, ExecStats, IxScanPlan, OrPlan, QueryOutcome } from './planner.js';
 import type { SortField } from './sort.js';
 
 /** The filter in mongod's parsed form ({ a: { $eq: 1 } }, multiple predicates under $and). */
@@ -24,11 +24,14 @@ function residualFor(plan: IxScanPlan, filter: Document): Document | undefined {
   return combineConjuncts(conjunctsOf(filter).filter((_, i) => !plan.answered.has(i)));
 }
 
-/** The index bounds of a scan as explain prints them. */
+/**
+ * The index bounds of a scan as explain prints them. (A scan of a compound wildcard index's regular prefix has
+ * two fields named $_path, as in mongod; the first, the path's, is shown.)
+ */
 export function explainIndexBounds(plan: IxScanPlan): Document {
   const out: Document = {};
   plan.index.fields.forEach((f, i) => {
-    out[f.path] = displayIntervals(plan.bounds[i]!, f.direction, plan.direction);
+    if (!(f.path in out)) out[f.path] = displayIntervals(plan.bounds[i]!, f.direction, plan.direction);
   });
   return out;
 }
@@ -41,7 +44,8 @@ function indexDetails(plan: IxScanPlan): Document {
     isMultiKey: index.multikey,
     multiKeyPaths: index.explainMultiKeyPaths(),
     isUnique: index.unique,
-    isSparse: index.sparse,
+    // The index's own option (an expanded wildcard index is planned as sparse, but reported as created).
+    isSparse: index.physical.sparse,
     isPartial: index.partialFilter !== undefined,
     indexVersion: 2,
   };
@@ -88,13 +92,37 @@ function countScanBounds(plan: IxScanPlan): Document {
       if (!isPointInterval(interval)) open = true;
     }
     const [first, last] = f.direction === 1 ? [low, high] : [high, low];
-    startKey[f.path] = first;
-    endKey[f.path] = last;
+    if (!(f.path in startKey)) {
+      startKey[f.path] = first;
+      endKey[f.path] = last;
+    }
   });
   if (plan.direction === -1) {
     return { startKey: endKey, startKeyInclusive: endInclusive, endKey: startKey, endKeyInclusive: startInclusive };
   }
   return { startKey, startKeyInclusive: startInclusive, endKey, endKeyInclusive: endInclusive };
+}
+
+/**
+ * An OR plan as mongod's classic planner shows an indexed $or: FETCH (filtered by the conjuncts outside the $or that
+ * not every branch's scan settles) over OR over one IXSCAN per branch, a branch whose scan does not settle all of its
+ * own conjuncts under a FETCH filtered by them.
+ */
+function orStage(plan: OrPlan, filter: Document): Document {
+  const conjuncts = conjunctsOf(filter);
+  const or = conjuncts[plan.conjunct]?.value;
+  const branches = Array.isArray(or) ? or : [];
+  const inputStages = plan.branches.map((scan, b) => {
+    const branch: unknown = branches[b];
+    const own = isPlainObject(branch) ? conjunctsOf(branch) : [];
+    const residual = combineConjuncts((plan.branchResiduals[b] ?? []).flatMap((i) => own[i] ?? []));
+    return residual ? { stage: 'FETCH', filter: residual, inputStage: ixscanStage(scan) } : ixscanStage(scan);
+  });
+  const stage: Document = { stage: 'FETCH' };
+  const residual = combineConjuncts(plan.residual.flatMap((i) => conjuncts[i] ?? []));
+  if (residual) stage.filter = residual;
+  stage.inputStage = { stage: 'OR', inputStages };
+  return stage;
 }
 
 export function accessStage(plan: AccessPlan, filter: Document, keysOnly = false): Document {
@@ -120,13 +148,8 @@ export function accessStage(plan: AccessPlan, filter: Document, keysOnly = false
       stage.inputStage = ixscanStage(plan);
       return stage;
     }
-    case 'OR': {
-      const stage: Document = { stage: 'FETCH' };
-      const f = combineConjuncts(conjunctsOf(filter));
-      if (f) stage.filter = f;
-      stage.inputStage = { stage: 'OR', inputStages: plan.branches.map(ixscanStage) };
-      return stage;
-    }
+    case 'OR':
+      return orStage(plan, filter);
   }
 }
 
@@ -185,21 +208,27 @@ export function planTree(
 
 /** Adds execution counters to a stage tree (a copy). */
 function withStats(tree: Document, outcome: QueryOutcome, returned: number): Document {
-  const copy = (node: Document, top: boolean): Document => {
+  // Under an OR, a branch's stages report that branch's keys and documents (their matches are not told apart).
+  const copy = (node: Document, top: boolean, branch?: ExecStats): Document => {
     const out: Document = { ...node };
     const name = String(node.stage);
+    const stats = branch ?? outcome.stats;
     out.nReturned = top
       ? returned
       : (name === 'IXSCAN' || name === 'COUNT_SCAN') && !outcome.keysOnly
-        ? outcome.stats.keysExamined
+        ? stats.keysExamined
         : outcome.matched;
     out.executionTimeMillisEstimate = outcome.millis;
-    if (name === 'IXSCAN' || name === 'IDHACK' || name === 'COUNT_SCAN') out.keysExamined = outcome.stats.keysExamined;
-    if (name === 'FETCH' || name === 'COLLSCAN' || name === 'IDHACK') out.docsExamined = outcome.stats.docsExamined;
+    if (name === 'IXSCAN' || name === 'IDHACK' || name === 'COUNT_SCAN') out.keysExamined = stats.keysExamined;
+    if (name === 'FETCH' || name === 'COLLSCAN' || name === 'IDHACK') out.docsExamined = stats.docsExamined;
     // COUNT returns no documents; it reports what it counted, as mongod's does.
     if (name === 'COUNT') out.nCounted = outcome.count;
-    if (isPlainObject(node.inputStage)) out.inputStage = copy(node.inputStage, false);
-    if (Array.isArray(node.inputStages)) out.inputStages = (node.inputStages as Document[]).map((s) => copy(s, false));
+    if (isPlainObject(node.inputStage)) out.inputStage = copy(node.inputStage, false, branch);
+    if (Array.isArray(node.inputStages)) {
+      out.inputStages = (node.inputStages as Document[]).map((s, i) =>
+        copy(s, false, name === 'OR' ? outcome.stats.branches?.[i] : branch),
+      );
+    }
     return out;
   };
   return copy(tree, true);

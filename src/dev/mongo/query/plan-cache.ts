@@ -24,8 +24,15 @@ import type { Document } from 'bson';
 import type { Collection } from '../storage/collection.js';
 import type { Index } from '../storage/index.js';
 
-/** What is cached: the choice of access path, re-instantiated with each query's values. */
-export type CachedSolution = { kind: 'IXSCAN'; index: Index } | { kind: 'OR'; branches: Index[] } | { kind: 'COLLSCAN' };
+/** An index scan's index; for a wildcard index, the query path it was expanded for (the scan's $_path bound). */
+export interface CachedScan {
+  index: Index;
+  wildcardPath?: string;
+}
+
+/** What is cached: the choice of access path, re-instantiated with each query's values (an OR: which $or, and each branch's scan). */
+export type CachedSolution =
+  ({ kind: 'IXSCAN' } & CachedScan) | { kind: 'OR'; conjunct: number; branches: CachedScan[] } | { kind: 'COLLSCAN' };
 
 export interface PlanCacheEntry {
   readonly key: string;
@@ -57,9 +64,7 @@ interface IndexState {
 }
 
 function indexState(index: Index): IndexState {
-  let multikeyPaths = 0;
-  for (const set of index.multikeyPaths.values()) multikeyPaths += set.size;
-  return { index, multikeyPaths, hidden: index.spec.hidden === true };
+  return { index, multikeyPaths: index.multikeyPathCount(), hidden: index.spec.hidden === true };
 }
 
 export interface NewPlan {

@@ -1,7 +1,8 @@
 /**
  * Query planning and execution: enumerate access plans (IDHACK, IXSCAN per
- * usable index, OR of index scans, COLLSCAN), pick one the way mongod's
- * classic engine does, and run it.
+ * usable index, OR of index scans for an $or, rooted or contained in a
+ * conjunction, COLLSCAN), pick one the way mongod's classic engine does, and
+ * run it.
  *
  * - With several candidates and no usable plan cache entry, a short
  *   round-robin trial scored by productivity picks the winner (mongod's
@@ -20,7 +21,7 @@ import type { Document } from 'bson';
 import { decodeStringKey, encodeValue } from '../bson/keystring.js';
 import { isPlainObject } from '../bson/values.js';
 import { CommandError, ErrorCode } from '../errors.js';
-import type { Index } from '../storage/index.js';
+import type { Index, IndexField } from '../storage/index.js';
 import type { DocumentSource } from '../storage/source.js';
 import {
   fieldBounds,
@@ -29,15 +30,18 @@ import {
   predicatesOf,
   queryImpliesPartialFilter,
   scanBounds,
+  usableByWildcard,
   type FieldBounds,
   type KeyCheck,
   type KeyRange,
+  type PathPredicate,
   type PathPredicates,
 } from './bounds.js';
 import { conjunctsOf, type Conjunct } from './conjuncts.js';
 import { accessStage } from './explain.js';
 import {
   CACHE_EVICTION_RATIO,
+  type CachedScan,
   type CachedSolution,
   type CollectionPlanCache,
   type PlanCacheEntry,
@@ -45,10 +49,12 @@ import {
 } from './plan-cache.js';
 import { queryShape, shapeHash } from './shape.js';
 import { sortDocuments, TopK, type SortField } from './sort.js';
+import { expandWildcard, wildcardExpansions, type ScanIndex } from './wildcard.js';
 
 export interface IxScanPlan {
   kind: 'IXSCAN';
-  index: Index;
+  /** The index as scanned: a regular index, or a wildcard index expanded for one path (query/wildcard.ts). */
+  index: ScanIndex;
   bounds: FieldBounds[];
   ranges: KeyRange[];
   /** Bounds of fields after the last one the ranges narrow, checked on each key. */
@@ -71,9 +77,21 @@ export interface IdHackPlan {
   idKey: string;
 }
 
+/**
+ * An $or answered by one index scan per branch, deduplicated by document (mongod's OR stage), then fetched: a rooted
+ * $or, or one contained in a conjunction, whose outside predicates then bound each branch's scan where its index can
+ * take them. It provides no sort, and a count fetches.
+ */
 export interface OrPlan {
   kind: 'OR';
+  /** Position of the $or among the filter's conjuncts. */
+  conjunct: number;
+  /** One scan per branch, in branch order; a scan's conjunct positions are its branch's own, then the outside ones. */
   branches: IxScanPlan[];
+  /** Per branch, the positions among the branch's own conjuncts that its scan does not settle (explain: a FETCH filter over its IXSCAN). */
+  branchResiduals: number[][];
+  /** Positions among the filter's conjuncts outside the $or that some branch's scan does not settle (explain: the FETCH filter over the OR). */
+  residual: number[];
 }
 
 export type AccessPlan = IxScanPlan | CollScanPlan | IdHackPlan | OrPlan;
@@ -81,6 +99,8 @@ export type AccessPlan = IxScanPlan | CollScanPlan | IdHackPlan | OrPlan;
 export interface ExecStats {
   keysExamined: number;
   docsExamined: number;
+  /** An OR plan's: per branch, the keys its scan read and the documents fetched for them. */
+  branches?: ExecStats[];
 }
 
 /** serverStatus metrics.queryExecutor: index keys and documents examined by queries, server-wide. */
@@ -159,11 +179,11 @@ export interface QueryOutcome {
   millis: number;
 }
 
-function isMultikeyPath(index: Index, path: string): boolean {
+function isMultikeyPath(index: ScanIndex, path: string): boolean {
   return (index.multikeyPaths.get(path)?.size ?? 0) > 0;
 }
 
-function sortProvision(index: Index, bounds: FieldBounds[], sort: SortField[]): { provides: boolean; direction: 1 | -1 } {
+function sortProvision(index: ScanIndex, bounds: FieldBounds[], sort: SortField[]): { provides: boolean; direction: 1 | -1 } {
   if (sort.length === 0) return { provides: false, direction: 1 };
   let pointFields = 0;
   while (
@@ -194,7 +214,7 @@ function sortProvision(index: Index, bounds: FieldBounds[], sort: SortField[]): 
  * only when no other field of the index is multikey: two array fields'
  * keys need not come from one array element.
  */
-function answeredBy(index: Index, bounds: FieldBounds[]): Set<number> {
+function answeredBy(index: ScanIndex, bounds: FieldBounds[]): Set<number> {
   const out = new Set<number>();
   let multikeyFields = 0;
   for (const f of index.fields) if (isMultikeyPath(index, f.path)) multikeyFields++;
@@ -226,7 +246,7 @@ function partialKeys(partial: Document): Set<string> {
   return keys;
 }
 
-function isCovered(index: Index, answered: Set<number>, conjuncts: readonly Conjunct[]): boolean {
+function isCovered(index: ScanIndex, answered: Set<number>, conjuncts: readonly Conjunct[]): boolean {
   if (answered.size === conjuncts.length) return true;
   if (!index.partialFilter) return false;
   const implied = partialKeys(index.partialFilter);
@@ -239,7 +259,7 @@ function isCovered(index: Index, answered: Set<number>, conjuncts: readonly Conj
 }
 
 function indexPlan(
-  index: Index,
+  index: ScanIndex,
   predicates: PathPredicates,
   conjuncts: readonly Conjunct[],
   sort: SortField[],
@@ -247,8 +267,13 @@ function indexPlan(
 ): IxScanPlan | undefined {
   if (!hinted && index.spec.hidden === true) return undefined;
   if (index.partialFilter && !queryImpliesPartialFilter(predicates, index.partialFilter)) return undefined;
-  const bounds = index.fields.map((f) => fieldBounds(predicates.get(f.path), isMultikeyPath(index, f.path)));
-  const missingMatters = index.fields.some((f) => (predicates.get(f.path) ?? []).some((p) => p.matchesMissing));
+  // An expanded wildcard path is bounded by the predicates a wildcard index can answer; the others are filtered.
+  const predicatesAt = (f: IndexField, i: number): PathPredicate[] | undefined => {
+    const list = predicates.get(f.path);
+    return list && i === index.wildcardPosition ? list.filter(usableByWildcard) : list;
+  };
+  const bounds = index.fields.map((f, i) => index.fixedBounds?.[i] ?? fieldBounds(predicatesAt(f, i), isMultikeyPath(index, f.path)));
+  const missingMatters = index.fields.some((f, i) => (predicatesAt(f, i) ?? []).some((p) => p.matchesMissing));
   if ((index.sparse || index.partialFilter) && missingMatters && !hinted) return undefined;
   const leading = !bounds[0]!.unconstrained;
   const { provides, direction } = sortProvision(index, bounds, sort);
@@ -269,7 +294,7 @@ function indexPlan(
   };
 }
 
-/** Rough preference among branch plans of an $or, where no trial runs. */
+/** Rough preference among the scans of one $or branch (bounded leading fields, points over ranges), best first. */
 function branchScore(plan: IxScanPlan): number {
   let score = 0;
   for (const b of plan.bounds) {
@@ -279,27 +304,163 @@ function branchScore(plan: IxScanPlan): number {
   return score + (plan.index.unique ? 0.5 : 0);
 }
 
-function branchPlan(index: Index, branch: unknown): IxScanPlan | undefined {
-  if (!isPlainObject(branch)) return undefined;
-  const conjuncts = conjunctsOf(branch);
-  const p = indexPlan(index, predicatesOf(conjuncts), conjuncts, [], false);
-  return p && !p.bounds[0]!.unconstrained ? p : undefined;
+/** The indexes as scans for a query with these predicates: a regular index as it is, a wildcard index per expansion. */
+function scanIndexes(index: Index, predicates: PathPredicates): ScanIndex[] {
+  return index.wildcard ? wildcardExpansions(index, predicates) : [index];
 }
 
-function orPlan(indexes: Index[], filter: Document): OrPlan | undefined {
-  const branches = filter.$or;
-  if (!Array.isArray(branches) || branches.length === 0) return undefined;
-  const plans: IxScanPlan[] = [];
-  for (const branch of branches) {
-    let best: IxScanPlan | undefined;
-    for (const index of indexes) {
-      const p = branchPlan(index, branch);
-      if (p && (!best || branchScore(p) > branchScore(best))) best = p;
-    }
-    if (!best) return undefined;
-    plans.push(best);
+/**
+ * One branch of an $or among the filter's conjuncts, as its scans are planned: the branch's own conjuncts, then
+ * every conjunct outside the $or (mongod's contained-$or pushdown: an outside predicate bounds a branch's scan where
+ * that scan's index can take it, `{ type: 'X', $or: [{ a: 1 }, { b: 2 }] }` scanning { type: 1, a: 1 } with
+ * type ["X", "X"]). The branch's own come first: on a multikey field, where one predicate bounds, it is the branch's.
+ */
+interface OrBranch {
+  conjuncts: Conjunct[];
+  predicates: PathPredicates;
+  /** How many of `conjuncts` are the branch's own (the first ones). */
+  ownCount: number;
+  /** Positions in the filter's conjuncts of the outside conjuncts, which follow the branch's own in `conjuncts`. */
+  outside: number[];
+}
+
+/** The branches of the $or at this position of the filter's conjuncts; undefined when it is not an $or of filters. */
+function orBranches(analysis: Analysis, position: number): OrBranch[] | undefined {
+  const or = analysis.conjuncts[position];
+  if (!or || or.path !== undefined || or.op !== '$or' || !Array.isArray(or.value) || or.value.length === 0) return undefined;
+  const outside: number[] = [];
+  for (let i = 0; i < analysis.conjuncts.length; i++) if (i !== position) outside.push(i);
+  const outsideConjuncts = outside.map((i) => analysis.conjuncts[i]!);
+  const branches: OrBranch[] = [];
+  for (const branch of or.value as unknown[]) {
+    if (!isPlainObject(branch)) return undefined;
+    const own = conjunctsOf(branch);
+    const conjuncts = [...own, ...outsideConjuncts];
+    branches.push({ conjuncts, predicates: predicatesOf(conjuncts), ownCount: own.length, outside });
   }
-  return { kind: 'OR', branches: plans };
+  return branches;
+}
+
+/**
+ * A scan of an $or branch through this index, or undefined: as mongod, the branch's own predicates must bound one
+ * of the index's fields (outside predicates only add to a scan the branch already has; an index that only they can
+ * use is no scan of the branch), the leading field must be bounded, and a partial index must have its filter implied
+ * by the outside predicates and the branch together.
+ */
+function orBranchScan(index: ScanIndex, branch: OrBranch): IxScanPlan | undefined {
+  const ownBounds = index.fields.some((f, i) => {
+    if (index.fixedBounds?.[i]) return false;
+    return (branch.predicates.get(f.path) ?? []).some(
+      (p) => p.conjunct < branch.ownCount && (i !== index.wildcardPosition || usableByWildcard(p)),
+    );
+  });
+  if (!ownBounds) return undefined;
+  const plan = indexPlan(index, branch.predicates, branch.conjuncts, [], false);
+  return plan && !plan.bounds[0]!.unconstrained ? plan : undefined;
+}
+
+/** Every scan an $or branch can use, best first (branchScore; ties in index order). */
+function orBranchScans(indexes: Index[], branch: OrBranch): IxScanPlan[] {
+  const scans: IxScanPlan[] = [];
+  for (const index of indexes) {
+    for (const target of scanIndexes(index, branch.predicates)) {
+      const plan = orBranchScan(target, branch);
+      if (plan) scans.push(plan);
+    }
+  }
+  return scans.sort((a, b) => branchScore(b) - branchScore(a));
+}
+
+/** Conjunct positions a scan settles: answered by its bounds, or a clause of its index's partial filter. */
+function settledBy(scan: IxScanPlan, conjuncts: readonly Conjunct[]): Set<number> {
+  if (scan.covered) return new Set(conjuncts.keys());
+  const settled = new Set(scan.answered);
+  const implied = scan.index.partialFilter ? partialKeys(scan.index.partialFilter) : undefined;
+  if (implied) {
+    conjuncts.forEach((c, i) => {
+      const k = conjunctKey(c);
+      if (k !== undefined && implied.has(k)) settled.add(i);
+    });
+  }
+  return settled;
+}
+
+/** The OR plan of the $or at `position` with one scan per branch. */
+function orPlanOf(position: number, branches: readonly OrBranch[], scans: IxScanPlan[]): OrPlan {
+  const branchResiduals: number[][] = [];
+  const residual = new Set<number>();
+  scans.forEach((scan, b) => {
+    const branch = branches[b]!;
+    const settled = settledBy(scan, branch.conjuncts);
+    const own: number[] = [];
+    for (let i = 0; i < branch.conjuncts.length; i++) {
+      if (settled.has(i)) continue;
+      if (i < branch.ownCount) own.push(i);
+      else residual.add(branch.outside[i - branch.ownCount]!);
+    }
+    branchResiduals.push(own);
+  });
+  return { kind: 'OR', conjunct: position, branches: scans, branchResiduals, residual: [...residual].sort((a, b) => a - b) };
+}
+
+/**
+ * OR plans per $or, at most (mongod's internalQueryEnumerationMaxOrSolutions). With each branch's scans ranked
+ * best first, the combinations are taken by increasing sum of ranks: every branch's best, then one branch's second
+ * best, and so on. The trial picks among them and the other candidates.
+ */
+const MAX_OR_PLANS = 10;
+
+/** Rank tuples (one rank per branch, below its count) by increasing sum of ranks, at most `max` of them. */
+function rankTuples(counts: readonly number[], max: number): number[][] {
+  const out: number[][] = [];
+  // What the branches from b on can still take: a sum they cannot reach is not tried.
+  const room: number[] = new Array<number>(counts.length + 1).fill(0);
+  for (let b = counts.length - 1; b >= 0; b--) room[b] = room[b + 1]! + counts[b]! - 1;
+  const tuple: number[] = new Array<number>(counts.length).fill(0);
+  const fill = (b: number, left: number): void => {
+    if (out.length >= max) return;
+    if (b === counts.length) {
+      if (left === 0) out.push([...tuple]);
+      return;
+    }
+    for (let r = Math.max(0, left - room[b + 1]!); r <= Math.min(counts[b]! - 1, left) && out.length < max; r++) {
+      tuple[b] = r;
+      fill(b + 1, left - r);
+    }
+  };
+  for (let sum = 0; sum <= room[0]! && out.length < max; sum++) fill(0, sum);
+  return out;
+}
+
+/** The OR plans of the $or at this position: none unless every branch has a scan. */
+function orPlansAt(indexes: Index[], analysis: Analysis, position: number): OrPlan[] {
+  const branches = orBranches(analysis, position);
+  if (!branches) return [];
+  const choices: IxScanPlan[][] = [];
+  for (const branch of branches) {
+    const scans = orBranchScans(indexes, branch);
+    if (scans.length === 0) return [];
+    choices.push(scans);
+  }
+  return rankTuples(
+    choices.map((c) => c.length),
+    MAX_OR_PLANS,
+  ).map((ranks) =>
+    orPlanOf(
+      position,
+      branches,
+      ranks.map((rank, b) => choices[b]![rank]!),
+    ),
+  );
+}
+
+/** The OR plans of every $or among the filter's conjuncts (a rooted $or, or one contained in a conjunction). */
+function orPlans(indexes: Index[], analysis: Analysis): OrPlan[] {
+  const plans: OrPlan[] = [];
+  analysis.conjuncts.forEach((c, i) => {
+    if (c.path === undefined && c.op === '$or') plans.push(...orPlansAt(indexes, analysis, i));
+  });
+  return plans;
 }
 
 function idHackKey(filter: Document): string | undefined {
@@ -335,8 +496,11 @@ function analyze(filter: Document): Analysis {
   return { conjuncts, predicates: predicatesOf(conjuncts) };
 }
 
-/** Plans that need no choosing (hint, $natural, _id lookup, no collection), or undefined. */
-function singlePlan(req: QueryRequest, analysis: Analysis): AccessPlan | undefined {
+/**
+ * Plans that need no choosing by the plan cache (hint, $natural, _id lookup, no collection), or undefined. A hinted
+ * wildcard index may give several (one per expanded path): the trial picks among them.
+ */
+function singlePlan(req: QueryRequest, analysis: Analysis): AccessPlan | AccessPlan[] | undefined {
   const coll = req.source.collection;
   if (req.natural !== undefined || !coll) return { kind: 'COLLSCAN', direction: req.natural ?? 1 };
   if (req.hint !== undefined && req.hint !== null) {
@@ -344,6 +508,21 @@ function singlePlan(req: QueryRequest, analysis: Analysis): AccessPlan | undefin
       return { kind: 'COLLSCAN', direction: Number(req.hint.$natural) < 0 ? -1 : 1 };
     }
     const index = findHintedIndex(coll.indexes, req.hint);
+    if (index?.wildcard) {
+      const plans: IxScanPlan[] = [];
+      for (const target of wildcardExpansions(index, analysis.predicates)) {
+        const p = indexPlan(target, analysis.predicates, analysis.conjuncts, req.sort, true);
+        if (p) plans.push(p);
+      }
+      // As mongod: a wildcard index without a path the query bounds cannot be scanned at all.
+      if (plans.length === 0) {
+        throw new CommandError(
+          ErrorCode.NoQueryExecutionPlans,
+          'error processing query: planner returned error :: caused by :: No query solutions',
+        );
+      }
+      return plans.length === 1 ? plans[0]! : plans;
+    }
     // A partial index whose filter the query does not imply cannot answer it, hinted or not.
     const plan = index && indexPlan(index, analysis.predicates, analysis.conjuncts, req.sort, true);
     if (!plan)
@@ -364,11 +543,12 @@ function candidatePlans(req: QueryRequest, analysis: Analysis): AccessPlan[] {
   const indexes = req.source.collection!.indexes;
   const plans: AccessPlan[] = [];
   for (const index of indexes) {
-    const p = indexPlan(index, analysis.predicates, analysis.conjuncts, req.sort, false);
-    if (p) plans.push(p);
+    for (const target of scanIndexes(index, analysis.predicates)) {
+      const p = indexPlan(target, analysis.predicates, analysis.conjuncts, req.sort, false);
+      if (p) plans.push(p);
+    }
   }
-  const or = orPlan(indexes, req.filter);
-  if (or) plans.push(or);
+  plans.push(...orPlans(indexes, analysis));
   if (plans.length === 0) plans.push({ kind: 'COLLSCAN', direction: 1 });
   return plans;
 }
@@ -464,16 +644,24 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
   const keysOnly = countsFromKeys(plan, req);
   const idsOnly = projectsFromKeys(plan, req);
   // The filter can be skipped only for what the committed index holds: a transaction's versions may differ.
-  const skipFilter = answersFromKeys(plan, req);
+  const skipIndexFilter = answersFromKeys(plan, req);
   const scans = plan.kind === 'OR' ? plan.branches : [plan];
-  // Disjoint ranges of an index with one key per document never repeat a document.
-  const seen = plan.kind === 'OR' || overlay.size > 0 || plan.index.multikey ? new Set<string>() : undefined;
-  for (const scan of scans) {
+  // Disjoint ranges of an index with one key per document never repeat a document; an OR's branches may (its
+  // documents are deduplicated, as mongod's OR stage does, whichever branch meets them first).
+  const seen = plan.kind === 'OR' || overlay.size > 0 || plan.index.needsDedup ? new Set<string>() : undefined;
+  if (plan.kind === 'OR') stats.branches = scans.map(() => ({ keysExamined: 0, docsExamined: 0 }));
+  for (let s = 0; s < scans.length; s++) {
+    const scan = scans[s]!;
+    // An OR branch whose scan settles the whole filter (its own conjuncts and those outside the $or) needs no
+    // filter on its documents; every other branch's are filtered by the whole filter.
+    const skipFilter = plan.kind === 'OR' ? scan.covered && overlay.size === 0 : skipIndexFilter;
+    const branchStats = stats.branches?.[s];
     const ranges = scan.direction === 1 ? scan.ranges : [...scan.ranges].reverse();
     const checks = scan.checks;
     for (const range of ranges) {
       for (const entry of scan.index.tree.range(range.start, range.end, scan.direction === -1)) {
         stats.keysExamined++;
+        if (branchStats) branchStats.keysExamined++;
         let verified = true;
         if (checks.length > 0) {
           const inside = passesChecks(entry.key, scan.index, checks);
@@ -484,7 +672,12 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
           verified = inside === true;
         }
         if (seen) {
-          if (seen.has(entry.id)) continue;
+          // A key of a document already met is a step all the same (mongod's IXSCAN spends a work on it): a scan
+          // that reads many keys per document, such as a wildcard index's regular-prefix scan, is scored by them.
+          if (seen.has(entry.id)) {
+            yield null;
+            continue;
+          }
           seen.add(entry.id);
         }
         if (keysOnly && verified) {
@@ -501,6 +694,7 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
         const doc = source.get(entry.id);
         if (!doc) continue;
         stats.docsExamined++;
+        if (branchStats) branchStats.docsExamined++;
         checkDeadline();
         yield (skipFilter && verified) || !req.matcher || req.matcher(doc) ? doc : null;
       }
@@ -525,7 +719,7 @@ function* steps(plan: AccessPlan, req: QueryRequest, stats: ExecStats): Generato
 function* stepsSortedByRecordId(plan: IxScanPlan, req: QueryRequest, stats: ExecStats, checkDeadline: () => void): Generator<Step> {
   const ids: string[] = [];
   const fetched = new Map<string, Document>();
-  const seen = plan.index.multikey ? new Set<string>() : undefined;
+  const seen = plan.index.needsDedup ? new Set<string>() : undefined;
   const ranges = plan.direction === 1 ? plan.ranges : [...plan.ranges].reverse();
   for (const range of ranges) {
     for (const entry of plan.index.tree.range(range.start, range.end, plan.direction === -1)) {
@@ -537,7 +731,10 @@ function* stepsSortedByRecordId(plan: IxScanPlan, req: QueryRequest, stats: Exec
         continue;
       }
       if (seen) {
-        if (seen.has(entry.id)) continue;
+        if (seen.has(entry.id)) {
+          yield null;
+          continue;
+        }
         seen.add(entry.id);
       }
       if (inside !== true) {
@@ -705,9 +902,9 @@ function multiPlan(plans: AccessPlan[], req: QueryRequest): Decision {
 function solutionOf(plan: AccessPlan): CachedSolution | undefined {
   switch (plan.kind) {
     case 'IXSCAN':
-      return { kind: 'IXSCAN', index: plan.index };
+      return { kind: 'IXSCAN', ...cachedScan(plan.index) };
     case 'OR':
-      return { kind: 'OR', branches: plan.branches.map((b) => b.index) };
+      return { kind: 'OR', conjunct: plan.conjunct, branches: plan.branches.map((b) => cachedScan(b.index)) };
     case 'COLLSCAN':
       return { kind: 'COLLSCAN' };
     case 'IDHACK':
@@ -715,36 +912,57 @@ function solutionOf(plan: AccessPlan): CachedSolution | undefined {
   }
 }
 
+/** What the cache keeps of a scan's index: the index, and for a wildcard index the path it was expanded for. */
+function cachedScan(index: ScanIndex): CachedScan {
+  return index.wildcardPath === undefined ? { index: index.physical } : { index: index.physical, wildcardPath: index.wildcardPath };
+}
+
+/** A cached scan's index for a query: a wildcard index expanded again for the cached path, if the query bounds it. */
+function scanIndexFor(scan: CachedScan, predicates: PathPredicates): ScanIndex | undefined {
+  return scan.wildcardPath === undefined ? scan.index : expandWildcard(scan.index, scan.wildcardPath, predicates);
+}
+
 /** A cached solution with this query's values, or undefined if it does not apply to them. */
 function instantiate(solution: CachedSolution, req: QueryRequest, analysis: Analysis): AccessPlan | undefined {
   switch (solution.kind) {
     case 'COLLSCAN':
       return { kind: 'COLLSCAN', direction: 1 };
-    case 'IXSCAN':
-      return indexPlan(solution.index, analysis.predicates, analysis.conjuncts, req.sort, false);
+    case 'IXSCAN': {
+      const index = scanIndexFor(solution, analysis.predicates);
+      return index && indexPlan(index, analysis.predicates, analysis.conjuncts, req.sort, false);
+    }
     case 'OR': {
-      const branches = req.filter.$or;
-      if (!Array.isArray(branches) || branches.length !== solution.branches.length) return undefined;
-      const plans: IxScanPlan[] = [];
-      for (let i = 0; i < branches.length; i++) {
-        const p = branchPlan(solution.branches[i]!, branches[i]);
-        if (!p) return undefined;
-        plans.push(p);
+      // The same shape has its $or at the same position, with as many branches; each branch's index is taken again
+      // (a wildcard index expanded for the same path) if this query's branch and outside predicates can use it.
+      const branches = orBranches(analysis, solution.conjunct);
+      if (!branches || branches.length !== solution.branches.length) return undefined;
+      const scans: IxScanPlan[] = [];
+      for (let b = 0; b < branches.length; b++) {
+        const index = scanIndexFor(solution.branches[b]!, branches[b]!.predicates);
+        const scan = index && orBranchScan(index, branches[b]!);
+        if (!scan) return undefined;
+        scans.push(scan);
       }
-      return { kind: 'OR', branches: plans };
+      return orPlanOf(solution.conjunct, branches, scans);
     }
   }
 }
 
 /**
  * The cache key: the shape plus, per partial index, whether this query can
- * use it (mongod's index discriminators). The queryHash leaves them out.
+ * use it, and whether each branch of each $or can (with the predicates
+ * outside the $or): mongod's index discriminators. The queryHash leaves them
+ * out.
  */
 function cacheKeys(req: QueryRequest, analysis: Analysis): { key: string; queryHash: string; planCacheKey: string } {
   const shape = queryShape({ filter: req.filter, sort: req.sort, skip: req.skip, limit: req.limit, countOnly: req.countOnly === true });
   let discriminators = '';
+  let branches: OrBranch[] | undefined;
   for (const index of req.source.collection!.indexes) {
-    if (index.partialFilter) discriminators += queryImpliesPartialFilter(analysis.predicates, index.partialFilter) ? '1' : '0';
+    if (!index.partialFilter) continue;
+    discriminators += queryImpliesPartialFilter(analysis.predicates, index.partialFilter) ? '1' : '0';
+    branches ??= analysis.conjuncts.flatMap((c, i) => (c.path === undefined && c.op === '$or' ? (orBranches(analysis, i) ?? []) : []));
+    for (const branch of branches) discriminators += queryImpliesPartialFilter(branch.predicates, index.partialFilter) ? '1' : '0';
   }
   const key = `${shape}|partial:${discriminators}`;
   return { key, queryHash: shapeHash(shape), planCacheKey: shapeHash(key) };
@@ -806,7 +1024,9 @@ function choose(req: QueryRequest, analysis: Analysis): Chosen {
   const metrics = req.planCacheMetrics;
   if (single) {
     if (metrics && !req.explain) metrics.skipped++;
-    return { run: new PlanRun(single, req), rejected: [], isCached: false };
+    if (!Array.isArray(single)) return { run: new PlanRun(single, req), rejected: [], isCached: false };
+    const decision = multiPlan(single, req);
+    return { run: decision.winner, rejected: decision.rejected.map((r) => r.plan), isCached: false };
   }
   const keys = req.planCache ? cacheKeys(req, analysis) : undefined;
   const entry = keys ? req.planCache!.get(keys.key) : undefined;

@@ -183,7 +183,11 @@ export class Collection {
       const beforeSet = new Set(before.keys.map((k) => k.key));
       const afterSet = new Set(after.keys.map((k) => k.key));
       index.remove(idKey, { keys: before.keys.filter((k) => !afterSet.has(k.key)), arrayComponents: [] });
-      const added: DocumentKeys = { keys: after.keys.filter((k) => !beforeSet.has(k.key)), arrayComponents: after.arrayComponents };
+      const added: DocumentKeys = {
+        keys: after.keys.filter((k) => !beforeSet.has(k.key)),
+        arrayComponents: after.arrayComponents,
+        ...(after.arrayPaths ? { arrayPaths: after.arrayPaths } : {}),
+      };
       this.addKeys(index, idKey, added);
     }
     return old;
@@ -210,6 +214,29 @@ export class Collection {
     this.metadataStale = false;
     this.store.saveMetadata(this);
     return index;
+  }
+
+  /**
+   * Replaces an index's entries with ones computed from the documents (see Index.staleEntries). A document the
+   * index cannot hold leaves it empty and hidden, for the operator to drop: the collection stays readable.
+   */
+  rebuildIndex(index: Index): void {
+    this.store.dropIndexTable(index.tree);
+    index.multikey = false;
+    index.wildcardMultikeyPaths.clear();
+    for (const set of index.multikeyPaths.values()) set.clear();
+    index.staleEntries = false;
+    const perDoc: Array<[string, DocumentKeys]> = [];
+    try {
+      for (const [idKey, doc] of this.docs) perDoc.push([idKey, index.keysFor(doc)]);
+    } catch {
+      index.spec.hidden = true;
+      this.store.saveMetadata(this);
+      return;
+    }
+    for (const [idKey, dk] of perDoc) index.add(idKey, dk);
+    this.metadataStale = false;
+    this.store.saveMetadata(this);
   }
 
   dropIndex(name: string): Index {

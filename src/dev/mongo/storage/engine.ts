@@ -68,6 +68,9 @@ export class StorageEngine {
   constructor(readonly backend: StorageBackend = new MemoryBackend()) {
     this.catalog = new Catalog(backend);
     if (backend.persistent) for (const coll of backend.loadCollections()) this.catalog.restore(coll);
+    for (const coll of this.catalog.allCollections()) {
+      for (const index of coll.indexes) if (index.staleEntries) backend.write(() => coll.rebuildIndex(index));
+    }
   }
 
   get timestamp(): number {

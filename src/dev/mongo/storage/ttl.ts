@@ -26,7 +26,7 @@ export function expireDocuments(engine: StorageEngine, txns: TransactionManager,
   for (const coll of engine.catalog.allCollections()) {
     for (const index of coll.indexes) {
       const seconds = index.spec.expireAfterSeconds;
-      if (typeof seconds !== 'number' || index.fields.length !== 1) continue;
+      if (typeof seconds !== 'number' || index.fields.length !== 1 || index.wildcard) continue;
       const field = index.fields[0]!;
       const cutoff = now - seconds * 1000;
       // Every key of the Date type bracket, whichever the index direction.

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import type { Bundle } from '@medplum/fhirtypes';
 import { UNRESTRICTED_ACCESS } from '../src/fhir/access/access-policy.js';
 import type { FhirContext } from '../src/fhir/context.js';
-import { SUPPORTED_RESOURCE_TYPES } from '../src/fhir/resource-types.js';
+import { clientResourceTypes } from '../src/fhir/resource-types.js';
 import { DEFAULT_SEARCH_SETTINGS, ESTIMATE_COUNT_LIMIT, parseForScope, storeQueryOf } from '../src/fhir/search/search.js';
 import { createResourceValidator } from '../src/fhir/validation/index.js';
 import { PROJECT_ROOT } from '../src/software.js';
@@ -174,7 +174,7 @@ async function breakdown(): Promise<string[]> {
     store,
     validator: await createResourceValidator({ profilesDir: fileURLToPath(new URL('profiles', PROJECT_ROOT)), log: () => {} }),
     baseUrl: 'http://127.0.0.1',
-    resourceTypes: SUPPORTED_RESOURCE_TYPES,
+    resourceTypes: clientResourceTypes(),
     referencePolicy: 'lenient',
     now: () => new Date(),
     newId: () => randomUUID(),

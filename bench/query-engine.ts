@@ -18,7 +18,7 @@ import { Session } from 'node:inspector';
 import { parseArgs } from 'node:util';
 import type { Db, Document } from 'mongodb';
 import { startEmbeddedMongo } from '../src/dev/mongo/index.js';
-import { SUPPORTED_RESOURCE_TYPES } from '../src/fhir/resource-types.js';
+import { clientResourceTypes } from '../src/fhir/resource-types.js';
 import { parseSearch } from '../src/fhir/search/parse.js';
 import { searchRegistry } from '../src/fhir/search/registry.js';
 import { connectMongo } from '../src/store/mongo.js';
@@ -122,7 +122,7 @@ function storeQuery(queryString: string): StoreQuery {
   const parsed = parseSearch(['Patient'], params, {
     registry: searchRegistry(),
     baseUrl: BASE_URL,
-    hostedTypes: SUPPORTED_RESOURCE_TYPES,
+    hostedTypes: clientResourceTypes(),
     defaultCount: 20,
     maxCount: 1000,
     now: new Date(),

@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import type { Bundle, BundleEntry, Resource } from '@medplum/fhirtypes';
 import { buildApp } from '../src/app.js';
 import type { FhirContext } from '../src/fhir/context.js';
-import { SUPPORTED_RESOURCE_TYPES } from '../src/fhir/resource-types.js';
+import { clientResourceTypes } from '../src/fhir/resource-types.js';
 import { createResourceValidator } from '../src/fhir/validation/index.js';
 import { PROJECT_ROOT } from '../src/software.js';
 import { connectMongo } from '../src/store/mongo.js';
@@ -112,7 +112,7 @@ async function main(): Promise<void> {
     store,
     validator,
     baseUrl: BASE_URL,
-    resourceTypes: SUPPORTED_RESOURCE_TYPES,
+    resourceTypes: clientResourceTypes(),
     referencePolicy: 'strict',
     now: () => new Date(),
     newId: () => randomUUID(),

@@ -18,7 +18,7 @@ import { AuditRecorder } from './fhir/audit/audit-recorder.js';
 import { Capabilities } from './fhir/capability-statement.js';
 import type { FhirContext } from './fhir/context.js';
 import { issue, operationOutcome } from './fhir/outcome.js';
-import { AUDIT_EVENT_TYPE, STORED_RESOURCE_TYPES, SUPPORTED_RESOURCE_TYPES } from './fhir/resource-types.js';
+import { AUDIT_EVENT_TYPE, clientResourceTypes } from './fhir/resource-types.js';
 import { DEFAULT_SEARCH_SETTINGS, type SearchSettings } from './fhir/search/search.js';
 import { searchRegistry } from './fhir/search/registry.js';
 import type { ResourceValidator } from './fhir/validation/index.js';
@@ -64,7 +64,7 @@ export type AppConfig = Pick<
   ServerConfig,
   'basePath' | 'baseUrl' | 'bodyLimit' | 'logLevel' | 'referencePolicy' | 'auth' | 'audit' | 'exposure'
 > &
-  Partial<Pick<ServerConfig, 'bundle' | 'bulkExport' | 'http'>> & {
+  Partial<Pick<ServerConfig, 'bundle' | 'bulkExport' | 'http' | 'resourceTypes'>> & {
     /** Paging and limits of searches (ServerConfig.search without the store's query time limit). */
     search?: SearchSettings;
   };
@@ -176,13 +176,14 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
   // Before any route: a route without a FHIR declaration (or a reason to be public) stops the server here.
   app.decorate('routeTable', requireDeclarations(app));
 
-  const capabilities = new Capabilities(SUPPORTED_RESOURCE_TYPES).addFormat(FHIR_JSON).addFormat('json');
+  const resourceTypes = config.resourceTypes ?? clientResourceTypes();
+  const capabilities = new Capabilities(resourceTypes).addFormat(FHIR_JSON).addFormat('json');
   capabilities.addPatchFormat(JSON_PATCH).addPatchFormat(FHIR_JSON);
   const context: FhirContext = {
     store: deps.store,
     validator: deps.validator,
     baseUrl: config.baseUrl,
-    resourceTypes: SUPPORTED_RESOURCE_TYPES,
+    resourceTypes,
     referencePolicy: config.referencePolicy,
     now: () => new Date(),
     newId: () => randomUUID(),
@@ -190,7 +191,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     access: NO_ACCESS,
   };
   for (const [url, profile] of deps.validator.profiles) {
-    if (url.includes('|') || !profile.type || !SUPPORTED_RESOURCE_TYPES.includes(profile.type as never)) continue;
+    if (url.includes('|') || !profile.type || !resourceTypes.includes(profile.type)) continue;
     if (profile.kind === 'resource' && profile.derivation === 'constraint') capabilities.addSupportedProfile(profile.type, url);
   }
   const software = { ...SOFTWARE, baseUrl: config.baseUrl, startedAt: new Date() };
@@ -248,7 +249,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
 
   // Cross-cutting concerns first, in the order a request meets them.
   await app.register(errorPlugin, {
-    resourceTypes: SUPPORTED_RESOURCE_TYPES,
+    resourceTypes,
     basePath: config.basePath,
     bodyLimit: config.bodyLimit,
   });
@@ -257,7 +258,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     rateLimitPerMinute: config.exposure.rateLimitPerMinute,
     rateLimitKey: (request) => (request.principal?.clientId ? `client:${request.principal.clientId}` : `address:${addressKey(request)}`),
   });
-  const parseScopeQuery = scopeQueryParser(searchRegistry(), config.baseUrl, STORED_RESOURCE_TYPES);
+  const parseScopeQuery = scopeQueryParser(searchRegistry(), config.baseUrl, [...resourceTypes, AUDIT_EVENT_TYPE]);
   await app.register(accessPlugin, {
     mode: config.auth.mode,
     verifier: auth?.verifier,
@@ -278,7 +279,8 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
       await fhir.register(metadataRoutes, { capabilities, software, smartConfiguration: auth?.smartConfiguration });
       await fhir.register(resourceRoutes, { ctx: context, capabilities, search, readOnlyTypes });
       await fhir.register(searchRoutes, { ctx: context, capabilities, settings: search, readOnlyTypes });
-      if (deps.ledger) await fhir.register(ledgerRoutes, { ctx: context, capabilities, ledger: deps.ledger, types: STORED_RESOURCE_TYPES });
+      if (deps.ledger)
+        await fhir.register(ledgerRoutes, { ctx: context, capabilities, ledger: deps.ledger, types: [...resourceTypes, AUDIT_EVENT_TYPE] });
       await fhir.register(bundleRoutes, { ctx: context, capabilities, bundle: config.bundle ?? DEFAULT_BUNDLE_SETTINGS, search });
       await fhir.register(operationRoutes, { ctx: context, capabilities, search });
     },

@@ -5,6 +5,7 @@
  * ajv so that every rule is declared in one schema, and every error names the variable and what it should be.
  */
 import { Ajv, type ErrorObject } from 'ajv';
+import { clientResourceTypes, whyNotHostable } from './fhir/resource-types.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -31,6 +32,8 @@ export interface ServerConfig {
   bodyLimit: number;
   /** strict: references to hosted types must resolve to stored resources; lenient: stored as given. */
   referencePolicy: 'strict' | 'lenient';
+  /** The resource types clients read and write (RESOURCE_TYPES): every storable R4 type unless restricted. */
+  resourceTypes: readonly string[];
   /** Profiles every resource of a type must conform to (resourceType -> canonical URLs). */
   requiredProfiles: Partial<Record<string, string[]>>;
   /** How long to wait for a real mongod (mongodb-memory-server) before falling back to the embedded server. */
@@ -204,8 +207,13 @@ const VARIABLES = {
     description: 'a size in bytes from 1024 to 1073741824',
     schema: { type: 'integer', minimum: 1024, maximum: 1073741824, default: 16 * 1024 * 1024 },
   },
+  RESOURCE_TYPES: {
+    description:
+      'all (every storable R4 resource type) or a comma-separated list of the types to host, e.g. Patient,Encounter,MedicationRequest,Observation',
+    schema: { type: 'string', pattern: '^\\s*(all|[A-Z][A-Za-z]+(\\s*,\\s*[A-Z][A-Za-z]+)*)\\s*$', default: 'all' },
+  },
   REFERENCE_POLICY: {
-    description: 'strict (references to Patient, Encounter and MedicationRequest must resolve) or lenient',
+    description: 'strict (a reference to a hosted type must resolve to a stored resource) or lenient',
     schema: { type: 'string', enum: ['strict', 'lenient'], default: 'strict' },
   },
   REQUIRED_PROFILES: {
@@ -447,6 +455,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     logLevel: input.LOG_LEVEL as LogLevel,
     bodyLimit: input.BODY_LIMIT as number,
     referencePolicy: input.REFERENCE_POLICY as 'strict' | 'lenient',
+    resourceTypes: parseResourceTypes(input.RESOURCE_TYPES as string),
     requiredProfiles: parseRequiredProfiles(input.REQUIRED_PROFILES as string | undefined),
     mongodStartTimeoutMs: input.MONGOD_START_TIMEOUT_MS as number,
     ledger: ledgerConfig(input),
@@ -603,6 +612,19 @@ function ledgerConfig(input: Record<string, unknown>): LedgerConfig {
     retryMaxMs: input.LEDGER_RETRY_MAX_MS as number,
     testCrashAfterSubmit: input.LEDGER_TEST_CRASH_AFTER_SUBMIT as boolean,
   };
+}
+
+/** RESOURCE_TYPES: `all`, or a list whose every name must be a type that can be hosted (else the server does not start). */
+function parseResourceTypes(value: string): readonly string[] {
+  if (value.trim() === 'all') return clientResourceTypes();
+  const listed = new Set(value.split(',').map((name) => name.trim()));
+  const problems = [...listed].flatMap((type) => {
+    const why = whyNotHostable(type);
+    return why ? [`RESOURCE_TYPES: ${why}`] : [];
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+  // The CapabilityStatement's order: featured types first, then by name.
+  return clientResourceTypes().filter((type) => listed.has(type));
 }
 
 function parseRequiredProfiles(value: string | undefined): Partial<Record<string, string[]>> {

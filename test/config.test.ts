@@ -97,3 +97,30 @@ t.test('SEARCH_DEFAULT_TOTAL: the _total of a search without one; none unless co
   t.equal(described?.default, 'none');
   t.match(described?.description, String(ESTIMATE_COUNT_LIMIT), 'the description states the estimate bound the search uses');
 });
+
+t.test('RESOURCE_TYPES: every storable R4 type by default, a list to restrict, misspelt names refused', async (t) => {
+  const all = loadConfig({}).resourceTypes;
+  t.equal(all.length, 144, 'every R4 type but Parameters (never stored) and AuditEvent (the read-only audit trail)');
+  t.same(all.slice(0, 3), ['Patient', 'Encounter', 'MedicationRequest'], 'the featured types first');
+  t.ok(all.includes('Observation') && all.includes('Provenance') && all.includes('Bundle'));
+  t.notOk(all.includes('Parameters') || all.includes('AuditEvent'));
+  t.same(loadConfig({ RESOURCE_TYPES: 'all' }).resourceTypes, all);
+  t.same(
+    loadConfig({ RESOURCE_TYPES: ' Observation , Patient,Encounter ' }).resourceTypes,
+    ['Patient', 'Encounter', 'Observation'],
+    'trimmed, in the CapabilityStatement order',
+  );
+  const refused = (value: string): string[] => {
+    try {
+      loadConfig({ RESOURCE_TYPES: value });
+    } catch (error) {
+      if (error instanceof ConfigError) return error.problems;
+      throw error;
+    }
+    return [];
+  };
+  t.match(refused('Patient,Obsrvation'), [/RESOURCE_TYPES: Obsrvation is not an R4 resource type/]);
+  t.match(refused('Parameters'), [/Parameters is never stored/]);
+  t.match(refused('AuditEvent'), [/AuditEvent is the audit trail, always hosted read-only/]);
+  t.match(refused('patient; drop'), [/RESOURCE_TYPES/], 'not a list of type names');
+});

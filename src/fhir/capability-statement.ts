@@ -158,7 +158,7 @@ export class Capabilities {
     const rest: CapabilityStatement['rest'] = [
       {
         mode: 'server',
-        documentation: `Supported resource types: ${this.resourceTypes.join(', ')}. Every stored version is timestamped on a ledger.`,
+        documentation: `${this.resourceTypes.length} resource types hosted (rest.resource lists them, with the R4 types that can only be validated). Every stored version is timestamped on a ledger.`,
         resource,
       },
     ];

@@ -55,7 +55,7 @@ function notFound(request: FastifyRequest, options: ErrorOptions): FhirError {
   const relative = path.startsWith(options.basePath) ? path.slice(options.basePath.length) : path;
   const first = relative.split('/').filter(Boolean)[0];
   if (first && /^[A-Z][A-Za-z]+$/.test(first) && !options.resourceTypes.includes(first)) {
-    return errors.notFound(`Resource type ${first} is not supported by this server; supported types: ${options.resourceTypes.join(', ')}`);
+    return errors.notFound(`Resource type ${first} is not hosted by this server; ${options.basePath}/metadata lists the hosted types`);
   }
   return errors.notFound(`No FHIR interaction answers ${request.method} ${path}`);
 }

@@ -29,12 +29,18 @@ import { AccessTokenVerifier } from '../../src/auth/access-tokens.js';
 import { AuthorizationServer } from '../../src/auth/authorization-server.js';
 import type { OpenedAuth } from '../../src/auth/index.js';
 import type { RouteTableEntry } from '../../src/http/route-table.js';
-import { r4ResourceTypes } from '../../src/fhir/resource-types.js';
+import { clientResourceTypes, r4ResourceTypes, storedResourceTypes } from '../../src/fhir/resource-types.js';
 import { connectMongo } from '../../src/store/mongo.js';
 import { ResourceStore } from '../../src/store/resource-store.js';
 import { stopMongoAtEnd } from '../helpers/app.js';
 import { SECURED_CONFIG, TEST_AUDIENCE, startSecuredApp, testIssuer, type TestIssuer } from '../helpers/auth.js';
-import { SAMPLE_IDENTIFIER_SYSTEM, sampleEncounter, sampleMedicationRequest, samplePatient } from '../helpers/fhir-samples.js';
+import {
+  SAMPLE_IDENTIFIER_SYSTEM,
+  sampleEncounter,
+  sampleMedicationRequest,
+  sampleObservation,
+  samplePatient,
+} from '../helpers/fhir-samples.js';
 import { testMongo, uniqueDbName } from '../helpers/mongo.js';
 import { runtimeFor, startTestNetwork } from '../ledger/helpers/ledger-app.js';
 
@@ -46,11 +52,17 @@ const ADMIN_CLIENT = 'walk-admin';
 const FHIR_JSON = 'application/fhir+json';
 const JSON_PATCH = 'application/json-patch+json';
 const FORM = 'application/x-www-form-urlencoded';
-/** The hosted clinical types, and the audit trail (read-only). */
-const CLINICAL = ['Patient', 'Encounter', 'MedicationRequest'] as const;
+/**
+ * The types walked: the featured ones, Observation for every other hosted type (their routes come from the same
+ * code; the walk checks that each of them has exactly Observation's routes and declarations), and the audit trail
+ * (read-only).
+ */
+const CLINICAL = ['Patient', 'Encounter', 'MedicationRequest', 'Observation'] as const;
 const TYPES = [...CLINICAL, 'AuditEvent'] as const;
+/** The hosted types whose routes are Observation's, renamed. */
+const LIKE_OBSERVATION = new Set(clientResourceTypes().filter((type) => !(TYPES as readonly string[]).includes(type)));
 /** The R4 types the server does not store: each has POST [type]/$validate and nothing else. */
-const UNHOSTED_TYPES = new Set(r4ResourceTypes().filter((type) => !(TYPES as readonly string[]).includes(type)));
+const UNHOSTED_TYPES = new Set(r4ResourceTypes().filter((type) => !storedResourceTypes().includes(type)));
 type ResourceType = (typeof TYPES)[number];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -137,6 +149,8 @@ interface Seed {
   e2: string;
   m1: string;
   m2: string;
+  o1: string;
+  o2: string;
   /** An AuditEvent about P2 (the one committed with P2's creation). */
   audit2: string;
   /** The admin client's completed export job, and one of its files. */
@@ -178,6 +192,8 @@ async function seed(walk: Walk, admin: string): Promise<Seed> {
   const e2 = await created(app, admin, 'Encounter', sampleEncounter(p2, 'e2'));
   const m1 = await created(app, admin, 'MedicationRequest', sampleMedicationRequest(p1, e1, 'm1'));
   const m2 = await created(app, admin, 'MedicationRequest', sampleMedicationRequest(p2, e2, 'm2'));
+  const o1 = await created(app, admin, 'Observation', sampleObservation(p1, 'o1'));
+  const o2 = await created(app, admin, 'Observation', sampleObservation(p2, 'o2'));
   // One updated resource: P2 gets a version 2.
   const update = await send(app, admin, {
     method: 'PUT',
@@ -209,7 +225,7 @@ async function seed(walk: Walk, admin: string): Promise<Seed> {
   const patientFile = manifest.output.find((f) => f.type === 'Patient');
   if (!patientFile) throw new Error(`no Patient file in ${JSON.stringify(manifest)}`);
   const jobFile = patientFile.url.split('/').pop()!;
-  return { p1, p2, p2Family, e1, e2, m1, m2, audit2, jobId, jobFile, p2Ids: [p2, e2, m2, audit2] };
+  return { p1, p2, p2Family, e1, e2, m1, m2, o1, o2, audit2, jobId, jobFile, p2Ids: [p2, e2, m2, o2, audit2] };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -374,28 +390,6 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
           controlShowsP2: true,
         },
       ];
-    case 'GET /Provenance':
-      return [
-        {
-          method: 'GET',
-          url: `/Provenance?target=Encounter/${s.e2}`,
-          patient: 'forbidden',
-          missing: /system\/Provenance\.s/,
-          control: [200],
-          controlShowsP2: true,
-        },
-      ];
-    case 'GET /Provenance/:id':
-      return [
-        {
-          method: 'GET',
-          url: `/Provenance/Encounter-1-${s.e2}`,
-          patient: 'forbidden',
-          missing: /system\/Provenance\.r/,
-          control: [200],
-          controlShowsP2: true,
-        },
-      ];
     case 'GET /$export':
     case 'POST /$export':
     case 'GET /Patient/$export':
@@ -514,6 +508,12 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
       patch: [{ op: 'replace', path: '/status', value: 'on-hold' }],
       identifier: 'm2',
     },
+    Observation: {
+      id: s.o2,
+      body: { ...sampleObservation(s.p2, 'o2'), id: s.o2, status: 'amended' },
+      patch: [{ op: 'replace', path: '/status', value: 'amended' }],
+      identifier: 'o2',
+    },
     AuditEvent: { id: s.audit2, body: {}, patch: [], identifier: '' },
   };
   const { id, body, patch, identifier } = target[type];
@@ -522,12 +522,14 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
     Patient: samplePatient(s.p2Family, 'p2-new'),
     Encounter: sampleEncounter(s.p2, 'e2-new'),
     MedicationRequest: sampleMedicationRequest(s.p2, s.e2, 'm2-new'),
+    Observation: sampleObservation(s.p2, 'o2-new'),
   };
   /** Type-level criteria that reach P2's data without naming its ids (so an echoed query is no false alarm). */
   const criteria: Record<ResourceType, string> = {
     Patient: `family=${s.p2Family}&_revinclude=Encounter:subject&_revinclude=MedicationRequest:subject&_total=accurate`,
     Encounter: `subject:Patient.family=${s.p2Family}&_include=Encounter:subject&_revinclude=MedicationRequest:encounter&_total=accurate`,
     MedicationRequest: `subject:Patient.family=${s.p2Family}&_include=MedicationRequest:encounter&_include:iterate=Encounter:subject&_total=accurate`,
+    Observation: `subject:Patient.family=${s.p2Family}&_include=Observation:subject&_total=accurate`,
     AuditEvent: 'action=C&_count=100&_total=accurate',
   };
   const perm = (letters: string) => new RegExp(`system/${type}\\.[${letters}]`);
@@ -623,6 +625,28 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
     case 'GET /[type]/:id/$proof':
       return [
         { method: 'GET', url: `/${type}/${id}/$proof`, patient: 'forbidden', missing: perm('r'), control: [200], controlShowsP2: true },
+      ];
+    case 'GET /[type]/:id/$provenance':
+      return [
+        {
+          method: 'GET',
+          url: `/${type}/${id}/$provenance`,
+          patient: 'forbidden',
+          missing: perm('r'),
+          control: [200],
+          controlShowsP2: true,
+        },
+      ];
+    case 'GET /[type]/:id/_history/:vid/$provenance':
+      return [
+        {
+          method: 'GET',
+          url: `/${type}/${id}/_history/1/$provenance`,
+          patient: 'forbidden',
+          missing: perm('r'),
+          control: [200],
+          controlShowsP2: true,
+        },
       ];
     case 'GET /[type]/:id/_history/:vid/$proof':
       return [
@@ -728,7 +752,9 @@ t.test(
     const s = await seed(walk, admin);
 
     // The table: every declared route, once (HEAD answers with the GET handler; public routes serve no data).
-    const declared = app.routeTable.filter((r) => r.declaration && r.declaration.requires !== 'public' && r.method !== 'HEAD');
+    const everyDeclared = app.routeTable.filter((r) => r.declaration && r.declaration.requires !== 'public' && r.method !== 'HEAD');
+    /** The routes walked: all but those of the types whose routes are Observation's (checked to be so below). */
+    const declared = everyDeclared.filter((r) => !LIKE_OBSERVATION.has(r.declaration!.type ?? ''));
     await t.test('the route table holds every route the server can have', async (t) => {
       const byInteraction = new Map<string, number>();
       for (const r of declared) {
@@ -736,22 +762,23 @@ t.test(
         byInteraction.set(kind, (byInteraction.get(kind) ?? 0) + 1);
       }
       const expected: Record<string, number> = {
-        'search-type': 4 + 4 + 1 + 1, // GET [type] and POST [type]/_search for 3 clinical types + AuditEvent, Provenance, Patient compartment
-        read: 4 + 1, // [type]/[id] incl. AuditEvent, Provenance/[id]
-        vread: 4,
-        'history-instance': 4,
-        'history-type': 4,
+        'search-type': 5 * 2 + 1, // GET [type] and POST [type]/_search for 4 client types + AuditEvent; Patient compartment
+        read: 5,
+        vread: 5,
+        'history-instance': 5,
+        'history-type': 5,
         'history-system': 1,
         'search-system': 2,
-        create: 3 + 1, // + POST AuditEvent, refused (405) but declared so that the attempt is audited
-        update: 6 + 2, // PUT [type]/[id] and PUT [type]?criteria; + the two on AuditEvent, refused
-        patch: 3 + 1,
-        delete: 6 + 2,
+        create: 4 + 1, // + POST AuditEvent, refused (405) but declared so that the attempt is audited
+        update: 8 + 2, // PUT [type]/[id] and PUT [type]?criteria; + the two on AuditEvent, refused
+        patch: 4 + 1,
+        delete: 8 + 2,
         transaction: 1,
-        $validate: 6 + UNHOSTED_TYPES.size, // 3 clinical types x 2; every other R4 type (Provenance included) x 1
+        $validate: 4 * 2 + UNHOSTED_TYPES.size, // [type] and [type]/[id] of the client types; Parameters (never stored) x 1
         $everything: 4,
-        $verify: 4,
-        $proof: 8,
+        $verify: 5,
+        $proof: 10,
+        $provenance: 10,
         $export: 4,
         '$export-status': 1,
         '$export-cancel': 1,
@@ -763,11 +790,7 @@ t.test(
         Object.values(expected).reduce((a, b) => a + b, 0),
         'declared routes walked',
       );
-      t.equal(
-        declared.length,
-        84 + 142,
-        'declared routes walked (3 clinical types x 17, AuditEvent 9 + 6 refused writes, system level, Patient and ledger operations and export 18; $validate of the 142 other R4 types)',
-      );
+      t.same([...UNHOSTED_TYPES], ['Parameters'], 'every R4 type but Parameters is stored');
       t.ok(
         app.routeTable.some((r) => r.public === 'authorization-server'),
         'the own authorization server is mounted (its routes are public)',
@@ -775,6 +798,29 @@ t.test(
       t.ok(
         app.routeTable.every((r) => r.declaration || r.public),
         'every route is declared or says why it is public',
+      );
+    });
+
+    await t.test("every other hosted type has exactly Observation's routes and declarations", async (t) => {
+      const signature = (r: RouteTableEntry, type: string): string =>
+        JSON.stringify([r.method, r.url.replace(`/${type}`, '/[type]'), { ...r.declaration, type: '[type]' }]);
+      const observation = declared
+        .filter((r) => r.declaration!.type === 'Observation')
+        .map((r) => signature(r, 'Observation'))
+        .sort();
+      t.ok(observation.length >= 15, `Observation has its routes (${observation.length})`);
+      t.equal(LIKE_OBSERVATION.size, 145 - TYPES.length, 'every other hosted type');
+      const differing: string[] = [];
+      for (const type of LIKE_OBSERVATION) {
+        const routes = everyDeclared.filter((r) => r.declaration!.type === type);
+        if (!routes.every((r) => r.url.startsWith(`/${type}`))) differing.push(`${type}: a route outside /${type}`);
+        const own = routes.map((r) => signature(r, type)).sort();
+        if (JSON.stringify(own) !== JSON.stringify(observation)) differing.push(type);
+      }
+      t.same(differing, [], 'the same routes, declared the same way');
+      t.ok(
+        app.routeTable.every((r) => !r.url.includes(':type')),
+        'no route takes the type as a parameter (a type the walk did not see could not hide behind one)',
       );
     });
 
@@ -795,7 +841,7 @@ t.test(
         ['GET', '/Patient/:id/$summary'],
         ['POST', '/AuditEvent/_history'],
         ['GET', '/$import'],
-        ['GET', '/Observation/:id'],
+        ['GET', '/Basic/:id'],
       ]) {
         t.equal(sampleFor(method, url, s), undefined, `no sample for an unknown route (${method} ${url})`);
       }
@@ -805,8 +851,9 @@ t.test(
     const tokens = {
       wrongAudience: `Bearer ${await issuer.token({ scope: ADMIN_SCOPE, client_id: ADMIN_CLIENT }, { audience: 'https://other-server.example/fhir' })}`,
       expired: `Bearer ${await issuer.token({ scope: ADMIN_SCOPE, client_id: ADMIN_CLIENT }, { expiresInSeconds: -600 })}`,
-      // Too few scopes, for the admin's own client (so its export job is "theirs", and only the scopes are lacking).
-      narrowClinical: `Bearer ${await issuer.token({ scope: 'system/Observation.rs', client_id: ADMIN_CLIENT })}`,
+      // Too few scopes, for the admin's own client (so its export job is "theirs", and only the scopes are lacking):
+      // reading Parameters, which is never stored.
+      narrowClinical: `Bearer ${await issuer.token({ scope: 'system/Parameters.rs', client_id: ADMIN_CLIENT })}`,
       // '*' does not cover the audit trail: a token with every clinical scope is too narrow for AuditEvent routes.
       narrowAudit: `Bearer ${await issuer.token({ scope: 'system/*.cruds', client_id: ADMIN_CLIENT })}`,
       patientP1: `Bearer ${await issuer.token({ scope: 'patient/*.cruds', patient: s.p1, client_id: 'walk-patient-app' })}`,

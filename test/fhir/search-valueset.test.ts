@@ -12,7 +12,7 @@ import t from 'tap';
 import { parseSearch } from '../../src/fhir/search/parse.js';
 import { SearchRegistry, searchRegistry } from '../../src/fhir/search/registry.js';
 import { FhirError } from '../../src/fhir/outcome.js';
-import { SUPPORTED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
+import { clientResourceTypes, FEATURED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
 import { startTestApp, stopMongoAtEnd } from '../helpers/app.js';
 import { create, ids, sorted } from './search/helpers.js';
 
@@ -145,7 +145,7 @@ t.test('token :in, :not-in, :below, :above', async (t) => {
 
   await t.test('the CapabilityStatement lists every search parameter with definition, type and documentation', async (t) => {
     const statement = (await app.inject({ url: '/metadata' })).json() as CapabilityStatement;
-    for (const type of SUPPORTED_RESOURCE_TYPES) {
+    for (const type of clientResourceTypes()) {
       const params = statement.rest?.[0].resource?.find((r) => r.type === type)?.searchParam ?? [];
       t.same(
         params.map((p) => p.name),
@@ -170,22 +170,22 @@ t.test('token :in, :not-in, :below, :above', async (t) => {
 });
 
 t.test('composite parameters', async (t) => {
-  await t.test('none is defined for the hosted types (R4 core, US Core, Medplum)', async (t) => {
+  await t.test('none is defined for the featured types (R4 core, US Core, Medplum)', async (t) => {
     const composites: string[] = [];
     for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
       for (const entry of (readJson(file) as Bundle<SearchParameter>).entry ?? []) {
         const sp = entry.resource;
         if (sp?.type !== 'composite') continue;
         const bases: readonly string[] = sp.base ?? [];
-        const hosted: readonly string[] = [...SUPPORTED_RESOURCE_TYPES, 'Resource', 'DomainResource'];
+        const hosted: readonly string[] = [...FEATURED_RESOURCE_TYPES, 'Resource', 'DomainResource'];
         if (bases.some((b) => hosted.includes(b))) composites.push(sp.code ?? '');
       }
     }
-    t.same(composites, [], 'if this fails, the definitions gained a composite parameter for a hosted type: implement it');
+    t.same(composites, [], 'if this fails, the definitions gained a composite parameter for a featured type: implement it');
   });
 
   await t.test('a composite parameter the registry knows is refused with a 400, not ignored', async (t) => {
-    // Observation is not hosted; its registry holds composite parameters such as code-value-quantity.
+    // Observation's registry holds composite parameters such as code-value-quantity.
     const registry = new SearchRegistry(['Observation']);
     t.ok(registry.isComposite('Observation', 'code-value-quantity'));
     const options = {

@@ -8,7 +8,7 @@ import { connectMongo, type MongoConnection } from '../../src/store/mongo.js';
 import { ResourceStore } from '../../src/store/resource-store.js';
 import { createResourceValidator, type ResourceValidator } from '../../src/fhir/validation/index.js';
 import type { FhirContext } from '../../src/fhir/context.js';
-import { SUPPORTED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
+import { clientResourceTypes, FEATURED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
 import { stopTestMongo, testMongo, uniqueDbName } from './mongo.js';
 import { UNRESTRICTED_ACCESS } from '../../src/fhir/access/access-policy.js';
 import { withoutAccessControl } from '../../src/config.js';
@@ -18,6 +18,9 @@ export interface TestApp {
   store: ResourceStore;
   connection: MongoConnection;
 }
+
+/** A server that hosts the featured types only (RESOURCE_TYPES=Patient,Encounter,MedicationRequest): how tests reach an unhosted type. */
+export const FEATURED_ONLY: Partial<AppConfig> = { resourceTypes: [...FEATURED_RESOURCE_TYPES] };
 
 export const TEST_CONFIG: AppConfig = {
   basePath: '',
@@ -63,7 +66,7 @@ export async function testContext(store: ResourceStore, baseUrl = TEST_CONFIG.ba
     store,
     validator: await testValidator(),
     baseUrl,
-    resourceTypes: SUPPORTED_RESOURCE_TYPES,
+    resourceTypes: clientResourceTypes(),
     referencePolicy: 'lenient',
     now: () => new Date(),
     newId: () => randomUUID(),

@@ -3,7 +3,7 @@
  * (authorization, confinement). Each builder takes what links the resource to its patient, plus an identifier so a
  * test can find or conditionally write it without naming its id.
  */
-import type { Encounter, MedicationRequest, Patient } from '@medplum/fhirtypes';
+import type { Encounter, MedicationRequest, Observation, Patient } from '@medplum/fhirtypes';
 
 /** The system of the identifiers these builders give (urn:test|<value>). */
 export const SAMPLE_IDENTIFIER_SYSTEM = 'urn:test';
@@ -45,6 +45,20 @@ export function sampleMedicationRequest(
     medicationCodeableConcept: { text: `medication ${identifier}` },
     subject: { reference: `Patient/${patientId}` },
     ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
+    ...extra,
+  };
+}
+
+/** An Observation (a type not featured here, in the Patient compartment through subject). */
+export function sampleObservation(patientId: string, identifier: string, extra: Partial<Observation> = {}): Observation {
+  return {
+    resourceType: 'Observation',
+    identifier: [{ system: SAMPLE_IDENTIFIER_SYSTEM, value: identifier }],
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code: '29463-7', display: 'Body weight' }] },
+    subject: { reference: `Patient/${patientId}` },
+    effectiveDateTime: '2024-03-01T10:30:00Z',
+    valueQuantity: { value: 72.5, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
     ...extra,
   };
 }

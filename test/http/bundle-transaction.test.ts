@@ -351,16 +351,16 @@ t.test('Bundle-level problems are 400s, 404s and 413s with an OperationOutcome',
     ['POST without resource', transaction([{ request: { method: 'POST', url: 'Patient' } }]), 400, /needs a resource/],
     ['an operation', transaction([{ request: { method: 'POST', url: 'Patient/$validate' }, resource: patient('x') }]), 400, /operations/],
     [
-      'an unsupported type',
+      'a type that is not hosted',
       transaction([
         { resource: patient('x'), request: { method: 'POST', url: 'Patient' } },
         {
-          resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } as Resource,
-          request: { method: 'POST', url: 'Observation' },
+          resource: { resourceType: 'Nonsense', status: 'final', code: { text: 'x' } } as unknown as Resource,
+          request: { method: 'POST', url: 'Nonsense' },
         },
       ]),
       404,
-      /Bundle\.entry\[1\].*Observation is not supported/,
+      /Bundle\.entry\[1\].*Nonsense is not hosted/,
     ],
     [
       'duplicate fullUrls',

@@ -5,7 +5,7 @@
 import { connect } from 'node:net';
 import t, { type Test } from 'tap';
 import { buildApp } from '../../src/app.js';
-import { TEST_CONFIG, startTestApp, stopMongoAtEnd, testValidator } from '../helpers/app.js';
+import { FEATURED_ONLY, TEST_CONFIG, startTestApp, stopMongoAtEnd, testValidator } from '../helpers/app.js';
 
 stopMongoAtEnd(t);
 
@@ -36,15 +36,34 @@ t.test('GET /metadata answers a CapabilityStatement generated from what the serv
   t.equal(statement.implementation.url, 'http://127.0.0.1:8080');
   const resources = statement.rest[0].resource as Array<{ type: string; interaction?: unknown[]; operation?: Array<{ name: string }> }>;
   t.same(
-    resources.slice(0, 4).map((r) => r.type),
-    ['Patient', 'Encounter', 'MedicationRequest', 'AuditEvent'],
-    'the clinical types, and the audit trail (read-only)',
+    resources.slice(0, 3).map((r) => r.type),
+    ['Patient', 'Encounter', 'MedicationRequest'],
+    'the featured types first',
   );
-  const validateOnly = resources.slice(4).filter((r) => r.type !== 'Provenance');
-  t.equal(validateOnly.length, 141, 'then every other R4 type (Provenance apart), for $validate');
+  t.equal(resources.length, 146, 'every R4 resource type');
+  const hosted = resources.filter((r) => r.interaction !== undefined);
+  t.equal(hosted.length, 145, 'every type but Parameters is hosted');
+  t.same(
+    resources.filter((r) => r.interaction === undefined).map((r) => [r.type, r.operation?.map((o) => o.name)]),
+    [['Parameters', ['validate']]],
+    'Parameters is only validated',
+  );
+  const audit = resources.find((r) => r.type === 'AuditEvent') as { interaction: Array<{ code: string }> };
+  t.same(
+    audit.interaction.map((i) => i.code),
+    ['read', 'vread', 'history-instance', 'history-type', 'search-type'],
+    'the audit trail is read-only',
+  );
+  const restricted = (await startTestApp(t, FEATURED_ONLY)).app;
+  const few = (await restricted.inject({ url: '/metadata' })).json().rest[0].resource as typeof resources;
+  t.same(
+    few.filter((r) => r.interaction !== undefined).map((r) => r.type),
+    ['Patient', 'Encounter', 'MedicationRequest', 'AuditEvent'],
+    'RESOURCE_TYPES restricts the hosted types (the audit trail is always there)',
+  );
   t.ok(
-    validateOnly.every((r) => r.interaction === undefined && r.operation?.length === 1 && r.operation[0]!.name === 'validate'),
-    'with $validate and nothing else',
+    few.filter((r) => r.interaction === undefined).every((r) => r.operation?.length === 1 && r.operation[0]!.name === 'validate'),
+    'the others with $validate and nothing else',
   );
   t.ok(res.headers['x-request-id'], 'every response carries a request id');
 });
@@ -84,10 +103,13 @@ t.test('content negotiation: _format, Accept, _pretty', async (t) => {
 });
 
 t.test('unknown routes and types are 404 OperationOutcomes', async (t) => {
-  const { app } = await startTestApp(t);
+  const { app } = await startTestApp(t, FEATURED_ONLY);
   let res = await app.inject({ url: '/Observation/123' });
   t.equal(res.statusCode, 404);
-  assertOutcome(t, res.body, 'not-found', /Observation is not supported.*Patient, Encounter, MedicationRequest/);
+  assertOutcome(t, res.body, 'not-found', /Observation is not hosted by this server; \/metadata lists the hosted types/);
+  res = await app.inject({ url: '/Nonsense/123' });
+  t.equal(res.statusCode, 404);
+  assertOutcome(t, res.body, 'not-found', /Nonsense is not hosted/);
 
   res = await app.inject({ url: '/no/such/thing' });
   t.equal(res.statusCode, 404);

@@ -166,7 +166,7 @@ function actionOf(index: number, entry: BundleEntry, method: EntryMethod, hosted
       index,
       404,
       'not-supported',
-      `resource type ${type} is not supported by this server (supported: ${hosted.join(', ')})`,
+      `resource type ${type} is not hosted by this server ([base]/metadata lists the hosted types)`,
       '.request.url',
     );
   }

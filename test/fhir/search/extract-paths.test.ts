@@ -12,7 +12,7 @@ import t from 'tap';
 import { buildAuditEvent, type AccessRecord } from '../../../src/fhir/audit/audit-event.js';
 import { extractIndex } from '../../../src/fhir/search/extract.js';
 import { SearchRegistry, searchRegistry } from '../../../src/fhir/search/registry.js';
-import { STORED_RESOURCE_TYPES } from '../../../src/fhir/resource-types.js';
+import { storedResourceTypes } from '../../../src/fhir/resource-types.js';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures', import.meta.url));
 const BASE = 'http://127.0.0.1:8080';
@@ -30,7 +30,7 @@ function fixtureResources(): Resource[] {
   for (const file of readdirSync(join(FIXTURES, 'bulk-ndjson')).filter((f) => f.endsWith('.ndjson'))) {
     for (const line of readFileSync(join(FIXTURES, 'bulk-ndjson', file), 'utf8').split('\n')) if (line.trim()) out.push(JSON.parse(line));
   }
-  return out.filter((r) => STORED_RESOURCE_TYPES.includes(r.resourceType));
+  return out.filter((r) => storedResourceTypes().includes(r.resourceType));
 }
 
 function auditEvents(): Resource[] {
@@ -79,9 +79,9 @@ function auditEvents(): Resource[] {
 t.test('plain paths give exactly the index values the FHIRPath engine gives', async (t) => {
   const fast = searchRegistry();
   // The same definitions with every shortcut removed: the engine evaluates everything.
-  const engine = new SearchRegistry(STORED_RESOURCE_TYPES);
+  const engine = new SearchRegistry(storedResourceTypes());
   let shortcuts = 0;
-  for (const type of STORED_RESOURCE_TYPES) {
+  for (const type of storedResourceTypes()) {
     for (const def of engine.paramsOf(type))
       for (const binding of def.bindings.values()) for (const part of binding.parts) delete part.simple;
     for (const def of fast.paramsOf(type)) shortcuts += def.bindings.get(type)?.parts.filter((p) => p.simple).length ?? 0;
@@ -101,7 +101,7 @@ t.test('plain paths give exactly the index values the FHIRPath engine gives', as
   t.equal(differences, 0, 'no resource indexes differently');
   // The comparison can fail: a shortcut that followed the wrong property would be caught.
   const patient = resources.find((r) => r.resourceType === 'Patient')!;
-  const broken = new SearchRegistry(STORED_RESOURCE_TYPES);
+  const broken = new SearchRegistry(storedResourceTypes());
   const family = broken.get('Patient', 'family')!.bindings.get('Patient')!.parts[0];
   t.ok(family.simple, 'Patient.name.family is a plain path');
   family.simple = { steps: ['name', 'given'], type: 'string' };

@@ -43,12 +43,6 @@ export function provenanceId(type: string, id: string, versionId: number): strin
   return `h-${createHash('sha256').update(`${type}/${id}/${versionId}`).digest('hex').slice(0, 40)}`;
 }
 
-/** The version a Provenance id names; null for hashed ids (they cannot be reversed) and non-ids. */
-export function parseProvenanceId(pid: string): { type: string; versionId: number; id: string } | null {
-  const m = /^([A-Z][A-Za-z]+)-(\d{1,9})-([A-Za-z0-9\-.]{1,64})$/.exec(pid);
-  return m ? { type: m[1]!, versionId: Number(m[2]), id: m[3]! } : null;
-}
-
 function activity(method: string, versionId: number): { code: string; display: string } {
   if (method === 'DELETE') return { code: 'DELETE', display: 'delete' };
   if (method === 'POST' || versionId === 1) return { code: 'CREATE', display: 'create' };

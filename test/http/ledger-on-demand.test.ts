@@ -97,7 +97,7 @@ t.test('after publication nothing is written per version; $verify, $proof and Pr
   t.equal(offline.outcome, 'verified', JSON.stringify(offline.versions.map((v) => v.verification.reasons)));
 
   // Provenance: anchored, with the place in the batch.
-  const provs = ((await app.inject({ method: 'GET', url: `/Provenance?target=Patient/${a.id}` })).json() as Bundle<Provenance>).entry!.map(
+  const provs = ((await app.inject({ method: 'GET', url: `/Patient/${a.id}/$provenance` })).json() as Bundle<Provenance>).entry!.map(
     (e) => e.resource!,
   );
   t.same(

@@ -1,4 +1,4 @@
-// Derived Provenance: one per version, read-only, searchable by target; registered in the CapabilityStatement.
+// Derived Provenance: one per version, read-only, through $provenance; the Provenance type itself holds what clients store.
 import t from 'tap';
 import type { Bundle, CapabilityStatement, Extension, Provenance } from '@medplum/fhirtypes';
 import { LEDGER_ANCHOR_EXTENSION } from '../../src/ledger/provenance.js';
@@ -9,7 +9,7 @@ function anchorPart(p: Provenance, url: string): Extension | undefined {
   return p.extension?.find((e) => e.url === LEDGER_ANCHOR_EXTENSION)?.extension?.find((e) => e.url === url);
 }
 
-t.test('Provenance per version, by search and by read', async (t) => {
+t.test('Provenance per version, through $provenance', async (t) => {
   const net = await startTestNetwork(t);
   const { app, runtime, connection } = await startLedgerApp(t, net);
   const p = await createPatient(app, 'Prov');
@@ -17,14 +17,14 @@ t.test('Provenance per version, by search and by read', async (t) => {
   const del = await app.inject({ method: 'DELETE', url: `/Patient/${p.id}` });
   t.equal(del.statusCode, 204);
 
-  const before = (await app.inject({ method: 'GET', url: `/Provenance?target=Patient/${p.id}` })).json() as Bundle<Provenance>;
-  t.equal(before.type, 'searchset');
-  t.equal(before.total, 3, 'three versions (the deletion included)');
+  const before = (await app.inject({ method: 'GET', url: `/Patient/${p.id}/$provenance` })).json() as Bundle<Provenance>;
+  t.equal(before.type, 'collection');
+  t.equal(before.entry?.length, 3, 'three versions (the deletion included)');
   t.equal(anchorPart(before.entry![0]!.resource!, 'status')?.valueCode, 'pending');
 
   runtime.start();
   await waitAnchored(connection, 10_000);
-  const res = await app.inject({ method: 'GET', url: `/Provenance?target=Patient/${p.id}` });
+  const res = await app.inject({ method: 'GET', url: `/Patient/${p.id}/$provenance` });
   t.equal(res.statusCode, 200);
   const bundle = res.json() as Bundle<Provenance>;
   const provs = bundle.entry!.map((e) => e.resource!);
@@ -51,28 +51,34 @@ t.test('Provenance per version, by search and by read', async (t) => {
   t.equal(anchorPart(provs[0]!, 'network')?.valueString, 'local (not Hedera)');
   t.match(anchorPart(provs[0]!, 'consensusTime')?.valueInstant, /Z$/);
   t.match(anchorPart(provs[0]!, 'verify')?.valueUri, new RegExp(`/Patient/${p.id}/_history/1/\\$verify$`));
-  t.equal(bundle.entry![0]!.fullUrl, `http://127.0.0.1:8080/Provenance/${provs[0]!.id}`);
+  t.equal(bundle.entry![0]!.fullUrl, undefined, 'derived: no URL of their own on this server');
+  t.equal(provs[1]!.id, `Patient-2-${p.id}`);
 
-  const read = await app.inject({ method: 'GET', url: `/Provenance/${provs[1]!.id}` });
-  t.equal(read.statusCode, 200);
-  t.same(read.json(), provs[1], 'read gives the same resource as the search');
-
-  const one = (await app.inject({ method: 'GET', url: `/Provenance?target=Patient/${p.id}/_history/2` })).json() as Bundle;
-  t.equal(one.total, 1);
-  const absolute = (
-    await app.inject({ method: 'GET', url: `/Provenance?target=${encodeURIComponent(`http://127.0.0.1:8080/Patient/${p.id}`)}` })
-  ).json() as Bundle;
-  t.equal(absolute.total, 3, 'absolute references under the base URL');
-
-  t.equal((await app.inject({ method: 'GET', url: '/Provenance' })).statusCode, 400, 'target is required');
-  t.equal((await app.inject({ method: 'GET', url: '/Provenance/nope' })).statusCode, 404);
-  t.equal((await app.inject({ method: 'GET', url: `/Provenance/Patient-9-${p.id}` })).statusCode, 404);
-  t.equal(
-    (await app.inject({ method: 'POST', url: '/Provenance', payload: {}, headers: { 'content-type': 'application/fhir+json' } }))
-      .statusCode,
-    405,
-    'read-only',
+  const one = (await app.inject({ method: 'GET', url: `/Patient/${p.id}/_history/2/$provenance` })).json() as Bundle<Provenance>;
+  t.same(
+    one.entry?.map((e) => e.resource),
+    [provs[1]],
+    'one version',
   );
+  t.equal((await app.inject({ method: 'GET', url: `/Patient/${p.id}/_history/9/$provenance` })).statusCode, 404);
+  t.equal((await app.inject({ method: 'GET', url: '/Patient/nobody/$provenance' })).statusCode, 404);
+
+  // The Provenance type is a stored one like every other: derived Provenances are not among its resources.
+  t.equal(((await app.inject({ method: 'GET', url: `/Provenance?target=Patient/${p.id}` })).json() as Bundle).total, 0);
+  t.equal((await app.inject({ method: 'GET', url: `/Provenance/Patient-2-${p.id}` })).statusCode, 404);
+  const stored = await app.inject({
+    method: 'POST',
+    url: '/Provenance',
+    headers: { 'content-type': 'application/fhir+json' },
+    payload: {
+      resourceType: 'Provenance',
+      target: [{ reference: `Patient/${p.id}/_history/1` }],
+      recorded: '2026-01-01T00:00:00Z',
+      agent: [{ who: { display: 'the sending system' } }],
+    },
+  });
+  t.equal(stored.statusCode, 201, "a client's Provenance is stored");
+  t.equal(((await app.inject({ method: 'GET', url: `/Provenance?target=Patient/${p.id}` })).json() as Bundle).total, 1);
 
   // $proof on a deleted resource still covers its whole history, the tombstone included.
   const proof = await app.inject({ method: 'GET', url: `/Patient/${p.id}/$proof` });
@@ -87,19 +93,23 @@ t.test('Provenance per version, by search and by read', async (t) => {
   );
 });
 
-t.test('the CapabilityStatement lists Provenance, $verify and $proof', async (t) => {
+t.test('the CapabilityStatement lists $provenance, $verify and $proof', async (t) => {
   const net = await startTestNetwork(t);
   const { app } = await startLedgerApp(t, net);
   const cs = (await app.inject({ method: 'GET', url: '/metadata' })).json() as CapabilityStatement;
   const resources = cs.rest![0]!.resource!;
   const prov = resources.find((r) => r.type === 'Provenance');
-  t.ok(prov, 'Provenance is listed');
-  t.same(prov?.interaction?.map((i) => i.code).sort(), ['read', 'search-type']);
-  t.equal(prov?.searchParam?.[0]?.name, 'target');
-  const patient = resources.find((r) => r.type === 'Patient');
-  t.ok(patient?.operation?.some((o) => o.name === 'verify'));
-  t.ok(patient?.operation?.some((o) => o.name === 'proof'));
-  t.match(cs.rest![0]!.documentation, /Supported resource types: Patient, Encounter, MedicationRequest\./, 'hosted types unchanged');
+  t.ok(
+    prov?.interaction?.some((i) => i.code === 'create'),
+    'Provenance is a stored type',
+  );
+  for (const type of ['Patient', 'Observation', 'AuditEvent', 'Provenance']) {
+    const operations = resources.find((r) => r.type === type)?.operation?.map((o) => o.name);
+    t.ok(
+      ['verify', 'proof', 'provenance'].every((name) => operations?.includes(name)),
+      `${type}: the ledger's operations`,
+    );
+  }
 });
 
 stopMongoAtEnd(t);

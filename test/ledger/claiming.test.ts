@@ -162,7 +162,7 @@ t.test('a crash between sealing and sending: the next worker sends the same tran
   const meanwhile = await verifyAnswer(app, `Patient/${ids[0]}/1`);
   t.equal(meanwhile.status, 'pending');
   t.equal(meanwhile.batch, 1);
-  const prov = ((await app.inject({ method: 'GET', url: `/Provenance?target=Patient/${ids[0]}` })).json() as Bundle<Provenance>).entry![0]!
+  const prov = ((await app.inject({ method: 'GET', url: `/Patient/${ids[0]}/$provenance` })).json() as Bundle<Provenance>).entry![0]!
     .resource!;
   t.equal(anchorPart(prov, 'status')?.valueCode, 'pending');
   t.equal(anchorPart(prov, 'batch')?.valueInteger, 1);

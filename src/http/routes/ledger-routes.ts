@@ -4,8 +4,8 @@
  *   GET [type]/[id]/_history/[vid]/$verify   is this version what the ledger anchored? (Parameters)
  *   GET [type]/[id]/$proof                   proof package for every version (JSON, "fhir-ledger-proof" v1)
  *   GET [type]/[id]/_history/[vid]/$proof    proof package for one version
- *   GET Provenance?target=[type]/[id]{/_history/[vid]}   derived Provenance per version (searchset Bundle)
- *   GET Provenance/[id]                      one derived Provenance
+ *   GET [type]/[id]/$provenance              derived Provenance of every version (collection Bundle)
+ *   GET [type]/[id]/_history/[vid]/$provenance   that of one version
  *
  * Why "$verify" on the version and why GET: FHIR operations are invoked with POST, or with GET when the
  * operation does not change anything (affectsState = false) and its parameters are primitive — both hold here:
@@ -14,7 +14,7 @@
  * version the way vread does. $proof follows the same reasoning at instance level (all versions) and at
  * version level; its answer is a JSON document meant to be saved and checked offline, not a FHIR resource.
  */
-import type { Bundle, Parameters, ParametersParameter } from '@medplum/fhirtypes';
+import type { Bundle, Parameters, ParametersParameter, Provenance } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Capabilities } from '../../fhir/capability-statement.js';
 import type { FhirContext } from '../../fhir/context.js';
@@ -22,7 +22,6 @@ import { ID_PATTERN } from '../../fhir/interactions/versions.js';
 import { FhirError, errors, issue } from '../../fhir/outcome.js';
 import { consensusTimestampToInstant } from '../../ledger/hedera-ids.js';
 import type { LedgerService, VersionReport } from '../../ledger/ledger-service.js';
-import { parseProvenanceId } from '../../ledger/provenance.js';
 import { requireVersionReadable } from '../../fhir/interactions/visibility.js';
 import { requestContext } from '../request-context.js';
 import { routeFamily, type RouteSpec } from '../route-table.js';
@@ -109,19 +108,13 @@ function sendPackage(reply: FastifyReply, name: string, body: unknown): FastifyR
   return reply.send(body);
 }
 
-/** Target values: Type/id or Type/id/_history/vid, relative or under our base URL; comma-separated = or. */
-function parseTargets(value: string | string[] | undefined, ctx: FhirContext): Array<{ type: string; id: string; versionId?: number }> {
-  const raw = (Array.isArray(value) ? value : value === undefined ? [] : [value]).flatMap((v) => v.split(','));
-  if (raw.length === 0)
-    throw errors.badRequest(
-      'Provenance here is derived per resource version: search with target=[type]/[id], e.g. Provenance?target=Patient/123',
-    );
-  return raw.map((text) => {
-    const relative = text.startsWith(`${ctx.baseUrl}/`) ? text.slice(ctx.baseUrl.length + 1) : text;
-    const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/(\d{1,9}))?$/.exec(relative.trim());
-    if (!m) throw errors.badRequest(`target=${text} is not a reference such as Patient/123 or Patient/123/_history/2`, 'target');
-    return { type: m[1]!, id: m[2]!, versionId: m[3] === undefined ? undefined : Number(m[3]) };
-  });
+/**
+ * The derived Provenances of a resource's versions, oldest first. A collection rather than a searchset: they are
+ * computed from the ledger state when asked and have no URL of their own on this server (the Provenance type
+ * holds what clients store), so the entries carry no fullUrl.
+ */
+function derivedProvenanceBundle(found: Provenance[]): Bundle<Provenance> {
+  return { resourceType: 'Bundle', type: 'collection', entry: found.map((resource) => ({ resource })) };
 }
 
 export interface LedgerRoutesOptions {
@@ -135,7 +128,6 @@ export interface LedgerRoutesOptions {
 export default async function ledgerRoutes(fastify: FastifyInstance, options: LedgerRoutesOptions): Promise<void> {
   const { ctx: base, capabilities, ledger } = options;
   const ctx = (request: FastifyRequest): FhirContext => requestContext(base, request);
-  capabilities.addResourceType('Provenance');
   for (const type of options.types) {
     routeFamily(fastify, capabilities, `/${type}/:id/_history/:vid/$verify`, {
       GET: {
@@ -184,6 +176,33 @@ export default async function ledgerRoutes(fastify: FastifyInstance, options: Le
     routeFamily(fastify, capabilities, `/${type}/:id/$proof`, { GET: proof(false) });
     routeFamily(fastify, capabilities, `/${type}/:id/_history/:vid/$proof`, { GET: proof(true) });
 
+    // The derived Provenance of every version ([type]/[id]/$provenance) or of one (.../_history/[vid]/$provenance).
+    const provenance = (versioned: boolean): RouteSpec => ({
+      declare: { interaction: 'operation', operation: 'provenance', type, requires: { anyOf: ['r'] } },
+      schema: { params: versioned ? VERSION_PARAMS : ID_PARAMS },
+      handler: async (request) => {
+        const { id, versionId } = versionParams(request);
+        const version = versioned ? versionId : undefined;
+        const requestCtx = ctx(request);
+        await requireVersionReadable(requestCtx, type, id, version);
+        const found = await ledger.provenance(type, id, version);
+        if (found.length === 0) {
+          throw errors.notFound(version === undefined ? `${type}/${id} is not known` : `${type}/${id} has no version ${version}`);
+        }
+        requestCtx.audit?.touched(version === undefined ? `${type}/${id}` : `${type}/${id}/_history/${version}`, []);
+        return derivedProvenanceBundle(found);
+      },
+    });
+    routeFamily(fastify, capabilities, `/${type}/:id/$provenance`, { GET: provenance(false) });
+    routeFamily(fastify, capabilities, `/${type}/:id/_history/:vid/$provenance`, { GET: provenance(true) });
+
+    capabilities.addOperation(
+      type,
+      'provenance',
+      `${OPERATION_BASE}:provenance`,
+      'GET [type]/[id]/$provenance (all versions) or [type]/[id]/_history/[vid]/$provenance: a collection Bundle of derived, read-only ' +
+        'Provenance, one per version, with its ledger anchor in the extension urn:fhir-ledger-server:StructureDefinition:ledger-anchor',
+    );
     capabilities.addOperation(
       type,
       'verify',
@@ -197,84 +216,4 @@ export default async function ledgerRoutes(fastify: FastifyInstance, options: Le
       'GET [type]/[id]/$proof (all versions) or [type]/[id]/_history/[vid]/$proof: a self-contained proof package (JSON, format fhir-ledger-proof v1) for the fhir-ledger-verify CLI',
     );
   }
-
-  const anchored = options.types;
-  routeFamily(fastify, capabilities, '/Provenance', {
-    GET: {
-      declare: { interaction: 'search-type', type: 'Provenance', requires: { anyOf: ['s'] } },
-      handler: async (request) => {
-        const requestCtx = ctx(request);
-        const query = request.query as Record<string, string | string[] | undefined>;
-        const targets = parseTargets(query.target, base);
-        requestCtx.audit?.searched(new URLSearchParams(queryParamsOf(request)).toString(), ['Provenance']);
-        const resources = [];
-        for (const target of targets) {
-          if (!anchored.includes(target.type)) continue;
-          await requireVersionReadable(requestCtx, target.type, target.id, target.versionId);
-          const found = await ledger.provenance(target.type, target.id, target.versionId);
-          for (const provenance of found) requestCtx.audit?.touched(`Provenance/${provenance.id}`, []);
-          resources.push(...found);
-        }
-        const bundle: Bundle = {
-          resourceType: 'Bundle',
-          type: 'searchset',
-          total: resources.length,
-          link: [
-            {
-              relation: 'self',
-              url: `${base.baseUrl}/Provenance?target=${targets.map((t) => encodeURIComponent(`${t.type}/${t.id}${t.versionId ? `/_history/${t.versionId}` : ''}`)).join(',')}`,
-            },
-          ],
-          entry: resources.map((resource) => ({
-            fullUrl: `${base.baseUrl}/Provenance/${resource.id}`,
-            resource,
-            search: { mode: 'match' },
-          })),
-        };
-        return bundle;
-      },
-    },
-  });
-
-  routeFamily(fastify, capabilities, '/Provenance/:id', {
-    GET: {
-      declare: { interaction: 'read', type: 'Provenance', requires: { anyOf: ['r'] } },
-      schema: { params: ID_PARAMS },
-      handler: async (request) => {
-        const { id } = request.params as { id: string };
-        const parsed = parseProvenanceId(id);
-        if (!parsed || !anchored.includes(parsed.type)) {
-          throw errors.notFound(
-            `Provenance/${id} is not known. Provenance here is derived per version: Provenance/[type]-[versionId]-[id], or search Provenance?target=[type]/[id]`,
-          );
-        }
-        const requestCtx = ctx(request);
-        await requireVersionReadable(requestCtx, parsed.type, parsed.id, parsed.versionId);
-        const [provenance] = await ledger.provenance(parsed.type, parsed.id, parsed.versionId);
-        if (!provenance || provenance.id !== id) throw errors.notFound(`Provenance/${id} is not known`);
-        requestCtx.audit?.touched(`Provenance/${id}`, []);
-        return provenance;
-      },
-    },
-  });
-
-  capabilities.addSearchParam('Provenance', {
-    name: 'target',
-    type: 'reference',
-    definition: 'http://hl7.org/fhir/SearchParameter/Provenance-target',
-    documentation: 'Required. [type]/[id] (every version) or [type]/[id]/_history/[vid]; comma-separated for several',
-  });
-  capabilities.setResourceDetails('Provenance', {
-    versioning: 'no-version',
-    readHistory: false,
-    documentation:
-      `Derived, read-only: one Provenance per stored version of ${anchored.join(', ')}, with its ledger anchor in the extension ` +
-      'urn:fhir-ledger-server:StructureDefinition:ledger-anchor.',
-  });
-}
-
-function queryParamsOf(request: FastifyRequest): Array<[string, string]> {
-  const url = request.raw.url ?? request.url;
-  const at = url.indexOf('?');
-  return at < 0 ? [] : [...new URLSearchParams(url.slice(at + 1)).entries()];
 }

@@ -64,6 +64,11 @@ export interface AccessPolicy {
   /** Changes with anything that changes what the caller may see: search cursors are bound to it. */
   readonly fingerprint: string;
   allows(permission: Permission, type: string): boolean;
+  /**
+   * Whether a user/ or system/ scope grants `permission` on `type` (not a patient/ one): what operations over a
+   * whole type need, such as Bulk export, even for types outside the Patient compartment that patient/ scopes read.
+   */
+  allowsBeyondPatient(permission: Permission, type: string): boolean;
   /** Throws a 403 naming the scope that would allow it, unless some scope grants `permission` on `type`. */
   require(permission: Permission, type: string): void;
   /** What reads ('r') or searches ('s') of `type` may see. */
@@ -91,6 +96,7 @@ export const UNRESTRICTED_ACCESS: AccessPolicy = {
   unrestricted: true,
   fingerprint: 'unrestricted',
   allows: () => true,
+  allowsBeyondPatient: () => true,
   require: () => undefined,
   visibility: () => ({ kind: 'all' }),
   requireWritable: () => undefined,
@@ -129,6 +135,10 @@ export class SmartAccessPolicy implements AccessPolicy {
 
   allows(permission: Permission, type: string): boolean {
     return this.grants(permission, type).length > 0;
+  }
+
+  allowsBeyondPatient(permission: Permission, type: string): boolean {
+    return this.grants(permission, type).some((scope) => scope.context !== 'patient');
   }
 
   require(permission: Permission, type: string): void {
@@ -268,6 +278,7 @@ export const NO_ACCESS: AccessPolicy = {
   unrestricted: false,
   fingerprint: 'none',
   allows: () => false,
+  allowsBeyondPatient: () => false,
   require: (permission, type) => {
     throw forbidden(`This request carries no authorization for ${PERMISSION_WORDS[permission]} on ${type}`);
   },

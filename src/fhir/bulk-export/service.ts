@@ -63,7 +63,8 @@ function exportableFor(access: AccessPolicy, types: string[], named: boolean): s
   const allowed: string[] = [];
   for (const type of types) {
     const visibility = access.visibility('r', type);
-    if (visibility.kind === 'all') {
+    // patient/ scopes are a patient's: a Practitioner they may read in full is still not theirs to export.
+    if (visibility.kind === 'all' && access.allowsBeyondPatient('r', type)) {
       allowed.push(type);
       continue;
     }

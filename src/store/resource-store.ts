@@ -20,7 +20,7 @@ import { calculateObjectSize } from 'bson';
 import { MongoBulkWriteError, MongoServerError, type ClientSession, type Collection, type Db, type Document } from 'mongodb';
 import { compileFilter } from './search/compile.js';
 import { ConditionalKeys } from './search/conditional-keys.js';
-import { searchIndexDescriptions } from './search/indexes.js';
+import { anyTypeIndexDescription, searchIndexDescriptions } from './search/indexes.js';
 import type { Condition } from './search/query.js';
 
 export const VERSIONS_COLLECTION = 'resource_versions';
@@ -231,8 +231,9 @@ export class ResourceStore {
     await this.heads.createIndexes([
       { key: { type: 1, id: 1 }, name: 'type_id', unique: true },
       { key: { type: 1, lastUpdated: -1 }, name: 'type_lastUpdated' },
-      // Searches: partial indexes over idx fields, per type (see store/search/indexes.ts).
+      // Searches: partial indexes over idx fields, per type, and one over every type's (see store/search/indexes.ts).
       ...searchIndexDescriptions((type) => !SINGLE_VERSION_TYPES.has(type)),
+      anyTypeIndexDescription,
     ]);
   }
 

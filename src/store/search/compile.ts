@@ -117,9 +117,19 @@ function necessary(tree: Tree): Pred[] {
 function someElement(field: string, tree: Tree): Document {
   const elemMatch: Document = { [field]: { $elemMatch: render(tree, (p) => p) } };
   const hints = necessary(tree);
-  if (hints.length === 0) return elemMatch;
-  // Necessary conditions on the dotted paths, for index bounds (see the module comment).
-  return { $and: [render({ and: hints }, (p) => `${field}.${p}`), elemMatch] };
+  if (hints.length > 0) {
+    // Necessary conditions on the dotted paths, for index bounds (see the module comment).
+    return { $and: [render({ and: hints }, (p) => `${field}.${p}`), elemMatch] };
+  }
+  // A disjunction whose every branch has necessary conditions (a quantity compared by its canonical value or by
+  // its own unit): their disjunction is necessary too, and each branch can bound an index.
+  if ('or' in tree && tree.or.length > 0) {
+    const branches = tree.or.map(necessary);
+    if (branches.every((preds) => preds.length > 0)) {
+      return { $and: [{ $or: branches.map((preds) => render({ and: preds }, (p) => `${field}.${p}`)) }, elemMatch] };
+    }
+  }
+  return elemMatch;
 }
 
 /** A condition over an array of scalars: some element satisfies the tree (OR distributes over "some"). */

@@ -5,7 +5,7 @@
  * 1); with a token that may only read, every line is rejected with 403 naming the scope; the token never appears in
  * what the CLI prints or reports.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,18 +16,27 @@ import { freePort } from '../helpers/ports.js';
 import t, { type Test } from 'tap';
 import { runImport, type ImportResult } from '../../src/cli/import/command.js';
 import { IMPORT_EXIT } from '../../src/cli/exit-codes.js';
-import { stopMongoAtEnd } from '../helpers/app.js';
+import { FEATURED_ONLY, stopMongoAtEnd } from '../helpers/app.js';
 import { SECURED_CONFIG, startSecuredApp } from '../helpers/auth.js';
 
 stopMongoAtEnd(t);
 
-const NDJSON_DIR = fileURLToPath(new URL('../fixtures/bulk-ndjson/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../fixtures/bulk-ndjson/', import.meta.url));
+/** The featured types' lines and the Devices of the NDJSON fixtures, in a directory of their own. */
+const NDJSON_DIR = await mkdtemp(join(tmpdir(), 'fhir-import-token-input-'));
+t.teardown(() => rm(NDJSON_DIR, { recursive: true, force: true }));
+for (const type of ['Patient', 'Encounter', 'MedicationRequest', 'Device']) {
+  await copyFile(join(FIXTURES, `${type}.000.ndjson`), join(NDJSON_DIR, `${type}.000.ndjson`));
+}
 const HOSTED = { Patient: 4, Encounter: 68, MedicationRequest: 14 } as const;
 const TOTAL = HOSTED.Patient + HOSTED.Encounter + HOSTED.MedicationRequest;
 
 const port = await freePort();
 const baseUrl = `http://127.0.0.1:${port}`;
+// Hosting the featured types only (RESOURCE_TYPES): the Devices are skipped, so a file without hosted lines is
+// "done" whatever the token, and references to Organization, Practitioner and Condition are stored as given.
 const secured = await startSecuredApp(t, {
+  ...FEATURED_ONLY,
   baseUrl,
   auth: { ...SECURED_CONFIG.auth, audience: baseUrl, server: { enabled: true, tokenTtlSeconds: 300, devClient: false } },
 });

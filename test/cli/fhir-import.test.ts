@@ -3,24 +3,34 @@
 // ../shared/corpora/bulk-ndjson-10-patients) and Synthea transaction Bundles (test/fixtures/synthea).
 import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Bundle, Encounter, MedicationRequest, Resource } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
-import { rewriteReferences } from '../../src/cli/import/bundle-filter.js';
 import { runImport, type ImportOptions, type ImportResult } from '../../src/cli/import/command.js';
-import { startTestApp, stopMongoAtEnd, TEST_CONFIG, testValidator, type TestApp } from '../helpers/app.js';
+import { FEATURED_ONLY, startTestApp, stopMongoAtEnd, TEST_CONFIG, testValidator, type TestApp } from '../helpers/app.js';
 import { testMongo } from '../helpers/mongo.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const NDJSON_DIR = join(FIXTURES, 'bulk-ndjson');
 const SYNTHEA_DIR = join(FIXTURES, 'synthea');
-const HOSTED = ['Patient', 'Encounter', 'MedicationRequest'];
-/** Resources of hosted types in the NDJSON fixtures. */
-const TOTAL = 4 + 68 + 14;
+/** The types of the NDJSON fixtures (every one hosted), with their line counts. */
+const FIXTURE_TYPES: Record<string, number> = {
+  Organization: 43,
+  Location: 44,
+  Practitioner: 43,
+  PractitionerRole: 43,
+  Patient: 4,
+  Device: 3,
+  Encounter: 68,
+  Condition: 35,
+  MedicationRequest: 14,
+};
+/** Resources in the NDJSON fixtures. */
+const TOTAL = Object.values(FIXTURE_TYPES).reduce((a, b) => a + b, 0);
 /** The CLI builds the app from the environment like the server: the strict policy makes import order matter. */
 const ENV = { BASE_URL: TEST_CONFIG.baseUrl, REFERENCE_POLICY: 'strict', LOG_LEVEL: 'silent' };
 
@@ -58,13 +68,26 @@ async function ndjsonResources(file: string): Promise<Resource[]> {
     .map((l) => JSON.parse(l) as Resource);
 }
 
-const expectedRewrites = { logical: 0, typeOnly: 0, conditional: 0 };
+/** Type/id of every fixture resource by `Type?identifier=system|value`: what the server resolves conditional references to. */
+async function conditionalTargets(): Promise<Map<string, string>> {
+  const targets = new Map<string, string>();
+  for (const type of Object.keys(FIXTURE_TYPES)) {
+    for (const resource of await ndjsonResources(`${type}.000.ndjson`)) {
+      for (const identifier of (resource as { identifier?: Array<{ system?: string; value?: string }> }).identifier ?? []) {
+        targets.set(`${type}?identifier=${identifier.system}|${identifier.value}`, `${type}/${resource.id}`);
+      }
+    }
+  }
+  return targets;
+}
 
-/** What the import stores for a source resource: conditional references to unhosted types made logical. */
-function asImported(resource: Resource): Resource {
-  const copy = structuredClone(resource);
-  rewriteReferences(copy, new Map(), new Set(HOSTED), expectedRewrites);
-  return withoutServerMeta(copy);
+/** What the server stores for a source resource: its conditional references resolved to the resources they name. */
+function asImported(resource: Resource, targets: Map<string, string>): Resource {
+  const text = JSON.stringify(resource).replace(/"reference":"([A-Za-z]+\?identifier=[^"]+)"/g, (whole, conditional: string) => {
+    const target = targets.get(conditional);
+    return target ? `"reference":"${target}"` : whole;
+  });
+  return withoutServerMeta(JSON.parse(text) as Resource);
 }
 
 /** A resource without the meta the server stamps (versionId, lastUpdated); an emptied meta goes too. */
@@ -105,37 +128,37 @@ t.test('NDJSON into MongoDB in-process: counts, resources read back equal apart 
   ]);
   t.equal(result.code, 0, result.stdout + result.stderr);
   const totals = result.report!.totals;
-  t.same(totals.Patient, { imported: 4, unchanged: 0, skipped: 0, rejected: 0 });
-  t.same(totals.Encounter, { imported: 68, unchanged: 0, skipped: 0, rejected: 0 });
-  t.same(totals.MedicationRequest, { imported: 14, unchanged: 0, skipped: 0, rejected: 0 });
-  t.same(totals.Device, { imported: 0, unchanged: 0, skipped: 3, rejected: 0 });
+  for (const [type, lines] of Object.entries(FIXTURE_TYPES)) {
+    t.same(totals[type], { imported: lines, unchanged: 0, skipped: 0, rejected: 0 }, `${type}: every line imported, none skipped`);
+  }
   t.same(JSON.parse(await readFile(reportFile, 'utf8')).sum, result.report!.sum, '--report writes the same report');
   t.match(result.stdout, /Encounter\s+68\s+0\s+0\s+0/);
   t.match(result.stdout, /import complete/);
 
-  for (const type of HOSTED) {
+  const targets = await conditionalTargets();
+  for (const type of Object.keys(FIXTURE_TYPES)) {
     const originals = await ndjsonResources(`${type}.000.ndjson`);
     const stored = await Promise.all(originals.map((r) => read(test.app, type, r.id!)));
     t.same(
       stored.map((r) => r && withoutServerMeta(r)),
-      originals.map(asImported),
-      `every ${type} stored, equal apart from meta`,
+      originals.map((r) => asImported(r, targets)),
+      `every ${type} stored, equal apart from meta and resolved conditional references`,
     );
     t.ok(
       stored.every((r) => r?.meta?.versionId === '1'),
       `every ${type} at version 1`,
     );
   }
-  t.ok(expectedRewrites.conditional > 0);
-  t.same(result.report!.referenceRewrites, expectedRewrites, 'Organization?/Practitioner?/Location? references made logical, counted');
+  t.same(
+    result.report!.referenceRewrites,
+    { logical: 0, typeOnly: 0, conditional: 0 },
+    'conditional references to hosted types are left to the server, which resolves them',
+  );
   const mr = (await ndjsonResources('MedicationRequest.000.ndjson'))[0] as MedicationRequest;
   const storedMr = (await read(test.app, 'MedicationRequest', mr.id!)) as MedicationRequest;
   t.match(mr.requester?.reference, /^Practitioner\?identifier=http:\/\/hl7\.org\/fhir\/sid\/us-npi\|\d+$/);
-  t.same(storedMr.requester, {
-    type: 'Practitioner',
-    identifier: { system: 'http://hl7.org/fhir/sid/us-npi', value: mr.requester!.reference!.split('|')[1] },
-    ...(mr.requester?.display ? { display: mr.requester.display } : {}),
-  });
+  t.equal(storedMr.requester?.reference, targets.get(mr.requester!.reference!), 'the requester, resolved to the imported Practitioner');
+  t.match(storedMr.requester?.reference, /^Practitioner\/[0-9a-f-]+$/);
   t.equal(await versionCount(test), TOTAL, 'one version per resource');
   t.equal(
     await test.connection.db.collection('resource_versions').countDocuments({ 'anchor.state': 'pending', type: { $ne: 'AuditEvent' } }),
@@ -159,7 +182,9 @@ t.test('interrupted after 2 chunks, then re-run: resumes from the checkpoint, no
   const first = await run(args, {
     signal: controller.signal,
     afterChunk: () => {
-      if (++chunks === 2) controller.abort();
+      // Organization, Location, Practitioner and PractitionerRole come first (3 chunks of 20 each), then Patient and
+      // Device (1 each): the 15th chunk is Encounter's first.
+      if (++chunks === 15) controller.abort();
     },
   });
   t.equal(first.code, 130, first.stdout + first.stderr);
@@ -217,7 +242,8 @@ t.test(
   'over HTTP: a malformed line and an invalid resource are reported with line and diagnostics, exit 1, the rest imported',
   async (t) => {
     const dir = await tmp(t);
-    const test = await startTestApp(t);
+    // A server that hosts the featured types only: the Observation line is skipped, and counted.
+    const test = await startTestApp(t, FEATURED_ONLY);
     const address = await test.app.listen({ port: 0, host: '127.0.0.1' });
     const file = join(dir, 'mixed.ndjson');
     const patient = (id: string, extra: object = {}): string =>
@@ -252,7 +278,7 @@ t.test(
   },
 );
 
-t.test('Synthea transaction Bundles over HTTP: narrowed to hosted types, references kept working', async (t) => {
+t.test('Synthea transaction Bundles over HTTP: every entry stored, references kept working', async (t) => {
   const dir = await tmp(t);
   const test = await startTestApp(t, { referencePolicy: 'strict' });
   const address = await test.app.listen({ port: 0, host: '127.0.0.1' });
@@ -264,11 +290,20 @@ t.test('Synthea transaction Bundles over HTTP: narrowed to hosted types, referen
   const result = await run(['--url', address, '--quiet', '--checkpoint', join(dir, 's.json'), SYNTHEA_DIR]);
   t.equal(result.code, 0, result.stdout + result.stderr);
   const totals = result.report!.totals;
-  t.same(totals.Patient, { imported: 2, unchanged: 0, skipped: 0, rejected: 0 });
-  t.same(totals.Encounter, { imported: 15, unchanged: 0, skipped: 0, rejected: 0 });
-  t.same(totals.MedicationRequest, { imported: 4, unchanged: 0, skipped: 0, rejected: 0 });
-  t.ok(totals.Observation.skipped > 0 && totals.Claim.skipped > 0);
-  t.ok(result.report!.referenceRewrites.logical > 0, 'references to Practitioner/Organization/Condition entries rewritten');
+  const expected = new Map<string, number>();
+  for (const name of await readdir(SYNTHEA_DIR)) {
+    if (!name.endsWith('.json')) continue;
+    const bundle = JSON.parse(await readFile(join(SYNTHEA_DIR, name), 'utf8')) as Bundle;
+    for (const entry of bundle.entry ?? [])
+      expected.set(entry.resource!.resourceType, (expected.get(entry.resource!.resourceType) ?? 0) + 1);
+  }
+  t.ok(expected.get('Observation')! > 0 && expected.get('Claim')! > 0);
+  t.same(
+    Object.fromEntries(Object.entries(totals).sort()),
+    Object.fromEntries([...expected].sort().map(([type, count]) => [type, { imported: count, unchanged: 0, skipped: 0, rejected: 0 }])),
+    'every entry of every type imported, none skipped',
+  );
+  t.same(result.report!.referenceRewrites, { logical: 0, typeOnly: 0, conditional: 0 }, 'no reference had to be rewritten');
 
   for (const name of [
     'Brett_Gottlieb_0d2177ba-f67b-4f29-addb-91040de55388.json',
@@ -299,7 +334,8 @@ t.test('Synthea transaction Bundles over HTTP: narrowed to hosted types, referen
       const mr = entry.resource!;
       t.match(mr.encounter?.reference, /^Encounter\/[^/]+$/, 'MedicationRequest.encounter points at a stored Encounter');
       t.ok(await read(test.app, 'Encounter', mr.encounter!.reference!.split('/')[1]));
-      t.match(mr.requester?.reference, /^Practitioner\/[0-9a-f-]+$/, 'requester rewritten to a logical Practitioner reference');
+      t.match(mr.requester?.reference, /^Practitioner\/[0-9a-f-]+$/, 'requester: the stored Practitioner');
+      t.ok(await read(test.app, 'Practitioner', mr.requester!.reference!.split('/')[1]));
     }
     for (const entry of encounters.entry ?? []) {
       const participant = entry.resource!.participant?.[0]?.individual?.reference;
@@ -318,7 +354,8 @@ t.test('Bundle files: a refused transaction names the entry of the file; wrong k
   const dir = await tmp(t);
   const inputs = join(dir, 'in');
   await mkdir(inputs);
-  const test = await startTestApp(t);
+  // A server that hosts the featured types only: the Observation entry is left out of the transaction, and counted.
+  const test = await startTestApp(t, FEATURED_ONLY);
   const address = await test.app.listen({ port: 0, host: '127.0.0.1' });
   const metadata = (await test.app.inject({ method: 'GET', url: '/metadata' })).json();
   t.ok(
@@ -365,6 +402,45 @@ t.test('Bundle files: a refused transaction names the entry of the file; wrong k
     Object.keys(state.files).some((f) => f.endsWith('a-failing.json')),
     'a refused Bundle is not marked done',
   );
+});
+
+t.test('references that resolve later in the input: held back and sent again; what never resolves is rejected', async (t) => {
+  const dir = await tmp(t);
+  const test = await startTestApp(t);
+  const file = join(dir, 'forward.ndjson');
+  const observation = (id: string, extra: object = {}): string =>
+    JSON.stringify({
+      resourceType: 'Observation',
+      id,
+      status: 'final',
+      code: { text: id },
+      subject: { reference: 'Patient/later' },
+      ...extra,
+    });
+  await writeFile(
+    file,
+    [
+      // Each refers to a line further down: no order of files can help, only a second pass.
+      observation('panel', { hasMember: [{ reference: 'Observation/member' }] }),
+      observation('member'),
+      observation('orphan', { hasMember: [{ reference: 'Observation/not-in-the-input' }] }),
+      JSON.stringify({ resourceType: 'Patient', id: 'later', name: [{ family: 'Later' }] }),
+    ].join('\n'),
+  );
+  const checkpoint = join(dir, 's.json');
+  const args = [...(await mongoArgs(test)), '--batch-size', '1', '--quiet', '--checkpoint', checkpoint, file];
+  const result = await run(args);
+  t.equal(result.code, 1, 'one line could not be imported');
+  t.same(result.report!.totals.Observation, { imported: 2, unchanged: 0, skipped: 0, rejected: 1 });
+  t.same(result.report!.totals.Patient, { imported: 1, unchanged: 0, skipped: 0, rejected: 0 });
+  t.match(result.report!.rejections, [
+    { line: 3, id: 'orphan', status: 422, diagnostics: [/Reference Observation\/not-in-the-input does not resolve/] },
+  ]);
+  t.ok(await read(test.app, 'Observation', 'panel'), 'stored on the second pass, once its member was');
+  const state = JSON.parse(await readFile(checkpoint, 'utf8')) as { files: Record<string, { done: boolean }> };
+  t.notOk(Object.values(state.files)[0]?.done, 'a file with a line that never resolved is not done');
+  const again = await run(args);
+  t.same(again.report!.totals.Observation, { imported: 0, unchanged: 2, skipped: 0, rejected: 1 }, 'a second run sends it all again');
 });
 
 t.test('usage errors exit 2, an unreachable target exits 3, --help', async (t) => {

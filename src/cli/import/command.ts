@@ -14,6 +14,7 @@ import { ConfigError, loadConfig } from '../../config.js';
 import type { ResourceValidator } from '../../fhir/validation/index.js';
 import { IMPORT_EXIT, type Output } from '../exit-codes.js';
 import { importBundleFile } from './bundle-import.js';
+import { sendDeferred } from './deferred.js';
 import { CapabilitiesError, readCapabilities } from './capabilities.js';
 import { Checkpoint, CheckpointError } from './checkpoint.js';
 import type { ImportContext } from './context.js';
@@ -228,6 +229,8 @@ export async function runImport(
       },
       afterChunk: options.afterChunk,
       displayName: (file) => inputs.find((i) => i.path === file)?.name ?? file,
+      deferred: [],
+      awaitingDeferred: new Map(),
     };
     completed = true;
     for (const input of inputs) {
@@ -238,6 +241,14 @@ export async function runImport(
       if (input.kind === 'ndjson') completed = await importNdjson(context, input.path, input.size);
       else await importBundleFile(context, input.path, input.size, input.fromDirectory);
       if (!completed) break;
+    }
+    if (completed) {
+      const { resolvedFiles } = await sendDeferred(context);
+      if (options.signal?.aborted) completed = false;
+      for (const file of resolvedFiles) {
+        const end = context.awaitingDeferred.get(file);
+        if (end) await checkpoint.record(file, { size: end.size, offset: end.size, line: end.line, done: true });
+      }
     }
     if (!completed) code = IMPORT_EXIT.INTERRUPTED;
     else if (report.rejectedCount > 0) code = IMPORT_EXIT.REJECTED;

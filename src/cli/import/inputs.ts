@@ -1,8 +1,10 @@
 /**
  * The files to import, from the paths on the command line: files as given, directories as their *.ndjson,
  * *.jsonl and *.json files (not recursive, checkpoint files excluded). NDJSON files are imported first, ordered
- * by the type of their first resource — Patient, then Encounter, then the rest — so that references between the
- * hosted types resolve when the server enforces them (REFERENCE_POLICY=strict); then the Bundles, in the order given.
+ * by the type of their first resource — the types others refer to (organizations, practitioners, patients,
+ * encounters…) before the rest, Provenance (which refers to everything) last — so that most references resolve on
+ * the first pass when the server enforces them (REFERENCE_POLICY=strict; the others are sent again, deferred.ts);
+ * then the Bundles, in the order given.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -24,8 +26,24 @@ export class InputError extends Error {
 }
 
 const CHECKPOINT_SUFFIX = '.import-state.json';
-/** Referenced types before the types that reference them. */
-const REFERENCE_ORDER = ['Patient', 'Encounter'];
+/** Types most often referenced, in the order they refer to each other; every other type after them. */
+const REFERENCE_ORDER = [
+  'Organization',
+  'Location',
+  'Practitioner',
+  'PractitionerRole',
+  'Patient',
+  'RelatedPerson',
+  'Group',
+  'Device',
+  'Substance',
+  'Medication',
+  'EpisodeOfCare',
+  'Encounter',
+  'Condition',
+];
+/** Types that refer to everything else: after every other type. */
+const LAST = ['Provenance'];
 
 function kindOf(path: string): Input['kind'] | undefined {
   if (/\.(ndjson|jsonl)$/i.test(path)) return 'ndjson';
@@ -71,8 +89,9 @@ export async function collectInputs(paths: string[]): Promise<Input[]> {
   const ndjson = inputs.filter((i) => i.kind === 'ndjson');
   const rank = new Map<string, number>();
   for (const input of ndjson) {
-    const index = REFERENCE_ORDER.indexOf((await firstResourceType(input.path)) ?? '');
-    rank.set(input.path, index === -1 ? REFERENCE_ORDER.length : index);
+    const type = (await firstResourceType(input.path)) ?? '';
+    const index = REFERENCE_ORDER.indexOf(type);
+    rank.set(input.path, index !== -1 ? index : LAST.includes(type) ? REFERENCE_ORDER.length + 1 : REFERENCE_ORDER.length);
   }
   ndjson.sort((a, b) => rank.get(a.path)! - rank.get(b.path)!); // stable: same rank keeps the given order
   return [...ndjson, ...inputs.filter((i) => i.kind === 'bundle')];

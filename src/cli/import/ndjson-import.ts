@@ -14,6 +14,7 @@ import { rewriteReferences } from './bundle-filter.js';
 import type { ImportContext } from './context.js';
 import { readLines } from './lines.js';
 import type { ReferenceRewrites, Rejection } from './report.js';
+import { isUnresolvedReference, MAX_DEFERRED_LINES } from './deferred.js';
 import { isAccessRefusal, sendItems, type Item } from './send.js';
 
 interface Chunk {
@@ -29,6 +30,8 @@ interface Chunk {
   acknowledged: boolean;
   /** A line of it was refused for access (401/403/429): the checkpoint must not pass this chunk. */
   refusedAccess: boolean;
+  /** A line of it waits for a reference to resolve (deferred.ts): the checkpoint must not pass it before then. */
+  deferredLines: boolean;
 }
 
 const NO_ENTRIES = new Map<string, never>();
@@ -47,6 +50,7 @@ function newChunk(end: number, nextLine: number): Chunk {
     lines: 0,
     acknowledged: false,
     refusedAccess: false,
+    deferredLines: false,
   };
 }
 
@@ -87,6 +91,8 @@ export async function importNdjson(ctx: ImportContext, file: string, size: numbe
   let shown = startOffset;
   /** A chunk refused for access reached the head: the checkpoint stays where it is for the rest of the file. */
   let held = false;
+  /** A chunk with deferred lines reached the head: the checkpoint waits for the deferred passes. */
+  let waiting = false;
 
   const acknowledge = async (chunk: Chunk, verdicts: Awaited<ReturnType<typeof sendItems>>): Promise<void> => {
     for (const [type, count] of chunk.skipped) ctx.report.count(type, 'skipped', count);
@@ -96,7 +102,10 @@ export async function importNdjson(ctx: ImportContext, file: string, size: numbe
       const verdict = verdicts[i];
       const type = item.resource.resourceType;
       if (isAccessRefusal(verdict)) chunk.refusedAccess = true;
-      if (verdict.outcome === 'rejected') {
+      if (verdict.outcome === 'rejected' && isUnresolvedReference(verdict) && ctx.deferred.length < MAX_DEFERRED_LINES) {
+        chunk.deferredLines = true;
+        ctx.deferred.push({ file, name, item, verdict });
+      } else if (verdict.outcome === 'rejected') {
         ctx.report.reject({
           file: name,
           line: item.line,
@@ -113,7 +122,8 @@ export async function importNdjson(ctx: ImportContext, file: string, size: numbe
     while (queue[0]?.acknowledged) {
       last = queue.shift()!;
       if (last.refusedAccess) held = true;
-      if (!held) head = last;
+      if (last.deferredLines) waiting = true;
+      if (!held && !waiting) head = last;
     }
     if (last) {
       ctx.advance(last.end - shown);
@@ -174,6 +184,8 @@ export async function importNdjson(ctx: ImportContext, file: string, size: numbe
   if (interrupted) return false;
   ctx.advance(size - shown);
   // Refused for access: the checkpoint stays before the first such chunk (recorded above), and the file is not done.
-  if (!held) await ctx.checkpoint.record(file, { size, offset: size, line: chunk.nextLine, done: true });
+  // With deferred lines, it is done once they are imported (command.ts, after the deferred passes).
+  if (!held && !waiting) await ctx.checkpoint.record(file, { size, offset: size, line: chunk.nextLine, done: true });
+  if (!held && waiting) ctx.awaitingDeferred.set(file, { size, line: chunk.nextLine });
   return true;
 }

@@ -111,6 +111,16 @@ function index(value: unknown, brackets: string): unknown {
  * we drop because the walker reports them more precisely (unknown elements, conflicting choice types) or
  * because they only say medplum could not evaluate an invariant (logged instead).
  */
+/**
+ * R4's base64Binary (datatypes.html#base64Binary: groups of four base64 characters, whitespace between them),
+ * tested without the regex's nested quantifiers (which backtrack badly on long whitespace): whitespace removed,
+ * what is left must be base64 characters in groups of four. Whitespace inside a group passes here too.
+ */
+function isR4Base64(value: string): boolean {
+  const compact = value.replace(/\s+/g, '');
+  return compact.length > 0 && compact.length % 4 === 0 && /^[0-9a-zA-Z+/]*={0,2}$/.test(compact);
+}
+
 export function normalizeMedplumIssue(
   issue: OperationOutcomeIssue,
   resource: unknown,
@@ -167,6 +177,9 @@ export function normalizeMedplumIssue(
   const format = /^Invalid (\S+) format$/.exec(text);
   if (format) {
     const value = lookupValue(rawPath, resource);
+    // R4's base64Binary allows whitespace between the groups of four (line-wrapped content, as in the official
+    // examples of Binary, Media and DiagnosticReport); @medplum/core's pattern does not.
+    if (format[1] === 'base64Binary' && typeof value === 'string' && isR4Base64(value)) return undefined;
     const shown = typeof value === 'string' ? ` '${value.length > 80 ? `${value.slice(0, 80)}…` : value}'` : '';
     return makeIssue(severity, 'value', expression, `Invalid ${format[1]}${shown} at ${expression}`, `value|${expression}`);
   }

@@ -330,6 +330,7 @@ function makeExtensionDefinition(sd: StructureDefinition, logger: ValidationLogg
     return {
       url: sd.url as string,
       schema: parseStructureDefinition(sd),
+      contexts: (sd.context ?? []).flatMap((c) => (c.type && c.expression ? [{ type: c.type, expression: c.expression }] : [])),
       label: `extension ${sd.url}${sd.version ? `|${sd.version}` : ''}`,
     };
   } catch (err) {

@@ -69,6 +69,8 @@ export function isJsonShapeIssue(issue: KeyedIssue): boolean {
 export interface ExtensionDefinition {
   readonly url: string;
   readonly schema: InternalTypeSchema;
+  /** Where it may be used (StructureDefinition.context); empty: anywhere. */
+  readonly contexts: ReadonlyArray<{ readonly type: string; readonly expression: string }>;
   /** appended to diagnostics, e.g. "extension http://...|5.0.1" */
   readonly label: string;
 }
@@ -98,6 +100,18 @@ interface Found {
   readonly scope: Scope;
   /** true when the JSON key is a choice variant (valueQuantity for value[x]) */
   readonly choiceBase?: string;
+}
+
+/**
+ * The element an extension sits on, as its definition's contexts name elements: by type (with the types it
+ * specialises: HumanName is an Element, Patient a DomainResource and a Resource) and by definition path, both
+ * type-rooted (HumanName.family) and resource-rooted (Patient.name.family); an extension inside an extension also
+ * by that extension's url.
+ */
+interface ExtensionHost {
+  readonly types: readonly string[];
+  readonly paths: readonly string[];
+  readonly extensionUrl?: string;
 }
 
 interface ResourceFrame {
@@ -299,7 +313,9 @@ export class Walker {
     if (!contained) {
       this.checkContainedReferenced(resource, path);
     }
-    this.walkObject(resource, scopes, path, frame, true);
+    const resourceType = resource.resourceType as string;
+    const ancestors = NOT_DOMAIN_RESOURCES.has(resourceType) ? ['Resource'] : ['DomainResource', 'Resource'];
+    this.walkObject(resource, scopes, path, frame, true, { types: [resourceType, ...ancestors], paths: [resourceType] });
   }
 
   /** dom-3 (native: its FHIRPath needs descendants()). */
@@ -336,6 +352,7 @@ export class Walker {
     path: string,
     frame: ResourceFrame,
     isResource: boolean,
+    host: ExtensionHost,
   ): void {
     for (const scope of scopes) {
       if (scope.label) {
@@ -391,10 +408,10 @@ export class Walker {
       if (!this.checkJsonShape(obj, key, name, found, `${path}.${segment}`, isPrimitiveExtension)) continue;
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          this.walkValue(value[i], found, `${path}.${segment}[${i}]`, frame, isPrimitiveExtension);
+          this.walkValue(value[i], found, `${path}.${segment}[${i}]`, frame, isPrimitiveExtension, host);
         }
       } else {
-        this.walkValue(value, found, `${path}.${segment}`, frame, isPrimitiveExtension);
+        this.walkValue(value, found, `${path}.${segment}`, frame, isPrimitiveExtension, host);
       }
     }
   }
@@ -498,7 +515,15 @@ export class Walker {
     return true;
   }
 
-  private walkValue(value: unknown, found: Found, path: string, frame: ResourceFrame, isPrimitiveExtension: boolean): void {
+  /** `parent`: the host of the object holding this value (what an extension found here sits on). */
+  private walkValue(
+    value: unknown,
+    found: Found,
+    path: string,
+    frame: ResourceFrame,
+    isPrimitiveExtension: boolean,
+    parent: ExtensionHost,
+  ): void {
     if (value === null || value === undefined) {
       return; // medplum reports misplaced nulls
     }
@@ -515,7 +540,9 @@ export class Walker {
       }
       const elementSchema = tryGetDataType('Element');
       if (elementSchema) {
-        this.walkObject(element, [{ elements: elementSchema.elements, prefix: '' }], path, frame, false);
+        // The extensions of a primitive sit on the primitive element itself (HumanName.family).
+        const host = elementHost(type, found.element.path, path);
+        this.walkObject(element, [{ elements: elementSchema.elements, prefix: '' }], path, frame, false, host);
       }
       return;
     }
@@ -599,6 +626,7 @@ export class Walker {
     const scopes: Scope[] = [];
     const extensionUrl = type === 'Extension' && typeof obj.url === 'string' ? obj.url : undefined;
     const extension = extensionUrl ? this.services.extension(extensionUrl) : undefined;
+    if (extension) this.checkExtensionContext(extension, parent, path);
     if (extension) {
       scopes.push({ elements: extension.schema.elements, prefix: '', innerTypes: innerTypesOf(extension.schema), label: extension.label });
       this.checkExtensionRootConstraints(extension, typed, path, frame);
@@ -624,7 +652,42 @@ export class Walker {
     if (scopes.length === 0) {
       return;
     }
-    this.walkObject(obj, scopes, path, frame, false);
+    const innerType = found.scope.innerTypes?.get(type);
+    const backbone = innerType !== undefined || (!typeSchema && type !== 'Element');
+    // A backbone type's own definition path: OperationDefinition.parameter.part is an OperationDefinition.parameter
+    // (a contentReference), and its inner type says so through its elements' paths.
+    const ownPath = innerType?.elements.id?.path?.replace(/\.id$/, '');
+    const host = extensionUrl
+      ? { types: ['Extension', 'Element'], paths: ['Extension'], extensionUrl }
+      : elementHost(backbone ? 'BackboneElement' : type, found.element.path, path, ownPath);
+    this.walkObject(obj, scopes, path, frame, false, host);
+  }
+
+  /**
+   * An extension used where its definition allows (StructureDefinition.context): an element context names a type
+   * (or one it specialises) or a definition path, an extension context the url of the extension it may sit in.
+   * FHIRPath contexts are not evaluated (they pass). The HL7 validator refuses the same misplacements.
+   */
+  private checkExtensionContext(extension: ExtensionDefinition, host: ExtensionHost, path: string): void {
+    if (extension.contexts.length === 0) return;
+    const allowed = extension.contexts.some((context) => {
+      if (context.type === 'fhirpath') return true;
+      if (context.type === 'extension') return host.extensionUrl === context.expression;
+      // "Element" (and "Base") mean anywhere, resource roots included, as the HL7 validator reads them (R4's own
+      // conformance resources carry structuredefinition-wg, whose context is Element, on their roots).
+      if (context.expression === 'Element' || context.expression === 'Base') return true;
+      return host.types.includes(context.expression) || host.paths.includes(context.expression);
+    });
+    if (allowed) return;
+    const where = extension.contexts.map((c) => (c.type === 'element' ? c.expression : `${c.type} ${c.expression}`)).join(', ');
+    const here = host.extensionUrl ? `the extension ${host.extensionUrl}` : `${host.paths.join(' / ')} (${host.types[0]})`;
+    this.add(
+      'error',
+      'structure',
+      path,
+      `The extension ${extension.url} is not allowed on ${here}: its definition allows it on ${where}`,
+      `ext-context|${path}`,
+    );
   }
 
   private checkPrimitiveValue(type: string, value: unknown, path: string): void {
@@ -1110,4 +1173,29 @@ function str(v: unknown): string | undefined {
 function stripVersion(canonical: string): string {
   const bar = canonical.indexOf('|');
   return bar >= 0 ? canonical.slice(0, bar) : canonical;
+}
+
+/** Resources that are not DomainResources (no text, contained, extensions of their own). */
+const NOT_DOMAIN_RESOURCES: ReadonlySet<string> = new Set(['Bundle', 'Binary', 'Parameters']);
+
+/** The host of an extension on an element of `type` defined at `definitionPath`, at instance path `path`. */
+function elementHost(type: string, definitionPath: string, path: string, ownPath?: string): ExtensionHost {
+  const types = [type];
+  if (QUANTITY_TYPES.has(type) && type !== 'Quantity') types.push('Quantity');
+  if (type !== 'Element') types.push('Element');
+  // Resource-rooted: the instance path without positions (Patient.name[0].family -> Patient.name.family). A
+  // recursive element (PlanDefinition.action.action, Questionnaire.item.item: a contentReference to the outer one)
+  // is also its outer element.
+  const rooted = path.replace(/\[\d+\]/g, '');
+  const paths = new Set([definitionPath, rooted, collapseRepeats(definitionPath), collapseRepeats(rooted)]);
+  if (ownPath) paths.add(ownPath);
+  return { types, paths: [...paths] };
+}
+
+/** A path with runs of the same segment made one (PlanDefinition.action.action.action -> PlanDefinition.action). */
+function collapseRepeats(path: string): string {
+  return path
+    .split('.')
+    .filter((segment, i, all) => i === 0 || segment !== all[i - 1])
+    .join('.');
 }

@@ -4,6 +4,7 @@
  * interrupted run resume.
  */
 import type { AnyBulkWriteOperation, Document } from 'mongodb';
+import { ANY_TYPE_MARKER, inAnyTypeIndex } from './search/indexes.js';
 import {
   SINGLE_VERSION_TYPES,
   versionKey,
@@ -94,7 +95,9 @@ export async function writeHeadIndexes(store: ResourceStore, idxVersion: number,
   const versionOps: AnyBulkWriteOperation<VersionDocument>[] = [];
   for (const { head, idx } of updates) {
     const update: Document = idx === undefined ? { $set: { idxVersion }, $unset: { idx: '' } } : { $set: { idx, idxVersion } };
-    headOps.push({ updateOne: { filter: { _id: head._id, versionId: head.versionId }, update } });
+    // A head written before its type was in the wildcard index gets its marker (the version documents need none).
+    const headUpdate: Document = inAnyTypeIndex(head.type) ? { ...update, $set: { ...update.$set, [ANY_TYPE_MARKER]: true } } : update;
+    headOps.push({ updateOne: { filter: { _id: head._id, versionId: head.versionId }, update: headUpdate } });
     versionOps.push({ updateOne: { filter: { _id: versionKey(head.type, head.id, head.versionId) }, update } });
   }
   const written = await store.heads.bulkWrite(headOps, { ordered: false });

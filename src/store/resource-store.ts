@@ -20,7 +20,7 @@ import { calculateObjectSize } from 'bson';
 import { MongoBulkWriteError, MongoServerError, type ClientSession, type Collection, type Db, type Document } from 'mongodb';
 import { compileFilter } from './search/compile.js';
 import { ConditionalKeys } from './search/conditional-keys.js';
-import { anyTypeIndexDescription, searchIndexDescriptions } from './search/indexes.js';
+import { anyTypeIndexDescription, FORMER_ANY_TYPE_INDEX, inAnyTypeIndex, searchIndexDescriptions } from './search/indexes.js';
 import type { Condition } from './search/query.js';
 
 export const VERSIONS_COLLECTION = 'resource_versions';
@@ -102,6 +102,8 @@ export interface VersionDocument extends NewVersion {
 /** One document per resource, its current version, in `resources`. */
 export interface HeadDocument extends StoredVersionFields {
   _id: string;
+  /** Set on the heads of the types the wildcard search index holds (store/search/indexes.ts, inAnyTypeIndex). */
+  anyTypeIndexed?: true;
 }
 
 /** Another writer got there first: the version the caller based its write on is no longer current. */
@@ -175,6 +177,7 @@ export function headFromVersion(version: NewVersion | VersionDocument): HeadDocu
   };
   if (version.idx !== undefined) head.idx = version.idx;
   if (version.idxVersion !== undefined) head.idxVersion = version.idxVersion;
+  if (inAnyTypeIndex(version.type)) head.anyTypeIndexed = true;
   return head;
 }
 
@@ -235,6 +238,8 @@ export class ResourceStore {
       ...searchIndexDescriptions((type) => !SINGLE_VERSION_TYPES.has(type)),
       anyTypeIndexDescription,
     ]);
+    // The first wildcard index (2026-12-07) also held the featured types: replaced by the one above.
+    await this.heads.dropIndex(FORMER_ANY_TYPE_INDEX).catch(() => undefined);
   }
 
   /** The collection that holds the current versions of `types` (see SINGLE_VERSION_TYPES). */

@@ -154,6 +154,19 @@ t.test('the types every patient record carries, beside the featured ones', async
     t.equal((await app.inject({ url: `/Organization/${scratch.id}` })).statusCode, 410, 'deleted: gone');
   });
 
+  await t.test('the heads of these types are marked for the wildcard index; the featured types are not in it', async (t) => {
+    const heads = store.db.collection('resources');
+    t.equal((await heads.findOne({ _id: `Observation/${observation.id}` as never }))?.anyTypeIndexed, true);
+    t.equal((await heads.findOne({ _id: `Practitioner/${practitioner.id}` as never }))?.anyTypeIndexed, true);
+    t.equal((await heads.findOne({ _id: `Patient/${patient.id}` as never }))?.anyTypeIndexed, undefined, 'Patient has tuned indexes');
+    const index = (await heads.indexes()).find((i) => i.name === 'search_other_types');
+    t.same(index?.partialFilterExpression, { deleted: false, anyTypeIndexed: true });
+    t.notOk(
+      (await heads.indexes()).some((i) => i.name === 'search_any_type'),
+      'the first version of it is gone',
+    );
+  });
+
   await t.test('search on their common parameters, each through an index', async (t) => {
     const ctx = await testContext(store, BASE);
     const cases: Array<[string, string, string[]]> = [
@@ -183,7 +196,7 @@ t.test('the types every patient record carries, beside the featured ones', async
       const plan = stages(explain.queryPlanner.winningPlan as Document);
       const summary = plan.map((s) => (s.stage === 'IXSCAN' ? `IXSCAN(${s.indexName})` : s.stage)).join(' < ');
       t.ok(
-        plan.some((s) => s.stage === 'IXSCAN' && s.indexName === 'search_any_type'),
+        plan.some((s) => s.stage === 'IXSCAN' && s.indexName === 'search_other_types'),
         `${type}?${query}: through the index over every type's values [${summary}]`,
       );
       t.notOk(

@@ -16,6 +16,7 @@
  *   descending, as MongoDB sorts them.
  */
 import type { Document } from 'mongodb';
+import { ANY_TYPE_MARKER, inAnyTypeIndex } from './indexes.js';
 import { escapeRegexSource, successorOf } from './strings.js';
 import type { Comparator, Condition, SortKey, StoreQuery } from './query.js';
 
@@ -257,6 +258,8 @@ export function compileFilter(query: Pick<StoreQuery, 'types' | 'where'>): Docum
     type: query.types.length === 1 ? query.types[0] : { $in: query.types },
     deleted: false,
   };
+  // Implied by the types; said so that MongoDB may use the wildcard index, whose partial filter names it.
+  if (query.types.length > 0 && query.types.every(inAnyTypeIndex)) filter[ANY_TYPE_MARKER] = true;
   const where = compileCondition(query.where);
   if (Object.keys(where).length > 0) filter.$and = [where];
   return filter;

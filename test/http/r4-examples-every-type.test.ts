@@ -63,10 +63,6 @@ const REFUSED: Record<string, { status: number; why: RegExp }> = {
   'Bundle-resources.json': { status: 413, why: /larger than the limit/ },
   // The complex extension's required 'text' part is missing (a slice with min 1).
   'Observation-example-genetics-brcapat.json': { status: 400, why: /slice 'text'/ },
-  // WRONG refusals, from @medplum/core's validator: ras-2 (`probability is decimal implies …`) evaluates to empty
-  // for a prediction without a probability, which is no violation; its validator counts it as one.
-  'RiskAssessment-breastcancer-risk.json': { status: 400, why: /ras-2/ },
-  'RiskAssessment-prognosis.json': { status: 400, why: /ras-2/ },
 };
 
 /**

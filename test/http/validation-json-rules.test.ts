@@ -115,3 +115,23 @@ t.test('their valid neighbours are accepted', async (t) => {
     t.equal(created.statusCode, 201, `${c.name}: created`);
   }
 });
+
+t.test('an invariant that evaluates to nothing is no violation (ras-2 on a prediction without a probability)', async (t) => {
+  const { app } = await startTestApp(t);
+  const validate = async (prediction: object) =>
+    (
+      (
+        await app.inject({
+          method: 'POST',
+          url: '/RiskAssessment/$validate',
+          headers: json,
+          payload: { resourceType: 'RiskAssessment', status: 'final', subject: { reference: 'Patient/p' }, prediction: [prediction] },
+        })
+      ).json() as OperationOutcome
+    ).issue?.filter((i) => i.severity === 'error') ?? [];
+  t.same(await validate({ outcome: { text: 'stroke' } }), [], 'no probability: ras-2 is empty, not false');
+  t.same(await validate({ outcome: { text: 'stroke' }, probabilityDecimal: 42 }), [], 'a probability within bounds');
+  const over = await validate({ outcome: { text: 'stroke' }, probabilityDecimal: 142 });
+  t.match(over.map((i) => i.diagnostics).join(' '), /ras-2/, 'above 100: still refused');
+  t.same(over[0]?.expression, ['RiskAssessment.prediction[0]']);
+});

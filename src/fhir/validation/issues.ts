@@ -5,6 +5,8 @@
  * e.g. "Patient.name[0].given[1]", choice elements as "Patient.deceased.ofType(dateTime)") and
  * diagnostics a person can act on. Issues from @medplum/core are mapped onto the same conventions.
  */
+import type { InternalSchemaElement, InternalTypeSchema } from '@medplum/core';
+import { evalFhirPathTyped, toTypedValue, tryGetDataType, UCUM } from '@medplum/core';
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 
 export type Severity = 'error' | 'warning' | 'information';
@@ -121,6 +123,58 @@ function isR4Base64(value: string): boolean {
   return compact.length > 0 && compact.length % 4 === 0 && /^[0-9a-zA-Z+/]*={0,2}$/.test(compact);
 }
 
+/**
+ * Whether `fhirpath`, evaluated as @medplum/core's validator evaluates it (on the element at `rawPath`, typed by
+ * the schema), yields an empty collection. False whenever the element or its type cannot be resolved: the issue
+ * then stands.
+ */
+function evaluatesToNothing(fhirpath: string, rawPath: string, resource: unknown): boolean {
+  const value = lookupValue(rawPath, resource);
+  const type = typeAtPath(rawPath, resource);
+  if (value === undefined || type === undefined) return false;
+  const root = toTypedValue(resource);
+  try {
+    const result = evalFhirPathTyped(fhirpath, [{ type, value }], {
+      '%context': { type, value },
+      '%resource': root,
+      '%rootResource': root,
+      '%ucum': toTypedValue(UCUM),
+    });
+    return result.length === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The FHIR type of the element at a medplum issue path (Type.a[0].b), from the schemas; undefined when unknown. */
+function typeAtPath(rawPath: string, resource: unknown): string | undefined {
+  const segments = rawPath.split('.');
+  let type: string | undefined = segments[0];
+  let walked = segments[0];
+  for (const segment of segments.slice(1)) {
+    const name = segment.replace(/\[\d+\]$/, '');
+    walked += `.${segment}`;
+    const schema: InternalTypeSchema | undefined = type ? tryGetDataType(type) : undefined;
+    if (!schema) return undefined;
+    const element: InternalSchemaElement | undefined = schema.elements[name];
+    let code: string | undefined = element?.type?.[0]?.code;
+    if (!element) {
+      const choice = Object.keys(schema.elements).find((k) => k.endsWith('[x]') && name.startsWith(k.slice(0, -3)));
+      if (!choice) return undefined;
+      const suffix = name.slice(choice.length - 3);
+      code = schema.elements[choice].type.find((t) => t.code.toLowerCase() === suffix.toLowerCase())?.code;
+    } else if (element.type.length !== 1) {
+      return undefined;
+    }
+    if (code === 'Resource') {
+      const inner = lookupValue(walked, resource) as { resourceType?: unknown } | undefined;
+      code = typeof inner?.resourceType === 'string' ? inner.resourceType : undefined;
+    }
+    type = code;
+  }
+  return type;
+}
+
 export function normalizeMedplumIssue(
   issue: OperationOutcomeIssue,
   resource: unknown,
@@ -147,6 +201,9 @@ export function normalizeMedplumIssue(
   }
   if (issue.code === 'invariant') {
     const fhirpath = parseFhirpath(issue.diagnostics);
+    // @medplum/core counts an invariant that evaluates to nothing as broken; FHIR does not (ras-2's
+    // `probability is decimal implies …` on a prediction without a probability is no violation).
+    if (fhirpath && evaluatesToNothing(fhirpath, rawPath, resource)) return undefined;
     const key = /^Constraint (\S+) not met/.exec(text)?.[1] ?? '';
     const diagnostics = fhirpath ? `${text} (FHIRPath: ${fhirpath})` : text;
     return makeIssue(severity, 'invariant', expression, diagnostics, `invariant|${key}|${expression}`);

@@ -8,7 +8,9 @@
  * Used by the fuzz test (test/http/fuzz.test.ts: a few thousand requests, in CI) and by the longer run
  * (`npm run bench:fuzz`, not in CI).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { searchRegistry } from '../../src/fhir/search/registry.js';
 import { PROJECT_ROOT } from '../../src/software.js';
@@ -24,10 +26,10 @@ export interface HostileRequest {
   kind: string;
 }
 
-const TYPES = ['Patient', 'Encounter', 'MedicationRequest'];
+/** The featured types, and some of the other hosted ones (the same code serves all of them). */
+const TYPES = ['Patient', 'Encounter', 'MedicationRequest', 'Observation', 'Condition', 'Practitioner', 'Provenance', 'Binary'];
 const OTHER_TYPES = [
   'AuditEvent',
-  'Observation',
   'Parameters',
   'patient',
   'Bundle',
@@ -145,15 +147,22 @@ function registryParams(type: string): string[] {
   }
 }
 
-/** A few real R4 examples to mutate (official HL7 examples, see test/fixtures/fhir-r4-examples/README.md). */
+/**
+ * A few real R4 examples to mutate: official HL7 examples, of the featured types from test/fixtures/fhir-r4-examples
+ * (see its README.md), of the others from the hl7.fhir.r4.examples package (a dev dependency).
+ */
 function loadExamples(): unknown[] {
   const root = fileURLToPath(new URL('test/fixtures/fhir-r4-examples/', PROJECT_ROOT));
+  const r4Examples = dirname(createRequire(import.meta.url).resolve('hl7.fhir.r4.examples/package.json'));
   const examples: unknown[] = [];
   for (const type of TYPES) {
-    for (const file of readdirSync(`${root}${type}`)
-      .filter((f) => f.endsWith('.json'))
+    const featured = existsSync(`${root}${type}`);
+    const dir = featured ? `${root}${type}` : r4Examples;
+    for (const file of readdirSync(dir)
+      .filter((f) => f.endsWith('.json') && (featured || f.startsWith(`${type}-`)))
+      .sort()
       .slice(0, 6)) {
-      examples.push(JSON.parse(readFileSync(`${root}${type}/${file}`, 'utf8')));
+      examples.push(JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')));
     }
   }
   return examples;
@@ -561,6 +570,8 @@ export class HostileRequests {
         `/Patient/${this.id()}/${this.pick([...TYPES, '*', 'Observation', ...PROTO])}?${this.query(type)}`,
         `/${type}/${this.id()}/$verify`,
         `/${type}/${this.id()}/_history/1/$proof`,
+        `/${type}/${this.id()}/$provenance`,
+        `/${type}/${this.id()}/_history/${this.pick(['1', '0', 'x'])}/$provenance`,
         `/$export?${this.pick(['_type=,', '_type=Patient', '_since=x', '_outputFormat=x', '_typeFilter=x', ''])}`,
         '/metadata',
         `/metadata?mode=${this.pick(['full', 'normative', 'terminology', 'x', ...PROTO])}`,

@@ -15,6 +15,7 @@ import { connectMongo } from '../../src/store/mongo.js';
 import { ResourceStore } from '../../src/store/resource-store.js';
 import { startTestApp, stopMongoAtEnd, TEST_CONFIG, testValidator } from '../helpers/app.js';
 import { testMongo, uniqueDbName } from '../helpers/mongo.js';
+import { withoutServerMeta } from '../helpers/resources.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 /** The types in the two Synthea Bundles of test/fixtures/synthea (and the NDJSON Patients). */
@@ -46,14 +47,6 @@ async function all(app: FastifyInstance, type: string): Promise<Map<string, Reso
   const res = await app.inject({ method: 'GET', url: `/${type}?_count=1000` });
   const bundle = res.json() as Bundle;
   return new Map((bundle.entry ?? []).map((e) => [e.resource!.id!, e.resource!]));
-}
-
-function withoutServerMeta(resource: Resource): Resource {
-  const copy = structuredClone(resource);
-  delete copy.meta?.versionId;
-  delete copy.meta?.lastUpdated;
-  if (copy.meta && Object.keys(copy.meta).length === 0) delete copy.meta;
-  return copy;
 }
 
 t.test('export -> import into an empty database -> identical apart from meta', async (t) => {

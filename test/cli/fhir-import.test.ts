@@ -13,6 +13,7 @@ import t, { type Test } from 'tap';
 import { runImport, type ImportOptions, type ImportResult } from '../../src/cli/import/command.js';
 import { FEATURED_ONLY, startTestApp, stopMongoAtEnd, TEST_CONFIG, testValidator, type TestApp } from '../helpers/app.js';
 import { testMongo } from '../helpers/mongo.js';
+import { withoutServerMeta } from '../helpers/resources.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const NDJSON_DIR = join(FIXTURES, 'bulk-ndjson');
@@ -88,17 +89,6 @@ function asImported(resource: Resource, targets: Map<string, string>): Resource 
     return target ? `"reference":"${target}"` : whole;
   });
   return withoutServerMeta(JSON.parse(text) as Resource);
-}
-
-/** A resource without the meta the server stamps (versionId, lastUpdated); an emptied meta goes too. */
-function withoutServerMeta(resource: Resource): Resource {
-  const copy = structuredClone(resource);
-  if (copy.meta) {
-    delete copy.meta.versionId;
-    delete copy.meta.lastUpdated;
-    if (Object.keys(copy.meta).length === 0) delete copy.meta;
-  }
-  return copy;
 }
 
 async function read(app: FastifyInstance, type: string, id: string): Promise<Resource | undefined> {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Resource } from '@medplum/fhirtypes';
 import t from 'tap';
 import { startTestApp, stopMongoAtEnd } from '../helpers/app.js';
+import { withoutServerMeta } from '../helpers/resources.js';
 
 stopMongoAtEnd(t);
 
@@ -19,14 +20,6 @@ function examples(type: string): Resource[] {
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => JSON.parse(readFileSync(join(FIXTURES, type, f), 'utf8')) as Resource);
-}
-
-/** The resource without the server-assigned meta fields (and without meta, when nothing else was in it). */
-function withoutServerMeta(resource: Resource): Resource {
-  const { meta, ...rest } = resource;
-  if (!meta) return rest as Resource;
-  const { versionId: _v, lastUpdated: _l, ...other } = meta;
-  return (Object.keys(other).length > 0 ? { ...rest, meta: other } : rest) as Resource;
 }
 
 for (const type of ['Patient', 'Encounter', 'MedicationRequest']) {

@@ -21,20 +21,13 @@ import { explainFhirSearch } from '../../src/fhir/search/search.js';
 import { BASE, create, ids, search, update } from '../fhir/search/helpers.js';
 import { startTestApp, stopMongoAtEnd, testContext } from '../helpers/app.js';
 import { samplePatient } from '../helpers/fhir-samples.js';
+import { planStages } from '../helpers/explain.js';
 
 stopMongoAtEnd(t);
 
 const LOINC = 'http://loinc.org';
 const SNOMED = 'http://snomed.info/sct';
 const CVX = 'http://hl7.org/fhir/sid/cvx';
-
-function stages(plan: Document, out: Document[] = []): Document[] {
-  if (plan.queryPlan) return stages(plan.queryPlan as Document, out);
-  out.push(plan);
-  if (plan.inputStage) stages(plan.inputStage as Document, out);
-  for (const input of (plan.inputStages as Document[] | undefined) ?? []) stages(input, out);
-  return out;
-}
 
 t.test('the types every patient record carries, beside the featured ones', async (t) => {
   const { app, store } = await startTestApp(t, { referencePolicy: 'strict' });
@@ -193,7 +186,7 @@ t.test('the types every patient record carries, beside the featured ones', async
     for (const [type, query, expected] of cases) {
       t.same(await ids(app, `/${type}?${query}`), expected, `${type}?${query}`);
       const explain = await explainFhirSearch(ctx, { types: [type], path: type }, [...new URLSearchParams(query).entries()]);
-      const plan = stages(explain.queryPlanner.winningPlan as Document);
+      const plan = planStages(explain.queryPlanner.winningPlan as Document);
       const summary = plan.map((s) => (s.stage === 'IXSCAN' ? `IXSCAN(${s.indexName})` : s.stage)).join(' < ');
       t.ok(
         plan.some((s) => s.stage === 'IXSCAN' && s.indexName === 'search_other_types'),

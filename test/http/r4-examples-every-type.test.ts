@@ -12,6 +12,7 @@ import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import t from 'tap';
 import { storedResourceTypes } from '../../src/fhir/resource-types.js';
 import { startTestApp, stopMongoAtEnd } from '../helpers/app.js';
+import { withoutServerMeta } from '../helpers/resources.js';
 
 stopMongoAtEnd(t);
 // About 900 writes through validation, indexing and the store.
@@ -75,16 +76,6 @@ const REFUSED: Record<string, { status: number; why: RegExp }> = {
  */
 const SPEC_CONTEXT_MISUSE =
   /^The extension http:\/\/hl7\.org\/fhir\/StructureDefinition\/(structuredefinition-normative-version|structuredefinition-fhir-type|regex|valueset-concept-comments|translation) is not allowed on /;
-
-function withoutServerMeta(resource: Resource): Resource {
-  const copy = structuredClone(resource);
-  if (copy.meta) {
-    delete copy.meta.versionId;
-    delete copy.meta.lastUpdated;
-    if (Object.keys(copy.meta).length === 0) delete copy.meta;
-  }
-  return copy;
-}
 
 t.test('the official R4 examples of every storable type: stored and read back equal, or refused as listed', async (t) => {
   const { app } = await startTestApp(t, {

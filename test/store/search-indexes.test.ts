@@ -13,17 +13,9 @@ import { patientId } from '../../bench/population.js';
 import { BENCH_SEARCHES, queryInputs } from '../../bench/searches.js';
 import { BASE, create } from '../fhir/search/helpers.js';
 import { startTestApp, stopMongoAtEnd, testContext } from '../helpers/app.js';
+import { planStages } from '../helpers/explain.js';
 
 stopMongoAtEnd(t);
-
-function stages(plan: Document, out: Document[] = []): Document[] {
-  // MongoDB 7+ (slot-based engine) nests the classic-shaped tree under queryPlan.
-  if (plan.queryPlan) return stages(plan.queryPlan as Document, out);
-  out.push(plan);
-  if (plan.inputStage) stages(plan.inputStage as Document, out);
-  for (const input of (plan.inputStages as Document[] | undefined) ?? []) stages(input, out);
-  return out;
-}
 
 t.test('typical searches run on the search indexes', async (t) => {
   const { app, store } = await startTestApp(t);
@@ -93,7 +85,7 @@ t.test('typical searches run on the search indexes', async (t) => {
   for (const c of cases) {
     const params = [...new URLSearchParams(c.query).entries()];
     const explain = await explainFhirSearch(ctx, { types: [c.type], path: c.type }, params);
-    const plan = stages(explain.queryPlanner.winningPlan as Document);
+    const plan = planStages(explain.queryPlanner.winningPlan as Document);
     const scans = plan.filter((s) => s.stage === 'IXSCAN').map((s) => s.indexName as string);
     const summary = plan.map((s) => (s.stage === 'IXSCAN' ? `IXSCAN(${s.indexName})` : s.stage)).join(' < ');
     t.notOk(
@@ -153,7 +145,7 @@ t.test("the compliance team's AuditEvent searches run on their indexes (on resou
     const explain = await explainFhirSearch(ctx, { types: ['AuditEvent'], path: 'AuditEvent' }, [
       ...new URLSearchParams(c.query).entries(),
     ]);
-    const plan = stages(explain.queryPlanner.winningPlan as Document);
+    const plan = planStages(explain.queryPlanner.winningPlan as Document);
     const scans = plan.filter((s) => s.stage === 'IXSCAN').map((s) => s.indexName as string);
     const summary = plan.map((s) => (s.stage === 'IXSCAN' ? `IXSCAN(${s.indexName})` : s.stage)).join(' < ');
     t.notOk(
@@ -225,7 +217,7 @@ t.test('a birth-date range bounds its index at both ends', async (t) => {
     ['birthdate', 'ge1980-06-10'],
     ['birthdate', 'le1980-06-20'],
   ]);
-  const scan = stages(explain.queryPlanner.winningPlan as Document).find((s) => s.stage === 'IXSCAN');
+  const scan = planStages(explain.queryPlanner.winningPlan as Document).find((s) => s.stage === 'IXSCAN');
   t.match(scan?.indexName, /^search_Patient_birthdate_(lo|hi)$/);
   const dateBounds = JSON.stringify(Object.values((scan?.indexBounds ?? {}) as Record<string, unknown>)[0]);
   t.match(dateBounds, /^\["\[new Date\(\d+\), new Date\(\d+\)\]"\]$/, `the date key is bounded at both ends: ${dateBounds}`);

@@ -177,6 +177,8 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
   app.decorate('routeTable', requireDeclarations(app));
 
   const resourceTypes = config.resourceTypes ?? clientResourceTypes();
+  /** What the server stores for this deployment: the hosted types and the audit trail. */
+  const storedTypes = [...resourceTypes, AUDIT_EVENT_TYPE];
   const capabilities = new Capabilities(resourceTypes).addFormat(FHIR_JSON).addFormat('json');
   capabilities.addPatchFormat(JSON_PATCH).addPatchFormat(FHIR_JSON);
   const context: FhirContext = {
@@ -258,7 +260,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
     rateLimitPerMinute: config.exposure.rateLimitPerMinute,
     rateLimitKey: (request) => (request.principal?.clientId ? `client:${request.principal.clientId}` : `address:${addressKey(request)}`),
   });
-  const parseScopeQuery = scopeQueryParser(searchRegistry(), config.baseUrl, [...resourceTypes, AUDIT_EVENT_TYPE]);
+  const parseScopeQuery = scopeQueryParser(searchRegistry(), config.baseUrl, storedTypes);
   await app.register(accessPlugin, {
     mode: config.auth.mode,
     verifier: auth?.verifier,
@@ -279,8 +281,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
       await fhir.register(metadataRoutes, { capabilities, software, smartConfiguration: auth?.smartConfiguration });
       await fhir.register(resourceRoutes, { ctx: context, capabilities, search, readOnlyTypes });
       await fhir.register(searchRoutes, { ctx: context, capabilities, settings: search, readOnlyTypes });
-      if (deps.ledger)
-        await fhir.register(ledgerRoutes, { ctx: context, capabilities, ledger: deps.ledger, types: [...resourceTypes, AUDIT_EVENT_TYPE] });
+      if (deps.ledger) await fhir.register(ledgerRoutes, { ctx: context, capabilities, ledger: deps.ledger, types: storedTypes });
       await fhir.register(bundleRoutes, { ctx: context, capabilities, bundle: config.bundle ?? DEFAULT_BUNDLE_SETTINGS, search });
       await fhir.register(operationRoutes, { ctx: context, capabilities, search });
     },

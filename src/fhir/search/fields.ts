@@ -5,6 +5,7 @@
  * | key             | holds                                                                              |
  * |-----------------|------------------------------------------------------------------------------------|
  * | `code`          | the normalised values (folded strings, token variants, "Type/id", {lo, hi}, ...)   |
+ * |                 | composite: tuples {componentCode: value, ...}, the components' normal forms         |
  * | `code:x`        | string: the values as written, for :exact                                          |
  * | `code:t`        | token: folded display texts (CodeableConcept.text, Coding.display, ...), for :text |
  * | `code:o`        | token on Identifier: "typeSystem|typeCode|value", for :of-type                     |

@@ -13,7 +13,7 @@ import type { Condition, Layout, SortKey } from '../../store/search/query.js';
 import { parseDateRange } from '../dates.js';
 import { FhirError, issue } from '../outcome.js';
 import { parseElements, parseSummary, type SummaryMode } from '../summary.js';
-import { SUFFIX, idxPath } from './fields.js';
+import { SUFFIX, idxKey, idxPath } from './fields.js';
 import { normaliseReference } from './extract.js';
 import { foldString, soundexWords } from './normalise.js';
 import type { SearchParamDef, SearchRegistry, TypeBinding } from './registry.js';
@@ -155,7 +155,13 @@ function reject(message: string): never {
 }
 
 const field = (def: SearchParamDef, suffix: '' | (typeof SUFFIX)[keyof typeof SUFFIX] = ''): string =>
-  def.headField === 'id' ? 'id' : def.headField === 'lastUpdated' ? 'lastUpdated' : idxPath(def.code, suffix);
+  def.headField === 'id'
+    ? 'id'
+    : def.headField === 'lastUpdated'
+      ? 'lastUpdated'
+      : def.inTuple
+        ? idxKey(def.code, suffix)
+        : idxPath(def.code, suffix);
 
 const layoutOf = (binding: TypeBinding): Layout => (binding.single ? 'scalar' : 'array');
 
@@ -382,6 +388,32 @@ function uriCondition(def: SearchParamDef, binding: TypeBinding, modifier: strin
   }
 }
 
+/**
+ * A composite parameter (search.html#composite): each comma-separated alternative gives one value per component,
+ * separated by `$` (`code-value-quantity=http://loinc.org|8480-6$gt140`), each read as its component parameter's
+ * value. They must all hold for one element (one stored tuple), not for different ones.
+ */
+function compositeCondition(def: SearchParamDef, modifier: string | undefined, raw: string, ctx: Ctx): Condition {
+  if (modifier) fail(`modifier :${modifier} is not supported on composite parameter ${def.code} (supported: missing)`);
+  const components = def.components ?? [];
+  const form = components.map((c) => c.def.code).join('$');
+  return or(
+    nonEmpty(alternatives(raw), def.code).map((value) => {
+      const parts = splitUnescaped(value, '$');
+      if (parts.length !== components.length) fail(`${def.code}=${value} must give ${components.length} values separated by $ (${form})`);
+      const of = components.map((component, i) => {
+        try {
+          return simpleCondition(component.def, component.binding, undefined, parts[i], ctx);
+        } catch (error) {
+          if (error instanceof ParamError) fail(`${def.code}=${value}, component ${component.def.code}: ${error.message}`);
+          throw error;
+        }
+      });
+      return { op: 'composite', field: field(def), of };
+    }),
+  );
+}
+
 // --------------------------------------------------------------------------------------- names, chains
 
 interface NameLink {
@@ -402,29 +434,32 @@ function parameterCondition(type: string, name: string, value: string, ctx: Ctx)
   const links = parseLinks(name);
   const first = links[0];
   const def = ctx.options.registry.get(type, first.code);
-  if (!def) {
-    if (ctx.options.registry.isComposite(type, first.code)) {
-      reject(`${first.code} is a composite search parameter of ${type}; composite parameters are not supported by this server`);
-    }
-    fail(`${type} has no search parameter "${first.code}"`);
-  }
+  if (!def) fail(`${type} has no search parameter "${first.code}"`);
   const binding = def.bindings.get(type)!;
   if (links.length > 1) return chainCondition(type, def, links, value, ctx);
   if (first.modifier === 'missing') return missingCondition(def, value);
+  if (def.type === 'composite') return compositeCondition(def, first.modifier, value, ctx);
+  return simpleCondition(def, binding, first.modifier, value, ctx);
+}
+
+/** The condition of a parameter of one of the simple types (every type but composite). */
+function simpleCondition(def: SearchParamDef, binding: TypeBinding, modifier: string | undefined, value: string, ctx: Ctx): Condition {
   switch (def.type) {
     case 'string':
-      return stringCondition(def, binding, first.modifier, value);
+      return stringCondition(def, binding, modifier, value);
     case 'token':
-      return tokenCondition(def, first.modifier, value);
+      return tokenCondition(def, modifier, value);
     case 'reference':
-      return referenceCondition(def, first.modifier, value, ctx);
+      return referenceCondition(def, modifier, value, ctx);
     case 'date':
-      return dateCondition(def, binding, first.modifier, value, ctx);
+      return dateCondition(def, binding, modifier, value, ctx);
     case 'number':
     case 'quantity':
-      return numberCondition(def, binding, first.modifier, value);
+      return numberCondition(def, binding, modifier, value);
     case 'uri':
-      return uriCondition(def, binding, first.modifier, value);
+      return uriCondition(def, binding, modifier, value);
+    case 'composite':
+      return fail(`${def.code} is a composite parameter and cannot be a component`);
   }
 }
 
@@ -485,6 +520,7 @@ function hasCondition(type: string, name: string, value: string, ctx: Ctx): Cond
 function sortFields(def: SearchParamDef, binding: TypeBinding, direction: 1 | -1): string[] {
   if (def.headField === 'id') return ['_id'];
   if (def.headField === 'lastUpdated') return ['lastUpdated'];
+  if (def.type === 'composite') fail(`_sort: ${def.code} is a composite parameter; sort on one of its components' parameters`);
   if (!binding.single || def.type === 'token' || def.phonetic) return [idxPath(def.code, direction === 1 ? SUFFIX.asc : SUFFIX.desc)];
   if (def.type === 'date') return [`${idxPath(def.code)}.${direction === 1 ? 'lo' : 'hi'}`];
   // UCUM quantities in order of their value in base units (2 h after 90 min), then by the value as written

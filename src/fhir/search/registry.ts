@@ -26,10 +26,12 @@ import { loadBaseDefinitions } from '../validation/definitions.js';
  * Bump when the extractor's output changes for the same definitions (normalisation, layout, key names): every
  * head's idxVersion then becomes stale and `npm run reindex` recomputes it.
  */
-export const EXTRACTOR_VERSION = 2; // 2: UCUM quantities carry their canonical value {cv, cc}
+export const EXTRACTOR_VERSION = 3; // 2: UCUM quantities carry their canonical value {cv, cc}; 3: composites, `.as(T)` filters
 
-export type SearchParamType = 'number' | 'date' | 'string' | 'token' | 'reference' | 'quantity' | 'uri';
-const SUPPORTED_TYPES = new Set<string>(['number', 'date', 'string', 'token', 'reference', 'quantity', 'uri']);
+/** The types of the parameters a composite is made of. */
+export type SimpleParamType = 'number' | 'date' | 'string' | 'token' | 'reference' | 'quantity' | 'uri';
+export type SearchParamType = SimpleParamType | 'composite';
+const SIMPLE_TYPES = new Set<string>(['number', 'date', 'string', 'token', 'reference', 'quantity', 'uri']);
 
 /**
  * A plain dotted path (`Patient.name.family`, `AuditEvent.entity.what`) through elements of one type each: it can be
@@ -50,6 +52,11 @@ export interface ExpressionPart {
   resolveType?: string;
   /** Set when the expression is a plain path: the extractor follows it directly (the same values, far cheaper). */
   simple?: SimplePath;
+  /**
+   * From a trailing `.as(Type)`: keep only values of that type. Medplum's as() function passes every value through
+   * (`Observation.value.as(Quantity)` yields a valueString too), where FHIRPath filters by type.
+   */
+  asType?: string;
 }
 
 /** A parameter as it applies to one resource type. */
@@ -77,7 +84,21 @@ export interface SearchParamDef {
   headField?: 'id' | 'lastUpdated';
   /** Phonetic matching (Soundex) rather than string matching. */
   phonetic?: boolean;
+  /** A composite parameter's components, in the order a search value gives them (`code$value`). */
+  components?: CompositeComponent[];
+  /** A component of a composite: its values are stored inside the composite's tuples, not under idx. */
+  inTuple?: true;
   bindings: Map<string, TypeBinding>;
+}
+
+/**
+ * One component of a composite parameter: the parameter it reuses (its code, type and targets; its own `$`-separated
+ * part of a search value is read as that parameter's value) and an expression relative to the composite's element.
+ * Its values are stored inside the composite's tuples under its code (fields.ts).
+ */
+export interface CompositeComponent {
+  def: SearchParamDef;
+  binding: TypeBinding;
 }
 
 const COMMON_BASES = new Set(['Resource', 'DomainResource']);
@@ -207,6 +228,7 @@ const ONE_VALUE_TYPES: Record<SearchParamType, Set<string>> = {
   quantity: new Set(['Quantity', 'Duration', 'Age', 'Distance', 'Count', 'SimpleQuantity']),
   uri: new Set(['uri', 'url', 'canonical', 'oid', 'uuid']),
   token: new Set(),
+  composite: new Set(),
 };
 
 /** Date types whose values are one instant at some precision, the coarsest being a year. */
@@ -231,20 +253,26 @@ function systemOfValueSet(url: string): string | undefined {
   return valueSetSystems.get(url.split('|')[0]);
 }
 
+const AS_FILTER = /\.as\(\s*([A-Za-z]+)\s*\)$/;
+
+function expressionPart(expression: string): ExpressionPart {
+  const resolve = RESOLVE_FILTER.exec(expression);
+  const stripped = resolve ? expression.slice(0, resolve.index) : expression;
+  const part: ExpressionPart = { expression: stripped, atom: parseFhirPath(stripped) };
+  if (resolve) part.resolveType = resolve[1];
+  const as = AS_FILTER.exec(stripped);
+  if (as) part.asType = as[1];
+  const simple = simplePathOf(stripped);
+  if (simple) part.simple = simple;
+  return part;
+}
+
 function bindingFor(def: SearchParameter, type: string): TypeBinding | undefined {
   const expressions = partsForType(def.expression ?? '', type, def.base ?? []);
   if (expressions.length === 0) return undefined;
-  const parts: ExpressionPart[] = expressions.map((expression) => {
-    const resolve = RESOLVE_FILTER.exec(expression);
-    const stripped = resolve ? expression.slice(0, resolve.index) : expression;
-    const part: ExpressionPart = { expression: stripped, atom: parseFhirPath(stripped) };
-    if (resolve) part.resolveType = resolve[1];
-    const simple = simplePathOf(stripped);
-    if (simple) part.simple = simple;
-    return part;
-  });
+  const parts = expressions.map(expressionPart);
   const binding: TypeBinding = { parts, single: false };
-  const info = parts.length === 1 ? walkPath(parts[0].expression) : undefined;
+  const info = parts.length === 1 && def.type !== 'composite' ? walkPath(parts[0].expression) : undefined;
   if (info) {
     const paramType = def.type as SearchParamType;
     binding.single = !info.multiple && info.types.length > 0 && info.types.every((t) => ONE_VALUE_TYPES[paramType].has(t));
@@ -261,12 +289,6 @@ function bindingFor(def: SearchParameter, type: string): TypeBinding | undefined
 
 export class SearchRegistry {
   private readonly byType = new Map<string, Map<string, SearchParamDef>>();
-  /**
-   * Composite parameters (type -> codes). Not supported, but known, so that a search naming one is refused
-   * clearly rather than ignored as unknown. Neither R4 core, US Core nor Medplum defines one for the hosted
-   * types (they are Observation's code-value-quantity and the like), so this stays empty here.
-   */
-  private readonly composites = new Map<string, Set<string>>();
   /** Patient compartment: resource type -> the parameters that link a resource to its patient. */
   readonly patientCompartment = new Map<string, string[]>();
   /** Changes whenever the definitions or the extractor change; combined with the base URL into idxVersion. */
@@ -276,42 +298,48 @@ export class SearchRegistry {
     for (const type of resourceTypes) this.byType.set(type, new Map());
     const fingerprint = createHash('sha256').update(`extractor:${EXTRACTOR_VERSION}\n`);
     const byUrl = new Map<string, SearchParamDef>();
-    for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
-      const bundle = readJson(file) as Bundle<SearchParameter>;
-      for (const entry of bundle.entry ?? []) {
-        const sp = entry.resource;
-        if (sp?.resourceType === 'SearchParameter' && sp.type === 'composite' && sp.code) this.noteComposite(sp);
-        if (!sp || sp.resourceType !== 'SearchParameter' || !sp.code || !sp.expression || !SUPPORTED_TYPES.has(sp.type ?? '')) continue;
-        for (const type of resourceTypes) {
-          const params = this.byType.get(type)!;
-          // The core bundle comes first; a later bundle never redefines a code the core defines.
-          if (params.has(sp.code)) continue;
-          if (!(sp.base ?? []).some((b) => b === type || COMMON_BASES.has(b))) continue;
-          const binding = bindingFor(sp, type);
-          if (!binding) continue;
-          // One definition per SearchParameter, shared by the types it is bound to (found by its URL).
-          let def = sp.url ? byUrl.get(sp.url) : undefined;
-          if (!def) {
-            def = {
-              code: sp.code,
-              type: sp.type as SearchParamType,
-              url: sp.url ?? '',
-              description: sp.description ?? sp.name ?? sp.code,
-              targets: [...(sp.target ?? [])],
-              bindings: new Map(),
-            };
-            if (sp.code === '_id') def.headField = 'id';
-            if (sp.code === '_lastUpdated') def.headField = 'lastUpdated';
-            if (sp.code === 'phonetic') def.phonetic = true;
-          }
-          def.bindings.set(type, binding);
-          if (sp.url) byUrl.set(sp.url, def);
-          params.set(sp.code, def);
-          fingerprint.update(
-            `${type}\t${sp.code}\t${sp.type}\t${sp.url}\t${binding.single}\t${binding.implicitSystem ?? ''}\t` +
-              `${binding.parts.map((p) => `${p.expression}@${p.resolveType ?? ''}`).join('|')}\n`,
-          );
+    const definitions = SEARCH_PARAMETER_BUNDLE_FILES.flatMap((file) =>
+      ((readJson(file) as Bundle<SearchParameter>).entry ?? [])
+        .map((entry) => entry.resource)
+        .filter((sp): sp is SearchParameter => sp?.resourceType === 'SearchParameter' && !!sp.code && !!sp.expression),
+    );
+    // Composites name their components by URL; the first definition of a URL wins, as for the parameters.
+    const byComponentUrl = new Map<string, SearchParameter>();
+    for (const sp of definitions) if (sp.url && !byComponentUrl.has(sp.url)) byComponentUrl.set(sp.url, sp);
+    for (const sp of definitions) {
+      const components = sp.type === 'composite' ? compositeComponents(sp, byComponentUrl) : undefined;
+      if (!SIMPLE_TYPES.has(sp.type ?? '') && !components) continue;
+      for (const type of resourceTypes) {
+        const params = this.byType.get(type)!;
+        // The core bundle comes first; a later bundle never redefines a code the core defines.
+        if (params.has(sp.code)) continue;
+        if (!(sp.base ?? []).some((b) => b === type || COMMON_BASES.has(b))) continue;
+        const binding = bindingFor(sp, type);
+        if (!binding) continue;
+        // One definition per SearchParameter, shared by the types it is bound to (found by its URL).
+        let def = sp.url ? byUrl.get(sp.url) : undefined;
+        if (!def) {
+          def = {
+            code: sp.code,
+            type: sp.type as SearchParamType,
+            url: sp.url ?? '',
+            description: sp.description ?? sp.name ?? sp.code,
+            targets: [...(sp.target ?? [])],
+            bindings: new Map(),
+          };
+          if (sp.code === '_id') def.headField = 'id';
+          if (sp.code === '_lastUpdated') def.headField = 'lastUpdated';
+          if (sp.code === 'phonetic') def.phonetic = true;
+          if (components) def.components = components;
         }
+        def.bindings.set(type, binding);
+        if (sp.url) byUrl.set(sp.url, def);
+        params.set(sp.code, def);
+        fingerprint.update(
+          `${type}\t${sp.code}\t${sp.type}\t${sp.url}\t${binding.single}\t${binding.implicitSystem ?? ''}\t` +
+            `${binding.parts.map((p) => `${p.expression}@${p.resolveType ?? ''}`).join('|')}\t` +
+            `${(components ?? []).map((c) => `${c.def.code}:${c.def.type}=${c.binding.parts.map((p) => p.expression).join('|')}`).join('$')}\n`,
+        );
       }
     }
     const compartment = readJson('fhir/r4/compartmentdefinition-patient.json') as CompartmentDefinition;
@@ -319,20 +347,6 @@ export class SearchRegistry {
       if (resourceTypes.includes(resource.code) && resource.param?.length) this.patientCompartment.set(resource.code, [...resource.param]);
     }
     this.fingerprint = fingerprint.digest('hex');
-  }
-
-  private noteComposite(sp: SearchParameter): void {
-    for (const type of this.resourceTypes) {
-      if (!(sp.base ?? []).some((b) => b === type || COMMON_BASES.has(b))) continue;
-      let codes = this.composites.get(type);
-      if (!codes) this.composites.set(type, (codes = new Set()));
-      codes.add(sp.code!);
-    }
-  }
-
-  /** True when `code` is a composite parameter of `type` (which this server does not support). */
-  isComposite(type: string, code: string): boolean {
-    return this.composites.get(type)?.has(code) ?? false;
   }
 
   /** The parameter `code` of `type`, or undefined when the type has no such parameter. */
@@ -365,6 +379,49 @@ export class SearchRegistry {
 
   /** indexVersion per base URL: computed once (every write asks). */
   private readonly indexVersions = new Map<string, number>();
+}
+
+/**
+ * Components whose definition R4 got wrong, by composite and component expression. DocumentReference's relationship
+ * pairs the token parameter `relation` with the reference `target` and the reference `relatesto` with the code (its
+ * search page reads "relatesto: code, relation: target"); R5 swapped them back. Taken as R5 has them, so that
+ * `relationship=replaces$DocumentReference/123` reads the code as a token and the target as a reference.
+ */
+const COMPONENT_ERRATA: Record<string, Record<string, string>> = {
+  'http://hl7.org/fhir/SearchParameter/DocumentReference-relationship': {
+    code: 'http://hl7.org/fhir/SearchParameter/DocumentReference-relation',
+    target: 'http://hl7.org/fhir/SearchParameter/DocumentReference-relatesto',
+  },
+};
+
+/**
+ * The components of a composite SearchParameter, each the parameter its `definition` names with the component's own
+ * (relative) expression; undefined when one cannot be resolved or is itself composite, so the parameter is not offered.
+ */
+function compositeComponents(sp: SearchParameter, byUrl: Map<string, SearchParameter>): CompositeComponent[] | undefined {
+  const components: CompositeComponent[] = [];
+  for (const component of sp.component ?? []) {
+    const url = (sp.url && COMPONENT_ERRATA[sp.url]?.[component.expression ?? '']) ?? component.definition;
+    const definition = url ? byUrl.get(url) : undefined;
+    if (!definition?.code || !component.expression || !SIMPLE_TYPES.has(definition.type ?? '')) return undefined;
+    // Two components with one code would share a key in the stored tuples.
+    if (components.some((c) => c.def.code === definition.code)) return undefined;
+    components.push({
+      def: {
+        code: definition.code,
+        type: definition.type as SimpleParamType,
+        url: definition.url ?? '',
+        description: definition.description ?? definition.code,
+        targets: [...(definition.target ?? [])],
+        bindings: new Map(),
+        inTuple: true,
+      },
+      // Stored inside the composite's tuple one value at a time (a scalar), except tokens, which keep every variant
+      // of the element's codes.
+      binding: { parts: splitExpression(component.expression).map(expressionPart), single: true },
+    });
+  }
+  return components.length >= 2 ? components : undefined;
 }
 
 let shared: SearchRegistry | undefined;

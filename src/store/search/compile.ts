@@ -217,6 +217,20 @@ function compilePrefix(c: Extract<Condition, { op: 'prefix' }>): Document {
   return patterns.length === 1 ? { [c.field]: { $regex: patterns[0] } } : { [c.field]: { $in: patterns } };
 }
 
+/**
+ * One tuple satisfies every component. The components' equalities (their tokens, references, URIs) are repeated on
+ * the dotted paths outside the $elemMatch: necessary conditions, so that an index on the tuples' fields (the
+ * wildcard index) has bounds to scan.
+ */
+function compileComposite(c: Extract<Condition, { op: 'composite' }>): Document {
+  const within = compileCondition({ op: 'and', of: c.of });
+  const some: Document = { [c.field]: { $elemMatch: within } };
+  const bounds = c.of
+    .filter((component): component is Extract<Condition, { op: 'in' }> => component.op === 'in' && component.values.length > 0)
+    .map((component) => compileCondition({ ...component, field: `${c.field}.${component.field}` }));
+  return bounds.length > 0 ? { $and: [...bounds, some] } : some;
+}
+
 export function compileCondition(condition: Condition): Document {
   switch (condition.op) {
     case 'and': {
@@ -246,6 +260,8 @@ export function compileCondition(condition: Condition): Document {
       return compileDate(condition);
     case 'number':
       return compileNumber(condition);
+    case 'composite':
+      return compileComposite(condition);
     case 'chain':
     case 'has':
       throw new Error(`compile: a ${condition.op} condition must be resolved into ids before compiling`);

@@ -56,6 +56,11 @@ export type Condition =
       hi: number;
       quantity?: { system?: string; code?: string; canonical?: CanonicalQuantity };
     }
+  /**
+   * The field holds an array of sub-documents (a composite parameter's tuples) and one of them satisfies every
+   * condition of `of`, whose fields are relative to the sub-document.
+   */
+  | { op: 'composite'; field: string; of: Condition[] }
   /** The field holds a reference to one of the resources a sub-search finds (chaining). */
   | { op: 'chain'; field: string; search: SubSearch }
   /**

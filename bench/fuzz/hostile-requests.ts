@@ -548,6 +548,21 @@ export class HostileRequests {
         body,
       };
     }
+    if (roll < 0.5 && type === 'Binary' && this.chance(0.5)) {
+      // A Binary's raw content: bytes in a media type of their own, with or without a security context.
+      const headers = this.headers(
+        this.pick(['image/png', 'text/html', 'application/pdf', 'application/octet-stream', 'text/plain; charset=x', 'a/b; c']),
+      );
+      if (this.chance(0.3)) headers['x-security-context'] = this.pick(['Patient/1', '', 'x'.repeat(300), '#x', 'Patient/../x']);
+      const bytes = Buffer.from(Array.from({ length: this.pick([0, 1, 100, 5000]) }, () => this.int(256)));
+      return {
+        kind: 'create',
+        method: this.pick(['POST', 'PUT']),
+        path: this.chance(0.5) ? '/Binary' : `/Binary/${this.id()}`,
+        headers,
+        body: bytes,
+      };
+    }
     if (roll < 0.5)
       return {
         kind: 'create',

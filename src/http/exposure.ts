@@ -52,6 +52,7 @@ export const CORS_ALLOWED_HEADERS = [
   'If-Modified-Since',
   'Prefer',
   'X-Request-Id',
+  'X-Security-Context',
 ] as const;
 export const CORS_EXPOSED_HEADERS = [
   'Location',

@@ -13,6 +13,11 @@ export const FHIR_JSON = 'application/fhir+json';
 export const JSON_PATCH = 'application/json-patch+json';
 const JSON_TYPES = new Set([FHIR_JSON, 'application/json', 'application/json+fhir']);
 const XML_TYPES = new Set(['application/fhir+xml', 'application/xml', 'text/xml', 'application/xml+fhir']);
+
+/** FHIR XML, which this server does not read yet (a Binary's content included: it would be taken for a resource). */
+export function isXmlMediaType(type: string): boolean {
+  return XML_TYPES.has(type);
+}
 /** _format shorthands defined by the FHIR specification (http.html#mime-type). */
 const FORMAT_SHORTHANDS: ReadonlyMap<string, string> = new Map([
   ['json', FHIR_JSON],
@@ -48,6 +53,29 @@ function parseAccept(header: string): AcceptEntry[] {
     })
     .filter((entry) => entry.type.length > 0 && entry.q > 0)
     .sort((a, b) => b.q - a.q);
+}
+
+/** Media types that ask for a FHIR representation (or leave the choice to us). */
+function asksForFhir(type: string): boolean {
+  return JSON_TYPES.has(type) || XML_TYPES.has(type) || type === '*/*' || type === 'application/*';
+}
+
+/** A read or vread of a Binary (binary-content.ts), which may answer with the Binary's content. */
+function readsBinary(request: FastifyRequest): boolean {
+  const url = request.routeOptions.url ?? '';
+  return (
+    (request.method === 'GET' || request.method === 'HEAD') && (url.endsWith('/Binary/:id') || url.endsWith('/Binary/:id/_history/:vid'))
+  );
+}
+
+/**
+ * A read of a Binary asks for its content (binary-content.ts) when no _format is given and the client's most
+ * preferred media type is not a FHIR one: `Accept: image/png`, `application/pdf, *\/*;q=0.1`, a browser's text/html.
+ */
+function asksForBinaryContent(format: string | undefined, accept: string | undefined): boolean {
+  if ((format !== undefined && format !== '') || accept === undefined) return false;
+  const preferred = parseAccept(accept)[0];
+  return preferred !== undefined && !asksForFhir(preferred.type);
 }
 
 /** Picks the response media type, or throws 406 naming what we can produce. */
@@ -113,6 +141,7 @@ export function registerFhirFormat(fastify: FastifyInstance, options: { bodyLimi
 
   fastify.decorateRequest('responseType', FHIR_JSON);
   fastify.decorateRequest('pretty', false);
+  fastify.decorateRequest('binaryContent', false);
 
   fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     if (takesNoBody(request) && hasEmptyBody(request)) delete request.headers['content-type'];
@@ -121,6 +150,11 @@ export function registerFhirFormat(fastify: FastifyInstance, options: { bodyLimi
     request.pretty = isTrue(query._pretty);
     // Set before negotiating, so that a 406 is itself rendered in the server's default format.
     reply.type(`${FHIR_JSON}; charset=utf-8`);
+    // Errors (a 404, a 403) are still OperationOutcomes in JSON.
+    if (readsBinary(request) && asksForBinaryContent(format, request.headers.accept)) {
+      request.binaryContent = true;
+      return;
+    }
     request.responseType = negotiateResponseType(format, request.headers.accept);
     reply.type(`${request.responseType}; charset=utf-8`);
     if (request.pretty) reply.serializer((payload: unknown) => JSON.stringify(payload, null, 2));

@@ -199,7 +199,7 @@ export class LedgerService {
     const singleVersion = SINGLE_VERSION_TYPES.has(type);
     const [versions, head, placements] = await Promise.all([
       store.versionsOf(type, id),
-      singleVersion ? null : store.db.collection<HeadDocument>(HEADS_COLLECTION).findOne({ _id: `${type}/${id}` }),
+      singleVersion ? null : store.headOf(type, id),
       this.placements(type, id),
     ]);
     const currentVersion = singleVersion ? (versions.at(-1)?.versionId ?? null) : (head?.versionId ?? null);

@@ -26,7 +26,7 @@
  * Binary fields come back from the driver as bson Binary; `bytes()` turns them into Buffers.
  */
 import { Binary, MongoServerError, type Collection, type Db, type Document } from 'mongodb';
-import { VERSIONS_COLLECTION, type VersionDocument } from '../store/resource-store.js';
+import { HEADS_COLLECTION, VERSIONS_COLLECTION, type HeadDocument, type VersionDocument } from '../store/resource-store.js';
 
 export const BATCHES_COLLECTION = 'ledger_batches';
 export const LEASES_COLLECTION = 'ledger_leases';
@@ -411,5 +411,10 @@ export class LedgerStore {
   /** One version, by its key "Type/id/versionId". */
   async version(key: string): Promise<VersionDocument | null> {
     return this.versions.findOne({ _id: key });
+  }
+
+  /** The head of a resource as stored (a deleted one's tombstone included), for checking it against the history. */
+  async headOf(type: string, id: string): Promise<HeadDocument | null> {
+    return this.db.collection<HeadDocument>(HEADS_COLLECTION).findOne({ _id: `${type}/${id}` });
   }
 }

@@ -21,6 +21,7 @@ import { r4ResourceTypes } from '../../fhir/resource-types.js';
 import type { PatchDocument } from '../../fhir/patch/index.js';
 import { errors } from '../../fhir/outcome.js';
 import type { SearchSettings } from '../../fhir/search/search.js';
+import { acceptBinaryContent, sendBinaryContent } from '../binary-content.js';
 import { JSON_PATCH } from '../fhir-format.js';
 import type { VersionView } from '../../fhir/interactions/versions.js';
 import { readResourceVersion } from '../../fhir/interactions/vread.js';
@@ -41,6 +42,7 @@ function single(query: Query, name: string): string | undefined {
 function sendVersion(request: FastifyRequest, reply: FastifyReply, version: VersionView): FastifyReply {
   setVersionHeaders(reply, version);
   if (notModified(request, version)) return reply.code(304).send();
+  if (request.binaryContent && version.resource.resourceType === 'Binary') return sendBinaryContent(reply, version);
   const query = request.query as Query;
   return reply.send(shortenResource(version.resource, parseSummary(single(query, '_summary')), parseElements(single(query, '_elements'))));
 }
@@ -238,7 +240,16 @@ function typeRoutes(fastify: FastifyInstance, options: ResourceRoutesOptions, ty
 }
 
 export default async function resourceRoutes(fastify: FastifyInstance, options: ResourceRoutesOptions): Promise<void> {
-  for (const type of options.ctx.resourceTypes) typeRoutes(fastify, options, type, true);
+  for (const type of options.ctx.resourceTypes) {
+    if (type !== 'Binary') typeRoutes(fastify, options, type, true);
+    else {
+      // Binary's routes in a scope of their own, whose parser takes a body in any media type as the Binary's content.
+      await fastify.register(async (scope) => {
+        acceptBinaryContent(scope);
+        typeRoutes(scope, options, type, true);
+      });
+    }
+  }
   for (const type of options.readOnlyTypes) {
     options.capabilities.addResourceType(type);
     typeRoutes(fastify, options, type, false);

@@ -6,6 +6,7 @@
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { clientResourceTypes, whyNotHostable } from './fhir/resource-types.js';
+import { PUBLIC_MIRROR_URLS } from './ledger/network.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -161,13 +162,6 @@ export interface LedgerConfig {
   /** Test hook: the worker exits the process right after submitting a batch (crash-recovery tests only). */
   testCrashAfterSubmit: boolean;
 }
-
-/** Mirror node REST API of each public network (docs.hedera.com, "Mirror Node REST API"). */
-export const DEFAULT_MIRROR_URLS: Record<Exclude<HederaNetworkName, 'local'>, string> = {
-  testnet: 'https://testnet.mirrornode.hedera.com',
-  mainnet: 'https://mainnet.mirrornode.hedera.com',
-  previewnet: 'https://previewnet.mirrornode.hedera.com',
-};
 
 /** One entry per environment variable: its schema and how it maps onto ServerConfig. */
 interface VariableSpec {
@@ -605,7 +599,7 @@ function ledgerConfig(input: Record<string, unknown>): LedgerConfig {
     operatorId,
     operatorKey,
     topicId: input.HEDERA_TOPIC_ID as string | undefined,
-    mirrorUrl: network === 'local' ? undefined : ((input.HEDERA_MIRROR_URL as string | undefined) ?? DEFAULT_MIRROR_URLS[network]),
+    mirrorUrl: network === 'local' ? undefined : ((input.HEDERA_MIRROR_URL as string | undefined) ?? PUBLIC_MIRROR_URLS[network]),
     batchMaxLeaves: input.LEDGER_BATCH_MAX_LEAVES as number,
     batchIntervalMs: input.LEDGER_BATCH_INTERVAL_MS as number,
     leaseTtlMs: input.LEDGER_LEASE_TTL_MS as number,

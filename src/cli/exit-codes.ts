@@ -13,6 +13,11 @@ export const EXIT = {
   PENDING: 3,
   /** The mirror node could not be reached (or answered nonsense): nothing could be checked against the ledger. */
   MIRROR_UNREACHABLE: 4,
+  /**
+   * Nothing contradicts the record, but something could not be checked with what the mirror served (for the chain: a
+   * running hash with no previous one to recompute it from). Never success: an unchecked range is not vouched for.
+   */
+  NOT_CHECKED: 5,
   /** A bug in the verifier itself (the stack trace goes to stderr); says nothing about the record. */
   INTERNAL_ERROR: 70,
 } as const;

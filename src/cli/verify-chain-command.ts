@@ -22,8 +22,9 @@ mirror node's data, and checks the batch messages among them.
   --mirror URL   mirror node REST base URL, e.g. https://testnet.mirrornode.hedera.com
   -h, --help     this text
 
-Exit codes: 0 chain intact, 1 chain broken or batches inconsistent, 2 usage error, 3 the mirror has not
-got all of N..M (yet), 4 mirror node unreachable.`;
+Exit codes: 0 chain intact (every running hash of N..M recomputed), 1 chain broken or batches
+inconsistent, 2 usage error, 3 the mirror has not got all of N..M (yet), 4 mirror node unreachable,
+5 not checked: some running hash could not be recomputed (e.g. the mirror withheld message N-1).`;
 
 const MAX_RANGE = 100_000;
 
@@ -92,8 +93,14 @@ export async function runVerifyChain(argv: string[], out: Output, err: Output): 
     return EXIT.PENDING;
   }
   const unchecked = result.entries.filter((e) => e.runningHash === 'unchecked').length;
-  out.write(
-    `\nRESULT: INTACT: ${result.entries.length - unchecked} running hashes recomputed${unchecked ? `, ${unchecked} not checkable` : ''} (exit ${EXIT.VERIFIED})\n`,
-  );
+  const recomputed = result.entries.length - unchecked;
+  if (result.outcome === 'unchecked') {
+    out.write(
+      `\nRESULT: NOT CHECKED: ${unchecked} of ${result.entries.length} running hashes could not be recomputed ` +
+        `(${recomputed} were); nothing contradicts the chain, but the range is not vouched for (exit ${EXIT.NOT_CHECKED})\n`,
+    );
+    return EXIT.NOT_CHECKED;
+  }
+  out.write(`\nRESULT: INTACT: ${recomputed} running hashes recomputed (exit ${EXIT.VERIFIED})\n`);
   return EXIT.VERIFIED;
 }

@@ -2,15 +2,16 @@
  * fhir-ledger-verify <proof.json> [--mirror URL]
  *
  * Checks a proof package (GET [type]/[id]/$proof) without the server or its database: recomputes each version's
- * commitment from the resource and its salt, folds the audit path, reads the HCS message from the mirror node
- * (the package's mirrorUrl, or --mirror), compares the roots, prints the consensus timestamp, recomputes the
- * running hash from the previous message, and checks the history for missing versions. Plain text out; the exit
- * code says the outcome (./exit-codes.ts).
+ * commitment from the resource and its salt, folds the audit path, reads the HCS message from a mirror node
+ * (chooseMirror), compares the roots, prints the consensus timestamp, recomputes the running hash from the previous
+ * message, and checks the history for missing versions. Plain text out; the exit code says the outcome
+ * (./exit-codes.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { consensusTimestampToInstant } from '../ledger/hedera-ids.js';
 import { MirrorClient } from '../ledger/mirror-client.js';
+import { PUBLIC_MIRROR_URLS, isPublicNetworkLabel } from '../ledger/network.js';
 import { ProofPackageError, parseProofPackage, type ProofPackage } from '../ledger/proof-package.js';
 import { verifyPackage } from '../ledger/verify-package.js';
 import { EXIT, type Output } from './exit-codes.js';
@@ -20,14 +21,36 @@ export const VERIFY_USAGE = `Usage: fhir-ledger-verify <proof.json> [--mirror UR
 Checks a proof package (from GET [type]/[id]/$proof or [type]/[id]/_history/[vid]/$proof) against a Hedera
 mirror node, without the FHIR server or its database.
 
-  --mirror URL   mirror node REST base URL (default: the package's mirrorUrl),
-                 e.g. https://testnet.mirrornode.hedera.com
+  --mirror URL   mirror node REST base URL: one you trust. Default: Hedera's public mirror of the
+                 package's network (testnet, mainnet, previewnet); for a package anchored on a local
+                 ledger, the mirrorUrl written in the package, which the server being verified supplied
   -h, --help     this text
 
 Exit codes: 0 verified, 1 mismatch or tampering found, 2 usage error, 3 pending (not anchored yet),
 4 mirror node unreachable.`;
 
 const LABEL_WIDTH = 24;
+
+/**
+ * Which mirror node to read the ledger from, and why, said plainly: the package is the server's word, so the mirror
+ * URL written in it is too. A server that lies could name a mirror that lies with it; on a public network the
+ * verifier therefore reads Hedera's own mirror unless told otherwise.
+ */
+export function chooseMirror(pkg: ProofPackage, option: string | undefined): { url: string | null; why: string } {
+  if (option !== undefined) return { url: option, why: `${option}, given with --mirror` };
+  if (isPublicNetworkLabel(pkg.network)) {
+    const url = PUBLIC_MIRROR_URLS[pkg.network];
+    const named = pkg.mirrorUrl && new MirrorClient(pkg.mirrorUrl).baseUrl !== url ? ` (the package names ${pkg.mirrorUrl}; not used)` : '';
+    return { url, why: `Hedera's public ${pkg.network} mirror node, ${url}${named}; --mirror URL to read another you trust` };
+  }
+  if (!pkg.mirrorUrl) return { url: null, why: 'none: the package names no mirror node; give --mirror URL' };
+  return {
+    url: pkg.mirrorUrl,
+    why:
+      `${pkg.mirrorUrl}, the mirror written in the package, i.e. supplied by the server being verified (not independent of it). ` +
+      'Give --mirror URL with a mirror node you trust.',
+  };
+}
 const line = (label: string, text: string): string => `  ${label.padEnd(LABEL_WIDTH)}${text}\n`;
 
 export async function runVerify(argv: string[], out: Output, err: Output): Promise<number> {
@@ -66,12 +89,13 @@ export async function runVerify(argv: string[], out: Output, err: Output): Promi
     return EXIT.USAGE;
   }
 
-  const mirrorUrl = mirrorOption ?? pkg.mirrorUrl;
-  const mirror = mirrorUrl ? new MirrorClient(mirrorUrl) : null;
+  const choice = chooseMirror(pkg, mirrorOption);
+  const mirror = choice.url ? new MirrorClient(choice.url) : null;
   const resource = `${pkg.resource.type}/${pkg.resource.id}`;
   out.write(
     `fhir-ledger-verify: ${resource}, ${pkg.versions.length} version(s), network ${pkg.network}, mirror ${mirror?.baseUrl ?? '(none)'}\n`,
   );
+  out.write(`MIRROR: ${choice.why}\n`);
   if (pkg.network.startsWith('local')) {
     out.write('NOTE: this package was anchored on a LOCAL development ledger, not on Hedera; it proves only what that ledger recorded.\n');
   }

@@ -26,7 +26,7 @@ import { computeCommitment } from './commitment.js';
 import { readAnchor, parseVersionKey, type AnchorView, type BatchDocument, type LedgerStore, type VersionAnchor } from './ledger-store.js';
 import { readLedgerEvidence } from './ledger-evidence.js';
 import { MirrorClient, MirrorUnavailableError } from './mirror-client.js';
-import { hashscanLinks, isPublicNetworkLabel } from './network.js';
+import { PUBLIC_MIRROR_URLS, hashscanLinks, isPublicNetworkLabel } from './network.js';
 import {
   PROOF_ALGORITHM,
   PROOF_PACKAGE_FORMAT,
@@ -38,7 +38,6 @@ import {
 } from './proof-package.js';
 import { provenanceOf } from './provenance.js';
 import { initialRunningHash } from './running-hash.js';
-import { DEFAULT_MIRROR_URLS } from '../config.js';
 import {
   checkHistory,
   verifyAgainstLedger,
@@ -166,7 +165,7 @@ export class LedgerService {
   /** The mirror to check a proof against: ours for our network, the public default for another public one. */
   private mirrorFor(network: string | undefined): MirrorClient | null {
     let url: string | null = this.options.mirrorUrl;
-    if (network && network !== this.options.network) url = isPublicNetworkLabel(network) ? DEFAULT_MIRROR_URLS[network] : null;
+    if (network && network !== this.options.network) url = isPublicNetworkLabel(network) ? PUBLIC_MIRROR_URLS[network] : null;
     if (!url) return null;
     let client = this.mirrors.get(url);
     if (!client) {

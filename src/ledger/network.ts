@@ -18,6 +18,13 @@ export function isPublicNetworkLabel(label: string): label is 'testnet' | 'mainn
   return label === 'testnet' || label === 'mainnet' || label === 'previewnet';
 }
 
+/** Hedera's own mirror node REST API of each public network (docs.hedera.com, "Mirror Node REST API"). */
+export const PUBLIC_MIRROR_URLS: Record<Exclude<HederaNetworkName, 'local'>, string> = {
+  testnet: 'https://testnet.mirrornode.hedera.com',
+  mainnet: 'https://mainnet.mirrornode.hedera.com',
+  previewnet: 'https://previewnet.mirrornode.hedera.com',
+};
+
 /**
  * HashScan pages of an anchored batch, for public networks only. HashScan addresses a transaction by its
  * consensus timestamp (https://hashscan.io/testnet/transaction/1700000000.123456789), and a topic by its id,

@@ -28,7 +28,13 @@ export interface ChainVerification {
   problems: string[];
   /** The mirror has no messages beyond this sequence number (when the range went past it). */
   lastAvailable: number | null;
-  outcome: 'intact' | 'broken' | 'incomplete';
+  /**
+   * intact: every running hash of the range recomputed and equal; broken: one differs, a message is missing inside
+   * the range, or the batches disagree; incomplete: the mirror has not got the end of the range (yet); unchecked:
+   * nothing contradicts the chain, but some running hash could not be recomputed (the mirror withheld the message
+   * before the range, or a message uses another running-hash version), so the range is not vouched for.
+   */
+  outcome: 'intact' | 'broken' | 'incomplete' | 'unchecked';
 }
 
 function recompute(previous: Buffer, m: MirrorTopicMessage): Buffer | null {
@@ -114,6 +120,13 @@ export async function verifyChain(mirror: MirrorClient, topicId: string, from: n
     }
     entries.push({ sequenceNumber: seq, consensusTimestamp: m.consensus_timestamp, runningHash, batch, notes });
   }
-  const outcome = problems.length > 0 ? 'broken' : lastAvailable !== null ? 'incomplete' : 'intact';
+  const outcome =
+    problems.length > 0
+      ? 'broken'
+      : lastAvailable !== null
+        ? 'incomplete'
+        : entries.some((e) => e.runningHash === 'unchecked')
+          ? 'unchecked'
+          : 'intact';
   return { entries, problems, lastAvailable, outcome };
 }

@@ -298,6 +298,10 @@ export async function startMirrorRest(opts: {
         'content-length': Buffer.byteLength(text),
         // Says on every response what this is, without touching the Hedera JSON shapes.
         'x-ledger-network': NETWORK_LABEL,
+        // As Hedera's public mirror nodes do: a verifier running in a browser page (any origin, or a saved file)
+        // reads the ledger directly. The data is public; no credentials are involved.
+        'access-control-allow-origin': '*',
+        'access-control-expose-headers': 'x-ledger-network',
       });
       res.end(req.method === 'HEAD' ? undefined : text);
     };

@@ -151,6 +151,11 @@ export interface LedgerConfig {
   topicId: string | undefined;
   /** Mirror node REST base URL; unset on `local` (the local network supplies its own). */
   mirrorUrl: string | undefined;
+  /**
+   * On `local`: the port of the local network's mirror REST API on 127.0.0.1. Fixed (5551 by default) so that the
+   * mirrorUrl written into proof packages still answers after a restart, and when the local ledger runs alone.
+   */
+  localMirrorPort: number;
   /** A batch closes when it holds this many versions... */
   batchMaxLeaves: number;
   /** ...or when its oldest version has waited this long. */
@@ -317,6 +322,10 @@ const VARIABLES = {
     schema: { type: 'string', pattern: '^https?://[^\\s/]+(/[^\\s]*[^\\s/])?$' },
   },
   LEDGER_ENABLED: { description: 'true or false', schema: { type: 'boolean', default: true } },
+  LOCAL_LEDGER_MIRROR_PORT: {
+    description: 'a port number from 0 to 65535 (0 = any free port)',
+    schema: { type: 'integer', minimum: 0, maximum: 65535, default: 5551 },
+  },
   AUTH_MODE: {
     description: 'smart (SMART on FHIR access tokens required) or off (no authorization; only on a loopback HOST)',
     schema: { type: 'string', enum: ['smart', 'off'], default: 'smart' },
@@ -599,6 +608,7 @@ function ledgerConfig(input: Record<string, unknown>): LedgerConfig {
     operatorId,
     operatorKey,
     topicId: input.HEDERA_TOPIC_ID as string | undefined,
+    localMirrorPort: input.LOCAL_LEDGER_MIRROR_PORT as number,
     mirrorUrl: network === 'local' ? undefined : ((input.HEDERA_MIRROR_URL as string | undefined) ?? PUBLIC_MIRROR_URLS[network]),
     batchMaxLeaves: input.LEDGER_BATCH_MAX_LEAVES as number,
     batchIntervalMs: input.LEDGER_BATCH_INTERVAL_MS as number,

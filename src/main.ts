@@ -41,8 +41,16 @@ async function provideLedgerEndpoint(
   const dataDir = join(config.dataDir, 'local-hedera');
   const local = await startLocalHedera({
     dataDir,
+    mirrorPort: config.ledger.localMirrorPort,
     // Its per-transaction lines are debug detail; its start and stop lines say what it is.
     log: (message) => log(/LOCAL ledger|cut \d+ bytes/.test(message) ? 30 : 20, `local-hedera: ${message}`),
+  }).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    throw new ConfigError([
+      `LOCAL_LEDGER_MIRROR_PORT=${config.ledger.localMirrorPort} is in use (another server, or the local ledger running ` +
+        'alone on this DATA_DIR?): stop it, or choose another port (0 = any free port, but then proof packages name a ' +
+        'mirror URL that changes at every start)',
+    ]);
   });
   log(
     40,

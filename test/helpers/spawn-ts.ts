@@ -12,7 +12,8 @@ export function spawnTs(entry: string, args: string[], env: NodeJS.ProcessEnv): 
   // execArgv: on the first run after an install tap may still carry its default ts-node loader as well.
   return spawn(process.execPath, ['--import=tsx', '--enable-source-maps', entry, ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, ...env },
+    // Servers started side by side by the suite must not all claim the local ledger's fixed mirror port.
+    env: { PATH: process.env.PATH, LOCAL_LEDGER_MIRROR_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

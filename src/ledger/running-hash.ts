@@ -112,9 +112,17 @@ function toBigInt(value: bigint | number, what: string): bigint {
 
 /**
  * Running hash of a topic after appending one message, exactly as Hedera computes it for
- * running hash version 3. Returns 48 bytes.
+ * running hash version 3: SHA-384 of runningHashV3Stream(input). Returns 48 bytes.
  */
 export function computeRunningHashV3(input: RunningHashV3Input): Buffer {
+  return createHash('sha384').update(runningHashV3Stream(input)).digest();
+}
+
+/**
+ * The 211 bytes SHA-384 runs over for version 3 (laid out byte by byte in docs/trust-model.md, "The running hash,
+ * byte by byte"); exported so that the documented test vectors can show them.
+ */
+export function runningHashV3Stream(input: RunningHashV3Input): Buffer {
   const nanos = input.consensusNanos;
   if (!Number.isInteger(nanos) || nanos < 0 || nanos > 999_999_999) {
     throw new RangeError(`consensusNanos must be 0..999999999, got ${nanos}`);
@@ -158,5 +166,5 @@ export function computeRunningHashV3(input: RunningHashV3Input): Buffer {
     arrayLength(messageHash.length),
     messageHash,
   ]);
-  return createHash('sha384').update(stream).digest();
+  return stream;
 }

@@ -41,6 +41,36 @@ export default tseslint.config(
     ),
   },
   {
+    // The verification page runs in a browser: nothing of Node, and of the server only the pure ledger modules it
+    // shares (bundled by src/verify-ui/build-page.ts; a Node built-in would fail that bundle, a Buffer only the page).
+    files: ['src/verify-ui/browser/**/*.ts'],
+    rules: {
+      ...noImport(
+        [
+          'node:*',
+          'fastify',
+          'mongodb',
+          '**/http/*',
+          '**/store/*',
+          '**/dev/*',
+          '**/fhir/*',
+          '**/ledger/*',
+          '!**/ledger/canonical-json.js',
+          '!**/ledger/hedera-ids.js',
+          '!**/ledger/network.js',
+        ],
+        'src/verify-ui/browser runs in a browser: no Node modules; from the server only canonical-json, hedera-ids and network.',
+      ),
+      'no-restricted-globals': ['error', 'Buffer', 'process', 'require', '__dirname', '__filename', 'global'],
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/verify-ui/browser/**'],
+    // The DOM types are in the program for the page's code (src/verify-ui/browser); the server has no DOM.
+    rules: { 'no-restricted-globals': ['error', 'window', 'document', 'location', 'localStorage', 'sessionStorage', 'navigator'] },
+  },
+  {
     files: ['src/http/**/*.ts', 'src/auth/**/*.ts', 'src/cli/**/*.ts'],
     rules: noImport(['**/dev/*'], 'The dev stand-ins are started by main.ts (and the tests), never by the layers they stand in for.'),
   },

@@ -37,6 +37,7 @@ import { oauthRoutes } from './http/routes/oauth-routes.js';
 import operationRoutes from './http/routes/operation-routes.js';
 import resourceRoutes from './http/routes/resource-routes.js';
 import searchRoutes from './http/routes/search-routes.js';
+import verifyPageRoutes from './http/routes/verify-page-routes.js';
 import type { LedgerService } from './ledger/ledger-service.js';
 import { SOFTWARE } from './software.js';
 import type { ResourceStore } from './store/resource-store.js';
@@ -271,6 +272,7 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
       : undefined,
   });
   await app.register(healthPlugin, { db: deps.store.db });
+  await app.register(verifyPageRoutes, { fhirBasePath: config.basePath });
 
   // The FHIR base: its own scope, so content negotiation applies to FHIR routes only.
   const search: SearchSettings = config.search ?? DEFAULT_SEARCH_SETTINGS;

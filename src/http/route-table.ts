@@ -36,8 +36,8 @@ export interface FhirRouteDeclaration {
   requires: RouteRequirement;
 }
 
-/** Why a route needs no declaration: it touches no FHIR data. */
-export type PublicReason = 'health' | 'cors-preflight' | 'method-not-allowed' | 'authorization-server';
+/** Why a route needs no declaration: it touches no FHIR data ('static-page': a page that holds none, GET /verify). */
+export type PublicReason = 'health' | 'cors-preflight' | 'method-not-allowed' | 'authorization-server' | 'static-page';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

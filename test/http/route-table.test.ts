@@ -15,7 +15,11 @@ t.test('the route table lists every route of the app, each declared or public fo
   const undeclared = app.routeTable.filter((r) => !r.declaration && !r.public);
   t.same(undeclared, [], 'none without a declaration');
   const publicOnes = [...new Set(app.routeTable.filter((r) => r.public).map((r) => r.public))].sort();
-  t.same(publicOnes, ['health', 'method-not-allowed'], 'public routes serve no data: health probes and 405 answers');
+  t.same(
+    publicOnes,
+    ['health', 'method-not-allowed', 'static-page'],
+    'public routes serve no data: health probes, 405 answers, the /verify page',
+  );
   const metadata = app.routeTable.find((r) => r.url === '/metadata' && r.method === 'GET');
   t.equal(metadata?.declaration?.requires, 'public', 'the CapabilityStatement needs no token');
   const read = app.routeTable.find((r) => r.url === '/Patient/:id' && r.method === 'GET');

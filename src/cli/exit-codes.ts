@@ -18,6 +18,8 @@ export const EXIT = {
    * running hash with no previous one to recompute it from). Never success: an unchecked range is not vouched for.
    */
   NOT_CHECKED: 5,
+  /** The database could not be reached (fhir-ledger-audit): nothing could be checked. */
+  DATABASE_UNREACHABLE: 6,
   /** A bug in the verifier itself (the stack trace goes to stderr); says nothing about the record. */
   INTERNAL_ERROR: 70,
 } as const;

@@ -22,6 +22,7 @@ import {
 } from '../store/resource-store.js';
 import { BatchTrees } from './batch-trees.js';
 import { canonicalJson } from './canonical-json.js';
+import { auditCompleteness, auditedTopic, type AuditReport } from './completeness-audit.js';
 import { computeCommitment } from './commitment.js';
 import { readAnchor, parseVersionKey, type AnchorView, type BatchDocument, type LedgerStore, type VersionAnchor } from './ledger-store.js';
 import { readLedgerEvidence } from './ledger-evidence.js';
@@ -390,6 +391,34 @@ export class LedgerService {
       network: anchor.network ?? this.options.network,
       mirrorUrl: mirror?.baseUrl ?? null,
     };
+  }
+
+  /** The highest batch number recorded (0 before the first). */
+  lastBatchNumber(): Promise<number> {
+    return this.options.store.lastBatchNumber();
+  }
+
+  /**
+   * $ledger-audit: the completeness audit (./completeness-audit.ts) of batches from..to of this server's topic,
+   * against the mirror node of its network. Throws MirrorUnavailableError when the mirror cannot be read.
+   */
+  async completenessAudit(from: number, to: number | null, graceMs: number): Promise<AuditReport> {
+    const mirror = this.mirrorFor(this.options.network);
+    if (!mirror) throw new MirrorUnavailableError('(none)', `no mirror node is known for network ${this.options.network}`);
+    const { topicId, network } = await auditedTopic(this.options.store, undefined, this.options.network);
+    return auditCompleteness({
+      store: this.options.store,
+      mirror,
+      topicId,
+      network,
+      mirrorNote: isPublicNetworkLabel(this.options.network)
+        ? `the mirror node this server is configured with; fhir-ledger-audit --mirror reads one you choose`
+        : `the mirror of the server's own ${this.options.network} ledger (not independent of it)`,
+      from,
+      to,
+      graceMs,
+      now: () => this.now(),
+    });
   }
 
   /** $proof: a proof package for every version (versionId undefined) or one; null when the resource is unknown. */

@@ -201,6 +201,28 @@ function escapeRegex(text: string): string {
  */
 const CLAIM_CHUNK = 100;
 
+/**
+ * The completeness audit reads member versions this many keys per query: a slice of one batch, never more than
+ * one batch's versions in memory.
+ */
+export const AUDIT_CHUNK = 1000;
+
+/** A version as the completeness audit checks it: what was committed, and its own anchor. */
+export interface AuditedVersion {
+  /** The version as served and committed (a deletion's tombstone included). */
+  resource: object;
+  /** null when the anchor is gone or unreadable. */
+  anchor: VersionAnchor | null;
+}
+
+/** One row of the audit's pass over every version: no resource, no salt. */
+export interface VersionAnchorRow {
+  key: string;
+  lastUpdated: Date | null;
+  state: AnchorState | null;
+  batch: number | null;
+}
+
 /** Fields a claiming batch gets when it is cut down to the members it could claim. */
 export type BatchContent = Pick<
   BatchDocument,
@@ -399,6 +421,116 @@ export class LedgerStore {
       { projection: { 'receipt.runningHash': 1 } },
     );
     return bytes(doc?.receipt?.runningHash);
+  }
+
+  // ---- the completeness audit (./completeness-audit.ts): streaming reads, bounded by one batch
+
+  /** The highest batch number with a document (0 when there is none). */
+  async lastBatchNumber(): Promise<number> {
+    const doc = await this.batches.findOne({}, { sort: { _id: -1 }, projection: { _id: 1 } });
+    return doc?._id ?? 0;
+  }
+
+  /** Batch `number` with its members and leaves, without its signed transaction (the audit reads no more). */
+  async auditedBatch(number: number): Promise<BatchDocument | null> {
+    return readBatch(await this.batches.findOne({ _id: number }, { projection: { signedTransaction: 0 } }));
+  }
+
+  /**
+   * The topics this database anchored on, per network, as the worker recorded them (./topic.ts): `ledger_state`
+   * documents `topic:<network label>` that are ready.
+   */
+  async topics(): Promise<Array<{ network: string; topicId: string }>> {
+    const docs = await this.state.find({ _id: { $regex: '^topic:' }, state: 'ready' }).toArray();
+    const out: Array<{ network: string; topicId: string }> = [];
+    for (const doc of docs) {
+      if (typeof doc.topicId === 'string' && typeof doc.network === 'string') out.push({ network: doc.network, topicId: doc.topicId });
+    }
+    return out;
+  }
+
+  /**
+   * The versions with these keys, as committed (the resource and the anchor; not the search index values, which
+   * are most of a version document and not committed). In slices of AUDIT_CHUNK keys per query.
+   */
+  async auditedVersions(keys: readonly string[]): Promise<Map<string, AuditedVersion>> {
+    const out = new Map<string, AuditedVersion>();
+    for (let start = 0; start < keys.length; start += AUDIT_CHUNK) {
+      const docs = await this.versions
+        .find({ _id: { $in: keys.slice(start, start + AUDIT_CHUNK) } }, { projection: { idx: 0, idxVersion: 0 } })
+        .toArray();
+      for (const doc of docs) out.set(doc._id, { resource: doc.resource as unknown as object, anchor: readAnchor(doc.anchor) });
+    }
+    return out;
+  }
+
+  /**
+   * Every version's key, anchor state, claimed batch and time, one at a time (a cursor over a projection of five
+   * small fields): the audit's one pass over the whole collection.
+   */
+  async *versionAnchors(): AsyncGenerator<VersionAnchorRow> {
+    const cursor = this.versions.find(
+      {},
+      { projection: { _id: 1, lastUpdated: 1, 'anchor.state': 1, 'anchor.batch': 1 }, batchSize: AUDIT_CHUNK },
+    );
+    try {
+      for await (const doc of cursor) {
+        const anchor = doc.anchor as Document | undefined;
+        const state = anchor?.state;
+        yield {
+          key: doc._id,
+          lastUpdated: doc.lastUpdated instanceof Date ? doc.lastUpdated : null,
+          state: state === 'pending' || state === 'batched' || state === 'anchored' ? state : null,
+          batch: num(anchor?.batch) ?? null,
+        };
+      }
+    } finally {
+      await cursor.close();
+    }
+  }
+
+  /** Keys of the versions whose claim names batch `number` (no index: a full scan, run only for a batch in doubt). */
+  async *claimsOf(number: number): AsyncGenerator<string> {
+    const cursor = this.versions.find({ 'anchor.batch': number }, { projection: { _id: 1 }, batchSize: AUDIT_CHUNK });
+    try {
+      for await (const doc of cursor) yield doc._id;
+    } finally {
+      await cursor.close();
+    }
+  }
+
+  /** Whether anything of Type/id is left: any version document, and its current-version record. */
+  async remainsOf(type: string, id: string): Promise<{ versions: number; head: boolean }> {
+    const [versions, head] = await Promise.all([
+      this.versions.countDocuments({ type, id }),
+      this.db.collection<HeadDocument>(HEADS_COLLECTION).countDocuments({ _id: `${type}/${id}` }, { limit: 1 }),
+    ]);
+    return { versions, head: head > 0 };
+  }
+
+  /**
+   * The versions of Type/id that batch member lists name, with the batch naming each (through the `members`
+   * index; one batch document at a time, so memory stays that of one member list).
+   */
+  async listedVersionsOf(type: string, id: string): Promise<Array<{ versionId: number; batch: number }>> {
+    const prefix = `${type}/${id}/`;
+    const cursor = this.batches.find(
+      { members: { $regex: `^${escapeRegex(prefix)}` } },
+      { sort: { _id: 1 }, projection: { members: 1 }, batchSize: 1 },
+    );
+    const out: Array<{ versionId: number; batch: number }> = [];
+    try {
+      for await (const doc of cursor) {
+        for (const key of doc.members as string[]) {
+          if (!key.startsWith(prefix)) continue;
+          const parsed = parseVersionKey(key);
+          if (parsed) out.push({ versionId: parsed.versionId, batch: doc._id });
+        }
+      }
+    } finally {
+      await cursor.close();
+    }
+    return out.sort((a, b) => a.versionId - b.versionId);
   }
 
   // ---- versions, for the read side

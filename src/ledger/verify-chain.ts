@@ -37,7 +37,8 @@ export interface ChainVerification {
   outcome: 'intact' | 'broken' | 'incomplete' | 'unchecked';
 }
 
-function recompute(previous: Buffer, m: MirrorTopicMessage): Buffer | null {
+/** HCS v3 running hash of message `m` after `previous`; null when the message's ids or timestamp are malformed. */
+export function recomputeRunningHash(previous: Buffer, m: MirrorTopicMessage): Buffer | null {
   const payer = entityNumbers(m.payer_account_id);
   const topic = entityNumbers(m.topic_id);
   const time = parseConsensusTimestamp(m.consensus_timestamp);
@@ -81,7 +82,7 @@ export async function verifyChain(mirror: MirrorClient, topicId: string, from: n
     const published = Buffer.from(m.running_hash, 'base64');
     let runningHash: ChainEntry['runningHash'] = 'unchecked';
     if (previous && m.running_hash_version === RUNNING_HASH_VERSION) {
-      const recomputed = recompute(previous, m);
+      const recomputed = recomputeRunningHash(previous, m);
       runningHash = recomputed && recomputed.equals(published) ? 'ok' : 'broken';
       if (runningHash === 'broken') {
         problems.push(

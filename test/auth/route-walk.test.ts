@@ -405,6 +405,18 @@ function sampleFor(method: string, url: string, s: Seed): Sample[] | undefined {
           control: [202],
         } as Sample,
       ];
+    case 'GET /$ledger-audit':
+      return [
+        {
+          // The completeness audit reads every anchored type, the audit trail included: only a token that reads all of
+          // them beyond any patient compartment may run it (it names records of every patient).
+          method: 'GET',
+          url: '/$ledger-audit?from=1&to=3',
+          patient: 'forbidden',
+          missing: /system\/\*\.r system\/AuditEvent\.r/,
+          control: [200],
+        },
+      ];
     case 'GET /$export-status/:jobId':
       return [
         {
@@ -783,6 +795,7 @@ t.test(
         '$export-status': 1,
         '$export-cancel': 1,
         '$export-file': 1,
+        '$ledger-audit': 1,
       };
       t.same(Object.fromEntries([...byInteraction].sort()), Object.fromEntries(Object.entries(expected).sort()), 'routes per interaction');
       t.equal(

@@ -13,14 +13,24 @@
  * verified is one version exactly as served (meta.versionId and meta.lastUpdated included); the URL names that
  * version the way vread does. $proof follows the same reasoning at instance level (all versions) and at
  * version level; its answer is a JSON document meant to be saved and checked offline, not a FHIR resource.
+ *
+ *   GET [base]/$ledger-audit?from=N&to=M      the completeness audit of batches N..M (JSON report,
+ *                                             "fhir-ledger-audit" v1; at most MAX_AUDIT_BATCHES per request)
+ *
+ * $ledger-audit is system-level: it reads every version of every anchored type, the audit trail included, and
+ * names the records it finds missing or altered. So it needs, for every one of those types, a read scope that is
+ * not confined to one patient (system/ or user/: e.g. system/*.r system/AuditEvent.r, what a Bulk export of
+ * everything and a reader of the audit trail would need together); a patient/ token or a narrower one gets 403.
  */
 import type { Bundle, Parameters, ParametersParameter, Provenance } from '@medplum/fhirtypes';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Capabilities } from '../../fhir/capability-statement.js';
 import type { FhirContext } from '../../fhir/context.js';
 import { ID_PATTERN } from '../../fhir/interactions/versions.js';
+import { forbidden, type AccessPolicy } from '../../fhir/access/access-policy.js';
 import { FhirError, errors, issue } from '../../fhir/outcome.js';
 import { consensusTimestampToInstant } from '../../ledger/hedera-ids.js';
+import { MirrorUnavailableError } from '../../ledger/mirror-client.js';
 import type { LedgerService, VersionReport } from '../../ledger/ledger-service.js';
 import { requireVersionReadable } from '../../fhir/interactions/visibility.js';
 import { requestContext } from '../request-context.js';
@@ -115,6 +125,42 @@ function sendPackage(reply: FastifyReply, name: string, body: unknown): FastifyR
  */
 function derivedProvenanceBundle(found: Provenance[]): Bundle<Provenance> {
   return { resourceType: 'Bundle', type: 'collection', entry: found.map((resource) => ({ resource })) };
+}
+
+/** Batches one $ledger-audit request may cover: the audit reads every member version of each. */
+export const MAX_AUDIT_BATCHES = 1000;
+/** A version pending longer than this is reported by $ledger-audit (the CLI's --grace-minutes default). */
+const AUDIT_GRACE_MS = 15 * 60_000;
+
+/** 403 unless the token reads every anchored type beyond a patient compartment (see the header). */
+function requireWholeDatabaseRead(access: AccessPolicy, types: readonly string[]): void {
+  const lacking = types.filter((type) => !access.allowsBeyondPatient('r', type));
+  if (lacking.length === 0) return;
+  const patient = access.principal?.patient;
+  throw forbidden(
+    `$ledger-audit reads every version of every anchored type, the audit trail included: it needs read on each of them by a ` +
+      `system/ or user/ scope, e.g. system/*.r system/AuditEvent.r; this token lacks it for ${lacking.slice(0, 5).join(', ')}` +
+      `${lacking.length > 5 ? ` and ${lacking.length - 5} more types` : ''}` +
+      (patient !== undefined ? ` (its patient/ scopes are confined to the compartment of Patient/${patient})` : ''),
+  );
+}
+
+function auditRange(query: unknown): { from: number; to: number | null } {
+  const q = (query ?? {}) as Record<string, unknown>;
+  const number = (name: string): number | null => {
+    const value = q[name];
+    if (value === undefined) return null;
+    if (typeof value !== 'string' || !/^[1-9]\d{0,14}$/.test(value)) throw errors.badRequest(`${name} must be a batch number >= 1`, name);
+    return Number(value);
+  };
+  const from = number('from') ?? 1;
+  const to = number('to');
+  if (to !== null && to < from) throw errors.badRequest('to must not be below from', 'to');
+  if (to !== null && to - from + 1 > MAX_AUDIT_BATCHES)
+    throw errors.badRequest(
+      `at most ${MAX_AUDIT_BATCHES} batches per request (from=${from}&to=${to} asks for ${to - from + 1}); use fhir-ledger-audit for more`,
+    );
+  return { from, to };
 }
 
 export interface LedgerRoutesOptions {
@@ -216,4 +262,37 @@ export default async function ledgerRoutes(fastify: FastifyInstance, options: Le
       'GET [type]/[id]/$proof (all versions) or [type]/[id]/_history/[vid]/$proof: a self-contained proof package (JSON, format fhir-ledger-proof v1) for the fhir-ledger-verify CLI',
     );
   }
+
+  routeFamily(fastify, capabilities, '/$ledger-audit', {
+    GET: {
+      declare: { interaction: 'operation', operation: 'ledger-audit', requires: 'token' },
+      handler: async (request, reply) => {
+        requireWholeDatabaseRead(request.access, options.types);
+        const { from, to } = auditRange(request.query);
+        // What it read: every version of every anchored type, for these batches (a search in all but name).
+        request.audit?.searched(`from=${from}${to === null ? '' : `&to=${to}`}`, [...options.types]);
+        // Without `to`: to the last batch, unless that is more than one request may cover.
+        const last = to === null ? await ledger.lastBatchNumber() : 0;
+        const end = to ?? (last - from + 1 > MAX_AUDIT_BATCHES ? from + MAX_AUDIT_BATCHES - 1 : null);
+        let report;
+        try {
+          report = await ledger.completenessAudit(from, end, AUDIT_GRACE_MS);
+        } catch (error) {
+          if (!(error instanceof MirrorUnavailableError)) throw error;
+          throw new FhirError(
+            503,
+            issue('error', 'transient', `The ledger could not be read, so nothing can be audited now (${error.message}).`),
+          );
+        }
+        return reply.type('application/json; charset=utf-8').send(report);
+      },
+    },
+  });
+  capabilities.addOperation(
+    'system',
+    'ledger-audit',
+    `${OPERATION_BASE}:ledger-audit`,
+    `GET [base]/$ledger-audit?from=N&to=M (at most ${MAX_AUDIT_BATCHES} batches): the completeness audit — every batch rebuilt from the stored ` +
+      'versions and compared with the HCS messages; every version missing, altered or not anchored reported (JSON, format fhir-ledger-audit v1)',
+  );
 }

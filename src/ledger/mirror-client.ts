@@ -9,6 +9,9 @@
  * and the CLIs all read the published batch roots from it, never from our own database. A 404 is an answer
  * ("not there"); a refused connection, a timeout, a 5xx or an unparseable body is MirrorUnavailableError, which
  * callers report as "could not check" rather than as tampering.
+ *
+ * It needs nothing of Node (fetch, AbortSignal), so the verification page (src/verify-ui/browser) uses it as it is,
+ * with the request options and the wording of a failure a browser calls for (MirrorClientOptions).
  */
 import { mirrorTransactionId } from './hedera-ids.js';
 
@@ -47,6 +50,14 @@ export interface MirrorTransaction {
 export interface MirrorClientOptions {
   /** Per-request timeout; default 10 s. */
   timeoutMs?: number;
+  /** Added to every request (a browser page: no credentials, no cache, no referrer). */
+  requestInit?: Pick<RequestInit, 'credentials' | 'cache' | 'referrerPolicy'>;
+  /** Says why a request got no HTTP answer at all; default: the network error's code or message. */
+  describeUnreachable?: (error: unknown, timeoutMs: number) => string;
+}
+
+function networkFailure(error: unknown): string {
+  return (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
 }
 
 const PAGE_LIMIT = 100;
@@ -68,11 +79,15 @@ function isTopicMessage(value: unknown): value is MirrorTopicMessage {
 export class MirrorClient {
   readonly baseUrl: string;
   private readonly timeoutMs: number;
+  private readonly requestInit: MirrorClientOptions['requestInit'];
+  private readonly describeUnreachable: NonNullable<MirrorClientOptions['describeUnreachable']>;
 
   constructor(baseUrl: string, options: MirrorClientOptions = {}) {
     // Accept ".../api/v1" and a trailing slash too: people paste either.
     this.baseUrl = baseUrl.replace(/\/+$/, '').replace(/\/api\/v1$/, '');
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.requestInit = options.requestInit;
+    this.describeUnreachable = options.describeUnreachable ?? networkFailure;
   }
 
   /** GET a mirror path; null on 404. */
@@ -80,10 +95,13 @@ export class MirrorClient {
     const url = `${this.baseUrl}${path}`;
     let response: Response;
     try {
-      response = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.timeoutMs) });
+      response = await fetch(url, {
+        ...this.requestInit,
+        headers: { accept: 'application/json' },
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code;
-      throw new MirrorUnavailableError(this.baseUrl, cause ?? (error as Error).message);
+      throw new MirrorUnavailableError(this.baseUrl, this.describeUnreachable(error, this.timeoutMs));
     }
     if (response.status === 404) {
       await response.arrayBuffer().catch(() => undefined);

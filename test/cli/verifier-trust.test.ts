@@ -18,25 +18,16 @@ import { chooseMirror, runVerify } from '../../src/cli/verify-command.js';
 import { encodeBatchMessage } from '../../src/ledger/batch-message.js';
 import { computeCommitment } from '../../src/ledger/commitment.js';
 import { leafHash } from '../../src/ledger/merkle.js';
+import type { MirrorTopicMessage } from '../../src/ledger/mirror-client.js';
 import { parseProofPackage } from '../../src/ledger/proof-package.js';
 import { computeRunningHashV3, initialRunningHash } from '../../src/ledger/running-hash.js';
 
 const TOPIC = '0.0.1001';
 const PAYER = '0.0.2';
 
-interface MirrorMessage {
-  consensus_timestamp: string;
-  message: string;
-  payer_account_id: string;
-  running_hash: string;
-  running_hash_version: number;
-  sequence_number: number;
-  topic_id: string;
-}
-
 /** Three chained messages, as a mirror would serve them. */
-function chainOfThree(): MirrorMessage[] {
-  const messages: MirrorMessage[] = [];
+function chainOfThree(): MirrorTopicMessage[] {
+  const messages: MirrorTopicMessage[] = [];
   let previous = initialRunningHash();
   for (let seq = 1; seq <= 3; seq++) {
     const message = Buffer.from(`not a batch ${seq}`);
@@ -65,7 +56,7 @@ function chainOfThree(): MirrorMessage[] {
 }
 
 /** A mirror node REST API serving `messages` minus the `withheld` sequence numbers. */
-async function fakeMirror(messages: MirrorMessage[], withheld: Set<number>): Promise<{ url: string; server: Server }> {
+async function fakeMirror(messages: MirrorTopicMessage[], withheld: Set<number>): Promise<{ url: string; server: Server }> {
   const served = messages.filter((m) => !withheld.has(m.sequence_number));
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://mirror');

@@ -12,7 +12,7 @@ import { utf8 } from './bytes.js';
 import { STEP_TITLES, VERSION_STEPS, describeCheck, meaningOf } from './explain.js';
 import { humanConsensusTime } from './format.js';
 import { formatValue, jsonDiff } from './json-diff.js';
-import { MirrorClient } from './mirror.js';
+import { browserMirrorClient } from './mirror.js';
 import { ProofPackageError, parseProofPackage, type PackagedVersion, type ProofPackage } from './proof-package.js';
 import { verifyPackage, type Check, type PackageVerification, type VersionResult } from './verify.js';
 
@@ -238,7 +238,7 @@ async function runVerification(): Promise<void> {
   const button = byId<HTMLButtonElement>('verify-button');
   button.disabled = true;
   clearResult();
-  const mirror = new MirrorClient(url);
+  const mirror = browserMirrorClient(url);
   try {
     const result = await verifyPackage(loaded.pkg, mirror, Date.now(), (done, total) =>
       setStatus('verify-progress', done < total ? `Checking version ${done + 1} of ${total} …` : `Checked ${total} version(s).`),

@@ -206,6 +206,8 @@ const CLAIM_CHUNK = 100;
  * one batch's versions in memory.
  */
 export const AUDIT_CHUNK = 1000;
+/** Versions per page of the audit's pass over every version (five small fields each: about 1 MB a page). */
+export const AUDIT_PAGE = 10_000;
 
 /** A version as the completeness audit checks it: what was committed, and its own anchor. */
 export interface AuditedVersion {
@@ -465,16 +467,23 @@ export class LedgerStore {
   }
 
   /**
-   * Every version's key, anchor state, claimed batch and time, one at a time (a cursor over a projection of five
-   * small fields): the audit's one pass over the whole collection.
+   * Every version's key, anchor state, claimed batch and time, one at a time: the audit's one pass over the whole
+   * collection, a projection of five small fields read in pages of AUDIT_PAGE keys in `_id` order. Pages rather than
+   * one cursor so that each query is short on any server: the embedded MongoDB computes a cursor's whole result before
+   * its first batch (src/dev/mongo/README.md), which for half a million versions stalled it past the driver's 30 s
+   * heartbeat; mongod streams either way.
    */
-  async *versionAnchors(): AsyncGenerator<VersionAnchorRow> {
-    const cursor = this.versions.find(
-      {},
-      { projection: { _id: 1, lastUpdated: 1, 'anchor.state': 1, 'anchor.batch': 1 }, batchSize: AUDIT_CHUNK },
-    );
-    try {
-      for await (const doc of cursor) {
+  async *versionAnchors(pageSize: number = AUDIT_PAGE): AsyncGenerator<VersionAnchorRow> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.versions
+        .find(after === undefined ? {} : { _id: { $gt: after } }, {
+          projection: { _id: 1, lastUpdated: 1, 'anchor.state': 1, 'anchor.batch': 1 },
+          sort: { _id: 1 },
+          limit: pageSize,
+        })
+        .toArray();
+      for (const doc of page) {
         const anchor = doc.anchor as Document | undefined;
         const state = anchor?.state;
         yield {
@@ -484,8 +493,8 @@ export class LedgerStore {
           batch: num(anchor?.batch) ?? null,
         };
       }
-    } finally {
-      await cursor.close();
+      if (page.length < pageSize) return;
+      after = page[page.length - 1]._id;
     }
   }
 

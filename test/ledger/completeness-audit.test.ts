@@ -10,7 +10,7 @@ import t from 'tap';
 import { runLedgerAudit } from '../../src/cli/ledger-audit-command.js';
 import { escapeHtml } from '../../src/ledger/audit-report-html.js';
 import type { AuditReport, Finding } from '../../src/ledger/completeness-audit.js';
-import { bytes } from '../../src/ledger/ledger-store.js';
+import { LedgerStore, bytes } from '../../src/ledger/ledger-store.js';
 import { stopMongoAtEnd } from '../helpers/app.js';
 import { testMongo } from '../helpers/mongo.js';
 import { createPatient, startLedgerApp, startTestNetwork, updatePatient, waitAnchored } from './helpers/ledger-app.js';
@@ -96,6 +96,18 @@ t.test('the audit is clean on an untouched database, and finds each kind of tamp
   t.equal(tooWide.statusCode, 400);
   t.match(tooWide.body, /at most 1000 batches per request/);
   t.equal((await app.inject({ method: 'GET', url: '/$ledger-audit?from=x' })).statusCode, 400);
+
+  // The pass over every version reads pages in key order: across page boundaries, every version once.
+  const paged: string[] = [];
+  for await (const row of new LedgerStore(connection.db).versionAnchors(4)) paged.push(row.key);
+  const everyKey = (
+    await connection.db
+      .collection<{ _id: string }>('resource_versions')
+      .find({}, { projection: { _id: 1 }, sort: { _id: 1 } })
+      .toArray()
+  ).map((d) => d._id);
+  t.ok(everyKey.length > 8, `several pages of 4 (${everyKey.length} versions)`);
+  t.same(paged, everyKey, 'pages of 4 keys: every version once, in key order');
 
   // ---- choose the targets so that their findings do not overlap
   const key = (i: number, v: number): string => `Patient/${ids[i]}/${v}`;

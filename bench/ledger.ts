@@ -7,7 +7,10 @@
  *      worker competing for the same CPU and MongoDB. CPU per create (this process + a MongoDB child) is reported
  *      beside throughput: steadier on a shared machine.
  *   2. time from write to anchored (version lastUpdated -> its batch's anchoredAt), p50 and p99, under that load;
- *   3. HCS messages per 10 000 versions: under that load, and when a backlog drains (--backlog 0 skips it).
+ *   3. HCS messages per 10 000 versions: under that load, and when a backlog drains (--backlog 0 skips it);
+ *   4. the whole-database completeness audit's throughput (versions/s) and memory as the database grows, in a
+ *      database of its own: bench/ledger-audit.ts (--audit-steps 10000,50000,100000 patients by default, cumulative;
+ *      --audit-steps 0 skips it, --audit-only runs only it). It writes its own section and chart.
  *
  * Before an "on" phase the worker is started and everything written so far is anchored; after it, everything
  * is anchored again and the worker stopped: each "on" phase anchors its own versions only.
@@ -17,13 +20,16 @@
  * else the embedded server in a child process as `npm start` runs it (--mongo in-process: in this process, as the
  * tests run it). Appends a section to docs/benchmarks.md. Every loop is bounded by a count.
  *   npm run bench:ledger -- --count 2000 --concurrency 8 --rounds 5 --backlog 10000
+ *   npm run bench:ledger -- --audit-only --audit-steps 10000,50000,100000 --audit-timeout 1800
  */
-import { appendFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { dirname, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Db } from 'mongodb';
 import { buildApp } from '../src/app.js';
-import { startLocalHedera } from '../src/dev/hedera/index.js';
+import { startLocalHedera, type LocalHedera } from '../src/dev/hedera/index.js';
 import { provideMongo } from '../src/dev/provide-mongo.js';
 import { createResourceValidator } from '../src/fhir/validation/index.js';
 import type { LedgerLogger } from '../src/ledger/anchor-worker.js';
@@ -33,6 +39,7 @@ import { connectMongo } from '../src/store/mongo.js';
 import { ResourceStore } from '../src/store/resource-store.js';
 import { machineDescription, measure, type Measurement } from './measure.js';
 import { benchMongo, childCpuMs } from './mongo-process.js';
+import { AUDIT_POPULATION_SEED, auditChartSvg, auditSection, parseSteps, runAuditBench } from './ledger-audit.js';
 import { withoutAccessControl } from '../src/config.js';
 
 const { values } = parseArgs({
@@ -45,6 +52,19 @@ const { values } = parseArgs({
     /** child: the embedded MongoDB in a process of its own (npm start's default); in-process: in this one. */
     mongo: { type: 'string', default: 'child' },
     out: { type: 'string', default: 'docs/benchmarks.md' },
+    /** The audit benchmark: cumulative patients per step ("0": none). */
+    'audit-steps': { type: 'string', default: '10000,50000,100000' },
+    /** Only the audit benchmark (no create-throughput rows). */
+    'audit-only': { type: 'boolean', default: false },
+    /** Deadline, in seconds, for each step's anchoring and for each audit. */
+    'audit-timeout': { type: 'string', default: '1800' },
+    'audit-seed': { type: 'string', default: String(AUDIT_POPULATION_SEED) },
+    /** The audit child's driver connectTimeoutMS in seconds (0: the driver's 30 s, as fhir-ledger-audit connects); see bench/ledger-audit.ts. */
+    'audit-driver-timeout': { type: 'string', default: '0' },
+    /** The audit chart (SVG); linked from the section. */
+    chart: { type: 'string', default: 'docs/benchmarks-ledger-audit.svg' },
+    /** V8 heap of the embedded MongoDB child (its decoded-document cache); the audit's 100 000 patients need more. */
+    'mongo-heap-mb': { type: 'string' },
   },
 });
 const count = Number(values.count);
@@ -52,6 +72,28 @@ const concurrency = Number(values.concurrency);
 const rounds = Number(values.rounds);
 const backlog = Number(values.backlog);
 const intervalMs = Number(values.interval);
+const auditSteps = parseSteps(values['audit-steps']);
+const auditOnly = values['audit-only'];
+const auditTimeout = Number(values['audit-timeout']);
+const auditSeed = Number(values['audit-seed']);
+const auditDriverTimeout = Number(values['audit-driver-timeout']);
+const mongoHeapMb = Number(values['mongo-heap-mb'] ?? (auditSteps.length > 0 ? 12_288 : 4096));
+for (const [name, value] of Object.entries({
+  count,
+  concurrency,
+  rounds,
+  backlog,
+  intervalMs,
+  auditTimeout,
+  auditSeed,
+  auditDriverTimeout,
+  mongoHeapMb,
+})) {
+  if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a non-negative integer`);
+}
+if (auditOnly && auditSteps.length === 0) throw new Error('--audit-only needs --audit-steps');
+const started = Date.now();
+const log = (message: string): void => console.error(`[bench:ledger +${((Date.now() - started) / 1000).toFixed(0)}s] ${message}`);
 
 const quiet: LedgerLogger = { debug: () => {}, info: () => {}, warn: () => {}, error: (_f, m) => console.error(m) };
 
@@ -89,16 +131,57 @@ async function openMongo(): Promise<{ uri: string; description: string; pid: num
     const mongo = await provideMongo({ uri: process.env.MONGODB_URI, mongodTimeoutMs: 5000, allowDownload: false, log: () => {} });
     return { uri: mongo.uri, description: mongo.description, pid: undefined, stop: () => mongo.stop() };
   }
-  const mongo = await benchMongo({ heapMb: 4096, log: () => {} });
+  const mongo = await benchMongo({ heapMb: mongoHeapMb, log: () => {} });
   return { uri: mongo.uri, description: mongo.description, pid: mongo.pid, stop: () => mongo.stop() };
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0]!;
   const mongo = await openMongo();
+  const net = await startLocalHedera({ log: () => {} });
+  try {
+    if (!auditOnly) await createBench(mongo, net);
+    if (auditSteps.length > 0) await auditBench(mongo, net, loadAtStart);
+  } finally {
+    await net.close();
+    await mongo.stop();
+  }
+}
+
+/** 4. the completeness audit as the database grows (bench/ledger-audit.ts); its own section and chart. */
+async function auditBench(mongo: Awaited<ReturnType<typeof openMongo>>, net: LocalHedera, loadAtStart: number): Promise<void> {
+  const steps = await runAuditBench({
+    mongo,
+    net,
+    steps: auditSteps,
+    seed: auditSeed,
+    intervalMs,
+    timeoutSeconds: auditTimeout,
+    driverTimeoutMs: auditDriverTimeout * 1000,
+    log,
+    drained,
+  });
+  if (values.chart) await writeFile(values.chart, auditChartSvg(steps));
+  const section = auditSection(steps, {
+    machine: machineDescription(),
+    mongo: mongo.description,
+    seed: auditSeed,
+    intervalMs,
+    chart: values.chart ? relative(dirname(values.out), values.chart) : null,
+    loadAtStart,
+    loadAtEnd: loadavg()[0]!,
+    wallSeconds: (Date.now() - started) / 1000,
+    driverTimeoutMs: auditDriverTimeout * 1000,
+  });
+  console.log(section);
+  await appendFile(values.out, `\n${section}`);
+}
+
+/** 1-3: create throughput with the worker stopped and running, write -> anchored, HCS messages; its own section. */
+async function createBench(mongo: Awaited<ReturnType<typeof openMongo>>, net: LocalHedera): Promise<void> {
   const connection = await connectMongo(mongo.uri, `bench_ledger_${Date.now()}`);
   const store = new ResourceStore(connection.db, connection.supportsTransactions);
   await store.ensureIndexes();
-  const net = await startLocalHedera({ log: () => {} });
   const runtime = new LedgerRuntime({
     db: connection.db,
     config: { topicId: undefined, batchMaxLeaves: 10_000, batchIntervalMs: intervalMs, leaseTtlMs: 15_000, retryMaxMs: 5_000 },
@@ -209,10 +292,8 @@ async function main(): Promise<void> {
 
   await app.close();
   await runtime.stop();
-  await net.close();
   await connection.db.dropDatabase();
   await connection.close();
-  await mongo.stop();
 
   const off = median(sides.off.map((m) => m.throughput));
   const on = median(sides.on.map((m) => m.throughput));

@@ -252,15 +252,10 @@ class LedgerReader {
     let expected = from;
     for (const m of messages) {
       if (m.sequence_number !== expected) {
-        this.findings.add({
-          kind: 'ledger-inconsistent',
-          batch: null,
-          resource: null,
-          versionId: null,
-          explanation:
-            `The mirror node skips message${m.sequence_number - expected > 1 ? 's' : ''} ${expected}${m.sequence_number - expected > 1 ? `-${m.sequence_number - 1}` : ''} ` +
+        this.ledgerInconsistent(
+          `The mirror node skips message${m.sequence_number - expected > 1 ? 's' : ''} ${expected}${m.sequence_number - expected > 1 ? `-${m.sequence_number - 1}` : ''} ` +
             `of topic ${this.topicId}: a ledger copy that withholds messages cannot be relied on; compare with another mirror node.`,
-        });
+        );
         this.previousHash = null;
       }
       this.take(m);
@@ -271,20 +266,20 @@ class LedgerReader {
     if (messages.length === 0 || messages.at(-1)!.sequence_number < to) this.exhausted = true;
   }
 
+  /** A finding about the mirror node's copy of the topic itself (not about the database). */
+  private ledgerInconsistent(explanation: string, batch: number | null = null): void {
+    this.findings.add({ kind: 'ledger-inconsistent', batch, resource: null, versionId: null, explanation });
+  }
+
   private take(m: MirrorTopicMessage): void {
     const published = Buffer.from(m.running_hash, 'base64');
     if (this.previousHash && m.running_hash_version === RUNNING_HASH_VERSION) {
       const recomputed = recomputeRunningHash(this.previousHash, m);
       if (!recomputed || !recomputed.equals(published)) {
-        this.findings.add({
-          kind: 'ledger-inconsistent',
-          batch: null,
-          resource: null,
-          versionId: null,
-          explanation:
-            `Message ${m.sequence_number} of topic ${this.topicId} does not chain to the message before it (its running hash, recomputed, ` +
+        this.ledgerInconsistent(
+          `Message ${m.sequence_number} of topic ${this.topicId} does not chain to the message before it (its running hash, recomputed, ` +
             `is ${hex(recomputed)}; the mirror node says ${hex(published)}): this mirror node's copy was altered; compare with another.`,
-        });
+        );
       }
     }
     this.previousHash = published;
@@ -294,26 +289,19 @@ class LedgerReader {
       if ((m.chunk_info?.total ?? 1) !== 1) throw new BatchMessageError('it is one chunk of a multi-chunk message');
       message = decodeBatchMessage(bytes);
     } catch (error) {
-      this.findings.add({
-        kind: 'ledger-inconsistent',
-        batch: null,
-        resource: null,
-        versionId: null,
-        explanation: `Message ${m.sequence_number} of topic ${this.topicId} is not a batch message of this server (${(error as Error).message}); only this server can post to the topic.`,
-      });
+      this.ledgerInconsistent(
+        `Message ${m.sequence_number} of topic ${this.topicId} is not a batch message of this server (${(error as Error).message}); only this server can post to the topic.`,
+      );
       return;
     }
     const n = message.batchNumber;
     const seen = this.roots.get(n);
     if (seen) {
       if (!seen.equals(message.root)) {
-        this.findings.add({
-          kind: 'ledger-inconsistent',
-          batch: n,
-          resource: null,
-          versionId: null,
-          explanation: `Batch ${n} appears on the ledger twice with different roots (${hex(seen)}, and ${hex(message.root)} in message ${m.sequence_number}): a batch number must have one root.`,
-        });
+        this.ledgerInconsistent(
+          `Batch ${n} appears on the ledger twice with different roots (${hex(seen)}, and ${hex(message.root)} in message ${m.sequence_number}): a batch number must have one root.`,
+          n,
+        );
       }
       // The same root again is a resubmission after a restart: the first message counts.
       return;

@@ -601,6 +601,8 @@ export class HostileRequests {
         `/${type}/${this.id()}/$provenance`,
         `/${type}/${this.id()}/_history/${this.pick(['1', '0', 'x'])}/$provenance`,
         `/$export?${this.pick(['_type=,', '_type=Patient', '_since=x', '_outputFormat=x', '_typeFilter=x', ''])}`,
+        `/$ledger-audit?${this.pick(['from=x', 'from=0', 'from=1&to=1001', 'to=1&from=2', 'from=99999999999999999', 'from=1&to=1', ''])}`,
+        `/verify${this.pick(['', '?x=1', '/', '/..'])}`,
         '/metadata',
         `/metadata?mode=${this.pick(['full', 'normative', 'terminology', 'x', ...PROTO])}`,
         '/.well-known/smart-configuration',

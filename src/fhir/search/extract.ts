@@ -89,7 +89,7 @@ function evaluate(binding: TypeBinding, input: TypedValue[], variables?: Variabl
       // An expression that cannot be evaluated on this resource yields no values (as if the element were absent).
       continue;
     }
-    const asType = part.asType?.toLowerCase();
+    const asType = part.asType;
     for (const value of values) {
       if (value.value === undefined || value.value === null) continue;
       if (asType && value.type.toLowerCase() !== asType) continue;

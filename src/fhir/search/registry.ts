@@ -54,7 +54,8 @@ export interface ExpressionPart {
   simple?: SimplePath;
   /**
    * From a trailing `.as(Type)`: keep only values of that type. Medplum's as() function passes every value through
-   * (`Observation.value.as(Quantity)` yields a valueString too), where FHIRPath filters by type.
+   * (`Observation.value.as(Quantity)` yields a valueString too), where FHIRPath filters by type. Lower case:
+   * expressions write `as(DateTime)` for values whose type is `dateTime`.
    */
   asType?: string;
 }
@@ -261,7 +262,7 @@ function expressionPart(expression: string): ExpressionPart {
   const part: ExpressionPart = { expression: stripped, atom: parseFhirPath(stripped) };
   if (resolve) part.resolveType = resolve[1];
   const as = AS_FILTER.exec(stripped);
-  if (as) part.asType = as[1];
+  if (as) part.asType = as[1].toLowerCase();
   const simple = simplePathOf(stripped);
   if (simple) part.simple = simple;
   return part;

@@ -25,7 +25,7 @@ import type { ResourceValidator } from './fhir/validation/index.js';
 import accessPlugin from './http/access.js';
 import errorPlugin, { MAX_PATH_SEGMENT, answerFrameworkError } from './http/errors.js';
 import exposurePlugin, { addressKey } from './http/exposure.js';
-import { FHIR_JSON, JSON_PATCH, registerFhirFormat } from './http/fhir-format.js';
+import { FHIR_JSON, FHIR_XML, JSON_PATCH, registerFhirFormat } from './http/fhir-format.js';
 import healthPlugin from './http/health.js';
 import { trackRequests, type InFlightRequests } from './http/request-context.js';
 import { requireDeclarations, type RouteTableEntry } from './http/route-table.js';
@@ -180,8 +180,8 @@ export async function buildApp(config: AppConfig, deps: AppDependencies): Promis
   const resourceTypes = config.resourceTypes ?? clientResourceTypes();
   /** What the server stores for this deployment: the hosted types and the audit trail. */
   const storedTypes = [...resourceTypes, AUDIT_EVENT_TYPE];
-  const capabilities = new Capabilities(resourceTypes).addFormat(FHIR_JSON).addFormat('json');
-  capabilities.addPatchFormat(JSON_PATCH).addPatchFormat(FHIR_JSON);
+  const capabilities = new Capabilities(resourceTypes).addFormat(FHIR_JSON).addFormat('json').addFormat(FHIR_XML).addFormat('xml');
+  capabilities.addPatchFormat(JSON_PATCH).addPatchFormat(FHIR_JSON).addPatchFormat(FHIR_XML);
   const context: FhirContext = {
     store: deps.store,
     validator: deps.validator,

@@ -19,7 +19,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { binaryFromContent, contentOfBinary } from '../fhir/binary.js';
 import { errors } from '../fhir/outcome.js';
 import type { VersionView } from '../fhir/interactions/versions.js';
-import { isXmlMediaType } from './fhir-format.js';
 
 /** A request body that is a Binary's content rather than a resource (set by the Binary routes' parser). */
 class RawContent {
@@ -67,11 +66,8 @@ export function acceptBinaryContent(scope: FastifyInstance): void {
       );
       return;
     }
+    // FHIR XML types never reach this parser: the FHIR scope's own parser reads them as a Binary resource.
     const contentType = mediaTypeOf(request.headers['content-type']);
-    if (isXmlMediaType(contentType.split(';')[0])) {
-      done(errors.unsupportedMediaType(`Content-Type ${contentType}: FHIR XML is not supported; send application/fhir+json`));
-      return;
-    }
     done(null, new RawContent(contentType, body as Buffer));
   });
   scope.addHook('preValidation', async (request) => {

@@ -103,7 +103,10 @@ async function errorPlugin(fastify: FastifyInstance, options: ErrorOptions): Pro
     if (fhirError.status >= 500 || !(error instanceof FhirError || String(error.code ?? '').startsWith('FST_')))
       request.log.error({ err: error }, 'request failed');
     else request.log.info({ status: fhirError.status, code: fhirError.outcome.issue?.[0]?.code }, 'request refused');
-    if (!reply.getHeader('content-type')?.toString().includes('json')) reply.type('application/fhir+json; charset=utf-8');
+    // An error is an OperationOutcome in the format negotiated: JSON when negotiation itself failed or did not run
+    // (outside the FHIR scope), XML when the client asked for it. (Fastify drops the reply's type before this runs.)
+    const negotiated = (request as { responseType?: string }).responseType;
+    reply.type(`${negotiated ?? 'application/fhir+json'}; charset=utf-8`);
     reply.code(fhirError.status).headers(fhirError.headers).send(fhirError.outcome);
   });
 

@@ -2,22 +2,29 @@
  * Content negotiation for the FHIR base: which bodies we parse (Content-Type), which representation we answer
  * (Accept and _format), and pretty printing (_pretty). Registered inside the FHIR scope only.
  *
- * The server speaks JSON. XML is refused with 406 (and the CapabilityStatement lists JSON only) because no
- * well-kept JavaScript library converts R4 JSON and XML faithfully; a lossy conversion would corrupt records.
+ * The server speaks FHIR JSON and FHIR XML. Everything inside works on the JSON form: an XML body is converted
+ * when it is parsed, and a resource is written as XML by the reply's serializer (src/fhir/xml, driven by the R4
+ * StructureDefinitions). Answers that are not FHIR resources (a proof package, a Bulk Data manifest) stay JSON.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors } from '../fhir/outcome.js';
 import { parseJsonText } from '../fhir/json-text.js';
+import { resourceToXml } from '../fhir/xml/json-to-xml.js';
+import { resourceFromXmlText } from '../fhir/xml/xml-to-json.js';
 
 export const FHIR_JSON = 'application/fhir+json';
+export const FHIR_XML = 'application/fhir+xml';
 export const JSON_PATCH = 'application/json-patch+json';
 const JSON_TYPES = new Set([FHIR_JSON, 'application/json', 'application/json+fhir']);
-const XML_TYPES = new Set(['application/fhir+xml', 'application/xml', 'text/xml', 'application/xml+fhir']);
+const XML_TYPES = new Set([FHIR_XML, 'application/xml', 'text/xml', 'application/xml+fhir']);
 
-/** FHIR XML, which this server does not read yet (a Binary's content included: it would be taken for a resource). */
+/** A media type (without parameters) that means FHIR XML. */
 export function isXmlMediaType(type: string): boolean {
   return XML_TYPES.has(type);
 }
+
+/** The FHIR versions this server speaks, as the `fhirVersion` media type parameter names them (http.html#version-parameter). */
+const FHIR_VERSIONS = /^4\.0(\.\d+)?$/;
 /** _format shorthands defined by the FHIR specification (http.html#mime-type). */
 const FORMAT_SHORTHANDS: ReadonlyMap<string, string> = new Map([
   ['json', FHIR_JSON],
@@ -39,6 +46,16 @@ interface AcceptEntry {
   q: number;
 }
 
+/** A media type's `fhirVersion` parameter, when it names one (`application/fhir+xml; fhirVersion=4.0`). */
+function fhirVersionOf(params: readonly string[]): string | undefined {
+  for (const param of params) {
+    const [key, value] = param.trim().split('=');
+    if (key?.trim().toLowerCase() === 'fhirversion' && value !== undefined) return value.trim().replace(/^"|"$/g, '');
+  }
+  return undefined;
+}
+
+/** Accept entries by preference; a type asking for another FHIR version than R4 is one we cannot give. */
 function parseAccept(header: string): AcceptEntry[] {
   return header
     .split(',')
@@ -49,6 +66,8 @@ function parseAccept(header: string): AcceptEntry[] {
         const [key, value] = param.trim().split('=');
         if (key === 'q' && value !== undefined) q = Number(value);
       }
+      const version = fhirVersionOf(params);
+      if (version !== undefined && !FHIR_VERSIONS.test(version)) q = 0;
       return { type: type.trim().toLowerCase(), q: Number.isFinite(q) ? q : 0 };
     })
     .filter((entry) => entry.type.length > 0 && entry.q > 0)
@@ -78,25 +97,68 @@ function asksForBinaryContent(format: string | undefined, accept: string | undef
   return preferred !== undefined && !asksForFhir(preferred.type);
 }
 
+/**
+ * The media type answered for a requested FHIR type: the FHIR types as such, and the generic ones (application/json,
+ * application/xml, text/xml) echoed, as clients asking for them expect to get what they asked for.
+ */
+function answeredType(requested: string): string | undefined {
+  if (JSON_TYPES.has(requested)) return requested === 'application/json' ? requested : FHIR_JSON;
+  if (XML_TYPES.has(requested)) return requested === 'application/xml' || requested === 'text/xml' ? requested : FHIR_XML;
+  if (requested === '*/*' || requested === 'application/*') return FHIR_JSON;
+  return undefined;
+}
+
 /** Picks the response media type, or throws 406 naming what we can produce. */
 export function negotiateResponseType(format: string | undefined, accept: string | undefined): string {
   if (format !== undefined && format !== '') {
-    const requested = (FORMAT_SHORTHANDS.get(format) ?? format).split(';')[0].trim().toLowerCase();
-    if (JSON_TYPES.has(requested)) return requested === 'application/json' ? requested : FHIR_JSON;
+    const [type, ...params] = (FORMAT_SHORTHANDS.get(format) ?? format).split(';');
+    const requested = type.trim().toLowerCase();
+    const version = fhirVersionOf(params);
+    const answered = requested === '*/*' || requested === 'application/*' ? undefined : answeredType(requested);
+    if (answered && (version === undefined || FHIR_VERSIONS.test(version))) return answered;
     throw errors.notAcceptable(
-      `_format=${format} is not supported: this server answers in JSON only (_format=json, application/fhir+json or application/json)`,
+      `_format=${format} is not supported: this server answers FHIR R4 (4.0) in JSON (_format=json, application/fhir+json, ` +
+        'application/json) or XML (_format=xml, application/fhir+xml, application/xml, text/xml)',
     );
   }
   if (accept === undefined || accept.trim() === '') return FHIR_JSON;
   for (const { type } of parseAccept(accept)) {
-    if (type === FHIR_JSON || type === 'application/json+fhir') return FHIR_JSON;
-    if (type === 'application/json') return type;
-    if (type === '*/*' || type === 'application/*') return FHIR_JSON;
+    const answered = answeredType(type);
+    if (answered) return answered;
   }
-  const xml = parseAccept(accept).some((entry) => XML_TYPES.has(entry.type));
   throw errors.notAcceptable(
-    `${xml ? 'XML is not supported' : `Accept: ${accept} cannot be satisfied`}: this server answers in application/fhir+json or application/json`,
+    `Accept: ${accept} cannot be satisfied: this server answers FHIR R4 (fhirVersion=4.0) as application/fhir+json, ` +
+      'application/json, application/fhir+xml, application/xml or text/xml',
   );
+}
+
+/** Whether a Content-Type or reply type header names FHIR XML. */
+function namesXml(header: string | undefined): boolean {
+  return header !== undefined && XML_TYPES.has(header.split(';')[0].trim().toLowerCase());
+}
+
+/** The `fhirVersion` a request body declares must be R4's: a body of another version would be misread. */
+function checkBodyVersion(contentType: string | undefined): void {
+  if (contentType === undefined) return;
+  const version = fhirVersionOf(contentType.split(';').slice(1));
+  if (version !== undefined && !FHIR_VERSIONS.test(version)) {
+    throw errors.unsupportedMediaType(`Content-Type ${contentType}: this server speaks FHIR R4 (fhirVersion=4.0)`);
+  }
+}
+
+/**
+ * Writes a reply payload in the type the reply declares at that moment: a FHIR resource as XML when that type is
+ * XML, anything else (and everything under a JSON type) as JSON. Deciding at serialization time keeps the two in
+ * step when a route or the error handler sets its own type (a proof package is JSON whatever was asked).
+ */
+function serializePayload(reply: FastifyReply, payload: unknown, pretty: boolean): string {
+  const type = reply.getHeader('content-type');
+  if (namesXml(typeof type === 'string' ? type : undefined) && isResource(payload)) return resourceToXml(payload, { pretty });
+  return pretty ? JSON.stringify(payload, null, 2) : JSON.stringify(payload);
+}
+
+function isResource(payload: unknown): payload is Record<string, unknown> {
+  return typeof payload === 'object' && payload !== null && typeof (payload as { resourceType?: unknown }).resourceType === 'string';
 }
 
 /**
@@ -139,6 +201,18 @@ export function registerFhirFormat(fastify: FastifyInstance, options: { bodyLimi
     },
   );
 
+  fastify.addContentTypeParser(
+    [...XML_TYPES],
+    { parseAs: 'string', bodyLimit: options.bodyLimit },
+    (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
+      try {
+        done(null, resourceFromXmlText(typeof body === 'string' ? body : body.toString('utf8')));
+      } catch (error) {
+        done(error as Error);
+      }
+    },
+  );
+
   fastify.decorateRequest('responseType', FHIR_JSON);
   fastify.decorateRequest('pretty', false);
   fastify.decorateRequest('binaryContent', false);
@@ -157,6 +231,8 @@ export function registerFhirFormat(fastify: FastifyInstance, options: { bodyLimi
     }
     request.responseType = negotiateResponseType(format, request.headers.accept);
     reply.type(`${request.responseType}; charset=utf-8`);
-    if (request.pretty) reply.serializer((payload: unknown) => JSON.stringify(payload, null, 2));
+    const pretty = request.pretty;
+    reply.serializer((payload: unknown) => serializePayload(reply, payload, pretty));
+    checkBodyVersion(request.headers['content-type']);
   });
 }

@@ -127,7 +127,8 @@ t.test('raw content in and out', async (t) => {
     t.equal(validate.status, 415, 'nor $validate');
     t.match(await outcome(validate), /POST \/Binary and PUT \/Binary\/\[id\]/);
     const xml = await fetch(`${base}/Binary`, { method: 'POST', headers: { 'content-type': 'application/fhir+xml' }, body: '<Binary/>' });
-    t.equal(xml.status, 415, 'FHIR XML is not taken for content');
+    t.equal(xml.status, 400, 'FHIR XML is read as a Binary resource, not taken for content');
+    t.match(await outcome(xml), /not in the FHIR namespace/);
     const large = await fetch(`${base}/Binary`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: randomBytes(65 * 1024) });
     t.equal(large.status, 413, 'the body limit holds');
     t.equal(((await large.json()) as OperationOutcome).resourceType, 'OperationOutcome');

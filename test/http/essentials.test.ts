@@ -32,7 +32,7 @@ t.test('GET /metadata answers a CapabilityStatement generated from what the serv
   t.equal(statement.fhirVersion, '4.0.1');
   t.equal(statement.kind, 'instance');
   t.equal(statement.status, 'active');
-  t.same(statement.format, ['application/fhir+json', 'json'], 'JSON only: XML is not claimed');
+  t.same(statement.format, ['application/fhir+json', 'json', 'application/fhir+xml', 'xml'], 'JSON and XML');
   t.equal(statement.implementation.url, 'http://127.0.0.1:8080');
   const resources = statement.rest[0].resource as Array<{ type: string; interaction?: unknown[]; operation?: Array<{ name: string }> }>;
   t.same(
@@ -86,12 +86,23 @@ t.test('content negotiation: _format, Accept, _pretty', async (t) => {
   t.equal(res.statusCode, 200);
 
   res = await app.inject({ url: '/metadata?_format=xml' });
-  t.equal(res.statusCode, 406);
-  assertOutcome(t, res.body, 'not-supported', /JSON only/);
+  t.equal(res.statusCode, 200, '_format=xml answers XML');
+  t.match(res.headers['content-type'], /^application\/fhir\+xml/);
+  t.match(res.body, /^<\?xml version="1.0" encoding="UTF-8"\?><CapabilityStatement xmlns="http:\/\/hl7.org\/fhir">/);
+  t.match(res.body, /<format value="xml"\/>/, 'and lists xml among its formats');
 
-  res = await app.inject({ url: '/metadata', headers: { accept: 'application/fhir+xml' } });
+  res = await app.inject({ url: '/metadata', headers: { accept: 'application/fhir+xml; fhirVersion=4.0' } });
+  t.equal(res.statusCode, 200);
+  t.match(res.headers['content-type'], /^application\/fhir\+xml/);
+  res = await app.inject({ url: '/metadata', headers: { accept: 'text/xml' } });
+  t.match(res.headers['content-type'], /^text\/xml/, 'text/xml is echoed');
+
+  res = await app.inject({ url: '/metadata', headers: { accept: 'application/fhir+xml; fhirVersion=3.0' } });
+  t.equal(res.statusCode, 406, 'another FHIR version is not acceptable');
+  assertOutcome(t, res.body, 'not-supported', /FHIR R4/);
+  res = await app.inject({ url: '/metadata?_format=turtle' });
   t.equal(res.statusCode, 406);
-  assertOutcome(t, res.body, 'not-supported', /XML is not supported/);
+  assertOutcome(t, res.body, 'not-supported', /_format=turtle is not supported/);
 
   res = await app.inject({ url: '/metadata', headers: { accept: 'application/fhir+json;q=0, text/plain' } });
   t.equal(res.statusCode, 406, 'q=0 means not acceptable');
@@ -132,9 +143,9 @@ t.test('bodies: 415 for a wrong Content-Type, 413 over BODY_LIMIT, 400 for malfo
   const post = (payload: string, contentType = 'application/fhir+json') =>
     app.inject({ method: 'POST', url: '/metadata', payload, headers: { 'content-type': contentType } });
 
-  let res = await post('<Patient/>', 'application/fhir+xml');
+  let res = await post('<Patient/>', 'application/x-www-form-urlencoded');
   t.equal(res.statusCode, 415);
-  assertOutcome(t, res.body, 'not-supported', /Content-Type application\/fhir\+xml is not supported/);
+  assertOutcome(t, res.body, 'not-supported', /Content-Type application\/x-www-form-urlencoded is not supported/);
 
   res = await post('hello', 'text/plain');
   t.equal(res.statusCode, 415);

@@ -201,5 +201,5 @@ t.test('$validate: type and instance level, mode and profile', async (t) => {
     'the CapabilityStatement lists $validate',
   );
   t.ok(patientCaps.interaction.some((i: { code: string }) => i.code === 'patch'));
-  t.same(statement.patchFormat, ['application/json-patch+json', 'application/fhir+json']);
+  t.same(statement.patchFormat, ['application/json-patch+json', 'application/fhir+json', 'application/fhir+xml']);
 });

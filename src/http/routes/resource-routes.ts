@@ -56,7 +56,7 @@ function patchDocument(request: FastifyRequest): PatchDocument {
     return { kind: 'fhirpath-patch', parameters: body as Parameters };
   }
   throw errors.unsupportedMediaType(
-    `PATCH takes ${JSON_PATCH} (JSON Patch) or application/fhir+json with a Parameters resource (FHIRPath Patch)`,
+    `PATCH takes ${JSON_PATCH} (JSON Patch) or a Parameters resource in application/fhir+json or application/fhir+xml (FHIRPath Patch)`,
   );
 }
 

@@ -1,5 +1,6 @@
 /**
- * A seeded generator of hostile HTTP requests against the FHIR API: malformed and mutated JSON, wrong content
+ * A seeded generator of hostile HTTP requests against the FHIR API: malformed and mutated JSON and XML (DTDs,
+ * entities, namespaces, order, forms), wrong content
  * types, deep nesting, prototype keys, MongoDB operators in bodies and query strings, invalid ids and
  * references, unknown and malformed search parameters, modifiers and prefixes, hostile _sort/_count/_total/_elements/
  * _include, empty lists, search values over the limits, huge and odd Unicode, tampered methods and headers,
@@ -13,6 +14,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { searchRegistry } from '../../src/fhir/search/registry.js';
+import { resourceToXml } from '../../src/fhir/xml/json-to-xml.js';
 import { PROJECT_ROOT } from '../../src/software.js';
 import { mulberry32 } from '../population.js';
 
@@ -79,6 +81,9 @@ const ACCEPTS = [
   'application/fhir+json',
   '*/*',
   'application/fhir+xml',
+  'application/xml;q=0.9, application/fhir+json;q=0.1',
+  'text/xml',
+  'application/fhir+xml; fhirVersion=3.0',
   'text/html',
   'application/json;q=0',
   'application/fhir+json;fhirVersion=4.0',
@@ -425,6 +430,66 @@ export class HostileRequests {
     return this.text(200);
   }
 
+  /**
+   * A body in FHIR XML: a mutated resource written as XML (when the converter can write it), the same with its text
+   * damaged, or hostile XML: DTDs and entities (XXE, billion laughs), wrong namespaces, deep nesting, elements out
+   * of order or unknown, text where none belongs, bad value forms, other encodings, processing instructions.
+   */
+  private xmlBody(type?: string): string {
+    const resourceType = type ?? 'Patient';
+    const ns = 'xmlns="http://hl7.org/fhir"';
+    const roll = this.random();
+    if (roll < 0.45) {
+      let xml: string;
+      try {
+        xml = resourceToXml(this.mutatedResource(type) as Record<string, unknown>);
+      } catch {
+        xml = `<${resourceType} ${ns}><id value="${this.int(100)}"/></${resourceType}>`;
+      }
+      if (this.chance(0.3)) {
+        // Damage the text: cut it, swap a tag, drop a quote.
+        const at = this.int(xml.length);
+        xml = this.pick([xml.slice(0, at), `${xml.slice(0, at)}<x>${xml.slice(at)}`, xml.replace('"', ''), xml.replace('/>', '>')]);
+      }
+      return xml;
+    }
+    return this.pick([
+      `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><${resourceType} ${ns}><id value="&x;"/></${resourceType}>`,
+      `<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><${resourceType} ${ns}><id value="&c;"/></${resourceType}>`,
+      `<!DOCTYPE r SYSTEM "http://127.0.0.1:1/x.dtd"><${resourceType} ${ns}/>`,
+      `<${resourceType} ${ns}><id value="&undeclared;"/></${resourceType}>`,
+      `<${resourceType}/>`,
+      `<${resourceType} xmlns="http://hl7.org/fhir/other"/>`,
+      `<f:${resourceType} xmlns:f="http://hl7.org/fhir"><f:id value="1"/></f:${resourceType}>`,
+      `<${resourceType} ${ns}>${'<extension url="u">'.repeat(this.pick([50, 151, 3000]))}`,
+      `<${resourceType} ${ns}><meta/><id value="1"/></${resourceType}>`,
+      `<${resourceType} ${ns}><nonsense value="1"/></${resourceType}>`,
+      `<${resourceType} ${ns}>text<id value="1"/></${resourceType}>`,
+      `<${resourceType} ${ns}><id value="${this.oddValue().replace(/[<&"]/g, '')}"/></${resourceType}>`,
+      `<${resourceType} ${ns}><id value="1" value="2"/></${resourceType}>`,
+      `<${resourceType} ${ns}><id/></${resourceType}>`,
+      `<${resourceType} ${ns}><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><script>x</script></div></text></${resourceType}>`,
+      `<?xml version="1.0" encoding="UTF-16"?><${resourceType} ${ns}/>`,
+      `<?xml-stylesheet href="x.xsl"?><${resourceType} ${ns}/>`,
+      `<${resourceType} ${ns}><![CDATA[x]]></${resourceType}>`,
+      `<Bundle ${ns}><type value="transaction"/><entry><resource><${resourceType}/><${resourceType}/></resource></entry></Bundle>`,
+      `<Parameters ${ns}><parameter><name value="operation"/><part><name value="type"/><valueCode value="delete"/></part><part><name value="path"/><valueString value="${this.pick(['Patient.name', 'x(', '%resource'])}"/></part></parameter></Parameters>`,
+      `\uFEFF<${resourceType} ${ns}/>`,
+      '<a><b></a></b>',
+      '<',
+      '',
+      this.text(200),
+      `<${resourceType} ${ns} ${'a'.repeat(100)}="${'x'.repeat(this.pick([10, 100_000]))}"/>`,
+    ]);
+  }
+
+  /** A resource body in JSON, or (a quarter of the time) in XML, with its content type. */
+  private resourceBody(type?: string): { body: string; contentType: string } {
+    if (this.chance(0.25))
+      return { body: this.xmlBody(type), contentType: this.pick(['application/fhir+xml', 'application/xml', 'text/xml']) };
+    return { body: this.jsonBody(type), contentType: 'application/fhir+json' };
+  }
+
   private patchBody(): { body: string; contentType: string } {
     if (this.chance(0.6)) {
       const operations = Array.from({ length: 1 + this.int(3) }, () => ({
@@ -471,6 +536,7 @@ export class HostileRequests {
         ],
       })),
     };
+    if (this.chance(0.3)) return { body: resourceToXml(parameters), contentType: 'application/fhir+xml' };
     return { body: JSON.stringify(parameters), contentType: 'application/fhir+json' };
   }
 
@@ -563,30 +629,37 @@ export class HostileRequests {
         body: bytes,
       };
     }
-    if (roll < 0.5)
-      return {
-        kind: 'create',
-        method: 'POST',
-        path: `/${type}`,
-        headers: this.headers('application/fhir+json'),
-        body: this.jsonBody(TYPES.includes(type) ? type : undefined),
-      };
+    if (roll < 0.5) {
+      const { body, contentType } = this.resourceBody(TYPES.includes(type) ? type : undefined);
+      return { kind: 'create', method: 'POST', path: `/${type}`, headers: this.headers(contentType), body };
+    }
     if (roll < 0.58) {
       const id = this.id();
+      const { body, contentType } = this.resourceBody(type);
       return {
         kind: 'update',
         method: 'PUT',
         path: `/${type}/${id}${this.chance(0.1) ? `?${this.query(type)}` : ''}`,
-        headers: this.headers('application/fhir+json'),
-        body: this.jsonBody(type),
+        headers: this.headers(contentType),
+        body,
       };
     }
     if (roll < 0.64) {
       const patch = this.patchBody();
       return { kind: 'patch', method: 'PATCH', path: `/${type}/${this.id()}`, headers: this.headers(patch.contentType), body: patch.body };
     }
-    if (roll < 0.72)
+    if (roll < 0.72) {
+      if (this.chance(0.2)) {
+        // The same Bundle in XML, when the converter can write it.
+        try {
+          const xml = resourceToXml(JSON.parse(this.bundleBody()) as Record<string, unknown>);
+          return { kind: 'bundle', method: 'POST', path: '/', headers: this.headers('application/fhir+xml'), body: xml };
+        } catch {
+          return { kind: 'bundle', method: 'POST', path: '/', headers: this.headers('application/fhir+xml'), body: this.xmlBody('Bundle') };
+        }
+      }
       return { kind: 'bundle', method: 'POST', path: '/', headers: this.headers('application/fhir+json'), body: this.bundleBody() };
+    }
     if (roll < 0.8) {
       const path = this.pick([
         `/${type}/${this.id()}`,
@@ -611,12 +684,13 @@ export class HostileRequests {
       return { kind: 'read', method: this.chance(0.85) ? 'GET' : this.pick(METHODS), path, headers: this.headers() };
     }
     if (roll < 0.85) {
+      const { body, contentType } = this.resourceBody(type);
       return {
         kind: 'validate',
         method: 'POST',
         path: `/${type}/$validate${this.chance(0.2) ? `?mode=${this.pick(['create', 'update', 'delete', 'x'])}` : ''}`,
-        headers: this.headers('application/fhir+json'),
-        body: this.jsonBody(type),
+        headers: this.headers(contentType),
+        body,
       };
     }
     if (roll < 0.9) {

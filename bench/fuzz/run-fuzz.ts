@@ -6,6 +6,7 @@
  *   - an answer slower than `slowMs`;
  * and the slowest /healthz answer and the server's memory growth. Bounded by a request count AND a time budget.
  */
+import { resourceFromXmlText } from '../../src/fhir/xml/xml-to-json.js';
 import { Agent, request as httpRequest } from 'node:http';
 import { HostileRequests, type HostileRequest } from './hostile-requests.js';
 
@@ -81,9 +82,13 @@ function send(agent: Agent, port: number, hostile: HostileRequest, timeoutMs: nu
   });
 }
 
+/** The error body is an OperationOutcome in the type the answer declares: FHIR JSON, or FHIR XML read back strictly. */
 function isOperationOutcome(answer: Answer): boolean {
   try {
-    return (JSON.parse(answer.body) as { resourceType?: unknown }).resourceType === 'OperationOutcome';
+    const body = /xml/.test(answer.contentType)
+      ? resourceFromXmlText(answer.body)
+      : (JSON.parse(answer.body) as { resourceType?: unknown });
+    return body.resourceType === 'OperationOutcome';
   } catch {
     return false;
   }

@@ -571,8 +571,14 @@ export class Walker {
       return;
     }
 
-    if (typeof value !== 'object' || Array.isArray(value)) {
-      return; // wrong JSON type: medplum reports it
+    if (typeof value !== 'object') {
+      // medplum says nothing of a string, number or boolean where an object belongs (`"meta": "x"`, `"class": 5`):
+      // stored, `{...meta}` would spread a string into `{"0": "x"}`.
+      this.add('error', 'structure', path, `Invalid JSON type: ${type} must be a JSON object, not a ${typeof value}`, `jsontype|${path}`);
+      return;
+    }
+    if (Array.isArray(value)) {
+      return; // an array where one value belongs: medplum reports it
     }
     const obj = value as Record<string, unknown>;
 

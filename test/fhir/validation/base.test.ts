@@ -59,6 +59,14 @@ t.test('types', async (t) => {
 
   const nul = v(patient({ gender: null }));
   t.ok(at(nul, 'Patient.gender', 'structure'), summary(nul));
+
+  // A string, number or boolean where an object belongs (medplum says nothing; stored, `"meta": "x"` became
+  // `{"0": "x", ...}` when the server stamped it: found by the XML fuzzing, whose writer refused that meta).
+  const scalars = v(encounter({ meta: 'x', subject: 5, period: true, identifier: ['x'], contained: ['x'] }));
+  for (const path of ['Encounter.meta', 'Encounter.subject', 'Encounter.period', 'Encounter.identifier[0]', 'Encounter.contained[0]']) {
+    t.ok(at(scalars, path, 'structure'), `${path}: ${summary(scalars)}`);
+  }
+  t.match(summary(scalars), /Meta must be a JSON object, not a string/);
 });
 
 t.test('unknown elements are rejected', async (t) => {

@@ -4,7 +4,9 @@
  * not a Unicode string: RFC 8785 canonical JSON, which the ledger commitments are computed over, cannot represent
  * it, and MongoDB would store a replacement character instead. So it is refused here, before anything sees it.
  */
+import { parse as parseLossless } from 'lossless-json';
 import secureJson from 'secure-json-parse';
+import { markDecimalText, needsDecimalText, setDecimalText } from './decimal-text.js';
 import { errors } from './outcome.js';
 
 /** Nesting deeper than this is refused before JSON.parse sees it: no FHIR resource comes close. */
@@ -54,6 +56,61 @@ function findLoneSurrogate(value: unknown, path: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether JSON text holds a number (outside strings) written otherwise than its shortest form: `2.00`, `1e3`, `-0`,
+ * more digits than a double keeps. One pass, no allocation for the common case of none.
+ */
+export function hasDecimalText(text: string): boolean {
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
+      let end = i + 1;
+      while (end < text.length && /[0-9eE+.-]/.test(text[end]!)) end++;
+      if (needsDecimalText(text.slice(i, end))) return true;
+      i = end - 1;
+    }
+  }
+  return false;
+}
+
+/** The marker a lossless parse leaves where a number was: its text. */
+interface NumberText {
+  readonly numberText: string;
+}
+
+function isNumberText(value: unknown): value is NumberText {
+  return typeof value === 'object' && value !== null && typeof (value as NumberText).numberText === 'string';
+}
+
+/**
+ * Walks the lossless parse beside the ordinary one (same text, same shape) and records, on the ordinary one's
+ * objects and arrays, the text of every number not written in its shortest form (decimal-text.ts).
+ */
+function recordDecimalText(lossless: unknown, parsed: unknown): boolean {
+  if (typeof lossless !== 'object' || lossless === null || typeof parsed !== 'object' || parsed === null) return false;
+  let found = false;
+  for (const [key, value] of Object.entries(lossless)) {
+    const target = (parsed as Record<string, unknown>)[key];
+    if (isNumberText(value)) {
+      if (typeof target === 'number' && needsDecimalText(value.numberText)) {
+        setDecimalText(parsed, key, value.numberText);
+        found = true;
+      }
+    } else if (recordDecimalText(value, target)) {
+      found = true;
+    }
+  }
+  return found;
+}
+
 /** Parses client JSON text; throws a 400 FhirError saying what is wrong. */
 export function parseJsonText(text: string): unknown {
   if (text.trim() === '') throw errors.badRequest('The request body is empty; a JSON document was expected');
@@ -67,6 +124,16 @@ export function parseJsonText(text: string): unknown {
       throw errors.badRequest('The JSON body contains a forbidden key (__proto__ or constructor.prototype)');
     }
     throw errors.badRequest(`The body is not valid JSON: ${message}`);
+  }
+  if (hasDecimalText(text)) {
+    // Decimals written with trailing zeros or an exponent keep their text. (A text lossless-json refuses, such as
+    // one with a duplicate key that JSON.parse took the last of, keeps its values only.)
+    try {
+      const lossless = parseLossless(text, null, (numberText: string): NumberText => ({ numberText }));
+      if (recordDecimalText(lossless, parsed) && typeof parsed === 'object' && parsed !== null) markDecimalText(parsed);
+    } catch {
+      // the values stand as parsed
+    }
   }
   if (SURROGATE_ESCAPE.test(text)) {
     const at = findLoneSurrogate(parsed, '');

@@ -8,6 +8,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors } from '../fhir/outcome.js';
+import { stringifyFhirJson } from '../fhir/decimal-text.js';
 import { parseJsonText } from '../fhir/json-text.js';
 import { resourceToXml } from '../fhir/xml/json-to-xml.js';
 import { resourceFromXmlText } from '../fhir/xml/xml-to-json.js';
@@ -154,7 +155,7 @@ function checkBodyVersion(contentType: string | undefined): void {
 function serializePayload(reply: FastifyReply, payload: unknown, pretty: boolean): string {
   const type = reply.getHeader('content-type');
   if (namesXml(typeof type === 'string' ? type : undefined) && isResource(payload)) return resourceToXml(payload, { pretty });
-  return pretty ? JSON.stringify(payload, null, 2) : JSON.stringify(payload);
+  return stringifyFhirJson(payload, pretty);
 }
 
 function isResource(payload: unknown): payload is Record<string, unknown> {

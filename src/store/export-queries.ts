@@ -8,12 +8,12 @@
  * those by `versionAt(..., T)` and applies the same rules to that version.
  */
 import type { Document, Filter } from 'mongodb';
-import type { HeadDocument, ResourceStore, VersionDocument } from './resource-store.js';
+import { restoreDecimalText, restoreDecimalTexts, type HeadDocument, type ResourceStore, type VersionDocument } from './resource-store.js';
 import { compileCondition } from './search/compile.js';
 import type { Condition } from './search/query.js';
 
 /** The fields of a head an export reads (the rest, idx above all, is left in the database). */
-export type ExportHead = Pick<HeadDocument, '_id' | 'type' | 'id' | 'lastUpdated' | 'resource'>;
+export type ExportHead = Pick<HeadDocument, '_id' | 'type' | 'id' | 'lastUpdated' | 'resource' | 'decimals'>;
 
 export interface ExportPageQuery {
   type: string;
@@ -50,19 +50,25 @@ function exportFilter(query: ExportPageQuery): Document {
  * the scan and gives the order, so each page is one bounded query and concurrent writes cannot reorder keys.
  */
 export async function exportPage(store: ResourceStore, query: ExportPageQuery): Promise<ExportHead[]> {
-  return store.heads
-    .find<ExportHead>(exportFilter(query) as Filter<HeadDocument>, { projection: { _id: 1, type: 1, id: 1, lastUpdated: 1, resource: 1 } })
-    .sort({ _id: 1 })
-    .hint({ _id: 1 })
-    .limit(query.limit)
-    .toArray();
+  return restoreDecimalTexts(
+    await store.heads
+      .find<ExportHead>(exportFilter(query) as Filter<HeadDocument>, {
+        projection: { _id: 1, type: 1, id: 1, lastUpdated: 1, resource: 1, decimals: 1 },
+      })
+      .sort({ _id: 1 })
+      .hint({ _id: 1 })
+      .limit(query.limit)
+      .toArray(),
+  );
 }
 
 /** The newest version of a resource at or before `time` (one lookup on type_id_version); null if none existed yet. */
 export async function versionAt(store: ResourceStore, type: string, id: string, time: Date): Promise<VersionDocument | null> {
-  return store.versions
-    .find({ type, id, lastUpdated: { $lte: time } } as Filter<VersionDocument>)
-    .sort({ type: 1, id: 1, versionId: -1 })
-    .limit(1)
-    .next();
+  return restoreDecimalText(
+    await store.versions
+      .find({ type, id, lastUpdated: { $lte: time } } as Filter<VersionDocument>)
+      .sort({ type: 1, id: 1, versionId: -1 })
+      .limit(1)
+      .next(),
+  );
 }

@@ -5,7 +5,7 @@
  * stays stable while versions are written.
  */
 import type { Document, Filter } from 'mongodb';
-import type { ResourceStore, StoreSession, VersionDocument } from './resource-store.js';
+import { restoreDecimalTexts, type ResourceStore, type StoreSession, type VersionDocument } from './resource-store.js';
 import { compileCondition } from './search/compile.js';
 import type { Condition } from './search/query.js';
 
@@ -121,11 +121,13 @@ export async function versionsMade(
   if (made.from) time.$gte = made.from;
   if (made.to) time.$lte = made.to;
   if (Object.keys(time).length > 0) filter.lastUpdated = time;
-  return store.versions
-    .find(filter, { session, maxTimeMS: store.queryTimeMs })
-    .sort(query.position?.towardsNewer ? REVERSE_SORT : SORT)
-    .limit(limit)
-    .toArray();
+  return restoreDecimalTexts(
+    await store.versions
+      .find(filter, { session, maxTimeMS: store.queryTimeMs })
+      .sort(query.position?.towardsNewer ? REVERSE_SORT : SORT)
+      .limit(limit)
+      .toArray(),
+  );
 }
 
 /**
@@ -148,5 +150,5 @@ export async function latestVersionsBefore(
   const after = afterPosition(query.position);
   if (Object.keys(after).length > 0) pipeline.push({ $match: after });
   pipeline.push({ $sort: query.position?.towardsNewer ? REVERSE_SORT : SORT }, { $limit: limit });
-  return store.versions.aggregate<VersionDocument>(pipeline, { session }).toArray();
+  return restoreDecimalTexts(await store.versions.aggregate<VersionDocument>(pipeline, { session }).toArray());
 }

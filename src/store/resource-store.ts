@@ -15,6 +15,7 @@
  * version, rolls the head forward to it (the same update the crashed writer would have made), and reports a
  * conflict to its own client, so the head never goes backwards and no version is lost.
  */
+import { applyDecimalText } from '../fhir/decimal-text.js';
 import type { Resource } from '@medplum/fhirtypes';
 import { calculateObjectSize } from 'bson';
 import { MongoBulkWriteError, MongoServerError, type ClientSession, type Collection, type Db, type Document } from 'mongodb';
@@ -81,6 +82,11 @@ interface StoredVersionFields {
   deleted: boolean;
   /** The version exactly as served to clients (meta.versionId and meta.lastUpdated included). */
   resource: Resource;
+  /**
+   * The digits its decimals were written with, where not their shortest form: [JSON pointer, text] pairs
+   * (fhir/decimal-text.ts). Put back on `resource` by every read (restoreDecimalText).
+   */
+  decimals?: [string, string][];
   /** Search index values; kept on versions too, so a head can be rebuilt from its version alone. */
   idx?: IndexValues;
   /** Version of the index definitions that produced idx (reindexing touches only stale rows). */
@@ -175,6 +181,7 @@ export function headFromVersion(version: NewVersion | VersionDocument): HeadDocu
     deleted: version.deleted,
     resource: version.resource,
   };
+  if (version.decimals !== undefined) head.decimals = version.decimals;
   if (version.idx !== undefined) head.idx = version.idx;
   if (version.idxVersion !== undefined) head.idxVersion = version.idxVersion;
   if (inAnyTypeIndex(version.type)) head.anyTypeIndexed = true;
@@ -187,8 +194,31 @@ function versionDocument(version: NewVersion): VersionDocument {
 
 /** Moves a head to a version; a version without index values (a deletion) leaves none of the previous ones. */
 function headUpdate(fields: Omit<HeadDocument, '_id'>): Document {
-  if (fields.idx !== undefined) return { $set: fields };
-  return { $set: fields, $unset: { idx: '', idxVersion: '' } };
+  const unset: Document = {
+    ...(fields.idx === undefined ? { idx: '', idxVersion: '' } : {}),
+    ...(fields.decimals === undefined ? { decimals: '' } : {}),
+  };
+  return Object.keys(unset).length > 0 ? { $set: fields, $unset: unset } : { $set: fields };
+}
+
+/**
+ * Puts the written digits of a stored version's decimals back on its resource (fhir/decimal-text.ts). Every read
+ * that hands out stored resources passes its documents through here.
+ */
+export function restoreDecimalText<T extends { resource?: Resource; decimals?: [string, string][] } | null>(doc: T): T {
+  if (doc?.decimals && doc.resource) applyDecimalText(doc.resource, Object.fromEntries(doc.decimals));
+  return doc;
+}
+
+/** As restoreDecimalText, for a list of documents. */
+export function restoreDecimalTexts<T extends { resource?: Resource; decimals?: [string, string][] }>(docs: T[]): T[] {
+  for (const doc of docs) restoreDecimalText(doc);
+  return docs;
+}
+
+/** A projection that asks for the resource asks for its decimals' digits too. */
+export function withDecimals(projection: Document): Document {
+  return projection.resource === 1 || projection.resource === true ? { ...projection, decimals: 1 } : projection;
 }
 
 /** The default time limit of a query a request runs (searches, history, $everything). */
@@ -252,6 +282,15 @@ export class ResourceStore {
    * `projection`, only those fields of it.
    */
   async readCurrent(type: string, id: string, session?: ClientSession, projection?: Document): Promise<HeadDocument | null> {
+    return restoreDecimalText(await this.readCurrentDocument(type, id, session, projection && withDecimals(projection)));
+  }
+
+  private async readCurrentDocument(
+    type: string,
+    id: string,
+    session?: ClientSession,
+    projection?: Document,
+  ): Promise<HeadDocument | null> {
     if (SINGLE_VERSION_TYPES.has(type)) {
       const version = await this.versions.findOne({ _id: versionKey(type, id, 1) }, { session, ...(projection ? { projection } : {}) });
       return version ? headFromVersion(version) : null;
@@ -261,7 +300,7 @@ export class ResourceStore {
 
   /** One version of a resource, by one indexed lookup. */
   async readVersion(type: string, id: string, versionId: number, session?: ClientSession): Promise<VersionDocument | null> {
-    return this.versions.findOne({ _id: versionKey(type, id, versionId) }, { session });
+    return restoreDecimalText(await this.versions.findOne({ _id: versionKey(type, id, versionId) }, { session }));
   }
 
   /**

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { CapabilityStatement, Encounter, MedicationRequest, OperationOutcome, Patient, Resource } from '@medplum/fhirtypes';
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
+import { parseJsonText } from '../../src/fhir/json-text.js';
 import { buildApp, type AppConfig } from '../../src/app.js';
 import type { FhirContext } from '../../src/fhir/context.js';
 import { storeNextVersion } from '../../src/fhir/interactions/versions.js';
@@ -107,6 +108,8 @@ const encounter = (subject: string | undefined, i: number): Encounter => ({
   class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
   ...(subject ? { subject: { reference: subject } } : {}),
   period: { start: `2024-02-${String(1 + (i % 28)).padStart(2, '0')}` },
+  // Parsed from JSON text, as a client's body is: the digits "90.0" are kept beside the number 90 (decimal-text.ts).
+  ...(i % 10 === 3 ? (parseJsonText('{"length":{"value":90.0,"unit":"min"}}') as Pick<Encounter, 'length'>) : {}),
 });
 
 const medication = (subject: string): MedicationRequest => ({
@@ -352,6 +355,16 @@ t.test('exports of one seeded database (310 resources)', async (t) => {
       different.map((h) => h._id),
       [],
       'every line is the stored resource, byte for byte',
+    );
+    const encounterFiles = await Promise.all(
+      manifest.output.filter((f) => f.type === 'Encounter').map(async (f) => (await app.inject({ url: local(f.url) })).body),
+    );
+    const withLength = [...exported.values()].filter((r) => (r as Encounter).length?.value === 90).length;
+    t.ok(withLength >= 14, `${withLength} encounters with a length`);
+    t.equal(
+      encounterFiles.join('').match(/"length":\{"value":90\.0,"unit":"min"\}/g)?.length,
+      withLength,
+      'decimals in the digits they were written with',
     );
     for (const head of live.slice(0, 5)) {
       t.same(exported.get(head._id), (await app.inject({ url: `/${head.type}/${head.id}` })).json(), `${head._id} as the server serves it`);

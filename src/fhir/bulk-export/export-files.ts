@@ -1,6 +1,7 @@
 /**
  * Writing an export: for each type, the resources as they were at the transaction time, one JSON text per line
- * (plain JSON.stringify of the stored resource, so an import reads back exactly what was stored), in files of at
+ * (the stored resource as JSON, its decimals in the digits they were written with, so an import reads back exactly
+ * what was stored), in files of at
  * most `maxResourcesPerFile` lines.
  *
  * Memory stays flat: heads are read by keyset in batches along the _id index (each batch one query over the
@@ -22,6 +23,7 @@ import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { ExportFile, ExportLevel, ExportProgress } from '../../store/export-jobs.js';
 import { countCurrent, exportPage, versionAt, type ExportHead } from '../../store/export-queries.js';
 import type { HeadDocument, ResourceStore } from '../../store/resource-store.js';
+import { stringifyFhirJson } from '../decimal-text.js';
 import { compartmentMembership } from '../operations/everything.js';
 import { searchRegistry } from '../search/registry.js';
 
@@ -140,7 +142,7 @@ export async function exportSnapshot(args: SnapshotExport): Promise<ExportFile[]
             open = new NdjsonFile(join(args.dir, name));
             files.push({ type, file: name, count: 0 });
           }
-          chunk += `${JSON.stringify(resource)}\n`;
+          chunk += `${stringifyFhirJson(resource)}\n`;
           lines++;
           files[files.length - 1].count++;
           exported++;

@@ -8,6 +8,7 @@
  * Only Reference.reference values are touched (any object's `reference` string, wherever it sits: extensions,
  * contained resources, backbone elements).
  */
+import { copyDecimalText } from '../decimal-text.js';
 import type { FhirContext } from '../context.js';
 import { FhirError, issue } from '../outcome.js';
 import { findByCriteria } from '../search/search.js';
@@ -64,6 +65,7 @@ export interface ReferenceRewriteOptions {
 export async function rewriteReferences<T>(ctx: FhirContext, index: number, body: T, options: ReferenceRewriteOptions): Promise<T> {
   if (body === null || typeof body !== 'object') return body;
   const copy = structuredClone(body);
+  copyDecimalText(body, copy);
   for (const found of findReferences(copy, `${entryPath(index)}.resource`)) {
     const { reference } = found;
     const mapped = options.placeholders.get(reference);

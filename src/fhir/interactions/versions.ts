@@ -2,6 +2,7 @@
  * The write path shared by create, update, patch and delete: check the body, validate it, stamp meta, attach the
  * pending anchor and hand the version to the store. Also the read-side view of a stored version.
  */
+import { collectDecimalText, copyOwnDecimalText, markDecimalText } from '../decimal-text.js';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { pendingAnchorFor } from '../../ledger/pending-anchor.js';
 import { canonicalJson } from '../../ledger/canonical-json.js';
@@ -123,6 +124,11 @@ export async function storeNextVersion(
     id: args.id,
     meta: { ...meta, versionId: String(versionId), lastUpdated: lastUpdated.toISOString() },
   } as Resource;
+  // The copy of the top level keeps the written digits of its decimals (a ChargeItem's factorOverride); deeper
+  // objects are the same objects. Stored beside the resource, they come back with it (decimal-text.ts).
+  copyOwnDecimalText(args.resource, stamped);
+  const decimals = collectDecimalText(stamped);
+  if (decimals) markDecimalText(stamped);
   const index = args.deleted ? undefined : extractIndex(searchRegistry(), stamped, ctx.baseUrl);
   // The caller may change what exists (the current version) and what it becomes (the new one): for patient/
   // scopes both must be in the token's patient compartment.
@@ -140,6 +146,7 @@ export async function storeNextVersion(
     deleted: args.deleted,
     method: args.method,
     resource: stamped,
+    ...(decimals ? { decimals: Object.entries(decimals) } : {}),
     ...(index ? { idx: index.idx, idxVersion: index.idxVersion } : {}),
     anchor: pendingAnchorFor(stamped),
   };

@@ -16,6 +16,7 @@
  * 422 for everything the patch content causes. HAPI FHIR and Medplum answer 400 for all patch failures; we
  * separate the two cases so a client can tell "fix your patch" from "the resource is not as you thought".
  */
+import { copyOwnDecimalText } from '../decimal-text.js';
 import { FhirError, issue } from '../outcome.js';
 import type { IssueType } from '../outcome.js';
 
@@ -64,10 +65,14 @@ export function findForbiddenKey(value: unknown): string | undefined {
  */
 export function cloneJson<T>(value: T): T {
   if (Array.isArray(value)) {
-    return value.map((v) => cloneJson(v)) as T;
+    const copy = value.map((v) => cloneJson(v));
+    copyOwnDecimalText(value, copy);
+    return copy as T;
   }
   if (isJsonObject(value)) {
     const out: JsonObject = {};
+    // Decimals keep the digits they were written with through a patch (decimal-text.ts).
+    copyOwnDecimalText(value, out);
     for (const key of Object.keys(value)) {
       const v = cloneJson(value[key]);
       if (key === '__proto__') {

@@ -7,6 +7,7 @@
  * Input is a resource this server holds or produced (validated); a property no definition knows is a defect, and
  * is thrown as an Error rather than written or dropped silently.
  */
+import { decimalTextOf } from '../decimal-text.js';
 import { holdsResource, JSON_NUMBER_TYPES, layoutOf, typeKind, type ElementLayout, type TypeLayout } from './layout.js';
 import { divToXml, escapeAttribute } from './xhtml.js';
 import { FHIR_NS } from './xml-tree.js';
@@ -119,9 +120,9 @@ function writeElement(writer: XmlWriter, json: JsonObject, key: string, type: st
       const values = Array.isArray(value) ? value : [];
       const extras = Array.isArray(extra) ? extra : [];
       const count = Math.max(values.length, extras.length);
-      for (let i = 0; i < count; i++) writePrimitive(writer, key, type, values[i], extras[i], `${childPath}[${i}]`);
+      for (let i = 0; i < count; i++) writePrimitive(writer, key, type, values[i], extras[i], `${childPath}[${i}]`, [values, String(i)]);
     } else {
-      writePrimitive(writer, key, type, value, extra, childPath);
+      writePrimitive(writer, key, type, value, extra, childPath, [json, key]);
     }
     return;
   }
@@ -143,13 +144,22 @@ function writeElement(writer: XmlWriter, json: JsonObject, key: string, type: st
   });
 }
 
-function writePrimitive(writer: XmlWriter, name: string, type: string, value: unknown, extra: unknown, path: string): void {
+/** `at`: the object or array holding the value, and its key there (where a decimal's written text is kept). */
+function writePrimitive(
+  writer: XmlWriter,
+  name: string,
+  type: string,
+  value: unknown,
+  extra: unknown,
+  path: string,
+  at: [object, string],
+): void {
   if ((value === undefined || value === null) && (extra === undefined || extra === null)) return;
   let attributes = '';
   const companion = isObject(extra) ? extra : {};
   if (typeof companion.id === 'string') attributes += `id="${escapeAttribute(companion.id)}"`;
   if (value !== undefined && value !== null) {
-    attributes += `${attributes ? ' ' : ''}value="${escapeAttribute(primitiveText(value, type, path))}"`;
+    attributes += `${attributes ? ' ' : ''}value="${escapeAttribute(primitiveText(value, type, path, at))}"`;
   }
   const extensions = Array.isArray(companion.extension) ? companion.extension : [];
   for (const key of Object.keys(companion)) {
@@ -169,15 +179,15 @@ function writePrimitive(writer: XmlWriter, name: string, type: string, value: un
   writer.close(name);
 }
 
-/** The XML text of a JSON primitive value. */
-function primitiveText(value: unknown, type: string, path: string): string {
+/** The XML text of a JSON primitive value: a number in the digits it was written with, when they were kept. */
+function primitiveText(value: unknown, type: string, path: string, at: [object, string]): string {
   if (type === 'boolean') {
     if (typeof value !== 'boolean') throw new XmlConversionError(`${path} is not a boolean`);
     return String(value);
   }
   if (JSON_NUMBER_TYPES.has(type)) {
     if (typeof value !== 'number' || !Number.isFinite(value)) throw new XmlConversionError(`${path} is not a number`);
-    return String(value);
+    return decimalTextOf(at[0], at[1], value) ?? String(value);
   }
   if (typeof value !== 'string') throw new XmlConversionError(`${path} is not a string`);
   return value;

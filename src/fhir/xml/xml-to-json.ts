@@ -6,9 +6,10 @@
  * element twice, text where no text is allowed (only a narrative div holds mixed content), `value` attributes not
  * of the primitive's lexical form, primitives with neither a value nor extensions.
  *
- * Decimals: XML carries a decimal's text; JSON's number is the same value. The text is kept exactly where the
- * JSON parse keeps it (see json-text.ts) — here the value is the number that text denotes.
+ * Decimals: XML carries a decimal's text, JSON a number. The number is the value the text denotes, and a text that
+ * is not the number's shortest form ("135.00") is kept beside it (decimal-text.ts), as the JSON parse keeps it.
  */
+import { markDecimalText, needsDecimalText, setDecimalText } from '../decimal-text.js';
 import { errors } from '../outcome.js';
 import { holdsResource, isResourceTypeName, JSON_NUMBER_TYPES, layoutOf, primitiveForm, typeKind, type TypeLayout } from './layout.js';
 import { divToJson } from './xhtml.js';
@@ -23,8 +24,21 @@ export function resourceFromXmlText(text: string): JsonObject {
   return resourceFromXml(parseXmlText(text));
 }
 
+/** The JSON form of the resource a parsed XML document holds; throws a 400 FhirError saying what is wrong. */
+export function resourceFromXml(root: XmlElement): JsonObject {
+  const decimals = { found: false };
+  const resource = readResource(root, undefined, decimals);
+  if (decimals.found) markDecimalText(resource);
+  return resource;
+}
+
+/** Whether a conversion met a decimal whose text it kept. */
+interface DecimalsSeen {
+  found: boolean;
+}
+
 /** The JSON form of a resource element (the document's root, a contained resource, a Bundle entry's resource). */
-export function resourceFromXml(element: XmlElement, at?: string): JsonObject {
+function readResource(element: XmlElement, at: string | undefined, decimals: DecimalsSeen): JsonObject {
   const where = at ? ` at ${at}` : '';
   if (element.uri !== FHIR_NS) {
     throw errors.badRequest(
@@ -39,12 +53,12 @@ export function resourceFromXml(element: XmlElement, at?: string): JsonObject {
   const layout = layoutOf(element.local);
   if (!layout) throw errors.badRequest(`<${element.local}>${where} is not a resource type of FHIR R4`, at);
   const json: JsonObject = { resourceType: element.local };
-  readElement(element, layout, element.local, json);
+  readElement(element, layout, element.local, json, decimals);
   return json;
 }
 
 /** Reads the attributes and children of a complex element into `json`, in the order the layout requires. */
-function readElement(element: XmlElement, layout: TypeLayout, path: string, json: JsonObject): void {
+function readElement(element: XmlElement, layout: TypeLayout, path: string, json: JsonObject, decimals: DecimalsSeen): void {
   for (const attribute of element.attributes) {
     if (attribute.uri === XSI_NS) continue; // xsi:schemaLocation and the like: hints for schema tools
     const known = attribute.uri === '' ? layout.attributes.find((candidate) => candidate.name === attribute.local) : undefined;
@@ -92,22 +106,26 @@ function readElement(element: XmlElement, layout: TypeLayout, path: string, json
     const kind = typeKind(type);
     let value: unknown;
     let extra: JsonObject | null = null;
+    let text: string | undefined;
     if (type === 'xhtml') {
       value = divToJson(child, childPath);
     } else if (kind === 'primitive-type') {
-      [value, extra] = readPrimitive(child, type, childPath);
+      [value, extra, text] = readPrimitive(child, type, childPath, decimals);
     } else if (holdsResource(type)) {
-      value = readContainedResource(child, childPath);
+      value = readContainedResource(child, childPath, decimals);
     } else {
       const childLayout = definition.children ?? layoutOf(type);
       if (!childLayout) throw errors.badRequest(`${childPath}: the type ${type} is not known`, childPath);
       const object: JsonObject = {};
-      readElement(child, childLayout, childPath, object);
+      readElement(child, childLayout, childPath, object, decimals);
       value = object;
     }
+    const keepText = typeof value === 'number' && text !== undefined && needsDecimalText(text);
+    if (keepText) decimals.found = true;
     const primitive = kind === 'primitive-type' && type !== 'xhtml';
     if (!definition.repeats) {
       if (value !== null) json[name] = value;
+      if (keepText) setDecimalText(json, name, text!);
       if (extra) json[`_${name}`] = extra;
       continue;
     }
@@ -116,6 +134,7 @@ function readElement(element: XmlElement, layout: TypeLayout, path: string, json
       repeated.set(name, list);
       json[name] = list.values; // keeps the key where the element appears, as the JSON rendering orders it
     }
+    if (keepText) setDecimalText(list.values, String(list.values.length), text!);
     list.values.push(value);
     list.extras.push(extra);
   }
@@ -143,8 +162,13 @@ function insertAfter(json: JsonObject, after: string, key: string, value: unknow
   }
 }
 
-/** A primitive element: its value attribute in the JSON type of the primitive, and its id and extensions. */
-function readPrimitive(element: XmlElement, type: string, path: string): [unknown, JsonObject | null] {
+/** A primitive element: its value in the JSON type of the primitive, its id and extensions, and the value's text. */
+function readPrimitive(
+  element: XmlElement,
+  type: string,
+  path: string,
+  decimals: DecimalsSeen,
+): [unknown, JsonObject | null, string | undefined] {
   let text: string | undefined;
   const extra: JsonObject = {};
   for (const attribute of element.attributes) {
@@ -167,7 +191,7 @@ function readPrimitive(element: XmlElement, type: string, path: string): [unknow
       throw errors.badRequest(`${path} has an element <${child.local}>: a primitive holds only extensions`, `${path}.${child.local}`);
     }
     const extension: JsonObject = {};
-    readElement(child, extensionLayout, `${path}.extension[${extensions.length}]`, extension);
+    readElement(child, extensionLayout, `${path}.extension[${extensions.length}]`, extension, decimals);
     extensions.push(extension);
   }
   if (extensions.length > 0) extra.extension = extensions;
@@ -175,7 +199,7 @@ function readPrimitive(element: XmlElement, type: string, path: string): [unknow
     throw errors.badRequest(`${path} has neither a value attribute nor extensions`, path);
   }
   const value = text === undefined ? null : primitiveValue(text, type, path);
-  return [value, Object.keys(extra).length > 0 ? extra : null];
+  return [value, Object.keys(extra).length > 0 ? extra : null, text];
 }
 
 /** A value attribute as the JSON value of its primitive type, refused when not of the type's lexical form. */
@@ -198,7 +222,7 @@ function primitiveValue(text: string, type: string, path: string): unknown {
 }
 
 /** A contained resource, a Bundle entry's resource, a Parameters resource: one resource element inside. */
-function readContainedResource(element: XmlElement, path: string): JsonObject {
+function readContainedResource(element: XmlElement, path: string, decimals: DecimalsSeen): JsonObject {
   if (element.attributes.some((attribute) => attribute.uri !== XSI_NS)) {
     throw errors.badRequest(`${path} takes no attributes: it holds one resource`, path);
   }
@@ -213,7 +237,10 @@ function readContainedResource(element: XmlElement, path: string): JsonObject {
     inner = child;
   }
   if (!inner) throw errors.badRequest(`${path} holds no resource`, path);
-  return resourceFromXml(inner, path);
+  const resource = readResource(inner, path, decimals);
+  // A resource taken out of its container (a Bundle entry) is written on its own: it says so itself.
+  if (decimals.found) markDecimalText(resource);
+  return resource;
 }
 
 function clip(text: string): string {

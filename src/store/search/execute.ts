@@ -4,7 +4,7 @@
  * _revinclude need. Every function here is one MongoDB query (or one per sub-search).
  */
 import type { ClientSession, Document, Filter } from 'mongodb';
-import type { HeadDocument, ResourceStore } from '../resource-store.js';
+import { restoreDecimalTexts, withDecimals, type HeadDocument, type ResourceStore } from '../resource-store.js';
 import {
   compileCondition,
   compileFilter,
@@ -149,10 +149,14 @@ export async function findPage(
   }
   const cursor = store
     .currentOf(query.types)
-    .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs, ...(projection ? { projection } : {}) })
+    .find(filter as Filter<HeadDocument>, {
+      session,
+      maxTimeMS: store.queryTimeMs,
+      ...(projection ? { projection: withDecimals(projection) } : {}),
+    })
     .sort(sortDocument(order));
   if (hint) cursor.hint(hint);
-  const heads = await cursor.limit(count + 1).toArray();
+  const heads = restoreDecimalTexts(await cursor.limit(count + 1).toArray());
   const more = heads.length > count;
   const page = heads.slice(0, count);
   if (backwards) page.reverse();
@@ -195,10 +199,12 @@ export async function findHeadsByKeys(
     }
   }
   // Keys name current versions ("Type/id"): the heads collection's (includes reach the clinical types only).
-  return store.heads
-    .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs })
-    .limit(limit)
-    .toArray();
+  return restoreDecimalTexts(
+    await store.heads
+      .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs })
+      .limit(limit)
+      .toArray(),
+  );
 }
 
 /** Live heads of `type` whose reference field holds one of `references`, at most `limit`. */
@@ -214,12 +220,14 @@ export async function findReferencing(
   if (references.length === 0) return [];
   const referencing: Condition = { op: 'in', field, values: references };
   const filter = compileFilter({ types: [type], where: restriction ? { op: 'and', of: [referencing, restriction] } : referencing });
-  return store
-    .currentOf([type])
-    .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs })
-    .sort({ _id: 1 })
-    .limit(limit)
-    .toArray();
+  return restoreDecimalTexts(
+    await store
+      .currentOf([type])
+      .find(filter as Filter<HeadDocument>, { session, maxTimeMS: store.queryTimeMs })
+      .sort({ _id: 1 })
+      .limit(limit)
+      .toArray(),
+  );
 }
 
 /** The winning plan MongoDB chose for a search's first page (tests assert it uses an index). */

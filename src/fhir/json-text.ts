@@ -92,7 +92,8 @@ function isNumberText(value: unknown): value is NumberText {
 
 /**
  * Walks the lossless parse beside the ordinary one (same text, same shape) and records, on the ordinary one's
- * objects and arrays, the text of every number not written in its shortest form (decimal-text.ts).
+ * objects and arrays, the text of every number not written in its shortest form (decimal-text.ts). Each resource
+ * holding such a number is marked, so that one taken out of its Bundle is written with its digits too.
  */
 function recordDecimalText(lossless: unknown, parsed: unknown): boolean {
   if (typeof lossless !== 'object' || lossless === null || typeof parsed !== 'object' || parsed === null) return false;
@@ -108,7 +109,23 @@ function recordDecimalText(lossless: unknown, parsed: unknown): boolean {
       found = true;
     }
   }
+  if (found && typeof (parsed as { resourceType?: unknown }).resourceType === 'string') markDecimalText(parsed);
   return found;
+}
+
+/**
+ * Keeps the digits of decimals of JSON text already parsed by JSON.parse (the import tool reads files itself):
+ * the same as parseJsonText does. A text lossless-json refuses (a duplicate key, which JSON.parse took the last
+ * of) keeps its values only.
+ */
+export function keepDecimalText(text: string, parsed: unknown): void {
+  if (!hasDecimalText(text)) return;
+  try {
+    const lossless = parseLossless(text, null, (numberText: string): NumberText => ({ numberText }));
+    if (recordDecimalText(lossless, parsed) && typeof parsed === 'object' && parsed !== null) markDecimalText(parsed);
+  } catch {
+    // the values stand as parsed
+  }
 }
 
 /** Parses client JSON text; throws a 400 FhirError saying what is wrong. */
@@ -125,16 +142,8 @@ export function parseJsonText(text: string): unknown {
     }
     throw errors.badRequest(`The body is not valid JSON: ${message}`);
   }
-  if (hasDecimalText(text)) {
-    // Decimals written with trailing zeros or an exponent keep their text. (A text lossless-json refuses, such as
-    // one with a duplicate key that JSON.parse took the last of, keeps its values only.)
-    try {
-      const lossless = parseLossless(text, null, (numberText: string): NumberText => ({ numberText }));
-      if (recordDecimalText(lossless, parsed) && typeof parsed === 'object' && parsed !== null) markDecimalText(parsed);
-    } catch {
-      // the values stand as parsed
-    }
-  }
+  // Decimals written with trailing zeros or an exponent keep their text.
+  keepDecimalText(text, parsed);
   if (SURROGATE_ESCAPE.test(text)) {
     const at = findLoneSurrogate(parsed, '');
     if (at !== undefined) {

@@ -433,6 +433,29 @@ t.test('references that resolve later in the input: held back and sent again; wh
   t.same(again.report!.totals.Observation, { imported: 0, unchanged: 2, skipped: 0, rejected: 1 }, 'a second run sends it all again');
 });
 
+t.test('decimals keep the digits the file wrote them with (NDJSON and Bundle files)', async (t) => {
+  const dir = await tmp(t);
+  const test = await startTestApp(t);
+  const line = (id: string, value: string): string =>
+    `{"resourceType":"Observation","id":"${id}","status":"final","code":{"text":"x"},"valueQuantity":{"value":${value},"unit":"g"}}`;
+  await writeFile(join(dir, 'observations.ndjson'), [line('d1', '0.50'), line('d2', '1.10e2'), line('d3', '7')].join('\n'));
+  await writeFile(
+    join(dir, 'bundle.json'),
+    `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":${line('d4', '2.000')},"request":{"method":"PUT","url":"Observation/d4"}}]}`,
+  );
+  const result = await run([...(await mongoArgs(test)), '--quiet', dir]);
+  t.equal(result.code, 0, JSON.stringify(result.report?.rejections));
+  for (const [id, digits] of [
+    ['d1', '0.50'],
+    ['d2', '1.10e2'],
+    ['d3', '7'],
+    ['d4', '2.000'],
+  ]) {
+    const res = await test.app.inject({ url: `/Observation/${id}` });
+    t.match(res.body, `"valueQuantity":{"value":${digits},"unit":"g"}`, `${id}: ${digits}`);
+  }
+});
+
 t.test('usage errors exit 2, an unreachable target exits 3, --help', async (t) => {
   const dir = await tmp(t);
   const help = await run(['--help']);

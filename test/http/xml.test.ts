@@ -215,6 +215,29 @@ t.test('FHIR XML end to end over a socket', async (t) => {
     t.same(encounter.subject, { reference: `Patient/${patientId}` }, 'the urn:uuid reference resolved');
   });
 
+  await t.test('a batch Bundle and $everything in XML', async (t) => {
+    const batch = `<Bundle xmlns="http://hl7.org/fhir"><type value="batch"/>
+      <entry><request><method value="GET"/><url value="Patient/${id}"/></request></entry>
+      <entry><request><method value="GET"/><url value="Patient/no-such-id"/></request></entry>
+    </Bundle>`;
+    const res = await xmlRequest('POST', '/', batch);
+    t.equal(res.status, 200);
+    const response = (await readXml(res)) as unknown as Bundle;
+    t.equal(response.type, 'batch-response');
+    t.same(
+      response.entry?.map((entry) => entry.response?.status.slice(0, 3)),
+      ['200', '404'],
+    );
+    t.equal(response.entry?.[0]?.resource?.id, id);
+    t.equal(response.entry?.[1]?.response?.outcome?.resourceType, 'OperationOutcome', 'an entry outcome, inside the XML Bundle');
+    const everything = (await readXml(await xmlRequest('GET', `/Patient/${id}/$everything`))) as unknown as Bundle;
+    t.equal(everything.type, 'searchset');
+    t.ok(
+      everything.entry?.some((entry) => entry.resource?.id === id),
+      '$everything',
+    );
+  });
+
   await t.test('$validate takes and answers XML', async (t) => {
     const res = await xmlRequest('POST', '/Patient/$validate', patientXml);
     t.equal(res.status, 200);

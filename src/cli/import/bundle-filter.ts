@@ -13,6 +13,7 @@
  *
  * Entries of hosted types are kept as they are otherwise, with their request.method and request.url.
  */
+import { copyDecimalText } from '../../fhir/decimal-text.js';
 import type { Bundle, BundleEntry, Identifier, Resource } from '@medplum/fhirtypes';
 import type { ReferenceRewrites } from './report.js';
 
@@ -71,6 +72,7 @@ export function filterBundle(bundle: Bundle, hostedTypes: ReadonlySet<string>): 
   const entries = kept.map((entry) => {
     if (!entry.resource) return entry;
     const resource = structuredClone(entry.resource) as Resource;
+    copyDecimalText(entry.resource, resource);
     rewriteReferences(resource, droppedByFullUrl, hostedTypes, rewrites);
     return { ...entry, resource };
   });

@@ -5,6 +5,7 @@
  * would create duplicates if sent again (but not a batch that stored nothing because its entries were refused for
  * access: 401/403/429, see ACCESS_REFUSALS).
  */
+import { keepDecimalText } from '../../fhir/json-text.js';
 import { readFile } from 'node:fs/promises';
 import type { Bundle } from '@medplum/fhirtypes';
 import { entryType, filterBundle } from './bundle-filter.js';
@@ -34,7 +35,9 @@ export async function importBundleFile(ctx: ImportContext, file: string, size: n
 
   let bundle: Bundle;
   try {
-    bundle = JSON.parse(await readFile(file, 'utf8')) as Bundle;
+    const text = await readFile(file, 'utf8');
+    bundle = JSON.parse(text) as Bundle;
+    keepDecimalText(text, bundle);
   } catch (error) {
     return rejectFile(`The file is not valid JSON: ${(error as Error).message}`);
   }

@@ -9,6 +9,7 @@
  * recorded as done past that chunk, so running the same command again with a valid token imports what was refused.
  * (Lines without an id that were created in those chunks are created again by that run; Bulk Data output has ids.)
  */
+import { keepDecimalText } from '../../fhir/json-text.js';
 import type { Resource } from '@medplum/fhirtypes';
 import { rewriteReferences } from './bundle-filter.js';
 import type { ImportContext } from './context.js';
@@ -62,6 +63,7 @@ function parseLine(text: string): { resource: Resource } | { problem: string; re
   } catch (error) {
     return { problem: `not valid JSON: ${(error as Error).message}` };
   }
+  keepDecimalText(text, value);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return { problem: 'not a JSON object' };
   const resourceType = (value as { resourceType?: unknown }).resourceType;
   if (typeof resourceType !== 'string' || resourceType === '') return { problem: 'not a FHIR resource (no resourceType)' };

@@ -5,6 +5,7 @@
  *   main.ts) and driven with app.inject — validation, index extraction, pending ledger anchors and transactions
  *   are exactly the server's. No ledger worker runs here: the server's worker anchors the imported versions later.
  */
+import { stringifyFhirJson } from '../../fhir/decimal-text.js';
 import type { FastifyInstance } from 'fastify';
 import type { ServerConfig } from '../../config.js';
 import { buildApp } from '../../app.js';
@@ -103,7 +104,7 @@ export class HttpTarget implements ImportTarget {
           response = await fetch(url, {
             method,
             headers: body === undefined ? this.headers : { ...this.headers, 'content-type': FHIR_JSON },
-            body: body === undefined ? undefined : JSON.stringify(body),
+            body: body === undefined ? undefined : stringifyFhirJson(body),
             signal: AbortSignal.timeout(this.timeoutMs),
           });
         } catch (error) {
@@ -161,7 +162,7 @@ export class InProcessTarget implements ImportTarget {
       method,
       url: `${this.basePath}/${path}`,
       headers: body === undefined ? HEADERS : { ...HEADERS, 'content-type': FHIR_JSON },
-      payload: body === undefined ? undefined : JSON.stringify(body),
+      payload: body === undefined ? undefined : stringifyFhirJson(body),
     });
     return { status: response.statusCode, body: parseBody(response.body) };
   }

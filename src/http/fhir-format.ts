@@ -190,29 +190,19 @@ function isTrue(value: unknown): boolean {
  */
 export function registerFhirFormat(fastify: FastifyInstance, options: { bodyLimit: number }): void {
   fastify.removeAllContentTypeParsers();
-  fastify.addContentTypeParser(
-    [...JSON_TYPES, JSON_PATCH],
-    { parseAs: 'string', bodyLimit: options.bodyLimit },
-    (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
+  // Bodies are read as text (within BODY_LIMIT) and parsed by the FHIR layer: JSON, or XML converted to its JSON form.
+  const textParser =
+    (parse: (text: string) => unknown) =>
+    (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void => {
       try {
-        done(null, parseJsonText(typeof body === 'string' ? body : body.toString('utf8')));
+        done(null, parse(typeof body === 'string' ? body : body.toString('utf8')));
       } catch (error) {
         done(error as Error);
       }
-    },
-  );
-
-  fastify.addContentTypeParser(
-    [...XML_TYPES],
-    { parseAs: 'string', bodyLimit: options.bodyLimit },
-    (_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
-      try {
-        done(null, resourceFromXmlText(typeof body === 'string' ? body : body.toString('utf8')));
-      } catch (error) {
-        done(error as Error);
-      }
-    },
-  );
+    };
+  const asText = { parseAs: 'string' as const, bodyLimit: options.bodyLimit };
+  fastify.addContentTypeParser([...JSON_TYPES, JSON_PATCH], asText, textParser(parseJsonText));
+  fastify.addContentTypeParser([...XML_TYPES], asText, textParser(resourceFromXmlText));
 
   fastify.decorateRequest('responseType', FHIR_JSON);
   fastify.decorateRequest('pretty', false);

@@ -265,7 +265,7 @@ t.test('FHIR XML end to end over a socket', async (t) => {
     await refused('<Patient/>', /not in the FHIR namespace/);
     await refused(
       `<Patient ${ns}><gender value="female"/><active value="true"/></Patient>`,
-      /<active> in Patient is out of order/,
+      /<active> in Patient \(line 1\) is out of order/,
       'Patient.active',
     );
     await refused(

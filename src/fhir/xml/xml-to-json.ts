@@ -89,7 +89,7 @@ function readElement(element: XmlElement, layout: TypeLayout, path: string, json
     const { element: definition, index, type } = entry;
     if (index < position) {
       throw errors.badRequest(
-        `<${child.local}> in ${path} is out of order: FHIR XML puts it before <${previous}>`,
+        `<${child.local}> in ${path} (line ${child.line}) is out of order: FHIR XML puts it before <${previous}>`,
         `${path}.${child.local}`,
       );
     }

@@ -36,11 +36,10 @@ export interface XmlElement {
   readonly prefix: string;
   /** Attributes other than namespace declarations. */
   readonly attributes: readonly XmlAttribute[];
-  /** Namespace declarations written on this element (prefix '' for the default namespace). */
-  readonly namespaces: Readonly<Record<string, string>>;
   readonly children: XmlNode[];
   /** Written as `<name/>` rather than with an end tag. */
   readonly selfClosing: boolean;
+  /** Where its start tag ends in the text (1-based), for messages. */
   readonly line: number;
 }
 
@@ -98,7 +97,6 @@ export function parseXmlText(text: string): XmlElement {
       local: tag.local,
       prefix: tag.prefix,
       attributes,
-      namespaces: { ...tag.ns },
       children: [],
       selfClosing: tag.isSelfClosing,
       line: parser.line,

@@ -2,7 +2,8 @@
  * npm run bench: how the server's cost grows with its data. Loads a deterministic population (bench/population.ts:
  * patients with ~2 encounters and ~1.5 medication requests each) in steps up to each population size (default
  * 10 000, 100 000 and 1 000 000 resources) and, at each step, drives the server over real HTTP on 127.0.0.1 with
- * 16 connections: create Patient, read Patient, `Patient?family=Smith&_count=20`, the typical searches of
+ * 16 connections: create Patient, read Patient, `Patient?family=Smith&_count=20` (the read and that search also
+ * answered in FHIR XML, compared with JSON in a table of their own), the typical searches of
  * bench/searches.ts, and transaction Bundles of 100 Patients. Records throughput, p50/p99 and the resident memory
  * of the server and of MongoDB at each step, draws them against population size (an SVG chart) and appends a
  * section to docs/benchmarks.md.
@@ -281,6 +282,17 @@ async function main(): Promise<void> {
         bounded,
       ),
     );
+    // The same read and search answered in FHIR XML (src/fhir/xml: the resource is stored and handled as JSON and
+    // written as XML by the reply), each checked to be XML of the kind asked for.
+    const xmlGet = async (path: string, root: string): Promise<void> => {
+      const res = await fetch(`${address}${path}`, { headers: { accept: FHIR_XML, authorization: await authorization() } });
+      const text = await res.text();
+      if (res.status !== 200 || !text.startsWith(`<?xml version="1.0" encoding="UTF-8"?><${root} `)) {
+        throw new Error(`GET ${path} as XML: ${res.status} ${text.slice(0, 300)}`);
+      }
+    };
+    record(await measure(XML_READ_ROW, requests, concurrency, async () => xmlGet(`/Patient/${anyPatient()}`, 'Patient'), bounded));
+    record(await measure(XML_SEARCH_ROW, requests, concurrency, async () => xmlGet('/Patient?family=Smith&_count=20', 'Bundle'), bounded));
     const inputsBase = { patients: loadedPatients, loadedFrom: new Date(started), loadedTo: new Date() };
     for (const [n, search] of BENCH_SEARCHES.entries()) {
       if (search.deepPage) continue;
@@ -407,6 +419,30 @@ const CHARTED = [
   'search active MedicationRequests of a patient',
 ];
 
+const FHIR_XML = 'application/fhir+xml';
+const XML_READ_ROW = 'read Patient, answered in XML';
+const XML_SEARCH_ROW = 'search Patient?family=Smith&_count=20, answered in XML';
+
+/** XML against JSON at one population: the same read and search, throughput and median latency. */
+function xmlComparison(rows: readonly Measurement[]): string[] {
+  const pairs = [
+    ['read Patient', XML_READ_ROW],
+    ['search Patient?family=Smith&_count=20', XML_SEARCH_ROW],
+  ] as const;
+  const lines = ['| operation | JSON /s | XML /s | XML / JSON throughput | JSON p50 ms | XML p50 ms |', '|---|---:|---:|---:|---:|---:|'];
+  for (const [json, xml] of pairs) {
+    const a = rows.find((r) => r.name === json);
+    const b = rows.find((r) => r.name === xml);
+    if (!a || !b) continue;
+    lines.push(
+      `| ${json.replace(/\|/g, '\\|')} | ${a.throughput.toFixed(0)} | ${b.throughput.toFixed(0)} | ${(b.throughput / a.throughput).toFixed(2)} | ${a.p50.toFixed(1)} | ${b.p50.toFixed(1)} |`,
+    );
+  }
+  return lines.length > 2
+    ? ['FHIR XML against JSON at this population (same requests, rows measured one after the other):', '', ...lines, '']
+    : [];
+}
+
 function chart(results: StepResult[]): string {
   const names = CHARTED.filter((name) => results[0]?.rows.some((r) => r.name === name));
   // Transactions are drawn in resources/s (100 a Bundle), like the issue's target.
@@ -460,6 +496,7 @@ function report(results: StepResult[], loadAtStart: number, mongo: string): stri
       '',
       markdownTable(r.rows),
       '',
+      ...xmlComparison(r.rows),
     );
     if (r.access) {
       lines.push(

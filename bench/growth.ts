@@ -283,7 +283,8 @@ async function main(): Promise<void> {
       ),
     );
     // The same read and search answered in FHIR XML (src/fhir/xml: the resource is stored and handled as JSON and
-    // written as XML by the reply), each checked to be XML of the kind asked for.
+    // written as XML by the reply), against JSON, interleaved round by round with the order alternating: rows run one
+    // after the other are skewed by what the row before left behind (the creates' audit and anchoring work).
     const xmlGet = async (path: string, root: string): Promise<void> => {
       const res = await fetch(`${address}${path}`, { headers: { accept: FHIR_XML, authorization: await authorization() } });
       const text = await res.text();
@@ -291,8 +292,31 @@ async function main(): Promise<void> {
         throw new Error(`GET ${path} as XML: ${res.status} ${text.slice(0, 300)}`);
       }
     };
-    record(await measure(XML_READ_ROW, requests, concurrency, async () => xmlGet(`/Patient/${anyPatient()}`, 'Patient'), bounded));
-    record(await measure(XML_SEARCH_ROW, requests, concurrency, async () => xmlGet('/Patient?family=Smith&_count=20', 'Bundle'), bounded));
+    const jsonGet = async (path: string): Promise<void> => void (await (await call('GET', path)).arrayBuffer());
+    const formatPairs: Array<[string, (format: 'json' | 'xml') => Promise<void>]> = [
+      [
+        'read Patient',
+        async (format) => (format === 'xml' ? xmlGet(`/Patient/${anyPatient()}`, 'Patient') : jsonGet(`/Patient/${anyPatient()}`)),
+      ],
+      [
+        'search Patient?family=Smith&_count=20',
+        async (format) =>
+          format === 'xml' ? xmlGet('/Patient?family=Smith&_count=20', 'Bundle') : jsonGet('/Patient?family=Smith&_count=20'),
+      ],
+    ];
+    for (const [name, op] of formatPairs) {
+      const samples: Record<'json' | 'xml', Measurement[]> = { json: [], xml: [] };
+      const perRound = Math.max(100, Math.floor(requests / FORMAT_ROUNDS));
+      for (let round = 0; round < FORMAT_ROUNDS; round++) {
+        for (const format of round % 2 === 0 ? (['json', 'xml'] as const) : (['xml', 'json'] as const)) {
+          samples[format].push(
+            await measure(name, perRound, concurrency, async () => op(format), { maxSeconds: maxSeconds / FORMAT_ROUNDS }),
+          );
+        }
+      }
+      record(medianRow(`${name}, ${FORMAT_ROUNDS} rounds interleaved: JSON`, samples.json));
+      record(medianRow(`${name}, ${FORMAT_ROUNDS} rounds interleaved: XML`, samples.xml));
+    }
     const inputsBase = { patients: loadedPatients, loadedFrom: new Date(started), loadedTo: new Date() };
     for (const [n, search] of BENCH_SEARCHES.entries()) {
       if (search.deepPage) continue;
@@ -420,26 +444,46 @@ const CHARTED = [
 ];
 
 const FHIR_XML = 'application/fhir+xml';
-const XML_READ_ROW = 'read Patient, answered in XML';
-const XML_SEARCH_ROW = 'search Patient?family=Smith&_count=20, answered in XML';
+/** Rounds of the XML-against-JSON comparison, each format measured once per round, the order alternating. */
+const FORMAT_ROUNDS = 6;
 
-/** XML against JSON at one population: the same read and search, throughput and median latency. */
+/** One row from several samples of the same operation: medians of their throughput and percentiles. */
+function medianRow(name: string, samples: readonly Measurement[]): Measurement {
+  const median = (pick: (m: Measurement) => number): number => {
+    const sorted = samples.map(pick).sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  return {
+    name,
+    count: samples.reduce((sum, m) => sum + m.count, 0),
+    concurrency: samples[0]?.concurrency ?? 0,
+    seconds: samples.reduce((sum, m) => sum + m.seconds, 0),
+    throughput: median((m) => m.throughput),
+    p50: median((m) => m.p50),
+    p95: median((m) => m.p95),
+    p99: median((m) => m.p99),
+  };
+}
+
+/** XML against JSON at one population: the same read and search, medians of interleaved rounds. */
 function xmlComparison(rows: readonly Measurement[]): string[] {
-  const pairs = [
-    ['read Patient', XML_READ_ROW],
-    ['search Patient?family=Smith&_count=20', XML_SEARCH_ROW],
-  ] as const;
   const lines = ['| operation | JSON /s | XML /s | XML / JSON throughput | JSON p50 ms | XML p50 ms |', '|---|---:|---:|---:|---:|---:|'];
-  for (const [json, xml] of pairs) {
-    const a = rows.find((r) => r.name === json);
-    const b = rows.find((r) => r.name === xml);
-    if (!a || !b) continue;
+  for (const json of rows.filter((r) => r.name.endsWith('interleaved: JSON'))) {
+    const base = json.name.replace(/, \d+ rounds interleaved: JSON$/, '');
+    const xml = rows.find((r) => r.name === json.name.replace(/JSON$/, 'XML'));
+    if (!xml) continue;
     lines.push(
-      `| ${json.replace(/\|/g, '\\|')} | ${a.throughput.toFixed(0)} | ${b.throughput.toFixed(0)} | ${(b.throughput / a.throughput).toFixed(2)} | ${a.p50.toFixed(1)} | ${b.p50.toFixed(1)} |`,
+      `| ${base.replace(/\|/g, '\\|')} | ${json.throughput.toFixed(0)} | ${xml.throughput.toFixed(0)} | ${(xml.throughput / json.throughput).toFixed(2)} | ${json.p50.toFixed(1)} | ${xml.p50.toFixed(1)} |`,
     );
   }
   return lines.length > 2
-    ? ['FHIR XML against JSON at this population (same requests, rows measured one after the other):', '', ...lines, '']
+    ? [
+        `FHIR XML against JSON at this population: the same requests in ${FORMAT_ROUNDS} interleaved rounds (order alternating), medians:`,
+        '',
+        ...lines,
+        '',
+      ]
     : [];
 }
 

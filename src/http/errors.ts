@@ -7,6 +7,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import { FhirError, errors, issue, operationOutcome } from '../fhir/outcome.js';
 import { fhirErrorOfStoreFailure } from '../fhir/store-failures.js';
+import { errorRepresentation, serializePayload } from './fhir-format.js';
 
 /** Fastify error codes whose message is safe and useful to show, with the FHIR issue type that fits. */
 const FASTIFY_ERRORS: Record<string, { status: number; code: 'invalid' | 'too-costly' | 'not-supported' | 'structure' }> = {
@@ -103,16 +104,20 @@ async function errorPlugin(fastify: FastifyInstance, options: ErrorOptions): Pro
     if (fhirError.status >= 500 || !(error instanceof FhirError || String(error.code ?? '').startsWith('FST_')))
       request.log.error({ err: error }, 'request failed');
     else request.log.info({ status: fhirError.status, code: fhirError.outcome.issue?.[0]?.code }, 'request refused');
-    // An error is an OperationOutcome in the format negotiated: JSON when negotiation itself failed or did not run
-    // (outside the FHIR scope), XML when the client asked for it. (Fastify drops the reply's type before this runs.)
-    const negotiated = (request as { responseType?: string }).responseType;
-    reply.type(`${negotiated ?? 'application/fhir+json'}; charset=utf-8`);
+    // An error is an OperationOutcome in the format the client asked for: XML when it asked for XML, also when the
+    // refusal came before the negotiation (a missing token); JSON when what it asked for is the problem. (Fastify
+    // drops the reply's type before this runs.)
+    const { type, pretty } = errorRepresentation(request);
+    reply.type(`${type}; charset=utf-8`);
+    reply.serializer((payload: unknown) => serializePayload(reply, payload, pretty));
     reply.code(fhirError.status).headers(fhirError.headers).send(fhirError.outcome);
   });
 
   fastify.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const fhirError = notFound(request, options);
-    reply.code(404).type('application/fhir+json; charset=utf-8').send(fhirError.outcome);
+    const { type, pretty } = errorRepresentation(request);
+    reply.serializer((payload: unknown) => serializePayload(reply, payload, pretty));
+    reply.code(404).type(`${type}; charset=utf-8`).send(fhirError.outcome);
   });
 }
 

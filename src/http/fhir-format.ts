@@ -133,6 +133,22 @@ export function negotiateResponseType(format: string | undefined, accept: string
   );
 }
 
+/**
+ * How an error is written: in the type the request asked for (`_format`, `Accept`), or FHIR JSON when it asked for
+ * nothing we write; indented on `_pretty=true`. Read from the request itself, since a refusal may come before the
+ * negotiation hook ran (a missing access token).
+ */
+export function errorRepresentation(request: FastifyRequest): { type: string; pretty: boolean } {
+  const query = (request.query ?? {}) as Record<string, unknown>;
+  let type = FHIR_JSON;
+  try {
+    type = negotiateResponseType(typeof query._format === 'string' ? query._format : undefined, request.headers.accept);
+  } catch {
+    // what was asked for is itself the problem: JSON
+  }
+  return { type, pretty: isTrue(query._pretty) };
+}
+
 /** Whether a Content-Type or reply type header names FHIR XML. */
 function namesXml(header: string | undefined): boolean {
   return header !== undefined && XML_TYPES.has(header.split(';')[0].trim().toLowerCase());
@@ -152,7 +168,7 @@ function checkBodyVersion(contentType: string | undefined): void {
  * XML, anything else (and everything under a JSON type) as JSON. Deciding at serialization time keeps the two in
  * step when a route or the error handler sets its own type (a proof package is JSON whatever was asked).
  */
-function serializePayload(reply: FastifyReply, payload: unknown, pretty: boolean): string {
+export function serializePayload(reply: FastifyReply, payload: unknown, pretty: boolean): string {
   const type = reply.getHeader('content-type');
   if (namesXml(typeof type === 'string' ? type : undefined) && isResource(payload)) return resourceToXml(payload, { pretty });
   return stringifyFhirJson(payload, pretty);

@@ -13,6 +13,7 @@ import t from 'tap';
 import { resourceToXml } from '../../src/fhir/xml/json-to-xml.js';
 import { resourceFromXmlText } from '../../src/fhir/xml/xml-to-json.js';
 import { startTestApp, stopMongoAtEnd } from '../helpers/app.js';
+import { startSecuredApp } from '../helpers/auth.js';
 
 stopMongoAtEnd(t);
 
@@ -355,4 +356,34 @@ t.test('FHIR XML end to end over a socket', async (t) => {
     const roundTrip = resourceToXml(patientJson);
     t.same(resourceFromXmlText(roundTrip), patientJson, 'the converter itself');
   });
+});
+
+t.test('refusals before negotiation (no token, a scope too narrow) answer in the format asked for', async (t) => {
+  const secured = await startSecuredApp(t);
+  const { app } = secured;
+  const anonymous = await app.inject({ url: '/Patient/x', headers: { accept: XML } });
+  t.equal(anonymous.statusCode, 401);
+  t.match(anonymous.headers['content-type'], /^application\/fhir\+xml/);
+  t.match(resourceFromXmlText(anonymous.body), { resourceType: 'OperationOutcome', issue: [{ code: 'login' }] });
+  t.match(anonymous.headers['www-authenticate'], /^Bearer/);
+  const viaFormat = await app.inject({ url: '/Patient/x?_format=xml&_pretty=true' });
+  t.equal(viaFormat.statusCode, 401);
+  t.match(viaFormat.body, /\n {2}<issue>/, '_format=xml, _pretty indents');
+  const narrow = await app.inject({
+    url: '/Patient/x',
+    headers: { accept: XML, authorization: await secured.bearer('system/Encounter.r') },
+  });
+  t.equal(narrow.statusCode, 403);
+  t.equal(resourceFromXmlText(narrow.body).resourceType, 'OperationOutcome');
+  const json = await app.inject({ url: '/Patient/x' });
+  t.match(json.headers['content-type'], /^application\/fhir\+json/, 'JSON by default');
+  const unwritable = await app.inject({ url: '/Patient/x', headers: { accept: 'application/fhir+xml; fhirVersion=3.0' } });
+  t.match(unwritable.headers['content-type'], /^application\/fhir\+json/, 'JSON when what was asked for cannot be written');
+});
+
+t.test('an unknown route answers its 404 in XML when asked', async (t) => {
+  const { app } = await startTestApp(t);
+  const res = await app.inject({ url: '/no/such/thing', headers: { accept: XML } });
+  t.equal(res.statusCode, 404);
+  t.match(resourceFromXmlText(res.body), { resourceType: 'OperationOutcome', issue: [{ code: 'not-found' }] });
 });

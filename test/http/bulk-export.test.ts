@@ -13,6 +13,7 @@ import type { CapabilityStatement, Encounter, MedicationRequest, OperationOutcom
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
 import { parseJsonText } from '../../src/fhir/json-text.js';
+import { resourceFromXmlText } from '../../src/fhir/xml/xml-to-json.js';
 import { buildApp, type AppConfig } from '../../src/app.js';
 import type { FhirContext } from '../../src/fhir/context.js';
 import { storeNextVersion } from '../../src/fhir/interactions/versions.js';
@@ -258,7 +259,10 @@ t.test('kick-off refuses what it cannot do, with a 400 OperationOutcome', async 
   for (const c of cases) {
     const res = await app.inject({ url: c.url, method: c.method ?? 'GET', headers: c.headers, payload: c.payload as never });
     t.equal(res.statusCode, 400, `${c.method ?? 'GET'} ${c.url} ${JSON.stringify(c.headers)}: 400`);
-    const outcome = res.json() as OperationOutcome;
+    // A client that asked for XML is told so in XML (the kick-off itself takes FHIR JSON only, as the IG says).
+    const xml = /xml/.test(String(res.headers['content-type']));
+    t.equal(xml, c.headers.accept === 'application/fhir+xml', 'the refusal in the format asked for');
+    const outcome = (xml ? resourceFromXmlText(res.body) : res.json()) as OperationOutcome;
     t.equal(outcome.resourceType, 'OperationOutcome');
     t.match(outcome.issue?.map((i) => i.diagnostics).join(' '), c.why);
   }

@@ -71,7 +71,7 @@ export function holdsDecimalText(payload: unknown): boolean {
   if (!Array.isArray(entries)) return false;
   return entries.some((entry) => {
     const holder = entry as { resource?: unknown; response?: { outcome?: unknown } } | null;
-    return isMarked(holder?.resource) || holdsDecimalText(holder?.resource) || isMarked(holder?.response?.outcome);
+    return holdsDecimalText(holder?.resource) || isMarked(holder?.response?.outcome);
   });
 }
 
